@@ -1,0 +1,21 @@
+# flopmetrics: FLOPs and energy of ML passes, measured honestly.
+# Run: snakemake -c all          (embedded default: config/config.yaml)
+#      snakemake --report results/report.html
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/mlp.smk"
+include: "workflow/rules/merge.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

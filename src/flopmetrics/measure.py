@@ -1,0 +1,130 @@
+"""Synchronized measurement windows, in the style of Zeus's ``begin_window``/``end_window``.
+
+A window opens and closes only after the device has finished all queued work, so what it
+covers is the work issued inside it and nothing else. Meters (energy counters, samplers)
+plug in through the small :class:`Meter` protocol and add their readings to each window.
+
+Typical use::
+
+    monitor = Monitor("cuda:0", meters=[NvmlEnergyMeter(0)])
+    monitor.begin_window("forward")
+    ...                                  # whole iterations of the pass
+    window = monitor.end_window("forward")   # window.elapsed_s, window.readings["energy_j"]
+
+and, for a pass that must run at least ``min_seconds``, :func:`run_window` runs whole
+iterations until that much time has really elapsed (synchronized), then closes the window.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+
+class Meter(Protocol):
+    """Something that measures over a window: begin() at open, end() -> readings at close."""
+
+    name: str
+
+    def begin(self) -> None: ...
+
+    def end(self) -> dict[str, float]: ...
+
+
+def synchronizer(device: str) -> Callable[[], None]:
+    """Return a function that blocks until ``device`` has finished its queued work."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return lambda: torch.cuda.synchronize(dev)
+    return lambda: None  # CPU ops are synchronous
+
+
+@dataclass
+class Window:
+    name: str
+    start_s: float  # time.perf_counter() at open (after sync)
+    end_s: float  # time.perf_counter() at close (after sync)
+    iterations: int = 0
+    readings: dict[str, float] = field(default_factory=dict)
+    wall_start: float = 0.0  # time.time() at open, to line windows up with sampler traces
+    wall_end: float = 0.0
+
+    @property
+    def elapsed_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+class WindowError(RuntimeError):
+    pass
+
+
+class Monitor:
+    """Opens and closes named, synchronized windows and collects each meter's readings."""
+
+    def __init__(self, device: str = "cpu", meters: Sequence[Meter] = ()):
+        self.device = device
+        self.meters = list(meters)
+        self._sync = synchronizer(device)
+        self._open: dict[str, tuple[float, float]] = {}
+
+    def synchronize(self) -> None:
+        self._sync()
+
+    def begin_window(self, name: str) -> None:
+        if name in self._open:
+            raise WindowError(f"window {name!r} is already open")
+        self._sync()
+        for meter in self.meters:
+            meter.begin()
+        self._open[name] = (time.perf_counter(), time.time())
+
+    def end_window(self, name: str) -> Window:
+        if name not in self._open:
+            raise WindowError(f"window {name!r} was never opened")
+        self._sync()
+        end_s, wall_end = time.perf_counter(), time.time()
+        start_s, wall_start = self._open.pop(name)
+        readings: dict[str, float] = {}
+        for meter in reversed(self.meters):
+            readings.update(meter.end())
+        return Window(name, start_s, end_s, readings=readings, wall_start=wall_start, wall_end=wall_end)
+
+
+def run_window(
+    monitor: Monitor,
+    name: str,
+    step: Callable[[], object],
+    min_seconds: float,
+    max_iterations: int = 10_000_000,
+) -> Window:
+    """Run whole iterations of ``step`` inside one window until ``min_seconds`` have elapsed.
+
+    The decision is made on synchronized elapsed time, never predicted from one iteration:
+    iterations are issued in batches, the device is synchronized after each batch and the
+    clock read; the next batch is sized to about half of the remaining time at the rate seen
+    so far, so the window ends just past ``min_seconds`` with few synchronizations.
+    """
+    if min_seconds < 0:
+        raise ValueError(f"min_seconds must be >= 0, got {min_seconds}")
+    monitor.begin_window(name)
+    start = time.perf_counter()
+    done, batch = 0, 1
+    while True:
+        for _ in range(batch):
+            step()
+        done += batch
+        monitor.synchronize()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds or done >= max_iterations:
+            break
+        per_iteration = elapsed / done
+        remaining = min_seconds - elapsed
+        batch = max(1, min(max_iterations - done, math.ceil(0.5 * remaining / per_iteration)))
+    window = monitor.end_window(name)
+    window.iterations = done
+    return window

@@ -1,0 +1,12 @@
+# Merge per-job parquet files into one table per experiment.
+
+
+rule merge_mlp:
+    input:
+        mlp_raw_files(),
+    output:
+        "results/merged/mlp.parquet",
+    log:
+        "logs/merge/mlp.log",
+    script:
+        "../scripts/merge.py"
