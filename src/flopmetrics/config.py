@@ -59,7 +59,20 @@ def validate(config: dict, schema: dict) -> dict:
                 lines.append(f"config error at {where}: {err.message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     _fill_defaults(config, schema)
+    check_consistency(config)
     return config
+
+
+def check_consistency(config: dict) -> None:
+    """Cross-key checks that a schema cannot express."""
+    style = config.get("figures", {}).get("mlp_flops_vs_d", {})
+    for key in ("n", "m"):
+        chosen = style.get(key)
+        if chosen is not None and chosen not in config["mlp"][key]:
+            raise ConfigError(
+                f"config error at figures.mlp_flops_vs_d.{key}: {chosen} is not in the sweep "
+                f"mlp.{key} = {config['mlp'][key]} (pick one of those, or null for the largest)"
+            )
 
 
 def check_devices(devices, cuda_available=None, cuda_count=None) -> None:

@@ -5,7 +5,9 @@ from flopmetrics import config as fm_config
 
 fm_config.validate(
     config,
-    fm_config.load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"),
+    fm_config.load_schema(
+        Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+    ),
 )
 if config["execution"]["check_devices"]:
     fm_config.check_devices(config["mlp"]["devices"])

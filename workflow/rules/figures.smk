@@ -11,11 +11,13 @@ rule fig_mlp_pct_diff_heatmap:
             category="MLP FLOP validation",
             labels={"figure": "counted vs analytic", "pass": "{mlp_pass}"},
         ),
+    log:
+        "logs/figures/mlp_pct_diff_heatmap_{mlp_pass}.log",
+    conda:
+        "../../envs/flopmetrics.yaml"
     params:
         figure="pct_diff_heatmap",
         style=FIGURES["mlp_pct_diff_heatmap"],
-    log:
-        "logs/figures/mlp_pct_diff_heatmap_{mlp_pass}.log",
     script:
         "../scripts/plot_mlp.py"
 
@@ -30,11 +32,13 @@ rule fig_mlp_flops_vs_d:
             category="MLP FLOP validation",
             labels={"figure": "FLOPs vs d", "pass": "forward, backward"},
         ),
+    log:
+        "logs/figures/mlp_flops_vs_d.log",
+    conda:
+        "../../envs/flopmetrics.yaml"
     params:
         figure="flops_vs_d",
         style=FIGURES["mlp_flops_vs_d"],
-    log:
-        "logs/figures/mlp_flops_vs_d.log",
     script:
         "../scripts/plot_mlp.py"
 
@@ -49,10 +53,12 @@ rule fig_mlp_throughput_vs_intensity:
             category="MLP FLOP validation",
             labels={"figure": "FLOP/s vs intensity", "pass": "forward, backward"},
         ),
+    log:
+        "logs/figures/mlp_throughput_vs_intensity.log",
+    conda:
+        "../../envs/flopmetrics.yaml"
     params:
         figure="throughput_vs_intensity",
         style=FIGURES["mlp_throughput_vs_intensity"],
-    log:
-        "logs/figures/mlp_throughput_vs_intensity.log",
     script:
         "../scripts/plot_mlp.py"

@@ -8,5 +8,7 @@ rule merge_mlp:
         "results/merged/mlp.parquet",
     log:
         "logs/merge/mlp.log",
+    conda:
+        "../../envs/flopmetrics.yaml"
     script:
         "../scripts/merge.py"

@@ -4,14 +4,16 @@
 rule profile_mlp:
     output:
         "results/raw/mlp/{device}/{dtype}/n{n}_d{d}_m{m}.parquet",
+    log:
+        "logs/mlp/{device}/{dtype}/n{n}_d{d}_m{m}.log",
+    conda:
+        "../../envs/flopmetrics.yaml"
+    resources:
+        # measuring jobs on one GPU must not overlap (see profiles/default)
+        gpu=lambda wc: 0 if wc.device == "cpu" else 1,
     params:
         job=lambda wc: fm_config.mlp_job_params(
             MLP, wc.device, wc.dtype, wc.n, wc.d, wc.m
         ),
-    log:
-        "logs/mlp/{device}/{dtype}/n{n}_d{d}_m{m}.log",
-    resources:
-        # measuring jobs on one GPU must not overlap (see profiles/default)
-        gpu=lambda wc: 0 if wc.device == "cpu" else 1,
     script:
         "../scripts/profile_mlp.py"

@@ -1,0 +1,100 @@
+"""Shared fixtures: the repository root, the thesis data beside the clone, and a helper
+that runs the real Snakemake workflow in a scratch directory."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+THESIS = REPO.parent / "shared" / "thesis"
+
+
+@pytest.fixture(scope="session")
+def thesis_dir() -> Path:
+    """``../shared/thesis``; skipped where absent, except in CI, where its absence fails."""
+    if not THESIS.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"thesis data missing at {THESIS}: CI must have ../shared beside the clone")
+        pytest.skip(f"thesis data not found at {THESIS}")
+    return THESIS
+
+
+SMALL_CONFIG = {
+    "execution": {"check_devices": True},
+    "mlp": {
+        "devices": ["cpu"],
+        "dtypes": ["fp32"],
+        "n": [2],
+        "d": [16, 32],
+        "m": [4, 8],
+        "repeats": 2,
+        "min_window_s": 0.01,
+        "warmup_iterations": 1,
+        "seed": 0,
+        "profiler_flops": False,
+    },
+    "figures": {
+        "mlp_pct_diff_heatmap": {"cmap": "vlag", "annotate": True, "dpi": 60},
+        "mlp_flops_vs_d": {"n": 2, "m": 8, "logy": True, "dpi": 60},
+        "mlp_throughput_vs_intensity": {"logx": True, "logy": True, "dpi": 60},
+    },
+}
+
+
+class Workflow:
+    """A scratch working directory with its own config, driven by the real snakemake CLI."""
+
+    def __init__(self, workdir: Path, config: dict):
+        self.workdir = workdir
+        self.config_path = workdir / "config.yaml"
+        self.write_config(config)
+
+    def write_config(self, config: dict) -> None:
+        self.config = config
+        self.config_path.write_text(yaml.safe_dump(config))
+
+    def command(self, *args: str) -> list[str]:
+        return [
+            sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(self.workdir),
+            "--configfile", str(self.config_path), "--cores", "2", *args,
+        ]
+
+    def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        proc = subprocess.run(self.command(*args), capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def scheduled(self, *args: str) -> dict[str, int]:
+        """Rule -> job count that a dry run would execute ({} when nothing is to do)."""
+        proc = self.run("--dry-run", *args)
+        out = proc.stdout + proc.stderr
+        if "Nothing to be done" in out:
+            return {}
+        table = out.split("Job stats:", 1)[1]
+        counts = {}
+        for line in table.splitlines()[3:]:
+            match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+            if not match:
+                break
+            counts[match.group(1)] = int(match.group(2))
+        return counts
+
+
+@pytest.fixture
+def small_config() -> dict:
+    import copy
+
+    return copy.deepcopy(SMALL_CONFIG)
+
+
+@pytest.fixture
+def workflow(tmp_path, small_config) -> Workflow:
+    return Workflow(tmp_path, small_config)

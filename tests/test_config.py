@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flopmetrics import config as fm_config
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = fm_config.load_schema(REPO / "workflow/schemas/config.schema.yaml")
+
+
+def default_config():
+    return yaml.safe_load((REPO / "config/config.yaml").read_text())
+
+
+def test_default_config_is_valid_and_defaults_fill_in():
+    cfg = default_config()
+    del cfg["mlp"]["repeats"]
+    fm_config.validate(cfg, SCHEMA)
+    assert cfg["mlp"]["repeats"] == 3
+
+
+@pytest.mark.parametrize(
+    "mutate,expected",
+    [
+        (lambda c: c["mlp"].update(dd=[1]), "unknown config key mlp.dd"),
+        (lambda c: c.update(mpl={}), "unknown config key mpl"),
+        (lambda c: c["figures"]["mlp_flops_vs_d"].update(colour="red"), "mlp_flops_vs_d.colour"),
+        (lambda c: c["mlp"].update(repeats="three"), "mlp.repeats: 'three' is not of type 'integer'"),
+        (lambda c: c["mlp"].update(d=[64, 0]), "mlp.d[1]: 0 is less than the minimum of 1"),
+        (lambda c: c["mlp"].update(d=[-5]), "mlp.d[0]: -5 is less than the minimum of 1"),
+        (lambda c: c["mlp"].update(dtypes=["fp8"]), "mlp.dtypes[0]: 'fp8' is not one of"),
+        (lambda c: c["mlp"].update(devices=["tpu"]), "mlp.devices[0]: 'tpu' does not match"),
+        (lambda c: c["mlp"].pop("n"), "'n' is a required property"),
+        (lambda c: c["figures"]["mlp_flops_vs_d"].update(m=7), "figures.mlp_flops_vs_d.m: 7 is not in the sweep"),
+    ],
+)
+def test_bad_config_names_key_and_value(mutate, expected):
+    cfg = default_config()
+    mutate(cfg)
+    with pytest.raises(fm_config.ConfigError) as err:
+        fm_config.validate(cfg, SCHEMA)
+    assert expected in str(err.value)
+
+
+def test_all_errors_reported_at_once():
+    cfg = default_config()
+    cfg["mlp"]["d"] = [0]
+    cfg["mlp"]["m"] = ["x"]
+    with pytest.raises(fm_config.ConfigError) as err:
+        fm_config.validate(cfg, SCHEMA)
+    assert "mlp.d[0]" in str(err.value) and "mlp.m[0]" in str(err.value)
+
+
+def test_cuda_without_gpu_is_refused():
+    with pytest.raises(fm_config.ConfigError, match=r"mlp.devices: 'cuda' requested but no CUDA GPU"):
+        fm_config.check_devices(["cpu", "cuda"], cuda_available=False, cuda_count=0)
+    with pytest.raises(fm_config.ConfigError, match=r"'cuda:2' requested but only 1 GPU"):
+        fm_config.check_devices(["cuda:2"], cuda_available=True, cuda_count=1)
+    fm_config.check_devices(["cpu", "cuda:0"], cuda_available=True, cuda_count=1)
+
+
+def test_grid_and_job_params():
+    mlp = default_config()["mlp"]
+    grid = fm_config.mlp_grid(mlp)
+    assert len(grid) == len(mlp["devices"]) * len(mlp["dtypes"]) * len(mlp["n"]) * len(mlp["d"]) * len(mlp["m"])
+    params = fm_config.mlp_job_params(mlp, "cpu", "fp32", "2", "64", "16")
+    assert params["n"] == 2 and params["repeats"] == mlp["repeats"]

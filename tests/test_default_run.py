@@ -1,0 +1,70 @@
+"""The embedded default config, end to end in a scratch directory, as a newcomer would run it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, Workflow
+
+pytestmark = pytest.mark.e2e
+
+REQUIRED_COLUMNS = {
+    "workload": "object", "pass": "object", "derived": "bool", "device": "object", "dtype": "object",
+    "n": "int64", "d": "int64", "m": "int64", "flops_analytic": "int64", "flops_analytic_thesis": "int64",
+    "flops_analytic_gemm": "int64", "flops_counted": "int64", "time_per_iter_s": "float64",
+    "time_per_iter_sem_s": "float64", "flops_per_s": "float64", "arithmetic_intensity": "float64",
+    "device_name": "object", "torch_version": "object", "hostname": "object", "git_revision": "object",
+    "timestamp_utc": "object", "config_hash": "object",
+}
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    wf = Workflow(tmp_path_factory.mktemp("default"), config)
+    wf.run()
+    wf.run("--report", str(wf.workdir / "results/report.html"))
+    return wf
+
+
+def test_merged_parquet_schema_and_values(default_run):
+    cfg = default_run.config["mlp"]
+    df = pd.read_parquet(default_run.workdir / "results/merged/mlp.parquet")
+    for col, dtype in REQUIRED_COLUMNS.items():
+        assert col in df.columns, col
+        assert str(df[col].dtype).replace("str", "object") == dtype, (col, df[col].dtype)
+    jobs = len(cfg["devices"]) * len(cfg["dtypes"]) * len(cfg["n"]) * len(cfg["d"]) * len(cfg["m"])
+    assert len(df) == 4 * jobs
+    assert df.groupby(["dtype", "n", "d", "m"]).size().eq(4).all()
+    # counted GEMM FLOPs equal the analytic GEMM term, for every job and pass
+    assert (df["flops_counted"] == df["flops_analytic_gemm"]).all()
+    # closed forms, recomputed here independently
+    f = df[df["pass"] == "forward"]
+    assert (f["flops_analytic"] == f.n * 2 * f.d**2 * f.m + f.n * f.d * f.m).all()
+    b = df[df["pass"] == "backward"]
+    assert (b["flops_analytic_thesis"] == (b.n - 1) * 4 * b.d**2 * b.m + 2 * b.d**2 * b.m + (2 * b.n - 1) * b.d * b.m).all()
+    assert (b["flops_analytic"] - b["flops_analytic_thesis"] == (b.n + 1) * b.d * b.m).all()
+    direct = df[~df["derived"]]
+    assert (direct["time_per_iter_s"] > 0).all() and (direct["window_s_mean"] >= cfg["min_window_s"]).all()
+    # a 2-core CPU cannot exceed a few TFLOP/s: a physics check on the timing windows
+    assert (direct["flops_per_s"] < 5e12).all()
+    assert (df["repeats"] == cfg["repeats"]).all()
+    assert df["config_hash"].nunique() == jobs
+
+
+def test_figures_exist_and_are_images(default_run):
+    figs = sorted((default_run.workdir / "results/figures/mlp").glob("*.png"))
+    assert [p.name for p in figs] == [
+        "flops_vs_d.png", "pct_diff_heatmap_backward.png", "pct_diff_heatmap_forward.png",
+        "throughput_vs_intensity.png",
+    ]
+    for p in figs:
+        data = p.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, p
+
+
+def test_report_builds(default_run):
+    html = (default_run.workdir / "results/report.html").read_text(errors="replace")
+    assert "MLP FLOP validation" in html and "flops_vs_d.png" in html

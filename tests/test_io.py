@@ -1,0 +1,34 @@
+import os
+import stat
+
+import pandas as pd
+import pytest
+
+from flopmetrics.io import atomic_path, write_parquet
+
+
+def test_write_parquet_roundtrip_and_permissions(tmp_path):
+    path = tmp_path / "sub" / "x.parquet"
+    write_parquet(pd.DataFrame({"a": [1, 2]}), path)
+    assert pd.read_parquet(path)["a"].tolist() == [1, 2]
+    assert stat.S_IMODE(os.stat(path).st_mode) & 0o044  # readable by others, not mkstemp's 0600
+    assert sorted(p.name for p in path.parent.iterdir()) == ["x.parquet"]
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    path = tmp_path / "x.parquet"
+    with pytest.raises(RuntimeError):
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(b"half a parq")
+            raise RuntimeError("killed mid-write")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_rewrite_keeps_old_file(tmp_path):
+    path = tmp_path / "x.parquet"
+    write_parquet(pd.DataFrame({"a": [1]}), path)
+    bad = pd.DataFrame({"a": [object()]})  # pyarrow cannot convert a bare object
+    with pytest.raises(Exception):
+        write_parquet(bad, path)
+    assert pd.read_parquet(path)["a"].tolist() == [1]
+    assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]

@@ -1,0 +1,112 @@
+import math
+import time
+
+import pytest
+
+from flopmetrics.measure import Monitor, WindowError, run_window
+from flopmetrics.passes import DerivedPass, PassSpec, derive, measure_passes, per_iteration
+from flopmetrics.stats import Estimate, estimate
+
+
+class CountingMeter:
+    """A meter whose reading is the number of steps seen between begin and end."""
+
+    name = "count"
+
+    def __init__(self):
+        self.steps = 0
+        self.calls = []
+
+    def begin(self):
+        self.calls.append("begin")
+        self._start = self.steps
+
+    def end(self):
+        self.calls.append("end")
+        return {"count": float(self.steps - self._start)}
+
+
+def test_window_covers_the_work_inside_it():
+    mon = Monitor("cpu")
+    mon.begin_window("sleep")
+    time.sleep(0.05)
+    w = mon.end_window("sleep")
+    assert 0.05 <= w.elapsed_s < 0.5
+    assert w.wall_end - w.wall_start == pytest.approx(w.elapsed_s, abs=0.01)
+
+
+def test_window_misuse_is_an_error():
+    mon = Monitor("cpu")
+    with pytest.raises(WindowError, match="never opened"):
+        mon.end_window("x")
+    mon.begin_window("x")
+    with pytest.raises(WindowError, match="already open"):
+        mon.begin_window("x")
+
+
+def test_synchronize_runs_at_open_and_close():
+    calls = []
+    mon = Monitor("cpu")
+    mon._sync = lambda: calls.append("sync")
+    mon.begin_window("a")
+    calls.append("work")
+    mon.end_window("a")
+    assert calls == ["sync", "work", "sync"]
+
+
+def test_run_window_runs_whole_iterations_until_min_elapsed():
+    meter = CountingMeter()
+    mon = Monitor("cpu", meters=[meter])
+
+    def step():
+        meter.steps += 1
+        time.sleep(0.002)
+
+    w = run_window(mon, "p", step, min_seconds=0.1)
+    assert w.elapsed_s >= 0.1
+    assert w.readings["count"] == w.iterations  # the meter saw exactly the iterations counted
+    assert w.iterations >= 0.1 / 0.004  # not stopped early
+    assert w.elapsed_s < 0.3  # batches sized to the remaining time: no large overshoot
+    assert meter.calls == ["begin", "end"]
+
+
+def test_run_window_does_not_trust_the_first_iteration():
+    # a first iteration 50x slower than the rest (a warm-up effect) must not end the window early
+    state = {"i": 0}
+
+    def step():
+        time.sleep(0.05 if state["i"] == 0 else 0.001)
+        state["i"] += 1
+
+    w = run_window(Monitor("cpu"), "p", step, min_seconds=0.15)
+    assert w.elapsed_s >= 0.15
+    assert w.iterations > 20
+
+
+def test_measure_passes_interleaves_and_derives():
+    order = []
+    specs = [PassSpec("a", lambda: (order.append("a"), time.sleep(0.002))),
+             PassSpec("ab", lambda: (order.append("ab"), time.sleep(0.004)))]
+    windows = measure_passes(Monitor("cpu"), specs, repeats=3, min_window_s=0.02, warmup_iterations=1)
+    assert [len(v) for v in windows.values()] == [3, 3]
+    est = derive({k: per_iteration(v) for k, v in windows.items()}, [DerivedPass("b", "ab", "a")])
+    assert est["b"].mean == pytest.approx(est["ab"].mean - est["a"].mean)
+    assert est["b"].sem == pytest.approx(math.hypot(est["ab"].sem, est["a"].sem))
+    assert 0.001 < est["b"].mean < 0.01
+    assert order[:2] == ["a", "ab"]  # warm-up first, then rounds
+
+
+def test_estimate_mean_sem_cv():
+    e = estimate([1.0, 2.0, 3.0, 4.0])
+    assert e.mean == 2.5
+    assert e.sem == pytest.approx(math.sqrt(5 / 3) / 2)
+    assert e.cv == pytest.approx(math.sqrt(5 / 3) / 2.5)
+    assert math.isnan(estimate([1.0]).sem)
+    with pytest.raises(ValueError):
+        estimate([])
+
+
+def test_difference_propagates_in_quadrature():
+    d = Estimate(10.0, 0.3, 5) - Estimate(4.0, 0.4, 5)
+    assert (d.mean, d.sem) == (6.0, pytest.approx(0.5))
+    assert Estimate(2.0, 0.1, 3).scale(-3).sem == pytest.approx(0.3)

@@ -1,0 +1,121 @@
+"""End-to-end: the real Snakemake CLI on the real workflow, in a scratch directory."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_full_run_outputs_and_rerun_semantics(workflow):
+    assert workflow.scheduled()["profile_mlp"] == 4
+    workflow.run()
+    wd = workflow.workdir
+    merged = pd.read_parquet(wd / "results/merged/mlp.parquet")
+    assert len(merged) == 4 * 4  # 4 jobs x 4 passes
+    assert set(merged["pass"]) == {"forward", "forward_train", "forward_backward", "backward"}
+    assert (merged["flops_counted"] == merged["flops_analytic_gemm"]).all()
+    assert (merged["time_per_iter_s"] > 0).all()
+    for fig in ("pct_diff_heatmap_forward", "pct_diff_heatmap_backward", "flops_vs_d", "throughput_vs_intensity"):
+        path = wd / f"results/figures/mlp/{fig}.png"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", fig
+
+    # nothing changed -> nothing to do
+    assert workflow.scheduled() == {}
+
+    # one figure's style -> only that figure
+    cfg = copy.deepcopy(workflow.config)
+    cfg["figures"]["mlp_flops_vs_d"]["dpi"] = 70
+    workflow.write_config(cfg)
+    assert workflow.scheduled() == {"fig_mlp_flops_vs_d": 1, "all": 1, "total": 2}
+    workflow.run()
+
+    # one more m -> only its profiling jobs, the merge and the figures that read it
+    cfg["mlp"]["m"] = [4, 8, 12]
+    workflow.write_config(cfg)
+    assert workflow.scheduled() == {
+        "profile_mlp": 2, "merge_mlp": 1, "fig_mlp_flops_vs_d": 1, "fig_mlp_pct_diff_heatmap": 2,
+        "fig_mlp_throughput_vs_intensity": 1, "all": 1, "total": 8,
+    }
+
+    # a job parameter (repeats) -> every profiling job reruns
+    cfg["mlp"]["m"] = [4, 8]
+    cfg["mlp"]["repeats"] = 3
+    workflow.write_config(cfg)
+    assert workflow.scheduled()["profile_mlp"] == 4
+
+    # the report builds from the finished run
+    cfg["mlp"]["repeats"] = 2
+    workflow.write_config(cfg)
+    workflow.run("--report", str(wd / "report.html"))
+    html = (wd / "report.html").read_text(errors="replace")
+    assert len(html) > 10_000 and "MLP FLOP validation" in html
+
+
+@pytest.mark.parametrize(
+    "mutate,expected",
+    [
+        (lambda c: c["mlp"].update(nn=[2]), "unknown config key mlp.nn"),
+        (lambda c: c["mlp"].update(repeats="3"), "mlp.repeats: '3' is not of type 'integer'"),
+        (lambda c: c["mlp"].update(d=[16, 0]), "mlp.d[1]: 0 is less than the minimum of 1"),
+        (lambda c: c["mlp"].update(dtypes=["fp64"]), "mlp.dtypes[0]: 'fp64' is not one of"),
+    ],
+)
+def test_bad_input_fails_before_any_job(workflow, mutate, expected):
+    cfg = copy.deepcopy(workflow.config)
+    mutate(cfg)
+    workflow.write_config(cfg)
+    proc = workflow.run(check=False)
+    assert proc.returncode != 0
+    assert expected in proc.stdout + proc.stderr
+    assert not (workflow.workdir / "results").exists()
+
+
+def test_cuda_requested_without_gpu(workflow):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    cfg = copy.deepcopy(workflow.config)
+    cfg["mlp"]["devices"] = ["cuda"]
+    workflow.write_config(cfg)
+    proc = workflow.run(check=False)
+    assert proc.returncode != 0
+    assert "mlp.devices: 'cuda' requested but no CUDA GPU" in proc.stdout + proc.stderr
+    assert not (workflow.workdir / "results").exists()
+    # with the device check off (jobs run elsewhere) the DAG builds
+    cfg["execution"]["check_devices"] = False
+    workflow.write_config(cfg)
+    assert workflow.scheduled()["profile_mlp"] == 4
+
+
+def test_killed_run_leaves_no_partial_output_and_resumes(workflow):
+    cfg = copy.deepcopy(workflow.config)
+    cfg["mlp"].update(d=[16], m=[4], min_window_s=1.0, repeats=3)
+    cfg["figures"]["mlp_flops_vs_d"].update(n=None, m=None)
+    workflow.write_config(cfg)
+    wd = workflow.workdir
+    log = wd / "logs/mlp/cpu/fp32/n2_d16_m4.log"
+    proc = subprocess.Popen(workflow.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while "repeat 1/3" not in (log.read_text() if log.exists() else ""):
+            assert time.time() < deadline, "profiling job never started measuring"
+            assert proc.poll() is None, "snakemake ended before it could be killed"
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)  # like a power cut: no cleanup of any kind
+    finally:
+        proc.wait(timeout=60)
+    raw = wd / "results/raw/mlp/cpu/fp32"
+    assert not any(raw.glob("*")) if raw.exists() else True  # no parquet, no partial file
+    workflow.run("--unlock")
+    workflow.run()
+    assert len(pd.read_parquet(wd / "results/raw/mlp/cpu/fp32/n2_d16_m4.parquet")) == 4
