@@ -11,7 +11,9 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/mlp.smk"
+include: "workflow/rules/energy.smk"
 include: "workflow/rules/merge.smk"
+include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -21,7 +21,7 @@ class CountingMeter:
         self.calls.append("begin")
         self._start = self.steps
 
-    def end(self):
+    def end(self, t_end):
         self.calls.append("end")
         return {"count": float(self.steps - self._start)}
 

@@ -107,3 +107,38 @@ def mlp_bytes(pass_name: str, n: int, d: int, m: int, bytes_per_element: int) ->
         grad_input = (n - 1) * (d * d + 2 * d * m)
         return b * (n * per_layer + grad_input)
     raise ValueError(f"no byte model for pass {pass_name!r}")
+
+
+def transformer_forward(shape: dict, batch: int, seq: int) -> dict[str, int]:
+    """Forward FLOPs of a Llama-style decoder (GEMMs and attention; no norms or activations).
+
+    Per layer: q/k/v/o projections ``2*T*h*(2*h_q + 2*h_kv)`` with ``h_q = heads*head_dim``,
+    ``h_kv = kv_heads*head_dim`` and ``T = batch*seq``; attention scores and weighted sum
+    ``4*batch*heads*seq^2*head_dim`` (full score matrix); gated MLP ``3 * 2*T*h*intermediate``.
+    Plus the LM head ``2*T*h*vocab``. Same conventions as FlopCounterMode, so they agree exactly.
+    """
+    T = batch * seq
+    h, hd = shape["hidden"], shape["head_dim"]
+    h_q, h_kv = shape["heads"] * hd, shape["kv_heads"] * hd
+    proj = 2 * T * h * (2 * h_q + 2 * h_kv)
+    attention = 4 * batch * shape["heads"] * seq * seq * hd
+    mlp = 3 * 2 * T * h * shape["intermediate"]
+    head = 2 * T * h * shape["vocab"]
+    layers = shape["layers"]
+    return {"gemm": layers * (proj + mlp) + head, "attention": layers * attention}
+
+
+def transformer_backward(shape: dict, batch: int, seq: int) -> dict[str, int]:
+    """Backward: every GEMM twice (input and weight gradients); attention backward 2.5x its
+    forward (FlashAttention recomputes the scores: 5 products instead of 2)."""
+    fwd = transformer_forward(shape, batch, seq)
+    return {"gemm": 2 * fwd["gemm"], "attention": fwd["attention"] * 5 // 2}
+
+
+ADAMW_FLOPS_PER_PARAMETER = 14
+
+
+def adamw_step(parameters: int) -> int:
+    """AdamW update, 14 FLOPs per parameter: decoupled weight decay (2), first moment (3),
+    second moment (4), sqrt and eps (2), scaled update (3). Bias corrections are scalars."""
+    return ADAMW_FLOPS_PER_PARAMETER * parameters

@@ -65,6 +65,31 @@ def validate(config: dict, schema: dict) -> dict:
 
 def check_consistency(config: dict) -> None:
     """Cross-key checks that a schema cannot express."""
+    from .models import ModelConfigError, resolve
+    from .targets import TargetError, resolve_target
+
+    for section in ("mlp", "llm", "matmul"):
+        key = "devices" if section == "mlp" else "targets"
+        for i, target in enumerate(config.get(section, {}).get(key, [])):
+            try:
+                resolve_target(target)
+            except TargetError as err:
+                raise ConfigError(f"config error at {section}.{key}[{i}]: {err}") from None
+    names = {}
+    for i, spec in enumerate(config.get("llm", {}).get("models", [])):
+        try:
+            name, _ = resolve(spec)
+        except ModelConfigError as err:
+            raise ConfigError(f"config error at llm.models[{i}]: {err}") from None
+        if name in names:
+            raise ConfigError(f"config error at llm.models[{i}]: model name {name!r} used twice")
+        names[name] = spec
+    for i, w in enumerate(config.get("co2e", {}).get("workloads", [])):
+        try:
+            resolve(w["model"])
+            resolve_target(w["gpu"])
+        except (ModelConfigError, TargetError) as err:
+            raise ConfigError(f"config error at co2e.workloads[{i}]: {err}") from None
     style = config.get("figures", {}).get("mlp_flops_vs_d", {})
     for key in ("n", "m"):
         chosen = style.get(key)
@@ -75,9 +100,17 @@ def check_consistency(config: dict) -> None:
             )
 
 
-def check_devices(devices, cuda_available=None, cuda_count=None) -> None:
-    """Fail if a requested device does not exist here (``cuda`` with no GPU, ``cuda:3`` of 2)."""
-    wanted = [d for d in devices if d.startswith("cuda")]
+def all_targets(config: dict) -> list[tuple[str, str]]:
+    """(config key, target) of every experiment that runs somewhere."""
+    out = [("mlp.devices", t) for t in config["mlp"]["devices"]]
+    out += [(f"{s}.targets", t) for s in ("llm", "matmul") for t in config.get(s, {}).get("targets", [])]
+    return out
+
+
+def check_devices(devices, cuda_available=None, cuda_count=None, key="mlp.devices") -> None:
+    """Fail if a requested device does not exist here (``cuda`` with no GPU, ``cuda:3`` of 2).
+    GPU labels (``h100``) need a GPU too; which one is checked by the job itself."""
+    wanted = [d for d in devices if d != "cpu"]
     if not wanted:
         return
     if cuda_available is None or cuda_count is None:
@@ -88,16 +121,17 @@ def check_devices(devices, cuda_available=None, cuda_count=None) -> None:
     for dev in wanted:
         if not cuda_available:
             raise ConfigError(
-                f"config error at mlp.devices: {dev!r} requested but no CUDA GPU is available on this machine "
+                f"config error at {key}: {dev!r} requested but no CUDA GPU is available on this machine "
                 "(torch.cuda.is_available() is False). Use 'cpu', or set execution.check_devices: false "
                 "if jobs run on other (GPU) nodes."
             )
-        index = int(dev.split(":")[1]) if ":" in dev else 0
+        index = int(dev.split(":")[1]) if dev.startswith("cuda:") else 0
         if index >= cuda_count:
-            raise ConfigError(f"config error at mlp.devices: {dev!r} requested but only {cuda_count} GPU(s) exist")
+            raise ConfigError(f"config error at {key}: {dev!r} requested but only {cuda_count} GPU(s) exist")
 
 
 MLP_JOB_KEYS = ("repeats", "min_window_s", "warmup_iterations", "seed", "profiler_flops")
+ENERGY_KEYS = ("meter", "sampler_hz", "align_to_ticks", "idle_baseline_s")
 
 
 def mlp_grid(mlp: dict) -> list[dict]:
@@ -108,6 +142,47 @@ def mlp_grid(mlp: dict) -> list[dict]:
     ]
 
 
-def mlp_job_params(mlp: dict, device: str, dtype: str, n: int, d: int, m: int) -> dict:
+def mlp_job_params(mlp: dict, device: str, dtype: str, n: int, d: int, m: int, energy: dict | None = None) -> dict:
     """Everything one profiling job needs; exactly this reaches the job via ``params``."""
-    return {"device": device, "dtype": dtype, "n": int(n), "d": int(d), "m": int(m), **{k: mlp[k] for k in MLP_JOB_KEYS}}
+    params = {"device": device, "dtype": dtype, "n": int(n), "d": int(d), "m": int(m), **{k: mlp[k] for k in MLP_JOB_KEYS}}
+    if energy is not None and device != "cpu":
+        # energy settings reach only GPU jobs: editing them leaves CPU MLP jobs alone
+        params.update({k: energy[k] for k in ENERGY_KEYS})
+    return params
+
+
+def model_specs(config: dict) -> dict:
+    """Model wildcard name -> spec (preset name, config.json path or inline mapping)."""
+    from .models import resolve
+
+    return {resolve(spec)[0]: spec for spec in config["llm"]["models"]}
+
+
+def llm_grid(llm: dict) -> list[dict]:
+    from .models import resolve
+
+    names = [resolve(s)[0] for s in llm["models"]]
+    return [
+        {"target": t, "model": mo, "precision": p, "batch": b, "seq": s}
+        for t, mo, p, b, s in itertools.product(llm["targets"], names, llm["precisions"], llm["batch_size"], llm["seq_len"])
+    ]
+
+
+def llm_job_params(config: dict, target, model, precision, batch, seq) -> dict:
+    llm = config["llm"]
+    keys = ("passes", "attn_implementation", "attention_flops", "profiler_flops", "repeats", "min_window_s",
+            "warmup_iterations", "seed")
+    return {"target": target, "model": model_specs(config)[model], "precision": precision, "batch_size": int(batch),
+            "seq_len": int(seq), **{k: llm[k] for k in keys}, "energy": dict(config["energy"])}
+
+
+def matmul_grid(mm: dict) -> list[dict]:
+    return [{"target": t, "precision": p, "size": n}
+            for t, p, n in itertools.product(mm["targets"], mm["precisions"], mm["sizes"])]
+
+
+def matmul_job_params(config: dict, target, precision, size) -> dict:
+    mm = config["matmul"]
+    return {"target": target, "precision": precision, "size": int(size),
+            **{k: mm[k] for k in ("repeats", "min_window_s", "warmup_iterations", "seed")},
+            "energy": dict(config["energy"])}

@@ -1,7 +1,19 @@
 """FLOPs counted by PyTorch, behind one function each so later fixes land in one place.
 
 ``count_flops`` uses ``torch.utils.flop_counter.FlopCounterMode``: it counts matrix products
-(mm, addmm, bmm, convolutions, attention) at ``2*M*N*K`` and nothing elementwise.
+(mm, addmm, bmm, convolutions, attention) at ``2*M*N*K`` and nothing elementwise. Two fixes
+are applied through its ``custom_mapping``:
+
+* **GQA-safe attention.** Older PyTorch (e.g. 2.11) asserts when key/value have fewer heads
+  than the query (grouped-query attention, as in Llama 3). The kernels broadcast each KV head
+  to its query group, so we count with KV heads expanded to the query's head count.
+* **CPU attention is counted.** ``aten._scaled_dot_product_flash_attention_for_cpu`` (and its
+  backward) has no formula upstream, so attention FLOPs vanished on CPU.
+
+Attention is counted in full (all ``s_q x s_k`` scores), as FlopCounterMode does; the
+``causal`` convention halves the attention part (a causal mask skips about half of the score
+matrix). The attention share is reported separately so either convention can be applied.
+
 ``profiler_flops`` reproduces the thesis's ``torch.profiler(with_flops=True)`` count for
 comparison only.
 """
@@ -12,7 +24,49 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from torch.utils import flop_counter as fc
 from torch.utils.flop_counter import FlopCounterMode
+
+aten = torch.ops.aten
+
+CONVENTIONS = ("full", "causal")
+
+
+def _expand_kv(query_shape, key_shape, value_shape):
+    h_q, h_kv = query_shape[1], key_shape[1]
+    if h_kv != h_q and h_kv > 0 and h_q % h_kv == 0:
+        key_shape = (key_shape[0], h_q, *key_shape[2:])
+        value_shape = (value_shape[0], h_q, *value_shape[2:])
+    return key_shape, value_shape
+
+
+# FlopCounterMode wraps custom formulas so they receive shapes, not tensors
+def _gqa_sdpa(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    key_shape, value_shape = _expand_kv(query_shape, key_shape, value_shape)
+    return fc.sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _gqa_sdpa_backward(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    key_shape, value_shape = _expand_kv(query_shape, key_shape, value_shape)
+    return fc.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+def _attention_mapping() -> dict:
+    forward_ops = ["_scaled_dot_product_efficient_attention", "_scaled_dot_product_flash_attention",
+                   "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_flash_attention_for_cpu"]
+    backward_ops = [f"{name}_backward" for name in forward_ops]
+    mapping = {}
+    for names, formula in ((forward_ops, _gqa_sdpa), (backward_ops, _gqa_sdpa_backward)):
+        for name in names:
+            if hasattr(aten, name):
+                mapping[getattr(aten, name)] = formula
+    return mapping
+
+
+ATTENTION_MAPPING = _attention_mapping()
+ATTENTION_OPS = {str(op) for op in ATTENTION_MAPPING} | {
+    "aten._flash_attention_forward", "aten._efficient_attention_forward",
+    "aten._flash_attention_backward", "aten._efficient_attention_backward"}
 
 
 @dataclass
@@ -20,10 +74,20 @@ class FlopCount:
     total: int
     by_op: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def attention(self) -> int:
+        return sum(v for op, v in self.by_op.items() if op in ATTENTION_OPS)
+
+    def with_convention(self, convention: str = "full") -> int:
+        """Total FLOPs with attention counted ``full`` or ``causal`` (attention halved)."""
+        if convention not in CONVENTIONS:
+            raise ValueError(f"unknown attention convention {convention!r}; expected one of {CONVENTIONS}")
+        return self.total if convention == "full" else self.total - self.attention // 2
+
 
 def count_flops(fn: Callable[[], object]) -> FlopCount:
-    """Run ``fn`` once under FlopCounterMode and return the FLOPs it executed."""
-    counter = FlopCounterMode(display=False)
+    """Run ``fn`` once under (GQA-safe) FlopCounterMode and return the FLOPs it executed."""
+    counter = FlopCounterMode(display=False, custom_mapping=ATTENTION_MAPPING)
     with counter:
         fn()
     by_op = {str(op): int(v) for op, v in counter.get_flop_counts().get("Global", {}).items()}

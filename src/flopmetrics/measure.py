@@ -27,13 +27,19 @@ import torch
 
 
 class Meter(Protocol):
-    """Something that measures over a window: begin() at open, end() -> readings at close."""
+    """Something that measures over a window.
+
+    ``begin()`` is called right after the device is synchronized at open; ``end(t_end)`` right
+    after the synchronization at close, with ``t_end`` the window's end on the
+    ``time.perf_counter`` clock. Meters are opened and read in list order, so put the one whose
+    reading is most time-critical (an energy counter) first.
+    """
 
     name: str
 
     def begin(self) -> None: ...
 
-    def end(self) -> dict[str, float]: ...
+    def end(self, t_end: float) -> dict[str, float]: ...
 
 
 def synchronizer(device: str) -> Callable[[], None]:
@@ -90,8 +96,8 @@ class Monitor:
         end_s, wall_end = time.perf_counter(), time.time()
         start_s, wall_start = self._open.pop(name)
         readings: dict[str, float] = {}
-        for meter in reversed(self.meters):
-            readings.update(meter.end())
+        for meter in self.meters:
+            readings.update(meter.end(end_s))
         return Window(name, start_s, end_s, readings=readings, wall_start=wall_start, wall_end=wall_end)
 
 

@@ -1,4 +1,5 @@
-"""One MLP profiling job: FLOPs (analytic, counted, profiler) and timing of each pass.
+"""One MLP profiling job: FLOPs (analytic, counted, profiler), time and (where a meter
+exists) energy of each pass.
 
 Passes measured directly: ``forward`` (inference, no grad), ``forward_train`` (grad-enabled
 forward + ``sum`` loss, graph discarded) and ``forward_backward``; ``backward`` is derived as
@@ -11,22 +12,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import pandas as pd
-import torch
 
-from . import analytic, provenance
-from .counting import count_flops, profiler_flops
-from .measure import Monitor
-from .mlp import build_mlp
-from .passes import DerivedPass, PassSpec, derive, measure_passes, per_iteration, stderr_progress
-from .precision import get_precision, matmul_precision
+from . import job as job_runner
+from .precision import get_precision
+from .targets import resolve_target
+from .workloads import MLPWorkload
 
 DIRECT_PASSES = ("forward", "forward_train", "forward_backward")
-DERIVED = (DerivedPass("backward", "forward_backward", "forward_train"),)
 
 
 @dataclass(frozen=True)
 class MLPJob:
-    device: str
+    device: str  # a target: cpu, cuda, cuda:<i> or a GPU label (h100, ...)
     dtype: str
     n: int
     d: int
@@ -36,6 +33,10 @@ class MLPJob:
     warmup_iterations: int = 2
     seed: int = 0
     profiler_flops: bool = True
+    meter: str = "auto"
+    sampler_hz: float = 50.0
+    align_to_ticks: bool = True
+    idle_baseline_s: float = 0.0
 
     def __post_init__(self):
         get_precision(self.dtype)  # fails early on an unknown dtype
@@ -45,104 +46,28 @@ class MLPJob:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
 
 
-def _steps(model, x):
-    params = list(model.parameters())
-
-    def forward():
-        with torch.no_grad():
-            return model(x)
-
-    def forward_train():
-        return model(x).sum()
-
-    def forward_backward():
-        for p in params:
-            p.grad = None  # no accumulation kernel: backward work only
-        model(x).sum().backward()
-
-    return {"forward": forward, "forward_train": forward_train, "forward_backward": forward_backward}
-
-
-def _counted(model, x, steps) -> dict[str, dict[str, int]]:
-    """FlopCounterMode (and profiler) FLOPs of one iteration of every pass."""
-    counted = {name: count_flops(step).total for name, step in steps.items()}
-    for p in model.parameters():
-        p.grad = None
-    loss = model(x).sum()
-    counted["backward"] = count_flops(loss.backward).total
-    out = {name: {"flops_counted": v} for name, v in counted.items()}
-    return out
-
-
-def _profiled(model, x, steps) -> dict[str, int]:
-    prof = {name: profiler_flops(step) for name, step in steps.items()}
-    loss = model(x).sum()
-    prof["backward"] = profiler_flops(loss.backward)
-    return prof
-
-
-def _analytic_columns(pass_name: str, job: MLPJob, bytes_per_element: int) -> dict:
-    # forward_train does the forward's FLOPs (the sum is not counted); forward_backward adds backward
-    parts = {
-        "forward": ("forward",),
-        "forward_train": ("forward",),
-        "backward": ("backward",),
-        "forward_backward": ("forward", "backward"),
-    }[pass_name]
-    cols = {}
-    for suffix, convention in (("", "ours"), ("_thesis", "thesis")):
-        br = [analytic.mlp_flops(p, job.n, job.d, job.m, convention) for p in parts]
-        cols[f"flops_analytic{suffix}"] = sum(b.total for b in br)
-        cols[f"flops_analytic_gemm{suffix}"] = sum(b.gemm for b in br)
-        cols[f"flops_analytic_activation{suffix}"] = sum(b.activation for b in br)
-    cols["bytes_analytic"] = sum(analytic.mlp_bytes(p, job.n, job.d, job.m, bytes_per_element) for p in parts)
-    return cols
+def run_with_trace(job: MLPJob, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    device, expected = resolve_target(job.device)
+    settings = job_runner.EnergySettings(meter=job.meter, sampler_hz=job.sampler_hz, align_to_ticks=job.align_to_ticks,
+                                         idle_baseline_s=job.idle_baseline_s, repeats=job.repeats,
+                                         min_window_s=job.min_window_s, warmup_iterations=job.warmup_iterations)
+    describe = {"target": job.device, "n": job.n, "d": job.d, "m": job.m}
+    rows, trace = job_runner.run(
+        lambda: MLPWorkload(device, job.dtype, job.n, job.d, job.m, job.seed, passes=DIRECT_PASSES),
+        device=device, settings=settings, params={**asdict(job), "job_name": f"mlp {job.device} {job.dtype} "
+                                                 f"n={job.n} d={job.d} m={job.m}"},
+        describe=describe, expected_gpu=expected, headline="analytic", profiler=job.profiler_flops,
+        progress=progress)
+    rows["device"] = job.device
+    if "flops_analytic" in rows:
+        rows["flops_per_s"] = rows["flops_analytic"] / rows["time_per_iter_s"]
+        rows["arithmetic_intensity"] = rows["flops_analytic"] / rows["bytes_analytic"]
+        rows["pct_diff_counted_vs_analytic"] = 100 * (rows["flops_counted"] - rows["flops_analytic"]) / rows["flops_analytic"]
+        rows["pct_diff_counted_vs_analytic_gemm"] = (
+            100 * (rows["flops_counted"] - rows["flops_analytic_gemm"]) / rows["flops_analytic_gemm"])
+    return rows, trace
 
 
 def run(job: MLPJob, progress=None) -> pd.DataFrame:
     """Measure ``job`` and return one row per pass (direct and derived)."""
-    precision = get_precision(job.dtype)
-    progress = progress or stderr_progress(f"mlp {job.device} {job.dtype} n={job.n} d={job.d} m={job.m}")
-    with matmul_precision(precision):
-        model, x = build_mlp(job.n, job.d, job.m, precision, job.device, job.seed)
-        steps = _steps(model, x)
-        counted = _counted(model, x, steps)
-        profiled = _profiled(model, x, steps) if job.profiler_flops else {}
-        monitor = Monitor(job.device)
-        windows = measure_passes(
-            monitor,
-            [PassSpec(name, steps[name]) for name in DIRECT_PASSES],
-            repeats=job.repeats,
-            min_window_s=job.min_window_s,
-            warmup_iterations=job.warmup_iterations,
-            progress=progress,
-        )
-    times = derive({name: per_iteration(ws) for name, ws in windows.items()}, DERIVED)
-    prov = provenance.collect(job.device, asdict(job))
-    rows = []
-    for pass_name in (*DIRECT_PASSES, *(d.name for d in DERIVED)):
-        t = times[pass_name]
-        ws = windows.get(pass_name, [])
-        row = {
-            "workload": "mlp",
-            "pass": pass_name,
-            "derived": pass_name not in windows,
-            **{k: getattr(job, k) for k in ("device", "dtype", "n", "d", "m", "repeats", "min_window_s")},
-            **_analytic_columns(pass_name, job, precision.bytes_per_element),
-            "flops_counted": counted[pass_name]["flops_counted"],
-            "flops_profiler": profiled.get(pass_name, pd.NA),
-            "iterations_per_window": min((w.iterations for w in ws), default=pd.NA),
-            "window_s_mean": (sum(w.elapsed_s for w in ws) / len(ws)) if ws else pd.NA,
-            "time_per_iter_s": t.mean,
-            "time_per_iter_sem_s": t.sem,
-            **prov,
-        }
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    df["flops_per_s"] = df["flops_analytic"] / df["time_per_iter_s"]
-    df["arithmetic_intensity"] = df["flops_analytic"] / df["bytes_analytic"]
-    df["pct_diff_counted_vs_analytic"] = 100 * (df["flops_counted"] - df["flops_analytic"]) / df["flops_analytic"]
-    df["pct_diff_counted_vs_analytic_gemm"] = (
-        100 * (df["flops_counted"] - df["flops_analytic_gemm"]) / df["flops_analytic_gemm"]
-    )
-    return df
+    return run_with_trace(job, progress)[0]

@@ -10,19 +10,28 @@ fm_config.validate(
     ),
 )
 if config["execution"]["check_devices"]:
-    fm_config.check_devices(config["mlp"]["devices"])
+    for key, target in fm_config.all_targets(config):
+        fm_config.check_devices([target], key=key)
 
 MLP = config["mlp"]
+LLM = config["llm"]
+MATMUL = config["matmul"]
 FIGURES = config["figures"]
 MLP_PASSES = ["forward", "backward"]
 
 
 wildcard_constraints:
-    device=r"cpu|cuda(:\d+)?",
+    device=r"cpu|cuda(:\d+)?|[a-z0-9_]+",
+    target=r"[a-z0-9_:]+",
     dtype="fp32|tf32|fp16|bf16",
+    precision="fp32|tf32|fp16|bf16|fp16-mixed|bf16-mixed",
+    model=r"[A-Za-z0-9_.-]+",
     n=r"\d+",
     d=r"\d+",
     m=r"\d+",
+    batch=r"\d+",
+    seq=r"\d+",
+    size=r"\d+",
     mlp_pass="forward|backward",
 
 
@@ -33,6 +42,45 @@ def mlp_raw_files():
     ]
 
 
+def llm_raw_files():
+    return [
+        "results/raw/llm/{target}/{model}/{precision}/b{batch}_s{seq}.parquet".format(
+            **job
+        )
+        for job in fm_config.llm_grid(LLM)
+    ]
+
+
+def matmul_raw_files():
+    return [
+        "results/raw/matmul/{target}/{precision}/n{size}.parquet".format(**job)
+        for job in fm_config.matmul_grid(MATMUL)
+    ]
+
+
+def energy_raw_files():
+    """Measured rows that can carry energy: LLM, matmul and the MLP's GPU jobs."""
+    gpu_mlp = [p for p in mlp_raw_files() if not p.startswith("results/raw/mlp/cpu/")]
+    return llm_raw_files() + matmul_raw_files() + gpu_mlp
+
+
+def reference_files():
+    """Committed reference measurements (per-job parquet) under config reference.dirs."""
+    files = []
+    for d in config["reference"]["dirs"]:
+        found = sorted(str(p) for p in Path(d).glob("raw/**/*.parquet"))
+        if not found:
+            raise fm_config.ConfigError(
+                f"config error at reference.dirs: no raw/**/*.parquet under {d!r}"
+            )
+        files += found
+    return files
+
+
+def thesis_enabled():
+    return config["thesis"]["architecture_dir"] is not None
+
+
 def mlp_figures():
     return [
         *expand("results/figures/mlp/pct_diff_heatmap_{p}.png", p=MLP_PASSES),
@@ -41,5 +89,31 @@ def mlp_figures():
     ]
 
 
+ENERGY_FIGURES = [
+    "energy_efficiency",
+    "forward_vs_backward",
+    "efficiency_vs_seq_len",
+    "power_trace",
+    "calibration_parity",
+    "co2e",
+]
+
+
+def energy_figures():
+    figs = [f"results/figures/energy/{name}.png" for name in ENERGY_FIGURES]
+    if thesis_enabled():
+        figs.append("results/figures/energy/thesis_vs_ours.png")
+    return figs
+
+
 def all_targets():
-    return ["results/merged/mlp.parquet", *mlp_figures()]
+    targets = ["results/merged/mlp.parquet", *mlp_figures()]
+    targets += [
+        "results/merged/energy.parquet",
+        "results/calibration/calibration.parquet",
+        "results/co2e/co2e.parquet",
+        *energy_figures(),
+    ]
+    if thesis_enabled():
+        targets.append("results/merged/thesis.parquet")
+    return targets

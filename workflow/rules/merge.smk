@@ -12,3 +12,30 @@ rule merge_mlp:
         "../../envs/flopmetrics.yaml"
     script:
         "../scripts/merge.py"
+
+
+rule merge_energy:
+    input:
+        measured=energy_raw_files(),
+        reference=reference_files(),
+    output:
+        "results/merged/energy.parquet",
+    log:
+        "logs/merge/energy.log",
+    conda:
+        "../../envs/flopmetrics.yaml"
+    script:
+        "../scripts/merge_energy.py"
+
+
+rule import_thesis:
+    input:
+        lambda wc: config["thesis"]["architecture_dir"],
+    output:
+        "results/merged/thesis.parquet",
+    log:
+        "logs/merge/thesis.log",
+    conda:
+        "../../envs/flopmetrics.yaml"
+    script:
+        "../scripts/import_thesis.py"

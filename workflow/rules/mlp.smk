@@ -1,9 +1,11 @@
-# One profiling job per (device, dtype, n, d, m): FLOPs three ways + synchronized timing.
+# One profiling job per (device, dtype, n, d, m): FLOPs three ways + synchronized timing
+# (+ energy on GPUs).
 
 
 rule profile_mlp:
     output:
-        "results/raw/mlp/{device}/{dtype}/n{n}_d{d}_m{m}.parquet",
+        table="results/raw/mlp/{device}/{dtype}/n{n}_d{d}_m{m}.parquet",
+        trace="results/traces/mlp/{device}/{dtype}/n{n}_d{d}_m{m}.parquet",
     log:
         "logs/mlp/{device}/{dtype}/n{n}_d{d}_m{m}.log",
     conda:
@@ -13,7 +15,7 @@ rule profile_mlp:
         gpu=lambda wc: 0 if wc.device == "cpu" else 1,
     params:
         job=lambda wc: fm_config.mlp_job_params(
-            MLP, wc.device, wc.dtype, wc.n, wc.d, wc.m
+            MLP, wc.device, wc.dtype, wc.n, wc.d, wc.m, config["energy"]
         ),
     script:
         "../scripts/profile_mlp.py"

@@ -1,0 +1,57 @@
+"""Benchmark: step time with vs without the power sampler running (target: <= 1 % overhead).
+
+    python benchmarks/meter_overhead.py [--model llama-3.2-1b] [--seq 512] [--rounds 5]
+
+Alternates windows with and without the 50 Hz sampler (and the aligned energy counter) on a
+train step, so drifts hit both alike; prints the mean step time of each and the difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from flopmetrics.measure import Monitor, run_window
+from flopmetrics.meters import NvmlCounterMeter, PowerSampler
+from flopmetrics.models import resolve
+from flopmetrics.nvml import NvmlGpu, load_nvml
+from flopmetrics.workloads import CausalLMWorkload
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="llama-3.2-1b")
+    ap.add_argument("--precision", default="bf16-mixed")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=512)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--window", type=float, default=2.0)
+    args = ap.parse_args()
+    name, fields = resolve(args.model)
+    wl = CausalLMWorkload("cuda", args.precision, name, fields, args.batch, args.seq, passes=["train_step"])
+    step = wl.steps()["train_step"]
+    for _ in range(3):
+        step()
+    gpu = NvmlGpu.for_torch_device(load_nvml(), 0)
+    bare = Monitor("cuda")
+    times = {"without": [], "with": []}
+    for _ in range(args.rounds):
+        w = run_window(bare, "bare", step, args.window)
+        times["without"].append(w.elapsed_s / w.iterations)
+        with PowerSampler(gpu, 50) as sampler:
+            metered = Monitor("cuda", [NvmlCounterMeter(gpu), sampler])
+            w = run_window(metered, "metered", step, args.window)
+        times["with"].append(w.elapsed_s / w.iterations)
+    a, b = np.mean(times["without"]), np.mean(times["with"])
+    result = {"gpu": torch.cuda.get_device_name(0), "model": name, "precision": args.precision, "batch": args.batch,
+              "seq": args.seq, "step_s_without": a, "step_s_with": b, "overhead_pct": 100 * (b - a) / a,
+              "rounds": times}
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

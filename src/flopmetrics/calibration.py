@@ -1,0 +1,110 @@
+"""Predict energy from FLOPs: ``E = F / EE`` and ``E = F / EE_dyn + P_static * t``.
+
+Both are fitted per group (GPU, precision, pass) by least squares through the origin and
+judged by leave-one-config-out: each configuration (row) is predicted by a fit to the others;
+the mean absolute percentage error (MAPE) over those predictions is the model's score. EE gets
+a bootstrap interval (resampling configurations).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+
+def fit_ee(flops: np.ndarray, energy: np.ndarray) -> float:
+    """EE (FLOPs/J) minimising squared error of ``E = F / EE``."""
+    flops, energy = np.asarray(flops, float), np.asarray(energy, float)
+    a = float(np.dot(flops, energy) / np.dot(flops, flops))
+    return 1.0 / a if a > 0 else math.nan
+
+
+def fit_two_term(flops, seconds, energy) -> tuple[float, float]:
+    """(EE_dyn, P_static) for ``E = F / EE_dyn + P_static * t``; NaN if under-determined."""
+    X = np.column_stack([np.asarray(flops, float), np.asarray(seconds, float)])
+    if len(X) < 2 or np.linalg.matrix_rank(X) < 2:
+        return math.nan, math.nan
+    (a, p_static), *_ = np.linalg.lstsq(X, np.asarray(energy, float), rcond=None)
+    return (1.0 / a if a > 0 else math.nan), float(p_static)
+
+
+def bootstrap_ee(flops, energy, n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    flops, energy = np.asarray(flops, float), np.asarray(energy, float)
+    if len(flops) < 2:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(flops), size=(n, len(flops)))
+    a = (flops[idx] * energy[idx]).sum(axis=1) / (flops[idx] ** 2).sum(axis=1)
+    ee = 1.0 / a
+    lo, hi = np.quantile(ee, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def leave_one_out(flops, seconds, energy) -> tuple[np.ndarray, np.ndarray]:
+    """LOO predictions of each row's energy by the one-term and two-term models."""
+    flops, seconds, energy = (np.asarray(v, float) for v in (flops, seconds, energy))
+    one, two = np.full(len(flops), np.nan), np.full(len(flops), np.nan)
+    for i in range(len(flops)):
+        keep = np.arange(len(flops)) != i
+        if keep.sum() < 1:
+            continue
+        ee = fit_ee(flops[keep], energy[keep])
+        one[i] = flops[i] / ee
+        ee_dyn, p_static = fit_two_term(flops[keep], seconds[keep], energy[keep])
+        if not math.isnan(ee_dyn):
+            two[i] = flops[i] / ee_dyn + p_static * seconds[i]
+    return one, two
+
+
+def mape(pred, actual) -> float:
+    pred, actual = np.asarray(pred, float), np.asarray(actual, float)
+    ok = ~np.isnan(pred) & ~np.isnan(actual)
+    return float(np.mean(np.abs(pred[ok] - actual[ok]) / np.abs(actual[ok])) * 100) if ok.any() else math.nan
+
+
+GROUP = ["gpu_label", "precision", "pass"]
+
+
+def usable(df: pd.DataFrame, workloads=None, passes=None, require_gates: bool = True) -> pd.DataFrame:
+    """Rows with finite FLOPs, energy and time (and passing gates, by default)."""
+    ok = df["flops"].astype(float).gt(0) & np.isfinite(df["energy_j_per_iter"].astype(float)) \
+        & df["energy_j_per_iter"].astype(float).gt(0)
+    if workloads:
+        ok &= df["workload"].isin(workloads)
+    if passes:
+        ok &= df["pass"].isin(passes)
+    if require_gates and "gates_passed" in df:
+        ok &= df["gates_passed"].astype(bool)
+    return df[ok]
+
+
+def calibrate(df: pd.DataFrame, group=GROUP, bootstrap: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (one row per group: EE with interval, two-term fit, LOO MAPEs; one row per config
+    with measured and LOO-predicted energy)."""
+    fits, preds = [], []
+    for key, g in df.groupby(list(group), sort=True):
+        F, t, E = (g[c].astype(float).to_numpy() for c in ("flops", "time_per_iter_s", "energy_j_per_iter"))
+        ee = fit_ee(F, E)
+        lo, hi = bootstrap_ee(F, E, bootstrap, seed)
+        ee_dyn, p_static = fit_two_term(F, t, E)
+        one, two = leave_one_out(F, t, E) if len(g) >= 2 else (np.full(len(g), np.nan),) * 2
+        fits.append({**dict(zip(group, key)), "configs": len(g), "ee_flops_per_j": ee, "ee_lo": lo, "ee_hi": hi,
+                     "ee_dyn_flops_per_j": ee_dyn, "p_static_w": p_static,
+                     "loo_mape_ee_pct": mape(one, E), "loo_mape_two_term_pct": mape(two, E),
+                     "source": ",".join(sorted(set(g.get("source", pd.Series(["measured"])).astype(str))))})
+        p = g[[*group, "workload", "flops", "time_per_iter_s", "energy_j_per_iter"]].copy()
+        for col in ("model", "seq_len", "batch_size", "n", "d", "m", "size"):
+            if col in g:
+                p[col] = g[col]
+        p["predicted_loo_ee_j"] = one
+        p["predicted_loo_two_term_j"] = two
+        preds.append(p)
+    fit_cols = [*group, "configs", "ee_flops_per_j", "ee_lo", "ee_hi", "ee_dyn_flops_per_j", "p_static_w",
+                "loo_mape_ee_pct", "loo_mape_two_term_pct", "source"]
+    fit_df = pd.DataFrame(fits, columns=fit_cols)
+    pred_cols = [*group, "workload", "flops", "time_per_iter_s", "energy_j_per_iter", "predicted_loo_ee_j",
+                 "predicted_loo_two_term_j"]
+    pred_df = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(columns=pred_cols)
+    return fit_df, pred_df

@@ -1,0 +1,82 @@
+"""Plausibility gates: every row is checked against physics and measurement hygiene.
+
+Rows are kept and flagged, never dropped. Each gate adds a boolean column ``gate_<name>``
+(True = passed or not applicable); ``gates_passed`` is their conjunction and
+``gate_failures`` lists the failed ones.
+
+==================  ===========================================================================
+``peak_flops``      achieved FLOP/s <= the datasheet's dense peak for the precision
+``flops_per_joule`` FLOPs/J <= peak / TDP (the most a GPU can do per Joule at its rated power)
+``power``           mean power <= enforced power limit + 10 %
+``window``          every window ran at least the configured minimum
+``exclusive``       no other compute process shared the GPU
+``throttle``        no power or thermal clock throttling during the windows
+``status``          the job ran (not out of memory)
+==================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import datasheet
+
+POWER_TOLERANCE = 1.10
+GATES = ("status", "peak_flops", "flops_per_joule", "power", "window", "exclusive", "throttle")
+
+
+def _spec(key: str, label: str):
+    if key:
+        return datasheet.by_key(key)
+    if label and label != "cpu":
+        return datasheet.most_lenient(label, "fp16")
+    return None
+
+
+def limits(row) -> tuple[float, float]:
+    """(peak FLOP/s, max FLOPs/J) for a row's GPU and precision; NaN where unknown (CPU)."""
+    key, label = str(row.get("gpu_key", "") or ""), str(row.get("gpu_label", "") or "")
+    precision = str(row.get("precision", ""))
+    if not key and label and label != "cpu":
+        spec = datasheet.most_lenient(label, precision)
+    else:
+        spec = _spec(key, label)
+    if spec is None:
+        return math.nan, math.nan
+    peak, per_j = spec.peak_flops(precision), spec.max_flops_per_joule(precision)
+    return (math.nan if peak is None else peak), (math.nan if per_j is None else per_j)
+
+
+def _le(value, limit) -> bool:
+    """value <= limit, True when either is unknown (gate not applicable)."""
+    if value is None or limit is None or pd.isna(value) or pd.isna(limit):
+        return True
+    return bool(value <= limit)
+
+
+def apply(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    lims = [limits(r) for r in df.to_dict("records")]
+    df["peak_flops_per_s"] = [p for p, _ in lims]
+    df["max_flops_per_j"] = [j for _, j in lims]
+    get = lambda col: df[col] if col in df else pd.Series([np.nan] * len(df), index=df.index)  # noqa: E731
+    status = df["status"] if "status" in df else pd.Series(["ok"] * len(df), index=df.index)
+    derived = df["derived"].astype(bool) if "derived" in df else pd.Series([False] * len(df), index=df.index)
+    df["gate_status"] = status.eq("ok")
+    df["gate_peak_flops"] = [_le(v, p) for v, p in zip(get("flops_per_s"), df["peak_flops_per_s"])]
+    df["gate_flops_per_joule"] = [_le(v, j) for v, j in zip(get("flops_per_j"), df["max_flops_per_j"])]
+    df["gate_power"] = [
+        True if d else _le(p, (lim * POWER_TOLERANCE) if not pd.isna(lim) else math.nan)
+        for d, p, lim in zip(derived, get("power_mean_w"), get("power_limit_w"))
+    ]
+    df["gate_window"] = [_le(m, w) for m, w in zip(get("min_window_s"), get("window_s_min"))]
+    df["gate_exclusive"] = get("other_processes").fillna(0).astype(float).eq(0)
+    reasons = get("throttle_reasons").fillna("").astype(str)
+    df["gate_throttle"] = reasons.eq("")
+    gate_cols = [f"gate_{g}" for g in GATES]
+    df["gates_passed"] = df[gate_cols].all(axis=1)
+    df["gate_failures"] = [";".join(g for g in GATES if not r[f"gate_{g}"]) for r in df[gate_cols].to_dict("records")]
+    return df

@@ -1,0 +1,133 @@
+"""A thin adapter over the NVML Python bindings (``pynvml`` from nvidia-ml-py).
+
+Everything flopmetrics asks of a GPU's management library goes through :class:`NvmlGpu`,
+which takes the bindings module as an argument: on a GPU it is the real ``pynvml``; on the
+CPU-only CI a fake module with the same functions stands in (tests/fake_nvml.py), so the code
+above this edge is the same in both places.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+# clock-event (throttle) reason bits that mean the clocks were held down by power or heat;
+# GPU idle (0x1), application clocks (0x2) and sync boost (0x10) are benign
+THROTTLE_BITS = {
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x20: "sw_thermal",
+    0x40: "hw_thermal",
+    0x80: "hw_power_brake",
+}
+FIELD_POWER_INSTANT = 186  # NVML_FI_DEV_POWER_INSTANT
+NVML_CLOCK_SM, NVML_CLOCK_MEM, NVML_TEMPERATURE_GPU = 1, 2, 0
+
+
+class NvmlUnavailable(RuntimeError):
+    pass
+
+
+def load_nvml():
+    """Import and initialise the real bindings, or raise :class:`NvmlUnavailable` saying why."""
+    try:
+        import pynvml
+    except ImportError as err:
+        raise NvmlUnavailable("nvidia-ml-py is not installed (pip install nvidia-ml-py)") from err
+    try:
+        pynvml.nvmlInit()
+    except Exception as err:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+        raise NvmlUnavailable(f"NVML could not be initialised: {err}") from err
+    return pynvml
+
+
+def throttle_names(mask: int) -> list[str]:
+    return [name for bit, name in THROTTLE_BITS.items() if int(mask) & bit]
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class NvmlGpu:
+    """One GPU seen through NVML. Units: J, W, MHz, degrees C."""
+
+    def __init__(self, nvml, handle):
+        self.nvml = nvml
+        self.handle = handle
+
+    @classmethod
+    def for_torch_device(cls, nvml, torch_index: int = 0) -> "NvmlGpu":
+        """The NVML device behind ``cuda:<torch_index>``, matched by UUID where possible
+        (CUDA_VISIBLE_DEVICES renumbers devices; NVML does not)."""
+        try:
+            import torch
+
+            uuid = str(torch.cuda.get_device_properties(torch_index).uuid)
+            return cls(nvml, nvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"))
+        except Exception:
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+            entries = [v.strip() for v in visible.split(",") if v.strip()]
+            index = int(entries[torch_index]) if torch_index < len(entries) and entries[torch_index].isdigit() else torch_index
+            return cls(nvml, nvml.nvmlDeviceGetHandleByIndex(index))
+
+    # --- readings -------------------------------------------------------------------------
+    def energy_j(self) -> float:
+        """Total energy since driver load (``nvmlDeviceGetTotalEnergyConsumption``, mJ)."""
+        return self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0
+
+    def power_instant_w(self) -> float:
+        """Instantaneous board power (field NVML_FI_DEV_POWER_INSTANT); NaN where unsupported."""
+        try:
+            (value,) = self.nvml.nvmlDeviceGetFieldValues(self.handle, [FIELD_POWER_INSTANT])
+        except Exception:
+            return math.nan
+        if value.nvmlReturn != 0:
+            return math.nan
+        return value.value.uiVal / 1000.0
+
+    def power_average_w(self) -> float:
+        """``nvmlDeviceGetPowerUsage``: a 1 s moving average on Ampere and newer."""
+        return self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
+
+    def sm_clock_mhz(self) -> float:
+        return float(self.nvml.nvmlDeviceGetClockInfo(self.handle, NVML_CLOCK_SM))
+
+    def mem_clock_mhz(self) -> float:
+        return float(self.nvml.nvmlDeviceGetClockInfo(self.handle, NVML_CLOCK_MEM))
+
+    def temperature_c(self) -> float:
+        return float(self.nvml.nvmlDeviceGetTemperature(self.handle, NVML_TEMPERATURE_GPU))
+
+    def clock_event_reasons(self) -> int:
+        fn = getattr(self.nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+            self.nvml, "nvmlDeviceGetCurrentClocksThrottleReasons")
+        return int(fn(self.handle))
+
+    # --- identity -------------------------------------------------------------------------
+    def power_limit_w(self) -> float:
+        return self.nvml.nvmlDeviceGetEnforcedPowerLimit(self.handle) / 1000.0
+
+    def name(self) -> str:
+        return _text(self.nvml.nvmlDeviceGetName(self.handle))
+
+    def uuid(self) -> str:
+        return _text(self.nvml.nvmlDeviceGetUUID(self.handle))
+
+    def driver_version(self) -> str:
+        return _text(self.nvml.nvmlSystemGetDriverVersion())
+
+    def other_processes(self) -> list[int]:
+        """PIDs of compute processes on this GPU other than this one."""
+        try:
+            procs = self.nvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
+        except Exception:
+            return []
+        return [int(p.pid) for p in procs if int(p.pid) != os.getpid()]
+
+    def has_energy_counter(self) -> bool:
+        try:
+            self.energy_j()
+            return True
+        except Exception:
+            return False

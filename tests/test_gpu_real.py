@@ -1,0 +1,66 @@
+"""The NVML meters on a real GPU: skipped without one (the CPU CI covers the same code
+against tests/fake_nvml.py). Run on the GPU machine with FLOPMETRICS_EVIDENCE_DIR set to keep
+the numbers; they are committed under resources/reference/h100/evidence/."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flopmetrics.measure import Monitor, run_window
+from flopmetrics.meters import NvmlCounterMeter, PowerSampler
+from flopmetrics.nvml import NvmlGpu, NvmlUnavailable, load_nvml
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="module")
+def gpu():
+    try:
+        nvml = load_nvml()
+    except NvmlUnavailable as err:
+        pytest.skip(str(err))
+    return NvmlGpu.for_torch_device(nvml, 0)
+
+
+def _evidence(name, data):
+    out = os.environ.get("FLOPMETRICS_EVIDENCE_DIR")
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        Path(out, f"{name}.json").write_text(json.dumps(data, indent=2, default=float))
+
+
+def test_real_counter_agrees_with_trace_and_repeats(gpu):
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    for _ in range(20):
+        a @ b
+    torch.cuda.synchronize()
+    counter = NvmlCounterMeter(gpu, align=True)
+    period = counter.measure_period(10)
+    with PowerSampler(gpu, hz=50) as sampler:
+        mon = Monitor("cuda:0", [counter, sampler])
+        windows = [run_window(mon, "matmul", lambda: a @ b, 2.0) for _ in range(5)]
+    per_iter = np.array([w.readings["energy_j"] / w.iterations for w in windows])
+    vs_trace = [100 * (w.readings["energy_j"] - w.readings["energy_trace_j"]) / w.readings["energy_trace_j"]
+                for w in windows]
+    cv = float(per_iter.std(ddof=1) / per_iter.mean())
+    data = {"gpu": gpu.name(), "driver": gpu.driver_version(), "power_limit_w": gpu.power_limit_w(),
+            "counter_period_s": period, "windows_s": [w.elapsed_s for w in windows],
+            "iterations": [w.iterations for w in windows], "energy_j": [w.readings["energy_j"] for w in windows],
+            "energy_trace_j": [w.readings["energy_trace_j"] for w in windows],
+            "counter_raw_j": [w.readings["energy_counter_raw_j"] for w in windows],
+            "counter_vs_trace_pct": vs_trace, "energy_per_iter_cv": cv,
+            "power_mean_w": [w.readings["power_mean_w"] for w in windows],
+            "trace_samples": [w.readings["trace_samples"] for w in windows]}
+    _evidence("nvml_counter_vs_trace_bf16_matmul", data)
+    assert 0.01 < period < 1.0
+    assert all(w.elapsed_s >= 2.0 for w in windows)
+    assert max(abs(v) for v in vs_trace) < 2.0
+    assert cv < 0.01
+    assert all(w.readings["power_mean_w"] <= 1.1 * gpu.power_limit_w() for w in windows)

@@ -1,0 +1,153 @@
+"""Meter logic against a fake NVML (the hardware edge), plus RAPL and the null meter."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fake_nvml import FakeNvml
+from flopmetrics import job
+from flopmetrics.measure import Monitor, run_window
+from flopmetrics.meters import (MeterError, NullMeter, NvmlCounterMeter, PowerSampler, RaplMeter,
+                                integrate_power, window_stats)
+from flopmetrics.nvml import NvmlGpu, throttle_names
+
+
+@pytest.fixture
+def fake():
+    return FakeNvml(idle_w=60.0, period_s=0.1)
+
+
+def busy_window(fake, monitor, seconds, watts=400.0, name="p"):
+    """A window of whole 10 ms 'iterations' during which the fake GPU draws ``watts``."""
+    def step():
+        fake.set_power(watts)
+        time.sleep(0.01)
+
+    w = run_window(monitor, name, step, seconds)
+    fake.set_power(fake.changes[0][1])  # back to idle after the window
+    return w
+
+
+def test_counter_only_steps_every_period(fake):
+    gpu = NvmlGpu(fake, fake.nvmlDeviceGetHandleByIndex(0))
+    reads = {gpu.energy_j() for _ in range(200) if not time.sleep(0.001)}
+    assert 1 <= len(reads) <= 4  # ~0.2 s of polling sees only a couple of steps
+
+
+def test_aligned_counter_meets_truth_and_beats_naive(fake):
+    gpu = NvmlGpu(fake, None)
+    aligned, naive = NvmlCounterMeter(gpu, align=True), NvmlCounterMeter(gpu, align=False)
+    errors = {"aligned": [], "naive": []}
+    for meter, key in ((aligned, "aligned"), (naive, "naive")) * 3:
+        w = busy_window(fake, Monitor("cpu", [meter]), 0.55)
+        truth = fake.energy_between(w.start_s, w.end_s)
+        errors[key].append(abs(w.readings["energy_j"] - truth) / truth)
+    assert aligned.period_s == pytest.approx(0.1, rel=0.1)
+    assert max(errors["aligned"]) < 0.02  # within 2 % on windows of only 5.5 counter steps
+    assert np.mean(errors["aligned"]) < np.mean(errors["naive"])
+
+
+def test_counter_window_shorter_than_a_period_is_refused(fake):
+    meter = NvmlCounterMeter(NvmlGpu(fake, None), align=True)
+    mon = Monitor("cpu", [meter])
+    meter.period_s = 0.1
+    mon.begin_window("short")
+    with pytest.raises(MeterError, match="shorter than one energy-counter period"):
+        mon.end_window("short")
+
+
+def test_counter_that_never_steps_is_an_error():
+    fake = FakeNvml(period_s=100.0)
+    meter = NvmlCounterMeter(NvmlGpu(fake, None), align=True, tick_timeout_s=0.2)
+    with pytest.raises(MeterError, match="did not change"):
+        meter.begin()
+
+
+def test_sampler_trace_integrates_to_truth_and_records_everything(fake):
+    gpu = NvmlGpu(fake, None)
+    fake.reasons = 0x4  # software power cap
+    with PowerSampler(gpu, hz=100) as sampler:
+        mon = Monitor("cpu", [NvmlCounterMeter(gpu), sampler])
+        time.sleep(0.05)
+        w = busy_window(fake, mon, 0.6, watts=500.0)
+        time.sleep(0.05)
+    truth = fake.energy_between(w.start_s, w.end_s)
+    assert w.readings["energy_trace_j"] == pytest.approx(truth, rel=0.03)
+    assert w.readings["energy_j"] == pytest.approx(w.readings["energy_trace_j"], rel=0.03)
+    assert 400 < w.readings["power_mean_w"] <= 500
+    assert w.readings["sm_clock_mean_mhz"] == 1980 and w.readings["temperature_max_c"] == 45
+    assert throttle_names(int(w.readings["clock_event_reasons"])) == ["sw_power_cap"]
+    trace = sampler.trace()
+    assert len(trace) >= 50 and trace["t"].is_monotonic_increasing
+    # the 1 s average lags: what nvidia-smi power.draw would show inside a 0.6 s window
+    inside = trace[(trace["t"] > w.start_s) & (trace["t"] < w.end_s)]
+    assert inside["power_average_w"].mean() < 0.8 * inside["power_instant_w"].mean()
+
+
+def test_sampler_refuses_low_rates(fake):
+    with pytest.raises(ValueError, match=">= 20 Hz"):
+        PowerSampler(NvmlGpu(fake, None), hz=5)
+
+
+def test_integrate_power_interpolates_at_edges():
+    t = np.array([0.0, 1.0, 2.0, 3.0])
+    p = np.array([100.0, 100.0, 300.0, 300.0])
+    assert integrate_power(t, p, 0.5, 2.5) == pytest.approx(50 + 200 + 150)
+    assert math.isnan(integrate_power(t[:1], p[:1], 0, 1))
+
+
+def test_window_stats_or_of_throttle_reasons():
+    trace = pd.DataFrame({"t": [0, 1, 2], "power_instant_w": [1.0, 1, 1], "power_average_w": [1.0] * 3,
+                          "sm_clock_mhz": [1.0] * 3, "mem_clock_mhz": [1.0] * 3, "temperature_c": [40, 50, 45],
+                          "clock_event_reasons": [0, 0x40, 0x1]})
+    s = window_stats(trace, 0, 2)
+    assert s["clock_event_reasons"] == 0x41 and s["temperature_max_c"] == 50
+    assert throttle_names(0x41) == ["hw_thermal"]  # idle (0x1) is benign
+
+
+def test_setup_meters_chooses_counter_or_trace():
+    with_counter = job.setup_meters("cuda:0", job.EnergySettings(), nvml=FakeNvml())
+    assert with_counter.method == "nvml_counter_aligned"
+    assert [m.name for m in with_counter.meters] == ["nvml_counter", "nvml_trace"]
+    no_counter = job.setup_meters("cuda:0", job.EnergySettings(), nvml=FakeNvml(has_counter=False))
+    assert no_counter.method == "nvml_trace" and [m.name for m in no_counter.meters] == ["nvml_trace"]
+    with pytest.raises(Exception, match="no NVML energy counter"):
+        job.setup_meters("cuda:0", job.EnergySettings(meter="nvml"), nvml=FakeNvml(has_counter=False))
+    with pytest.raises(ValueError, match="needs a cuda device"):
+        job.setup_meters("cpu", job.EnergySettings(meter="nvml"))
+    with pytest.raises(ValueError, match="unknown meter"):
+        job.EnergySettings(meter="smi")
+
+
+def test_cpu_without_rapl_gets_an_explicit_null_meter(tmp_path, monkeypatch):
+    monkeypatch.setattr(job, "RaplMeter", lambda: RaplMeter(tmp_path))
+    setup = job.setup_meters("cpu", job.EnergySettings())
+    assert setup.method == "none" and "no CPU energy meter" in setup.status
+    assert math.isnan(setup.meters[0].end(0.0)["energy_j"])
+
+
+def test_rapl_sums_packages_and_handles_wraparound(tmp_path):
+    for pkg, (energy, max_range) in enumerate([(1_000_000, 10_000_000), (9_900_000, 10_000_000)]):
+        zone = tmp_path / f"intel-rapl:{pkg}"
+        zone.mkdir()
+        (zone / "energy_uj").write_text(str(energy))
+        (zone / "max_energy_range_uj").write_text(str(max_range))
+    (tmp_path / "intel-rapl:0:0").mkdir()  # a sub-zone (core): not counted again
+    meter = RaplMeter(tmp_path)
+    meter.begin()
+    (tmp_path / "intel-rapl:0/energy_uj").write_text("3000000")  # +2 J
+    (tmp_path / "intel-rapl:1/energy_uj").write_text("100000")  # wrapped: +0.2 J
+    assert meter.end(0.0)["energy_j"] == pytest.approx(2.2)
+    with pytest.raises(MeterError, match="no readable RAPL"):
+        RaplMeter(tmp_path / "missing")
+
+
+def test_null_meter_reads_nan():
+    m = NullMeter("no meter")
+    m.begin()
+    assert math.isnan(m.end(0.0)["energy_j"])

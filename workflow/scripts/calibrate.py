@@ -1,0 +1,14 @@
+# Adapter: energy table -> calibration fits + leave-one-config-out predictions.
+import pandas as pd
+
+from flopmetrics import calibration
+from flopmetrics.io import write_parquet
+from flopmetrics.jobs import logged
+
+with logged(snakemake.log[0]):
+    s = snakemake.params.settings
+    df = calibration.usable(pd.read_parquet(snakemake.input[0]), s["workloads"], s["passes"], s["require_gates"])
+    fits, predictions = calibration.calibrate(df, bootstrap=s["bootstrap"], seed=s["seed"])
+    print(fits.to_string())
+    write_parquet(predictions, snakemake.output.predictions)
+    write_parquet(fits, snakemake.output.fits)

@@ -1,0 +1,14 @@
+# Adapter: calibration + declared workloads -> energy and CO2e table.
+import pandas as pd
+
+from flopmetrics import co2e
+from flopmetrics.io import write_parquet
+from flopmetrics.jobs import logged
+
+with logged(snakemake.log[0]):
+    s = snakemake.params.settings
+    table = co2e.estimate(s["workloads"], pd.read_parquet(snakemake.input[0]), s["pue"], s["grid_intensity_g_per_kwh"])
+    table["pue_source"] = s["pue_source"]
+    table["grid_intensity_source"] = s["grid_intensity_source"]
+    print(table.to_string())
+    write_parquet(table, snakemake.output[0])

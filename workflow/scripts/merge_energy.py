@@ -1,0 +1,8 @@
+# Adapter: measured + reference per-job parquet -> one energy table (atomic).
+from flopmetrics.io import write_parquet
+from flopmetrics.jobs import logged
+from flopmetrics.merge import merge_energy
+
+with logged(snakemake.log[0]):
+    df = merge_energy(list(snakemake.input.measured), list(snakemake.input.reference))
+    write_parquet(df, snakemake.output[0])
