@@ -133,6 +133,8 @@ def run(
     ``expected_gpu``: a datasheet label (e.g. ``h100``); the job fails unless it got one.
     """
     progress = progress or stderr_progress(params.get("job_name", "job"))
+    if device == "cuda":
+        device = "cuda:0"  # the first GPU this job was given (CUDA_VISIBLE_DEVICES / Slurm)
     dev = torch.device(device)
     gpu_spec = None
     if dev.type == "cuda":
