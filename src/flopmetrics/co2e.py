@@ -59,4 +59,7 @@ def estimate(workloads: list[dict], calibration: pd.DataFrame, pue: float, inten
             row[f"kwh{suffix}"] = kwh
             row[f"kg_co2e{suffix}"] = kwh * pue * intensity_g_per_kwh / 1000
         rows.append(row)
-    return pd.DataFrame(rows)
+    columns = ["name", "model", "gpu", "precision", "pass", "tokens", "batch_size", "seq_len", "steps", "flops",
+               "pue", "grid_intensity_g_per_kwh", "status", "ee_flops_per_j", "energy_j", "energy_j_lo",
+               "energy_j_hi", "kwh", "kg_co2e", "kwh_lo", "kg_co2e_lo", "kwh_hi", "kg_co2e_hi"]
+    return pd.DataFrame(rows, columns=columns)

@@ -141,6 +141,8 @@ def calibration_parity(pred: pd.DataFrame, fits: pd.DataFrame, style: dict):
         pred.assign(model="E = F / EE", predicted=pred["predicted_loo_ee_j"]),
         pred.assign(model="E = F / EE_dyn + P_static t", predicted=pred["predicted_loo_two_term_j"]),
     ]).dropna(subset=["predicted"])
+    if long.empty:
+        return _empty("calibration needs at least two configurations per (GPU, precision, pass)")
     g = sns.relplot(data=long, x="energy_j_per_iter", y="predicted", hue="precision", style="pass", col="model",
                     height=4, aspect=1)
     lo, hi = long[["energy_j_per_iter", "predicted"]].min().min(), long[["energy_j_per_iter", "predicted"]].max().max()
@@ -154,7 +156,7 @@ def calibration_parity(pred: pd.DataFrame, fits: pd.DataFrame, style: dict):
 
 
 def co2e_plot(table: pd.DataFrame, style: dict):
-    ok = table[table["status"] == "ok"]
+    ok = table[table["status"] == "ok"] if "status" in table else table.iloc[0:0]
     if ok.empty:
         return _empty("no CO2e estimate: no calibration matches the declared workloads")
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.6 * len(ok)))
