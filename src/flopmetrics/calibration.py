@@ -69,6 +69,8 @@ GROUP = ["gpu_label", "precision", "pass"]
 
 def usable(df: pd.DataFrame, workloads=None, passes=None, require_gates: bool = True) -> pd.DataFrame:
     """Rows with finite FLOPs, energy and time (and passing gates, by default)."""
+    if not {"flops", "energy_j_per_iter", "time_per_iter_s", "workload", "pass", *GROUP} <= set(df.columns):
+        return df.iloc[0:0]
     ok = df["flops"].astype(float).gt(0) & np.isfinite(df["energy_j_per_iter"].astype(float)) \
         & df["energy_j_per_iter"].astype(float).gt(0)
     if workloads:
@@ -84,7 +86,8 @@ def calibrate(df: pd.DataFrame, group=GROUP, bootstrap: int = 1000, seed: int = 
     """Return (one row per group: EE with interval, two-term fit, LOO MAPEs; one row per config
     with measured and LOO-predicted energy)."""
     fits, preds = [], []
-    for key, g in df.groupby(list(group), sort=True):
+    groups = df.groupby(list(group), sort=True) if len(df) else []
+    for key, g in groups:
         F, t, E = (g[c].astype(float).to_numpy() for c in ("flops", "time_per_iter_s", "energy_j_per_iter"))
         ee = fit_ee(F, E)
         lo, hi = bootstrap_ee(F, E, bootstrap, seed)

@@ -10,7 +10,10 @@ Rows are kept and flagged, never dropped. Each gate adds a boolean column ``gate
 ``power``           mean power <= enforced power limit + 10 %
 ``window``          every window ran at least the configured minimum
 ``exclusive``       no other compute process shared the GPU
-``throttle``        no power or thermal clock throttling during the windows
+``throttle``        no thermal or hardware slowdown of the clocks during the windows; the
+                    software power cap (clocks held so the board stays at its power limit, the
+                    normal operating point of a saturated H100) is flagged in ``power_capped``
+                    and does not fail the gate
 ``status``          the job ran (not out of memory)
 ==================  ===========================================================================
 """
@@ -74,8 +77,9 @@ def apply(df: pd.DataFrame) -> pd.DataFrame:
     ]
     df["gate_window"] = [_le(m, w) for m, w in zip(get("min_window_s"), get("window_s_min"))]
     df["gate_exclusive"] = get("other_processes").fillna(0).astype(float).eq(0)
-    reasons = get("throttle_reasons").fillna("").astype(str)
-    df["gate_throttle"] = reasons.eq("")
+    reasons = get("throttle_reasons").fillna("").astype(str).str.split(",")
+    df["power_capped"] = [("sw_power_cap" in r) for r in reasons]
+    df["gate_throttle"] = [not (set(r) - {"", "sw_power_cap"}) for r in reasons]
     gate_cols = [f"gate_{g}" for g in GATES]
     df["gates_passed"] = df[gate_cols].all(axis=1)
     df["gate_failures"] = [";".join(g for g in GATES if not r[f"gate_{g}"]) for r in df[gate_cols].to_dict("records")]

@@ -28,4 +28,7 @@ def merge_energy(measured: Sequence[str], reference: Sequence[str]) -> pd.DataFr
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame({"source": pd.Series(dtype=str), "workload": pd.Series(dtype=str)})
-    return pd.concat(frames, ignore_index=True, sort=False)
+    from . import gates
+
+    # gates are re-applied here so every row, old reference data included, meets today's rules
+    return gates.apply(pd.concat(frames, ignore_index=True, sort=False))

@@ -15,7 +15,12 @@ from .plots import FigureError  # noqa: E402
 PASS_ORDER = ["forward", "forward_train", "backward", "forward_backward", "optimizer", "train_step"]
 
 
+NEEDED = {"tflops_per_j", "status", "workload", "pass", "precision", "gpu_label"}
+
+
 def _with_energy(df: pd.DataFrame) -> pd.DataFrame:
+    if not NEEDED <= set(df.columns):
+        return df.iloc[0:0].reindex(columns=sorted(NEEDED | set(df.columns)))
     ok = np.isfinite(df["tflops_per_j"].astype(float)) & (df["tflops_per_j"].astype(float) > 0)
     return df[ok & df["status"].eq("ok")]
 
@@ -34,7 +39,8 @@ def _empty(message: str):
 
 def efficiency_bars(df: pd.DataFrame, style: dict):
     """TFLOPs/J per GPU x precision x pass, SEM error bars, the peak/TDP limit as a dash."""
-    sub = _with_energy(df[df["workload"] == style.get("workload", "llm")])
+    sub = _with_energy(df)
+    sub = sub[sub["workload"] == style.get("workload", "llm")]
     seq = style.get("seq_len")
     if seq is not None and "seq_len" in sub:
         sub = sub[sub["seq_len"] == seq]
@@ -76,7 +82,8 @@ def pareto_front(points: np.ndarray) -> np.ndarray:
 
 
 def forward_vs_backward(df: pd.DataFrame, style: dict):
-    sub = _with_energy(df[df["pass"].isin(["forward", "backward"])])
+    sub = _with_energy(df)
+    sub = sub[sub["pass"].isin(["forward", "backward"])]
     keys = [c for c in ("source", "gpu_label", "workload", "model", "precision", "batch_size", "seq_len", "n", "d", "m")
             if c in sub]
     if sub.empty:
@@ -99,7 +106,8 @@ def forward_vs_backward(df: pd.DataFrame, style: dict):
 
 
 def efficiency_vs_seq_len(df: pd.DataFrame, style: dict):
-    sub = _with_energy(df[(df["workload"] == "llm") & df["pass"].isin(style.get("passes", PASS_ORDER))])
+    sub = _with_energy(df)
+    sub = sub[(sub["workload"] == "llm") & sub["pass"].isin(style.get("passes", PASS_ORDER))]
     if sub.empty or "seq_len" not in sub:
         return _empty("no LLM energy measurements")
     sub = sub.assign(gpu=_label(sub))
@@ -175,8 +183,8 @@ def thesis_vs_ours(thesis: pd.DataFrame, ours: pd.DataFrame, style: dict):
     """The thesis's H100 forward/backward TFLOPs/J beside ours, with the peak/TDP limit."""
     gpu = style.get("gpu", "h100")
     t = thesis[thesis["gpu_label"] == gpu].assign(data="thesis")
-    o = _with_energy(ours[(ours["gpu_label"] == gpu) & (ours["workload"] == "llm")
-                          & ours["pass"].isin(["forward", "backward"])]).assign(data="ours")
+    o = _with_energy(ours)
+    o = o[(o["gpu_label"] == gpu) & (o["workload"] == "llm") & o["pass"].isin(["forward", "backward"])].assign(data="ours")
     both = pd.concat([t, o], ignore_index=True)
     if both.empty:
         return _empty(f"no {gpu} data from the thesis or from us")

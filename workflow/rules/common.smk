@@ -64,17 +64,40 @@ def energy_raw_files():
     return llm_raw_files() + matmul_raw_files() + gpu_mlp
 
 
+def repo_path(path):
+    """A configured path as given if it exists (relative to the working directory), else
+    relative to the workflow's own directory (so `-d elsewhere` still finds shipped data).
+    """
+    if path is None or Path(path).exists() or Path(path).is_absolute():
+        return path
+    shipped = Path(workflow.basedir) / path
+    return str(shipped) if shipped.exists() else path
+
+
 def reference_files():
     """Committed reference measurements (per-job parquet) under config reference.dirs."""
     files = []
     for d in config["reference"]["dirs"]:
-        found = sorted(str(p) for p in Path(d).glob("raw/**/*.parquet"))
+        found = sorted(str(p) for p in Path(repo_path(d)).glob("raw/**/*.parquet"))
         if not found:
             raise fm_config.ConfigError(
                 f"config error at reference.dirs: no raw/**/*.parquet under {d!r}"
             )
         files += found
     return files
+
+
+def power_trace_input():
+    trace = FIGURES["power_trace"]["trace"]
+    if (
+        trace
+        and not trace.startswith("results/")
+        and not Path(repo_path(trace)).exists()
+    ):
+        raise fm_config.ConfigError(
+            f"config error at figures.power_trace.trace: {trace!r} does not exist"
+        )
+    return repo_path(trace) if trace else []
 
 
 def thesis_enabled():

@@ -129,7 +129,7 @@ rule fig_efficiency_vs_seq_len:
 
 rule fig_power_trace:
     input:
-        trace=lambda wc: FIGURES["power_trace"]["trace"] or [],
+        trace=power_trace_input(),
     output:
         report(
             "results/figures/energy/power_trace.png",

@@ -30,7 +30,7 @@ rule merge_energy:
 
 rule import_thesis:
     input:
-        lambda wc: config["thesis"]["architecture_dir"],
+        lambda wc: repo_path(config["thesis"]["architecture_dir"]),
     output:
         "results/merged/thesis.parquet",
     log:
