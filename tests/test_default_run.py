@@ -68,3 +68,24 @@ def test_figures_exist_and_are_images(default_run):
 def test_report_builds(default_run):
     html = (default_run.workdir / "results/report.html").read_text(errors="replace")
     assert "MLP FLOP validation" in html and "flops_vs_d.png" in html
+
+
+def test_energy_calibration_and_co2e_from_reference_data(default_run):
+    wd = default_run.workdir
+    energy = pd.read_parquet(wd / "results/merged/energy.parquet")
+    assert set(energy["source"]) == {"measured", "reference"}
+    measured = energy[energy["source"] == "measured"]
+    assert set(measured["workload"]) == {"llm", "matmul"} and (measured["device"] == "cpu").all()
+    # no CPU meter here: energy is NaN with a status saying why, never a made-up number
+    assert measured["energy_j_per_iter"].isna().all() or measured["energy_method"].eq("rapl").all()
+    reference = energy[energy["source"] == "reference"]
+    assert reference["gates_passed"].all() and (reference["gpu_label"] == "h100").all()
+    fits = pd.read_parquet(wd / "results/calibration/calibration.parquet")
+    assert len(fits) == 16 and (fits["gpu_label"] == "h100").all()
+    co2e = pd.read_parquet(wd / "results/co2e/co2e.parquet").set_index("name")
+    row = co2e.loc["llama-1b-1B-tokens"]
+    assert row["status"] == "ok" and row["kg_co2e_lo"] < row["kg_co2e"] < row["kg_co2e_hi"]
+    assert row["kg_co2e"] == pytest.approx(row["kwh"] * 1.58 * 0.480)
+    for fig in ("energy_efficiency", "forward_vs_backward", "efficiency_vs_seq_len", "power_trace",
+                "calibration_parity", "co2e"):
+        assert (wd / f"results/figures/energy/{fig}.png").stat().st_size > 10_000, fig

@@ -119,3 +119,47 @@ def test_killed_run_leaves_no_partial_output_and_resumes(workflow):
     workflow.run("--unlock")
     workflow.run()
     assert len(pd.read_parquet(wd / "results/raw/mlp/cpu/fp32/n2_d16_m4.parquet")) == 4
+
+
+@pytest.mark.parametrize(
+    "mutate,expected",
+    [
+        (lambda c, d: c["llm"].update(targets=["cpu"], models=["llama-9b"]),
+         "config error at llm.models[0]: unknown model preset 'llama-9b'"),
+        (lambda c, d: c["llm"].update(targets=["cpu"], models=[str(d / "config.json")]),
+         "does not parse: line 2"),
+        (lambda c, d: c["llm"].update(targets=["x100"]), "config error at llm.targets[0]: no datasheet entry for GPU 'x100'"),
+        (lambda c, d: c["matmul"].update(targets=["h100"]), "config error at matmul.targets: 'h100' requested but no CUDA GPU"),
+        (lambda c, d: c.setdefault("co2e", {}).update(workloads=[{"name": "w", "model": "llama-3.2-1b", "tokens": 1e9, "batch_size": 8,
+                                                  "seq_len": 1024, "gpu": "b200", "precision": "bf16"}]),
+         "config error at co2e.workloads[0]: no datasheet entry for GPU 'b200'"),
+        (lambda c, d: c["reference"].update(dirs=[str(d / "nothing")]), "config error at reference.dirs: no raw/**/*.parquet"),
+    ],
+)
+def test_bad_energy_input_fails_before_any_job(workflow, mutate, expected):
+    (workflow.workdir / "config.json").write_text('{"model_type": "llama",\n  "hidden_size": }\n')
+    cfg = copy.deepcopy(workflow.config)
+    mutate(cfg, workflow.workdir)
+    workflow.write_config(cfg)
+    proc = workflow.run(check=False)
+    if "CUDA GPU" in expected:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a GPU")
+    assert proc.returncode != 0
+    assert expected in proc.stdout + proc.stderr
+    assert not (workflow.workdir / "results").exists()
+
+
+def test_thesis_import_and_comparison_figure(workflow, thesis_dir):
+    cfg = copy.deepcopy(workflow.config)
+    cfg["thesis"] = {"architecture_dir": str(thesis_dir / "architecture"), "compare_gpu": "h100"}
+    cfg["reference"] = {"dirs": ["resources/reference/h100"]}  # shipped with the workflow
+    workflow.write_config(cfg)
+    wd = workflow.workdir
+    workflow.run("results/merged/thesis.parquet", "results/figures/energy/thesis_vs_ours.png")
+    thesis = pd.read_parquet(wd / "results/merged/thesis.parquet")
+    assert (thesis["source"] == "thesis").all() and len(thesis) == 70
+    assert (~thesis[thesis["pass"] == "forward"]["gates_passed"]).sum() >= 31
+    assert (wd / "results/figures/energy/thesis_vs_ours.png").stat().st_size > 10_000

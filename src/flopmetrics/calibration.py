@@ -24,9 +24,13 @@ def fit_ee(flops: np.ndarray, energy: np.ndarray) -> float:
 def fit_two_term(flops, seconds, energy) -> tuple[float, float]:
     """(EE_dyn, P_static) for ``E = F / EE_dyn + P_static * t``; NaN if under-determined."""
     X = np.column_stack([np.asarray(flops, float), np.asarray(seconds, float)])
-    if len(X) < 2 or np.linalg.matrix_rank(X) < 2:
+    if len(X) < 2:
         return math.nan, math.nan
-    (a, p_static), *_ = np.linalg.lstsq(X, np.asarray(energy, float), rcond=None)
+    scale = np.linalg.norm(X, axis=0)  # FLOPs ~1e12 and seconds ~1e-2: compare shapes, not sizes
+    if np.any(scale == 0) or np.linalg.matrix_rank(X / scale) < 2:
+        return math.nan, math.nan
+    (a, p_static), *_ = np.linalg.lstsq(X / scale, np.asarray(energy, float), rcond=None)
+    a, p_static = a / scale[0], p_static / scale[1]
     return (1.0 / a if a > 0 else math.nan), float(p_static)
 
 

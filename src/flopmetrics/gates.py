@@ -77,7 +77,8 @@ def apply(df: pd.DataFrame) -> pd.DataFrame:
     ]
     df["gate_window"] = [_le(m, w) for m, w in zip(get("min_window_s"), get("window_s_min"))]
     df["gate_exclusive"] = get("other_processes").fillna(0).astype(float).eq(0)
-    reasons = get("throttle_reasons").fillna("").astype(str).str.split(",")
+    reasons = (df["throttle_reasons"].astype(object).where(df["throttle_reasons"].notna(), "")
+               if "throttle_reasons" in df else pd.Series([""] * len(df), index=df.index)).astype(str).str.split(",")
     df["power_capped"] = [("sw_power_cap" in r) for r in reasons]
     df["gate_throttle"] = [not (set(r) - {"", "sw_power_cap"}) for r in reasons]
     gate_cols = [f"gate_{g}" for g in GATES]

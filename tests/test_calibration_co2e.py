@@ -1,0 +1,99 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flopmetrics import calibration, co2e
+from flopmetrics.merge import merge_energy
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = sorted(str(p) for p in (REPO / "resources/reference/h100/raw").glob("**/*.parquet"))
+
+
+def test_fits_recover_exact_models():
+    F = np.array([1e12, 2e12, 4e12, 8e12])
+    t = np.array([0.01, 0.015, 0.03, 0.05])
+    assert calibration.fit_ee(F, F / 5e11) == pytest.approx(5e11)
+    ee_dyn, p_static = calibration.fit_two_term(F, t, F / 8e11 + 120 * t)
+    assert ee_dyn == pytest.approx(8e11) and p_static == pytest.approx(120)
+    one, two = calibration.leave_one_out(F, t, F / 8e11 + 120 * t)
+    assert calibration.mape(two, F / 8e11 + 120 * t) == pytest.approx(0, abs=1e-9)
+    assert calibration.mape(one, F / 8e11 + 120 * t) > 1  # the one-term model cannot absorb static power
+    lo, hi = calibration.bootstrap_ee(F, F / 5e11 * np.array([1.02, 0.98, 1.01, 0.99]), n=500)
+    assert lo < 5e11 < hi
+
+
+def test_two_term_needs_two_independent_columns():
+    assert np.isnan(calibration.fit_two_term([1.0], [1.0], [1.0])[0])
+
+
+@pytest.fixture(scope="module")
+def reference():
+    assert REFERENCE, "the committed H100 reference data is missing"
+    return merge_energy([], REFERENCE)
+
+
+def test_reference_rows_pass_every_gate(reference):
+    llm = reference[reference["workload"] == "llm"]
+    assert len(llm) == 4 * 3 * 6  # precisions x sequence lengths x passes
+    assert reference["gates_passed"].all(), reference.loc[~reference["gates_passed"], "gate_failures"]
+    assert (reference["gpu_name"] == "NVIDIA H100 80GB HBM3").all()
+    assert (reference["tflops_per_j"] * 1e12 <= reference["max_flops_per_j"]).all()
+    direct = reference[~reference["derived"].astype(bool)]
+    assert (direct["window_s_min"] >= 2.0).all() and (direct["windows"] >= 3).all()
+    for col in ("gpu_uuid", "driver_version", "git_revision", "config_hash", "torch_version", "hostname"):
+        assert direct[col].astype(str).str.len().gt(0).all(), col
+    assert (direct["power_limit_w"] == 700).all()
+
+
+def test_counted_flops_match_analytic_on_the_h100_llama(reference):
+    llm = reference[(reference["workload"] == "llm") & reference["pass"].isin(["forward", "backward"])]
+    backward = llm[llm["pass"] == "backward"]
+    fused = backward[backward["precision"] != "fp32"]
+    assert (fused["flops"] == fused["flops_analytic"]).all()
+    # fp32 attention runs on SDPA's math path: its backward is 4 plain bmm (2x the forward),
+    # not the fused kernels' 5 (2.5x, with recomputation) that the closed form assumes
+    fp32 = backward[backward["precision"] == "fp32"]
+    assert len(fp32) == 3
+    assert ((fp32["flops"] - fp32["flops_analytic"]) * 5 == -fp32["flops_analytic_attention"]).all()
+    # forward: on CUDA the counter also books the rotary-frequency product (a bmm of
+    # head_dim/2 x 1 x seq), which the closed form leaves out: exactly head_dim * seq FLOPs
+    forward = llm[llm["pass"] == "forward"]
+    assert ((forward["flops"] - forward["flops_analytic"]) == 64 * forward["seq_len"]).all()
+
+
+def test_calibration_on_reference_data(reference):
+    usable = calibration.usable(reference, ["llm"], ["forward", "backward", "optimizer", "train_step"])
+    fits, preds = calibration.calibrate(usable, bootstrap=200)
+    assert len(fits) == 16  # 4 precisions x 4 passes
+    assert (fits["configs"] == 3).all()
+    assert ((fits["ee_lo"] <= fits["ee_flops_per_j"]) & (fits["ee_flops_per_j"] <= fits["ee_hi"] * 1.0001)).all()
+    bf16 = fits.set_index(["precision", "pass"]).loc[("fp16", "forward")]
+    assert 0.5e12 < bf16["ee_flops_per_j"] < 989.5e12 / 700  # below the physical limit
+    assert len(preds) == len(usable) and preds["predicted_loo_ee_j"].notna().all()
+
+
+def test_co2e_arithmetic():
+    cal = pd.DataFrame([{"gpu_label": "h100", "precision": "bf16-mixed", "pass": "train_step",
+                         "ee_flops_per_j": 4e11, "ee_lo": 3e11, "ee_hi": 5e11}])
+    w = {"name": "x", "model": "llama-3.2-1b", "tokens": 8192 * 10, "batch_size": 8, "seq_len": 1024,
+         "gpu": "h100", "precision": "bf16-mixed", "pass": "train_step"}
+    t = co2e.estimate([w], cal, pue=1.5, intensity_g_per_kwh=400).iloc[0]
+    step = co2e.workload_flops("llama-3.2-1b", 8, 1024, "train_step")
+    assert t["steps"] == 10 and t["flops"] == pytest.approx(10 * step)
+    assert t["energy_j"] == pytest.approx(10 * step / 4e11)
+    assert t["kwh"] == pytest.approx(t["energy_j"] / 3.6e6)
+    assert t["kg_co2e"] == pytest.approx(t["kwh"] * 1.5 * 0.4)
+    assert t["kg_co2e_lo"] < t["kg_co2e"] < t["kg_co2e_hi"]
+    missing = co2e.estimate([{**w, "gpu": "a100"}], cal, 1.5, 400).iloc[0]
+    assert missing["status"].startswith("no calibration") and np.isnan(missing["kg_co2e"])
+
+
+def test_llama_parameter_count_and_step_flops():
+    from flopmetrics.models import resolve, transformer_shape
+
+    _, fields = resolve("llama-3.2-1b")
+    assert co2e.parameter_count(transformer_shape(fields)) == 1_235_814_400  # Llama-3.2-1B
+    fwd = co2e.workload_flops("llama-3.2-1b", 8, 1024, "forward")
+    assert fwd == pytest.approx(2.1347e13, rel=1e-3)

@@ -1,0 +1,102 @@
+"""The whole job path (meters -> windows -> derived passes -> rows -> gates -> trace) with the
+NVML edge faked: the same code ran on the H100 for resources/reference/h100."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from fake_nvml import FakeNvml
+from flopmetrics import job
+from flopmetrics.meters import NvmlCounterMeter, PowerSampler
+from flopmetrics.nvml import NvmlGpu
+from flopmetrics.runners import run_llm
+
+IDLE_W, BUSY_W = 60.0, 300.0
+
+PARAMS = dict(target="cpu", model="tiny-llama", precision="fp32", batch_size=2, seq_len=16,
+              passes=["forward", "forward_train", "forward_backward", "train_step"], attn_implementation="sdpa",
+              attention_flops="full", profiler_flops=False, repeats=3, min_window_s=0.35, warmup_iterations=1, seed=0,
+              energy=dict(meter="auto", sampler_hz=100, align_to_ticks=True, idle_baseline_s=0.5))
+
+
+@pytest.fixture(scope="module")
+def measured():
+    fake = FakeNvml(idle_w=IDLE_W, period_s=0.1)
+    gpu = NvmlGpu(fake, None)
+    mp = pytest.MonkeyPatch()
+    sampler = PowerSampler(gpu, hz=100)
+    mp.setattr(job, "setup_meters", lambda device, settings, nvml=None: job.MeterSetup(
+        [NvmlCounterMeter(gpu), sampler], sampler, gpu, "nvml_counter_aligned", "ok"))
+    real_idle = job._idle_baseline
+
+    def idle(monitor, seconds, progress):
+        fake.set_power(IDLE_W)
+        out = real_idle(monitor, seconds, progress)
+        fake.set_power(BUSY_W)  # 'the GPU' is busy from here on: every window measures work
+        return out
+
+    mp.setattr(job, "_idle_baseline", idle)
+    try:
+        rows, trace = run_llm(PARAMS, progress=lambda m: None)
+    finally:
+        mp.undo()
+    return rows.set_index("pass"), trace, fake
+
+
+def test_energy_per_iteration_matches_the_simulated_power(measured):
+    rows, _, _ = measured
+    for p in ("forward", "forward_train", "forward_backward", "train_step"):
+        r = rows.loc[p]
+        assert r["energy_j_per_iter"] == pytest.approx(BUSY_W * r["time_per_iter_s"], rel=0.05), p
+        assert r["dynamic_energy_j_per_iter"] == pytest.approx((BUSY_W - IDLE_W) * r["time_per_iter_s"], rel=0.08), p
+        assert abs(r["counter_vs_trace_pct"]) < 5
+        assert r["windows"] == 3 and r["window_s_min"] >= 0.35
+    assert rows.loc["forward", "idle_power_w"] == pytest.approx(IDLE_W, rel=0.05)
+    assert rows["energy_method"].eq("nvml_counter_aligned").all()
+
+
+def test_derived_passes_and_their_errors(measured):
+    rows, _, _ = measured
+    b, fb, ft = rows.loc["backward"], rows.loc["forward_backward"], rows.loc["forward_train"]
+    assert b["derived"] and b["energy_j_per_iter"] == pytest.approx(fb["energy_j_per_iter"] - ft["energy_j_per_iter"])
+    assert b["energy_j_per_iter_sem"] == pytest.approx(math.hypot(fb["energy_j_per_iter_sem"], ft["energy_j_per_iter_sem"]))
+    o = rows.loc["optimizer"]
+    assert o["flops"] == 14 * rows.loc["forward", "parameters"]
+    assert rows.loc["train_step", "flops"] == rows.loc["forward_backward", "flops"] + o["flops"]
+
+
+def test_rows_carry_provenance_and_gates(measured):
+    rows, _, fake = measured
+    assert (rows["gpu_name"] == fake.name).all() and (rows["power_limit_w"] == 700).all()
+    assert (rows["driver_version"] == "999.99-fake").all()
+    assert rows["gates_passed"].all()
+    assert rows["config_hash"].nunique() == 1
+
+
+def test_trace_is_labelled_with_every_window(measured):
+    _, trace, _ = measured
+    assert {"idle", "forward", "forward_train", "forward_backward", "train_step"} <= set(trace["window"])
+    assert sorted(trace.loc[trace["window"] == "forward", "repeat"].unique()) == [0, 1, 2]
+    assert trace["t_rel_s"].iloc[0] == 0 and trace["t_rel_s"].is_monotonic_increasing
+
+
+def test_out_of_memory_becomes_a_row_and_the_sweep_goes_on():
+    def boom():
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 80 GiB")
+
+    rows, trace = job.run(boom, device="cpu", settings=job.EnergySettings(meter="none"), params={"x": 1},
+                          describe={"model": "huge"})
+    assert (rows["status"] == "oom").all() and not rows["gates_passed"].any()
+    assert rows["error"].str.contains("out of memory").all() and rows["model"].eq("huge").all()
+    assert trace.empty
+
+
+def test_a_gpu_job_without_a_gpu_fails_clearly():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(RuntimeError, match="no CUDA GPU is available to this job"):
+        job.run(lambda: None, device="cuda", settings=job.EnergySettings(), params={}, describe={})

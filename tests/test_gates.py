@@ -1,0 +1,103 @@
+import pandas as pd
+import pytest
+
+from flopmetrics import datasheet, gates
+from flopmetrics.thesis import ThesisImportError, read_architecture
+
+H100 = datasheet.by_key("h100_sxm")
+
+
+def row(**kw):
+    base = {"gpu_key": "h100_sxm", "gpu_label": "h100", "precision": "bf16", "status": "ok", "derived": False,
+            "flops_per_s": 400e12, "flops_per_j": 0.6e12, "power_mean_w": 650.0, "power_limit_w": 700.0,
+            "min_window_s": 2.0, "window_s_min": 2.01, "other_processes": 0, "throttle_reasons": ""}
+    base.update(kw)
+    return base
+
+
+def test_datasheet_limits():
+    assert H100.peak_flops("bf16-mixed") == 989.5e12
+    assert H100.max_flops_per_joule("fp16") == pytest.approx(989.5e12 / 700)
+    assert datasheet.for_device_name("NVIDIA H100 80GB HBM3").key == "h100_sxm"
+    assert datasheet.for_device_name("NVIDIA H100 PCIe").key == "h100_pcie"
+    assert datasheet.for_device_name("NVIDIA A100-SXM4-80GB").label == "a100"
+    assert datasheet.by_key("v100_sxm2").peak_flops("bf16") is None  # no bf16 path on Volta
+    for spec in datasheet.table().values():
+        assert spec.source and spec.tdp_w > 0
+
+
+def test_unknown_gpu_is_a_clear_error():
+    with pytest.raises(datasheet.UnknownGPU, match="no datasheet entry matches GPU 'NVIDIA B300'"):
+        datasheet.for_device_name("NVIDIA B300")
+    with pytest.raises(datasheet.UnknownGPU, match="no datasheet entry for GPU label 'x100'"):
+        datasheet.most_lenient("x100", "fp16")
+
+
+def test_wrong_architecture_fails_loudly():
+    with pytest.raises(RuntimeError, match="measures GPU architecture 'a100' but runs on 'NVIDIA H100 80GB HBM3'"):
+        datasheet.check_label_matches("a100", "NVIDIA H100 80GB HBM3")
+    assert datasheet.check_label_matches("h100", "NVIDIA H100 80GB HBM3").key == "h100_sxm"
+
+
+@pytest.mark.parametrize(
+    "change,failed",
+    [
+        ({}, ""),
+        ({"flops_per_j": 1.5e12}, "flops_per_joule"),
+        ({"flops_per_s": 1.2e15}, "peak_flops"),
+        ({"power_mean_w": 800.0}, "power"),
+        ({"window_s_min": 1.5}, "window"),
+        ({"other_processes": 1}, "exclusive"),
+        ({"throttle_reasons": "sw_power_cap,hw_thermal"}, "throttle"),
+        ({"status": "oom"}, "status"),
+        ({"throttle_reasons": "sw_power_cap"}, ""),  # power cap: flagged, not failed
+        ({"precision": "fp32", "flops_per_s": 70e12, "flops_per_j": 0.09e12}, "peak_flops"),  # above the 67 TFLOP/s FP32 peak
+    ],
+)
+def test_each_gate(change, failed):
+    out = gates.apply(pd.DataFrame([row(**change)]))
+    assert out.loc[0, "gate_failures"] == failed
+    assert bool(out.loc[0, "gates_passed"]) == (failed == "")
+
+
+def test_power_cap_is_flagged_and_rows_are_kept():
+    df = gates.apply(pd.DataFrame([row(throttle_reasons="sw_power_cap"), row(flops_per_j=9e12)]))
+    assert len(df) == 2 and df["power_capped"].tolist() == [True, False]
+    assert df["gates_passed"].tolist() == [True, False]
+
+
+def test_cpu_rows_have_no_physical_limits():
+    df = gates.apply(pd.DataFrame([row(gpu_key="", gpu_label="cpu", flops_per_j=1e15, flops_per_s=1e16,
+                                       power_limit_w=float("nan"))]))
+    assert bool(df.loc[0, "gates_passed"])
+
+
+def test_derived_rows_skip_the_power_gate():
+    df = gates.apply(pd.DataFrame([row(derived=True, power_mean_w=float("nan"))]))
+    assert bool(df.loc[0, "gate_power"])
+
+
+def test_thesis_forward_values_are_flagged(thesis_dir):
+    df = read_architecture(thesis_dir / "architecture")
+    fwd, bwd = df[df["pass"] == "forward"], df[df["pass"] == "backward"]
+    assert len(fwd) == 36 and len(bwd) == 34  # 12 GPU x precision files, 3 configs, 2 forward-only
+    # against the most lenient variant of each label: impossible on any variant
+    assert (~fwd["gate_flops_per_joule"]).sum() == 31
+    assert bwd["gate_flops_per_joule"].all()
+    # the published headline: L40S FP16 forward m=1024 at 6.24 TFLOPs/J, 3x the L40S's limit
+    l40s = fwd[(fwd.gpu_label == "l40s") & (fwd.precision == "fp16") & (fwd.seq_len == 1024)].iloc[0]
+    assert l40s["tflops_per_j"] == pytest.approx(6.24, abs=0.01)
+    assert l40s["max_flops_per_j"] == pytest.approx(362.05e12 / 350)
+    assert not l40s["gates_passed"]
+    # our importer reproduces the thesis's own efficiency column
+    assert ((df["published_gflops_per_joule"] * 1e9 - df["flops_per_j"]).abs() / df["flops_per_j"]).max() < 1e-9
+    assert (df["source"] == "thesis").all()
+
+
+def test_thesis_import_errors_name_the_file(tmp_path):
+    with pytest.raises(ThesisImportError, match="no thesis result files"):
+        read_architecture(tmp_path)
+    bad = tmp_path / "h100_fp16_llama3.2_1b_all_configs_results.jsonl"
+    bad.write_text('{"a": 1}\n{not json\n')
+    with pytest.raises(ThesisImportError, match=r"results.jsonl:2: not JSON"):
+        read_architecture(tmp_path)
