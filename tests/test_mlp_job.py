@@ -45,3 +45,26 @@ def test_provenance_columns(table):
 def test_unknown_dtype_rejected():
     with pytest.raises(ValueError, match="unknown dtype 'fp8'"):
         MLPJob("cpu", "fp8", 2, 2, 2)
+
+
+def test_tf32_setting_covers_backward(monkeypatch):
+    """TF32 must be on for every matmul of a tf32 job, backward included (it runs outside
+    autocast): record the flag each time a matmul executes."""
+    import torch
+
+    from flopmetrics.workloads import MLPWorkload
+
+    seen = []
+    wl = MLPWorkload("cpu", "tf32", 2, 8, 4)
+    step = wl.steps()["forward_backward"]
+
+    def hook(*args):
+        seen.append(torch.backends.cuda.matmul.allow_tf32)
+
+    handles = [p.register_hook(lambda g: hook()) for p in wl.model.parameters()]
+    with wl.precision_scope():
+        step()
+    for h in handles:
+        h.remove()
+    assert seen and all(seen)
+    assert torch.backends.cuda.matmul.allow_tf32 is False  # restored after the job

@@ -158,7 +158,7 @@ def run(
         return _finish_oom(base, describe, err)
     sampler_ctx = setup.sampler if setup.sampler else _NoSampler()
     try:
-        with sampler_ctx:
+        with workload.precision_scope(), sampler_ctx:
             counted = workload.counted()
             analytic_cols = workload.analytic()
             profiled = workload.profiled() if profiler else {}

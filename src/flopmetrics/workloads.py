@@ -58,13 +58,18 @@ class Workload:
 
     @contextlib.contextmanager
     def context(self):
-        """TF32 setting and (for mixed precision) autocast around every step."""
-        with matmul_precision(self.precision):
-            if self.mixed:
-                with torch.autocast(torch.device(self.device).type, dtype=self.precision.dtype):
-                    yield
-            else:
+        """Autocast around the forward part of a step (mixed precision only). The TF32 switch is
+        not set here but for the whole job (:meth:`precision_scope`): backward runs outside
+        autocast and must see it too."""
+        if self.mixed:
+            with torch.autocast(torch.device(self.device).type, dtype=self.precision.dtype):
                 yield
+        else:
+            yield
+
+    def precision_scope(self):
+        """TF32 on or off for everything the job runs (forward, backward, optimizer)."""
+        return matmul_precision(self.precision)
 
     def steps(self) -> dict[str, Callable[[], object]]:
         raise NotImplementedError
