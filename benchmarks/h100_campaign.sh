@@ -12,6 +12,9 @@ stage=$1
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 FLOPMETRICS_EVIDENCE_DIR="$OUT/evidence"
+# the device gets a copy of the tree without .git: the caller writes the revision here first
+# (git rev-parse HEAD > .devrun/git_revision) so every row still names its code
+[ -s .devrun/git_revision ] && export FLOPMETRICS_GIT_REVISION=$(cat .devrun/git_revision)
 log() { printf '[campaign %s %(%H:%M:%S)T] %s\n' "$stage" -1 "$*"; }
 REF=config/h100_reference.yaml
 llm() { for p in "$@"; do for s in 256 512 1024; do echo "results/raw/llm/h100/llama-3.2-1b/$p/b8_s$s.parquet"; done; done; }

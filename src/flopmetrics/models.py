@@ -55,7 +55,7 @@ def build_causal_lm(fields: dict, attn_implementation: str = "sdpa", device: str
     try:
         from transformers import AutoConfig, AutoModelForCausalLM
     except ImportError as err:
-        raise ModelConfigError("transformers is not installed: pip install -e '.[llm]'") from err
+        raise ModelConfigError("transformers is not installed (pip install transformers)") from err
     fields = dict(fields)
     model_type = fields.pop("model_type")
     config = AutoConfig.for_model(model_type, **fields)
