@@ -142,9 +142,12 @@ def mlp_grid(mlp: dict) -> list[dict]:
     ]
 
 
-def mlp_job_params(mlp: dict, device: str, dtype: str, n: int, d: int, m: int, energy: dict | None = None) -> dict:
+def mlp_job_params(mlp: dict, device: str, dtype: str, n: int, d: int, m: int, energy: dict | None = None,
+                   run_on_cpu: bool = False) -> dict:
     """Everything one profiling job needs; exactly this reaches the job via ``params``."""
     params = {"device": device, "dtype": dtype, "n": int(n), "d": int(d), "m": int(m), **{k: mlp[k] for k in MLP_JOB_KEYS}}
+    if run_on_cpu:
+        params["run_on_cpu"] = True
     if energy is not None and device != "cpu":
         # energy settings reach only GPU jobs: editing them leaves CPU MLP jobs alone
         params.update({k: energy[k] for k in ENERGY_KEYS})
@@ -173,7 +176,13 @@ def llm_job_params(config: dict, target, model, precision, batch, seq) -> dict:
     keys = ("passes", "attn_implementation", "attention_flops", "profiler_flops", "repeats", "min_window_s",
             "warmup_iterations", "seed")
     return {"target": target, "model": model_specs(config)[model], "precision": precision, "batch_size": int(batch),
-            "seq_len": int(seq), **{k: llm[k] for k in keys}, "energy": dict(config["energy"])}
+            "seq_len": int(seq), **{k: llm[k] for k in keys}, "energy": dict(config["energy"]),
+            **_cpu_flag(config)}
+
+
+def _cpu_flag(config: dict) -> dict:
+    # only present when on, so turning it on reruns exactly the jobs it changes
+    return {"run_on_cpu": True} if config["execution"].get("run_on_cpu") else {}
 
 
 def matmul_grid(mm: dict) -> list[dict]:
@@ -185,4 +194,34 @@ def matmul_job_params(config: dict, target, precision, size) -> dict:
     mm = config["matmul"]
     return {"target": target, "precision": precision, "size": int(size),
             **{k: mm[k] for k in ("repeats", "min_window_s", "warmup_iterations", "seed")},
-            "energy": dict(config["energy"])}
+            "energy": dict(config["energy"]), **_cpu_flag(config)}
+
+
+def slurm_resources(config: dict, target: str) -> dict:
+    """Slurm resources of a profiling job on ``target``, from config ``slurm`` (the one place
+    where a site maps architectures to partitions, gres/gpu types, constraints and accounts).
+
+    ``gpu_request: gres`` asks ``--gres=gpu:<type>:<n>``; ``gpus`` asks ``--gpus=<model>:<n>``
+    (the plugin's ``gpu``/``gpu_model``). Unset values are empty strings / 0, which the Slurm
+    plugin leaves out of ``sbatch``.
+    """
+    s = config["slurm"]
+    res = {"slurm_partition": "", "constraint": "", "slurm_account": "", "gres": "", "gpu": 0, "gpu_model": ""}
+    if target == "cpu":
+        res["slurm_partition"] = s["cpu"].get("partition") or ""
+        res["slurm_account"] = s["cpu"].get("account") or ""
+        return res
+    arch = s["architectures"].get(target)
+    if arch is None:
+        raise ConfigError(
+            f"config error at slurm.architectures: no entry for GPU target {target!r} "
+            f"(known: {sorted(s['architectures'])}); add its partition and gres type"
+        )
+    gpu_type = arch.get("gpu_type") or target
+    res.update(slurm_partition=arch.get("partition") or "", constraint=arch.get("constraint") or "",
+               slurm_account=arch.get("account") or s.get("account") or "")
+    if s["gpu_request"] == "gres":
+        res["gres"] = f"gpu:{gpu_type}:1"
+    else:
+        res.update(gpu=1, gpu_model=gpu_type)
+    return res

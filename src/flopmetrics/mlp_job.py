@@ -37,6 +37,7 @@ class MLPJob:
     sampler_hz: float = 50.0
     align_to_ticks: bool = True
     idle_baseline_s: float = 0.0
+    run_on_cpu: bool = False
 
     def __post_init__(self):
         get_precision(self.dtype)  # fails early on an unknown dtype
@@ -47,7 +48,7 @@ class MLPJob:
 
 
 def run_with_trace(job: MLPJob, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    device, expected = resolve_target(job.device)
+    device, expected = resolve_target(job.device, job.run_on_cpu)
     settings = job_runner.EnergySettings(meter=job.meter, sampler_hz=job.sampler_hz, align_to_ticks=job.align_to_ticks,
                                          idle_baseline_s=job.idle_baseline_s, repeats=job.repeats,
                                          min_window_s=job.min_window_s, warmup_iterations=job.warmup_iterations)

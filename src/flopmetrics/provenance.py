@@ -71,6 +71,12 @@ def collect(device: str, params: dict) -> dict:
         "python_version": platform.python_version(),
         "git_revision": git_revision(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
+        # where the scheduler put the job: lets a run prove each architecture's jobs landed right
+        "slurm_partition": os.environ.get("SLURM_JOB_PARTITION", ""),
+        "slurm_nodename": os.environ.get("SLURMD_NODENAME", ""),
+        "slurm_job_gpus": os.environ.get("SLURM_JOB_GPUS", os.environ.get("SLURM_STEP_GPUS", "")),
+        "slurm_gpus_on_node": os.environ.get("SLURM_GPUS_ON_NODE", ""),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "timestamp_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "config_hash": config_hash(params),
         "config_json": json.dumps(params, sort_keys=True, default=str),

@@ -23,7 +23,7 @@ def run_llm(p: dict, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``p``: target, model (preset/path/mapping), precision, batch_size, seq_len, passes,
     attn_implementation, attention_flops, profiler_flops, repeats, min_window_s,
     warmup_iterations, seed, energy{...}."""
-    device, expected = resolve_target(p["target"])
+    device, expected = resolve_target(p["target"], p.get("run_on_cpu", False))
     name, fields = resolve(p["model"])
     describe = {"target": p["target"], "model": name, "batch_size": p["batch_size"], "seq_len": p["seq_len"]}
     return job_runner.run(
@@ -36,7 +36,7 @@ def run_llm(p: dict, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def run_matmul(p: dict, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    device, expected = resolve_target(p["target"])
+    device, expected = resolve_target(p["target"], p.get("run_on_cpu", False))
     describe = {"target": p["target"], "size": p["size"]}
     return job_runner.run(
         lambda: MatmulWorkload(device, p["precision"], p["size"], p["seed"]),

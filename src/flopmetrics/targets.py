@@ -15,8 +15,13 @@ class TargetError(ValueError):
     pass
 
 
-def resolve_target(target: str) -> tuple[str, str | None]:
-    """``(torch device, expected GPU label or None)``."""
+def resolve_target(target: str, run_on_cpu: bool = False) -> tuple[str, str | None]:
+    """``(torch device, expected GPU label or None)``. ``run_on_cpu`` (config
+    ``execution.run_on_cpu``) keeps the target for dispatch but computes on the CPU: for
+    testing a cluster's routing on machines without GPUs."""
+    if run_on_cpu:
+        resolve_target(target)  # still validate the label
+        return "cpu", None
     if target == "cpu" or CUDA.match(target):
         return target, None
     known = datasheet.labels() + sorted(datasheet.table())

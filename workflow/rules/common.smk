@@ -9,9 +9,20 @@ fm_config.validate(
         Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
     ),
 )
-if config["execution"]["check_devices"]:
+# a cluster executor's submit host (or a job on a node) need not have the GPUs itself
+if (
+    config["execution"]["check_devices"]
+    and not config["execution"]["run_on_cpu"]
+    and workflow.local_exec
+    and not workflow.remote_exec
+):
     for key, target in fm_config.all_targets(config):
         fm_config.check_devices([target], key=key)
+
+# on a cluster, every architecture needs a mapping before anything is submitted
+if not workflow.local_exec:
+    for _, target in fm_config.all_targets(config):
+        fm_config.slurm_resources(config, target)
 
 MLP = config["mlp"]
 LLM = config["llm"]
@@ -33,6 +44,29 @@ wildcard_constraints:
     seq=r"\d+",
     size=r"\d+",
     mlp_pass="forward|backward",
+
+
+def job_resources(target_wildcard):
+    """Resources of a profiling job: `gpu_slot` (local GPU exclusivity, see
+    profiles/default) and the Slurm resources from config `slurm` (profiles/slurm)."""
+
+    def slurm(key):
+        return lambda wc: fm_config.slurm_resources(config, wc[target_wildcard])[key]
+
+    return {
+        "gpu_slot": lambda wc: 0 if wc[target_wildcard] == "cpu" else 1,
+        **{
+            key: slurm(key)
+            for key in (
+                "slurm_partition",
+                "constraint",
+                "slurm_account",
+                "gres",
+                "gpu",
+                "gpu_model",
+            )
+        },
+    }
 
 
 def mlp_raw_files():

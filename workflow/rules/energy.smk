@@ -11,7 +11,7 @@ rule profile_llm:
     conda:
         "../../envs/flopmetrics.yaml"
     resources:
-        gpu=lambda wc: 0 if wc.target == "cpu" else 1,
+        **job_resources("target"),
     params:
         job=lambda wc: fm_config.llm_job_params(
             config, wc.target, wc.model, wc.precision, wc.batch, wc.seq
@@ -29,7 +29,7 @@ rule profile_matmul:
     conda:
         "../../envs/flopmetrics.yaml"
     resources:
-        gpu=lambda wc: 0 if wc.target == "cpu" else 1,
+        **job_resources("target"),
     params:
         job=lambda wc: fm_config.matmul_job_params(
             config, wc.target, wc.precision, wc.size

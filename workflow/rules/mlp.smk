@@ -11,11 +11,17 @@ rule profile_mlp:
     conda:
         "../../envs/flopmetrics.yaml"
     resources:
-        # measuring jobs on one GPU must not overlap (see profiles/default)
-        gpu=lambda wc: 0 if wc.device == "cpu" else 1,
+        **job_resources("device"),
     params:
         job=lambda wc: fm_config.mlp_job_params(
-            MLP, wc.device, wc.dtype, wc.n, wc.d, wc.m, config["energy"]
+            MLP,
+            wc.device,
+            wc.dtype,
+            wc.n,
+            wc.d,
+            wc.m,
+            config["energy"],
+            config["execution"]["run_on_cpu"],
         ),
     script:
         "../scripts/profile_mlp.py"

@@ -1,0 +1,118 @@
+"""The Slurm profile on a real Slurm cluster (tests/slurm/cluster.sh, started by .ci/run).
+
+Jobs compute on the CPU (execution.run_on_cpu: CI has no GPU) but are dispatched exactly as on
+a GPU cluster: each architecture's jobs must land in its partition with its typed gres, proven
+by Slurm itself (scontrol) and by the environment each job recorded in its output.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, Workflow
+
+pytestmark = pytest.mark.slurm
+
+SLURM_CONFIG = {
+    "execution": {"check_devices": True, "run_on_cpu": True},
+    "mlp": {"devices": ["h100", "a100"], "dtypes": ["fp32"], "n": [2], "d": [16], "m": [4], "repeats": 2,
+            "min_window_s": 0.01, "warmup_iterations": 1, "profiler_flops": False},
+    "llm": {"targets": []},
+    "matmul": {"targets": ["h100", "a100"], "precisions": ["fp32"], "sizes": [64], "repeats": 2,
+               "min_window_s": 0.01, "warmup_iterations": 1},
+    "reference": {"dirs": []},
+    "slurm": {"gpu_request": "gres", "architectures": {"h100": {"partition": "h100", "gpu_type": "h100"},
+                                                       "a100": {"partition": "a100", "gpu_type": "a100"},
+                                                       "l40s": {"partition": "l40s", "gpu_type": "l40s"}}},
+    "figures": {"power_trace": {"trace": None}, "mlp_flops_vs_d": {"n": None, "m": None}},
+}
+# this cluster has no accounting daemon: poll with squeue, guess no account
+CLUSTER_ARGS = ("--profile", str(REPO / "profiles/slurm"), "--slurm-status-command", "squeue",
+                "--slurm-no-account", "--slurm-init-seconds-before-status-checks", "5")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    up = shutil.which("sinfo") and subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
+    if not up:
+        if os.environ.get("FLOPMETRICS_SLURM_REQUIRED"):
+            pytest.fail("no Slurm cluster answers sinfo, but .ci/run started one")
+        pytest.skip("no Slurm cluster (start one with: bash tests/slurm/cluster.sh up)")
+
+
+class SlurmWorkflow(Workflow):
+    def command(self, *args):
+        # the cluster flags replace --cores; SIGINT (not SIGTERM) stops the Slurm plugin cleanly
+        return ["timeout", "-s", "INT", "-k", "30", "240", sys.executable, "-m", "snakemake",
+                "-s", str(REPO / "Snakefile"), "-d", str(self.workdir), "--configfile", str(self.config_path),
+                *CLUSTER_ARGS, *args]
+
+
+def scontrol(job_id: str) -> dict:
+    out = subprocess.run(["scontrol", "show", "job", str(job_id)], capture_output=True, text=True, timeout=20).stdout
+    return dict(re.findall(r"(\w+)=(\S+)", out))
+
+
+def test_each_architecture_lands_on_its_nodes(tmp_path):
+    wf = SlurmWorkflow(tmp_path, copy.deepcopy(SLURM_CONFIG))
+    dry = wf.run("--dry-run")
+    text = dry.stdout + dry.stderr
+    for arch in ("h100", "a100"):  # users check their mapping with a dry run
+        assert f"slurm_partition={arch}" in text and f"gres=gpu:{arch}:1" in text
+
+    wf.run()
+    rows = pd.concat(pd.read_parquet(p) for p in sorted((tmp_path / "results/raw").glob("*/*/*/*.parquet")))
+    assert sorted(rows.drop_duplicates("slurm_job_id")["target"]) == ["a100", "a100", "h100", "h100"]
+    for _, r in rows.drop_duplicates("slurm_job_id").iterrows():
+        job = scontrol(r["slurm_job_id"])  # Slurm's own record of the job
+        assert job["Partition"] == r["target"], job
+        assert job["TresPerNode"] == f"gres:gpu:{r['target']}:1", job
+        assert job["JobState"] == "COMPLETED"
+        # the job's own environment, recorded in its output
+        assert r["slurm_partition"] == r["target"] and r["slurm_nodename"] == f"gpu-{r['target']}"
+        assert r["cuda_visible_devices"] != ""  # Slurm handed the job one of its node's GPUs
+    # merge, calibration and figures ran (locally) after the cluster jobs
+    assert len(pd.read_parquet(tmp_path / "results/merged/mlp.parquet")) == 2 * 4
+    assert (tmp_path / "results/figures/mlp/flops_vs_d.png").stat().st_size > 10_000
+    assert (tmp_path / "results/figures/energy/energy_efficiency.png").exists()
+
+    # nothing changed: nothing to submit
+    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(wf.run("--dry-run"))
+    # one more architecture schedules only its jobs and what reads them
+    cfg = copy.deepcopy(SLURM_CONFIG)
+    cfg["mlp"]["devices"].append("l40s")
+    wf.write_config(cfg)
+    dry = wf.run("--dry-run")
+    text = dry.stdout + dry.stderr
+    assert re.search(r"^profile_mlp\s+1$", text, re.M) and "profile_matmul" not in text
+    assert "slurm_partition=l40s" in text and "gres=gpu:l40s:1" in text
+
+
+def test_wrong_mapping_is_refused_by_slurm(tmp_path):
+    cfg = copy.deepcopy(SLURM_CONFIG)
+    cfg["mlp"]["devices"] = ["h100"]
+    cfg["matmul"]["targets"] = []
+    cfg["slurm"]["architectures"]["h100"]["partition"] = "a100"  # an h100 job sent to the a100 nodes
+    wf = SlurmWorkflow(tmp_path, cfg)
+    proc = wf.run(check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Requested node configuration is not available" in out
+    assert not list((tmp_path / "results").glob("raw/**/*.parquet"))
+
+
+def test_unmapped_architecture_fails_at_parse_time(tmp_path):
+    cfg = copy.deepcopy(SLURM_CONFIG)
+    cfg["mlp"]["devices"] = ["v100"]
+    wf = SlurmWorkflow(tmp_path, cfg)
+    proc = wf.run("--dry-run", check=False)
+    assert proc.returncode != 0
+    assert "config error at slurm.architectures: no entry for GPU target 'v100'" in proc.stdout + proc.stderr
