@@ -88,7 +88,11 @@ def forward_vs_backward(df: pd.DataFrame, style: dict):
             if c in sub]
     if sub.empty:
         return _empty("no forward/backward energy measurements")
-    wide = sub.pivot_table(index=keys, columns="pass", values="tflops_per_j", dropna=True).dropna().reset_index()
+    # workloads leave each other's keys empty (an LLM row has no MLP width): fill, or the
+    # pivot drops every row that has a NaN key
+    sub = sub.assign(**{c: sub[c].fillna(-1) if pd.api.types.is_numeric_dtype(sub[c]) else sub[c].fillna("")
+                        for c in keys})
+    wide = sub.pivot_table(index=keys, columns="pass", values="tflops_per_j").dropna().reset_index()
     if wide.empty:
         return _empty("no configuration with both forward and backward energy")
     wide["gpu"] = _label(wide)
@@ -96,7 +100,7 @@ def forward_vs_backward(df: pd.DataFrame, style: dict):
     sns.scatterplot(data=wide, x="forward", y="backward", hue="precision", style="gpu", s=60, ax=ax)
     pts = wide[["forward", "backward"]].to_numpy()
     front = wide.iloc[pareto_front(pts)].sort_values("forward")
-    ax.plot(front["forward"], front["backward"], "k:", label="Pareto front")
+    ax.plot(front["forward"], front["backward"], "k:", marker="o", mfc="none", ms=12, label="Pareto front")
     ax.set_xlabel("forward TFLOPs/J")
     ax.set_ylabel("backward TFLOPs/J")
     ax.legend(fontsize=7)
