@@ -116,3 +116,18 @@ def test_unmapped_architecture_fails_at_parse_time(tmp_path):
     proc = wf.run("--dry-run", check=False)
     assert proc.returncode != 0
     assert "config error at slurm.architectures: no entry for GPU target 'v100'" in proc.stdout + proc.stderr
+
+
+def test_gpus_mode_asks_for_gpus_of_the_model(tmp_path):
+    """`slurm.gpu_request: gpus` uses the plugin's gpu/gpu_model: sbatch --gpus=<model>:1."""
+    cfg = copy.deepcopy(SLURM_CONFIG)
+    cfg["mlp"]["devices"] = ["a100"]
+    cfg["matmul"]["targets"] = []
+    cfg["slurm"]["gpu_request"] = "gpus"
+    wf = SlurmWorkflow(tmp_path, cfg)
+    dry = wf.run("--dry-run")
+    assert "gpu=1" in dry.stdout + dry.stderr and "gpu_model=a100" in dry.stdout + dry.stderr
+    wf.run()
+    row = pd.read_parquet(tmp_path / "results/raw/mlp/a100/fp32/n2_d16_m4.parquet").iloc[0]
+    job = scontrol(row["slurm_job_id"])
+    assert job["Partition"] == "a100" and job["TresPerJob"] == "gres:gpu:a100:1", job

@@ -11,6 +11,8 @@ import time
 import pandas as pd
 import pytest
 
+from conftest import REPO as REPO_ROOT
+
 pytestmark = pytest.mark.e2e
 
 
@@ -163,3 +165,21 @@ def test_thesis_import_and_comparison_figure(workflow, thesis_dir):
     assert (thesis["source"] == "thesis").all() and len(thesis) == 70
     assert (~thesis[thesis["pass"] == "forward"]["gates_passed"]).sum() >= 31
     assert (wd / "results/figures/energy/thesis_vs_ours.png").stat().st_size > 10_000
+
+
+def test_local_gpu_jobs_never_overlap(workflow):
+    """profiles/default gives GPU-measuring jobs one gpu_slot in all: with 2 cores, two jobs
+    for GPU targets still run one after the other (run_on_cpu: this machine has no GPU)."""
+    cfg = copy.deepcopy(workflow.config)
+    cfg["execution"] = {"check_devices": True, "run_on_cpu": True}
+    cfg["mlp"].update(devices=["h100", "a100"], d=[16], m=[4], min_window_s=0.3)
+    cfg["figures"]["mlp_flops_vs_d"].update(n=None, m=None)
+    workflow.write_config(cfg)
+    wd = workflow.workdir
+    proc = workflow.run("--workflow-profile", str(REPO_ROOT / "profiles/default"), "results/merged/mlp.parquet")
+    spans = []
+    for target in ("h100", "a100"):
+        row = pd.read_parquet(wd / f"results/raw/mlp/{target}/fp32/n2_d16_m4.parquet").iloc[0]
+        spans.append((pd.Timestamp(row["timestamp_utc"]), pd.Timestamp(row["finished_utc"])))
+    (s1, e1), (s2, e2) = sorted(spans)
+    assert e1 <= s2, f"GPU jobs overlapped: {spans}"

@@ -197,13 +197,14 @@ def matmul_job_params(config: dict, target, precision, size) -> dict:
             "energy": dict(config["energy"]), **_cpu_flag(config)}
 
 
-def slurm_resources(config: dict, target: str) -> dict:
+def slurm_resources(config: dict, target: str, strict: bool = True) -> dict:
     """Slurm resources of a profiling job on ``target``, from config ``slurm`` (the one place
     where a site maps architectures to partitions, gres/gpu types, constraints and accounts).
 
     ``gpu_request: gres`` asks ``--gres=gpu:<type>:<n>``; ``gpus`` asks ``--gpus=<model>:<n>``
     (the plugin's ``gpu``/``gpu_model``). Unset values are empty strings / 0, which the Slurm
-    plugin leaves out of ``sbatch``.
+    plugin leaves out of ``sbatch``. ``strict=False`` (local execution) lets a target
+    without a mapping through with empty values.
     """
     s = config["slurm"]
     res = {"slurm_partition": "", "constraint": "", "slurm_account": "", "gres": "", "gpu": 0, "gpu_model": ""}
@@ -212,6 +213,8 @@ def slurm_resources(config: dict, target: str) -> dict:
         res["slurm_account"] = s["cpu"].get("account") or ""
         return res
     arch = s["architectures"].get(target)
+    if arch is None and not strict:
+        return res  # local runs need no cluster mapping
     if arch is None:
         raise ConfigError(
             f"config error at slurm.architectures: no entry for GPU target {target!r} "

@@ -177,6 +177,8 @@ def run(
     rows = _rows(workload, windows, counted, analytic_cols, profiled, idle, settings, attention_convention,
                  headline, base, other)
     rows = gates.apply(rows)
+    # when the measuring ended (timestamp_utc is when the job started), on the same clock
+    rows["finished_utc"] = pd.Timestamp.now(tz="UTC").isoformat(timespec="milliseconds")
     if len(trace):
         trace = _label_trace(trace, windows, idle.get("_window"))
         trace["config_hash"] = prov["config_hash"]

@@ -51,7 +51,9 @@ def job_resources(target_wildcard):
     profiles/default) and the Slurm resources from config `slurm` (profiles/slurm)."""
 
     def slurm(key):
-        return lambda wc: fm_config.slurm_resources(config, wc[target_wildcard])[key]
+        return lambda wc: fm_config.slurm_resources(
+            config, wc[target_wildcard], strict=not workflow.local_exec
+        )[key]
 
     return {
         "gpu_slot": lambda wc: 0 if wc[target_wildcard] == "cpu" else 1,
