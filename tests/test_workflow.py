@@ -118,8 +118,9 @@ def test_killed_run_leaves_no_partial_output_and_resumes(workflow):
         proc.wait(timeout=60)
     raw = wd / "results/raw/mlp/cpu/fp32"
     assert not any(raw.glob("*")) if raw.exists() else True  # no parquet, no partial file
+    # as README.md says: unlock, then rerun (jobs cut off mid-write are redone)
     workflow.run("--unlock")
-    workflow.run()
+    workflow.run("--rerun-incomplete")
     assert len(pd.read_parquet(wd / "results/raw/mlp/cpu/fp32/n2_d16_m4.parquet")) == 4
 
 
