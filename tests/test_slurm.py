@@ -109,13 +109,15 @@ def test_wrong_mapping_is_refused_by_slurm(tmp_path):
     assert not list((tmp_path / "results").glob("raw/**/*.parquet"))
 
 
-def test_unmapped_architecture_fails_at_parse_time(tmp_path):
+def test_unmapped_architecture_fails_before_submitting(tmp_path):
     cfg = copy.deepcopy(SLURM_CONFIG)
     cfg["mlp"]["devices"] = ["v100"]
     wf = SlurmWorkflow(tmp_path, cfg)
-    proc = wf.run("--dry-run", check=False)
+    proc = wf.run(check=False)
+    out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "config error at slurm.architectures: no entry for GPU target 'v100'" in proc.stdout + proc.stderr
+    assert "config error at slurm.architectures: no entry for GPU target 'v100'" in out
+    assert "has been submitted" not in out
 
 
 def test_gpus_mode_asks_for_gpus_of_the_model(tmp_path):
