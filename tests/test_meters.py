@@ -151,3 +151,23 @@ def test_null_meter_reads_nan():
     m = NullMeter("no meter")
     m.begin()
     assert math.isnan(m.end(0.0)["energy_j"])
+
+
+def test_sampler_process_streams_samples_on_the_shared_clock():
+    """The process transport used on real GPUs: samples are taken in another interpreter and
+    their perf_counter times are comparable with ours (CLOCK_MONOTONIC)."""
+    import fake_nvml_module  # noqa: F401  (importable by the child too: tests/ is on sys.path)
+
+    gpu = NvmlGpu(FakeNvml(), None)
+    sampler = PowerSampler(gpu, hz=100, process=True, module="fake_nvml_module")
+    t0 = time.perf_counter()
+    with sampler:
+        mon = Monitor("cpu", [sampler])
+        mon.begin_window("w")
+        time.sleep(0.4)
+        w = mon.end_window("w")
+    trace = sampler.trace()
+    assert sampler._proc.exitcode == 0
+    assert len(trace) >= 30 and trace["t"].is_monotonic_increasing and trace["t"].iloc[0] >= t0 - 1
+    assert w.readings["power_mean_w"] == pytest.approx(250.0, rel=0.01)
+    assert w.readings["energy_trace_j"] == pytest.approx(250.0 * w.elapsed_s, rel=0.02)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 
 # clock-event (throttle) reason bits that mean the clocks were held down by power or heat;
 # GPU idle (0x1), application clocks (0x2) and sync boost (0x10) are benign
@@ -131,3 +132,40 @@ class NvmlGpu:
             return True
         except Exception:
             return False
+
+
+def read_sample(gpu: "NvmlGpu") -> tuple:
+    """One trace sample: (perf_counter time, wall time, instant W, 1 s average W, energy J,
+    SM MHz, memory MHz, temperature C, clock-event reasons). The clock is read right before the
+    instantaneous power, so the two belong together."""
+    t, wall = time.perf_counter(), time.time()
+    instant = gpu.power_instant_w()
+    try:
+        energy = gpu.energy_j()
+    except Exception:
+        energy = math.nan
+    return (t, wall, instant, gpu.power_average_w(), energy, gpu.sm_clock_mhz(), gpu.mem_clock_mhz(),
+            gpu.temperature_c(), gpu.clock_event_reasons())
+
+
+def sample_forever(uuid: str, interval_s: float, conn, stop, module: str = "pynvml") -> None:
+    """Body of the sampler *process*: its own NVML session, its own interpreter (so sampling is
+    never held up by the measured program's GIL, which a busy kernel-launch loop holds for long
+    stretches, releasing it mostly at synchronisation points, when power is low). Samples go
+    through ``conn``; ``time.perf_counter`` is CLOCK_MONOTONIC, shared by all processes."""
+    if module == "pynvml":
+        nvml = load_nvml()
+    else:  # a stand-in bindings module (tests)
+        import importlib
+
+        nvml = importlib.import_module(module)
+        nvml.nvmlInit()
+    gpu = NvmlGpu(nvml, nvml.nvmlDeviceGetHandleByUUID(uuid))
+    next_t = time.perf_counter()
+    conn.send(("ready",))
+    while not stop.is_set():
+        conn.send(read_sample(gpu))
+        next_t += interval_s
+        stop.wait(max(0.0, next_t - time.perf_counter()))
+    conn.send(("done",))
+    conn.close()
