@@ -125,14 +125,12 @@ class PowerSampler:
             next_t += self.interval_s
             self._stop.wait(max(0.0, next_t - time.perf_counter()))
 
-    def _receive(self, conn) -> None:
-        while True:
-            try:
-                s = conn.recv()
-            except EOFError:
-                return
-            if s[0] == "done":
-                return
+    def _receive(self, stream) -> None:
+        for line in stream:
+            values = line.split()
+            if len(values) != len(SAMPLE_COLUMNS):
+                continue
+            s = tuple(float(v) for v in values)
             with self._lock:
                 self.samples.append(s)
 
@@ -141,26 +139,26 @@ class PowerSampler:
             self._thread = threading.Thread(target=self._run_thread, name="flopmetrics-power-sampler", daemon=True)
             self._thread.start()
             return self
-        import multiprocessing as mp
+        import os
+        import subprocess
+        import sys
 
-        ctx = mp.get_context("spawn")  # never fork a process that holds a CUDA context
-        parent, child = ctx.Pipe(duplex=False)
-        self._proc_stop = ctx.Event()
-        self._proc = ctx.Process(target=sample_forever, args=(self.gpu.uuid(), self.interval_s, child, self._proc_stop, self.module),
-                                 name="flopmetrics-power-sampler", daemon=True)
-        self._proc.start()
-        child.close()
-        if not parent.poll(60) or parent.recv() != ("ready",):
-            raise MeterError("the power-sampler process did not start")
-        self._thread = threading.Thread(target=self._receive, args=(parent,), daemon=True)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "flopmetrics.nvml", self.gpu.uuid(), repr(self.interval_s), self.module],
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, bufsize=1, env=env)
+        if self._proc.stdout.readline().strip() != "ready":
+            self._proc.kill()
+            raise MeterError(f"the power-sampler process did not start (exit code {self._proc.poll()})")
+        self._thread = threading.Thread(target=self._receive, args=(self._proc.stdout,), daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         if self._proc is not None:
-            self._proc_stop.set()
-            self._proc.join(timeout=10)
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
         if self._thread:
             self._thread.join(timeout=10)
 

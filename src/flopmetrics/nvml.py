@@ -148,11 +148,13 @@ def read_sample(gpu: "NvmlGpu") -> tuple:
             gpu.temperature_c(), gpu.clock_event_reasons())
 
 
-def sample_forever(uuid: str, interval_s: float, conn, stop, module: str = "pynvml") -> None:
-    """Body of the sampler *process*: its own NVML session, its own interpreter (so sampling is
-    never held up by the measured program's GIL, which a busy kernel-launch loop holds for long
-    stretches, releasing it mostly at synchronisation points, when power is low). Samples go
-    through ``conn``; ``time.perf_counter`` is CLOCK_MONOTONIC, shared by all processes."""
+def sample_forever(uuid: str, interval_s: float, out, module: str = "pynvml") -> None:
+    """Body of the sampler *process* (``python -m flopmetrics.nvml UUID INTERVAL [MODULE]``): its
+    own NVML session in its own interpreter, so sampling is never held up by the measured
+    program's GIL, which a busy kernel-launch loop holds for long stretches, releasing it mostly
+    at synchronisation points, when power is low. One line of numbers per sample goes to ``out``;
+    ``time.perf_counter`` is CLOCK_MONOTONIC, shared by all processes. Ends when killed or when
+    the reader goes away."""
     if module == "pynvml":
         nvml = load_nvml()
     else:  # a stand-in bindings module (tests)
@@ -161,11 +163,20 @@ def sample_forever(uuid: str, interval_s: float, conn, stop, module: str = "pynv
         nvml = importlib.import_module(module)
         nvml.nvmlInit()
     gpu = NvmlGpu(nvml, nvml.nvmlDeviceGetHandleByUUID(uuid))
+    out.write("ready\n")
+    out.flush()
     next_t = time.perf_counter()
-    conn.send(("ready",))
-    while not stop.is_set():
-        conn.send(read_sample(gpu))
-        next_t += interval_s
-        stop.wait(max(0.0, next_t - time.perf_counter()))
-    conn.send(("done",))
-    conn.close()
+    try:
+        while True:
+            out.write(" ".join(repr(float(v)) for v in read_sample(gpu)) + "\n")
+            out.flush()
+            next_t += interval_s
+            time.sleep(max(0.0, next_t - time.perf_counter()))
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass
+
+
+if __name__ == "__main__":
+    import sys
+
+    sample_forever(sys.argv[1], float(sys.argv[2]), sys.stdout, *(sys.argv[3:4] or []))
