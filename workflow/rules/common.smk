@@ -48,27 +48,36 @@ wildcard_constraints:
 
 def job_resources(target_wildcard):
     """Resources of a profiling job: `gpu_slot` (local GPU exclusivity, see
-    profiles/default) and the Slurm resources from config `slurm` (profiles/slurm)."""
+    profiles/default) and the Slurm resources from config `slurm` (profiles/slurm).
 
-    def slurm(key):
-        return lambda wc: fm_config.slurm_resources(
-            config, wc[target_wildcard], strict=not workflow.local_exec
-        )[key]
-
-    return {
-        "gpu_slot": lambda wc: 0 if wc[target_wildcard] == "cpu" else 1,
-        **{
-            key: slurm(key)
-            for key in (
-                "slurm_partition",
-                "constraint",
-                "slurm_account",
-                "gres",
-                "gpu",
-                "gpu_model",
-            )
-        },
+    Only the Slurm keys this config can use are declared, and they are constants where every
+    target gives the same value: a callable resource costs an evaluation per job, which on a
+    5,000-job sweep is most of the DAG build."""
+    targets = {t for _, t in fm_config.all_targets(config)}
+    per_target = {
+        t: {
+            "gpu_slot": 0 if t == "cpu" else 1,
+            **fm_config.slurm_resources(config, t, strict=not workflow.local_exec),
+        }
+        for t in targets
     }
+    keys = {"gpu_slot", "slurm_partition"}
+    keys |= (
+        {"gres"} if config["slurm"]["gpu_request"] == "gres" else {"gpu", "gpu_model"}
+    )
+    keys |= {
+        k
+        for k in ("constraint", "slurm_account")
+        if any(r[k] for r in per_target.values())
+    }
+    out = {}
+    for key in sorted(keys):
+        values = {r[key] for r in per_target.values()}
+        if len(values) <= 1:
+            out[key] = values.pop() if values else ("" if key != "gpu_slot" else 0)
+        else:
+            out[key] = (lambda k: lambda wc: per_target[wc[target_wildcard]][k])(key)
+    return out
 
 
 def mlp_raw_files():
