@@ -132,7 +132,7 @@ def test_killed_run_leaves_no_partial_output_and_resumes(workflow):
         (lambda c, d: c["llm"].update(targets=["cpu"], models=[str(d / "config.json")]),
          "does not parse: line 2"),
         (lambda c, d: c["llm"].update(targets=["x100"]), "config error at llm.targets[0]: no datasheet entry for GPU 'x100'"),
-        (lambda c, d: c["matmul"].update(targets=["h100"]), "config error at matmul.targets: 'h100' requested but no CUDA GPU"),
+        (lambda c, d: c["matmul"].update(targets=["cuda:0"]), "config error at matmul.targets: 'cuda:0' requested but no CUDA GPU"),
         (lambda c, d: c.setdefault("co2e", {}).update(workloads=[{"name": "w", "model": "llama-3.2-1b", "tokens": 1e9, "batch_size": 8,
                                                   "seq_len": 1024, "gpu": "b200", "precision": "bf16"}]),
          "config error at co2e.workloads[0]: no datasheet entry for GPU 'b200'"),

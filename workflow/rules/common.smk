@@ -9,20 +9,12 @@ fm_config.validate(
         Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
     ),
 )
-# a cluster executor's submit host (or a job on a node) need not have the GPUs itself
-if (
-    config["execution"]["check_devices"]
-    and not config["execution"]["run_on_cpu"]
-    and workflow.local_exec
-    and not workflow.remote_exec
-):
+# `cuda`/`cuda:<i>` name this machine's GPUs: check them here. Architecture labels (h100,
+# ...) may be meant for a cluster's nodes, so the job checks those on the node it lands on.
+if config["execution"]["check_devices"] and not config["execution"]["run_on_cpu"]:
     for key, target in fm_config.all_targets(config):
-        fm_config.check_devices([target], key=key)
-
-# on a cluster, every architecture needs a mapping before anything is submitted
-if not workflow.local_exec:
-    for _, target in fm_config.all_targets(config):
-        fm_config.slurm_resources(config, target)
+        if target.startswith("cuda"):
+            fm_config.check_devices([target], key=key)
 
 MLP = config["mlp"]
 LLM = config["llm"]
@@ -57,9 +49,12 @@ def job_resources(target_wildcard):
     per_target = {
         t: {
             "gpu_slot": 0 if t == "cpu" else 1,
-            **fm_config.slurm_resources(config, t, strict=not workflow.local_exec),
+            **fm_config.slurm_resources(config, t, strict=False),
         }
         for t in targets
+    }
+    unmapped = {
+        t for t in targets if t != "cpu" and t not in config["slurm"]["architectures"]
     }
     keys = {"gpu_slot", "slurm_partition"}
     keys |= (
@@ -73,7 +68,13 @@ def job_resources(target_wildcard):
     out = {}
     for key in sorted(keys):
         values = {r[key] for r in per_target.values()}
-        if len(values) <= 1:
+        if unmapped and key == "slurm_partition":
+            # decided when jobs are built, once the executor is known: a cluster run
+            # must fail on a target without a mapping, a local run needs none
+            out[key] = lambda wc: fm_config.slurm_resources(
+                config, wc[target_wildcard], strict=not workflow.local_exec
+            )["slurm_partition"]
+        elif len(values) <= 1:
             out[key] = values.pop() if values else ("" if key != "gpu_slot" else 0)
         else:
             out[key] = (lambda k: lambda wc: per_target[wc[target_wildcard]][k])(key)
