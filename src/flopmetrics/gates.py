@@ -31,23 +31,15 @@ POWER_TOLERANCE = 1.10
 GATES = ("status", "peak_flops", "flops_per_joule", "power", "window", "exclusive", "throttle")
 
 
-def _spec(key: str, label: str):
-    if key:
-        return datasheet.by_key(key)
-    if label and label != "cpu":
-        return datasheet.most_lenient(label, "fp16")
-    return None
-
-
 def limits(row) -> tuple[float, float]:
     """(peak FLOP/s, max FLOPs/J) for a row's GPU and precision; NaN where unknown (CPU)."""
     key, label = str(row.get("gpu_key", "") or ""), str(row.get("gpu_label", "") or "")
     precision = str(row.get("precision", ""))
-    if not key and label and label != "cpu":
+    if key:
+        spec = datasheet.by_key(key)
+    elif label and label != "cpu":
         spec = datasheet.most_lenient(label, precision)
     else:
-        spec = _spec(key, label)
-    if spec is None:
         return math.nan, math.nan
     peak, per_j = spec.peak_flops(precision), spec.max_flops_per_joule(precision)
     return (math.nan if peak is None else peak), (math.nan if per_j is None else per_j)

@@ -8,8 +8,8 @@ returns one row per pass plus the raw power trace.
 
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,7 +23,7 @@ from .measure import Monitor
 from .meters import MeterError, NullMeter, NvmlCounterMeter, PowerSampler, RaplMeter
 from .nvml import NvmlGpu, NvmlUnavailable, load_nvml, throttle_names
 from .passes import PassSpec, derive, measure_passes, per_iteration, stderr_progress
-from .stats import Estimate
+from .stats import Estimate, estimate
 from .workloads import Workload, derivable
 
 METERS = ("auto", "nvml", "nvml_trace", "rapl", "none")
@@ -107,11 +107,6 @@ def _idle_baseline(monitor: Monitor, seconds: float, progress) -> dict:
             "_window": w}
 
 
-def _oom_rows(passes, describe: dict, error: str) -> pd.DataFrame:
-    return pd.DataFrame([{"pass": p, "derived": False, "status": "oom", "error": error[:500], **describe}
-                         for p in passes])
-
-
 def run(
     make_workload: Callable[[], Workload],
     *,
@@ -156,7 +151,7 @@ def run(
     except torch.cuda.OutOfMemoryError as err:
         progress(f"out of memory while building the workload: {err}")
         return _finish_oom(base, describe, err)
-    sampler_ctx = setup.sampler if setup.sampler else _NoSampler()
+    sampler_ctx = setup.sampler if setup.sampler else contextlib.nullcontext()
     try:
         with workload.precision_scope(), sampler_ctx:
             counted = workload.counted()
@@ -185,14 +180,6 @@ def run(
     return rows, trace
 
 
-class _NoSampler:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _spec_or_none(name):
     from . import datasheet
 
@@ -203,9 +190,9 @@ def _spec_or_none(name):
 
 
 def _finish_oom(base, describe, err):
-    rows = _oom_rows(["forward", "forward_train", "forward_backward", "train_step"], describe, str(err))
-    for k, v in base.items():
-        rows[k] = v
+    """One row per direct pass with status ``oom``: the sweep goes on and the gap is visible."""
+    rows = pd.DataFrame([{**base, "pass": p, "derived": False, "status": "oom", "error": str(err)[:500], **describe}
+                         for p in ("forward", "forward_train", "forward_backward", "train_step")])
     return gates.apply(rows), pd.DataFrame()
 
 
@@ -320,6 +307,4 @@ def _or_reasons(ws) -> int:
 
 
 def _dynamic(ws, idle_w) -> Estimate:
-    from .stats import estimate
-
     return estimate([(w.readings.get("energy_j", math.nan) - idle_w * w.elapsed_s) / w.iterations for w in ws])
