@@ -1,47 +1,48 @@
 #!/usr/bin/env bash
-# The H100 reference campaign, in stages that each fit one 10-minute device call.
-#   A: environment, real-NVML test, GPU smoke run, matmuls and the fp32 LLM jobs
-#   B: the fp16 and bf16 LLM jobs
-#   C: everything still missing (bf16-mixed, MLP), merge, figures, meter-overhead benchmark
-# A stage that finds no results/ (a fresh machine) unpacks the previous stage's archive from
+# The H100 reference campaign, in calls that each fit one 10-minute device call.
+#   first: environment, real-NVML test, counter-delay probe, then the sweep until its budget
+#   next:  the sweep goes on where the last call stopped (an interrupted job is redone)
+#   last:  what is still missing, merge, figures, then the meter-overhead benchmark
+# A call that finds no results/ (a fresh machine) unpacks the previous call's archive from
 # .devrun/prev.tgz, which the caller carries.
 # Run on the GPU machine from the repository root with snakemake installed and
 # PYTHONPATH=src; everything worth keeping goes to $OUT.
 set -uo pipefail
 stage=$1
 OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
+mkdir -p "$OUT/evidence"
 export PYTHONUNBUFFERED=1 FLOPMETRICS_EVIDENCE_DIR="$OUT/evidence"
 # the device gets a copy of the tree without .git: the caller writes the revision here first
 # (git rev-parse HEAD > .devrun/git_revision) so every row still names its code
 [ -s .devrun/git_revision ] && export FLOPMETRICS_GIT_REVISION=$(cat .devrun/git_revision)
 log() { printf '[campaign %s %(%H:%M:%S)T] %s\n' "$stage" -1 "$*"; }
 REF=config/h100_reference.yaml
-llm() { for p in "$@"; do for s in 256 512 1024; do echo "results/raw/llm/h100/llama-3.2-1b/$p/b8_s$s.parquet"; done; done; }
-mm() { for p in fp32 tf32 fp16 bf16; do echo "results/raw/matmul/h100/$p/n8192.parquet"; done; }
+# the slowest and burstiest jobs first: they are where the meters are tested hardest
+targets() {
+  for p in fp32 tf32 fp16 bf16; do echo "results/raw/matmul/h100/$p/n8192.parquet"; done
+  for p in bf16-mixed fp32 fp16 bf16; do for s in 256 512 1024; do
+    echo "results/raw/llm/h100/llama-3.2-1b/$p/b8_s$s.parquet"; done; done
+}
 
-if [ "$stage" = A ]; then
+[ -d results ] || [ ! -s .devrun/prev.tgz ] || { log "fresh machine: unpacking the previous call"; tar xzf .devrun/prev.tgz; }
+if [ "$stage" = first ]; then
   { nvidia-smi; nvidia-smi -q -d POWER,CLOCK,PERFORMANCE; python3 -c 'import torch,transformers,pynvml,snakemake;print(torch.__version__,transformers.__version__,snakemake.__version__)'; } > "$OUT/env.txt" 2>&1
   log "real NVML test"
   python3 -m pytest -q -p no:cacheprovider tests/test_gpu_real.py 2>&1 | tail -5
-  log "smoke run (skipped when SKIP_SMOKE=1)"
-  [ "${SKIP_SMOKE:-0}" = 1 ] || timeout -s INT 150 snakemake -c 16 --configfile "$PWD/benchmarks/smoke_gpu.yaml" -d /tmp/smoke -s Snakefile > "$OUT/smoke.log" 2>&1
-  rc=$?; tail -5 "$OUT/smoke.log" 2>/dev/null
-  [ $rc = 0 ] || { log "smoke failed ($rc)"; tar czf "$OUT/smoke.tgz" -C /tmp/smoke logs results 2>/dev/null; exit 1; }
-  log "sweep part A"
-  timeout -s INT -k 20 ${BUDGET_S:-330} snakemake -c 16 --configfile $REF --keep-going $(mm) $(llm fp32) > "$OUT/sweepA.log" 2>&1
-  log "part A exit $?"; grep -E "steps \(|Error" "$OUT/sweepA.log" | tail -3
-else
-  [ -d results ] || { log "fresh machine: unpacking the previous stage"; tar xzf .devrun/prev.tgz; }
-  if [ "$stage" = B ]; then
-    log "sweep part B"
-    timeout -s INT -k 20 ${BUDGET_S:-480} snakemake -c 16 --configfile $REF --keep-going $(llm fp16 bf16) > "$OUT/sweepB.log" 2>&1
-  else
-    log "sweep part C (all that is missing, merge, figures)"
-    timeout -s INT -k 20 ${BUDGET_S:-420} snakemake -c 16 --configfile $REF --keep-going > "$OUT/sweepC.log" 2>&1
-    log "meter overhead benchmark"
-    python3 benchmarks/meter_overhead.py --rounds 5 > "$OUT/meter_overhead.json" 2> "$OUT/meter_overhead.err"
-  fi
-  log "part $stage exit $?"; grep -E "steps \(|Error" "$OUT"/sweep$stage.log | tail -3
+  log "counter delay probe"
+  python3 benchmarks/counter_delay_probe.py > "$OUT/evidence/counter_delay_probe.json" 2> "$OUT/probe.err"
+  python3 -c "import json;d=json.load(open('$OUT/evidence/counter_delay_probe.json'));print({k:d[k] for k in ('counter_delay_s','counter_period_s','instant_power_update_period_s','idle_w','busy_w')})"
 fi
-tar czf "$OUT/part$stage.tgz" results logs .snakemake/metadata 2>/dev/null || tar czf "$OUT/part$stage.tgz" results logs
+log "sweep"
+if [ "$stage" = last ]; then
+  timeout -s INT -k 20 ${BUDGET_S:-420} snakemake -c 16 --configfile $REF --keep-going > "$OUT/sweep_$stage.log" 2>&1
+else
+  timeout -s INT -k 20 ${BUDGET_S:-480} snakemake -c 16 --keep-going $(targets) --configfile $REF > "$OUT/sweep_$stage.log" 2>&1
+fi
+log "sweep exit $?"; grep -E "steps \(|Error" "$OUT/sweep_$stage.log" | tail -3
+if [ "$stage" = last ]; then
+  log "meter overhead benchmark"
+  python3 benchmarks/meter_overhead.py --rounds 5 > "$OUT/evidence/meter_overhead.json" 2> "$OUT/meter_overhead.err"
+  tail -3 "$OUT/evidence/meter_overhead.json"
+fi
+tar czf "$OUT/part_$stage.tgz" results logs .snakemake/metadata 2>/dev/null || tar czf "$OUT/part_$stage.tgz" results logs

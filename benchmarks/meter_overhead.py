@@ -2,7 +2,8 @@
 
     python benchmarks/meter_overhead.py [--model llama-3.2-1b] [--seq 512] [--rounds 5]
 
-Alternates windows with and without the 50 Hz sampler (and the aligned energy counter) on a
+Alternates windows with and without the 50 Hz sampler (which also polls the energy counter
+every 1 ms, in its own process) and the counter meter on a
 train step, so drifts hit both alike; prints the mean step time of each and the difference.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import numpy as np
 import torch
@@ -42,7 +44,8 @@ def main() -> int:
         w = run_window(bare, "bare", step, args.window)
         times["without"].append(w.elapsed_s / w.iterations)
         with PowerSampler(gpu, 50) as sampler:
-            metered = Monitor("cuda", [NvmlCounterMeter(gpu), sampler])
+            sampler.wait_for(time.perf_counter(), tick=True)
+            metered = Monitor("cuda", [NvmlCounterMeter(sampler), sampler])
             w = run_window(metered, "metered", step, args.window)
         times["with"].append(w.elapsed_s / w.iterations)
     a, b = np.mean(times["without"]), np.mean(times["with"])

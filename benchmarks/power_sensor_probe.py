@@ -18,14 +18,21 @@ import time
 import numpy as np
 import torch
 
-from flopmetrics.meters import NvmlCounterMeter
 from flopmetrics.nvml import NvmlGpu, load_nvml
+
+
+def next_tick(gpu: NvmlGpu) -> tuple[float, float]:
+    """Busy-poll until the energy counter steps; return (time, new value)."""
+    start = gpu.energy_j()
+    while (value := gpu.energy_j()) == start:
+        time.sleep(0.0005)
+    return time.perf_counter(), value
 
 
 def main() -> int:
     gpu = NvmlGpu.for_torch_device(load_nvml(), 0)
-    counter = NvmlCounterMeter(gpu)
-    period = counter.measure_period(5)
+    ticks = [next_tick(gpu)[0] for _ in range(6)]
+    period = float(np.median(np.diff(ticks)))
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
     samples, stop = [], threading.Event()
 
@@ -35,12 +42,12 @@ def main() -> int:
             time.sleep(0.005)
 
     def phase(name, seconds, work):
-        t0, e0 = counter._next_tick()
+        t0, e0 = next_tick(gpu)
         end = t0 + seconds
         while time.perf_counter() < end:
             work()
         torch.cuda.synchronize()
-        t1, e1 = counter._next_tick()
+        t1, e1 = next_tick(gpu)
         inst = np.array([p for t, p in samples if t0 <= t <= t1])
         return {"phase": name, "seconds": t1 - t0, "counter_power_w": (e1 - e0) / (t1 - t0),
                 "instant_mean_w": float(inst.mean()), "instant_samples": int(len(inst)),

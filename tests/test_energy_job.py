@@ -11,7 +11,7 @@ import torch
 
 from fake_nvml import FakeNvml
 from flopmetrics import job
-from flopmetrics.meters import NvmlCounterMeter, PowerSampler
+from flopmetrics.meters import NvmlCounterMeter, PowerSampler, windows_from_trace
 from flopmetrics.nvml import NvmlGpu
 from flopmetrics.runners import run_llm
 
@@ -20,7 +20,7 @@ IDLE_W, BUSY_W = 60.0, 300.0
 PARAMS = dict(target="cpu", model="tiny-llama", precision="fp32", batch_size=2, seq_len=16,
               passes=["forward", "forward_train", "forward_backward", "train_step"], attn_implementation="sdpa",
               attention_flops="full", profiler_flops=False, repeats=3, min_window_s=0.35, warmup_iterations=1, seed=0,
-              energy=dict(meter="auto", sampler_hz=100, align_to_ticks=True, idle_baseline_s=0.5))
+              energy=dict(meter="auto", sampler_hz=100, guard_s=0.15, idle_baseline_s=0.5))
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +30,12 @@ def measured():
     mp = pytest.MonkeyPatch()
     sampler = PowerSampler(gpu, hz=100)
     mp.setattr(job, "setup_meters", lambda device, settings, nvml=None: job.MeterSetup(
-        [NvmlCounterMeter(gpu), sampler], sampler, gpu, "nvml_counter_aligned", "ok"))
+        [NvmlCounterMeter(sampler), sampler], sampler, gpu, "nvml_counter_interpolated", "ok"))
     real_idle = job._idle_baseline
 
-    def idle(monitor, seconds, progress):
+    def idle(monitor, seconds, progress, *guard):
         fake.set_power(IDLE_W)
-        out = real_idle(monitor, seconds, progress)
+        out = real_idle(monitor, seconds, progress, *guard)
         fake.set_power(BUSY_W)  # 'the GPU' is busy from here on: every window measures work
         return out
 
@@ -56,7 +56,7 @@ def test_energy_per_iteration_matches_the_simulated_power(measured):
         assert abs(r["counter_vs_trace_pct"]) < 5
         assert r["windows"] == 3 and r["window_s_min"] >= 0.35
     assert rows.loc["forward", "idle_power_w"] == pytest.approx(IDLE_W, rel=0.05)
-    assert rows["energy_method"].eq("nvml_counter_aligned").all()
+    assert rows["energy_method"].eq("nvml_counter_interpolated").all()
 
 
 def test_derived_passes_and_their_errors(measured):
@@ -82,6 +82,20 @@ def test_trace_is_labelled_with_every_window(measured):
     assert {"idle", "forward", "forward_train", "forward_backward", "train_step"} <= set(trace["window"])
     assert sorted(trace.loc[trace["window"] == "forward", "repeat"].unique()) == [0, 1, 2]
     assert trace["t_rel_s"].iloc[0] == 0 and trace["t_rel_s"].is_monotonic_increasing
+
+
+def test_every_row_can_be_recomputed_from_its_saved_trace(measured):
+    """The saved trace holds the counter's steps and each window's edges: the energy of each
+    direct pass is reproduced from the trace alone (what the committed H100 traces allow too)."""
+    rows, trace, _ = measured
+    windows = windows_from_trace(trace)
+    assert set(windows["window"]) == {"idle", "forward", "forward_train", "forward_backward", "train_step"}
+    for p in ("forward", "forward_train", "forward_backward", "train_step"):
+        w = windows[windows["window"] == p]
+        assert len(w) == 3 and (w["iterations"] > 0).all()
+        assert (w["energy_j"] / w["iterations"]).mean() == pytest.approx(rows.loc[p, "energy_j_per_iter"], rel=1e-9)
+        assert (w["energy_trace_j"] / w["iterations"]).mean() == pytest.approx(
+            rows.loc[p, "energy_trace_j_per_iter"], rel=1e-6)
 
 
 def test_out_of_memory_becomes_a_row_and_the_sweep_goes_on():

@@ -17,7 +17,7 @@ class CountingMeter:
         self.steps = 0
         self.calls = []
 
-    def begin(self):
+    def begin(self, t_start):
         self.calls.append("begin")
         self._start = self.steps
 
@@ -68,6 +68,27 @@ def test_run_window_runs_whole_iterations_until_min_elapsed():
     assert w.iterations >= 0.1 / 0.004  # not stopped early
     assert w.elapsed_s < 0.3  # batches sized to the remaining time: no large overshoot
     assert meter.calls == ["begin", "end"]
+
+
+def test_guard_iterations_run_outside_the_window_and_before_the_meters_are_read():
+    meter = CountingMeter()
+    mon = Monitor("cpu", meters=[meter])
+    times = []
+
+    def step():
+        meter.steps += 1
+        times.append(time.perf_counter())
+        time.sleep(0.002)
+
+    w = run_window(mon, "p", step, min_seconds=0.05, guard_s=0.03)
+    before = [t for t in times if t < w.start_s]
+    after = [t for t in times if t > w.end_s]
+    assert w.iterations == len(times) - len(before) - len(after)
+    assert before[-1] - before[0] >= 0.03 - 0.003 and after[-1] - after[0] >= 0.03 - 0.003
+    # end() ran after the guard that follows the window: the meter saw those steps too
+    assert w.readings["count"] == w.iterations + len(after)
+    with pytest.raises(ValueError, match="guard_s"):
+        run_window(mon, "p", step, 0.01, guard_s=-1)
 
 
 def test_run_window_does_not_trust_the_first_iteration():

@@ -131,7 +131,7 @@ def check_devices(devices, cuda_available=None, cuda_count=None, key="mlp.device
 
 
 MLP_JOB_KEYS = ("repeats", "min_window_s", "warmup_iterations", "seed", "profiler_flops")
-ENERGY_KEYS = ("meter", "sampler_hz", "align_to_ticks", "idle_baseline_s")
+ENERGY_KEYS = ("meter", "sampler_hz", "guard_s", "idle_baseline_s")
 
 
 def mlp_grid(mlp: dict) -> list[dict]:

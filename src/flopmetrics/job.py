@@ -33,7 +33,7 @@ METERS = ("auto", "nvml", "nvml_trace", "rapl", "none")
 class EnergySettings:
     meter: str = "auto"  # auto | nvml (counter + sampler) | nvml_trace (sampler only) | rapl | none
     sampler_hz: float = 50.0
-    align_to_ticks: bool = True
+    guard_s: float = 0.3  # same-pass iterations before and after each GPU window (steady edges)
     idle_baseline_s: float = 2.0
     repeats: int = 5
     min_window_s: float = 2.0
@@ -42,6 +42,8 @@ class EnergySettings:
     def __post_init__(self):
         if self.meter not in METERS:
             raise ValueError(f"unknown meter {self.meter!r}; expected one of {METERS}")
+        if self.guard_s < 0:
+            raise ValueError(f"guard_s must be >= 0, got {self.guard_s}")
 
 
 @dataclass
@@ -67,8 +69,7 @@ def setup_meters(device: str, settings: EnergySettings, nvml=None) -> MeterSetup
         gpu = NvmlGpu.for_torch_device(nvml, dev.index or 0)
         sampler = PowerSampler(gpu, settings.sampler_hz)
         if want in ("auto", "nvml") and gpu.has_energy_counter():
-            counter = NvmlCounterMeter(gpu, align=settings.align_to_ticks)
-            return MeterSetup([counter, sampler], sampler, gpu, "nvml_counter" + ("_aligned" if counter.align else ""), "ok")
+            return MeterSetup([NvmlCounterMeter(sampler), sampler], sampler, gpu, "nvml_counter_interpolated", "ok")
         if want == "nvml":
             raise NvmlUnavailable(f"{gpu.name()} has no NVML energy counter (pre-Volta); use meter: nvml_trace")
         return MeterSetup([sampler], sampler, gpu, "nvml_trace", "ok")
@@ -95,12 +96,13 @@ def _mean_reading(windows, key) -> float:
     return float(np.nanmean(vals)) if vals and not all(math.isnan(v) for v in vals) else math.nan
 
 
-def _idle_baseline(monitor: Monitor, seconds: float, progress) -> dict:
+def _idle_baseline(monitor: Monitor, seconds: float, progress, guard_s: float = 0.0) -> dict:
     if seconds <= 0:
         return {"idle_power_w": math.nan, "idle_power_trace_w": math.nan}
+    time.sleep(guard_s)  # idle is steady across the edges too
     monitor.begin_window("idle")
     time.sleep(seconds)
-    w = monitor.end_window("idle")
+    w = monitor.end_window("idle", settle=lambda: time.sleep(guard_s))
     progress(f"idle baseline: {w.readings.get('energy_j', math.nan) / w.elapsed_s:.1f} W over {w.elapsed_s:.2f} s")
     return {"idle_power_w": w.readings.get("energy_j", math.nan) / w.elapsed_s,
             "idle_power_trace_w": w.readings.get("energy_trace_j", math.nan) / w.elapsed_s,
@@ -157,18 +159,21 @@ def run(
             counted = workload.counted()
             analytic_cols = workload.analytic()
             profiled = workload.profiled() if profiler else {}
-            idle = _idle_baseline(monitor, settings.idle_baseline_s if setup.method != "none" else 0, progress)
+            # guards matter where a meter reports late (the GPU counter); CPU meters need none
+            guard_s = settings.guard_s if setup.sampler else 0.0
+            idle = _idle_baseline(monitor, settings.idle_baseline_s if setup.method != "none" else 0, progress, guard_s)
             steps = workload.steps()
             windows = measure_passes(monitor, [PassSpec(p, steps[p]) for p in workload.passes],
                                      repeats=settings.repeats, min_window_s=settings.min_window_s,
-                                     warmup_iterations=settings.warmup_iterations, progress=progress)
+                                     warmup_iterations=settings.warmup_iterations, guard_s=guard_s,
+                                     progress=progress)
     except torch.cuda.OutOfMemoryError as err:
         del workload
         torch.cuda.empty_cache()
         progress(f"out of memory: {err}")
         return _finish_oom(base, describe, err)
     other = setup.gpu.other_processes() if setup.gpu else []
-    trace = setup.sampler.trace() if setup.sampler else pd.DataFrame()
+    trace = setup.sampler.trace_with_steps() if setup.sampler else pd.DataFrame()
     rows = _rows(workload, windows, counted, analytic_cols, profiled, idle, settings, attention_convention,
                  headline, base, other)
     rows = gates.apply(rows)
@@ -197,16 +202,20 @@ def _finish_oom(base, describe, err):
 
 
 def _label_trace(trace, windows, idle_window):
+    """Name the window of each sample, and put each window's exact edges and iteration count
+    on its samples, so every row's energy can be recomputed from the saved trace."""
     trace = trace.copy()
     trace["window"] = ""
     trace["repeat"] = -1
+    trace[["window_start_t", "window_end_t"]] = np.nan
+    trace["window_iterations"] = 0
     spans = [(idle_window, "idle", 0)] if idle_window else []
     for name, ws in windows.items():
         spans += [(w, name, i) for i, w in enumerate(ws)]
     for w, name, i in spans:
         inside = (trace["t"] >= w.start_s) & (trace["t"] <= w.end_s)
-        trace.loc[inside, "window"] = name
-        trace.loc[inside, "repeat"] = i
+        trace.loc[inside, ["window", "repeat"]] = [name, i]
+        trace.loc[inside, ["window_start_t", "window_end_t", "window_iterations"]] = [w.start_s, w.end_s, w.iterations]
     t0 = trace["t"].iloc[0]
     trace["t_rel_s"] = trace["t"] - t0
     return trace

@@ -13,6 +13,10 @@ Typical use::
 
 and, for a pass that must run at least ``min_seconds``, :func:`run_window` runs whole
 iterations until that much time has really elapsed (synchronized), then closes the window.
+With ``guard_s`` it also runs the same iterations for that long just before and just after the
+window, so the device's power is steady across both edges: meters that report late (the H100's
+energy counter steps every ~100 ms, some time after the fact) then see the window's own power
+at its edges, not an idle gap.
 """
 
 from __future__ import annotations
@@ -29,15 +33,15 @@ import torch
 class Meter(Protocol):
     """Something that measures over a window.
 
-    ``begin()`` is called right after the device is synchronized at open; ``end(t_end)`` right
-    after the synchronization at close, with ``t_end`` the window's end on the
-    ``time.perf_counter`` clock. Meters are opened and read in list order, so put the one whose
-    reading is most time-critical (an energy counter) first.
+    ``begin(t_start)`` is called right after the device is synchronized at open; ``end(t_end)``
+    after the synchronization at close (and after any settling work the caller runs past the
+    window's end); both times are on the ``time.perf_counter`` clock. Meters are opened and read
+    in list order.
     """
 
     name: str
 
-    def begin(self) -> None: ...
+    def begin(self, t_start: float) -> None: ...
 
     def end(self, t_end: float) -> dict[str, float]: ...
 
@@ -85,39 +89,36 @@ class Monitor:
         if name in self._open:
             raise WindowError(f"window {name!r} is already open")
         self._sync()
+        start_s, wall_start = time.perf_counter(), time.time()
         for meter in self.meters:
-            meter.begin()
-        self._open[name] = (time.perf_counter(), time.time())
+            meter.begin(start_s)
+        self._open[name] = (start_s, wall_start)
 
-    def end_window(self, name: str) -> Window:
+    def end_window(self, name: str, settle: Callable[[], object] | None = None) -> Window:
+        """Close ``name`` at the next synchronization. ``settle``, if given, runs after the close
+        and before the meters are read (guard iterations that keep power steady past the edge)."""
         if name not in self._open:
             raise WindowError(f"window {name!r} was never opened")
         self._sync()
         end_s, wall_end = time.perf_counter(), time.time()
         start_s, wall_start = self._open.pop(name)
+        if settle is not None:
+            settle()
         readings: dict[str, float] = {}
         for meter in self.meters:
             readings.update(meter.end(end_s))
         return Window(name, start_s, end_s, readings=readings, wall_start=wall_start, wall_end=wall_end)
 
 
-def run_window(
-    monitor: Monitor,
-    name: str,
-    step: Callable[[], object],
-    min_seconds: float,
-    max_iterations: int = 10_000_000,
-) -> Window:
-    """Run whole iterations of ``step`` inside one window until ``min_seconds`` have elapsed.
+def run_for(monitor: Monitor, step: Callable[[], object], min_seconds: float,
+            max_iterations: int = 10_000_000) -> int:
+    """Run whole iterations of ``step`` until ``min_seconds`` have elapsed; return how many.
 
     The decision is made on synchronized elapsed time, never predicted from one iteration:
     iterations are issued in batches, the device is synchronized after each batch and the
     clock read; the next batch is sized to about half of the remaining time at the rate seen
-    so far, so the window ends just past ``min_seconds`` with few synchronizations.
+    so far, so the run ends just past ``min_seconds`` with few synchronizations.
     """
-    if min_seconds < 0:
-        raise ValueError(f"min_seconds must be >= 0, got {min_seconds}")
-    monitor.begin_window(name)
     start = time.perf_counter()
     done, batch = 0, 1
     while True:
@@ -127,10 +128,29 @@ def run_window(
         monitor.synchronize()
         elapsed = time.perf_counter() - start
         if elapsed >= min_seconds or done >= max_iterations:
-            break
+            return done
         per_iteration = elapsed / done
         remaining = min_seconds - elapsed
         batch = max(1, min(max_iterations - done, math.ceil(0.5 * remaining / per_iteration)))
-    window = monitor.end_window(name)
+
+
+def run_window(
+    monitor: Monitor,
+    name: str,
+    step: Callable[[], object],
+    min_seconds: float,
+    guard_s: float = 0.0,
+    max_iterations: int = 10_000_000,
+) -> Window:
+    """One window of whole iterations of ``step`` lasting at least ``min_seconds``, with at least
+    ``guard_s`` of the same iterations just before it and just after it (outside the window)."""
+    if min_seconds < 0 or guard_s < 0:
+        raise ValueError(f"min_seconds and guard_s must be >= 0, got {min_seconds} and {guard_s}")
+    if guard_s:
+        run_for(monitor, step, guard_s)
+    monitor.begin_window(name)
+    done = run_for(monitor, step, min_seconds, max_iterations)
+    settle = (lambda: run_for(monitor, step, guard_s)) if guard_s else None
+    window = monitor.end_window(name, settle=settle)
     window.iterations = done
     return window

@@ -1,13 +1,16 @@
 """Energy meters behind the small :class:`flopmetrics.measure.Meter` interface.
 
-* :class:`NvmlCounterMeter` — the GPU's energy counter (Volta and newer). On an H100 the
-  counter steps about every 100 ms, so a naive read at each window edge is off by up to one
-  step at each end. With ``align=True`` the window opens on a counter tick, and at its end the
-  partial last step is filled in at the window's own mean power (see :meth:`end`).
-* :class:`PowerSampler` — a background thread (>= 20 Hz) recording instantaneous power, the
-  1 s average, clocks, temperature and clock-event (throttle) reasons. It saves the raw
-  trace of every job, integrates power over each window (a cross-check of the counter) and is
-  the energy source where no counter exists.
+* :class:`PowerSampler` — a background sampler (>= 20 Hz) recording instantaneous power, the
+  1 s average, clocks, temperature and clock-event (throttle) reasons, and timing every step
+  of the GPU's energy counter. It saves the raw trace of every job, integrates power over each
+  window (a cross-check of the counter) and is the energy source where no counter exists.
+* :class:`NvmlCounterMeter` — the GPU's energy counter (Volta and newer). On an H100 the counter
+  steps only about every 100 ms and each step is reported some time after the energy it holds
+  was spent. The meter therefore reads the counter *between* its steps: it interpolates the
+  sampler's record of (step time, value) linearly at the window's two edges. Where the GPU runs
+  the same work just before and just after the window (the guard iterations of
+  :func:`flopmetrics.measure.run_window`), power is steady across each edge and the
+  interpolation is exact whatever the reporting delay, since the delay shifts both edges alike.
 * :class:`RaplMeter` — CPU package energy from ``/sys/class/powercap`` where readable.
 * :class:`NullMeter` — no meter: NaN energy with an explicit status, never a made-up number.
 """
@@ -23,68 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .nvml import NvmlGpu, read_sample, sample_forever
+from .nvml import NvmlGpu, sampling_loop
 
 
 class MeterError(RuntimeError):
     pass
-
-
-class NvmlCounterMeter:
-    name = "nvml_counter"
-
-    def __init__(self, gpu: NvmlGpu, align: bool = True, poll_s: float = 0.0005, tick_timeout_s: float = 1.0):
-        self.gpu = gpu
-        self.align = align
-        self.poll_s = poll_s
-        self.tick_timeout_s = tick_timeout_s
-        self.period_s: float | None = None
-
-    def _next_tick(self) -> tuple[float, float]:
-        """Busy-poll until the counter changes; return (time of change, new value)."""
-        start_value = self.gpu.energy_j()
-        deadline = time.perf_counter() + self.tick_timeout_s
-        while True:
-            value = self.gpu.energy_j()
-            now = time.perf_counter()
-            if value != start_value:
-                return now, value
-            if now > deadline:
-                raise MeterError(f"NVML energy counter did not change within {self.tick_timeout_s} s")
-            time.sleep(self.poll_s)
-
-    def measure_period(self, ticks: int = 5) -> float:
-        """Median time between counter updates."""
-        times = [self._next_tick()[0] for _ in range(ticks + 1)]
-        self.period_s = float(np.median(np.diff(times)))
-        return self.period_s
-
-    def begin(self) -> None:
-        if self.align:
-            if self.period_s is None:
-                self.measure_period()
-            self._t0, self._e0 = self._next_tick()
-        else:
-            self._t0, self._e0 = time.perf_counter(), self.gpu.energy_j()
-
-    def end(self, t_end: float) -> dict[str, float]:
-        t1, e1 = t_end, self.gpu.energy_j()
-        raw = e1 - self._e0
-        if not self.align:
-            return {"energy_j": raw, "energy_counter_raw_j": raw}
-        # e1 holds the energy up to the last tick t1' <= t1. Find the next tick t2 to place t1'
-        # at t2 - period, then add the part [t1', t1] at the window's mean power.
-        t2, _ = self._next_tick()
-        t_last = max(self._t0, min(t1, t2 - self.period_s))
-        covered = t_last - self._t0
-        if covered <= 0 or e1 == self._e0:  # no counter step inside the window
-            raise MeterError("window shorter than one energy-counter period; use longer windows")
-        mean_power = raw / covered
-        return {
-            "energy_j": raw + mean_power * (t1 - t_last),
-            "energy_counter_raw_j": raw,
-            "counter_period_s": self.period_s,
-        }
 
 
 SAMPLE_COLUMNS = ["t", "wall", "power_instant_w", "power_average_w", "energy_counter_j", "sm_clock_mhz",
@@ -103,40 +49,43 @@ class PowerSampler:
 
     name = "nvml_trace"
 
-    def __init__(self, gpu: NvmlGpu, hz: float = 50.0, process: bool | None = None, module: str = "pynvml"):
+    def __init__(self, gpu: NvmlGpu, hz: float = 50.0, process: bool | None = None, module: str = "pynvml",
+                 tick_poll_s: float = 0.001):
         if hz < 20:
             raise ValueError(f"sampler rate must be >= 20 Hz to resolve pass windows, got {hz}")
         self.gpu = gpu
         self.interval_s = 1.0 / hz
+        self.tick_poll_s = tick_poll_s
         self.process = process if process is not None else isinstance(gpu.nvml, types.ModuleType)
         self.samples: list[tuple] = []
+        self._ticks: list[tuple[float, float]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._proc = None
         self.module = module  # the bindings the sampler process imports
 
-    def _run_thread(self) -> None:
-        next_t = time.perf_counter()
-        while not self._stop.is_set():
-            s = read_sample(self.gpu)
-            with self._lock:
-                self.samples.append(s)
-            next_t += self.interval_s
-            self._stop.wait(max(0.0, next_t - time.perf_counter()))
+    def _add_sample(self, s: tuple) -> None:
+        with self._lock:
+            self.samples.append(s)
+
+    def _add_tick(self, t: float, e: float) -> None:
+        with self._lock:
+            self._ticks.append((t, e))
 
     def _receive(self, stream) -> None:
         for line in stream:
             values = line.split()
-            if len(values) != len(SAMPLE_COLUMNS):
-                continue
-            s = tuple(float(v) for v in values)
-            with self._lock:
-                self.samples.append(s)
+            if values and values[0] == "T" and len(values) == 3:
+                self._add_tick(float(values[1]), float(values[2]))
+            elif len(values) == len(SAMPLE_COLUMNS):
+                self._add_sample(tuple(float(v) for v in values))
 
     def start(self) -> "PowerSampler":
         if not self.process:
-            self._thread = threading.Thread(target=self._run_thread, name="flopmetrics-power-sampler", daemon=True)
+            self._thread = threading.Thread(
+                target=sampling_loop, name="flopmetrics-power-sampler", daemon=True,
+                args=(self.gpu, self.interval_s, self.tick_poll_s, self._add_sample, self._add_tick, self._stop.is_set))
             self._thread.start()
             return self
         import os
@@ -145,7 +94,8 @@ class PowerSampler:
 
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "flopmetrics.nvml", self.gpu.uuid(), repr(self.interval_s), self.module],
+            [sys.executable, "-m", "flopmetrics.nvml", self.gpu.uuid(), repr(self.interval_s), self.module,
+             repr(self.tick_poll_s)],
             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, bufsize=1, env=env)
         if self._proc.stdout.readline().strip() != "ready":
             self._proc.kill()
@@ -172,19 +122,101 @@ class PowerSampler:
         with self._lock:
             return pd.DataFrame(list(self.samples), columns=SAMPLE_COLUMNS)
 
+    def trace_with_steps(self) -> pd.DataFrame:
+        """The trace plus, on each sample, the latest counter step before it (``counter_step_t``,
+        ``counter_step_j``): every step is kept (samples outnumber steps), so the counter
+        readings can be recomputed from the saved trace."""
+        trace = self.trace()
+        steps = pd.DataFrame(self.ticks(), columns=["counter_step_t", "counter_step_j"])
+        if trace.empty or steps.empty:
+            return trace.assign(counter_step_t=np.nan, counter_step_j=np.nan)
+        return pd.merge_asof(trace.sort_values("t"), steps, left_on="t", right_on="counter_step_t",
+                             direction="backward")
+
+    def ticks(self) -> np.ndarray:
+        """The energy counter's steps seen so far: rows of (time, joules)."""
+        with self._lock:
+            return np.array(self._ticks, dtype=float).reshape(-1, 2)
+
+    def wait_for(self, t: float, timeout_s: float = 1.0, tick: bool = False) -> bool:
+        """Wait until a sample (or, with ``tick``, a counter step) later than ``t`` was recorded."""
+        deadline = time.perf_counter() + timeout_s
+        while True:
+            with self._lock:
+                seq = self._ticks if tick else self.samples
+                if seq and seq[-1][0] > t:
+                    return True
+            if time.perf_counter() > deadline:
+                return False
+            time.sleep(min(self.interval_s, 0.005))
+
     # --- meter interface -----------------------------------------------------------------
-    def begin(self) -> None:
-        self._t0 = time.perf_counter()
+    def begin(self, t_start: float) -> None:
+        self._t0 = t_start
 
     def end(self, t_end: float) -> dict[str, float]:
-        t1 = t_end
-        deadline = t1 + 1.0
-        while time.perf_counter() < deadline:  # one sample past the edge, to interpolate there
-            with self._lock:
-                if self.samples and self.samples[-1][0] > t1:
-                    break
-            time.sleep(self.interval_s / 4)
-        return window_stats(self.trace(), self._t0, t1)
+        self.wait_for(t_end)  # one sample past the edge, to interpolate there
+        return window_stats(self.trace(), self._t0, t_end)
+
+
+class NvmlCounterMeter:
+    """Window energy from the GPU's energy counter, read between its steps (see module doc).
+
+    ``sampler`` keeps the record of counter steps; it must be running before the window opens.
+    ``energy_j`` is the interpolated reading; ``energy_counter_raw_j`` the plain difference of
+    the last values before each edge, which is off by up to one step at each end.
+    """
+
+    name = "nvml_counter"
+
+    def __init__(self, sampler: PowerSampler, wait_s: float = 2.0):
+        self.sampler = sampler
+        self.wait_s = wait_s
+
+    def begin(self, t_start: float) -> None:
+        self._t0 = t_start
+
+    def end(self, t_end: float) -> dict[str, float]:
+        if not self.sampler.wait_for(t_end, self.wait_s, tick=True):
+            raise MeterError(f"the NVML energy counter did not step within {self.wait_s} s after the window")
+        ticks = self.sampler.ticks()
+        return counter_window(ticks[:, 0], ticks[:, 1], self._t0, t_end)
+
+
+def counter_window(t: np.ndarray, e: np.ndarray, t0: float, t1: float) -> dict[str, float]:
+    """Energy over ``[t0, t1]`` from the counter's steps (times ``t``, values ``e``), interpolated
+    linearly between steps at both edges; also the plain difference of the last values before
+    each edge, and the step period near the window."""
+    if not len(t) or t[0] > t0:
+        raise MeterError("no energy-counter step was recorded before the window opened; start the sampler earlier")
+    if len(t) < 2 or t[-1] <= t1:
+        raise MeterError("no energy-counter step was recorded after the window closed")
+    if not ((t > t0) & (t <= t1)).any():
+        raise MeterError("window shorter than one energy-counter period; use longer windows")
+    before_start, before_end = np.searchsorted(t, t0, "right") - 1, np.searchsorted(t, t1, "right") - 1
+    near = t[max(before_start - 1, 0):before_end + 3]
+    return {
+        "energy_j": float(np.interp(t1, t, e) - np.interp(t0, t, e)),
+        "energy_counter_raw_j": float(e[before_end] - e[before_start]),
+        "counter_period_s": float(np.median(np.diff(near))),
+    }
+
+
+def windows_from_trace(trace: pd.DataFrame) -> pd.DataFrame:
+    """Recompute every window's energy from a saved job trace (its counter steps and instant
+    power): one row per (window, repeat) with its edges, iterations, ``energy_j`` (counter) and
+    ``energy_trace_j`` (integrated instant power)."""
+    steps = trace[["counter_step_t", "counter_step_j"]].dropna().drop_duplicates().sort_values("counter_step_t")
+    t, e = steps["counter_step_t"].to_numpy(), steps["counter_step_j"].to_numpy()
+    out = []
+    labelled = trace[trace["window"].ne("")]
+    for (name, repeat), g in labelled.groupby(["window", "repeat"], sort=False):
+        t0, t1 = float(g["window_start_t"].iloc[0]), float(g["window_end_t"].iloc[0])
+        out.append({"window": name, "repeat": int(repeat), "start_t": t0, "end_t": t1,
+                    "iterations": int(g["window_iterations"].iloc[0]),
+                    "energy_j": counter_window(t, e, t0, t1)["energy_j"],
+                    "energy_trace_j": window_stats(trace, t0, t1)["energy_trace_j"]})
+    return pd.DataFrame(out)
 
 
 def integrate_power(t: np.ndarray, p: np.ndarray, t0: float, t1: float) -> float:
@@ -241,7 +273,7 @@ class RaplMeter:
     def _read(self) -> list[int]:
         return [int(e.read_text()) for e, _ in self.zones]
 
-    def begin(self) -> None:
+    def begin(self, t_start: float) -> None:
         self._e0 = self._read()
 
     def end(self, t_end: float) -> dict[str, float]:
@@ -259,7 +291,7 @@ class NullMeter:
     def __init__(self, reason: str):
         self.reason = reason
 
-    def begin(self) -> None:
+    def begin(self, t_start: float) -> None:
         pass
 
     def end(self, t_end: float) -> dict[str, float]:

@@ -35,7 +35,7 @@ class MLPJob:
     profiler_flops: bool = True
     meter: str = "auto"
     sampler_hz: float = 50.0
-    align_to_ticks: bool = True
+    guard_s: float = 0.3
     idle_baseline_s: float = 0.0
     run_on_cpu: bool = False
 
@@ -49,7 +49,7 @@ class MLPJob:
 
 def run_with_trace(job: MLPJob, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     device, expected = resolve_target(job.device, job.run_on_cpu)
-    settings = job_runner.EnergySettings(meter=job.meter, sampler_hz=job.sampler_hz, align_to_ticks=job.align_to_ticks,
+    settings = job_runner.EnergySettings(meter=job.meter, sampler_hz=job.sampler_hz, guard_s=job.guard_s,
                                          idle_baseline_s=job.idle_baseline_s, repeats=job.repeats,
                                          min_window_s=job.min_window_s, warmup_iterations=job.warmup_iterations)
     describe = {"target": job.device, "n": job.n, "d": job.d, "m": job.m}

@@ -148,13 +148,39 @@ def read_sample(gpu: "NvmlGpu") -> tuple:
             gpu.temperature_c(), gpu.clock_event_reasons())
 
 
-def sample_forever(uuid: str, interval_s: float, out, module: str = "pynvml") -> None:
-    """Body of the sampler *process* (``python -m flopmetrics.nvml UUID INTERVAL [MODULE]``): its
-    own NVML session in its own interpreter, so sampling is never held up by the measured
+def sampling_loop(gpu: "NvmlGpu", interval_s: float, tick_poll_s: float, on_sample, on_tick, stop) -> None:
+    """Sample ``gpu`` every ``interval_s`` and, between samples, poll its energy counter every
+    ``tick_poll_s`` to time its steps ("ticks"): ``on_tick(t, joules)`` gets the new value and
+    the midpoint of the two polls that bracket the change (on an H100 the counter steps every
+    ~100 ms, so a 1 ms poll times each step to +-0.5 ms). ``stop()`` ends the loop."""
+    has_counter = gpu.has_energy_counter()
+    next_sample = time.perf_counter()
+    last_e = last_t = None
+    while not stop():
+        now = time.perf_counter()
+        if now >= next_sample:
+            on_sample(read_sample(gpu))
+            next_sample += interval_s
+            if next_sample < now:  # fell behind (a stalled host): keep the cadence, skip the backlog
+                next_sample = now + interval_s
+        pause = next_sample - time.perf_counter()
+        if has_counter:
+            e, t = gpu.energy_j(), time.perf_counter()
+            if last_e is not None and e != last_e:
+                on_tick((last_t + t) / 2, e)
+            last_e, last_t = e, t
+            pause = min(pause, tick_poll_s)
+        if pause > 0:
+            time.sleep(pause)
+
+
+def sample_forever(uuid: str, interval_s: float, out, module: str = "pynvml", tick_poll_s: float = 0.001) -> None:
+    """Body of the sampler *process* (``python -m flopmetrics.nvml UUID INTERVAL [MODULE [POLL]]``):
+    its own NVML session in its own interpreter, so sampling is never held up by the measured
     program's GIL, which a busy kernel-launch loop holds for long stretches, releasing it mostly
-    at synchronisation points, when power is low. One line of numbers per sample goes to ``out``;
-    ``time.perf_counter`` is CLOCK_MONOTONIC, shared by all processes. Ends when killed or when
-    the reader goes away."""
+    at synchronisation points, when power is low. Each sample is one line of numbers on ``out``,
+    each counter tick a line ``T <time> <joules>``; ``time.perf_counter`` is CLOCK_MONOTONIC,
+    shared by all processes. Ends when killed or when the reader goes away."""
     if module == "pynvml":
         nvml = load_nvml()
     else:  # a stand-in bindings module (tests)
@@ -165,13 +191,17 @@ def sample_forever(uuid: str, interval_s: float, out, module: str = "pynvml") ->
     gpu = NvmlGpu(nvml, nvml.nvmlDeviceGetHandleByUUID(uuid))
     out.write("ready\n")
     out.flush()
-    next_t = time.perf_counter()
+
+    def sample(s):
+        out.write(" ".join(repr(float(v)) for v in s) + "\n")
+        out.flush()
+
+    def tick(t, e):
+        out.write(f"T {t!r} {e!r}\n")
+        out.flush()
+
     try:
-        while True:
-            out.write(" ".join(repr(float(v)) for v in read_sample(gpu)) + "\n")
-            out.flush()
-            next_t += interval_s
-            time.sleep(max(0.0, next_t - time.perf_counter()))
+        sampling_loop(gpu, interval_s, tick_poll_s, sample, tick, lambda: False)
     except (BrokenPipeError, KeyboardInterrupt):
         pass
 
@@ -179,4 +209,5 @@ def sample_forever(uuid: str, interval_s: float, out, module: str = "pynvml") ->
 if __name__ == "__main__":
     import sys
 
-    sample_forever(sys.argv[1], float(sys.argv[2]), sys.stdout, *(sys.argv[3:4] or []))
+    sample_forever(sys.argv[1], float(sys.argv[2]), sys.stdout, *(sys.argv[3:4] or []),
+                   *(float(v) for v in sys.argv[4:5]))

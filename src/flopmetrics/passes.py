@@ -34,12 +34,14 @@ def measure_passes(
     repeats: int,
     min_window_s: float,
     warmup_iterations: int,
+    guard_s: float = 0.0,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, list[Window]]:
     """Warm every pass up, then run ``repeats`` rounds of one window per pass.
 
     Rounds interleave the passes (f, b, f, b, ...) so slow drifts (clocks, temperature) hit
-    all passes alike instead of biasing whichever ran last.
+    all passes alike instead of biasing whichever ran last. ``guard_s``: see
+    :func:`flopmetrics.measure.run_window`.
     """
     for spec in specs:
         for _ in range(warmup_iterations):
@@ -48,7 +50,7 @@ def measure_passes(
     windows: dict[str, list[Window]] = {spec.name: [] for spec in specs}
     for r in range(repeats):
         for spec in specs:
-            w = run_window(monitor, spec.name, spec.step, min_window_s)
+            w = run_window(monitor, spec.name, spec.step, min_window_s, guard_s)
             windows[spec.name].append(w)
             if progress:
                 progress(f"repeat {r + 1}/{repeats} {spec.name}: {w.iterations} it in {w.elapsed_s:.3f} s")

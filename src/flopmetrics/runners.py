@@ -14,7 +14,7 @@ from .workloads import CausalLMWorkload, MatmulWorkload
 
 def _settings(p: dict) -> job_runner.EnergySettings:
     e = p["energy"]
-    return job_runner.EnergySettings(meter=e["meter"], sampler_hz=e["sampler_hz"], align_to_ticks=e["align_to_ticks"],
+    return job_runner.EnergySettings(meter=e["meter"], sampler_hz=e["sampler_hz"], guard_s=e["guard_s"],
                                      idle_baseline_s=e["idle_baseline_s"], repeats=p["repeats"],
                                      min_window_s=p["min_window_s"], warmup_iterations=p["warmup_iterations"])
 
