@@ -51,6 +51,9 @@ def test_wrong_architecture_fails_loudly():
         ({"throttle_reasons": "sw_power_cap,hw_thermal"}, "throttle"),
         ({"status": "oom"}, "status"),
         ({"throttle_reasons": "sw_power_cap"}, ""),  # power cap: flagged, not failed
+        ({"throttle_reasons": "sw_power_cap,sw_thermal"}, ""),  # driver thermal regulation: flagged
+        ({"throttle_reasons": "hw_slowdown"}, "throttle"),
+        ({"throttle_reasons": "sw_thermal,hw_power_brake"}, "throttle"),
         ({"precision": "fp32", "flops_per_s": 70e12, "flops_per_j": 0.09e12}, "peak_flops"),  # above the 67 TFLOP/s FP32 peak
     ],
 )
@@ -60,10 +63,12 @@ def test_each_gate(change, failed):
     assert bool(out.loc[0, "gates_passed"]) == (failed == "")
 
 
-def test_power_cap_is_flagged_and_rows_are_kept():
-    df = gates.apply(pd.DataFrame([row(throttle_reasons="sw_power_cap"), row(flops_per_j=9e12)]))
-    assert len(df) == 2 and df["power_capped"].tolist() == [True, False]
-    assert df["gates_passed"].tolist() == [True, False]
+def test_driver_regulation_is_flagged_and_rows_are_kept():
+    df = gates.apply(pd.DataFrame([row(throttle_reasons="sw_power_cap"), row(flops_per_j=9e12),
+                                   row(throttle_reasons="sw_thermal")]))
+    assert len(df) == 3 and df["power_capped"].tolist() == [True, False, False]
+    assert df["thermally_limited"].tolist() == [False, False, True]
+    assert df["gates_passed"].tolist() == [True, False, True]
 
 
 def test_cpu_rows_have_no_physical_limits():

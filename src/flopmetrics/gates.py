@@ -10,10 +10,13 @@ Rows are kept and flagged, never dropped. Each gate adds a boolean column ``gate
 ``power``           mean power <= enforced power limit + 10 %
 ``window``          every window ran at least the configured minimum
 ``exclusive``       no other compute process shared the GPU
-``throttle``        no thermal or hardware slowdown of the clocks during the windows; the
-                    software power cap (clocks held so the board stays at its power limit, the
-                    normal operating point of a saturated H100) is flagged in ``power_capped``
-                    and does not fail the gate
+``throttle``        no hardware slowdown of the clocks during the windows (``hw_slowdown``,
+                    ``hw_thermal``, ``hw_power_brake``: emergency measures of the board). The
+                    driver's own regulation is flagged, not failed: the software power cap
+                    (clocks held so the board stays at its power limit, the normal operating
+                    point of a saturated H100) in ``power_capped``, software thermal slowdown
+                    (clocks lowered to hold the temperature target under sustained load) in
+                    ``thermally_limited``; such a row measures the GPU as it runs in that state
 ``status``          the job ran (not out of memory)
 ==================  ===========================================================================
 """
@@ -28,6 +31,7 @@ import pandas as pd
 from . import datasheet
 
 POWER_TOLERANCE = 1.10
+FLAGGED_ONLY = ("sw_power_cap", "sw_thermal")  # driver regulation: flagged in a column, not failed
 GATES = ("status", "peak_flops", "flops_per_joule", "power", "window", "exclusive", "throttle")
 
 
@@ -72,7 +76,8 @@ def apply(df: pd.DataFrame) -> pd.DataFrame:
     reasons = (df["throttle_reasons"].astype(object).where(df["throttle_reasons"].notna(), "")
                if "throttle_reasons" in df else pd.Series([""] * len(df), index=df.index)).astype(str).str.split(",")
     df["power_capped"] = [("sw_power_cap" in r) for r in reasons]
-    df["gate_throttle"] = [not (set(r) - {"", "sw_power_cap"}) for r in reasons]
+    df["thermally_limited"] = [("sw_thermal" in r) for r in reasons]
+    df["gate_throttle"] = [not (set(r) - {"", *FLAGGED_ONLY}) for r in reasons]
     gate_cols = [f"gate_{g}" for g in GATES]
     df["gates_passed"] = df[gate_cols].all(axis=1)
     df["gate_failures"] = [";".join(g for g in GATES if not r[f"gate_{g}"]) for r in df[gate_cols].to_dict("records")]
