@@ -3,7 +3,10 @@
 * :class:`PowerSampler` — a background sampler (>= 20 Hz) recording instantaneous power, the
   1 s average, clocks, temperature and clock-event (throttle) reasons, and timing every step
   of the GPU's energy counter. It saves the raw trace of every job, integrates power over each
-  window (a cross-check of the counter) and is the energy source where no counter exists.
+  window (a cross-check of the counter) and is the energy source where no counter exists. On an
+  H100 the instant-power field updates only every ~100 ms and averages a shorter span, so its
+  integral aliases with work that repeats near that period (measured: up to tens of percent per
+  window for a load swinging between idle and full power); the counter does not.
 * :class:`NvmlCounterMeter` — the GPU's energy counter (Volta and newer). On an H100 the counter
   steps only about every 100 ms and each step is reported some time after the energy it holds
   was spent. The meter therefore reads the counter *between* its steps: it interpolates the
