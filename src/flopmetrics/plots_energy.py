@@ -23,6 +23,8 @@ def _with_energy(df: pd.DataFrame) -> pd.DataFrame:
     if not NEEDED <= set(df.columns):
         return df.iloc[0:0].reindex(columns=sorted(NEEDED | set(df.columns)))
     ok = np.isfinite(df["tflops_per_j"].astype(float)) & (df["tflops_per_j"].astype(float) > 0)
+    if "thermally_limited" not in df:  # tables gated before the flag existed
+        df = df.assign(thermally_limited=False)
     return df[ok & df["status"].eq("ok")]
 
 
@@ -57,18 +59,23 @@ def efficiency_bars(df: pd.DataFrame, style: dict):
     for ax, gpu in zip(axes[0], gpus):
         g = sub[sub["gpu"] == gpu].groupby(["pass", "precision"], as_index=False).agg(
             tflops_per_j=("tflops_per_j", "mean"), sem=("flops_per_j_sem", lambda s: np.sqrt((s**2).mean()) / 1e12),
-            limit=("max_flops_per_j", "first"), failed=("gates_passed", lambda s: (~s.astype(bool)).any()))
+            limit=("max_flops_per_j", "first"), failed=("gates_passed", lambda s: (~s.astype(bool)).any()),
+            hot=("thermally_limited", "any"))
         for i, prec in enumerate(precisions):
             gp = g[g["precision"] == prec].set_index("pass").reindex(passes)
             x = np.arange(len(passes)) + (i - (len(precisions) - 1) / 2) * width
             ax.bar(x, gp["tflops_per_j"], width, yerr=gp["sem"], color=palette[prec], label=prec, capsize=2,
                    hatch=["//" if f is True else "" for f in gp["failed"]])
             ax.hlines(gp["limit"] / 1e12, x - width / 2, x + width / 2, colors="k", linestyles="--", linewidth=1)
+            hot = gp["hot"].eq(True).to_numpy()
+            ax.scatter(x[hot], (gp["tflops_per_j"] + gp["sem"]).to_numpy()[hot] * 1.04 + 0.01, marker="v", s=14,
+                       color="k", zorder=3)
         ax.set_xticks(np.arange(len(passes)), passes, rotation=30, ha="right")
         ax.set_title(gpu)
         ax.set_ylabel("TFLOPs per joule")
     axes[0][-1].legend(title="precision", fontsize=8, loc="upper right")
-    fig.suptitle("Energy efficiency per pass (dashes: peak/TDP limit; hatched: a gate failed)")
+    fig.suptitle("Energy efficiency per pass (dashes: peak/TDP limit; hatched: a gate failed; "
+                 "triangle: thermally limited rows)")
     fig.tight_layout()
     return fig
 
