@@ -9,7 +9,7 @@
 # PYTHONPATH=src; everything worth keeping goes to $OUT.
 set -uo pipefail
 stage=$1
-OUT=${OUT:-/tmp/out}
+OUT=${OUT:-.devrun/out}  # the device tool sets OUT; .devrun/ is git-ignored
 mkdir -p "$OUT/evidence"
 export PYTHONUNBUFFERED=1 FLOPMETRICS_EVIDENCE_DIR="$OUT/evidence"
 # the device gets a copy of the tree without .git: the caller writes the revision here first

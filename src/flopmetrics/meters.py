@@ -211,6 +211,7 @@ def windows_from_trace(trace: pd.DataFrame) -> pd.DataFrame:
     ``energy_trace_j`` (integrated instant power)."""
     steps = trace[["counter_step_t", "counter_step_j"]].dropna().drop_duplicates().sort_values("counter_step_t")
     t, e = steps["counter_step_t"].to_numpy(), steps["counter_step_j"].to_numpy()
+    sample_t, power = trace["t"].to_numpy(), trace["power_instant_w"].to_numpy(float)
     out = []
     labelled = trace[trace["window"].ne("")]
     for (name, repeat), g in labelled.groupby(["window", "repeat"], sort=False):
@@ -218,7 +219,7 @@ def windows_from_trace(trace: pd.DataFrame) -> pd.DataFrame:
         out.append({"window": name, "repeat": int(repeat), "start_t": t0, "end_t": t1,
                     "iterations": int(g["window_iterations"].iloc[0]),
                     "energy_j": counter_window(t, e, t0, t1)["energy_j"],
-                    "energy_trace_j": window_stats(trace, t0, t1)["energy_trace_j"]})
+                    "energy_trace_j": integrate_power(sample_t, power, t0, t1)})
     return pd.DataFrame(out)
 
 

@@ -23,8 +23,6 @@ def _with_energy(df: pd.DataFrame) -> pd.DataFrame:
     if not NEEDED <= set(df.columns):
         return df.iloc[0:0].reindex(columns=sorted(NEEDED | set(df.columns)))
     ok = np.isfinite(df["tflops_per_j"].astype(float)) & (df["tflops_per_j"].astype(float) > 0)
-    if "thermally_limited" not in df:  # tables gated before the flag existed
-        df = df.assign(thermally_limited=False)
     return df[ok & df["status"].eq("ok")]
 
 
