@@ -16,11 +16,12 @@ import time
 import numpy as np
 import torch
 
-from flopmetrics.measure import Monitor, run_window
-from flopmetrics.meters import NvmlCounterMeter, PowerSampler
-from flopmetrics.models import resolve
-from flopmetrics.nvml import NvmlGpu, load_nvml
-from flopmetrics.workloads import CausalLMWorkload
+from flopmetrics.energy.windows import Monitor, run_window
+from flopmetrics.energy.counter import NvmlCounterMeter
+from flopmetrics.energy.sampler import PowerSampler
+from flopmetrics.workloads.models import resolve
+from flopmetrics.energy.nvml import NvmlGpu, load_nvml
+from flopmetrics.workloads.causal_lm import CausalLMWorkload
 
 
 def main() -> int:

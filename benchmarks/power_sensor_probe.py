@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from flopmetrics.nvml import NvmlGpu, load_nvml
+from flopmetrics.energy.nvml import NvmlGpu, load_nvml
 
 
 def next_tick(gpu: NvmlGpu) -> tuple[float, float]:

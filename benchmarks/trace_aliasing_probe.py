@@ -21,9 +21,10 @@ import time
 import numpy as np
 import torch
 
-from flopmetrics.measure import Monitor, run_window
-from flopmetrics.meters import NvmlCounterMeter, PowerSampler
-from flopmetrics.nvml import NvmlGpu, load_nvml
+from flopmetrics.energy.windows import Monitor, run_window
+from flopmetrics.energy.counter import NvmlCounterMeter
+from flopmetrics.energy.sampler import PowerSampler
+from flopmetrics.energy.nvml import NvmlGpu, load_nvml
 
 
 def main() -> int:

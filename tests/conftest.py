@@ -105,3 +105,16 @@ def small_config() -> dict:
 @pytest.fixture
 def workflow(tmp_path, small_config) -> Workflow:
     return Workflow(tmp_path, small_config)
+
+
+def job_spec(experiment: str, workload: dict, target: str = "cpu", precision: str = "fp32", measure=None,
+             energy=None):
+    """A JobSpec in the one shape the workflow builds (flopmetrics.jobs.spec), for unit tests."""
+    from flopmetrics.jobs.spec import JobSpec
+
+    return JobSpec.from_params({
+        "experiment": experiment, "target": target, "precision": precision, "workload": workload,
+        "measure": {"repeats": 2, "min_window_s": 0.02, "warmup_iterations": 1, "seed": 0, "profiler_flops": False,
+                    **(measure or {})},
+        "energy": {"meter": "auto", "sampler_hz": 50, "guard_s": 0.3, "idle_baseline_s": 0.0, **(energy or {})},
+    })

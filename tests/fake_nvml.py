@@ -4,7 +4,7 @@ It simulates one GPU whose board power follows a schedule set by the test, an en
 that, like the H100's, only steps every ``period_s`` (holding the exact integral of power up to
 the last step), an instantaneous power field, a 1 s moving average, clocks, temperature and
 clock-event reasons. Only this hardware edge is fake: every flopmetrics class above
-``flopmetrics.nvml.NvmlGpu`` runs unchanged, and the same code ran on a real H100.
+``flopmetrics.energy.nvml.NvmlGpu`` runs unchanged, and the same code ran on a real H100.
 """
 
 from __future__ import annotations

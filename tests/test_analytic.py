@@ -2,12 +2,11 @@ import itertools
 
 import pandas as pd
 import pytest
-import torch
 
-from flopmetrics import analytic
-from flopmetrics.counting import count_flops
-from flopmetrics.mlp import build_mlp
-from flopmetrics.precision import get_precision
+from flopmetrics.flops import analytic
+from flopmetrics.flops.counted import count_flops
+from flopmetrics.workloads.mlp import build_mlp
+from flopmetrics.workloads.precision import get_precision
 
 # a generated range: depths 1..5, widths and token counts including odd and non-power-of-2 sizes
 GRID = list(itertools.product([1, 2, 3, 5], [1, 7, 64, 128, 1000, 2048], [1, 16, 33, 256]))

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flopmetrics import calibration, co2e
-from flopmetrics.merge import merge_energy
-from flopmetrics.meters import windows_from_trace
+from flopmetrics.analysis import calibration, co2e
+from flopmetrics.analysis.merge import merge_energy
+from flopmetrics.energy.counter import windows_from_trace
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = sorted(str(p) for p in (REPO / "resources/reference/h100/raw").glob("**/*.parquet"))
@@ -124,7 +124,7 @@ def test_co2e_arithmetic():
 
 
 def test_llama_parameter_count_and_step_flops():
-    from flopmetrics.models import resolve, transformer_shape
+    from flopmetrics.workloads.models import resolve, transformer_shape
 
     _, fields = resolve("llama-3.2-1b")
     assert co2e.parameter_count(transformer_shape(fields)) == 1_235_814_400  # Llama-3.2-1B

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flopmetrics import config as fm_config
+from flopmetrics.workflow import config as fm_config
+from flopmetrics.workflow import sweeps
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = fm_config.load_schema(REPO / "workflow/schemas/config.schema.yaml")
@@ -18,6 +19,30 @@ def test_default_config_is_valid_and_defaults_fill_in():
     del cfg["mlp"]["repeats"]
     fm_config.validate(cfg, SCHEMA)
     assert cfg["mlp"]["repeats"] == 3
+
+
+def test_defaults_fill_inside_list_items():
+    """A co2e workload without `pass` gets the schema's default (train_step); so does every
+    other object the schema describes, list items and Slurm architectures included."""
+    cfg = default_config()
+    del cfg["co2e"]["workloads"][0]["pass"]
+    cfg["slurm"]["architectures"]["h100"] = {"partition": "gpu"}
+    fm_config.validate(cfg, SCHEMA)
+    assert cfg["co2e"]["workloads"][0]["pass"] == "train_step"
+    assert cfg["slurm"]["architectures"]["h100"] == {"partition": "gpu", "gpu_type": None, "constraint": None,
+                                                     "account": None}
+
+
+def test_figure_blocks_come_from_the_registry():
+    from flopmetrics.figures.registry import FIGURES
+
+    blocks = SCHEMA["properties"]["figures"]["properties"]
+    assert set(blocks) == {f.name for f in FIGURES}
+    assert all(b["properties"]["dpi"]["default"] == 120 and b["additionalProperties"] is False for b in blocks.values())
+    cfg = default_config()
+    del cfg["figures"]["co2e"]
+    fm_config.validate(cfg, SCHEMA)
+    assert cfg["figures"]["co2e"] == {"dpi": 120}
 
 
 @pytest.mark.parametrize(
@@ -62,8 +87,17 @@ def test_cuda_without_gpu_is_refused():
 
 
 def test_grid_and_job_params():
-    mlp = default_config()["mlp"]
-    grid = fm_config.mlp_grid(mlp)
+    cfg = fm_config.validate(default_config(), SCHEMA)
+    mlp = cfg["mlp"]
+    grid = sweeps.grid(cfg, "mlp")
     assert len(grid) == len(mlp["devices"]) * len(mlp["dtypes"]) * len(mlp["n"]) * len(mlp["d"]) * len(mlp["m"])
-    params = fm_config.mlp_job_params(mlp, "cpu", "fp32", "2", "64", "16")
-    assert params["n"] == 2 and params["repeats"] == mlp["repeats"]
+    params = sweeps.job_params(cfg, "mlp", {"device": "cpu", "dtype": "fp32", "n": "2", "d": "64", "m": "16"})
+    assert params["workload"] == {"n": 2, "d": 64, "m": 16} and params["measure"]["repeats"] == mlp["repeats"]
+    assert params["energy"] == cfg["energy"] and "run_on_cpu" not in params
+    # every experiment's params have the one shape of JobSpec
+    from flopmetrics.jobs.spec import JobSpec
+
+    for experiment in ("mlp", "llm", "matmul"):
+        for wc in sweeps.grid(cfg, experiment):
+            spec = JobSpec.from_params(sweeps.job_params(cfg, experiment, wc))
+            assert spec.experiment == experiment and spec.params() == sweeps.job_params(cfg, experiment, wc)

@@ -5,22 +5,25 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
 import pytest
 import torch
 
+from conftest import job_spec
 from fake_nvml import FakeNvml
-from flopmetrics import job
-from flopmetrics.meters import NvmlCounterMeter, PowerSampler, windows_from_trace
-from flopmetrics.nvml import NvmlGpu
-from flopmetrics.runners import run_llm
+from flopmetrics import workloads
+from flopmetrics.energy.counter import NvmlCounterMeter, windows_from_trace
+from flopmetrics.energy.nvml import NvmlGpu
+from flopmetrics.energy.sampler import PowerSampler
+from flopmetrics.energy.setup import MeterSetup
+from flopmetrics.jobs import run as job
 
 IDLE_W, BUSY_W = 60.0, 300.0
 
-PARAMS = dict(target="cpu", model="tiny-llama", precision="fp32", batch_size=2, seq_len=16,
-              passes=["forward", "forward_train", "forward_backward", "train_step"], attn_implementation="sdpa",
-              attention_flops="full", profiler_flops=False, repeats=3, min_window_s=0.35, warmup_iterations=1, seed=0,
-              energy=dict(meter="auto", sampler_hz=100, guard_s=0.15, idle_baseline_s=0.5))
+SPEC = job_spec("llm", {"model": "tiny-llama", "batch_size": 2, "seq_len": 16,
+                        "passes": ["forward", "forward_train", "forward_backward", "train_step"],
+                        "attn_implementation": "sdpa", "attention_flops": "full"},
+                measure={"repeats": 3, "min_window_s": 0.35},
+                energy={"sampler_hz": 100, "guard_s": 0.15, "idle_baseline_s": 0.5})
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def measured():
     gpu = NvmlGpu(fake, None)
     mp = pytest.MonkeyPatch()
     sampler = PowerSampler(gpu, hz=100)
-    mp.setattr(job, "setup_meters", lambda device, settings, nvml=None: job.MeterSetup(
+    mp.setattr(job, "setup_meters", lambda device, settings, nvml=None: MeterSetup(
         [NvmlCounterMeter(sampler), sampler], sampler, gpu, "nvml_counter_interpolated", "ok"))
     real_idle = job._idle_baseline
 
@@ -41,7 +44,7 @@ def measured():
 
     mp.setattr(job, "_idle_baseline", idle)
     try:
-        rows, trace = run_llm(PARAMS, progress=lambda m: None)
+        rows, trace = job.run(SPEC, progress=lambda m: None)
     finally:
         mp.undo()
     return rows.set_index("pass"), trace, fake
@@ -98,14 +101,15 @@ def test_every_row_can_be_recomputed_from_its_saved_trace(measured):
             rows.loc[p, "energy_trace_j_per_iter"], rel=1e-6)
 
 
-def test_out_of_memory_becomes_a_row_and_the_sweep_goes_on():
-    def boom():
+def test_out_of_memory_becomes_a_row_and_the_sweep_goes_on(monkeypatch):
+    def boom(*args):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 80 GiB")
 
-    rows, trace = job.run(boom, device="cpu", settings=job.EnergySettings(meter="none"), params={"x": 1},
-                          describe={"model": "huge"})
+    monkeypatch.setattr(workloads, "build", boom)
+    spec = job_spec("mlp", {"n": 2, "d": 8, "m": 4}, energy={"meter": "none"})
+    rows, trace = job.run(spec, progress=lambda m: None)
     assert (rows["status"] == "oom").all() and not rows["gates_passed"].any()
-    assert rows["error"].str.contains("out of memory").all() and rows["model"].eq("huge").all()
+    assert rows["error"].str.contains("out of memory").all() and rows["d"].eq(8).all()
     assert trace.empty
 
 
@@ -113,4 +117,4 @@ def test_a_gpu_job_without_a_gpu_fails_clearly():
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(RuntimeError, match="no CUDA GPU is available to this job"):
-        job.run(lambda: None, device="cuda", settings=job.EnergySettings(), params={}, describe={})
+        job.run(job_spec("mlp", {"n": 2, "d": 8, "m": 4}, target="cuda"))

@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from flopmetrics import datasheet, gates
-from flopmetrics.thesis import ThesisImportError, read_architecture
+from flopmetrics.energy import datasheet, gates
+from flopmetrics.analysis.thesis import ThesisImportError, read_architecture
 
 H100 = datasheet.by_key("h100_sxm")
 

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from flopmetrics.measure import Monitor, run_window
-from flopmetrics.meters import NvmlCounterMeter, PowerSampler
-from flopmetrics.nvml import NvmlGpu, NvmlUnavailable, load_nvml
+from flopmetrics.energy.windows import Monitor, run_window
+from flopmetrics.energy.counter import NvmlCounterMeter
+from flopmetrics.energy.sampler import PowerSampler
+from flopmetrics.energy.nvml import NvmlGpu, NvmlUnavailable, load_nvml
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -4,7 +4,7 @@ import stat
 import pandas as pd
 import pytest
 
-from flopmetrics.io import atomic_path, write_parquet
+from flopmetrics.jobs.output import atomic_path, write_parquet
 
 
 def test_write_parquet_roundtrip_and_permissions(tmp_path):

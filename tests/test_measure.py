@@ -3,9 +3,10 @@ import time
 
 import pytest
 
-from flopmetrics.measure import Monitor, WindowError, run_window
-from flopmetrics.passes import DerivedPass, PassSpec, derive, measure_passes, per_iteration
-from flopmetrics.stats import Estimate, estimate
+from flopmetrics.energy.windows import Monitor, WindowError, run_window
+from flopmetrics.jobs.passes import PassSpec, derive, measure_passes, per_iteration
+from flopmetrics.workloads.base import DerivedPass
+from flopmetrics.jobs.stats import Estimate, estimate
 
 
 class CountingMeter:

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from fake_nvml import FakeNvml
-from flopmetrics import job
-from flopmetrics.measure import Monitor, run_window
-from flopmetrics.meters import (MeterError, NullMeter, NvmlCounterMeter, PowerSampler, RaplMeter,
-                                integrate_power, window_stats)
-from flopmetrics.nvml import NvmlGpu, throttle_names
+from flopmetrics.energy import setup as meter_setup
+from flopmetrics.energy.counter import NvmlCounterMeter, integrate_power, window_stats
+from flopmetrics.energy.cpu import NullMeter, RaplMeter
+from flopmetrics.energy.nvml import NvmlGpu, throttle_names
+from flopmetrics.energy.sampler import PowerSampler
+from flopmetrics.energy.windows import MeterError, Monitor, run_window
+
+
+SETTINGS = meter_setup.EnergySettings(meter="auto", sampler_hz=50, guard_s=0.3, idle_baseline_s=2.0)
 
 
 @pytest.fixture
@@ -144,22 +149,22 @@ def test_window_stats_or_of_throttle_reasons():
 
 
 def test_setup_meters_chooses_counter_or_trace():
-    with_counter = job.setup_meters("cuda:0", job.EnergySettings(), nvml=FakeNvml())
+    with_counter = meter_setup.setup_meters("cuda:0", SETTINGS, nvml=FakeNvml())
     assert with_counter.method == "nvml_counter_interpolated"
     assert [m.name for m in with_counter.meters] == ["nvml_counter", "nvml_trace"]
-    no_counter = job.setup_meters("cuda:0", job.EnergySettings(), nvml=FakeNvml(has_counter=False))
+    no_counter = meter_setup.setup_meters("cuda:0", SETTINGS, nvml=FakeNvml(has_counter=False))
     assert no_counter.method == "nvml_trace" and [m.name for m in no_counter.meters] == ["nvml_trace"]
     with pytest.raises(Exception, match="no NVML energy counter"):
-        job.setup_meters("cuda:0", job.EnergySettings(meter="nvml"), nvml=FakeNvml(has_counter=False))
+        meter_setup.setup_meters("cuda:0", replace(SETTINGS, meter="nvml"), nvml=FakeNvml(has_counter=False))
     with pytest.raises(ValueError, match="needs a cuda device"):
-        job.setup_meters("cpu", job.EnergySettings(meter="nvml"))
+        meter_setup.setup_meters("cpu", replace(SETTINGS, meter="nvml"))
     with pytest.raises(ValueError, match="unknown meter"):
-        job.EnergySettings(meter="smi")
+        replace(SETTINGS, meter="smi")
 
 
 def test_cpu_without_rapl_gets_an_explicit_null_meter(tmp_path, monkeypatch):
-    monkeypatch.setattr(job, "RaplMeter", lambda: RaplMeter(tmp_path))
-    setup = job.setup_meters("cpu", job.EnergySettings())
+    monkeypatch.setattr(meter_setup, "RaplMeter", lambda: RaplMeter(tmp_path))
+    setup = meter_setup.setup_meters("cpu", SETTINGS)
     assert setup.method == "none" and "no CPU energy meter" in setup.status
     assert math.isnan(setup.meters[0].end(0.0)["energy_j"])
 

@@ -1,11 +1,13 @@
 import pytest
 
-from flopmetrics.mlp_job import MLPJob, run
+from conftest import job_spec
+from flopmetrics.jobs.run import run
+from flopmetrics.jobs.spec import JobSpec
 
 
 @pytest.fixture(scope="module")
 def table():
-    return run(MLPJob("cpu", "fp32", n=2, d=32, m=8, repeats=2, min_window_s=0.02, warmup_iterations=1))
+    return run(job_spec("mlp", {"n": 2, "d": 32, "m": 8}, measure={"profiler_flops": True}), progress=lambda m: None)[0]
 
 
 def test_one_row_per_pass(table):
@@ -42,9 +44,15 @@ def test_provenance_columns(table):
     assert table["config_hash"].nunique() == 1
 
 
-def test_unknown_dtype_rejected():
-    with pytest.raises(ValueError, match="unknown dtype 'fp8'"):
-        MLPJob("cpu", "fp8", 2, 2, 2)
+def test_unknown_precision_rejected():
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        run(job_spec("mlp", {"n": 2, "d": 2, "m": 2}, precision="fp8"), progress=lambda m: None)
+
+
+def test_spec_round_trips_through_params():
+    spec = job_spec("mlp", {"n": 2, "d": 2, "m": 2})
+    assert JobSpec.from_params(spec.params()) == spec
+    assert "run_on_cpu" not in spec.params()
 
 
 def test_tf32_setting_covers_backward(monkeypatch):
@@ -52,7 +60,7 @@ def test_tf32_setting_covers_backward(monkeypatch):
     autocast): record the flag each time a matmul executes."""
     import torch
 
-    from flopmetrics.workloads import MLPWorkload
+    from flopmetrics.workloads.mlp import MLPWorkload
 
     seen = []
     wl = MLPWorkload("cpu", "tf32", 2, 8, 4)

@@ -177,7 +177,7 @@ def test_local_gpu_jobs_never_overlap(workflow):
     cfg["figures"]["mlp_flops_vs_d"].update(n=None, m=None)
     workflow.write_config(cfg)
     wd = workflow.workdir
-    proc = workflow.run("--workflow-profile", str(REPO_ROOT / "profiles/default"), "results/merged/mlp.parquet")
+    workflow.run("--workflow-profile", str(REPO_ROOT / "profiles/default"), "results/merged/mlp.parquet")
     spans = []
     for target in ("h100", "a100"):
         row = pd.read_parquet(wd / f"results/raw/mlp/{target}/fp32/n2_d16_m4.parquet").iloc[0]

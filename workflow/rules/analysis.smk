@@ -3,12 +3,13 @@
 
 rule calibrate:
     input:
-        "results/merged/energy.parquet",
+        paths.MERGED_ENERGY,
     output:
-        fits="results/calibration/calibration.parquet",
-        predictions="results/calibration/predictions.parquet",
+        fits=paths.CALIBRATION,
+        predictions=paths.PREDICTIONS,
     log:
         "logs/analysis/calibrate.log",
+    localrule: True
     conda:
         "../../envs/flopmetrics.yaml"
     params:
@@ -19,11 +20,12 @@ rule calibrate:
 
 rule co2e:
     input:
-        "results/calibration/calibration.parquet",
+        paths.CALIBRATION,
     output:
-        "results/co2e/co2e.parquet",
+        paths.CO2E,
     log:
         "logs/analysis/co2e.log",
+    localrule: True
     conda:
         "../../envs/flopmetrics.yaml"
     params:

@@ -1,7 +1,10 @@
 # Validation and helpers shared by all rules. Logic lives in the flopmetrics package.
 from pathlib import Path
 
-from flopmetrics import config as fm_config
+from flopmetrics.figures import registry as figure_registry
+from flopmetrics.workflow import config as fm_config
+from flopmetrics.workflow import paths, sweeps
+from flopmetrics.workflow.slurm import slurm_resources
 
 fm_config.validate(
     config,
@@ -16,11 +19,7 @@ if config["execution"]["check_devices"] and not config["execution"]["run_on_cpu"
         if target.startswith("cuda"):
             fm_config.check_devices([target], key=key)
 
-MLP = config["mlp"]
-LLM = config["llm"]
-MATMUL = config["matmul"]
-FIGURES = config["figures"]
-MLP_PASSES = ["forward", "backward"]
+FIGURES = figure_registry.enabled(config)
 
 
 wildcard_constraints:
@@ -49,7 +48,7 @@ def job_resources(target_wildcard):
     per_target = {
         t: {
             "gpu_slot": 0 if t == "cpu" else 1,
-            **fm_config.slurm_resources(config, t, strict=False),
+            **slurm_resources(config, t, strict=False),
         }
         for t in targets
     }
@@ -71,7 +70,7 @@ def job_resources(target_wildcard):
         if unmapped and key == "slurm_partition":
             # decided when jobs are built, once the executor is known: a cluster run
             # must fail on a target without a mapping, a local run needs none
-            out[key] = lambda wc: fm_config.slurm_resources(
+            out[key] = lambda wc: slurm_resources(
                 config, wc[target_wildcard], strict=not workflow.local_exec
             )["slurm_partition"]
         elif len(values) <= 1:
@@ -81,33 +80,21 @@ def job_resources(target_wildcard):
     return out
 
 
-def mlp_raw_files():
-    return [
-        "results/raw/mlp/{device}/{dtype}/n{n}_d{d}_m{m}.parquet".format(**job)
-        for job in fm_config.mlp_grid(MLP)
-    ]
-
-
-def llm_raw_files():
-    return [
-        "results/raw/llm/{target}/{model}/{precision}/b{batch}_s{seq}.parquet".format(
-            **job
-        )
-        for job in fm_config.llm_grid(LLM)
-    ]
-
-
-def matmul_raw_files():
-    return [
-        "results/raw/matmul/{target}/{precision}/n{size}.parquet".format(**job)
-        for job in fm_config.matmul_grid(MATMUL)
-    ]
+def job_params(experiment):
+    """The `params:` of a profiling job: one shape for every experiment (flopmetrics.jobs.spec)."""
+    return lambda wc: sweeps.job_params(config, experiment, wc)
 
 
 def energy_raw_files():
     """Measured rows that can carry energy: LLM, matmul and the MLP's GPU jobs."""
-    gpu_mlp = [p for p in mlp_raw_files() if not p.startswith("results/raw/mlp/cpu/")]
-    return llm_raw_files() + matmul_raw_files() + gpu_mlp
+    gpu_mlp = [
+        p
+        for p in sweeps.raw_files(config, "mlp")
+        if not p.startswith("results/raw/mlp/cpu/")
+    ]
+    return (
+        sweeps.raw_files(config, "llm") + sweeps.raw_files(config, "matmul") + gpu_mlp
+    )
 
 
 def repo_path(path):
@@ -133,56 +120,27 @@ def reference_files():
     return files
 
 
-def power_trace_input():
-    trace = FIGURES["power_trace"]["trace"]
-    if (
-        trace
-        and not trace.startswith("results/")
-        and not Path(repo_path(trace)).exists()
-    ):
-        raise fm_config.ConfigError(
-            f"config error at figures.power_trace.trace: {trace!r} does not exist"
-        )
-    return repo_path(trace) if trace else []
+def figure_inputs(figure):
+    """A figure's inputs; files the workflow does not make are found like repo_path."""
+    out = {}
+    for name, path in figure.inputs(config).items():
+        if isinstance(path, str) and not path.startswith("results/"):
+            if not Path(repo_path(path)).exists():
+                raise fm_config.ConfigError(
+                    f"config error at figures.{figure.name}: input {name} {path!r} does not exist"
+                )
+            path = repo_path(path)
+        out[name] = path
+    return out
 
 
 def thesis_enabled():
     return config["thesis"]["architecture_dir"] is not None
 
 
-def mlp_figures():
-    return [
-        *expand("results/figures/mlp/pct_diff_heatmap_{p}.png", p=MLP_PASSES),
-        "results/figures/mlp/flops_vs_d.png",
-        "results/figures/mlp/throughput_vs_intensity.png",
-    ]
-
-
-ENERGY_FIGURES = [
-    "energy_efficiency",
-    "forward_vs_backward",
-    "efficiency_vs_seq_len",
-    "power_trace",
-    "calibration_parity",
-    "co2e",
-]
-
-
-def energy_figures():
-    figs = [f"results/figures/energy/{name}.png" for name in ENERGY_FIGURES]
-    if thesis_enabled():
-        figs.append("results/figures/energy/thesis_vs_ours.png")
-    return figs
-
-
 def all_targets():
-    targets = ["results/merged/mlp.parquet", *mlp_figures()]
-    targets += [
-        "results/merged/energy.parquet",
-        "results/calibration/calibration.parquet",
-        "results/co2e/co2e.parquet",
-        *energy_figures(),
-    ]
+    targets = [paths.MERGED_MLP, paths.MERGED_ENERGY, paths.CALIBRATION, paths.CO2E]
+    targets += [out for fig in FIGURES for out in fig.outputs()]
     if thesis_enabled():
-        targets.append("results/merged/thesis.parquet")
+        targets.append(paths.MERGED_THESIS)
     return targets

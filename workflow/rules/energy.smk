@@ -4,35 +4,31 @@
 
 rule profile_llm:
     output:
-        table="results/raw/llm/{target}/{model}/{precision}/b{batch}_s{seq}.parquet",
-        trace="results/traces/llm/{target}/{model}/{precision}/b{batch}_s{seq}.parquet",
+        table=paths.RAW["llm"],
+        trace=paths.TRACE["llm"],
     log:
-        "logs/llm/{target}/{model}/{precision}/b{batch}_s{seq}.log",
+        paths.LOG["llm"],
     conda:
         "../../envs/flopmetrics.yaml"
     resources:
         **job_resources("target"),
     params:
-        job=lambda wc: fm_config.llm_job_params(
-            config, wc.target, wc.model, wc.precision, wc.batch, wc.seq
-        ),
+        job=job_params("llm"),
     script:
-        "../scripts/profile_energy.py"
+        "../scripts/profile.py"
 
 
 rule profile_matmul:
     output:
-        table="results/raw/matmul/{target}/{precision}/n{size}.parquet",
-        trace="results/traces/matmul/{target}/{precision}/n{size}.parquet",
+        table=paths.RAW["matmul"],
+        trace=paths.TRACE["matmul"],
     log:
-        "logs/matmul/{target}/{precision}/n{size}.log",
+        paths.LOG["matmul"],
     conda:
         "../../envs/flopmetrics.yaml"
     resources:
         **job_resources("target"),
     params:
-        job=lambda wc: fm_config.matmul_job_params(
-            config, wc.target, wc.precision, wc.size
-        ),
+        job=job_params("matmul"),
     script:
-        "../scripts/profile_energy.py"
+        "../scripts/profile.py"

@@ -3,11 +3,12 @@
 
 rule merge_mlp:
     input:
-        mlp_raw_files(),
+        sweeps.raw_files(config, "mlp"),
     output:
-        "results/merged/mlp.parquet",
+        paths.MERGED_MLP,
     log:
         "logs/merge/mlp.log",
+    localrule: True
     conda:
         "../../envs/flopmetrics.yaml"
     script:
@@ -19,9 +20,10 @@ rule merge_energy:
         measured=energy_raw_files(),
         reference=reference_files(),
     output:
-        "results/merged/energy.parquet",
+        paths.MERGED_ENERGY,
     log:
         "logs/merge/energy.log",
+    localrule: True
     conda:
         "../../envs/flopmetrics.yaml"
     script:
@@ -32,9 +34,10 @@ rule import_thesis:
     input:
         lambda wc: repo_path(config["thesis"]["architecture_dir"]),
     output:
-        "results/merged/thesis.parquet",
+        paths.MERGED_THESIS,
     log:
         "logs/merge/thesis.log",
+    localrule: True
     conda:
         "../../envs/flopmetrics.yaml"
     script:

@@ -1,27 +1,18 @@
 # One profiling job per (device, dtype, n, d, m): FLOPs three ways + synchronized timing
-# (+ energy on GPUs).
+# (+ energy where a meter exists).
 
 
 rule profile_mlp:
     output:
-        table="results/raw/mlp/{device}/{dtype}/n{n}_d{d}_m{m}.parquet",
-        trace="results/traces/mlp/{device}/{dtype}/n{n}_d{d}_m{m}.parquet",
+        table=paths.RAW["mlp"],
+        trace=paths.TRACE["mlp"],
     log:
-        "logs/mlp/{device}/{dtype}/n{n}_d{d}_m{m}.log",
+        paths.LOG["mlp"],
     conda:
         "../../envs/flopmetrics.yaml"
     resources:
         **job_resources("device"),
     params:
-        job=lambda wc: fm_config.mlp_job_params(
-            MLP,
-            wc.device,
-            wc.dtype,
-            wc.n,
-            wc.d,
-            wc.m,
-            config["energy"],
-            config["execution"]["run_on_cpu"],
-        ),
+        job=job_params("mlp"),
     script:
-        "../scripts/profile_mlp.py"
+        "../scripts/profile.py"

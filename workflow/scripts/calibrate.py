@@ -1,9 +1,9 @@
 # Adapter: energy table -> calibration fits + leave-one-config-out predictions.
 import pandas as pd
 
-from flopmetrics import calibration
-from flopmetrics.io import write_parquet
-from flopmetrics.jobs import logged
+from flopmetrics.analysis import calibration
+from flopmetrics.jobs.output import write_parquet
+from flopmetrics.jobs.log import logged
 
 with logged(snakemake.log[0]):
     s = snakemake.params.settings

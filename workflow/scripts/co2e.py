@@ -1,9 +1,9 @@
 # Adapter: calibration + declared workloads -> energy and CO2e table.
 import pandas as pd
 
-from flopmetrics import co2e
-from flopmetrics.io import write_parquet
-from flopmetrics.jobs import logged
+from flopmetrics.analysis import co2e
+from flopmetrics.jobs.output import write_parquet
+from flopmetrics.jobs.log import logged
 
 with logged(snakemake.log[0]):
     s = snakemake.params.settings

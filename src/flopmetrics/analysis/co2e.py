@@ -1,0 +1,50 @@
+"""From FLOPs to energy and CO2e: ``E = F / EE``; ``CO2e = kWh * PUE * grid intensity``."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..flops.transformer import parameter_count, pass_flops
+from ..workloads.models import resolve, transformer_shape
+
+J_PER_KWH = 3.6e6
+
+
+def workload_flops(model, batch_size: int, seq_len: int, pass_name: str) -> float:
+    """Analytic FLOPs of one step of a declared workload (full-attention convention)."""
+    _, fields = resolve(model)
+    shape = transformer_shape(fields)
+    table = pass_flops(shape, batch_size, seq_len, parameter_count(shape, fields.get("tie_word_embeddings", True)))
+    if pass_name not in table:
+        raise ValueError(f"no FLOP formula for pass {pass_name!r}; expected one of {sorted(table)}")
+    return float(table[pass_name]["total"])
+
+
+def estimate(workloads: list[dict], calibration: pd.DataFrame, pue: float, intensity_g_per_kwh: float) -> pd.DataFrame:
+    """One row per declared workload: FLOPs, energy (with EE interval), kWh, kg CO2e."""
+    rows = []
+    for w in workloads:
+        match = calibration[(calibration["gpu_label"] == w["gpu"]) & (calibration["precision"] == w["precision"])
+                            & (calibration["pass"] == w["pass"])]
+        steps = w["tokens"] / (w["batch_size"] * w["seq_len"])
+        flops = steps * workload_flops(w["model"], w["batch_size"], w["seq_len"], w["pass"])
+        row = {**{k: w[k] for k in ("name", "model", "gpu", "precision", "pass", "tokens", "batch_size", "seq_len")},
+               "steps": steps, "flops": flops, "pue": pue, "grid_intensity_g_per_kwh": intensity_g_per_kwh}
+        if match.empty:
+            row.update(status=f"no calibration for ({w['gpu']}, {w['precision']}, {w['pass']})",
+                       ee_flops_per_j=math.nan, energy_j=math.nan, energy_j_lo=math.nan, energy_j_hi=math.nan)
+        else:
+            c = match.iloc[0]
+            row.update(status="ok", ee_flops_per_j=c["ee_flops_per_j"], energy_j=flops / c["ee_flops_per_j"],
+                       energy_j_lo=flops / c["ee_hi"], energy_j_hi=flops / c["ee_lo"])
+        for suffix in ("", "_lo", "_hi"):
+            kwh = row[f"energy_j{suffix}"] / J_PER_KWH
+            row[f"kwh{suffix}"] = kwh
+            row[f"kg_co2e{suffix}"] = kwh * pue * intensity_g_per_kwh / 1000
+        rows.append(row)
+    columns = ["name", "model", "gpu", "precision", "pass", "tokens", "batch_size", "seq_len", "steps", "flops",
+               "pue", "grid_intensity_g_per_kwh", "status", "ee_flops_per_j", "energy_j", "energy_j_lo",
+               "energy_j_hi", "kwh", "kg_co2e", "kwh_lo", "kg_co2e_lo", "kwh_hi", "kg_co2e_hi"]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,163 @@
+"""Synchronized measurement windows, in the style of Zeus's ``begin_window``/``end_window``.
+
+A window opens and closes only after the device has finished all queued work, so what it
+covers is the work issued inside it and nothing else. Meters (energy counters, samplers)
+plug in through the small :class:`Meter` protocol and add their readings to each window.
+
+Typical use (the meters for a device come from :func:`flopmetrics.energy.setup.setup_meters`)::
+
+    setup = setup_meters("cuda:0", EnergySettings(meter="auto", sampler_hz=50, guard_s=0.3,
+                                                  idle_baseline_s=2.0))
+    monitor = Monitor("cuda:0", setup.meters)
+    with setup.sampler:                      # the counter meter reads the sampler's step record
+        monitor.begin_window("forward")
+        ...                                  # whole iterations of the pass
+        window = monitor.end_window("forward")   # window.elapsed_s, window.readings["energy_j"]
+
+and, for a pass that must run at least ``min_seconds``, :func:`run_window` runs whole
+iterations until that much time has really elapsed (synchronized), then closes the window.
+With ``guard_s`` it also runs the same iterations for that long just before and just after the
+window, so the device's power is steady across both edges: meters that report late (the H100's
+energy counter steps every ~100 ms, some time after the fact) then see the window's own power
+at its edges, not an idle gap.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+
+class Meter(Protocol):
+    """Something that measures over a window.
+
+    ``begin(t_start)`` is called right after the device is synchronized at open; ``end(t_end)``
+    after the synchronization at close (and after any settling work the caller runs past the
+    window's end); both times are on the ``time.perf_counter`` clock. Meters are opened and read
+    in list order.
+    """
+
+    name: str
+
+    def begin(self, t_start: float) -> None: ...
+
+    def end(self, t_end: float) -> dict[str, float]: ...
+
+
+def synchronizer(device: str) -> Callable[[], None]:
+    """Return a function that blocks until ``device`` has finished its queued work."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return lambda: torch.cuda.synchronize(dev)
+    return lambda: None  # CPU ops are synchronous
+
+
+@dataclass
+class Window:
+    name: str
+    start_s: float  # time.perf_counter() at open (after sync)
+    end_s: float  # time.perf_counter() at close (after sync)
+    iterations: int = 0
+    readings: dict[str, float] = field(default_factory=dict)
+    wall_start: float = 0.0  # time.time() at open, to line windows up with sampler traces
+    wall_end: float = 0.0
+
+    @property
+    def elapsed_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+class WindowError(RuntimeError):
+    pass
+
+
+class MeterError(RuntimeError):
+    """A meter could not produce a reading (and will not make one up)."""
+
+
+class Monitor:
+    """Opens and closes named, synchronized windows and collects each meter's readings."""
+
+    def __init__(self, device: str = "cpu", meters: Sequence[Meter] = ()):
+        self.device = device
+        self.meters = list(meters)
+        self._sync = synchronizer(device)
+        self._open: dict[str, tuple[float, float]] = {}
+
+    def synchronize(self) -> None:
+        self._sync()
+
+    def begin_window(self, name: str) -> None:
+        if name in self._open:
+            raise WindowError(f"window {name!r} is already open")
+        self._sync()
+        start_s, wall_start = time.perf_counter(), time.time()
+        for meter in self.meters:
+            meter.begin(start_s)
+        self._open[name] = (start_s, wall_start)
+
+    def end_window(self, name: str, settle: Callable[[], object] | None = None) -> Window:
+        """Close ``name`` at the next synchronization. ``settle``, if given, runs after the close
+        and before the meters are read (guard iterations that keep power steady past the edge)."""
+        if name not in self._open:
+            raise WindowError(f"window {name!r} was never opened")
+        self._sync()
+        end_s, wall_end = time.perf_counter(), time.time()
+        start_s, wall_start = self._open.pop(name)
+        if settle is not None:
+            settle()
+        readings: dict[str, float] = {}
+        for meter in self.meters:
+            readings.update(meter.end(end_s))
+        return Window(name, start_s, end_s, readings=readings, wall_start=wall_start, wall_end=wall_end)
+
+
+def run_for(monitor: Monitor, step: Callable[[], object], min_seconds: float,
+            max_iterations: int = 10_000_000) -> int:
+    """Run whole iterations of ``step`` until ``min_seconds`` have elapsed; return how many.
+
+    The decision is made on synchronized elapsed time, never predicted from one iteration:
+    iterations are issued in batches, the device is synchronized after each batch and the
+    clock read; the next batch is sized to about half of the remaining time at the rate seen
+    so far, so the run ends just past ``min_seconds`` with few synchronizations.
+    """
+    start = time.perf_counter()
+    done, batch = 0, 1
+    while True:
+        for _ in range(batch):
+            step()
+        done += batch
+        monitor.synchronize()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds or done >= max_iterations:
+            return done
+        per_iteration = elapsed / done
+        remaining = min_seconds - elapsed
+        batch = max(1, min(max_iterations - done, math.ceil(0.5 * remaining / per_iteration)))
+
+
+def run_window(
+    monitor: Monitor,
+    name: str,
+    step: Callable[[], object],
+    min_seconds: float,
+    guard_s: float = 0.0,
+    max_iterations: int = 10_000_000,
+) -> Window:
+    """One window of whole iterations of ``step`` lasting at least ``min_seconds``, with at least
+    ``guard_s`` of the same iterations just before it and just after it (outside the window)."""
+    if min_seconds < 0 or guard_s < 0:
+        raise ValueError(f"min_seconds and guard_s must be >= 0, got {min_seconds} and {guard_s}")
+    if guard_s:
+        run_for(monitor, step, guard_s)
+    monitor.begin_window(name)
+    done = run_for(monitor, step, min_seconds, max_iterations)
+    settle = (lambda: run_for(monitor, step, guard_s)) if guard_s else None
+    window = monitor.end_window(name, settle=settle)
+    window.iterations = done
+    return window

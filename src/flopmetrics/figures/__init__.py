@@ -1,0 +1,1 @@
+"""Figures: the registry (one entry per figure) and the plot functions, by stage."""

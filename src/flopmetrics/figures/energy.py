@@ -1,0 +1,151 @@
+"""Energy figures (registered in :mod:`flopmetrics.figures.registry`)."""
+
+from __future__ import annotations
+
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .style import PASS_ORDER, empty, gpu_label, plt, with_energy
+
+
+def efficiency_bars(tables, style: dict, wildcards: dict):
+    """TFLOPs/J per GPU x precision x pass, SEM error bars, the peak/TDP limit as a dash."""
+    sub = with_energy(tables["energy"])
+    sub = sub[sub["workload"] == style.get("workload", "llm")]
+    seq = style.get("seq_len")
+    if seq is not None and "seq_len" in sub:
+        sub = sub[sub["seq_len"] == seq]
+    if sub.empty:
+        return empty("no energy measurements with FLOPs for this workload (CPU without a meter?)")
+    sub = sub.assign(gpu=gpu_label(sub))
+    gpus = sorted(sub["gpu"].unique())
+    passes = [p for p in PASS_ORDER if p in set(sub["pass"]) and p != "optimizer"]
+    precisions = sorted(sub["precision"].unique())
+    fig, axes = plt.subplots(1, len(gpus), figsize=(1.2 + 1.3 * len(passes) * len(gpus) + 2, 4.2), squeeze=False)
+    width = 0.8 / len(precisions)
+    palette = dict(zip(precisions, sns.color_palette("colorblind", len(precisions))))
+    for ax, gpu in zip(axes[0], gpus):
+        g = sub[sub["gpu"] == gpu].groupby(["pass", "precision"], as_index=False).agg(
+            tflops_per_j=("tflops_per_j", "mean"), sem=("flops_per_j_sem", lambda s: np.sqrt((s**2).mean()) / 1e12),
+            limit=("max_flops_per_j", "first"), failed=("gates_passed", lambda s: (~s.astype(bool)).any()),
+            hot=("thermally_limited", "any"))
+        for i, prec in enumerate(precisions):
+            gp = g[g["precision"] == prec].set_index("pass").reindex(passes)
+            x = np.arange(len(passes)) + (i - (len(precisions) - 1) / 2) * width
+            ax.bar(x, gp["tflops_per_j"], width, yerr=gp["sem"], color=palette[prec], label=prec, capsize=2,
+                   hatch=["//" if f is True else "" for f in gp["failed"]])
+            ax.hlines(gp["limit"] / 1e12, x - width / 2, x + width / 2, colors="k", linestyles="--", linewidth=1)
+            hot = gp["hot"].eq(True).to_numpy()
+            ax.scatter(x[hot], (gp["tflops_per_j"] + gp["sem"]).to_numpy()[hot] * 1.04 + 0.01, marker="v", s=14,
+                       color="k", zorder=3)
+        ax.set_xticks(np.arange(len(passes)), passes, rotation=30, ha="right")
+        ax.set_title(gpu)
+        ax.set_ylabel("TFLOPs per joule")
+    axes[0][-1].legend(title="precision", fontsize=8, loc="upper right")
+    fig.suptitle("Energy efficiency per pass (dashes: peak/TDP limit; hatched: a gate failed; "
+                 "triangle: thermally limited rows)")
+    fig.tight_layout()
+    return fig
+
+
+def pareto_front(points: np.ndarray) -> np.ndarray:
+    """Indices of points not dominated (higher is better in both coordinates)."""
+    idx = []
+    for i, p in enumerate(points):
+        if not np.any(np.all(points >= p, axis=1) & np.any(points > p, axis=1)):
+            idx.append(i)
+    return np.array(idx, dtype=int)
+
+
+def forward_vs_backward(tables, style: dict, wildcards: dict):
+    """Forward vs backward TFLOPs/J of every configuration measured both ways, Pareto front marked."""
+    sub = with_energy(tables["energy"])
+    sub = sub[sub["pass"].isin(["forward", "backward"])]
+    keys = [c for c in ("source", "gpu_label", "workload", "model", "precision", "batch_size", "seq_len", "n", "d", "m")
+            if c in sub]
+    if sub.empty:
+        return empty("no forward/backward energy measurements")
+    # workloads leave each other's keys empty (an LLM row has no MLP width): fill, or the
+    # pivot drops every row that has a NaN key
+    sub = sub.assign(**{c: sub[c].fillna(-1) if pd.api.types.is_numeric_dtype(sub[c]) else sub[c].fillna("")
+                        for c in keys})
+    wide = sub.pivot_table(index=keys, columns="pass", values="tflops_per_j").dropna().reset_index()
+    if wide.empty:
+        return empty("no configuration with both forward and backward energy")
+    wide["gpu"] = gpu_label(wide)
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    sns.scatterplot(data=wide, x="forward", y="backward", hue="precision", style="gpu", s=60, ax=ax)
+    pts = wide[["forward", "backward"]].to_numpy()
+    front = wide.iloc[pareto_front(pts)].sort_values("forward")
+    ax.plot(front["forward"], front["backward"], "k:", marker="o", mfc="none", ms=12, label="Pareto front")
+    ax.set_xlabel("forward TFLOPs/J")
+    ax.set_ylabel("backward TFLOPs/J")
+    ax.legend(fontsize=7)
+    ax.set_title("Forward vs backward efficiency")
+    fig.tight_layout()
+    return fig
+
+
+def efficiency_vs_seq_len(tables, style: dict, wildcards: dict):
+    """TFLOPs/J of the LLM passes against sequence length, per precision and GPU."""
+    sub = with_energy(tables["energy"])
+    sub = sub[(sub["workload"] == "llm") & sub["pass"].isin(style.get("passes", PASS_ORDER))]
+    if sub.empty or "seq_len" not in sub:
+        return empty("no LLM energy measurements")
+    sub = sub.assign(gpu=gpu_label(sub))
+    g = sns.relplot(data=sub, x="seq_len", y="tflops_per_j", hue="precision", style="gpu", col="pass",
+                    col_order=[p for p in PASS_ORDER if p in set(sub["pass"])], kind="line", markers=True,
+                    height=3.2, aspect=0.9, err_style="bars")
+    g.set(xscale="log", xlabel="sequence length", ylabel="TFLOPs/J")
+    lengths = sorted(int(s) for s in sub["seq_len"].unique())
+    for ax in g.axes.flat:
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # only the measured lengths
+        ax.set_xticks(lengths, [str(s) for s in lengths])
+    g.figure.suptitle("Efficiency vs sequence length", y=1.03)
+    return g.figure
+
+
+def power_trace(tables, style: dict, wildcards: dict):
+    """Instantaneous power (and the 1 s average NVML reports) with each pass window shaded."""
+    trace = tables.get("trace", pd.DataFrame())
+    title = str(tables.paths.get("trace", ""))
+    if trace.empty:
+        return empty("no power trace (CPU job or no sampler)")
+    fig, ax = plt.subplots(figsize=(11, 3.8))
+    t = trace["t_rel_s"]
+    ax.plot(t, trace["power_instant_w"], lw=0.7, label="instant power")
+    ax.plot(t, trace["power_average_w"], lw=0.7, ls="--", label="1 s average (nvidia-smi power.draw)")
+    names = [w for w in trace["window"].unique() if w]
+    colours = dict(zip(names, sns.color_palette("pastel", len(names))))
+    for (name, rep), g in trace[trace["window"] != ""].groupby(["window", "repeat"]):
+        ax.axvspan(g["t_rel_s"].min(), g["t_rel_s"].max(), color=colours[name], alpha=0.5, lw=0,
+                   label=name if rep == 0 else None)
+    ax.set_xlabel("time [s]")
+    ax.set_ylabel("board power [W]")
+    ax.legend(fontsize=7, ncol=4, loc="lower right")
+    ax.set_title(title or "Power trace")
+    fig.tight_layout()
+    return fig
+
+
+def thesis_vs_ours(tables, style: dict, wildcards: dict):
+    """The thesis's H100 forward/backward TFLOPs/J beside ours, with the peak/TDP limit."""
+    thesis, ours = tables["thesis"], tables["energy"]
+    gpu = style.get("gpu", "h100")
+    t = thesis[thesis["gpu_label"] == gpu].assign(data="thesis")
+    o = with_energy(ours)
+    o = o[(o["gpu_label"] == gpu) & (o["workload"] == "llm") & o["pass"].isin(["forward", "backward"])].assign(data="ours")
+    both = pd.concat([t, o], ignore_index=True)
+    if both.empty:
+        return empty(f"no {gpu} data from the thesis or from us")
+    g = sns.catplot(data=both, x="seq_len", y="tflops_per_j", hue="data", col="pass", row="precision", kind="bar",
+                    height=2.6, aspect=1.4, errorbar=None, sharey=False,
+                    row_order=sorted(both["precision"].unique()))
+    for (prec, p), ax in g.axes_dict.items():
+        lim = both[(both["precision"] == prec)]["max_flops_per_j"].dropna()
+        if len(lim):
+            ax.axhline(lim.min() / 1e12, color="r", ls="--", lw=1)
+    g.figure.suptitle(f"{gpu}: thesis vs ours (red: peak/TDP of the variant)", y=1.02)
+    return g.figure

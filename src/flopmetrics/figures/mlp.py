@@ -1,0 +1,73 @@
+"""Figures of the MLP FLOP validation (registered in :mod:`flopmetrics.figures.registry`)."""
+
+from __future__ import annotations
+
+import matplotlib.ticker
+import numpy as np
+import seaborn as sns
+
+from .style import plt, require
+
+
+def pct_diff_heatmap(tables, style: dict, wildcards: dict):
+    """Counted (FlopCounterMode) vs analytic (ours) FLOPs, percent, over (d, m), one panel per n.
+
+    FlopCounterMode counts only matrix products, so the difference is the elementwise
+    (sigmoid) share the counter misses; it shrinks as 1/d.
+    """
+    df, mlp_pass = tables["mlp"], wildcards["mlp_pass"]
+    sub = require(df[df["pass"] == mlp_pass], f"pass {mlp_pass!r}")
+    # FLOP counts do not depend on device or dtype: one value per (n, d, m)
+    sub = sub.groupby(["n", "d", "m"], as_index=False)["pct_diff_counted_vs_analytic"].first()
+    ns = sorted(sub["n"].unique())
+    fig, axes = plt.subplots(1, len(ns), figsize=(4.2 * len(ns) + 1, 4), squeeze=False, sharey=True)
+    vmax = float(np.nanmax(np.abs(sub["pct_diff_counted_vs_analytic"]))) or 1.0
+    for ax, n in zip(axes[0], ns):
+        grid = sub[sub["n"] == n].pivot(index="d", columns="m", values="pct_diff_counted_vs_analytic")
+        sns.heatmap(
+            grid.sort_index(ascending=False), ax=ax, cmap=style.get("cmap", "vlag"), center=0,
+            vmin=-vmax, vmax=vmax, annot=style.get("annotate", True) and grid.size <= 64, fmt=".2f",
+            cbar=ax is axes[0][-1], cbar_kws={"label": "counted vs analytic [%]"},
+        )
+        ax.set_title(f"n = {n}")
+    fig.suptitle(f"MLP {mlp_pass}: FlopCounterMode vs analytic FLOPs (ours)")
+    fig.tight_layout()
+    return fig
+
+
+def flops_vs_d(tables, style: dict, wildcards: dict):
+    """FLOPs vs d for analytic (thesis), analytic (ours) and counted, forward and backward."""
+    df = tables["mlp"]
+    sub = df[df["pass"].isin(["forward", "backward"])]
+    n = style.get("n") or int(sub["n"].max())
+    m = style.get("m") or int(sub["m"].max())
+    sub = require(sub[(sub["n"] == n) & (sub["m"] == m)], f"n={n}, m={m} (figures.mlp_flops_vs_d)")
+    sub = sub.groupby(["pass", "d"], as_index=False)[
+        ["flops_analytic_thesis", "flops_analytic", "flops_counted"]
+    ].first()
+    long = sub.melt(id_vars=["pass", "d"], var_name="source", value_name="flops").replace(
+        {"source": {"flops_analytic_thesis": "analytic (thesis)", "flops_analytic": "analytic (ours)",
+                    "flops_counted": "FlopCounterMode"}}
+    )
+    g = sns.relplot(data=long, x="d", y="flops", hue="source", style="source", col="pass", kind="line",
+                    markers=True, dashes=False, height=3.8, aspect=1.1, facet_kws={"sharey": False})
+    if style.get("logy", True):
+        g.set(yscale="log")
+    g.set_axis_labels("width d", "FLOPs per iteration")
+    g.figure.suptitle(f"MLP FLOPs vs width (n = {n}, m = {m})", y=1.03)
+    return g.figure
+
+
+def throughput_vs_intensity(tables, style: dict, wildcards: dict):
+    """Achieved FLOP/s (analytic FLOPs / synchronized time) vs arithmetic intensity."""
+    df = tables["mlp"]
+    sub = require(df[df["pass"].isin(["forward", "backward"])].dropna(subset=["flops_per_s"]), "throughput")
+    sub = sub[sub["flops_per_s"] > 0]
+    g = sns.relplot(data=sub, x="arithmetic_intensity", y="flops_per_s", hue="dtype", style="device",
+                    col="pass", size="n", height=3.8, aspect=1.1)
+    g.set(xscale="log" if style.get("logx", True) else "linear", yscale="log" if style.get("logy", True) else "linear")
+    for ax in g.axes.flat:
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # avoid overlapping labels
+    g.set_axis_labels("arithmetic intensity [FLOP/byte]", "achieved FLOP/s")
+    g.figure.suptitle("MLP achieved throughput vs arithmetic intensity", y=1.03)
+    return g.figure

@@ -1,0 +1,126 @@
+"""The figure registry: every figure of the pipeline is one entry here.
+
+Adding a figure is its plot function plus one :class:`Figure` entry (and a caption file
+``workflow/report/<name>.rst``); from the registry follow its Snakemake rule (``fig_<name>``,
+built in ``workflow/rules/figures.smk``), its config block ``figures.<name>`` in the schema (its
+``style`` properties, with their defaults, plus ``dpi``) and its place in the report.
+
+A plot function is ``draw(tables, style, wildcards) -> matplotlib Figure``: ``tables`` maps each
+input name to its DataFrame (``tables.paths`` to its file), ``style`` is the figure's config
+block, ``wildcards`` the rule's wildcards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..workflow import paths
+from . import calibration, energy, mlp
+
+DPI = {"type": "integer", "minimum": 50, "default": 120}
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str  # config key figures.<name>, rule fig_<name>, caption workflow/report/<name>.rst
+    draw: Callable
+    output: str  # may hold wildcards, each listed in `expand`
+    inputs: Callable[[dict], dict[str, str | list]]  # config -> {name: path (or [] for none)}
+    category: str
+    labels: dict
+    style: dict = field(default_factory=dict)  # JSON-schema properties of figures.<name> (dpi added)
+    expand: dict = field(default_factory=dict)  # wildcard -> values
+    enabled: Callable[[dict], bool] = lambda config: True
+    extra_style: Callable[[dict], dict] = lambda config: {}  # style taken from other config keys
+
+    def outputs(self) -> list[str]:
+        out = [self.output]
+        for key, values in self.expand.items():
+            out = [o.replace("{" + key + "}", str(v)) for o in out for v in values]
+        return out
+
+    def log(self) -> str:
+        return self.output.replace("results/figures/", "logs/figures/", 1).rsplit(".", 1)[0] + ".log"
+
+    def style_params(self, config: dict) -> dict:
+        return {**config["figures"][self.name], **self.extra_style(config)}
+
+
+def _fixed(**inputs) -> Callable[[dict], dict]:
+    return lambda config: dict(inputs)
+
+
+MLP_CATEGORY, ENERGY_CATEGORY, CALIBRATION_CATEGORY = "MLP FLOP validation", "Energy", "Calibration and CO2e"
+
+FIGURES = (
+    Figure("mlp_pct_diff_heatmap", mlp.pct_diff_heatmap, "results/figures/mlp/pct_diff_heatmap_{mlp_pass}.png",
+           _fixed(mlp=paths.MERGED_MLP), MLP_CATEGORY, {"figure": "counted vs analytic", "pass": "{mlp_pass}"},
+           style={"cmap": {"type": "string", "default": "vlag"}, "annotate": {"type": "boolean", "default": True}},
+           expand={"mlp_pass": ("forward", "backward")}),
+    Figure("mlp_flops_vs_d", mlp.flops_vs_d, "results/figures/mlp/flops_vs_d.png", _fixed(mlp=paths.MERGED_MLP),
+           MLP_CATEGORY, {"figure": "FLOPs vs d", "pass": "forward, backward"},
+           style={"n": {"type": ["integer", "null"], "minimum": 1, "default": None},
+                  "m": {"type": ["integer", "null"], "minimum": 1, "default": None},
+                  "logy": {"type": "boolean", "default": True}}),
+    Figure("mlp_throughput_vs_intensity", mlp.throughput_vs_intensity, "results/figures/mlp/throughput_vs_intensity.png",
+           _fixed(mlp=paths.MERGED_MLP), MLP_CATEGORY, {"figure": "FLOP/s vs intensity", "pass": "forward, backward"},
+           style={"logx": {"type": "boolean", "default": True}, "logy": {"type": "boolean", "default": True}}),
+    Figure("energy_efficiency", energy.efficiency_bars, "results/figures/energy/energy_efficiency.png",
+           _fixed(energy=paths.MERGED_ENERGY), ENERGY_CATEGORY, {"figure": "TFLOPs/J per pass"},
+           style={"workload": {"type": "string", "enum": ["llm", "mlp", "matmul"], "default": "llm"},
+                  "seq_len": {"type": ["integer", "null"], "default": None}}),
+    Figure("forward_vs_backward", energy.forward_vs_backward, "results/figures/energy/forward_vs_backward.png",
+           _fixed(energy=paths.MERGED_ENERGY), ENERGY_CATEGORY, {"figure": "forward vs backward"}),
+    Figure("efficiency_vs_seq_len", energy.efficiency_vs_seq_len, "results/figures/energy/efficiency_vs_seq_len.png",
+           _fixed(energy=paths.MERGED_ENERGY), ENERGY_CATEGORY, {"figure": "efficiency vs sequence length"},
+           style={"passes": {"type": "array", "items": {"type": "string"},
+                             "default": ["forward", "backward", "train_step"]}}),
+    Figure("power_trace", energy.power_trace, "results/figures/energy/power_trace.png",
+           lambda config: {"trace": config["figures"]["power_trace"]["trace"] or []},
+           ENERGY_CATEGORY, {"figure": "power trace"},
+           style={"trace": {"type": ["string", "null"], "default": None}}),
+    Figure("calibration_parity", calibration.calibration_parity, "results/figures/energy/calibration_parity.png",
+           _fixed(fits=paths.CALIBRATION, predictions=paths.PREDICTIONS), CALIBRATION_CATEGORY,
+           {"figure": "calibration parity"}),
+    Figure("co2e", calibration.co2e_bars, "results/figures/energy/co2e.png", _fixed(co2e=paths.CO2E),
+           CALIBRATION_CATEGORY, {"figure": "CO2e"}),
+    Figure("thesis_vs_ours", energy.thesis_vs_ours, "results/figures/energy/thesis_vs_ours.png",
+           _fixed(thesis=paths.MERGED_THESIS, energy=paths.MERGED_ENERGY), ENERGY_CATEGORY,
+           {"figure": "thesis vs ours"}, enabled=lambda config: config["thesis"]["architecture_dir"] is not None,
+           extra_style=lambda config: {"gpu": config["thesis"]["compare_gpu"]}),
+)
+BY_NAME = {f.name: f for f in FIGURES}
+
+
+def style_schema() -> dict:
+    """The ``figures`` block of the config schema: one object per figure, unknown keys refused."""
+    return {
+        f.name: {"type": "object", "additionalProperties": False, "default": {},
+                 "properties": {**f.style, "dpi": DPI}}
+        for f in FIGURES
+    }
+
+
+def enabled(config: dict) -> list[Figure]:
+    return [f for f in FIGURES if f.enabled(config)]
+
+
+class Tables(dict):
+    """Input name -> DataFrame, and ``paths``: input name -> file. An input configured as none
+    (an empty list) is absent."""
+
+    def __init__(self, files: dict):
+        files = {name: str(path) for name, path in files.items() if isinstance(path, str) or len(path)}
+        super().__init__({name: pd.read_parquet(path) for name, path in files.items()})
+        self.paths = files
+
+
+def render(name: str, inputs: dict[str, str], style: dict, wildcards: dict, output: str) -> None:
+    """Draw figure ``name`` from its input files and save it atomically to ``output``."""
+    from ..jobs.output import save_figure
+
+    fig = BY_NAME[name].draw(Tables(inputs), style, wildcards)
+    save_figure(fig, output, dpi=style["dpi"], bbox_inches="tight")

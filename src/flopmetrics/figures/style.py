@@ -1,0 +1,48 @@
+"""What every figure shares: a headless matplotlib, the pass order, the empty-figure notice and
+the selection of rows that carry energy."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: jobs and CI have no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+__all__ = ["plt", "FigureError", "PASS_ORDER", "require", "empty", "with_energy", "gpu_label"]
+
+PASS_ORDER = ["forward", "forward_train", "backward", "forward_backward", "optimizer", "train_step"]
+NEEDED = {"tflops_per_j", "status", "workload", "pass", "precision", "gpu_label"}
+
+
+class FigureError(ValueError):
+    pass
+
+
+def require(df: pd.DataFrame, what: str) -> pd.DataFrame:
+    if df.empty:
+        raise FigureError(f"no rows for {what}")
+    return df
+
+
+def empty(message: str):
+    """A figure that says why there is nothing to draw (a run without such data still has a report)."""
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    return fig
+
+
+def with_energy(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows that ran and have a positive, finite TFLOPs/J."""
+    if not NEEDED <= set(df.columns):
+        return df.iloc[0:0].reindex(columns=sorted(NEEDED | set(df.columns)))
+    ok = np.isfinite(df["tflops_per_j"].astype(float)) & (df["tflops_per_j"].astype(float) > 0)
+    return df[ok & df["status"].eq("ok")]
+
+
+def gpu_label(df: pd.DataFrame) -> pd.Series:
+    """The GPU label, marked where the row is committed reference data."""
+    src = df.get("source", pd.Series(["measured"] * len(df), index=df.index)).astype(str)
+    return df["gpu_label"].astype(str) + np.where(src.eq("reference"), " (reference)", "")

@@ -1,0 +1,71 @@
+"""Measure named passes as repeated synchronized windows, and derive passes by difference."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..energy.windows import Monitor, Window, run_window
+from ..workloads.base import DerivedPass
+from .stats import Estimate, estimate
+
+
+@dataclass
+class PassSpec:
+    """One directly measured pass: ``step`` runs exactly one iteration of it."""
+
+    name: str
+    step: Callable[[], object]
+
+
+def measure_passes(
+    monitor: Monitor,
+    specs: Sequence[PassSpec],
+    *,
+    repeats: int,
+    min_window_s: float,
+    warmup_iterations: int,
+    guard_s: float = 0.0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, list[Window]]:
+    """Warm every pass up, then run ``repeats`` rounds of one window per pass.
+
+    Rounds interleave the passes (f, b, f, b, ...) so slow drifts (clocks, temperature) hit
+    all passes alike instead of biasing whichever ran last. ``guard_s``: see
+    :func:`flopmetrics.energy.windows.run_window`.
+    """
+    for spec in specs:
+        for _ in range(warmup_iterations):
+            spec.step()
+    monitor.synchronize()
+    windows: dict[str, list[Window]] = {spec.name: [] for spec in specs}
+    for r in range(repeats):
+        for spec in specs:
+            w = run_window(monitor, spec.name, spec.step, min_window_s, guard_s)
+            windows[spec.name].append(w)
+            if progress:
+                progress(f"repeat {r + 1}/{repeats} {spec.name}: {w.iterations} it in {w.elapsed_s:.3f} s")
+    return windows
+
+
+def per_iteration(windows: Sequence[Window], key: str | None = None) -> Estimate:
+    """Per-iteration time (``key=None``) or per-iteration reading ``key`` over windows."""
+    if key is None:
+        return estimate([w.elapsed_s / w.iterations for w in windows])
+    return estimate([w.readings[key] / w.iterations for w in windows])
+
+
+def derive(estimates: dict[str, Estimate], derived: Sequence[DerivedPass]) -> dict[str, Estimate]:
+    """Add derived passes to ``estimates`` (errors propagated in quadrature)."""
+    out = dict(estimates)
+    for dp in derived:
+        out[dp.name] = out[dp.minuend] - out[dp.subtrahend]
+    return out
+
+
+def stderr_progress(prefix: str) -> Callable[[str], None]:
+    def _p(msg: str) -> None:
+        print(f"[{prefix}] {msg}", file=sys.stderr, flush=True)
+
+    return _p

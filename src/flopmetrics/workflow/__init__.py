@@ -1,0 +1,1 @@
+"""Workflow glue: config validation, sweep expansion into jobs, output paths, Slurm mapping."""

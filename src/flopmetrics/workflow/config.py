@@ -1,0 +1,143 @@
+"""Validate the workflow configuration, filling in the schema's defaults (the only place
+defaults live), and check what a schema cannot express.
+
+Validation fails before any job runs, with a message naming the key path and the value,
+e.g. ``config error at mlp.d[2]: -4 is less than the minimum of 1``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import jsonschema.validators
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _key_path(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def _set_defaults(validator, properties, instance, schema):
+    """The ``properties`` keyword, which also inserts each absent property's ``default``:
+    validation reaches every object of the config, list items included."""
+    if isinstance(instance, dict):
+        for key, sub in properties.items():
+            if key not in instance and isinstance(sub, dict) and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+    yield from _PROPERTIES(validator, properties, instance, schema)
+
+
+_PROPERTIES = jsonschema.Draft202012Validator.VALIDATORS["properties"]
+_FillingValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"properties": _set_defaults})
+
+
+def load_schema(path: str | Path) -> dict:
+    """The config schema at ``path`` with its ``figures`` block filled in from the figure registry
+    (each figure's style keys and their defaults live with the figure)."""
+    from ..figures.registry import style_schema
+
+    schema = yaml.safe_load(Path(path).read_text())
+    schema["properties"]["figures"]["properties"] = style_schema()
+    return schema
+
+
+def validate(config: dict, schema: dict) -> dict:
+    """Validate ``config`` in place (defaults filled in) or raise :class:`ConfigError`.
+
+    All violations are reported at once, each with its key path and offending value.
+    """
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = []
+        for err in errors:
+            where = _key_path(err.absolute_path)
+            if err.validator == "additionalProperties":
+                extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+                where_unknown = ", ".join(f"{where}.{k}" if err.absolute_path else k for k in extra)
+                lines.append(f"unknown config key {where_unknown} (allowed: {sorted(err.schema.get('properties', {}))})")
+            else:
+                lines.append(f"config error at {where}: {err.message}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    for _ in _FillingValidator(schema).iter_errors(config):  # valid already: this only fills defaults
+        pass
+    check_consistency(config)
+    return config
+
+
+def check_consistency(config: dict) -> None:
+    """Cross-key checks that a schema cannot express."""
+    from ..jobs.targets import TargetError, resolve_target
+    from ..workloads.models import ModelConfigError, resolve
+
+    for section in ("mlp", "llm", "matmul"):
+        key = "devices" if section == "mlp" else "targets"
+        for i, target in enumerate(config.get(section, {}).get(key, [])):
+            try:
+                resolve_target(target)
+            except TargetError as err:
+                raise ConfigError(f"config error at {section}.{key}[{i}]: {err}") from None
+    names = {}
+    for i, spec in enumerate(config.get("llm", {}).get("models", [])):
+        try:
+            name, _ = resolve(spec)
+        except ModelConfigError as err:
+            raise ConfigError(f"config error at llm.models[{i}]: {err}") from None
+        if name in names:
+            raise ConfigError(f"config error at llm.models[{i}]: model name {name!r} used twice")
+        names[name] = spec
+    for i, w in enumerate(config.get("co2e", {}).get("workloads", [])):
+        try:
+            resolve(w["model"])
+            resolve_target(w["gpu"])
+        except (ModelConfigError, TargetError) as err:
+            raise ConfigError(f"config error at co2e.workloads[{i}]: {err}") from None
+    style = config.get("figures", {}).get("mlp_flops_vs_d", {})
+    for key in ("n", "m"):
+        chosen = style.get(key)
+        if chosen is not None and chosen not in config["mlp"][key]:
+            raise ConfigError(
+                f"config error at figures.mlp_flops_vs_d.{key}: {chosen} is not in the sweep "
+                f"mlp.{key} = {config['mlp'][key]} (pick one of those, or null for the largest)"
+            )
+
+
+def check_devices(devices, cuda_available=None, cuda_count=None, key="mlp.devices") -> None:
+    """Fail if a requested device does not exist here (``cuda`` with no GPU, ``cuda:3`` of 2).
+    GPU labels (``h100``) need a GPU too; which one is checked by the job itself."""
+    wanted = [d for d in devices if d != "cpu"]
+    if not wanted:
+        return
+    if cuda_available is None or cuda_count is None:
+        import torch
+
+        cuda_available = torch.cuda.is_available()
+        cuda_count = torch.cuda.device_count() if cuda_available else 0
+    for dev in wanted:
+        if not cuda_available:
+            raise ConfigError(
+                f"config error at {key}: {dev!r} requested but no CUDA GPU is available on this machine "
+                "(torch.cuda.is_available() is False). Use 'cpu', or set execution.check_devices: false "
+                "if jobs run on other (GPU) nodes."
+            )
+        index = int(dev.split(":")[1]) if dev.startswith("cuda:") else 0
+        if index >= cuda_count:
+            raise ConfigError(f"config error at {key}: {dev!r} requested but only {cuda_count} GPU(s) exist")
+
+
+
+
+def all_targets(config: dict) -> list[tuple[str, str]]:
+    """(config key, target) of every experiment that runs somewhere."""
+    out = [("mlp.devices", t) for t in config["mlp"]["devices"]]
+    out += [(f"{s}.targets", t) for s in ("llm", "matmul") for t in config.get(s, {}).get("targets", [])]
+    return out

@@ -1,0 +1,65 @@
+"""Expand the config's sweeps into jobs, and build each job's parameters (the one shape of
+:mod:`flopmetrics.jobs.spec`) from the config and its wildcards."""
+
+from __future__ import annotations
+
+import itertools
+
+from ..workloads.models import resolve
+from . import paths
+
+# config keys of an experiment that say how to measure (the rest say what to build)
+MEASURE_KEYS = ("repeats", "min_window_s", "warmup_iterations", "seed", "profiler_flops")
+ENERGY_KEYS = ("meter", "sampler_hz", "guard_s", "idle_baseline_s")
+
+
+def grid(config: dict, experiment: str) -> list[dict]:
+    """Wildcard values of every job of ``experiment`` (mlp, llm, matmul), in a stable order."""
+    if experiment == "mlp":
+        mlp = config["mlp"]
+        return [{"device": t, "dtype": p, "n": n, "d": d, "m": m}
+                for t, p, n, d, m in itertools.product(mlp["devices"], mlp["dtypes"], mlp["n"], mlp["d"], mlp["m"])]
+    if experiment == "llm":
+        llm = config["llm"]
+        names = [resolve(s)[0] for s in llm["models"]]
+        return [{"target": t, "model": mo, "precision": p, "batch": b, "seq": s}
+                for t, mo, p, b, s in itertools.product(llm["targets"], names, llm["precisions"],
+                                                         llm["batch_size"], llm["seq_len"])]
+    if experiment == "matmul":
+        mm = config["matmul"]
+        return [{"target": t, "precision": p, "size": n}
+                for t, p, n in itertools.product(mm["targets"], mm["precisions"], mm["sizes"])]
+    raise ValueError(f"unknown experiment {experiment!r}")
+
+
+def raw_files(config: dict, experiment: str) -> list[str]:
+    return [paths.RAW[experiment].format(**w) for w in grid(config, experiment)]
+
+
+def model_specs(config: dict) -> dict:
+    """Model wildcard name -> spec (preset name, config.json path or inline mapping)."""
+    return {resolve(spec)[0]: spec for spec in config["llm"]["models"]}
+
+
+def job_params(config: dict, experiment: str, wildcards) -> dict:
+    """Everything one profiling job needs; exactly this reaches the job via ``params``."""
+    wc = dict(wildcards)
+    section = config[experiment]
+    if experiment == "mlp":
+        target, precision = wc["device"], wc["dtype"]
+        workload = {k: int(wc[k]) for k in ("n", "d", "m")}
+    elif experiment == "llm":
+        target, precision = wc["target"], wc["precision"]
+        workload = {"model": model_specs(config)[wc["model"]], "batch_size": int(wc["batch"]),
+                    "seq_len": int(wc["seq"]),
+                    **{k: section[k] for k in ("passes", "attn_implementation", "attention_flops")}}
+    else:
+        target, precision = wc["target"], wc["precision"]
+        workload = {"size": int(wc["size"])}
+    measure = {k: section[k] for k in MEASURE_KEYS if k in section}
+    measure.setdefault("profiler_flops", False)  # an experiment without the key has no profiler count
+    params = {"experiment": experiment, "target": target, "precision": precision, "workload": workload,
+              "measure": measure, "energy": {k: config["energy"][k] for k in ENERGY_KEYS}}
+    if config["execution"]["run_on_cpu"]:
+        params["run_on_cpu"] = True  # only when on: turning it on reruns exactly the jobs it changes
+    return params

@@ -1,0 +1,47 @@
+"""A Hugging Face causal LM (random weights) on random tokens: the LLM workload."""
+
+from __future__ import annotations
+
+import torch
+
+from ..flops import transformer
+from .base import TrainableWorkload
+from .models import build_causal_lm, transformer_shape
+
+
+class CausalLMWorkload(TrainableWorkload):
+    """A Hugging Face causal LM on random tokens; loss = next-token cross-entropy."""
+
+    kind = "llm"
+
+    def __init__(self, device, precision, model_name, model_fields, batch, seq_len, attn_implementation="sdpa",
+                 seed=0, passes=None, attention_convention="full"):
+        super().__init__(device, precision, passes)
+        torch.manual_seed(seed)
+        self.model_name, self.batch, self.seq_len = model_name, batch, seq_len
+        self.shape = transformer_shape(model_fields)
+        self.attn_implementation = attn_implementation
+        self.attention_convention = attention_convention
+        model = build_causal_lm(model_fields, attn_implementation, device)
+        if not self.mixed:
+            model = model.to(dtype=self.precision.dtype)  # pure low precision, like the thesis
+        self.model = model.to(device)
+        self.model.train()
+        gen = torch.Generator().manual_seed(seed)
+        self.input_ids = torch.randint(0, self.shape["vocab"], (batch, seq_len), generator=gen).to(device)
+        self._build_optimizer()
+
+    def loss(self):
+        return self.model(input_ids=self.input_ids, labels=self.input_ids).loss
+
+    def inference(self):
+        return self.model(input_ids=self.input_ids).logits
+
+    def describe(self):
+        return {"model": self.model_name, "batch_size": self.batch, "seq_len": self.seq_len,
+                "tokens": self.batch * self.seq_len, "attn_implementation": self.attn_implementation,
+                "parameters": self.parameters}
+
+    def analytic(self):
+        table = transformer.pass_flops(self.shape, self.batch, self.seq_len, self.parameters)
+        return {p: {"flops_analytic": v["total"], "flops_analytic_attention": v["attention"]} for p, v in table.items()}

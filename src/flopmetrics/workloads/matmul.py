@@ -1,0 +1,43 @@
+"""One square matrix product: the efficiency frontier of a precision on a device."""
+
+from __future__ import annotations
+
+import torch
+
+from ..flops.counted import count_flops
+from .base import Workload
+
+
+class MatmulWorkload(Workload):
+    """One square ``N x N @ N x N`` product: the efficiency frontier of a precision."""
+
+    kind = "matmul"
+    passes = ("forward",)
+
+    def __init__(self, device, precision, size, seed=0, passes=None):
+        super().__init__(device, precision)
+        gen = torch.Generator().manual_seed(seed)
+        dtype = self.precision.dtype if not self.mixed else torch.float32
+        self.size = size
+        self.a = torch.randn(size, size, generator=gen).to(device=device, dtype=dtype)
+        self.b = torch.randn(size, size, generator=gen).to(device=device, dtype=dtype)
+        self.parameters = 0
+
+    def steps(self):
+        def forward():
+            with self.context():
+                return self.a @ self.b
+
+        return {"forward": forward}
+
+    def counted(self):
+        return {"forward": count_flops(self.steps()["forward"])}
+
+    def describe(self):
+        return {"size": self.size, "tokens": self.size}
+
+    def analytic(self):
+        return {"forward": {"flops_analytic": 2 * self.size**3}}
+
+    def profiled(self):
+        return {}

@@ -1,0 +1,7 @@
+# Adapter: snakemake object -> one registered figure (flopmetrics.figures.registry) -> image file.
+from flopmetrics.figures.registry import render
+from flopmetrics.jobs.log import logged
+
+with logged(snakemake.log[0]):
+    inputs = dict(snakemake.input.items())
+    render(snakemake.params.figure, inputs, dict(snakemake.params.style), dict(snakemake.wildcards), snakemake.output[0])
