@@ -1,4 +1,4 @@
-"""Benchmark: `snakemake -n` on the thesis's full MLP grid x 4 dtypes (5,120 profiling jobs).
+"""Benchmark: `snakemake -n` on the thesis's full MLP grid x 4 precisions (5,120 profiling jobs).
 
 Run from the repository root:  python benchmarks/dryrun_thesis_grid.py [--repeats 3]
 Prints the wall time of each dry run and the job count Snakemake reported. Target: < 15 s.
@@ -25,8 +25,8 @@ def main() -> int:
     args = ap.parse_args()
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     config["mlp"].update(
-        devices=["cpu"],
-        dtypes=["fp32", "tf32", "fp16", "bf16"],
+        targets=["cpu"],
+        precisions=["fp32", "tf32", "fp16", "bf16"],
         n=[2, 4, 8, 16, 32],
         d=list(range(128, 2049, 128)),
         m=list(range(16, 257, 16)),

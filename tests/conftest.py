@@ -29,8 +29,8 @@ def thesis_dir() -> Path:
 SMALL_CONFIG = {
     "execution": {"check_devices": True},
     "mlp": {
-        "devices": ["cpu"],
-        "dtypes": ["fp32"],
+        "targets": ["cpu"],
+        "precisions": ["fp32"],
         "n": [2],
         "d": [16, 32],
         "m": [4, 8],

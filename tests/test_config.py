@@ -49,14 +49,16 @@ def test_figure_blocks_come_from_the_registry():
     "mutate,expected",
     [
         (lambda c: c["mlp"].update(dd=[1]), "unknown config key mlp.dd"),
+        (lambda c: c["mlp"].update(devices=["cpu"]), "config key mlp.devices was renamed to mlp.targets"),
+        (lambda c: c["mlp"].update(dtypes=["fp32"]), "config key mlp.dtypes was renamed to mlp.precisions"),
         (lambda c: c.update(mpl={}), "unknown config key mpl"),
         (lambda c: c["figures"]["mlp_flops_vs_d"].update(colour="red"), "mlp_flops_vs_d.colour"),
         (lambda c: c["mlp"].update(repeats="three"), "mlp.repeats: 'three' is not of type 'integer'"),
         (lambda c: c["mlp"].update(d=[64, 0]), "mlp.d[1]: 0 is less than the minimum of 1"),
         (lambda c: c["mlp"].update(d=[-5]), "mlp.d[0]: -5 is less than the minimum of 1"),
-        (lambda c: c["mlp"].update(dtypes=["fp8"]), "mlp.dtypes[0]: 'fp8' is not one of"),
-        (lambda c: c["mlp"].update(devices=["tpu"]), "mlp.devices[0]: no datasheet entry for GPU 'tpu'"),
-        (lambda c: c["mlp"].update(devices=["Cuda 0"]), "mlp.devices[0]: 'Cuda 0' does not match"),
+        (lambda c: c["mlp"].update(precisions=["fp8"]), "mlp.precisions[0]: 'fp8' is not one of"),
+        (lambda c: c["mlp"].update(targets=["tpu"]), "mlp.targets[0]: no datasheet entry for GPU 'tpu'"),
+        (lambda c: c["mlp"].update(targets=["Cuda 0"]), "mlp.targets[0]: 'Cuda 0' does not match"),
         (lambda c: c["mlp"].pop("n"), "'n' is a required property"),
         (lambda c: c["figures"]["mlp_flops_vs_d"].update(m=7), "figures.mlp_flops_vs_d.m: 7 is not in the sweep"),
     ],
@@ -79,7 +81,7 @@ def test_all_errors_reported_at_once():
 
 
 def test_cuda_without_gpu_is_refused():
-    with pytest.raises(fm_config.ConfigError, match=r"mlp.devices: 'cuda' requested but no CUDA GPU"):
+    with pytest.raises(fm_config.ConfigError, match=r"mlp.targets: 'cuda' requested but no CUDA GPU"):
         fm_config.check_devices(["cpu", "cuda"], cuda_available=False, cuda_count=0)
     with pytest.raises(fm_config.ConfigError, match=r"'cuda:2' requested but only 1 GPU"):
         fm_config.check_devices(["cuda:2"], cuda_available=True, cuda_count=1)
@@ -90,10 +92,13 @@ def test_grid_and_job_params():
     cfg = fm_config.validate(default_config(), SCHEMA)
     mlp = cfg["mlp"]
     grid = sweeps.grid(cfg, "mlp")
-    assert len(grid) == len(mlp["devices"]) * len(mlp["dtypes"]) * len(mlp["n"]) * len(mlp["d"]) * len(mlp["m"])
-    params = sweeps.job_params(cfg, "mlp", {"device": "cpu", "dtype": "fp32", "n": "2", "d": "64", "m": "16"})
+    assert len(grid) == len(mlp["targets"]) * len(mlp["precisions"]) * len(mlp["n"]) * len(mlp["d"]) * len(mlp["m"])
+    params = sweeps.job_params(cfg, "mlp", {"target": "cpu", "precision": "fp32", "n": "2", "d": "64", "m": "16"})
     assert params["workload"] == {"n": 2, "d": 64, "m": 16} and params["measure"]["repeats"] == mlp["repeats"]
-    assert params["energy"] == cfg["energy"] and "run_on_cpu" not in params
+    # a CPU job has no sampler and no guards: editing those reruns GPU jobs only
+    assert params["energy"] == {**cfg["energy"], "sampler_hz": None, "guard_s": None} and "run_on_cpu" not in params
+    gpu = sweeps.job_params(cfg, "mlp", {"target": "h100", "precision": "fp32", "n": "2", "d": "64", "m": "16"})
+    assert gpu["energy"] == cfg["energy"]
     # every experiment's params have the one shape of JobSpec
     from flopmetrics.jobs.spec import JobSpec
 

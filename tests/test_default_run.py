@@ -11,7 +11,7 @@ from conftest import REPO, Workflow
 pytestmark = pytest.mark.e2e
 
 REQUIRED_COLUMNS = {
-    "workload": "object", "pass": "object", "derived": "bool", "device": "object", "dtype": "object",
+    "workload": "object", "pass": "object", "derived": "bool", "target": "object", "device": "object", "precision": "object",
     "n": "int64", "d": "int64", "m": "int64", "flops_analytic": "int64", "flops_analytic_thesis": "int64",
     "flops_analytic_gemm": "int64", "flops_counted": "int64", "time_per_iter_s": "float64",
     "time_per_iter_sem_s": "float64", "flops_per_s": "float64", "arithmetic_intensity": "float64",
@@ -35,9 +35,10 @@ def test_merged_parquet_schema_and_values(default_run):
     for col, dtype in REQUIRED_COLUMNS.items():
         assert col in df.columns, col
         assert str(df[col].dtype).replace("str", "object") == dtype, (col, df[col].dtype)
-    jobs = len(cfg["devices"]) * len(cfg["dtypes"]) * len(cfg["n"]) * len(cfg["d"]) * len(cfg["m"])
+    jobs = len(cfg["targets"]) * len(cfg["precisions"]) * len(cfg["n"]) * len(cfg["d"]) * len(cfg["m"])
     assert len(df) == 4 * jobs
-    assert df.groupby(["dtype", "n", "d", "m"]).size().eq(4).all()
+    assert df.groupby(["precision", "n", "d", "m"]).size().eq(4).all()
+    assert "dtype" not in df.columns  # one name per idea: the number format is `precision`
     # counted GEMM FLOPs equal the analytic GEMM term, for every job and pass
     assert (df["flops_counted"] == df["flops_analytic_gemm"]).all()
     # closed forms, recomputed here independently

@@ -66,3 +66,63 @@ def test_benchmarks_import_only_what_exists():
                 module = importlib.import_module(node.module)
                 for alias in node.names:
                     assert hasattr(module, alias.name), f"{f.name}: {node.module}.{alias.name}"
+
+
+def schema_keys(schema: dict, prefix: str = "") -> list[str]:
+    """Dotted paths of every configurable key (list items as `key[]`, open mappings as `key.<name>`)."""
+    out = []
+    for key, sub in schema.get("properties", {}).items():
+        path = f"{prefix}{key}"
+        out.append(path)
+        if sub.get("type") == "object" and "properties" in sub:
+            out += schema_keys(sub, path + ".")
+        items = sub.get("items", {})
+        if isinstance(items, dict) and "properties" in items:
+            out += schema_keys(items, path + "[].")
+    return out
+
+
+def test_config_readme_documents_every_key_and_no_removed_one():
+    from flopmetrics.workflow import config as fm_config
+    from flopmetrics.workflow.config import RENAMED_KEYS
+
+    schema = fm_config.load_schema(REPO / "workflow/schemas/config.schema.yaml")
+    readme = (REPO / "config/README.md").read_text()
+    documented = {k.removesuffix("[]") for k in re.findall(r"`([a-z0-9_]+(?:\.[a-z0-9_<>\[\]]+)+)`", readme)}
+    for key in schema_keys(schema):
+        top, *rest = key.split(".")
+        if not rest:
+            assert f"`{key}`" in readme, key
+        elif top == "figures" and len(rest) == 2:  # figures.<name>.<style key>: the block's row names it
+            row = next(line for line in readme.splitlines() if line.startswith(f"| `figures.{rest[0]}`"))
+            assert rest[1] == "dpi" or f"`{rest[1]}`" in row, key
+        elif key.startswith("co2e.workloads[]."):
+            assert key.split(".")[-1] in readme.split("`co2e.workloads[]`", 1)[1].split("\n", 1)[0], key
+        elif key.startswith("slurm.cpu") or key.startswith("slurm.architectures"):
+            assert key.split(".")[-1] in readme, key
+        else:
+            assert key in documented, key
+    # every documented dotted key exists (old names only in the rename table)
+    table = readme.split("### Renamed keys and columns", 1)[1].split("\n## ", 1)[0]
+    assert all(f"`{old}`" in table and f"`{new}`" in table for old, new in RENAMED_KEYS.items())
+    known = set(schema_keys(schema))
+    outside = readme.replace(table, "")
+    for key in re.findall(r"`((?:execution|mlp|energy|llm|matmul|reference|thesis|calibration|co2e|slurm|figures)"
+                          r"\.[a-z0-9_]+(?:\.[a-z0-9_]+)?)`", outside):
+        assert key in known or key.startswith("slurm.architectures"), f"config/README.md names {key}, not in the schema"
+
+
+def test_no_empty_tracked_file():
+    import subprocess
+
+    files = subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True, check=True).stdout
+    empty = [f for f in files.splitlines() if (REPO / f).is_file() and (REPO / f).stat().st_size == 0]
+    assert not empty, empty
+
+
+def test_every_registered_figure_has_a_written_caption():
+    from flopmetrics.figures.registry import FIGURES
+
+    for fig in FIGURES:
+        caption = REPO / "workflow/report" / f"{fig.name}.rst"
+        assert len(caption.read_text().split()) >= 30, caption

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slurm
 
 SLURM_CONFIG = {
     "execution": {"check_devices": True, "run_on_cpu": True},
-    "mlp": {"devices": ["h100", "a100"], "dtypes": ["fp32"], "n": [2], "d": [16], "m": [4], "repeats": 2,
+    "mlp": {"targets": ["h100", "a100"], "precisions": ["fp32"], "n": [2], "d": [16], "m": [4], "repeats": 2,
             "min_window_s": 0.01, "warmup_iterations": 1, "profiler_flops": False},
     "llm": {"targets": []},
     "matmul": {"targets": ["h100", "a100"], "precisions": ["fp32"], "sizes": [64], "repeats": 2,
@@ -88,7 +88,7 @@ def test_each_architecture_lands_on_its_nodes(tmp_path):
     assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(wf.run("--dry-run"))
     # one more architecture schedules only its jobs and what reads them
     cfg = copy.deepcopy(SLURM_CONFIG)
-    cfg["mlp"]["devices"].append("l40s")
+    cfg["mlp"]["targets"].append("l40s")
     wf.write_config(cfg)
     dry = wf.run("--dry-run")
     text = dry.stdout + dry.stderr
@@ -98,7 +98,7 @@ def test_each_architecture_lands_on_its_nodes(tmp_path):
 
 def test_wrong_mapping_is_refused_by_slurm(tmp_path):
     cfg = copy.deepcopy(SLURM_CONFIG)
-    cfg["mlp"]["devices"] = ["h100"]
+    cfg["mlp"]["targets"] = ["h100"]
     cfg["matmul"]["targets"] = []
     cfg["slurm"]["architectures"]["h100"]["partition"] = "a100"  # an h100 job sent to the a100 nodes
     wf = SlurmWorkflow(tmp_path, cfg)
@@ -111,7 +111,7 @@ def test_wrong_mapping_is_refused_by_slurm(tmp_path):
 
 def test_unmapped_architecture_fails_before_submitting(tmp_path):
     cfg = copy.deepcopy(SLURM_CONFIG)
-    cfg["mlp"]["devices"] = ["v100"]
+    cfg["mlp"]["targets"] = ["v100"]
     wf = SlurmWorkflow(tmp_path, cfg)
     proc = wf.run(check=False)
     out = proc.stdout + proc.stderr
@@ -123,7 +123,7 @@ def test_unmapped_architecture_fails_before_submitting(tmp_path):
 def test_gpus_mode_asks_for_gpus_of_the_model(tmp_path):
     """`slurm.gpu_request: gpus` uses the plugin's gpu/gpu_model: sbatch --gpus=<model>:1."""
     cfg = copy.deepcopy(SLURM_CONFIG)
-    cfg["mlp"]["devices"] = ["a100"]
+    cfg["mlp"]["targets"] = ["a100"]
     cfg["matmul"]["targets"] = []
     cfg["slurm"]["gpu_request"] = "gpus"
     wf = SlurmWorkflow(tmp_path, cfg)

@@ -67,7 +67,7 @@ def test_full_run_outputs_and_rerun_semantics(workflow):
         (lambda c: c["mlp"].update(nn=[2]), "unknown config key mlp.nn"),
         (lambda c: c["mlp"].update(repeats="3"), "mlp.repeats: '3' is not of type 'integer'"),
         (lambda c: c["mlp"].update(d=[16, 0]), "mlp.d[1]: 0 is less than the minimum of 1"),
-        (lambda c: c["mlp"].update(dtypes=["fp64"]), "mlp.dtypes[0]: 'fp64' is not one of"),
+        (lambda c: c["mlp"].update(precisions=["fp64"]), "mlp.precisions[0]: 'fp64' is not one of"),
     ],
 )
 def test_bad_input_fails_before_any_job(workflow, mutate, expected):
@@ -86,11 +86,11 @@ def test_cuda_requested_without_gpu(workflow):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     cfg = copy.deepcopy(workflow.config)
-    cfg["mlp"]["devices"] = ["cuda"]
+    cfg["mlp"]["targets"] = ["cuda"]
     workflow.write_config(cfg)
     proc = workflow.run(check=False)
     assert proc.returncode != 0
-    assert "mlp.devices: 'cuda' requested but no CUDA GPU" in proc.stdout + proc.stderr
+    assert "mlp.targets: 'cuda' requested but no CUDA GPU" in proc.stdout + proc.stderr
     assert not (workflow.workdir / "results").exists()
     # with the device check off (jobs run elsewhere) the DAG builds
     cfg["execution"]["check_devices"] = False
@@ -173,7 +173,7 @@ def test_local_gpu_jobs_never_overlap(workflow):
     for GPU targets still run one after the other (run_on_cpu: this machine has no GPU)."""
     cfg = copy.deepcopy(workflow.config)
     cfg["execution"] = {"check_devices": True, "run_on_cpu": True}
-    cfg["mlp"].update(devices=["h100", "a100"], d=[16], m=[4], min_window_s=0.3)
+    cfg["mlp"].update(targets=["h100", "a100"], d=[16], m=[4], min_window_s=0.3)
     cfg["figures"]["mlp_flops_vs_d"].update(n=None, m=None)
     workflow.write_config(cfg)
     wd = workflow.workdir

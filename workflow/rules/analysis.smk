@@ -3,7 +3,8 @@
 
 rule calibrate:
     input:
-        paths.MERGED_ENERGY,
+        energy=paths.MERGED_ENERGY,
+        code=library("flopmetrics.analysis.calibration"),
     output:
         fits=paths.CALIBRATION,
         predictions=paths.PREDICTIONS,
@@ -20,7 +21,8 @@ rule calibrate:
 
 rule co2e:
     input:
-        paths.CALIBRATION,
+        fits=paths.CALIBRATION,
+        code=library("flopmetrics.analysis.co2e"),
     output:
         paths.CO2E,
     log:

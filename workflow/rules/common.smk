@@ -3,7 +3,7 @@ from pathlib import Path
 
 from flopmetrics.figures import registry as figure_registry
 from flopmetrics.workflow import config as fm_config
-from flopmetrics.workflow import paths, sweeps
+from flopmetrics.workflow import code, paths, sweeps
 from flopmetrics.workflow.slurm import slurm_resources
 
 fm_config.validate(
@@ -23,16 +23,14 @@ FIGURES = figure_registry.enabled(config)
 
 
 wildcard_constraints:
-    device=r"cpu|cuda(:\d+)?|[a-z0-9_]+",
     target=r"[a-z0-9_:]+",
-    dtype="fp32|tf32|fp16|bf16",
     precision="fp32|tf32|fp16|bf16|fp16-mixed|bf16-mixed",
     model=r"[A-Za-z0-9_.-]+",
     n=r"\d+",
     d=r"\d+",
     m=r"\d+",
-    batch=r"\d+",
-    seq=r"\d+",
+    batch_size=r"\d+",
+    seq_len=r"\d+",
     size=r"\d+",
     mlp_pass="forward|backward",
 
@@ -83,6 +81,13 @@ def job_resources(target_wildcard):
 def job_params(experiment):
     """The `params:` of a profiling job: one shape for every experiment (flopmetrics.jobs.spec)."""
     return lambda wc: sweeps.job_params(config, experiment, wc)
+
+
+def library(*modules, alone=()):
+    """The package files a cheap rule's work runs (modules and what they import): inputs, so a
+    library edit makes that rule stale. Profiling jobs do not list them (see flopmetrics.workflow.code).
+    """
+    return code.sources(*modules, alone=alone)
 
 
 def energy_raw_files():

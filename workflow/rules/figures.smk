@@ -8,6 +8,11 @@ for fig in FIGURES:
             f"fig_{fig.name}"
         input:
             **figure_inputs(fig),
+            code=library(
+                fig.draw.__module__,
+                "flopmetrics.jobs.output",
+                alone=("flopmetrics.figures.registry",),
+            ),
         output:
             report(
                 fig.output,

@@ -3,7 +3,8 @@
 
 rule merge_mlp:
     input:
-        sweeps.raw_files(config, "mlp"),
+        tables=sweeps.raw_files(config, "mlp"),
+        code=library("flopmetrics.analysis.merge"),
     output:
         paths.MERGED_MLP,
     log:
@@ -19,6 +20,7 @@ rule merge_energy:
     input:
         measured=energy_raw_files(),
         reference=reference_files(),
+        code=library("flopmetrics.analysis.merge"),
     output:
         paths.MERGED_ENERGY,
     log:
@@ -32,7 +34,8 @@ rule merge_energy:
 
 rule import_thesis:
     input:
-        lambda wc: repo_path(config["thesis"]["architecture_dir"]),
+        architecture=lambda wc: repo_path(config["thesis"]["architecture_dir"]),
+        code=library("flopmetrics.analysis.thesis"),
     output:
         paths.MERGED_THESIS,
     log:

@@ -1,4 +1,4 @@
-# One profiling job per (device, dtype, n, d, m): FLOPs three ways + synchronized timing
+# One profiling job per (target, precision, n, d, m): FLOPs three ways + synchronized timing
 # (+ energy where a meter exists).
 
 
@@ -11,7 +11,7 @@ rule profile_mlp:
     conda:
         "../../envs/flopmetrics.yaml"
     resources:
-        **job_resources("device"),
+        **job_resources("target"),
     params:
         job=job_params("mlp"),
     script:

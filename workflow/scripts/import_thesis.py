@@ -4,4 +4,4 @@ from flopmetrics.jobs.log import logged
 from flopmetrics.analysis.thesis import read_architecture
 
 with logged(snakemake.log[0]):
-    write_parquet(read_architecture(snakemake.input[0]), snakemake.output[0])
+    write_parquet(read_architecture(snakemake.input.architecture), snakemake.output[0])

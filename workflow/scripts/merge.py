@@ -4,4 +4,4 @@ from flopmetrics.jobs.log import logged
 from flopmetrics.analysis.merge import merge_parquets
 
 with logged(snakemake.log[0]):
-    write_parquet(merge_parquets(list(snakemake.input)), snakemake.output[0])
+    write_parquet(merge_parquets(list(snakemake.input.tables)), snakemake.output[0])

@@ -22,14 +22,14 @@ class EnergySettings:
     """Config ``energy`` (defaults and meaning: the schema and config/README.md)."""
 
     meter: str  # auto | nvml (counter + sampler) | nvml_trace (sampler only) | rapl | none
-    sampler_hz: float
-    guard_s: float  # same-pass iterations before and after each GPU window (steady edges)
+    sampler_hz: float | None  # None where no sampler runs (a CPU job)
+    guard_s: float | None  # same-pass iterations before and after each GPU window (steady edges)
     idle_baseline_s: float
 
     def __post_init__(self):
         if self.meter not in METERS:
             raise ValueError(f"unknown meter {self.meter!r}; expected one of {METERS}")
-        if self.guard_s < 0:
+        if self.guard_s is not None and self.guard_s < 0:
             raise ValueError(f"guard_s must be >= 0, got {self.guard_s}")
 
 

@@ -17,7 +17,7 @@ def pct_diff_heatmap(tables, style: dict, wildcards: dict):
     """
     df, mlp_pass = tables["mlp"], wildcards["mlp_pass"]
     sub = require(df[df["pass"] == mlp_pass], f"pass {mlp_pass!r}")
-    # FLOP counts do not depend on device or dtype: one value per (n, d, m)
+    # FLOP counts do not depend on target or precision: one value per (n, d, m)
     sub = sub.groupby(["n", "d", "m"], as_index=False)["pct_diff_counted_vs_analytic"].first()
     ns = sorted(sub["n"].unique())
     fig, axes = plt.subplots(1, len(ns), figsize=(4.2 * len(ns) + 1, 4), squeeze=False, sharey=True)
@@ -63,7 +63,7 @@ def throughput_vs_intensity(tables, style: dict, wildcards: dict):
     df = tables["mlp"]
     sub = require(df[df["pass"].isin(["forward", "backward"])].dropna(subset=["flops_per_s"]), "throughput")
     sub = sub[sub["flops_per_s"] > 0]
-    g = sns.relplot(data=sub, x="arithmetic_intensity", y="flops_per_s", hue="dtype", style="device",
+    g = sns.relplot(data=sub, x="arithmetic_intensity", y="flops_per_s", hue="precision", style="target",
                     col="pass", size="n", height=3.8, aspect=1.1)
     g.set(xscale="log" if style.get("logx", True) else "linear", yscale="log" if style.get("logy", True) else "linear")
     for ax in g.axes.flat:

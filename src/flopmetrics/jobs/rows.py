@@ -81,7 +81,7 @@ def build_rows(workload, windows, counted, analytic_cols, profiled, idle, measur
         row = {
             **base,
             "workload": workload.kind, "pass": p, "derived": p not in windows, "status": "ok", "error": "",
-            "precision": workload.precision_mode, "dtype": workload.precision_mode,
+            "precision": workload.precision_mode,
             **workload.describe(),
             "flops": f, "flops_source": source,
             "flops_counted": c.total if c else pd.NA,

@@ -40,6 +40,22 @@ _PROPERTIES = jsonschema.Draft202012Validator.VALIDATORS["properties"]
 _FillingValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"properties": _set_defaults})
 
 
+# old config key -> its name now (config/README.md, "Renamed keys and columns")
+RENAMED_KEYS = {"mlp.devices": "mlp.targets", "mlp.dtypes": "mlp.precisions"}
+
+
+def check_renamed(config: dict) -> None:
+    """An old key fails with the key it was renamed to (before the schema reports it unknown)."""
+    found = []
+    for old, new in RENAMED_KEYS.items():
+        section, key = old.split(".")
+        if isinstance(config.get(section), dict) and key in config[section]:
+            found.append(f"config key {old} was renamed to {new}: rename it in your config "
+                         "(config/README.md, 'Renamed keys and columns')")
+    if found:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(found))
+
+
 def load_schema(path: str | Path) -> dict:
     """The config schema at ``path`` with its ``figures`` block filled in from the figure registry
     (each figure's style keys and their defaults live with the figure)."""
@@ -55,6 +71,7 @@ def validate(config: dict, schema: dict) -> dict:
 
     All violations are reported at once, each with its key path and offending value.
     """
+    check_renamed(config)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
@@ -80,12 +97,11 @@ def check_consistency(config: dict) -> None:
     from ..workloads.models import ModelConfigError, resolve
 
     for section in ("mlp", "llm", "matmul"):
-        key = "devices" if section == "mlp" else "targets"
-        for i, target in enumerate(config.get(section, {}).get(key, [])):
+        for i, target in enumerate(config.get(section, {}).get("targets", [])):
             try:
                 resolve_target(target)
             except TargetError as err:
-                raise ConfigError(f"config error at {section}.{key}[{i}]: {err}") from None
+                raise ConfigError(f"config error at {section}.targets[{i}]: {err}") from None
     names = {}
     for i, spec in enumerate(config.get("llm", {}).get("models", [])):
         try:
@@ -111,7 +127,7 @@ def check_consistency(config: dict) -> None:
             )
 
 
-def check_devices(devices, cuda_available=None, cuda_count=None, key="mlp.devices") -> None:
+def check_devices(devices, cuda_available=None, cuda_count=None, key="mlp.targets") -> None:
     """Fail if a requested device does not exist here (``cuda`` with no GPU, ``cuda:3`` of 2).
     GPU labels (``h100``) need a GPU too; which one is checked by the job itself."""
     wanted = [d for d in devices if d != "cpu"]
@@ -138,6 +154,5 @@ def check_devices(devices, cuda_available=None, cuda_count=None, key="mlp.device
 
 def all_targets(config: dict) -> list[tuple[str, str]]:
     """(config key, target) of every experiment that runs somewhere."""
-    out = [("mlp.devices", t) for t in config["mlp"]["devices"]]
-    out += [(f"{s}.targets", t) for s in ("llm", "matmul") for t in config.get(s, {}).get("targets", [])]
+    return [(f"{s}.targets", t) for s in ("mlp", "llm", "matmul") for t in config.get(s, {}).get("targets", [])]
     return out

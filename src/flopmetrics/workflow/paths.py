@@ -4,8 +4,8 @@ the sweeps fill them in to list every job's files."""
 from __future__ import annotations
 
 RAW = {
-    "mlp": "results/raw/mlp/{device}/{dtype}/n{n}_d{d}_m{m}.parquet",
-    "llm": "results/raw/llm/{target}/{model}/{precision}/b{batch}_s{seq}.parquet",
+    "mlp": "results/raw/mlp/{target}/{precision}/n{n}_d{d}_m{m}.parquet",
+    "llm": "results/raw/llm/{target}/{model}/{precision}/b{batch_size}_s{seq_len}.parquet",
     "matmul": "results/raw/matmul/{target}/{precision}/n{size}.parquet",
 }
 TRACE = {k: v.replace("results/raw/", "results/traces/", 1) for k, v in RAW.items()}

@@ -11,18 +11,19 @@ from . import paths
 # config keys of an experiment that say how to measure (the rest say what to build)
 MEASURE_KEYS = ("repeats", "min_window_s", "warmup_iterations", "seed", "profiler_flops")
 ENERGY_KEYS = ("meter", "sampler_hz", "guard_s", "idle_baseline_s")
+GPU_ONLY_ENERGY_KEYS = ("sampler_hz", "guard_s")  # no sampler and no guards on a CPU
 
 
 def grid(config: dict, experiment: str) -> list[dict]:
     """Wildcard values of every job of ``experiment`` (mlp, llm, matmul), in a stable order."""
     if experiment == "mlp":
         mlp = config["mlp"]
-        return [{"device": t, "dtype": p, "n": n, "d": d, "m": m}
-                for t, p, n, d, m in itertools.product(mlp["devices"], mlp["dtypes"], mlp["n"], mlp["d"], mlp["m"])]
+        return [{"target": t, "precision": p, "n": n, "d": d, "m": m}
+                for t, p, n, d, m in itertools.product(mlp["targets"], mlp["precisions"], mlp["n"], mlp["d"], mlp["m"])]
     if experiment == "llm":
         llm = config["llm"]
         names = [resolve(s)[0] for s in llm["models"]]
-        return [{"target": t, "model": mo, "precision": p, "batch": b, "seq": s}
+        return [{"target": t, "model": mo, "precision": p, "batch_size": b, "seq_len": s}
                 for t, mo, p, b, s in itertools.product(llm["targets"], names, llm["precisions"],
                                                          llm["batch_size"], llm["seq_len"])]
     if experiment == "matmul":
@@ -41,25 +42,29 @@ def model_specs(config: dict) -> dict:
     return {resolve(spec)[0]: spec for spec in config["llm"]["models"]}
 
 
+def energy_params(energy: dict, target: str) -> dict:
+    """The energy settings a job on ``target`` uses: a CPU job has no sampler and no guards, so
+    editing those reruns the GPU jobs only."""
+    return {k: (None if target == "cpu" and k in GPU_ONLY_ENERGY_KEYS else energy[k]) for k in ENERGY_KEYS}
+
+
 def job_params(config: dict, experiment: str, wildcards) -> dict:
     """Everything one profiling job needs; exactly this reaches the job via ``params``."""
     wc = dict(wildcards)
     section = config[experiment]
+    target, precision = wc["target"], wc["precision"]
     if experiment == "mlp":
-        target, precision = wc["device"], wc["dtype"]
         workload = {k: int(wc[k]) for k in ("n", "d", "m")}
     elif experiment == "llm":
-        target, precision = wc["target"], wc["precision"]
-        workload = {"model": model_specs(config)[wc["model"]], "batch_size": int(wc["batch"]),
-                    "seq_len": int(wc["seq"]),
+        workload = {"model": model_specs(config)[wc["model"]], "batch_size": int(wc["batch_size"]),
+                    "seq_len": int(wc["seq_len"]),
                     **{k: section[k] for k in ("passes", "attn_implementation", "attention_flops")}}
     else:
-        target, precision = wc["target"], wc["precision"]
         workload = {"size": int(wc["size"])}
     measure = {k: section[k] for k in MEASURE_KEYS if k in section}
     measure.setdefault("profiler_flops", False)  # an experiment without the key has no profiler count
     params = {"experiment": experiment, "target": target, "precision": precision, "workload": workload,
-              "measure": measure, "energy": {k: config["energy"][k] for k in ENERGY_KEYS}}
+              "measure": measure, "energy": energy_params(config["energy"], target)}
     if config["execution"]["run_on_cpu"]:
         params["run_on_cpu"] = True  # only when on: turning it on reruns exactly the jobs it changes
     return params
