@@ -10,7 +10,8 @@ H100 = datasheet.by_key("h100_sxm")
 def row(**kw):
     base = {"gpu_key": "h100_sxm", "gpu_label": "h100", "precision": "bf16", "status": "ok", "derived": False,
             "flops_per_s": 400e12, "flops_per_j": 0.6e12, "power_mean_w": 650.0, "power_limit_w": 700.0,
-            "min_window_s": 2.0, "window_s_min": 2.01, "other_processes": 0, "throttle_reasons": ""}
+            "min_window_s": 2.0, "window_s_min": 2.01, "other_processes": 0, "throttle_reasons": "",
+            "numerics": "finite"}
     base.update(kw)
     return base
 
@@ -50,6 +51,8 @@ def test_wrong_architecture_fails_loudly():
         ({"other_processes": 1}, "exclusive"),
         ({"throttle_reasons": "sw_power_cap,hw_thermal"}, "throttle"),
         ({"status": "oom"}, "status"),
+        ({"status": "non_finite", "numerics": "non_finite"}, "status;finite"),
+        ({"numerics": None}, "finite"),  # measured before the check existed: unknown, not trusted
         ({"throttle_reasons": "sw_power_cap"}, ""),  # power cap: flagged, not failed
         ({"throttle_reasons": "sw_power_cap,sw_thermal"}, ""),  # driver thermal regulation: flagged
         ({"throttle_reasons": "hw_slowdown"}, "throttle"),

@@ -17,7 +17,10 @@ Rows are kept and flagged, never dropped. Each gate adds a boolean column ``gate
                     point of a saturated H100) in ``power_capped``, software thermal slowdown
                     (clocks lowered to hold the temperature target under sustained load) in
                     ``thermally_limited``; such a row measures the GPU as it runs in that state
-``status``          the job ran (not out of memory)
+``finite``          every window computed on finite numbers (column ``numerics`` is ``finite``);
+                    ``non_finite`` fails, and so does ``unknown``: a row measured before the
+                    check existed (no column) is not trusted
+``status``          the job ran (not out of memory, nothing non-finite)
 ==================  ===========================================================================
 """
 
@@ -32,7 +35,7 @@ from . import datasheet
 
 POWER_TOLERANCE = 1.10
 FLAGGED_ONLY = ("sw_power_cap", "sw_thermal")  # driver regulation: flagged in a column, not failed
-GATES = ("status", "peak_flops", "flops_per_joule", "power", "window", "exclusive", "throttle")
+GATES = ("status", "finite", "peak_flops", "flops_per_joule", "power", "window", "exclusive", "throttle")
 
 
 def limits(row) -> tuple[float, float]:
@@ -65,6 +68,9 @@ def apply(df: pd.DataFrame) -> pd.DataFrame:
     status = df["status"] if "status" in df else pd.Series(["ok"] * len(df), index=df.index)
     derived = df["derived"].astype(bool) if "derived" in df else pd.Series([False] * len(df), index=df.index)
     df["gate_status"] = status.eq("ok")
+    numerics = df["numerics"].fillna("unknown") if "numerics" in df else pd.Series(["unknown"] * len(df), index=df.index)
+    df["numerics"] = numerics
+    df["gate_finite"] = numerics.eq("finite")
     df["gate_peak_flops"] = [_le(v, p) for v, p in zip(get("flops_per_s"), df["peak_flops_per_s"])]
     df["gate_flops_per_joule"] = [_le(v, j) for v, j in zip(get("flops_per_j"), df["max_flops_per_j"])]
     df["gate_power"] = [

@@ -66,6 +66,8 @@ class Window:
     readings: dict[str, float] = field(default_factory=dict)
     wall_start: float = 0.0  # time.time() at open, to line windows up with sampler traces
     wall_end: float = 0.0
+    numerics: str = "unknown"  # finite | non_finite (what the window computed), unknown: not checked
+    first_nonfinite: str = ""  # the first tensor found non-finite
 
     @property
     def elapsed_s(self) -> float:
@@ -118,23 +120,26 @@ class Monitor:
 
 
 def run_for(monitor: Monitor, step: Callable[[], object], min_seconds: float,
-            max_iterations: int = 10_000_000) -> int:
+            max_iterations: int = 10_000_000, keep: dict | None = None) -> int:
     """Run whole iterations of ``step`` until ``min_seconds`` have elapsed; return how many.
 
     The decision is made on synchronized elapsed time, never predicted from one iteration:
     iterations are issued in batches, the device is synchronized after each batch and the
     clock read; the next batch is sized to about half of the remaining time at the rate seen
-    so far, so the run ends just past ``min_seconds`` with few synchronizations.
+    so far, so the run ends just past ``min_seconds`` with few synchronizations. ``keep``, if
+    given, receives the last iteration's return value under ``"last"``.
     """
     start = time.perf_counter()
-    done, batch = 0, 1
+    done, batch, last = 0, 1, None
     while True:
         for _ in range(batch):
-            step()
+            last = step()
         done += batch
         monitor.synchronize()
         elapsed = time.perf_counter() - start
         if elapsed >= min_seconds or done >= max_iterations:
+            if keep is not None:
+                keep["last"] = last
             return done
         per_iteration = elapsed / done
         remaining = min_seconds - elapsed
@@ -148,16 +153,33 @@ def run_window(
     min_seconds: float,
     guard_s: float = 0.0,
     max_iterations: int = 10_000_000,
+    check: Callable[[object], Callable[[], tuple[bool, str]]] | None = None,
 ) -> Window:
     """One window of whole iterations of ``step`` lasting at least ``min_seconds``, with at least
-    ``guard_s`` of the same iterations just before it and just after it (outside the window)."""
+    ``guard_s`` of the same iterations just before it and just after it (outside the window).
+
+    ``check(last_output)``, if given, runs at the window's close (the device is synchronized
+    there) before the guard: it queues a numeric-health check of what the window's last
+    iteration computed and returns a call that gives ``(finite, first non-finite tensor)``,
+    read once the meters are; the window records it in ``numerics``/``first_nonfinite``.
+    """
     if min_seconds < 0 or guard_s < 0:
         raise ValueError(f"min_seconds and guard_s must be >= 0, got {min_seconds} and {guard_s}")
     if guard_s:
         run_for(monitor, step, guard_s)
+    kept: dict = {}
     monitor.begin_window(name)
-    done = run_for(monitor, step, min_seconds, max_iterations)
-    settle = (lambda: run_for(monitor, step, guard_s)) if guard_s else None
+    done = run_for(monitor, step, min_seconds, max_iterations, keep=kept)
+
+    def settle():
+        if check is not None:
+            kept["result"] = check(kept.pop("last"))  # queued before the guard overwrites the state
+        if guard_s:
+            run_for(monitor, step, guard_s)
+
     window = monitor.end_window(name, settle=settle)
     window.iterations = done
+    if check is not None:
+        finite, first = kept["result"]()
+        window.numerics, window.first_nonfinite = ("finite" if finite else "non_finite"), first
     return window

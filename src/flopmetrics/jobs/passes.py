@@ -13,10 +13,15 @@ from .stats import Estimate, estimate
 
 @dataclass
 class PassSpec:
-    """One directly measured pass: ``step`` runs exactly one iteration of it."""
+    """One directly measured pass: ``step`` runs exactly one iteration of it; ``prepare`` runs
+    before each of its windows (outside them: the workload's starting weights back); ``check``
+    queues the numeric-health check of an iteration's output (see
+    :func:`flopmetrics.energy.windows.run_window`)."""
 
     name: str
     step: Callable[[], object]
+    prepare: Callable[[], None] | None = None
+    check: Callable[[object], Callable[[], tuple[bool, str]]] | None = None
 
 
 def measure_passes(
@@ -42,10 +47,14 @@ def measure_passes(
     windows: dict[str, list[Window]] = {spec.name: [] for spec in specs}
     for r in range(repeats):
         for spec in specs:
-            w = run_window(monitor, spec.name, spec.step, min_window_s, guard_s)
+            if spec.prepare:
+                spec.prepare()
+            w = run_window(monitor, spec.name, spec.step, min_window_s, guard_s, check=spec.check)
             windows[spec.name].append(w)
             if progress:
-                progress(f"repeat {r + 1}/{repeats} {spec.name}: {w.iterations} it in {w.elapsed_s:.3f} s")
+                health = "" if w.numerics == "unknown" else f", {w.numerics}"
+                bad = f" ({w.first_nonfinite})" if w.first_nonfinite else ""
+                progress(f"repeat {r + 1}/{repeats} {spec.name}: {w.iterations} it in {w.elapsed_s:.3f} s{health}{bad}")
     return windows
 
 

@@ -80,7 +80,8 @@ def build_rows(workload, windows, counted, analytic_cols, profiled, idle, measur
         c = counted.get(p)
         row = {
             **base,
-            "workload": workload.kind, "pass": p, "derived": p not in windows, "status": "ok", "error": "",
+            "workload": workload.kind, "pass": p, "derived": p not in windows,
+            **_numerics(p, windows, derived),
             "precision": workload.precision_mode,
             **workload.describe(),
             "flops": f, "flops_source": source,
@@ -115,6 +116,21 @@ def build_rows(workload, windows, counted, analytic_cols, profiled, idle, measur
     df = add_efficiency(pd.DataFrame(rows))
     df["counter_vs_trace_pct"] = 100 * (df["energy_j_per_iter"] - df["energy_trace_j_per_iter"]) / df["energy_trace_j_per_iter"]
     return df
+
+
+def _numerics(p, windows, derived) -> dict:
+    """``numerics`` of a pass (finite, non_finite or unknown over all its windows; a derived
+    pass takes both of its parts), the first non-finite tensor, and the status that follows."""
+    parts = [p] if p in windows else [x for d in derived if d.name == p for x in (d.minuend, d.subtrahend)]
+    ws = [w for name in parts for w in windows[name]]
+    bad = [w for w in ws if w.numerics == "non_finite"]
+    if bad:
+        numerics = "non_finite"
+    else:
+        numerics = "finite" if ws and all(w.numerics == "finite" for w in ws) else "unknown"
+    first = f"{bad[0].name}: {bad[0].first_nonfinite}" if bad else ""
+    return {"numerics": numerics, "numerics_first_nonfinite": first,
+            "status": "non_finite" if bad else "ok", "error": f"non-finite values in {first}" if bad else ""}
 
 
 def _component_min(windows, derived, p):

@@ -62,7 +62,9 @@ def run(spec: JobSpec, *, nvml=None, progress=None) -> tuple[pd.DataFrame, pd.Da
             idle_s = spec.energy.idle_baseline_s if setup.method != "none" else 0
             idle = _idle_baseline(monitor, idle_s, progress, guard_s)
             steps = workload.steps()
-            windows = measure_passes(monitor, [PassSpec(p, steps[p]) for p in workload.passes],
+            specs = [PassSpec(p, steps[p], prepare=workload.restore,
+                              check=lambda out, p=p: workload.health(p, out)) for p in workload.passes]
+            windows = measure_passes(monitor, specs,
                                      repeats=m.repeats, min_window_s=m.min_window_s,
                                      warmup_iterations=m.warmup_iterations, guard_s=guard_s, progress=progress)
     except torch.cuda.OutOfMemoryError as err:

@@ -23,7 +23,7 @@ import torch
 
 from ..flops import transformer
 from ..flops.counted import count_flops, profiler_flops
-from .precision import get_precision, matmul_precision, parse_precision
+from .precision import adamw_eps, get_precision, matmul_precision, parse_precision
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,19 @@ DERIVED_PASSES = {
     "backward": DerivedPass("backward", "forward_backward", "forward_train"),
     "optimizer": DerivedPass("optimizer", "train_step", "forward_backward"),
 }
+def finite_check(tensors, names) -> Callable[[], tuple[bool, str]]:
+    """Queue one small reduction per tensor; the returned call gives (all finite, first bad name)."""
+    flags = torch.stack([torch.isfinite(t).all() for t in tensors])
+
+    def result() -> tuple[bool, str]:
+        ok = flags.cpu()
+        if bool(ok.all()):
+            return True, ""
+        return False, names[int((~ok).nonzero()[0])]
+
+    return result
+
+
 def derivable(direct: tuple[str, ...]) -> list[DerivedPass]:
     return [d for d in DERIVED_PASSES.values() if d.minuend in direct and d.subtrahend in direct]
 
@@ -87,6 +100,13 @@ class Workload:
         """Workload-specific columns added to the job's rows (none by default)."""
         return rows
 
+    def restore(self) -> None:
+        """Put the starting state back before a window (nothing to do where no pass changes it)."""
+
+    def health(self, name: str, output) -> Callable[[], tuple[bool, str]]:
+        """Queue a finiteness check of pass ``name``'s output (see :meth:`TrainableWorkload.health`)."""
+        return finite_check([output.detach()], [f"output of {name}"])
+
     def profiled(self) -> dict[str, int]:
         steps = self.steps()
         return {name: profiler_flops(steps[name]) for name in ("forward", "forward_backward") if name in steps}
@@ -106,9 +126,24 @@ class TrainableWorkload(Workload):
             self.passes = tuple(p for p in self.passes if p in passes)
 
     def _build_optimizer(self):
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        """AdamW, and the starting weights every window begins from (:meth:`restore`)."""
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self.parameter_names = [n for n, _ in named]
+        params = [p for _, p in named]
         self.parameters = sum(p.numel() for p in params)
-        self.optimizer = torch.optim.AdamW(params, lr=1e-5)
+        self.optimizer = torch.optim.AdamW(params, lr=1e-5, eps=adamw_eps(params[0].dtype))
+        # fp16-mixed: the standard recipe, loss scaling (a pure fp16 step has no scaler, like the thesis)
+        self.scaler = torch.amp.GradScaler(torch.device(self.device).type,
+                                           enabled=self.mixed and self.precision.name == "fp16")
+        with torch.no_grad():
+            self._start = [p.detach().clone() for p in params]
+
+    def restore(self) -> None:
+        """Put the starting weights back (before every window, outside it): each pass computes on
+        the same finite weights whatever ran before, an optimizer step included. The optimizer's
+        moments are kept; they change only what later train steps do."""
+        with torch.no_grad():
+            torch._foreach_copy_([p for p in self.model.parameters() if p.requires_grad], self._start)
 
     def loss(self):
         raise NotImplementedError
@@ -117,7 +152,8 @@ class TrainableWorkload(Workload):
         raise NotImplementedError
 
     def steps(self):
-        model, opt = self.model, self.optimizer
+        """One iteration of each pass; each returns what :meth:`health` checks (logits or loss)."""
+        model, opt, scaler = self.model, self.optimizer, self.scaler
 
         def forward():
             with torch.no_grad(), self.context():
@@ -131,17 +167,31 @@ class TrainableWorkload(Workload):
             model.zero_grad(set_to_none=True)
             with self.context():
                 loss = self.loss()
-            loss.backward()
+            scaler.scale(loss).backward()
+            return loss.detach()
 
         def train_step():
             opt.zero_grad(set_to_none=True)
             with self.context():
                 loss = self.loss()
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            return loss.detach()
 
         return {"forward": forward, "forward_train": forward_train, "forward_backward": forward_backward,
                 "train_step": train_step}
+
+    def health(self, name: str, output) -> Callable[[], tuple[bool, str]]:
+        """Check, where the device is synchronized anyway (a window's end), that what pass
+        ``name`` computed is finite: its output, and for ``train_step`` the parameters it updated.
+        The check kernels are queued now; the returned call reads their result later and gives
+        ``(finite, name of the first non-finite tensor or "")``."""
+        tensors, names = [output.detach()], [f"output of {name}"]
+        if name == "train_step":
+            tensors += [p.detach() for p in self.model.parameters() if p.requires_grad]
+            names += [f"parameter {n}" for n in self.parameter_names]
+        return finite_check(tensors, names)
 
     def counted(self):
         steps = self.steps()

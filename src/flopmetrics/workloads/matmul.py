@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..flops.counted import count_flops
-from .base import Workload
+from .base import Workload, finite_check
 
 
 class MatmulWorkload(Workload):
@@ -41,3 +41,7 @@ class MatmulWorkload(Workload):
 
     def profiled(self):
         return {}
+
+    def health(self, name, output):
+        # NaN/Inf inputs give a non-finite product too, but name the input where one is bad
+        return finite_check([self.a, self.b, output], ["input a", "input b", f"output of {name}"])

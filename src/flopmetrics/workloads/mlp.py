@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..flops import analytic
-from .base import TrainableWorkload
+from .base import TrainableWorkload, finite_check
 from .precision import Precision, get_precision
 
 
@@ -87,3 +87,11 @@ class MLPWorkload(TrainableWorkload):
             rows["pct_diff_counted_vs_analytic_gemm"] = (
                 100 * (rows["flops_counted"] - rows["flops_analytic_gemm"]) / rows["flops_analytic_gemm"])
         return rows
+
+    def health(self, name, output):
+        # the sigmoid hides an overflow of its input (sigmoid(inf) = 1): check what goes in too
+        tensors = [output.detach(), self.x, *[w.detach() for w in self.model.weights]]
+        names = [f"output of {name}", "input x", *[f"weight {i}" for i in range(len(self.model.weights))]]
+        if name == "train_step":
+            names = [*names[:2], *[f"parameter {n}" for n in self.parameter_names]]
+        return finite_check(tensors, names)

@@ -58,3 +58,15 @@ def parse_precision(mode: str) -> tuple[str, bool]:
         raise ValueError(f"unknown precision {mode!r}; expected one of {PRECISION_MODES}")
     base, _, mixed = mode.partition("-")
     return base, mixed == "mixed"
+
+
+# AdamW's default eps (1e-8) is 0 in fp16 (its smallest positive number is 6e-8): a parameter
+# whose gradient underflows then gets 0/0 = NaN. A pure fp16 optimizer uses the smallest
+# power-of-ten step that fp16 holds as a normal number; every other dtype keeps the default.
+ADAMW_EPS = 1e-8
+ADAMW_EPS_FP16 = 1e-4
+
+
+def adamw_eps(dtype: torch.dtype) -> float:
+    """AdamW's eps for parameters of ``dtype``: representable, so the update stays finite."""
+    return ADAMW_EPS_FP16 if dtype == torch.float16 else ADAMW_EPS

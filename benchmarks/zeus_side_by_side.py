@@ -1,0 +1,98 @@
+"""Our energy path against an independent tool, Zeus's ``ZeusMonitor``, on the same card and the
+same windows: Llama-3.2-1B (random weights) per precision, forward and train step.
+
+Both meters open and close at the same synchronized edges of each window (Zeus just before ours
+at both ends); ours adds its guard iterations outside the window and interpolates the NVML
+counter between its steps, Zeus reads the counter at the edges. Every window starts from the
+same starting weights (the workload's restore) and is checked finite, as in a pipeline job.
+
+    python benchmarks/zeus_side_by_side.py --precisions fp16 bf16 > zeus_side_by_side.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+
+import torch
+
+from flopmetrics.energy.setup import EnergySettings, setup_meters
+from flopmetrics.energy.windows import Monitor, run_for
+from flopmetrics.workloads.causal_lm import CausalLMWorkload
+from flopmetrics.workloads.models import resolve
+
+
+def summary(values: list[float]) -> dict:
+    mean = statistics.fmean(values)
+    return {"mean": mean, "cv": statistics.stdev(values) / mean if len(values) > 1 else float("nan"),
+            "values": values}
+
+
+def measure(precision: str, args, zeus_monitor) -> dict:
+    name, fields = resolve(args.model)
+    wl = CausalLMWorkload("cuda:0", precision, name, fields, args.batch, args.seq, passes=list(args.passes))
+    setup = setup_meters("cuda:0", EnergySettings(meter="auto", sampler_hz=50, guard_s=args.guard, idle_baseline_s=0))
+    mon = Monitor("cuda:0", setup.meters)
+    steps = wl.steps()
+    out = {}
+    with wl.precision_scope(), setup.sampler:
+        for p in args.passes:
+            for _ in range(3):
+                steps[p]()
+        ours = {p: [] for p in args.passes}
+        zeus = {p: [] for p in args.passes}
+        numerics = {p: [] for p in args.passes}
+        for r in range(args.repeats):
+            for p in args.passes:
+                wl.restore()
+                run_for(mon, steps[p], args.guard)
+                zeus_monitor.begin_window(f"{precision}-{p}-{r}", sync_execution=True)
+                mon.begin_window(p)
+                kept = {}
+                done = run_for(mon, steps[p], args.window, keep=kept)
+                z = zeus_monitor.end_window(f"{precision}-{p}-{r}", sync_execution=True)
+                check = wl.health(p, kept.pop("last"))
+                w = mon.end_window(p, settle=lambda: run_for(mon, steps[p], args.guard))
+                finite, first = check()
+                numerics[p].append("finite" if finite else f"non_finite: {first}")
+                ours[p].append(w.readings["energy_j"] / done)
+                zeus[p].append(sum(z.gpu_energy.values()) / done)
+                print(f"[{precision} {p} {r}] ours {ours[p][-1]:.3f} J/it, zeus {zeus[p][-1]:.3f} J/it, "
+                      f"{numerics[p][-1]}", file=sys.stderr, flush=True)
+        for p in args.passes:
+            o, z = summary(ours[p]), summary(zeus[p])
+            out[p] = {"ours_j_per_iter": o, "zeus_j_per_iter": z,
+                      "zeus_minus_ours_pct": 100 * (z["mean"] - o["mean"]) / o["mean"], "numerics": numerics[p]}
+    out["gpu_uuid"] = setup.gpu.uuid()
+    out["gpu_name"] = setup.gpu.name()
+    del wl
+    torch.cuda.empty_cache()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--precisions", nargs="+", default=["fp16", "bf16"])
+    ap.add_argument("--passes", nargs="+", default=["forward", "train_step"])
+    ap.add_argument("--model", default="llama-3.2-1b")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=512)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--window", type=float, default=2.0)
+    ap.add_argument("--guard", type=float, default=0.3)
+    args = ap.parse_args()
+    from zeus.monitor import ZeusMonitor
+
+    zeus_monitor = ZeusMonitor(gpu_indices=[torch.cuda.current_device()], cpu_indices=[])
+    import zeus
+
+    result = {"zeus_version": getattr(zeus, "__version__", "?"), "torch": torch.__version__, "model": args.model,
+              "batch": args.batch, "seq": args.seq, "window_s": args.window, "repeats": args.repeats,
+              "precisions": {p: measure(p, args, zeus_monitor) for p in args.precisions}}
+    json.dump(result, sys.stdout, indent=1)
+
+
+if __name__ == "__main__":
+    main()
