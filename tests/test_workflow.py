@@ -135,8 +135,8 @@ def test_killed_run_leaves_no_partial_output_and_resumes(workflow):
         (lambda c, d: c["matmul"].update(targets=["cuda:0"]), "config error at matmul.targets: 'cuda:0' requested but no CUDA GPU"),
         (lambda c, d: c.setdefault("co2e", {}).update(workloads=[{"name": "w", "model": "llama-3.2-1b", "tokens": 1e9, "batch_size": 8,
                                                   "seq_len": 1024, "gpu": "b200", "precision": "bf16"}]),
-         "config error at co2e.workloads[0]: no datasheet entry for GPU 'b200'"),
-        (lambda c, d: c["reference"].update(dirs=[str(d / "nothing")]), "config error at reference.dirs: no raw/**/*.parquet"),
+         "config error at co2e.workloads[0].gpu: no datasheet entry for GPU 'b200'"),
+        (lambda c, d: c["reference"].update(dirs=[str(d / "nothing")]), "config error at reference.dirs[0]: no raw/**/*.parquet"),
     ],
 )
 def test_bad_energy_input_fails_before_any_job(workflow, mutate, expected):

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from flopmetrics.figures import registry as figure_registry
 from flopmetrics.workflow import config as fm_config
-from flopmetrics.workflow import code, paths, sweeps
+from flopmetrics.workflow import checks, code, paths, sweeps
 from flopmetrics.workflow.slurm import slurm_resources
 
 fm_config.validate(
@@ -23,15 +23,7 @@ FIGURES = figure_registry.enabled(config)
 
 
 wildcard_constraints:
-    target=r"[a-z0-9_:]+",
-    precision="fp32|tf32|fp16|bf16|fp16-mixed|bf16-mixed",
-    model=r"[A-Za-z0-9_.-]+",
-    n=r"\d+",
-    d=r"\d+",
-    m=r"\d+",
-    batch_size=r"\d+",
-    seq_len=r"\d+",
-    size=r"\d+",
+    **paths.WILDCARDS,
     mlp_pass="forward|backward",
 
 
@@ -114,15 +106,10 @@ def repo_path(path):
 
 def reference_files():
     """Committed reference measurements (per-job parquet) under config reference.dirs."""
-    files = []
-    for d in config["reference"]["dirs"]:
-        found = sorted(str(p) for p in Path(repo_path(d)).glob("raw/**/*.parquet"))
-        if not found:
-            raise fm_config.ConfigError(
-                f"config error at reference.dirs: no raw/**/*.parquet under {d!r}"
-            )
-        files += found
-    return files
+    return checks.reference_files(config["reference"]["dirs"], repo_path)
+
+
+checks.check_figure_lengths(config, checks.reference_lengths(reference_files()))
 
 
 def figure_inputs(figure):

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from ..flops.transformer import parameter_count, pass_flops
-from ..workloads.models import resolve, transformer_shape
+from ..workloads.models import hf_config, resolve, transformer_shape
 
 J_PER_KWH = 3.6e6
 
@@ -16,17 +16,25 @@ def workload_flops(model, batch_size: int, seq_len: int, pass_name: str) -> floa
     """Analytic FLOPs of one step of a declared workload (full-attention convention)."""
     _, fields = resolve(model)
     shape = transformer_shape(fields)
-    table = pass_flops(shape, batch_size, seq_len, parameter_count(shape, fields.get("tie_word_embeddings", True)))
+    table = pass_flops(shape, batch_size, seq_len, parameter_count(shape, hf_config(fields).tie_word_embeddings))
     if pass_name not in table:
         raise ValueError(f"no FLOP formula for pass {pass_name!r}; expected one of {sorted(table)}")
     return float(table[pass_name]["total"])
+
+
+def gpu_label(gpu: str) -> str:
+    """The datasheet label of a GPU label or variant key (``h100_sxm`` -> ``h100``)."""
+    from ..energy import datasheet
+
+    return datasheet.table()[gpu].label if gpu in datasheet.table() else gpu
 
 
 def estimate(workloads: list[dict], calibration: pd.DataFrame, pue: float, intensity_g_per_kwh: float) -> pd.DataFrame:
     """One row per declared workload: FLOPs, energy (with EE interval), kWh, kg CO2e."""
     rows = []
     for w in workloads:
-        match = calibration[(calibration["gpu_label"] == w["gpu"]) & (calibration["precision"] == w["precision"])
+        label = gpu_label(w["gpu"])  # a variant key (h100_sxm) uses its label's calibration (h100)
+        match = calibration[(calibration["gpu_label"] == label) & (calibration["precision"] == w["precision"])
                             & (calibration["pass"] == w["pass"])]
         steps = w["tokens"] / (w["batch_size"] * w["seq_len"])
         flops = steps * workload_flops(w["model"], w["batch_size"], w["seq_len"], w["pass"])

@@ -4,37 +4,101 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
-from ..energy import gates
+from ..energy import datasheet, gates
 
 # column -> the column that holds its value now (config/README.md, "Renamed keys and columns")
 RENAMED_COLUMNS = {"dtype": "precision"}
 TORCH_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
+class MergeError(ValueError):
+    """A per-job file that cannot be merged as it is; the message names the file."""
+
+
+REQUIRED = ("workload", "pass", "precision", "status", "gpu_label")
+
+
 def read_job_table(path) -> pd.DataFrame:
-    """One job's parquet in today's vocabulary. Files written before the rename carry ``dtype``
-    beside ``precision`` (the same value: dropped, a mismatch is an error naming the file), and
-    MLP rows held the target label in ``device``; ``device`` is the torch device now, and the
-    old jobs ran every GPU target on ``cuda:0``."""
-    df = pd.read_parquet(path)
+    """One job's parquet in today's vocabulary, its identity checked against its path.
+
+    Files written before the rename carry ``dtype`` beside ``precision`` (the same value:
+    dropped, a mismatch is an error naming the file), and MLP rows held the target label in
+    ``device``; ``device`` is the torch device now, and the old jobs ran every GPU target on
+    ``cuda:0``. Every error names the file."""
+    try:
+        df = pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises several kinds for a file that is not parquet
+        raise MergeError(f"{path}: not a readable parquet file ({type(err).__name__}: {err})") from None
+    if df.empty:
+        return df
+    missing = [c for c in REQUIRED if c not in df]
+    if missing:
+        raise MergeError(f"{path}: not a flopmetrics per-job table: columns {missing} are missing")
     for old, new in RENAMED_COLUMNS.items():
         if old in df:
             if new in df and not df[old].astype(str).equals(df[new].astype(str)):
-                raise ValueError(f"{path}: column {old!r} (renamed {new!r}) disagrees with {new!r}")
+                raise MergeError(f"{path}: column {old!r} (renamed {new!r}) disagrees with {new!r}")
             df = df.drop(columns=old) if new in df else df.rename(columns={old: new})
-    if {"device", "workload"} <= set(df.columns):
+    if "device" in df:
         old_mlp = df["workload"].eq("mlp") & ~df["device"].astype(str).str.match(TORCH_DEVICE)
         df.loc[old_mlp, "device"] = "cuda:0"
+    labels = set(df["gpu_label"].dropna().astype(str))
+    unknown = labels - {"cpu", *datasheet.labels(), *datasheet.table()}
+    if df["gpu_label"].isna().any() or unknown:
+        raise MergeError(f"{path}: gpu_label {sorted(unknown) or 'empty'} is no datasheet GPU "
+                         f"(known: {datasheet.labels()} or cpu)")
+    check_identity(df, path)
     return df
+
+
+def path_identity(path) -> dict[str, str]:
+    """The wildcard values a per-job path names ({} where it follows no known template)."""
+    from ..workflow.paths import RAW, pattern
+
+    text = str(Path(path).as_posix())
+    for template in RAW.values():
+        tail = template.removeprefix("results/")  # raw/<experiment>/...: also under a reference folder
+        m = pattern(tail).search(text)
+        if m and text.endswith(m.group(0)) and (m.start() == 0 or text[m.start() - 1] == "/"):
+            return m.groupdict()
+    return {}
+
+
+def check_identity(df: pd.DataFrame, path) -> None:
+    """Every row must be the job its path names (a file copied over another's is refused)."""
+    for col, value in path_identity(path).items():  # wildcards are named like their columns
+        if col not in df:
+            raise MergeError(f"{path}: its path names {col}={value} but the rows have no {col!r} column")
+        found = sorted({str(int(v)) if isinstance(v, float) and v == int(v) else str(v) for v in df[col]})
+        if found != [value]:
+            raise MergeError(f"{path}: its path names {col}={value} but its rows hold {col} = {found}: the "
+                             "file belongs to another job (copied over?); rerun the job or remove the file")
+
+
+def no_duplicates(frames: Sequence[pd.DataFrame]) -> None:
+    """The same measurement (config hash, GPU UUID, start time) never enters a table twice."""
+    seen: dict[tuple, str] = {}
+    for f in frames:
+        if not {"config_hash", "timestamp_utc"} <= set(f.columns) or f.empty:
+            continue
+        uuid = f["gpu_uuid"] if "gpu_uuid" in f else pd.Series([""] * len(f), index=f.index)
+        for key in set(zip(f["config_hash"].astype(str), uuid.astype(str), f["timestamp_utc"].astype(str))):
+            path = str(f["source_file"].iloc[0])
+            if key in seen and seen[key] != path:
+                raise MergeError(f"{path} and {seen[key]} hold the same measurement (config hash {key[0]}, "
+                                 f"started {key[2]}): a folder listed twice, or results merged as reference?")
+            seen[key] = path
 
 
 def merge_parquets(paths: Sequence[str]) -> pd.DataFrame:
     if not paths:
         raise ValueError("nothing to merge: the sweep produced no job outputs")
     frames = [read_job_table(p).assign(source_file=str(p)) for p in paths]
+    no_duplicates(frames)
     columns = frames[0].columns
     for p, f in zip(paths, frames):
         if set(f.columns) != set(columns):
@@ -49,7 +113,14 @@ def merge_energy(measured: Sequence[str], reference: Sequence[str]) -> pd.DataFr
     columns are the union (different workloads carry different columns)."""
     frames = [read_job_table(p).assign(source="measured", source_file=str(p)) for p in measured]
     frames += [read_job_table(p).assign(source="reference", source_file=str(p)) for p in reference]
+    for kind, files in (("measured", measured), ("reference", reference)):
+        rows = sum(len(f) for f in frames if len(f) and f["source"].iloc[0] == kind)
+        print(f"{kind}: {len(files)} files, {rows} rows")
+    for f, p in zip(frames, [*measured, *reference]):
+        if not len(f):
+            print(f"skipped {p}: no rows")
     frames = [f for f in frames if len(f)]
+    no_duplicates(frames)
     if not frames:
         return pd.DataFrame({"source": pd.Series(dtype=str), "workload": pd.Series(dtype=str)})
     # gates are re-applied here so every row, old reference data included, meets today's rules

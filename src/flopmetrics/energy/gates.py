@@ -8,7 +8,9 @@ Rows are kept and flagged, never dropped. Each gate adds a boolean column ``gate
 ``peak_flops``      achieved FLOP/s <= the datasheet's dense peak for the precision
 ``flops_per_joule`` FLOPs/J <= peak / TDP (the most a GPU can do per Joule at its rated power)
 ``power``           mean power <= enforced power limit + 10 %
-``window``          every window ran at least the configured minimum
+``window``          every window ran at least the configured minimum, and at least
+                    ``COUNTER_PERIODS`` steps of the energy counter where one was read (a
+                    shorter window is mostly interpolation between two counter readings)
 ``exclusive``       no other compute process shared the GPU
 ``throttle``        no hardware slowdown of the clocks during the windows (``hw_slowdown``,
                     ``hw_thermal``, ``hw_power_brake``: emergency measures of the board). The
@@ -34,6 +36,7 @@ import pandas as pd
 from . import datasheet
 
 POWER_TOLERANCE = 1.10
+COUNTER_PERIODS = 3
 FLAGGED_ONLY = ("sw_power_cap", "sw_thermal")  # driver regulation: flagged in a column, not failed
 GATES = ("status", "finite", "peak_flops", "flops_per_joule", "power", "window", "exclusive", "throttle")
 
@@ -77,7 +80,8 @@ def apply(df: pd.DataFrame) -> pd.DataFrame:
         True if d else _le(p, (lim * POWER_TOLERANCE) if not pd.isna(lim) else math.nan)
         for d, p, lim in zip(derived, get("power_mean_w"), get("power_limit_w"))
     ]
-    df["gate_window"] = [_le(m, w) for m, w in zip(get("min_window_s"), get("window_s_min"))]
+    df["gate_window"] = [_le(m, w) and _le(COUNTER_PERIODS * c, w)
+                         for m, w, c in zip(get("min_window_s"), get("window_s_min"), get("counter_period_s"))]
     df["gate_exclusive"] = get("other_processes").fillna(0).astype(float).eq(0)
     reasons = (df["throttle_reasons"].astype(object).where(df["throttle_reasons"].notna(), "")
                if "throttle_reasons" in df else pd.Series([""] * len(df), index=df.index)).astype(str).str.split(",")

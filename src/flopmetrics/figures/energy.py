@@ -13,8 +13,8 @@ from .style import PASS_ORDER, empty, gpu_label, plt, with_energy
 def efficiency_bars(tables, style: dict, wildcards: dict):
     """TFLOPs/J per GPU x precision x pass, SEM error bars, the peak/TDP limit as a dash."""
     sub = with_energy(tables["energy"])
-    sub = sub[sub["workload"] == style.get("workload", "llm")]
-    seq = style.get("seq_len")
+    sub = sub[sub["workload"] == style["workload"]]
+    seq = style["seq_len"]
     if seq is not None and "seq_len" in sub:
         sub = sub[sub["seq_len"] == seq]
     if sub.empty:
@@ -91,7 +91,7 @@ def forward_vs_backward(tables, style: dict, wildcards: dict):
 def efficiency_vs_seq_len(tables, style: dict, wildcards: dict):
     """TFLOPs/J of the LLM passes against sequence length, per precision and GPU."""
     sub = with_energy(tables["energy"])
-    sub = sub[(sub["workload"] == "llm") & sub["pass"].isin(style.get("passes", PASS_ORDER))]
+    sub = sub[(sub["workload"] == "llm") & sub["pass"].isin(style["passes"])]
     if sub.empty or "seq_len" not in sub:
         return empty("no LLM energy measurements")
     sub = sub.assign(gpu=gpu_label(sub))
@@ -133,7 +133,7 @@ def power_trace(tables, style: dict, wildcards: dict):
 def thesis_vs_ours(tables, style: dict, wildcards: dict):
     """The thesis's H100 forward/backward TFLOPs/J beside ours, with the peak/TDP limit."""
     thesis, ours = tables["thesis"], tables["energy"]
-    gpu = style.get("gpu", "h100")
+    gpu = style["gpu"]
     t = thesis[thesis["gpu_label"] == gpu].assign(data="thesis")
     o = with_energy(ours)
     o = o[(o["gpu_label"] == gpu) & (o["workload"] == "llm") & o["pass"].isin(["forward", "backward"])].assign(data="ours")

@@ -25,8 +25,8 @@ def pct_diff_heatmap(tables, style: dict, wildcards: dict):
     for ax, n in zip(axes[0], ns):
         grid = sub[sub["n"] == n].pivot(index="d", columns="m", values="pct_diff_counted_vs_analytic")
         sns.heatmap(
-            grid.sort_index(ascending=False), ax=ax, cmap=style.get("cmap", "vlag"), center=0,
-            vmin=-vmax, vmax=vmax, annot=style.get("annotate", True) and grid.size <= 64, fmt=".2f",
+            grid.sort_index(ascending=False), ax=ax, cmap=style["cmap"], center=0,
+            vmin=-vmax, vmax=vmax, annot=style["annotate"] and grid.size <= 64, fmt=".2f",
             cbar=ax is axes[0][-1], cbar_kws={"label": "counted vs analytic [%]"},
         )
         ax.set_title(f"n = {n}")
@@ -39,8 +39,8 @@ def flops_vs_d(tables, style: dict, wildcards: dict):
     """FLOPs vs d for analytic (thesis), analytic (ours) and counted, forward and backward."""
     df = tables["mlp"]
     sub = df[df["pass"].isin(["forward", "backward"])]
-    n = style.get("n") or int(sub["n"].max())
-    m = style.get("m") or int(sub["m"].max())
+    n = style["n"] or int(sub["n"].max())
+    m = style["m"] or int(sub["m"].max())
     sub = require(sub[(sub["n"] == n) & (sub["m"] == m)], f"n={n}, m={m} (figures.mlp_flops_vs_d)")
     sub = sub.groupby(["pass", "d"], as_index=False)[
         ["flops_analytic_thesis", "flops_analytic", "flops_counted"]
@@ -51,7 +51,7 @@ def flops_vs_d(tables, style: dict, wildcards: dict):
     )
     g = sns.relplot(data=long, x="d", y="flops", hue="source", style="source", col="pass", kind="line",
                     markers=True, dashes=False, height=3.8, aspect=1.1, facet_kws={"sharey": False})
-    if style.get("logy", True):
+    if style["logy"]:
         g.set(yscale="log")
     g.set_axis_labels("width d", "FLOPs per iteration")
     g.figure.suptitle(f"MLP FLOPs vs width (n = {n}, m = {m})", y=1.03)
@@ -65,7 +65,7 @@ def throughput_vs_intensity(tables, style: dict, wildcards: dict):
     sub = sub[sub["flops_per_s"] > 0]
     g = sns.relplot(data=sub, x="arithmetic_intensity", y="flops_per_s", hue="precision", style="target",
                     col="pass", size="n", height=3.8, aspect=1.1)
-    g.set(xscale="log" if style.get("logx", True) else "linear", yscale="log" if style.get("logy", True) else "linear")
+    g.set(xscale="log" if style["logx"] else "linear", yscale="log" if style["logy"] else "linear")
     for ax in g.axes.flat:
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # avoid overlapping labels
     g.set_axis_labels("arithmetic intensity [FLOP/byte]", "achieved FLOP/s")

@@ -47,7 +47,9 @@ def run(spec: JobSpec, *, nvml=None, progress=None) -> tuple[pd.DataFrame, pd.Da
             **setup.gpu_info(), **prov}
     try:
         workload = workloads.build(spec.experiment, device, spec.precision, spec.workload, spec.measure.seed)
-    except torch.cuda.OutOfMemoryError as err:
+    except OUT_OF_MEMORY as err:
+        if not is_out_of_memory(err):
+            raise
         progress(f"out of memory while building the workload: {err}")
         return _finish_oom(base, describe, err)
     sampler_ctx = setup.sampler if setup.sampler else contextlib.nullcontext()
@@ -67,9 +69,12 @@ def run(spec: JobSpec, *, nvml=None, progress=None) -> tuple[pd.DataFrame, pd.Da
             windows = measure_passes(monitor, specs,
                                      repeats=m.repeats, min_window_s=m.min_window_s,
                                      warmup_iterations=m.warmup_iterations, guard_s=guard_s, progress=progress)
-    except torch.cuda.OutOfMemoryError as err:
+    except OUT_OF_MEMORY as err:
+        if not is_out_of_memory(err):
+            raise
         del workload
-        torch.cuda.empty_cache()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
         progress(f"out of memory: {err}")
         return _finish_oom(base, describe, err)
     other = setup.gpu.other_processes() if setup.gpu else []
@@ -93,6 +98,16 @@ def _identity(spec: JobSpec) -> dict:
     if spec.experiment == "llm":
         out["model"] = resolve_model(spec.workload["model"])[0]  # the name, not the spec
     return out
+
+
+# GPU: torch.cuda.OutOfMemoryError; CPU: PyTorch's allocator raises a plain RuntimeError, Python a MemoryError
+OUT_OF_MEMORY = (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError)
+CPU_OOM_MESSAGES = ("DefaultCPUAllocator: can't allocate memory", "not enough memory", "out of memory")
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    return isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)) or any(
+        m in str(err) for m in CPU_OOM_MESSAGES)
 
 
 def _check_gpu(device: str, expected_gpu: str | None):

@@ -87,44 +87,10 @@ def validate(config: dict, schema: dict) -> dict:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     for _ in _FillingValidator(schema).iter_errors(config):  # valid already: this only fills defaults
         pass
+    from .checks import check_consistency
+
     check_consistency(config)
     return config
-
-
-def check_consistency(config: dict) -> None:
-    """Cross-key checks that a schema cannot express."""
-    from ..jobs.targets import TargetError, resolve_target
-    from ..workloads.models import ModelConfigError, resolve
-
-    for section in ("mlp", "llm", "matmul"):
-        for i, target in enumerate(config.get(section, {}).get("targets", [])):
-            try:
-                resolve_target(target)
-            except TargetError as err:
-                raise ConfigError(f"config error at {section}.targets[{i}]: {err}") from None
-    names = {}
-    for i, spec in enumerate(config.get("llm", {}).get("models", [])):
-        try:
-            name, _ = resolve(spec)
-        except ModelConfigError as err:
-            raise ConfigError(f"config error at llm.models[{i}]: {err}") from None
-        if name in names:
-            raise ConfigError(f"config error at llm.models[{i}]: model name {name!r} used twice")
-        names[name] = spec
-    for i, w in enumerate(config.get("co2e", {}).get("workloads", [])):
-        try:
-            resolve(w["model"])
-            resolve_target(w["gpu"])
-        except (ModelConfigError, TargetError) as err:
-            raise ConfigError(f"config error at co2e.workloads[{i}]: {err}") from None
-    style = config.get("figures", {}).get("mlp_flops_vs_d", {})
-    for key in ("n", "m"):
-        chosen = style.get(key)
-        if chosen is not None and chosen not in config["mlp"][key]:
-            raise ConfigError(
-                f"config error at figures.mlp_flops_vs_d.{key}: {chosen} is not in the sweep "
-                f"mlp.{key} = {config['mlp'][key]} (pick one of those, or null for the largest)"
-            )
 
 
 def check_devices(devices, cuda_available=None, cuda_count=None, key="mlp.targets") -> None:

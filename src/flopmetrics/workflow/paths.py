@@ -3,6 +3,21 @@ the sweeps fill them in to list every job's files."""
 
 from __future__ import annotations
 
+import re
+
+# the wildcards' patterns, shared with the rules (workflow/rules/common.smk)
+WILDCARDS = {
+    "target": r"[a-z0-9_:]+",
+    "precision": "fp32|tf32|fp16|bf16|fp16-mixed|bf16-mixed",
+    "model": r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    "n": r"\d+",
+    "d": r"\d+",
+    "m": r"\d+",
+    "batch_size": r"\d+",
+    "seq_len": r"\d+",
+    "size": r"\d+",
+}
+
 RAW = {
     "mlp": "results/raw/mlp/{target}/{precision}/n{n}_d{d}_m{m}.parquet",
     "llm": "results/raw/llm/{target}/{model}/{precision}/b{batch_size}_s{seq_len}.parquet",
@@ -17,3 +32,12 @@ MERGED_THESIS = "results/merged/thesis.parquet"
 CALIBRATION = "results/calibration/calibration.parquet"
 PREDICTIONS = "results/calibration/predictions.parquet"
 CO2E = "results/co2e/co2e.parquet"
+
+
+def pattern(template: str) -> re.Pattern:
+    """A regular expression that reads a template's wildcard values back from a path."""
+    out, pos = "", 0
+    for m in re.finditer(r"\{(\w+)\}", template):
+        out += re.escape(template[pos:m.start()]) + f"(?P<{m.group(1)}>{WILDCARDS[m.group(1)]})"
+        pos = m.end()
+    return re.compile(out + re.escape(template[pos:]) + "$")

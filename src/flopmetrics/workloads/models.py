@@ -4,6 +4,7 @@ with random weights: nothing is downloaded."""
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -20,61 +21,135 @@ def presets() -> dict[str, dict]:
     return yaml.safe_load(resources.files("flopmetrics").joinpath("data/models.yaml").read_text())
 
 
-def resolve(spec) -> tuple[str, dict]:
-    """``spec`` is a preset name, a path to a config.json, or a mapping of config fields.
+# a model's name is a path component ({model} in results/raw/llm/...): a safe file name
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
-    Returns ``(name, fields)``; raises :class:`ModelConfigError` naming what is wrong.
+
+def resolve(spec) -> tuple[str, dict]:
+    """``spec`` is a preset name, a path to a ``config.json`` (or to a folder holding one), or a
+    mapping: ``{name, model_type, <config fields>}`` inline, or ``{name, config: <path>}``.
+
+    The name of a path spec is its folder's name for ``config.json`` (the Hugging Face layout),
+    else the file's stem; every name must be a safe file name (letters, digits, ``_.-``, not
+    starting with ``.``). Returns ``(name, fields)``; raises :class:`ModelConfigError` naming
+    what is wrong.
     """
     if isinstance(spec, dict):
         fields = dict(spec)
-        name = str(fields.pop("name", fields.get("model_type", "custom")))
-        if "model_type" not in fields:
-            raise ModelConfigError(f"inline model config {name!r} needs a 'model_type' (e.g. llama)")
-        return name, fields
-    if not isinstance(spec, str):
+        name = fields.pop("name", None)
+        if name is None:
+            raise ModelConfigError(f"an inline model needs a 'name' (a safe file name), got {spec!r}")
+        if "config" in fields:
+            extra = sorted(set(fields) - {"config"})
+            if extra:
+                raise ModelConfigError(f"model {name!r}: give either 'config' (a path) or config fields, not both "
+                                       f"(also got {extra})")
+            fields = _read_config(Path(fields["config"]))
+        elif "model_type" not in fields:
+            raise ModelConfigError(f"inline model config {name!r} needs a 'model_type' (e.g. llama) or a 'config' path")
+        return _safe_name(str(name), spec), fields
+    if not isinstance(spec, str) or not spec:
         raise ModelConfigError(f"model must be a preset name, a config.json path or a mapping, got {spec!r}")
     if spec in presets():
         return spec, dict(presets()[spec])
     path = Path(spec)
-    if path.suffix == ".json" or path.exists():
-        try:
-            fields = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ModelConfigError(f"model config file {path} does not exist") from None
-        except json.JSONDecodeError as err:
-            raise ModelConfigError(f"model config file {path} does not parse: line {err.lineno}: {err.msg}") from None
-        if not isinstance(fields, dict) or "model_type" not in fields:
-            raise ModelConfigError(f"model config file {path} has no 'model_type'")
-        return path.stem if path.name != "config.json" else path.parent.name, fields
+    if path.suffix == ".json" or path.exists() or "/" in spec:
+        if path.is_dir():
+            if not (path / "config.json").is_file():
+                raise ModelConfigError(f"model path {path} is a folder without a config.json")
+            path = path / "config.json"
+        fields = _read_config(path)
+        resolved = path.resolve()
+        name = resolved.parent.name if path.name == "config.json" else path.stem
+        return _safe_name(name, spec), fields
     raise ModelConfigError(f"unknown model preset {spec!r}; presets: {sorted(presets())}, or give a config.json path")
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        fields = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelConfigError(f"model config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ModelConfigError(f"model config {path} is a folder without a config.json") from None
+    except json.JSONDecodeError as err:
+        raise ModelConfigError(f"model config file {path} does not parse: line {err.lineno}: {err.msg}") from None
+    if not isinstance(fields, dict) or "model_type" not in fields:
+        raise ModelConfigError(f"model config file {path} has no 'model_type'")
+    return fields
+
+
+def _safe_name(name: str, spec) -> str:
+    if not SAFE_NAME.match(name):
+        raise ModelConfigError(
+            f"model {spec!r} gives the name {name!r}, which is not a safe file name (letters, digits, '_', '.', "
+            "'-', not starting with '.'): name it yourself with {name: <name>, config: <path>}")
+    return name
+
+
+def hf_config(fields: dict):
+    """The transformers configuration of ``fields`` (``AutoConfig``): any architecture
+    transformers knows; what it rejects raises :class:`ModelConfigError` with its message."""
+    try:
+        from transformers import AutoConfig
+    except ImportError as err:
+        raise ModelConfigError("transformers is not installed (pip install transformers)") from err
+    fields = dict(fields)
+    model_type = fields.pop("model_type")
+    try:
+        return AutoConfig.for_model(model_type, **fields)
+    except (ValueError, TypeError, KeyError) as err:
+        raise ModelConfigError(f"transformers rejects this config (model_type {model_type!r}): "
+                               f"{str(err).splitlines()[0][:300]}") from None
+
+
+@lru_cache(maxsize=32)
+def _summary(blob: str) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    config = hf_config(json.loads(blob))
+    try:
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config)
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise ModelConfigError(f"transformers cannot build a causal LM from this config: {str(err)[:300]}") from None
+    return {"model_type": config.model_type, "parameters": sum(p.numel() for p in model.parameters()),
+            "layers": getattr(config, "num_hidden_layers", None), "hidden_size": getattr(config, "hidden_size", None)}
+
+
+def summary(fields: dict) -> dict:
+    """Size of the model ``fields`` builds (on the meta device: no memory, no weights):
+    ``model_type``, ``parameters``, ``layers``, ``hidden_size``."""
+    return _summary(json.dumps(fields, sort_keys=True))
 
 
 def build_causal_lm(fields: dict, attn_implementation: str = "sdpa", device: str = "cpu"):
     """A randomly initialised ``AutoModelForCausalLM`` from config fields, in fp32, created
     directly on ``device`` (initialising 1B parameters on a GPU takes a fraction of the CPU time)."""
-    try:
-        from transformers import AutoConfig, AutoModelForCausalLM
-    except ImportError as err:
-        raise ModelConfigError("transformers is not installed (pip install transformers)") from err
-    fields = dict(fields)
-    model_type = fields.pop("model_type")
-    config = AutoConfig.for_model(model_type, **fields)
     import torch
+    from transformers import AutoModelForCausalLM
 
+    config = hf_config(fields)
     with torch.device(device):
         return AutoModelForCausalLM.from_config(config, attn_implementation=attn_implementation)
 
 
 def transformer_shape(fields: dict) -> dict:
-    """The sizes the analytic count needs, with HF defaults where a field is absent."""
-    h = fields["hidden_size"]
-    heads = fields["num_attention_heads"]
-    return {
-        "hidden": h,
-        "intermediate": fields["intermediate_size"],
-        "layers": fields["num_hidden_layers"],
-        "heads": heads,
-        "kv_heads": fields.get("num_key_value_heads", heads),
-        "head_dim": fields.get("head_dim") or h // heads,
-        "vocab": fields["vocab_size"],
-    }
+    """The sizes the analytic (Llama-style) count needs, read from the transformers
+    configuration, so absent fields take transformers' defaults, as the built model does."""
+    config = hf_config(fields)
+    try:
+        h, heads = config.hidden_size, config.num_attention_heads
+        return {
+            "hidden": h,
+            "intermediate": config.intermediate_size,
+            "layers": config.num_hidden_layers,
+            "heads": heads,
+            "kv_heads": getattr(config, "num_key_value_heads", None) or heads,
+            "head_dim": getattr(config, "head_dim", None) or h // heads,
+            "vocab": config.vocab_size,
+        }
+    except AttributeError as err:
+        raise ModelConfigError(f"the closed-form FLOP count needs a Llama-style config ({config.model_type} has no "
+                               f"{err.name!r})") from None

@@ -1,0 +1,212 @@
+"""Parse-time checks of what the schema cannot express: every config value that names a thing
+(target, model, meter, colour map, trace, figure parameter) is resolved before any job runs, and
+an error names the key, the value and what would be valid."""
+
+from __future__ import annotations
+
+import sys
+
+from . import paths, sweeps
+
+SEABORN_CMAPS = {"rocket", "mako", "flare", "crest", "vlag", "icefire"}  # registered when seaborn loads
+
+
+def fail(key: str, message: str):
+    from .config import ConfigError
+
+    raise ConfigError(f"config error at {key}: {message}")
+
+
+def check_consistency(config: dict, report=None) -> None:
+    """All cross-key checks; ``report(line)`` gets what parse time resolved (model sizes)."""
+    report = report or (lambda line: print(line, file=sys.stderr))
+    check_targets(config)
+    check_models(config, report)
+    check_co2e(config)
+    check_thesis(config)
+    check_meter(config)
+    check_figures(config)
+    check_round_trip(config)
+
+
+def check_targets(config: dict) -> None:
+    from ..jobs.targets import TargetError, resolve_target
+
+    for section in ("mlp", "llm", "matmul"):
+        for i, target in enumerate(config.get(section, {}).get("targets", [])):
+            try:
+                resolve_target(target)
+            except TargetError as err:
+                fail(f"{section}.targets[{i}]", str(err))
+
+
+def check_models(config: dict, report) -> None:
+    """Each model resolves, transformers builds it (on the meta device), its name is a safe
+    file name used once; its size is reported, so a config that fell back to transformers'
+    defaults is seen."""
+    from ..workloads.models import ModelConfigError, resolve, summary
+
+    names = {}
+    for i, spec in enumerate(config.get("llm", {}).get("models", [])):
+        key = f"llm.models[{i}]"
+        try:
+            name, fields = resolve(spec)
+            size = summary(fields)
+        except ModelConfigError as err:
+            fail(key, str(err))
+        if name in names:
+            fail(key, f"model name {name!r} is also the name of llm.models[{names[name]}]: two models would "
+                      "write the same files; name them apart ({name: <name>, config: <path>})")
+        names[name] = i
+        if config["llm"]["targets"]:
+            report(f"model {name}: {size['model_type']}, {size['layers']} layers, hidden size {size['hidden_size']}, "
+                   f"{size['parameters']:,} parameters")
+
+
+def check_co2e(config: dict) -> None:
+    from ..jobs.targets import TargetError, resolve_target
+    from ..workloads.models import ModelConfigError, resolve, summary
+
+    names: dict[str, int] = {}
+    for i, w in enumerate(config.get("co2e", {}).get("workloads", [])):
+        if w["name"] in names:
+            fail(f"co2e.workloads[{i}].name", f"{w['name']!r} also names co2e.workloads[{names[w['name']]}]: "
+                                              "each workload's row is found by its name")
+        names[w["name"]] = i
+        try:
+            summary(resolve(w["model"])[1])
+        except ModelConfigError as err:
+            fail(f"co2e.workloads[{i}].model", str(err))
+        try:
+            _, label = resolve_target(w["gpu"])
+        except TargetError as err:
+            fail(f"co2e.workloads[{i}].gpu", str(err))
+        if label is None:
+            fail(f"co2e.workloads[{i}].gpu", f"{w['gpu']!r} is not a GPU label (e.g. h100, a100, or a variant key "
+                                              "such as h100_sxm)")
+
+
+def check_thesis(config: dict) -> None:
+    from ..energy import datasheet
+
+    gpu = config["thesis"]["compare_gpu"]
+    if gpu not in datasheet.labels():
+        fail("thesis.compare_gpu", f"{gpu!r} is not a GPU label of the datasheet ({datasheet.labels()})")
+
+
+def check_meter(config: dict) -> None:
+    """A GPU meter cannot measure a CPU job, nor RAPL a GPU job."""
+    meter = config["energy"]["meter"]
+    on_cpu = config["execution"]["run_on_cpu"]
+    for section in ("mlp", "llm", "matmul"):
+        for i, target in enumerate(config.get(section, {}).get("targets", [])):
+            cpu = on_cpu or target == "cpu"
+            if meter in ("nvml", "nvml_trace") and cpu:
+                why = "execution.run_on_cpu is on" if on_cpu else "it is the CPU"
+                fail("energy.meter", f"{meter!r} reads a GPU, but {section}.targets[{i}] = {target!r} runs on the "
+                                     f"CPU ({why}); use 'auto', 'rapl' or 'none'")
+            if meter == "rapl" and not cpu:
+                fail("energy.meter", f"'rapl' reads the CPU, but {section}.targets[{i}] = {target!r} is a GPU; "
+                                     "use 'auto', 'nvml' or 'nvml_trace'")
+
+
+def _is_cmap(name: str) -> bool:
+    import matplotlib
+
+    base = name.removesuffix("_r")
+    return name in matplotlib.colormaps or base in matplotlib.colormaps or base in SEABORN_CMAPS
+
+
+def check_figures(config: dict) -> None:
+    figs = config.get("figures", {})
+    style = figs.get("mlp_flops_vs_d", {})
+    for key in ("n", "m"):
+        chosen = style.get(key)
+        if chosen is not None and chosen not in config["mlp"][key]:
+            fail(f"figures.mlp_flops_vs_d.{key}", f"{chosen} is not in the sweep mlp.{key} = {config['mlp'][key]} "
+                                                 "(pick one of those, or null for the largest)")
+    cmap = figs.get("mlp_pct_diff_heatmap", {}).get("cmap")
+    if cmap is not None and not _is_cmap(cmap):
+        import difflib
+        import matplotlib
+
+        near = difflib.get_close_matches(cmap, [*matplotlib.colormaps, *SEABORN_CMAPS], n=3)
+        fail("figures.mlp_pct_diff_heatmap.cmap", f"{cmap!r} is not a matplotlib or seaborn colour map"
+                                                  + (f" (did you mean {', '.join(near)}?)" if near else ""))
+    trace = figs.get("power_trace", {}).get("trace")
+    if trace and trace.startswith("results/"):
+        made = [paths.TRACE[e].format(**w) for e in ("llm", "matmul", "mlp") for w in sweeps.grid(config, e)]
+        if trace not in made:
+            fail("figures.power_trace.trace", f"{trace!r} is not a trace any job of this config writes "
+                                              f"({len(made)} do, e.g. {made[:3]}); name one of those, a committed "
+                                              "trace under resources/, or null")
+
+
+def check_figure_lengths(config: dict, reference_lengths: set[int]) -> None:
+    """A sequence length a figure is asked to show must have been measured (or be in the sweep)."""
+    seq = config["figures"]["energy_efficiency"]["seq_len"]
+    known = set(config["llm"]["seq_len"] if config["llm"]["targets"] else []) | set(reference_lengths)
+    if seq is not None and seq not in known:
+        fail("figures.energy_efficiency.seq_len", f"{seq} was never measured: the sweep and the reference data "
+                                                   f"have {sorted(known)} (or null for all)")
+
+
+def check_round_trip(config: dict) -> None:
+    """Every job's wildcard values come back unchanged from its output path, and no two jobs
+    share a path (nothing overwritten in silence)."""
+    for experiment, template in paths.RAW.items():
+        pattern, seen = paths.pattern(template), {}
+        for w in sweeps.grid(config, experiment):
+            path = template.format(**w)
+            m = pattern.match(path)
+            if not m or {k: str(v) for k, v in w.items()} != m.groupdict():
+                fail(experiment, f"the job {w} would be written to {path!r}, which does not read back as the "
+                                 "same job: a value holds characters its path cannot carry")
+            if path in seen:
+                fail(experiment, f"the jobs {seen[path]} and {w} would both write {path!r}")
+            seen[path] = w
+
+
+def reference_files(dirs: list[str], locate=lambda d: d, results: str = "results") -> list[str]:
+    """Per-job parquet files under the configured reference folders (``raw/**/*.parquet``).
+    A folder listed twice, folders that hold one another, and the results folder itself are
+    refused: their rows would be merged twice (``locate`` finds a configured path)."""
+    from pathlib import Path
+
+    out, seen = [], {}
+    results_dir = Path(results).resolve()
+    for i, d in enumerate(dirs):
+        key, where = f"reference.dirs[{i}]", Path(locate(d)).resolve()
+        if where == results_dir or results_dir in where.parents or where in results_dir.parents:
+            fail(key, f"{d!r} is (or holds, or lies in) this run's results folder: its rows are merged as "
+                      "measured already; merging them as reference too would count each twice")
+        for j, other in seen.items():
+            if where == other or other in where.parents or where in other.parents:
+                fail(key, f"{d!r} overlaps reference.dirs[{j}] ({dirs[j]!r}): rows would be merged twice")
+        seen[i] = where
+        found = sorted(str(p) for p in where.glob("raw/**/*.parquet"))
+        if not found:
+            fail(key, f"no raw/**/*.parquet under {d!r} (looked in {where})")
+        out += found
+    return out
+
+
+def reference_lengths(files: list[str]) -> set[int]:
+    """Sequence lengths present in the reference files (their seq_len column alone is read).
+    A file that is no flopmetrics per-job table is refused here, before anything runs."""
+    import pyarrow.parquet as pq
+
+    from ..analysis.merge import REQUIRED
+
+    lengths = set()
+    for f in files:
+        try:
+            names = pq.read_schema(f).names
+        except Exception as err:  # pyarrow raises several kinds for a file that is not parquet
+            fail("reference.dirs", f"{f}: not a readable parquet file ({type(err).__name__}: {err})")
+        missing = [c for c in REQUIRED if c not in names]
+        if missing:
+            fail("reference.dirs", f"{f}: not a flopmetrics per-job table: columns {missing} are missing")
+        if "seq_len" in names:
+            lengths |= {int(v) for v in pq.read_table(f, columns=["seq_len"]).column(0).to_pylist() if v == v}
+    return lengths
