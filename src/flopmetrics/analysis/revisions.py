@@ -43,10 +43,10 @@ def changed_since(revision: str, repo: Path) -> list[str] | None:
         return None
     files = [str(Path(f).relative_to(repo)) for f in sources(MEASURING_MODULE)]
     proc = _git(repo, "diff", "--name-only", rev, "--", *files)
-    changed = proc.stdout.split()
-    # a file the revision did not have at all is new measuring code too
-    changed += [f for f in files if f not in changed and _git(repo, "cat-file", "-e", f"{rev}:{f}").returncode]
-    return sorted(changed)
+    changed = set(proc.stdout.split())
+    # a file the revision did not have at all (untracked now, say) is new measuring code too
+    had = set(_git(repo, "ls-tree", "-r", "--name-only", rev, "--", *files).stdout.split())
+    return sorted(changed | (set(files) - had))
 
 
 def older_rows(paths: list[str | Path]) -> pd.DataFrame:
@@ -58,7 +58,7 @@ def older_rows(paths: list[str | Path]) -> pd.DataFrame:
     cache: dict[str, list[str] | None] = {}
     out = []
     for f in files:
-        df = pd.read_parquet(f, columns=None)
+        df = pd.read_parquet(f)
         if "git_revision" not in df:
             out.append({"file": str(f), "rows": len(df), "git_revision": "", "changed": "no git_revision column"})
             continue

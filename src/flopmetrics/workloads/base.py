@@ -129,7 +129,7 @@ class TrainableWorkload(Workload):
         """AdamW, and the starting weights every window begins from (:meth:`restore`)."""
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         self.parameter_names = [n for n, _ in named]
-        params = [p for _, p in named]
+        self.trainable = params = [p for _, p in named]
         self.parameters = sum(p.numel() for p in params)
         self.optimizer = torch.optim.AdamW(params, lr=1e-5, eps=adamw_eps(params[0].dtype))
         # fp16-mixed: the standard recipe, loss scaling (a pure fp16 step has no scaler, like the thesis)
@@ -143,7 +143,7 @@ class TrainableWorkload(Workload):
         the same finite weights whatever ran before, an optimizer step included. The optimizer's
         moments are kept; they change only what later train steps do."""
         with torch.no_grad():
-            torch._foreach_copy_([p for p in self.model.parameters() if p.requires_grad], self._start)
+            torch._foreach_copy_(self.trainable, self._start)
 
     def loss(self):
         raise NotImplementedError
@@ -171,13 +171,10 @@ class TrainableWorkload(Workload):
             return loss.detach()
 
         def train_step():
-            opt.zero_grad(set_to_none=True)
-            with self.context():
-                loss = self.loss()
-            scaler.scale(loss).backward()
+            loss = forward_backward()  # the optimizer's parameters are the model's trainable ones
             scaler.step(opt)
             scaler.update()
-            return loss.detach()
+            return loss
 
         return {"forward": forward, "forward_train": forward_train, "forward_backward": forward_backward,
                 "train_step": train_step}
@@ -189,7 +186,7 @@ class TrainableWorkload(Workload):
         ``(finite, name of the first non-finite tensor or "")``."""
         tensors, names = [output.detach()], [f"output of {name}"]
         if name == "train_step":
-            tensors += [p.detach() for p in self.model.parameters() if p.requires_grad]
+            tensors += [p.detach() for p in self.trainable]
             names += [f"parameter {n}" for n in self.parameter_names]
         return finite_check(tensors, names)
 
