@@ -132,3 +132,26 @@ def test_difference_propagates_in_quadrature():
     d = Estimate(10.0, 0.3, 5) - Estimate(4.0, 0.4, 5)
     assert (d.mean, d.sem) == (6.0, pytest.approx(0.5))
     assert Estimate(2.0, 0.1, 3).scale(-3).sem == pytest.approx(0.3)
+
+
+def test_an_iteration_never_runs_while_the_previous_output_is_alive():
+    # a kept loss holds its autograd graph: two alive at once doubled activation memory (Llama fp32
+    # s768 ran out of memory on an 80 GB H100); the window keeps only the last output, for the check
+    import gc
+    import weakref
+
+    class Output:
+        pass
+
+    previous = []
+
+    def step():
+        gc.collect()
+        assert not previous or previous[-1]() is None, "previous iteration's output still alive"
+        out = Output()
+        previous.append(weakref.ref(out))
+        return out
+
+    w = run_window(Monitor("cpu"), "p", step, min_seconds=0.05, guard_s=0.01,
+                   check=lambda last: (lambda ok=isinstance(last, Output): (ok, "")))
+    assert w.iterations >= 1 and w.numerics == "finite"

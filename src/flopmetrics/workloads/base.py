@@ -161,7 +161,7 @@ class TrainableWorkload(Workload):
 
         def forward_train():
             with self.context():
-                return self.loss()
+                return self.loss().detach()  # the graph is freed here, as in a real step
 
         def forward_backward():
             model.zero_grad(set_to_none=True)
