@@ -155,16 +155,28 @@ def test_bad_energy_input_fails_before_any_job(workflow, mutate, expected):
     assert not (workflow.workdir / "results").exists()
 
 
-def test_thesis_import_and_comparison_figure(workflow, thesis_dir):
+def test_thesis_import_audit_and_comparison_figure(workflow, thesis_dir):
+    tree = thesis_dir / "architecture_tree"
     cfg = copy.deepcopy(workflow.config)
-    cfg["thesis"] = {"architecture_dir": str(thesis_dir / "architecture"), "compare_gpu": "h100"}
+    cfg["thesis"] = {"architecture_dir": str(tree), "compare_gpu": "h100"}
     cfg["reference"] = {"dirs": ["resources/reference/h100"]}  # shipped with the workflow
     workflow.write_config(cfg)
     wd = workflow.workdir
-    workflow.run("results/merged/thesis.parquet", "results/figures/energy/thesis_vs_ours.png")
+    workflow.run("results/thesis/audit.md", "results/thesis/audit.html", "results/figures/energy/thesis_vs_ours.png")
     thesis = pd.read_parquet(wd / "results/merged/thesis.parquet")
-    assert (thesis["source"] == "thesis").all() and len(thesis) == 70
-    assert (~thesis[thesis["pass"] == "forward"]["gates_passed"]).sum() >= 31
+    assert (thesis["source"] == "thesis").all() and len(thesis) == 70 + 16  # optimized + baseline rows
+    opt = thesis[(thesis["protocol"] == "optimized") & (thesis["pass"] == "forward")]
+    assert opt["impossible_every_variant"].sum() == 31 and opt["impossible_consistent_variant"].sum() == 32
+    # the import log accounts for every file of the tree, one line each, and sums up
+    log = (wd / "logs/merge/thesis.log").read_text()
+    for path in tree.rglob("*"):
+        if path.is_file():
+            assert str(path.relative_to(tree.parent)) in log, path
+    assert "total: 66 files, 80 records read, 44 imported, 36 duplicates, 0 rejected" in log
+    audit = pd.read_parquet(wd / "results/thesis/audit.parquet")
+    assert audit["rows"].sum() == len(thesis)
+    assert "| **optimized** | all | all | forward | 36 | 31 | 32 | 0 |" in (wd / "results/thesis/audit.md").read_text()
+    assert "<table" in (wd / "results/thesis/audit.html").read_text()
     assert (wd / "results/figures/energy/thesis_vs_ours.png").stat().st_size > 10_000
 
 

@@ -1,4 +1,5 @@
-# Calibration E = F / EE (and a two-term alternative) and CO2e of declared workloads.
+# Calibration E = F / EE (and a two-term alternative), CO2e of declared workloads, and the
+# audit of the thesis's published results.
 
 
 rule calibrate:
@@ -34,3 +35,25 @@ rule co2e:
         settings=config["co2e"],
     script:
         "../scripts/co2e.py"
+
+
+rule audit_thesis:
+    input:
+        rows=paths.MERGED_THESIS,
+        code=library("flopmetrics.analysis.thesis.audit", "flopmetrics.jobs.output"),
+    output:
+        table=paths.THESIS_AUDIT,
+        markdown=paths.THESIS_AUDIT_TABLE,
+        html=report(
+            paths.THESIS_AUDIT_REPORT,
+            caption="../report/thesis_audit.rst",
+            category="Thesis audit",
+            labels={"table": "thesis audit"},
+        ),
+    log:
+        "logs/analysis/audit_thesis.log",
+    localrule: True
+    conda:
+        "../../envs/flopmetrics.yaml"
+    script:
+        "../scripts/audit_thesis.py"

@@ -134,5 +134,11 @@ def all_targets():
     targets = [paths.MERGED_MLP, paths.MERGED_ENERGY, paths.CALIBRATION, paths.CO2E]
     targets += [out for fig in FIGURES for out in fig.outputs()]
     if thesis_enabled():
-        targets.append(paths.MERGED_THESIS)
+        targets += [
+            paths.MERGED_THESIS,
+            paths.THESIS_READINGS,
+            paths.THESIS_AUDIT,
+            paths.THESIS_AUDIT_TABLE,
+            paths.THESIS_AUDIT_REPORT,
+        ]
     return targets

@@ -35,9 +35,12 @@ rule merge_energy:
 rule import_thesis:
     input:
         architecture=lambda wc: repo_path(config["thesis"]["architecture_dir"]),
-        code=library("flopmetrics.analysis.thesis"),
+        code=library(
+            "flopmetrics.analysis.thesis", "flopmetrics.analysis.thesis.readings"
+        ),
     output:
-        paths.MERGED_THESIS,
+        rows=paths.MERGED_THESIS,
+        readings=paths.THESIS_READINGS,
     log:
         "logs/merge/thesis.log",
     localrule: True

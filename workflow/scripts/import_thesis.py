@@ -1,7 +1,12 @@
-# Adapter: the thesis's architecture JSONL -> our schema, gated (atomic parquet).
+# Adapter: every thesis result file under thesis.architecture_dir -> judged rows and the
+# baseline readings (atomic parquets); the import log, a line per file, goes to the job's log.
 from flopmetrics.jobs.output import write_parquet
 from flopmetrics.jobs.log import logged
 from flopmetrics.analysis.thesis import read_architecture
+from flopmetrics.analysis.thesis.readings import readings
 
 with logged(snakemake.log[0]):
-    write_parquet(read_architecture(snakemake.input.architecture), snakemake.output[0])
+    rows, log = read_architecture(snakemake.input.architecture)
+    print("\n".join(log.lines()))
+    write_parquet(rows, snakemake.output.rows)
+    write_parquet(readings(rows, snakemake.input.architecture), snakemake.output.readings)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
@@ -23,11 +23,17 @@ class GPUSpec:
     peaks_tflops: dict  # precision -> dense peak TFLOP/s or None
     tdp_w: float
     source: str
+    runs_as: dict = field(default_factory=dict)  # precision without a path of its own -> the one that runs it
+
+    def path(self, precision: str) -> str:
+        """The precision whose hardware path runs ``precision`` (``bf16`` on a V100: ``fp32``)."""
+        base = precision.split("-")[0]
+        return self.runs_as.get(base, base) if self.peaks_tflops.get(base) is None else base
 
     def peak_flops(self, precision: str) -> float | None:
-        """Peak FLOP/s for a precision name (``bf16-mixed`` -> bf16, ``fp16-mixed`` -> fp16)."""
-        base = precision.split("-")[0]
-        value = self.peaks_tflops.get(base)
+        """Peak FLOP/s for a precision name (``bf16-mixed`` -> bf16, ``fp16-mixed`` -> fp16), of the
+        path that runs it; None only for a precision the table does not know."""
+        value = self.peaks_tflops.get(self.path(precision))
         return None if value is None else value * 1e12
 
     def max_flops_per_joule(self, precision: str) -> float | None:
@@ -35,14 +41,22 @@ class GPUSpec:
         return None if peak is None else peak / self.tdp_w
 
 
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+
+
 @lru_cache(maxsize=1)
 def table() -> dict[str, GPUSpec]:
     raw = yaml.safe_load(resources.files("flopmetrics").joinpath("data/datasheet.yaml").read_text())
-    return {
-        key: GPUSpec(key, v["label"], v["match"], {p: v[p] for p in ("fp32", "tf32", "fp16", "bf16")},
-                     float(v["tdp_w"]), v["source"])
+    out = {
+        key: GPUSpec(key, v["label"], v["match"], {p: v[p] for p in PRECISIONS}, float(v["tdp_w"]), v["source"],
+                     dict(v.get("runs_as") or {}))
         for key, v in raw.items()
     }
+    for spec in out.values():
+        for p in PRECISIONS:  # a null peak with no path named would wave every value through
+            if spec.peak_flops(p) is None:
+                raise ValueError(f"datasheet.yaml: {spec.key}.{p} is null and {spec.key}.runs_as names no path for it")
+    return out
 
 
 def labels() -> list[str]:

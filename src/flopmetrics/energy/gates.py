@@ -7,7 +7,7 @@ Rows are kept and flagged, never dropped. Each gate adds a boolean column ``gate
 ==================  ===========================================================================
 ``peak_flops``      achieved FLOP/s <= the datasheet's dense peak for the precision
 ``flops_per_joule`` FLOPs/J <= peak / TDP (the most a GPU can do per Joule at its rated power)
-``power``           mean power <= enforced power limit + 10 %
+``power``           mean power <= enforced power limit + 10 % (:data:`POWER_TOLERANCE`)
 ``window``          every window ran at least the configured minimum, and at least
                     ``COUNTER_PERIODS`` steps of the energy counter where one was read (a
                     shorter window is mostly interpolation between two counter readings)
@@ -62,7 +62,9 @@ def _le(value, limit) -> bool:
     return bool(value <= limit)
 
 
-def apply(df: pd.DataFrame) -> pd.DataFrame:
+def apply(df: pd.DataFrame, limits=limits) -> pd.DataFrame:
+    """Gate every row; ``limits(row) -> (peak FLOP/s, FLOPs/J limit)`` (default: the datasheet
+    entry of the row's GPU; the thesis audit passes the limits of the variants a row's power allows)."""
     df = df.copy()
     lims = [limits(r) for r in df.to_dict("records")]
     df["peak_flops_per_s"] = [p for p, _ in lims]

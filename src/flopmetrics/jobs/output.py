@@ -39,6 +39,11 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
         df.to_parquet(tmp, index=False)
 
 
+def write_text(text: str, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
 def save_figure(fig, path: str | os.PathLike, **kwargs) -> None:
     """Save a matplotlib figure atomically; the format follows ``path``'s suffix."""
     target = Path(path)

@@ -1,0 +1,12 @@
+# Adapter: judged thesis rows -> the audit table (parquet; Markdown to read; HTML for the report).
+import pandas as pd
+
+from flopmetrics.jobs.output import write_parquet, write_text
+from flopmetrics.jobs.log import logged
+from flopmetrics.analysis.thesis import audit
+
+with logged(snakemake.log[0]):
+    table = audit.summary(pd.read_parquet(snakemake.input.rows))
+    write_parquet(table, snakemake.output.table)
+    write_text(audit.markdown(table), snakemake.output.markdown)
+    write_text(audit.html(table), snakemake.output.html)
