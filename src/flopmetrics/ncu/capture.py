@@ -1,0 +1,135 @@
+"""Run passes inside Nsight Compute's profiled region, each pass between two marker kernels.
+
+Run under ``ncu --profile-from-start off`` (see :func:`flopmetrics.ncu.metrics.command`): set-up
+and warm-up run outside the profiled region (``cudaProfilerStart/Stop``), so no set-up kernel is
+ever counted; inside it, each pass is preceded and followed by a marker kernel
+(``torch.cuda._sleep``: PyTorch's ``spin_kernel``, which nothing else launches), and the
+manifest written next to the report names the passes in order. Launches are assigned to passes
+by the markers' identity, never by counting rows; NVTX ranges name the same passes for a reader
+of the report in the Nsight Compute GUI.
+
+    python -m flopmetrics.ncu.capture --precision fp16 --mlp 4,1024,256 2,128,16 \
+        --llm llama-3.2-1b:2:8:256 --gemm 4096,4096,4096 --manifest out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+from ..flops.counted import count_flops
+from ..workloads.mlp import build_mlp
+from ..workloads.precision import get_precision, matmul_precision, parse_precision
+
+MARKER_KERNEL = "spin_kernel"
+
+
+def mark() -> None:
+    torch.cuda._sleep(1)
+
+
+def profiled(passes: dict, label: str, manifest: list) -> None:
+    """Warm every pass up (unprofiled), then run each once inside the profiled region."""
+    for fn in passes.values():
+        fn()
+    torch.cuda.synchronize()
+    torch.cuda.profiler.start()
+    for name, fn in passes.items():
+        mark()
+        torch.cuda.nvtx.range_push(f"{label}/{name}")
+        fn()
+        torch.cuda.nvtx.range_pop()
+        manifest.append({"label": label, "pass": name})
+    mark()
+    torch.cuda.synchronize()
+    torch.cuda.profiler.stop()
+
+
+def mlp_passes(n: int, d: int, m: int, precision: str, device: str):
+    base, _ = parse_precision(precision)
+    model, x = build_mlp(n, d, m, get_precision(base), device)
+    state = {}
+
+    def forward():  # grad-enabled, as in training: the same kernels as inference here
+        state["y"] = model(x)
+
+    def loss():
+        state["loss"] = state["y"].sum()  # the thesis's loss, reduced on the GPU
+
+    def backward():
+        model.zero_grad(set_to_none=True)
+        state["loss"].backward()
+
+    return {"forward": forward, "loss": loss, "backward": backward}
+
+
+def gemm_passes(mm: int, nn: int, kk: int, precision: str, device: str):
+    dtype = get_precision(parse_precision(precision)[0]).dtype
+    a = torch.randn(mm, kk, device=device, dtype=dtype)
+    b = torch.randn(kk, nn, device=device, dtype=dtype)
+    return {"gemm": lambda: a @ b}
+
+
+def llm_passes(model_name: str, layers: int, batch: int, seq: int, precision: str, device: str, counted: dict):
+    from ..workloads.models import build_causal_lm, resolve
+
+    _, fields = resolve(model_name)
+    fields = {**fields, "num_hidden_layers": layers} if layers else fields
+    base, _ = parse_precision(precision)
+    model = build_causal_lm(fields, "sdpa", device).to(dtype=get_precision(base).dtype)
+    model.train()
+    ids = torch.randint(0, model.config.vocab_size, (batch, seq), device=device)
+    state = {}
+
+    def forward():
+        state["loss"] = model(input_ids=ids, labels=ids).loss
+
+    def backward():
+        model.zero_grad(set_to_none=True)
+        state["loss"].backward()
+
+    counted["forward"] = count_flops(forward).by_op
+    forward()
+    counted["backward_and_forward"] = count_flops(lambda: (forward(), backward())).by_op
+    return {"forward": forward, "backward": backward}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--precision", required=True, choices=["fp32", "tf32", "fp16", "bf16"])
+    ap.add_argument("--mlp", nargs="*", default=[], help="n,d,m")
+    ap.add_argument("--gemm", nargs="*", default=[], help="M,N,K")
+    ap.add_argument("--llm", nargs="*", default=[], help="model:layers:batch:seq (layers 0 = all)")
+    ap.add_argument("--manifest", required=True)
+    args = ap.parse_args(argv)
+    device = "cuda"
+    manifest, counted = [], {}
+    start = time.perf_counter()
+    with matmul_precision(get_precision(args.precision)):
+        for spec in args.gemm:
+            mm, nn, kk = (int(v) for v in spec.split(","))
+            profiled(gemm_passes(mm, nn, kk, args.precision, device), f"gemm M{mm} N{nn} K{kk}", manifest)
+        for i, spec in enumerate(args.mlp):
+            n, d, m = (int(v) for v in spec.split(","))
+            profiled(mlp_passes(n, d, m, args.precision, device), f"mlp n{n} d{d} m{m}", manifest)
+            print(f"[capture {args.precision}] mlp {i + 1}/{len(args.mlp)} n{n} d{d} m{m} "
+                  f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+        for spec in args.llm:
+            name, layers, batch, seq = spec.split(":")
+            label = f"llm {name} layers{layers} b{batch} s{seq}"
+            counted[label] = {}
+            profiled(llm_passes(name, int(layers), int(batch), int(seq), args.precision, device, counted[label]),
+                     label, manifest)
+    with open(args.manifest, "w") as fh:
+        json.dump({"precision": args.precision, "marker": MARKER_KERNEL, "passes": manifest,
+                   "flop_counter": counted, "device": torch.cuda.get_device_name(),
+                   "torch": torch.__version__}, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Nsight Compute FLOPs: the parser and classifier on recorded H100 output (resources/reference/
+h100/ncu, captured with benchmarks/ncu_campaign.sh) and on the thesis's raw CSVs. Nothing is
+profiled here (no GPU on CI); the same code parsed these files from the real runs."""
+
+import csv
+import gzip
+import io
+import json
+import stat
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flopmetrics.ncu import classify, gap, metrics, parse
+
+REPO = Path(__file__).resolve().parents[1]
+RUNS = REPO / "resources/reference/h100/ncu"
+
+
+@pytest.fixture(scope="module")
+def h100():
+    return classify.classify(parse.read_runs(RUNS))
+
+
+def gemm_rows(df, label):
+    return df[(df["label"] == label) & (df["class"] == "gemm")]
+
+
+def test_a_gemm_of_known_size_counts_exactly_2mnk_tensor_flops(h100):
+    for precision, pipe in (("bf16", "flops_tensor_bf16"), ("fp16", "flops_tensor_fp16"), ("tf32", "flops_tensor_tf32")):
+        rows = h100[h100["precision"] == precision]
+        big = gemm_rows(rows, "gemm M4096 N4096 K4096")
+        assert len(big) == 1 and big[pipe].iloc[0] == 2 * 4096**3, precision
+        # 1000^3 runs on 64x128 tiles with K in steps of 64: every dimension padded to 1024
+        odd = gemm_rows(rows, "gemm M1000 N1000 K1000")
+        assert odd[pipe].iloc[0] == 2 * 1024**3, precision
+        assert odd[pipe].iloc[0] / odd["flops"].iloc[0] > 0.998  # the rest: SIMT work of the epilogue
+    fp32 = gemm_rows(h100[h100["precision"] == "fp32"], "gemm M4096 N4096 K4096")
+    assert fp32["flops_simt_fp32"].iloc[0] == pytest.approx(2 * 4096**3, rel=3e-4)  # FFMA x2 + FADD + FMUL
+    assert (fp32.filter(like="flops_tensor_").fillna(0) == 0).all(axis=None)  # TF32 off: no tensor cores
+
+
+def test_every_launch_is_classified_and_the_classes_sum_to_the_total(h100):
+    assert h100["class"].isin(classify.CLASSES).all()
+    by_class = h100.groupby(["run", "label", "pass", "class"])["flops"].sum().groupby(["run", "label", "pass"]).sum()
+    total = h100.groupby(["run", "label", "pass"])["flops"].sum()
+    assert (by_class == total).all()
+    other = h100[h100["class"] == "other"]
+    assert set(other["kernel"].str.extract(r"(nll_loss\w+|embedding_backward\w+)")[0]) <= {
+        "nll_loss_forward_reduce_cuda_kernel_2d", "nll_loss_backward_reduce_cuda_kernel_2d",
+        "embedding_backward_feature_kernel"}
+    assert not (h100["kernel"].str.contains(parse.MARKER)).any()
+
+
+def test_the_cut_capture_leaves_out_its_open_pass_and_says_so():
+    manifest = json.loads((RUNS / "run1_fp32.json").read_text())
+    df = parse.read_report_csv(RUNS / "run1_fp32.csv.gz", manifest["passes"])
+    assert "llm llama-3.2-1b layers2 b8 s256/backward" in df.attrs["incomplete"]
+    assert not ((df["label"].str.startswith("llm")) & (df["pass"] == "backward")).any()
+
+
+def test_passes_are_assigned_by_markers_and_checked_against_nvtx(tmp_path):
+    manifest = json.loads((RUNS / "run1_bf16.json").read_text())
+    text = gzip.decompress((RUNS / "run1_bf16.csv.gz").read_bytes()).decode()
+    with pytest.raises(parse.NcuParseError, match="manifest lists"):
+        parse.read_report_csv(RUNS / "run1_bf16.csv.gz", manifest["passes"][:-1])
+    swapped = [dict(p) for p in manifest["passes"]]
+    swapped[0], swapped[1] = swapped[1], swapped[0]
+    with pytest.raises(parse.NcuParseError, match="NVTX range"):
+        parse.read_report_csv(RUNS / "run1_bf16.csv.gz", swapped)
+    # a metric that was not collected is NaN, never 0
+    header, units, *rows = text.splitlines()
+    cols = list(pd.read_csv(RUNS / "run1_bf16.csv.gz", nrows=0).columns)
+    keep = [i for i, c in enumerate(cols) if "hfma" not in c]
+
+    def cut(line):
+        return ",".join(f'"{v}"' for i, v in enumerate(next(csv.reader(io.StringIO(line)))) if i in keep)
+
+    path = tmp_path / "no_hfma.csv"
+    path.write_text("\n".join(cut(line) for line in [header, units, *rows]) + "\n")
+    df = parse.read_report_csv(path, manifest["passes"])
+    assert df["flops_simt_fp16"].isna().all() and df["flops_tensor_bf16"].notna().all()
+
+
+def test_thesis_raw_csvs_reproduce_the_thesis_totals(thesis_dir):
+    raw = classify.classify(parse.read_thesis_raw(thesis_dir / "metrics/hyper_surface/raw"))
+    assert raw["label"].nunique() == 60
+    assert not raw["class"].isin(["setup", "other"]).any()  # set-up subtracted by kernel identity
+    summary = pd.read_csv(thesis_dir / "metrics/hyper_surface/hyper_surface_summary.csv").set_index(["n", "d", "m"])
+    ours = raw.groupby(["n", "d", "m", "pass"])["flops_simt_fp32"].sum().unstack()
+    both = summary.join(ours, how="inner")
+    assert len(both) == 60
+    assert (both["forward"] == both["ncu_total_flops_fwd"]).all()
+    assert (both["backward"] == both["ncu_total_flops_bwd"]).all()
+    # the loss y.sum() is a reduction in the backward file, not split-K (the thesis's rho_bwd)
+    assert (raw.loc[raw["class"] == "reduction", "pass"] == "backward").all()
+
+
+def test_gemm_calls_follow_the_model(h100):
+    mlp = h100[(h100["run"] == "run1_bf16") & h100["label"].str.startswith("mlp") & (h100["pass"] != "loss")]
+    calls = gap.gemm_calls(mlp)
+    n8 = calls[calls["label"] == "mlp n8 d1024 m256"]
+    assert (n8.groupby("pass").size() == pd.Series({"backward": 15, "forward": 8})).all()
+    # tensor-core GEMMs on the H100 execute 2 x padded M x padded N x padded K: c = 1 for each kernel
+    model = gap.GapModel(mlp)
+    assert all(abs(k["c"] - 1) < 1e-9 for k in model.kernels.values())
+
+
+def test_ncu_missing_or_without_permission_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(metrics.NcuError, match="not on PATH"):
+        metrics.run(str(tmp_path / "r"), ["true"], str(tmp_path / "r.csv"))
+    fake = tmp_path / "ncu"  # the hardware edge: what ncu prints without access to the counters
+    fake.write_text("#!/bin/sh\necho '==ERROR== ERR_NVGPUCTRPERM - The user does not have permission'\nexit 1\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    with pytest.raises(metrics.NcuError, match="performance counters"):
+        metrics.run(str(tmp_path / "r"), ["true"], str(tmp_path / "r.csv"))
+
+
+def test_kernel_classes_do_not_depend_on_one_gpus_naming():
+    k = classify.kernel_class
+    assert k("ampere_sgemm_32x32_sliced1x4_nn") == k("nvjet_sm90_tst_64x8_64x16_1x4_h_bz_NNT") == "gemm"
+    assert k("sm80_xmma_gemm_f32f32_f32f32_f32_nn_n_tilesize64x64x8") == "gemm"
+    assert k("void cutlass::Kernel2<cutlass_80_tensorop_s1688gemm_64x64>") == "gemm"
+    assert k("mystery_kernel", tensor_flops=1e9) == "gemm" and k("mystery_kernel") == "other"
+    assert k("void cublasLt::splitKreduce_kernel<32, 16, int, float>") == "split_k"
+    assert k("void at::native::reduce_kernel<512, 1>") == "reduction"
+    assert k("cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16") == "attention"
