@@ -3,9 +3,12 @@ meaningful terms learned on training configs and judged on configs they never sa
 
 Executed FLOPs of a pass = sum over its GEMM calls of
   * **GEMM over-execution**: the kernel computes whole tiles, ``2 x pad(M', t_m) x pad(N', t_n)
-    x pad(K, t_k) x c`` (``M', N'`` the library's orientation of the output; ``c`` absorbs what a
-    kernel executes beyond its tiles, 1 on the H100's tensor-core GEMMs),
-  * **split-K reduction**: ``s x M x N`` (partial sums added per output element),
+    x S x pad(K / S, t_k) x c`` (``M', N'`` the library's orientation of the output, ``S`` the
+    split-K slices; the tile is read from the kernel's name where it says it, e.g.
+    ``nvjet_sm90_tst_64x8_64x16``, ``tilesize128x128x8``, ``sgemm_64x64_8x5``; ``c`` absorbs what
+    a kernel executes beyond its tiles, 1 on the H100's tensor-core GEMMs),
+  * **split-K reduction**: ``r x M x N`` (partial sums added per output element; ``r = S + 1``
+    on the kernels seen),
 plus **elementwise** work ``a x n d m + b x d m`` (sigmoid forward or backward on every layer;
 the loss gradient's fill) and the **loss reduction** ``r x d m``.
 
@@ -26,7 +29,7 @@ import re
 import numpy as np
 import pandas as pd
 
-TILES = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 320)
+TILES = (8, 16, 24, 32, 40, 48, 64, 96, 112, 128, 160, 192, 256, 320)
 ELEMENTWISE = ("elementwise", "setup", "other")
 
 
@@ -58,18 +61,47 @@ def gemm_calls(launches: pd.DataFrame) -> pd.DataFrame:
             out.append({"label": label, "pass": p, "n": n, "d": d, "m": m, "role": role, "M": mm, "N": nn, "K": kk,
                         "kernel": g["kernel"].iloc[start], "flops": g["flops"].iloc[start],
                         "flops_split_k": tail.loc[tail["class"] == "split_k", "flops"].sum()})
-    return pd.DataFrame(out)
+    df = pd.DataFrame(out)
+    per_output = df["flops_split_k"] / (df["M"] * df["N"])
+    df["splits"] = np.where(per_output > 0.5, np.maximum(1, np.round(per_output) - 1), 1).astype(int)
+    return df
 
 
-def fit_kernel(rows: pd.DataFrame) -> dict:
-    """The tile, orientation and factor ``c`` that explain a kernel's executed FLOPs best."""
+NAME_TILES = (  # (pattern, which groups are t_m, t_n, t_k)
+    (re.compile(r"nvjet_\w*?_(\d+)x(\d+)_(\d+)x\d+"), (1, 2, 3)),
+    (re.compile(r"tilesize(\d+)x(\d+)x(\d+)"), (1, 2, 3)),
+    (re.compile(r"sgemm_(\d+)x(\d+)_(\d+)x\d+"), (1, 2, 3)),
+    (re.compile(r"gemm_(\d+)x(\d+)"), (1, 2, None)),
+)
+
+
+def name_tile(kernel: str):
+    """(t_m, t_n, t_k or None) as the kernel's name states them, or None."""
+    for pattern, groups in NAME_TILES:
+        m = pattern.search(kernel)
+        if m:
+            return tuple(int(m.group(g)) if g else None for g in groups)
+    return None
+
+
+def padded(rows: pd.DataFrame, swap: bool, tm: int, tn: int, tk: int) -> np.ndarray:
+    m, n, k, splits = (rows[c].to_numpy(dtype=float) for c in ("M", "N", "K", "splits"))
+    a, b = (n, m) if swap else (m, n)
+    per_slice = np.ceil(k / splits)
+    return 2.0 * np.ceil(a / tm) * tm * np.ceil(b / tn) * tn * splits * np.ceil(per_slice / tk) * tk
+
+
+def fit_kernel(rows: pd.DataFrame, kernel: str = "") -> dict:
+    """Orientation, tile and factor ``c`` that explain a kernel's executed FLOPs best (least
+    spread, then ``c`` nearest 1); among equally good tiles, the one its name states (training
+    shapes often leave a tile open)."""
+    stated = name_tile(kernel) or (None, None, None)
     best = None
     for swap, tm, tn, tk in itertools.product((False, True), TILES, TILES, TILES):
-        a, b = (rows["N"], rows["M"]) if swap else (rows["M"], rows["N"])
-        padded = 2.0 * a.map(lambda x: pad(x, tm)) * b.map(lambda x: pad(x, tn)) * rows["K"].map(lambda x: pad(x, tk))
-        ratio = rows["flops"] / padded
-        spread = float(np.std(np.log(ratio))) if len(rows) > 1 else 0.0
-        key = (round(spread, 9), abs(math.log(float(np.median(ratio)))), tm * tn * tk)
+        ratio = rows["flops"].to_numpy() / padded(rows, swap, tm, tn, tk)
+        spread = float(np.max(np.abs(np.log(ratio / np.median(ratio)))))
+        unnamed = sum(t != s for t, s in zip((tm, tn, tk), stated) if s is not None)
+        key = (round(spread, 6), round(abs(math.log(float(np.median(ratio)))), 6), unnamed, tm * tn * tk)
         if best is None or key < best[0]:
             best = (key, {"swap": swap, "tile": (tm, tn, tk), "c": float(np.median(ratio))})
     return best[1]
@@ -80,7 +112,8 @@ class GapModel:
 
     def __init__(self, launches: pd.DataFrame):
         self.calls = gemm_calls(launches)
-        self.kernels = {k: fit_kernel(g) for k, g in self.calls.groupby("kernel")}
+        self.kernels = {k: fit_kernel(g, k) for k, g in self.calls.groupby("kernel")}
+        self.calls["k_per_slice"] = np.ceil(self.calls["K"] / self.calls["splits"])
         self.calls["split_k_per_output"] = self.calls["flops_split_k"] / (self.calls["M"] * self.calls["N"])
         self.pointwise = {}
         for p, g in launches.groupby("pass"):
@@ -101,10 +134,11 @@ class GapModel:
         for role, mm, nn, kk in calls(n, d, m, pass_):
             near = self._nearest(role, mm, nn, kk)
             k = self.kernels[near["kernel"]]
-            a, b = (nn, mm) if k["swap"] else (mm, nn)
-            tm, tn, tk = k["tile"]
-            gemm += 2.0 * pad(a, tm) * pad(b, tn) * pad(kk, tk) * k["c"]
-            split_k += near["split_k_per_output"] * mm * nn
+            # the neighbour's slice length, not its slice count: the library splits K into chunks
+            splits = max(1, math.ceil(kk / near["k_per_slice"])) if near["splits"] > 1 else 1
+            call = pd.DataFrame({"M": [mm], "N": [nn], "K": [kk], "splits": [splits]})
+            gemm += float(padded(call, k["swap"], *k["tile"])[0]) * k["c"]
+            split_k += (splits + 1) * mm * nn * (near["split_k_per_output"] / (near["splits"] + 1)) if splits > 1 else 0.0
         x = np.array([n * d * m, d * m], dtype=float)
         point = {col: float(coef @ x) for col, coef in self.pointwise.get(pass_, {}).items()}
         total = gemm + split_k + sum(point.values())
