@@ -3,7 +3,7 @@
     python benchmarks/ncu_gap_model.py [--seed 0] [--held-out 0.333]
 
 H100: the committed runs (resources/reference/h100/ncu), a seeded share of each precision's MLP
-configs held out, d=128 m=16 always held out. Thesis GPU (A100, fp32): fitted on the 60 configs
+configs held out, d=128 m=16 always held out (as merge_ncu does with ncu.held_out and ncu.seed). Thesis GPU (A100, fp32): fitted on the 60 configs
 with raw ncu output, judged on the other 1,220 of hyper_surface_summary.csv.
 Results: docs/ncu.md.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from flopmetrics.ncu.classify import classify
-from flopmetrics.ncu.gap import GapModel, evaluate, split
+from flopmetrics.ncu.gap import GapModel, evaluate, held_out_errors
 from flopmetrics.ncu.parse import read_runs, read_thesis_raw
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,15 +36,9 @@ def main() -> None:
     print("| GPU, precision | pass | held-out configs | median abs % | max abs % | above 5 % |")
     print("|---|---|---|---|---|---|")
     runs = classify(read_runs(REPO / "resources/reference/h100/ncu"))
-    mlp = runs[runs["label"].str.startswith("mlp") & (runs["pass"] != "loss")]
-    for precision, g in mlp.groupby("precision"):
-        configs = g[["n", "d", "m"]].drop_duplicates().reset_index(drop=True)
-        held = split(configs, args.held_out, args.seed, lambda r: r.d == 128 and r.m == 16)
-        keys = set(map(tuple, configs[held].to_numpy()))
-        is_held = pd.Series([k in keys for k in zip(g["n"], g["d"], g["m"])], index=g.index)
-        model = GapModel(g[~is_held])
-        totals = g[is_held].groupby(["n", "d", "m", "pass"], as_index=False)["flops"].sum()
-        report(f"H100 {precision}", evaluate(model, totals))
+    errors = held_out_errors(runs, args.held_out, args.seed)  # what the pipeline's merge_ncu computes
+    for precision, e in errors[errors["held_out"]].groupby("precision"):
+        report(f"H100 {precision}", e)
     thesis = Path(REPO.parent / "shared/thesis/metrics/hyper_surface")
     raw = classify(read_thesis_raw(thesis / "raw"))
     summary = pd.read_csv(thesis / "hyper_surface_summary.csv")

@@ -259,3 +259,13 @@ def test_check_devices_fires_under_the_cluster_profile_too(workflow):
     workflow.write_config(cfg)
     proc = workflow.run("--profile", str(REPO / "profiles/slurm"), "--dry-run", check=False)
     assert proc.returncode != 0 and "mlp.targets: 'cuda' requested but no CUDA GPU" in proc.stdout + proc.stderr
+
+
+def test_nsight_compute_settings_are_checked_at_parse_time(workflow):
+    refuses(workflow, lambda c: c.update(ncu={"targets": ["cpu"]}), "ncu.targets[0]", "GPU kernels only")
+    refuses(workflow, lambda c: c.update(ncu={"targets": ["h1000"]}), "ncu.targets[0]", "no datasheet entry")
+    refuses(workflow, lambda c: c.update(ncu={"mlp": [[2, 128]]}), "ncu", "mlp")
+    refuses(workflow, lambda c: c.update(ncu={"precisions": ["fp16-mixed"]}), "ncu", "fp16-mixed")
+    refuses(workflow, lambda c: c.update(ncu={"llm": ["llama-3.2-1b:2"]}), "ncu", "llama-3.2-1b:2")
+    refuses(workflow, lambda c: c["figures"].update(ncu_gap_heatmap={"cmap": "rocket_rr"}),
+            "figures.ncu_gap_heatmap.cmap", "rocket_r")

@@ -196,3 +196,15 @@ def test_local_gpu_jobs_never_overlap(workflow):
         spans.append((pd.Timestamp(row["timestamp_utc"]), pd.Timestamp(row["finished_utc"])))
     (s1, e1), (s2, e2) = sorted(spans)
     assert e1 <= s2, f"GPU jobs overlapped: {spans}"
+
+
+def test_nsight_compute_jobs_one_per_gpu_target_and_precision(workflow):
+    """On a machine without a GPU the jobs are only scheduled (a dry run); on the H100 the same
+    capture code made resources/reference/h100/ncu."""
+    cfg = copy.deepcopy(workflow.config)
+    cfg["execution"] = {"check_devices": False}
+    cfg["ncu"] = {"targets": ["h100", "cuda:0"], "precisions": ["bf16", "fp32"]}
+    workflow.write_config(cfg)
+    jobs = workflow.scheduled()
+    assert jobs["profile_ncu"] == 4 and jobs["merge_ncu"] == 1
+    assert jobs["fig_ncu_parity"] == 1 and jobs["fig_ncu_flops_by_class"] == 1

@@ -132,6 +132,8 @@ def thesis_enabled():
 
 def all_targets():
     targets = [paths.MERGED_MLP, paths.MERGED_ENERGY, paths.CALIBRATION, paths.CO2E]
+    if config["ncu"]["targets"] or config["ncu"]["dirs"]:
+        targets += [paths.MERGED_NCU, paths.NCU_GAP]
     targets += [out for fig in FIGURES for out in fig.outputs()]
     if thesis_enabled():
         targets += [

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..workflow import paths
-from . import calibration, energy, mlp
+from . import calibration, energy, mlp, ncu
 
 DPI = {"type": "integer", "minimum": 50, "default": 120}
 
@@ -54,6 +54,11 @@ def _fixed(**inputs) -> Callable[[dict], dict]:
 
 
 MLP_CATEGORY, ENERGY_CATEGORY, CALIBRATION_CATEGORY = "MLP FLOP validation", "Energy", "Calibration and CO2e"
+NCU_CATEGORY = "Nsight Compute FLOPs"
+
+
+def _ncu_enabled(config: dict) -> bool:
+    return bool(config["ncu"]["targets"] or config["ncu"]["dirs"])
 
 FIGURES = (
     Figure("mlp_pct_diff_heatmap", mlp.pct_diff_heatmap, "results/figures/mlp/pct_diff_heatmap_{mlp_pass}.png",
@@ -89,6 +94,16 @@ FIGURES = (
            {"figure": "calibration parity"}),
     Figure("co2e", calibration.co2e_bars, "results/figures/energy/co2e.png", _fixed(co2e=paths.CO2E),
            CALIBRATION_CATEGORY, {"figure": "CO2e"}),
+    Figure("ncu_flops_by_class", ncu.flops_by_class, "results/figures/ncu/flops_by_class.png",
+           _fixed(launches=paths.MERGED_NCU), NCU_CATEGORY, {"figure": "executed FLOPs by kernel class"},
+           enabled=_ncu_enabled),
+    Figure("ncu_gap_heatmap", ncu.gap_heatmap, "results/figures/ncu/gap_heatmap.png", _fixed(gap=paths.NCU_GAP),
+           NCU_CATEGORY, {"figure": "executed vs analytic over (d, m)"}, enabled=_ncu_enabled,
+           style={"precision": {"type": "string", "enum": ["fp32", "tf32", "fp16", "bf16"], "default": "bf16"},
+                  "pass": {"type": "string", "enum": ["forward", "backward"], "default": "forward"},
+                  "cmap": {"type": "string", "default": "rocket_r"}}),
+    Figure("ncu_parity", ncu.parity, "results/figures/ncu/parity.png", _fixed(gap=paths.NCU_GAP), NCU_CATEGORY,
+           {"figure": "GPU-adjusted formulas: predicted vs executed"}, enabled=_ncu_enabled),
     Figure("thesis_vs_ours", energy.thesis_vs_ours, "results/figures/energy/thesis_vs_ours.png",
            _fixed(thesis=paths.MERGED_THESIS, energy=paths.MERGED_ENERGY), ENERGY_CATEGORY,
            {"figure": "thesis vs ours"}, enabled=lambda config: config["thesis"]["architecture_dir"] is not None,

@@ -159,3 +159,29 @@ def split(configs: pd.DataFrame, fraction: float, seed: int, always_held_out) ->
     rng = np.random.default_rng(seed)
     held = pd.Series(rng.random(len(configs)) < fraction, index=configs.index)
     return held | configs.apply(always_held_out, axis=1)
+
+
+def held_out_errors(launches: pd.DataFrame, held_out: float, seed: int) -> pd.DataFrame:
+    """Per GPU and precision of the MLP launches (classified): fit on the training configs, and
+    every config's forward and backward total with its prediction, error and ``held_out`` flag
+    (a seeded share, plus d=128 m=16 always)."""
+    from ..flops import analytic
+
+    mlp = launches[launches["label"].str.startswith("mlp") & launches["pass"].isin(["forward", "backward"])]
+    out = []
+    for (gpu, precision), g in mlp.groupby(["gpu_label", "precision"]):
+        configs = g[["n", "d", "m"]].drop_duplicates().sort_values(["n", "d", "m"]).reset_index(drop=True)
+        held = split(configs, held_out, seed, lambda r: r.d == 128 and r.m == 16)
+        keys = set(map(tuple, configs[held].to_numpy()))
+        is_held = pd.Series([k in keys for k in zip(g["n"], g["d"], g["m"])], index=g.index)
+        if is_held.all() or not is_held.any():
+            continue  # nothing to fit on, or nothing to judge
+        totals = g.groupby(["n", "d", "m", "pass"], as_index=False)["flops"].sum()
+        e = evaluate(GapModel(g[~is_held]), totals)
+        e["held_out"] = [k in keys for k in zip(e["n"], e["d"], e["m"])]
+        e["flops_analytic"] = [analytic.mlp_flops(p, int(n), int(d), int(m), "ours").total
+                               for n, d, m, p in zip(e["n"], e["d"], e["m"], e["pass"])]
+        out.append(e.assign(gpu_label=gpu, precision=precision))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(
+        columns=["gpu_label", "precision", "n", "d", "m", "pass", "flops", "predicted", "error_pct", "held_out",
+                 "flops_analytic"])

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..energy import datasheet
 from .metrics import SIMT, TENSOR, TENSOR_FLOPS_PER_OP, simt_metric
 
 NVTX = "thread Domain:Push/Pop_Range:PL_Type:PL_Value:CLR_Type:Color:Msg_Type:Msg"
@@ -185,6 +186,7 @@ def read_runs(directory: str | Path) -> pd.DataFrame:
             print(f"{csv.name}: {df.attrs['incomplete']}")
         shape = df["label"].str.extract(r"^mlp n(\d+) d(\d+) m(\d+)$").astype(float)
         out.append(df.assign(run=csv.name.removesuffix(".csv.gz"), precision=manifest["precision"],
+                             gpu_label=datasheet.for_device_name(manifest["device"]).label,
                              n=shape[0], d=shape[1], m=shape[2]))
     if not out:
         raise NcuParseError(f"no ncu runs (*.csv.gz with a .json manifest) in {directory}")

@@ -32,8 +32,10 @@ def check_consistency(config: dict, report=None) -> None:
 def check_targets(config: dict) -> None:
     from ..jobs.targets import TargetError, resolve_target
 
-    for section in ("mlp", "llm", "matmul"):
+    for section in ("mlp", "llm", "matmul", "ncu"):
         for i, target in enumerate(config.get(section, {}).get("targets", [])):
+            if section == "ncu" and target == "cpu":
+                fail(f"ncu.targets[{i}]", "'cpu': Nsight Compute profiles GPU kernels only; name a GPU target")
             try:
                 resolve_target(target)
             except TargetError as err:
@@ -125,14 +127,15 @@ def check_figures(config: dict) -> None:
         if chosen is not None and chosen not in config["mlp"][key]:
             fail(f"figures.mlp_flops_vs_d.{key}", f"{chosen} is not in the sweep mlp.{key} = {config['mlp'][key]} "
                                                  "(pick one of those, or null for the largest)")
-    cmap = figs.get("mlp_pct_diff_heatmap", {}).get("cmap")
-    if cmap is not None and not _is_cmap(cmap):
-        import difflib
-        import matplotlib
+    for figure in ("mlp_pct_diff_heatmap", "ncu_gap_heatmap"):
+        cmap = figs.get(figure, {}).get("cmap")
+        if cmap is not None and not _is_cmap(cmap):
+            import difflib
+            import matplotlib
 
-        near = difflib.get_close_matches(cmap, [*matplotlib.colormaps, *SEABORN_CMAPS], n=3)
-        fail("figures.mlp_pct_diff_heatmap.cmap", f"{cmap!r} is not a matplotlib or seaborn colour map"
-                                                  + (f" (did you mean {', '.join(near)}?)" if near else ""))
+            near = difflib.get_close_matches(cmap, [*matplotlib.colormaps, *SEABORN_CMAPS], n=3)
+            fail(f"figures.{figure}.cmap", f"{cmap!r} is not a matplotlib or seaborn colour map"
+                                           + (f" (did you mean {', '.join(near)}?)" if near else ""))
     trace = figs.get("power_trace", {}).get("trace")
     if trace and trace.startswith("results/"):
         made = [paths.TRACE[e].format(**w) for e in ("llm", "matmul", "mlp") for w in sweeps.grid(config, e)]

@@ -26,7 +26,13 @@ RAW = {
 TRACE = {k: v.replace("results/raw/", "results/traces/", 1) for k, v in RAW.items()}
 LOG = {k: v.replace("results/raw/", "logs/", 1).removesuffix(".parquet") + ".log" for k, v in RAW.items()}
 
+NCU = "results/ncu/{target}/{precision}.csv.gz"  # ncu's raw CSV; the capture's manifest beside it
+NCU_MANIFEST = "results/ncu/{target}/{precision}.json"
+NCU_LOG = "logs/ncu/{target}/{precision}.log"
+
 MERGED_MLP = "results/merged/mlp.parquet"
+MERGED_NCU = "results/merged/ncu.parquet"
+NCU_GAP = "results/ncu/gap.parquet"
 MERGED_ENERGY = "results/merged/energy.parquet"
 MERGED_THESIS = "results/merged/thesis.parquet"
 THESIS_READINGS = "results/thesis/baseline_readings.parquet"

@@ -1,0 +1,22 @@
+# Adapter: measured and committed ncu runs -> classified launches, and the GPU-adjusted formulas
+# judged on held-out configs (atomic parquets).
+from pathlib import Path
+
+import pandas as pd
+
+from flopmetrics.jobs.log import logged
+from flopmetrics.jobs.output import write_parquet
+from flopmetrics.ncu.classify import classify
+from flopmetrics.ncu.gap import held_out_errors
+from flopmetrics.ncu.parse import read_runs
+
+with logged(snakemake.log[0]):
+    parts = [read_runs(d).assign(source="reference") for d in snakemake.input.reference]
+    for folder in sorted({str(Path(p).parent) for p in snakemake.input.measured}):
+        parts.append(read_runs(folder).assign(source="measured"))
+    launches = classify(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame()
+    print(f"{len(launches)} launches from {len(parts)} folders")
+    write_parquet(launches, snakemake.output.launches)
+    gap = held_out_errors(launches, snakemake.params.held_out, snakemake.params.seed) if len(launches) else \
+        held_out_errors(pd.DataFrame(columns=["label", "pass"]), 0.5, 0)
+    write_parquet(gap, snakemake.output.gap)
