@@ -16,11 +16,11 @@ for p in "${precisions[@]}"; do
   start=$(date +%s)
   timeout "${LIMIT:-600}" python3 - "$out/$p" "$p" <<PY > "$out/$p.log" 2>&1
 import sys
-from flopmetrics.ncu.metrics import run
+from flopmetrics.ncu.metrics import capture_command, run
 base, p = sys.argv[1], sys.argv[2]
-argv = ["python3", "-m", "flopmetrics.ncu.capture", "--precision", p, "--manifest", base + ".json",
-        "--gemm", *"$GEMM".split(), "--mlp", *"$MLP".split(), "--llm", *"$LLM".split()]
-run(base + ".ncu-rep", [a for a in argv if a], base + ".csv")
+shapes = lambda text: [s.split(",") for s in text.split()]
+run(base + ".ncu-rep", capture_command(p, base + ".json", mlp=shapes("$MLP"), gemm=shapes("$GEMM"),
+                                       llm="$LLM".split()), base + ".csv")
 PY
   echo "[ncu $p] exit $? in $(( $(date +%s) - start )) s; $(wc -l < "$out/$p.csv" 2>/dev/null) CSV lines"
 done

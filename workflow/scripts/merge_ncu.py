@@ -17,6 +17,5 @@ with logged(snakemake.log[0]):
     launches = classify(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame()
     print(f"{len(launches)} launches from {len(parts)} folders")
     write_parquet(launches, snakemake.output.launches)
-    gap = held_out_errors(launches, snakemake.params.held_out, snakemake.params.seed) if len(launches) else \
-        held_out_errors(pd.DataFrame(columns=["label", "pass"]), 0.5, 0)
+    gap = held_out_errors(launches, snakemake.params.held_out, snakemake.params.seed)
     write_parquet(gap, snakemake.output.gap)

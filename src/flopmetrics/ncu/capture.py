@@ -24,8 +24,7 @@ import torch
 from ..flops.counted import count_flops
 from ..workloads.mlp import build_mlp
 from ..workloads.precision import get_precision, matmul_precision, parse_precision
-
-MARKER_KERNEL = "spin_kernel"
+from .metrics import MARKER
 
 
 def mark() -> None:
@@ -125,7 +124,7 @@ def main(argv=None) -> int:
             profiled(llm_passes(name, int(layers), int(batch), int(seq), args.precision, device, counted[label]),
                      label, manifest)
     with open(args.manifest, "w") as fh:
-        json.dump({"precision": args.precision, "marker": MARKER_KERNEL, "passes": manifest,
+        json.dump({"precision": args.precision, "marker": MARKER, "passes": manifest,
                    "flop_counter": counted, "device": torch.cuda.get_device_name(),
                    "torch": torch.__version__}, fh, indent=1)
     return 0

@@ -41,16 +41,13 @@ def calls(n: int, d: int, m: int, pass_: str) -> list[tuple[str, int, int, int]]
     return []
 
 
-def pad(x: int, t: int) -> int:
-    return -(-x // t) * t
-
-
 def gemm_calls(launches: pd.DataFrame) -> pd.DataFrame:
-    """One row per GEMM call of each (label, pass): its role and shape, the GEMM kernel, its
-    executed FLOPs and those of the split-K reductions that follow it."""
+    """One row per GEMM call of each (label, pass) of MLP launches (columns ``n``, ``d``, ``m``):
+    its role and shape, the GEMM kernel, its executed FLOPs and those of the split-K reductions
+    that follow it."""
     out = []
     for (label, p), g in launches.groupby(["label", "pass"], sort=False):
-        n, d, m = (int(v) for v in re.findall(r"n(\d+) d(\d+) m(\d+)", label)[0])
+        n, d, m = (int(g[k].iloc[0]) for k in ("n", "d", "m"))
         expected = calls(n, d, m, p)
         gemm_rows = np.flatnonzero(g["class"].to_numpy() == "gemm")
         if len(gemm_rows) != len(expected):
@@ -117,11 +114,11 @@ class GapModel:
         self.calls["split_k_per_output"] = self.calls["flops_split_k"] / (self.calls["M"] * self.calls["N"])
         self.pointwise = {}
         for p, g in launches.groupby("pass"):
-            per = g.groupby("label").apply(lambda x: pd.Series({
+            per = g.groupby(["n", "d", "m"]).apply(lambda x: pd.Series({
                 "elementwise": x.loc[x["class"].isin(ELEMENTWISE), "flops"].sum(),
                 "reduction": x.loc[x["class"] == "reduction", "flops"].sum()}), include_groups=False)
-            shape = per.index.to_series().str.extract(r"n(\d+) d(\d+) m(\d+)").astype(float)
-            X = np.column_stack([shape[0] * shape[1] * shape[2], shape[1] * shape[2]])
+            n, d, m = (per.index.get_level_values(k).to_numpy(dtype=float) for k in ("n", "d", "m"))
+            X = np.column_stack([n * d * m, d * m])
             self.pointwise[p] = {col: np.linalg.lstsq(X, per[col].to_numpy(), rcond=None)[0] for col in per}
 
     def _nearest(self, role: str, mm: int, nn: int, kk: int) -> pd.Series:
@@ -167,9 +164,10 @@ def held_out_errors(launches: pd.DataFrame, held_out: float, seed: int) -> pd.Da
     (a seeded share, plus d=128 m=16 always)."""
     from ..flops import analytic
 
-    mlp = launches[launches["label"].str.startswith("mlp") & launches["pass"].isin(["forward", "backward"])]
     out = []
-    for (gpu, precision), g in mlp.groupby(["gpu_label", "precision"]):
+    mlp = (launches[launches["label"].str.startswith("mlp") & launches["pass"].isin(["forward", "backward"])]
+           if len(launches) else launches)
+    for (gpu, precision), g in (mlp.groupby(["gpu_label", "precision"]) if len(mlp) else ()):
         configs = g[["n", "d", "m"]].drop_duplicates().sort_values(["n", "d", "m"]).reset_index(drop=True)
         held = split(configs, held_out, seed, lambda r: r.d == 128 and r.m == 16)
         keys = set(map(tuple, configs[held].to_numpy()))

@@ -27,6 +27,8 @@ TENSOR = {  # our precision name -> ncu source-precision metric
 # not collected (each metric costs replay passes, and no workload here runs them): their FLOP
 # columns are NaN, never 0
 NOT_COLLECTED = ("fp64 SIMT", "fp64 tensor", "fp8 tensor")
+# between two passes the capture launches this kernel (``torch.cuda._sleep``), which nothing else launches
+MARKER = "spin_kernel"
 TENSOR_FLOPS_PER_OP = 1.0  # checked against 2MNK on the H100 (see tests/test_ncu.py)
 OTHER = ("gpu__time_duration.sum", "sm__inst_executed_pipe_tensor.sum")
 
@@ -38,6 +40,16 @@ def simt_metric(op: str) -> str:
 def metrics() -> list[str]:
     simt = [simt_metric(op) for ops in SIMT.values() for op in ops]
     return simt + list(TENSOR.values()) + list(OTHER)
+
+
+def capture_command(precision: str, manifest: str, mlp=(), gemm=(), llm=()) -> list[str]:
+    """The capture (:mod:`flopmetrics.ncu.capture`) of MLP configs ``(n, d, m)``, GEMMs
+    ``(M, N, K)`` and LLM shapes ``model:layers:batch:seq`` in one precision."""
+    def join(shapes):
+        return [",".join(map(str, s)) for s in shapes]
+
+    return ["python3", "-m", "flopmetrics.ncu.capture", "--precision", precision, "--manifest", manifest,
+            "--gemm", *join(gemm), "--mlp", *join(mlp), "--llm", *llm]
 
 
 def command(report: str, argv: list[str]) -> list[str]:

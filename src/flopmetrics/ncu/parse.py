@@ -1,10 +1,12 @@
 """Nsight Compute output -> one row per kernel launch, with FLOPs per pipe and precision.
 
-Two inputs share one schema (:data:`COLUMNS`):
+Two inputs share one set of columns (``label``, ``pass``, ``kernel``, the FLOP columns
+:data:`PIPES` and their sum ``flops``):
 
 * our reports, exported with ``ncu --import R --csv --page raw`` (a units row under the header;
-  numbers may carry thousands separators); each launch is labelled with its pass by the NVTX
-  range it ran in, and the marker kernels between passes (``spin_kernel``) must agree;
+  numbers may carry thousands separators); each launch gets its pass from the marker kernels
+  around it (:data:`~flopmetrics.ncu.metrics.MARKER`), and where it ran inside an NVTX range,
+  the range must name the same pass;
 * the thesis's raw CSVs (``Kernel Name, Metric Name, Metric Value``: one row per launch and
   metric, launches in order), whose passes are found by kernel identity: the launches of
   ``setup_forward`` that are not in ``setup`` are the forward pass, and so on.
@@ -21,12 +23,10 @@ import numpy as np
 import pandas as pd
 
 from ..energy import datasheet
-from .metrics import SIMT, TENSOR, TENSOR_FLOPS_PER_OP, simt_metric
+from .metrics import MARKER, SIMT, TENSOR, TENSOR_FLOPS_PER_OP, simt_metric
 
 NVTX = "thread Domain:Push/Pop_Range:PL_Type:PL_Value:CLR_Type:Color:Msg_Type:Msg"
-MARKER = "spin_kernel"
 PIPES = [f"flops_simt_{p}" for p in SIMT] + [f"flops_tensor_{p}" for p in TENSOR]
-COLUMNS = ["source", "label", "pass", "launch", "kernel", "grid", "block", "duration_s", *PIPES, "flops"]
 
 
 class NcuParseError(ValueError):

@@ -66,10 +66,11 @@ def classify(path: Path) -> tuple[str, dict]:
 
 
 def _records(path: Path, report: FileReport):
-    """(line number, record) of each non-blank line; a bad line is a rejection naming it."""
+    """(line number, record) of each non-blank line; a bad line is a rejection naming it as the
+    log names the file (``report.path``)."""
     text = path.read_text()
     if not text.strip():
-        report.rejected.append(f"{path}:1: empty file, no records")
+        report.rejected.append(f"{report.path}:1: empty file, no records")
         return
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -78,7 +79,7 @@ def _records(path: Path, report: FileReport):
         try:
             yield lineno, json.loads(line)
         except json.JSONDecodeError as err:
-            report.rejected.append(f"{path}:{lineno}: not JSON: {err.msg} (column {err.colno})")
+            report.rejected.append(f"{report.path}:{lineno}: not JSON: {err.msg} (column {err.colno})")
 
 
 def read_architecture(directory: str | Path, table: dict | None = None) -> tuple[pd.DataFrame, ImportLog]:
