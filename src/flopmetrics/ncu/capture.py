@@ -126,6 +126,7 @@ def main(argv=None) -> int:
     with open(args.manifest, "w") as fh:
         json.dump({"precision": args.precision, "marker": MARKER, "passes": manifest,
                    "flop_counter": counted, "device": torch.cuda.get_device_name(),
+                   "gpu_uuid": f"GPU-{torch.cuda.get_device_properties(0).uuid}",
                    "torch": torch.__version__}, fh, indent=1)
     return 0
 
