@@ -89,12 +89,15 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
     row = co2e.loc["llama-1b-1B-tokens"]
     assert row["status"] == "ok" and row["kg_co2e_lo"] < row["kg_co2e"] < row["kg_co2e_hi"]
     assert row["kg_co2e"] == pytest.approx(row["kwh"] * 1.58 * 0.480)
-    # the committed Nsight Compute runs: every launch classified, the formulas judged on held-out configs
+    # the committed Nsight Compute runs: every launch classified, the formulas judged out of fold
     ncu = pd.read_parquet(wd / "results/merged/ncu.parquet")
     assert set(ncu["precision"]) == {"fp32", "tf32", "fp16", "bf16"} and ncu["class"].notna().all()
     gap = pd.read_parquet(wd / "results/ncu/gap.parquet")
-    assert gap["held_out"].any() and (~gap["held_out"]).any()
-    assert gap.loc[(gap["d"] == 128) & (gap["m"] == 16), "held_out"].all()
+    assert set(gap["split"]) == {"config", "shape"}
+    config = gap[gap["split"] == "config"]
+    assert not config.duplicated(["precision", "run", "n", "d", "m", "pass"]).any()
+    assert ((config["d"] == 128) & (config["m"] == 16)).any()
+    assert config.groupby(["precision", "pass"])["error_pct"].apply(lambda e: e.abs().median()).le(1).all()
     for fig in ("flops_by_class", "gap_heatmap", "parity"):
         assert (wd / f"results/figures/ncu/{fig}.png").stat().st_size > 10_000, fig
     for fig in ("energy_efficiency", "forward_vs_backward", "efficiency_vs_seq_len", "power_trace",

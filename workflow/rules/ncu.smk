@@ -1,6 +1,6 @@
 # Nsight Compute FLOPs: one job per GPU target and precision runs the configured MLP configs,
 # GEMMs and LLM shapes under ncu (GPU targets only); the merge reads those and the committed runs
-# (`ncu.dirs`), classifies every launch and judges the GPU-adjusted formulas on held-out configs.
+# (`ncu.dirs`), classifies every launch and judges the GPU-adjusted formulas out of fold.
 
 
 rule profile_ncu:
@@ -41,7 +41,7 @@ rule merge_ncu:
     conda:
         "../../envs/flopmetrics.yaml"
     params:
-        held_out=config["ncu"]["held_out"],
+        folds=config["ncu"]["folds"],
         seed=config["ncu"]["seed"],
     script:
         "../scripts/merge_ncu.py"

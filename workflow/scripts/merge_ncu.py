@@ -1,5 +1,5 @@
 # Adapter: measured and committed ncu runs -> classified launches, and the GPU-adjusted formulas
-# judged on held-out configs (atomic parquets).
+# judged out of fold (atomic parquets).
 from pathlib import Path
 
 import pandas as pd
@@ -17,5 +17,5 @@ with logged(snakemake.log[0]):
     launches = classify(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame()
     print(f"{len(launches)} launches from {len(parts)} folders")
     write_parquet(launches, snakemake.output.launches)
-    gap = held_out_errors(launches, snakemake.params.held_out, snakemake.params.seed)
+    gap = held_out_errors(launches, snakemake.params.folds, snakemake.params.seed)
     write_parquet(gap, snakemake.output.gap)

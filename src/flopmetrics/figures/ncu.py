@@ -52,7 +52,8 @@ def gap_heatmap(tables, style: dict, wildcards: dict):
     """Percent gap between executed and analytic FLOPs over (d, m), one panel per n, for one
     GPU, precision and pass (``style``); configs not measured are blank."""
     gap = tables["gap"]
-    sel = gap[(gap["precision"] == style["precision"]) & (gap["pass"] == style["pass"])] if len(gap) else gap
+    sel = (gap[(gap["precision"] == style["precision"]) & (gap["pass"] == style["pass"]) & (gap["split"] == "config")]
+           if len(gap) else gap)
     if sel.empty:
         return empty(f"no Nsight Compute runs of the MLP in {style['precision']} {style['pass']}")
     sel = sel.assign(gap_pct=100 * (sel["flops"] - sel["flops_analytic"]) / sel["flops_analytic"])
@@ -68,17 +69,19 @@ def gap_heatmap(tables, style: dict, wildcards: dict):
 
 
 def parity(tables, style: dict, wildcards: dict):
-    """Executed FLOPs against the GPU-adjusted formulas' prediction, held-out configs filled."""
+    """Executed FLOPs against the GPU-adjusted formulas' out-of-fold prediction, per split."""
     gap = tables["gap"]
     if gap.empty:
         return empty("no Nsight Compute runs of the MLP to fit and judge the GPU-adjusted formulas on")
-    g = sns.relplot(data=gap.assign(set=np.where(gap["held_out"], "held out", "training")), x="flops",
-                    y="predicted", hue="precision", style="set", col="pass", height=3.6, aspect=1)
+    gap = gap.assign(split=gap["split"].map({"config": "shape seen at other n", "shape": "shape unseen"}))
+    g = sns.relplot(data=gap, x="flops", y="predicted", hue="precision", style="split", col="pass", height=3.6,
+                    aspect=1, style_order=["shape seen at other n", "shape unseen"], markers=["o", "X"])
     lo, hi = gap[["flops", "predicted"]].min().min(), gap[["flops", "predicted"]].max().max()
     for ax, (p, sub) in zip(g.axes.flat, gap.groupby("pass")):
-        held = sub[sub["held_out"]]["error_pct"].abs()
+        err = sub.groupby("split")["error_pct"].apply(lambda e: f"median {e.abs().median():.1f} %, "
+                                                      f"max {e.abs().max():.0f} %")
         ax.plot([lo, hi], [lo, hi], "k:", lw=1)
         ax.set(xscale="log", yscale="log")
-        ax.set_title(f"{p}: held-out median {held.median():.1f} %, max {held.max():.0f} %", fontsize=9)
+        ax.set_title(f"{p}\n" + "\n".join(f"{k}: {v}" for k, v in err.items()), fontsize=8)
     g.set_axis_labels("executed FLOPs (ncu)", "predicted FLOPs")
     return g.figure

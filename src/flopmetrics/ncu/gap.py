@@ -14,15 +14,23 @@ the loss gradient's fill) and the **loss reduction** ``r x d m``.
 
 The GEMM calls of a pass follow from the model: forward ``n x (d, m, d)``; backward, layer by
 layer from the last, ``dW = (d, d, m)`` then ``dX = (d, m, d)``, the first layer's ``dX`` absent
-(its input needs no gradient). A held-out call takes the kernel (and so tile, orientation, ``c``
-and ``s``) that the library picked for the nearest training call of its role and precision
-(distance in log M, log N, log K): a prediction uses only (n, d, m), precision and what the
-training configs showed, never the held-out run's own kernels or counts.
+(its input needs no gradient). A call takes the kernel (and so tile, orientation, ``c`` and
+``s``) that the library picked for the nearest training call of its role and precision
+(distance in log M, log N, log K).
+
+Every layer of the MLP has the same shape, so a pass executes ``F = n L(d, m) + C(d, m)``: ``L``
+the FLOPs of one layer (its GEMMs as tiled and split, its sigmoid), ``C`` those of the pass once
+(the loss reduction; in backward less the first layer's ``dX``). Where training configs of the
+same ``(d, m)`` were measured (at other ``n``), ``L`` and ``C`` are read off them (the library
+picks the same kernel for the same shape); elsewhere the tile terms above give them. A
+prediction uses only (n, d, m), precision and what the training configs showed, never the
+judged run's own kernels or counts.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 import math
 import re
 
@@ -37,7 +45,7 @@ def calls(n: int, d: int, m: int, pass_: str) -> list[tuple[str, int, int, int]]
     if pass_ == "forward":
         return [("fwd", d, m, d)] * n
     if pass_ == "backward":
-        return [("dW", d, d, m), ("dX", d, m, d)] * (n - 1) + [("dW", d, d, m)]
+        return [("dX", d, m, d), ("dW", d, d, m)] * (n - 1) + [("dW", d, d, m)]
     return []
 
 
@@ -46,7 +54,7 @@ def gemm_calls(launches: pd.DataFrame) -> pd.DataFrame:
     its role and shape, the GEMM kernel, its executed FLOPs and those of the split-K reductions
     that follow it."""
     out = []
-    for (label, p), g in launches.groupby(["label", "pass"], sort=False):
+    for (_, label, p), g in launches.groupby(["run", "label", "pass"], sort=False):
         n, d, m = (int(g[k].iloc[0]) for k in ("n", "d", "m"))
         expected = calls(n, d, m, p)
         gemm_rows = np.flatnonzero(g["class"].to_numpy() == "gemm")
@@ -91,95 +99,183 @@ def padded(rows: pd.DataFrame, swap: bool, tm: int, tn: int, tk: int) -> np.ndar
 def fit_kernel(rows: pd.DataFrame, kernel: str = "") -> dict:
     """Orientation, tile and factor ``c`` that explain a kernel's executed FLOPs best (least
     spread, then ``c`` nearest 1); among equally good tiles, the one its name states (training
-    shapes often leave a tile open)."""
+    shapes often leave a tile open), then the smallest."""
     stated = name_tile(kernel) or (None, None, None)
-    best = None
-    for swap, tm, tn, tk in itertools.product((False, True), TILES, TILES, TILES):
-        ratio = rows["flops"].to_numpy() / padded(rows, swap, tm, tn, tk)
-        spread = float(np.max(np.abs(np.log(ratio / np.median(ratio)))))
-        unnamed = sum(t != s for t, s in zip((tm, tn, tk), stated) if s is not None)
-        key = (round(spread, 6), round(abs(math.log(float(np.median(ratio)))), 6), unnamed, tm * tn * tk)
-        if best is None or key < best[0]:
-            best = (key, {"swap": swap, "tile": (tm, tn, tk), "c": float(np.median(ratio))})
-    return best[1]
+    m, n, k, splits = (rows[c].to_numpy(dtype=float) for c in ("M", "N", "K", "splits"))
+    t = np.array(TILES, dtype=float)[:, None]
+    pad_k = np.ceil(np.ceil(k / splits) / t) * t * splits  # (tile, call)
+    flops = rows["flops"].to_numpy(dtype=float)
+    keys, choices = [], []
+    for swap in (False, True):
+        a, b = (n, m) if swap else (m, n)
+        exe = 2 * (np.ceil(a / t) * t)[:, None, None] * (np.ceil(b / t) * t)[None, :, None] * pad_k[None, None]
+        ratio = flops / exe  # (t_m, t_n, t_k, call)
+        c = np.median(ratio, axis=-1)
+        spread = np.max(np.abs(np.log(ratio / c[..., None])), axis=-1)
+        tm, tn, tk = np.meshgrid(TILES, TILES, TILES, indexing="ij")
+        unnamed = sum((tile != st) for tile, st in zip((tm, tn, tk), stated) if st is not None) + 0 * tm
+        keys.append(np.stack([np.round(spread, 6), np.round(np.abs(np.log(c)), 6), unnamed, tm * tn * tk]))
+        choices.append((swap, tm, tn, tk, c))
+    key = np.concatenate([x.reshape(4, -1) for x in keys], axis=1)
+    best = np.lexsort(key[::-1])[0]
+    swap, tm, tn, tk, c = choices[best // tm.size]
+    i = np.unravel_index(best % tm.size, tm.shape)
+    return {"swap": swap, "tile": (int(tm[i]), int(tn[i]), int(tk[i])), "c": float(c[i])}
+
+
+def config_totals(launches: pd.DataFrame) -> pd.DataFrame:
+    """Executed FLOPs of each run's MLP configs, forward and backward: run, n, d, m, pass, flops."""
+    mlp = launches[launches["pass"].isin(["forward", "backward"]) & launches["n"].notna()]
+    return mlp.groupby(["run", "n", "d", "m", "pass"], as_index=False)["flops"].sum()
 
 
 class GapModel:
-    """Fitted on the launches of training configs of one GPU and precision (classified)."""
+    """Fitted on the launches of training configs of one GPU and precision (classified), and on
+    the executed totals of training configs (``totals``: n, d, m, pass, flops; by default those of
+    ``launches``; the thesis published totals for configs it kept no launches of)."""
 
-    def __init__(self, launches: pd.DataFrame):
+    def __init__(self, launches: pd.DataFrame, totals: pd.DataFrame | None = None):
+        if "run" not in launches:
+            launches = launches.assign(run="")
         self.calls = gemm_calls(launches)
+        # one count per call shape: the same call on several cards or in several configs agrees
+        self.calls = self.calls.groupby(["role", "M", "N", "K", "kernel"], as_index=False).agg(
+            flops=("flops", "median"), flops_split_k=("flops_split_k", "median"), splits=("splits", "max"))
+        self._near = {}
         self.kernels = {k: fit_kernel(g, k) for k, g in self.calls.groupby("kernel")}
         self.calls["k_per_slice"] = np.ceil(self.calls["K"] / self.calls["splits"])
         self.calls["split_k_per_output"] = self.calls["flops_split_k"] / (self.calls["M"] * self.calls["N"])
         self.pointwise = {}
         for p, g in launches.groupby("pass"):
-            per = g.groupby(["n", "d", "m"]).apply(lambda x: pd.Series({
+            per = g.groupby(["run", "n", "d", "m"]).apply(lambda x: pd.Series({
                 "elementwise": x.loc[x["class"].isin(ELEMENTWISE), "flops"].sum(),
                 "reduction": x.loc[x["class"] == "reduction", "flops"].sum()}), include_groups=False)
             n, d, m = (per.index.get_level_values(k).to_numpy(dtype=float) for k in ("n", "d", "m"))
             X = np.column_stack([n * d * m, d * m])
             self.pointwise[p] = {col: np.linalg.lstsq(X, per[col].to_numpy(), rcond=None)[0] for col in per}
+        totals = config_totals(launches) if totals is None else totals
+        # one executed count per (pass, d, m, n): runs of one config on several cards agree
+        self.shapes = {key: g.groupby("n")["flops"].median()
+                       for key, g in totals.groupby(["pass", "d", "m"])}
 
     def _nearest(self, role: str, mm: int, nn: int, kk: int) -> pd.Series:
-        c = self.calls[self.calls["role"] == role]
-        dist = (np.log(c["M"] / mm) ** 2 + np.log(c["N"] / nn) ** 2 + np.log(c["K"] / kk) ** 2)
-        return c.loc[dist.idxmin()]
+        key = (role, mm, nn, kk)
+        if key not in self._near:
+            c = self.calls[self.calls["role"] == role]
+            dist = (np.log(c["M"] / mm) ** 2 + np.log(c["N"] / nn) ** 2 + np.log(c["K"] / kk) ** 2)
+            self._near[key] = c.loc[dist.idxmin()]
+        return self._near[key]
 
-    def predict(self, n: int, d: int, m: int, pass_: str) -> dict:
+    def _call(self, role: str, mm: int, nn: int, kk: int) -> tuple[float, float]:
+        """Executed (GEMM, split-K reduction) FLOPs of one call: as measured where a training
+        config made the same call, else from the nearest call's kernel, tile and slice length."""
+        near = self._nearest(role, mm, nn, kk)
+        if (near["M"], near["N"], near["K"]) == (mm, nn, kk):
+            return float(near["flops"]), float(near["flops_split_k"])
+        k = self.kernels[near["kernel"]]
+        # the neighbour's slice length, not its slice count: the library splits K into chunks
+        splits = max(1, math.ceil(kk / near["k_per_slice"])) if near["splits"] > 1 else 1
+        call = pd.DataFrame({"M": [mm], "N": [nn], "K": [kk], "splits": [splits]})
+        gemm = float(padded(call, k["swap"], *k["tile"])[0]) * k["c"]
+        per_output = near["split_k_per_output"] / (near["splits"] + 1)
+        return gemm, (splits + 1) * mm * nn * per_output if splits > 1 else 0.0
+
+    def tiles(self, n: int, d: int, m: int, pass_: str) -> dict:
+        """The prediction from GEMM calls, split-K and per-element terms alone."""
         gemm = split_k = 0.0
-        for role, mm, nn, kk in calls(n, d, m, pass_):
-            near = self._nearest(role, mm, nn, kk)
-            k = self.kernels[near["kernel"]]
-            # the neighbour's slice length, not its slice count: the library splits K into chunks
-            splits = max(1, math.ceil(kk / near["k_per_slice"])) if near["splits"] > 1 else 1
-            call = pd.DataFrame({"M": [mm], "N": [nn], "K": [kk], "splits": [splits]})
-            gemm += float(padded(call, k["swap"], *k["tile"])[0]) * k["c"]
-            split_k += (splits + 1) * mm * nn * (near["split_k_per_output"] / (near["splits"] + 1)) if splits > 1 else 0.0
+        for (role, mm, nn, kk), times in Counter(calls(n, d, m, pass_)).items():
+            g, s = self._call(role, mm, nn, kk)
+            gemm, split_k = gemm + times * g, split_k + times * s
         x = np.array([n * d * m, d * m], dtype=float)
         point = {col: float(coef @ x) for col, coef in self.pointwise.get(pass_, {}).items()}
-        total = gemm + split_k + sum(point.values())
-        return {"gemm": gemm, "split_k": split_k, **point, "total": total}
+        return {"gemm": gemm, "split_k": split_k, **point, "total": gemm + split_k + sum(point.values())}
+
+    def predict(self, n: int, d: int, m: int, pass_: str) -> dict:
+        """``total`` executed FLOPs, ``layer`` (L) and ``once`` (C), and the ``basis`` they came
+        from: ``shape`` (training configs of this (d, m) at two or more n), ``shape at one n``
+        (its ``C`` from the tile terms) or ``tiles``."""
+        tiles = self.tiles(n, d, m, pass_)
+        layer = self.tiles(2, d, m, pass_)["total"] - self.tiles(1, d, m, pass_)["total"]
+        once = tiles["total"] - n * layer
+        seen = self.shapes.get((pass_, d, m))
+        basis = "tiles"
+        if seen is not None and len(seen) >= 2:
+            layer, once = np.polyfit(seen.index.to_numpy(dtype=float), seen.to_numpy(dtype=float), 1)
+            basis = "shape"
+        elif seen is not None and len(seen) == 1:
+            layer = (float(seen.iloc[0]) - once) / float(seen.index[0])
+            basis = "shape at one n"
+        return {**tiles, "layer": float(layer), "once": float(once), "total": float(n * layer + once),
+                "tiles": tiles["total"], "basis": basis}
 
 
 def evaluate(model: GapModel, measured: pd.DataFrame) -> pd.DataFrame:
-    """``measured``: n, d, m, pass, flops (totals). Adds the prediction and its percent error."""
-    pred = [model.predict(int(r.n), int(r.d), int(r.m), r._4)["total"] for r in measured[["n", "d", "m", "pass"]]
-            .itertuples()]
-    out = measured.assign(predicted=pred)
+    """``measured``: n, d, m, pass, flops (totals). Adds the prediction, its basis and percent error."""
+    pred = [model.predict(int(n), int(d), int(m), p) for n, d, m, p in
+            zip(measured["n"], measured["d"], measured["m"], measured["pass"])]
+    out = measured.assign(predicted=[x["total"] for x in pred], basis=[x["basis"] for x in pred])
     out["error_pct"] = 100 * (out["predicted"] - out["flops"]) / out["flops"]
     return out
 
 
-def split(configs: pd.DataFrame, fraction: float, seed: int, always_held_out) -> pd.Series:
-    """True for held-out configs: a seeded share of them, plus every config ``always_held_out`` names."""
+def folds(configs: pd.DataFrame, k: int, seed: int, unseen_shapes: bool = False) -> np.ndarray:
+    """A fold (0 .. k-1) per config (columns n, d, m), seeded: every config is judged once, by
+    formulas fitted on the other folds. The configs of one shape (d, m) are dealt round the folds,
+    so a judged config's shape is known from its other depths n where it has any; with
+    ``unseen_shapes`` each shape stays in one fold (no depth of it seen: the tile terms alone)."""
     rng = np.random.default_rng(seed)
-    held = pd.Series(rng.random(len(configs)) < fraction, index=configs.index)
-    return held | configs.apply(always_held_out, axis=1)
+    shapes = configs.groupby(["d", "m"], sort=True).indices
+    fold = np.empty(len(configs), dtype=int)
+    if unseen_shapes:
+        for f, idx in zip(rng.permutation(len(shapes)) % k, shapes.values()):
+            fold[idx] = f
+        return fold
+    for idx in shapes.values():
+        fold[idx] = (rng.integers(k) + rng.permutation(len(idx))) % k
+    return fold
 
 
-def held_out_errors(launches: pd.DataFrame, held_out: float, seed: int) -> pd.DataFrame:
-    """Per GPU and precision of the MLP launches (classified): fit on the training configs, and
-    every config's forward and backward total with its prediction, error and ``held_out`` flag
-    (a seeded share, plus d=128 m=16 always)."""
+def cross_validated(launches: pd.DataFrame, k: int, seed: int, totals: pd.DataFrame | None = None,
+                    unseen_shapes: bool = False) -> pd.DataFrame:
+    """Each config's executed FLOPs against the formulas' prediction, fitted without its fold
+    (``k`` folds, ``seed``, see :func:`folds`). ``launches``: one GPU and precision, classified;
+    ``totals``: the configs to judge (default: every run's totals of ``launches``)."""
+    totals = config_totals(launches) if totals is None else totals
+    configs = totals[["n", "d", "m"]].drop_duplicates().sort_values(["n", "d", "m"]).reset_index(drop=True)
+    configs["fold"] = folds(configs, k, seed, unseen_shapes)
+    totals = totals.merge(configs, on=["n", "d", "m"])
+    launches = launches.merge(configs, on=["n", "d", "m"], how="left")
+    out = []
+    for f in range(k):
+        train = totals[totals["fold"] != f]
+        if train.empty or (totals["fold"] == f).sum() == 0:
+            continue
+        model = GapModel(launches[launches["fold"].notna() & (launches["fold"] != f)], train)
+        out.append(evaluate(model, totals[totals["fold"] == f]))
+    return pd.concat(out, ignore_index=True)
+
+
+SPLITS = {"config": False, "shape": True}  # split name -> unseen_shapes
+
+
+def held_out_errors(launches: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
+    """Per GPU and precision of the MLP launches (classified): every run's config, forward and
+    backward, judged out of fold twice (``split``: ``config``, its shape known from other depths
+    where measured; ``shape``, no depth of its shape seen), with the prediction, its ``basis``,
+    the percent error, the ``fold`` and the analytic FLOPs."""
     from ..flops import analytic
 
     out = []
     mlp = (launches[launches["label"].str.startswith("mlp") & launches["pass"].isin(["forward", "backward"])]
            if len(launches) else launches)
     for (gpu, precision), g in (mlp.groupby(["gpu_label", "precision"]) if len(mlp) else ()):
-        configs = g[["n", "d", "m"]].drop_duplicates().sort_values(["n", "d", "m"]).reset_index(drop=True)
-        held = split(configs, held_out, seed, lambda r: r.d == 128 and r.m == 16)
-        keys = set(map(tuple, configs[held].to_numpy()))
-        is_held = pd.Series([k in keys for k in zip(g["n"], g["d"], g["m"])], index=g.index)
-        if is_held.all() or not is_held.any():
-            continue  # nothing to fit on, or nothing to judge
-        totals = g.groupby(["n", "d", "m", "pass"], as_index=False)["flops"].sum()
-        e = evaluate(GapModel(g[~is_held]), totals)
-        e["held_out"] = [k in keys for k in zip(e["n"], e["d"], e["m"])]
-        e["flops_analytic"] = [analytic.mlp_flops(p, int(n), int(d), int(m), "ours").total
-                               for n, d, m, p in zip(e["n"], e["d"], e["m"], e["pass"])]
-        out.append(e.assign(gpu_label=gpu, precision=precision))
+        if g[["d", "m"]].drop_duplicates().shape[0] < k:
+            continue  # too few shapes to leave a fold of them out
+        for name, unseen in SPLITS.items():
+            e = cross_validated(g, k, seed, unseen_shapes=unseen)
+            e["flops_analytic"] = [analytic.mlp_flops(p, int(n), int(d), int(m), "ours").total
+                                   for n, d, m, p in zip(e["n"], e["d"], e["m"], e["pass"])]
+            out.append(e.assign(gpu_label=gpu, precision=precision, split=name))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(
-        columns=["gpu_label", "precision", "n", "d", "m", "pass", "flops", "predicted", "error_pct", "held_out",
-                 "flops_analytic"])
+        columns=["gpu_label", "precision", "split", "run", "n", "d", "m", "pass", "flops", "predicted", "basis",
+                 "error_pct", "fold", "flops_analytic"])
