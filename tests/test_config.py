@@ -7,7 +7,7 @@ from flopmetrics.workflow import config as fm_config
 from flopmetrics.workflow import sweeps
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = fm_config.load_schema(REPO / "workflow/schemas/config.schema.yaml")
+SCHEMA = fm_config.load_schema()
 
 
 def default_config():
@@ -115,3 +115,20 @@ def test_grid_and_job_params():
         for wc in sweeps.grid(cfg, experiment):
             spec = JobSpec.from_params(sweeps.job_params(cfg, experiment, wc))
             assert spec.experiment == experiment and spec.params() == sweeps.job_params(cfg, experiment, wc)
+
+
+def test_nested_numbers_given_on_the_command_line_are_numbers(tmp_path):
+    # what Snakemake hands over for --config 'co2e={"pue": 1.2}': the nested value as a string
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["co2e"] = {"pue": "1.2", "grid_intensity_g_per_kwh": "300"}
+    fm_config.validate(config, SCHEMA)
+    assert config["co2e"]["pue"] == 1.2 and config["co2e"]["grid_intensity_g_per_kwh"] == 300
+    config["co2e"] = {"pue": "high"}
+    with pytest.raises(fm_config.ConfigError, match=r"co2e.pue.*'high'"):
+        fm_config.validate(config, SCHEMA)
+    # and through the real command line
+    from conftest import Workflow
+
+    wf = Workflow(tmp_path, yaml.safe_load((REPO / "config/config.yaml").read_text()))
+    out = wf.run("-n", "--config", 'co2e={"pue": 1.2}')
+    assert "is not of type" not in out.stdout + out.stderr

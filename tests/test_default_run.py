@@ -103,3 +103,21 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
     for fig in ("energy_efficiency", "forward_vs_backward", "efficiency_vs_seq_len", "power_trace",
                 "calibration_parity", "co2e"):
         assert (wd / f"results/figures/energy/{fig}.png").stat().st_size > 10_000, fig
+
+
+def test_cli_estimate_matches_the_pipelines_co2e_table(default_run):
+    import json
+    import subprocess
+    import sys
+
+    wd = default_run.workdir
+    row = pd.read_parquet(wd / "results/co2e/co2e.parquet").set_index("name").loc["llama-1b-1B-tokens"]
+    out = subprocess.run([sys.executable, "-m", "flopmetrics", "estimate", "--model", row["model"], "--tokens",
+                          str(row["tokens"]), "--gpu", row["gpu"], "--precision", row["precision"], "--pass", row["pass"],
+                          "--batch-size", str(row["batch_size"]), "--seq-len", str(row["seq_len"]), "--calibration",
+                          str(wd / "results/calibration/calibration.parquet"), "--json"],
+                         capture_output=True, text=True, check=True, cwd=wd)
+    cli = json.loads(out.stdout)
+    for key in ("flops", "energy_j", "kwh", "kg_co2e", "kg_co2e_lo", "kg_co2e_hi"):
+        assert cli[key] == pytest.approx(row[key], rel=1e-9), key
+    assert cli["status"] == "ok" and cli["energy_j_datasheet_bound"] < cli["energy_j"]

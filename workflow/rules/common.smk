@@ -6,12 +6,7 @@ from flopmetrics.workflow import config as fm_config
 from flopmetrics.workflow import checks, code, paths, sweeps
 from flopmetrics.workflow.slurm import slurm_resources
 
-fm_config.validate(
-    config,
-    fm_config.load_schema(
-        Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
-    ),
-)
+fm_config.validate(config, fm_config.load_schema())
 # `cuda`/`cuda:<i>` name this machine's GPUs: check them here. Architecture labels (h100,
 # ...) may be meant for a cluster's nodes, so the job checks those on the node it lands on.
 if config["execution"]["check_devices"] and not config["execution"]["run_on_cpu"]:

@@ -4,15 +4,12 @@ A window opens and closes only after the device has finished all queued work, so
 covers is the work issued inside it and nothing else. Meters (energy counters, samplers)
 plug in through the small :class:`Meter` protocol and add their readings to each window.
 
-Typical use (the meters for a device come from :func:`flopmetrics.energy.setup.setup_meters`)::
+Typical use::
 
-    setup = setup_meters("cuda:0", EnergySettings(meter="auto", sampler_hz=50, guard_s=0.3,
-                                                  idle_baseline_s=2.0))
-    monitor = Monitor("cuda:0", setup.meters)
-    with setup.sampler:                      # the counter meter reads the sampler's step record
+    with Monitor.for_device("cuda:0") as monitor:    # NVML counter + sampler (RAPL on a CPU)
         monitor.begin_window("forward")
-        ...                                  # whole iterations of the pass
-        window = monitor.end_window("forward")   # window.elapsed_s, window.readings["energy_j"]
+        ...                                          # whole iterations of the pass
+        window = monitor.end_window("forward")       # window.elapsed_s, window.readings["energy_j"]
 
 and, for a pass that must run at least ``min_seconds``, :func:`run_window` runs whole
 iterations until that much time has really elapsed (synchronized), then closes the window.
@@ -83,13 +80,54 @@ class MeterError(RuntimeError):
 
 
 class Monitor:
-    """Opens and closes named, synchronized windows and collects each meter's readings."""
+    """Opens and closes named, synchronized windows and collects each meter's readings.
+
+    ``Monitor.for_device("cuda:0")`` attaches the meters the device has; ``Monitor(device,
+    meters)`` takes meters of one's own (``Monitor("cuda:0")`` alone measures time only)."""
 
     def __init__(self, device: str = "cpu", meters: Sequence[Meter] = ()):
         self.device = device
         self.meters = list(meters)
+        self.setup = None  # the MeterSetup of for_device: its method, status and sampler
         self._sync = synchronizer(device)
         self._open: dict[str, tuple[float, float]] = {}
+
+    @classmethod
+    def for_device(cls, device: str = "cuda:0", meter: str | None = None, sampler_hz: float | None = None) -> "Monitor":
+        """A monitor with the meters of ``device``: on a GPU the NVML energy counter (interpolated
+        at the window's edges) and a power sampler, which starts now; on a CPU RAPL where readable,
+        else a stand-in whose energy is NaN and whose ``status`` says why. ``meter`` and
+        ``sampler_hz`` default to the config schema's ``energy`` block. Close it (``close()``, or
+        use it in a ``with`` block) to stop the sampler."""
+        from ..workflow.config import defaults
+        from .setup import EnergySettings, setup_meters
+
+        d = defaults("energy")
+        settings = EnergySettings(meter or d["meter"], sampler_hz or d["sampler_hz"], d["guard_s"],
+                                  d["idle_baseline_s"])
+        setup = setup_meters(device, settings)
+        monitor = cls(device, setup.meters)
+        monitor.setup = setup
+        if setup.sampler is not None:
+            setup.sampler.start()
+        return monitor
+
+    @property
+    def status(self) -> str:
+        """``ok``, or why energy is missing (a monitor without meters measures time only)."""
+        if self.setup is not None:
+            return self.setup.status
+        return "ok" if self.meters else "no meters attached: time only"
+
+    def close(self) -> None:
+        if self.setup is not None and self.setup.sampler is not None:
+            self.setup.sampler.stop()
+
+    def __enter__(self) -> "Monitor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def synchronize(self) -> None:
         self._sync()

@@ -29,7 +29,6 @@ judged run's own kernels or counts.
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 import math
 import re

@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import re
+
 import jsonschema
 import jsonschema.validators
 import yaml
@@ -56,14 +58,47 @@ def check_renamed(config: dict) -> None:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(found))
 
 
-def load_schema(path: str | Path) -> dict:
-    """The config schema at ``path`` with its ``figures`` block filled in from the figure registry
-    (each figure's style keys and their defaults live with the figure)."""
+def load_schema(path: str | Path | None = None) -> dict:
+    """The config schema (``path``, by default the package's ``data/config.schema.yaml``: the one
+    place defaults live, for the workflow, the API and the command alike) with its ``figures``
+    block filled in from the figure registry (each figure's style keys and defaults live with it)."""
+    from importlib import resources
+
     from ..figures.registry import style_schema
 
-    schema = yaml.safe_load(Path(path).read_text())
+    text = Path(path).read_text() if path else resources.files("flopmetrics").joinpath(
+        "data/config.schema.yaml").read_text()
+    schema = yaml.safe_load(text)
     schema["properties"]["figures"]["properties"] = style_schema()
     return schema
+
+
+def defaults(block: str) -> dict:
+    """The schema's defaults of one top-level block (``energy``, ``co2e``, ...)."""
+    filled: dict = {}
+    for _ in _FillingValidator(load_schema()["properties"][block]).iter_errors(filled):
+        pass  # the validator fills defaults in as it walks
+    return filled
+
+
+def numbers_from_strings(config: dict, validator) -> None:
+    """Snakemake hands nested ``--config`` values over as strings (``--config 'co2e={"pue": 1.2}'``
+    gives ``'1.2'``): where the schema wants a number and the string is one, use the number."""
+    for err in list(validator.iter_errors(config)):
+        types = set(err.validator_value) if isinstance(err.validator_value, list) else {err.validator_value}
+        if err.validator != "type" or not isinstance(err.instance, str) or not err.absolute_path \
+                or not types & {"number", "integer"}:
+            continue
+        text = err.instance.strip()
+        try:
+            value = int(text) if "integer" in types and re.fullmatch(r"[+-]?\d+", text) else float(text)
+        except ValueError:
+            continue  # not a number: the error stands, naming key and value
+        *parents, last = err.absolute_path
+        target = config
+        for key in parents:
+            target = target[key]
+        target[last] = value
 
 
 def validate(config: dict, schema: dict) -> dict:
@@ -73,6 +108,7 @@ def validate(config: dict, schema: dict) -> dict:
     """
     check_renamed(config)
     validator = jsonschema.Draft202012Validator(schema)
+    numbers_from_strings(config, validator)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         lines = []

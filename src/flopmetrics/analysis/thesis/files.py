@@ -95,30 +95,49 @@ def read_architecture(directory: str | Path, table: dict | None = None) -> tuple
         rel = str(path.relative_to(directory.parent))
         report = FileReport(rel, kind)
         log.files.append(report)
-        if kind not in ORDER:
-            continue
-        for lineno, rec in _records(path, report):
-            where = f"{rel}:{lineno}"
-            try:
-                records.check(rec, kind, parts["gpu"], parts["precision"])
-            except records.RecordError as err:
-                report.rejected.append(f"{where}: {err}")
-                continue
-            key = (kind == "baseline", parts["gpu"], parts["precision"], rec.get("config_name", where))
-            if key in seen:
-                first, first_rec = seen[key]
-                if first_rec == rec:
-                    report.duplicates += 1
-                else:
-                    differ = sorted(k for k in set(rec) | set(first_rec) if rec.get(k) != first_rec.get(k))
-                    report.rejected.append(f"{where}: conflicts with {first} in {', '.join(differ)}; {first} is kept")
-                continue
-            seen[key] = (where, rec)
-            rows += records.rows(rec, kind, parts["gpu"], parts["precision"], where)
-            report.imported += 1
+        if kind in ORDER:
+            rows += _import(path, kind, parts, report, seen)
     if not rows:
         raise ThesisImportError(f"no thesis records imported from {directory}:\n" + "\n".join(log.lines()))
     return judged(pd.DataFrame(rows), table), log
+
+
+def read_file(path: str | Path) -> tuple[pd.DataFrame, FileReport]:
+    """One thesis result file's records as judged rows (empty if none), and its report."""
+    path = Path(path)
+    kind, parts = classify(path)
+    report = FileReport(str(path), kind)
+    if kind not in ORDER:
+        raise ThesisImportError(f"{path}: {kind}; a thesis record file is named like "
+                                "<gpu>_<precision>_llama3.2_1b_{all_configs_results,<config>_result,energy_results}.jsonl")
+    rows = _import(path, kind, parts, report, {})
+    return (judged(pd.DataFrame(rows)) if rows else pd.DataFrame()), report
+
+
+def _import(path: Path, kind: str, parts: dict, report: FileReport, seen: dict) -> list[dict]:
+    """The rows of one file's records; rejected lines, duplicates and conflicts (with records
+    already ``seen``, across files) go to ``report``."""
+    rows = []
+    for lineno, rec in _records(path, report):
+        where = f"{report.path}:{lineno}"
+        try:
+            records.check(rec, kind, parts["gpu"], parts["precision"])
+        except records.RecordError as err:
+            report.rejected.append(f"{where}: {err}")
+            continue
+        key = (kind == "baseline", parts["gpu"], parts["precision"], rec.get("config_name", where))
+        if key in seen:
+            first, first_rec = seen[key]
+            if first_rec == rec:
+                report.duplicates += 1
+            else:
+                differ = sorted(k for k in set(rec) | set(first_rec) if rec.get(k) != first_rec.get(k))
+                report.rejected.append(f"{where}: conflicts with {first} in {', '.join(differ)}; {first} is kept")
+            continue
+        seen[key] = (where, rec)
+        rows += records.rows(rec, kind, parts["gpu"], parts["precision"], where)
+        report.imported += 1
+    return rows
 
 
 def judged(df: pd.DataFrame, table: dict | None = None) -> pd.DataFrame:
