@@ -137,3 +137,18 @@ def test_llama_parameter_count_and_step_flops():
     assert co2e.parameter_count(transformer_shape(fields)) == 1_235_814_400  # Llama-3.2-1B
     fwd = co2e.workload_flops("llama-3.2-1b", 8, 1024, "forward")
     assert fwd == pytest.approx(2.1347e13, rel=1e-3)
+
+
+def test_co2e_bars_are_labelled_with_the_workload_names():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from flopmetrics.figures.calibration import co2e_bars
+
+    table = pd.DataFrame({"name": ["pretrain-1b", "finetune"], "gpu": ["h100", "a100"], "precision": ["bf16", "fp16"],
+                          "pass": ["train_step", "train_step"], "status": ["ok", "ok"], "kg_co2e": [2.0, 1.0],
+                          "kg_co2e_lo": [1.5, 0.8], "kg_co2e_hi": [2.5, 1.2], "kwh": [3.0, 1.5], "pue": [1.58, 1.58],
+                          "grid_intensity_g_per_kwh": [480, 480]})
+    fig = co2e_bars({"co2e": table}, {}, {})
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["pretrain-1b\nh100 bf16 train_step", "finetune\na100 fp16 train_step"]

@@ -42,7 +42,7 @@ def co2e_bars(tables, style: dict, wildcards: dict):
     y = np.arange(len(ok))
     err = np.vstack([ok["kg_co2e"] - ok["kg_co2e_lo"], ok["kg_co2e_hi"] - ok["kg_co2e"]])
     ax.barh(y, ok["kg_co2e"], xerr=err, capsize=3, color=sns.color_palette("colorblind")[2])
-    ax.set_yticks(y, [f"{r.name}\n{r.gpu} {r.precision} {r['pass']}" for _, r in ok.iterrows()], fontsize=8)
+    ax.set_yticks(y, [f"{r['name']}\n{r['gpu']} {r['precision']} {r['pass']}" for _, r in ok.iterrows()], fontsize=8)
     for yi, (_, r) in zip(y, ok.iterrows()):
         ax.text(r["kg_co2e"], yi, f"  {r['kg_co2e']:.3g} kg, {r['kwh']:.3g} kWh", va="center", fontsize=8)
     ax.set_xlabel(f"kg CO2e (PUE {ok['pue'].iloc[0]}, {ok['grid_intensity_g_per_kwh'].iloc[0]} g/kWh)")
