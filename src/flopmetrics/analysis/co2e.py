@@ -6,20 +6,20 @@ import math
 
 import pandas as pd
 
-from ..flops.transformer import parameter_count, pass_flops
-from ..workloads.models import hf_config, resolve, transformer_shape
+from ..flops.model import pass_flops
+from ..workloads.models import resolve
 
 J_PER_KWH = 3.6e6
 
 
 def workload_flops(model, batch_size: int, seq_len: int, pass_name: str) -> float:
-    """Analytic FLOPs of one step of a declared workload (full-attention convention)."""
+    """FLOPs of one step of a declared workload: any Hugging Face causal LM, counted on the meta
+    device as a measured job counts its headline FLOPs (full attention, AdamW per parameter)."""
     _, fields = resolve(model)
-    shape = transformer_shape(fields)
-    table = pass_flops(shape, batch_size, seq_len, parameter_count(shape, hf_config(fields).tie_word_embeddings))
+    table = pass_flops(fields, batch_size, seq_len)
     if pass_name not in table:
-        raise ValueError(f"no FLOP formula for pass {pass_name!r}; expected one of {sorted(table)}")
-    return float(table[pass_name]["total"])
+        raise ValueError(f"no FLOP count for pass {pass_name!r}; expected one of {sorted(table)}")
+    return float(table[pass_name])
 
 
 def gpu_label(gpu: str) -> str:

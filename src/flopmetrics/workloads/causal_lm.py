@@ -6,7 +6,7 @@ import torch
 
 from ..flops import transformer
 from .base import TrainableWorkload
-from .models import build_causal_lm, transformer_shape
+from .models import ModelConfigError, build_causal_lm, hf_config, transformer_shape
 
 
 class CausalLMWorkload(TrainableWorkload):
@@ -19,7 +19,10 @@ class CausalLMWorkload(TrainableWorkload):
         super().__init__(device, precision, passes)
         torch.manual_seed(seed)
         self.model_name, self.batch, self.seq_len = model_name, batch, seq_len
-        self.shape = transformer_shape(model_fields)
+        try:  # the closed form is Llama-style; other architectures are counted only
+            self.shape = transformer_shape(model_fields)
+        except ModelConfigError:
+            self.shape = None
         self.attn_implementation = attn_implementation
         self.attention_convention = attention_convention
         model = build_causal_lm(model_fields, attn_implementation, device)
@@ -28,7 +31,8 @@ class CausalLMWorkload(TrainableWorkload):
         self.model = model.to(device)
         self.model.train()
         gen = torch.Generator().manual_seed(seed)
-        self.input_ids = torch.randint(0, self.shape["vocab"], (batch, seq_len), generator=gen).to(device)
+        vocab = hf_config(model_fields).vocab_size
+        self.input_ids = torch.randint(0, vocab, (batch, seq_len), generator=gen).to(device)
         self._build_optimizer()
 
     def loss(self):
@@ -43,5 +47,7 @@ class CausalLMWorkload(TrainableWorkload):
                 "parameters": self.parameters}
 
     def analytic(self):
+        if self.shape is None:
+            return {}
         table = transformer.pass_flops(self.shape, self.batch, self.seq_len, self.parameters)
         return {p: {"flops_analytic": v["total"], "flops_analytic_attention": v["attention"]} for p, v in table.items()}

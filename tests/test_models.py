@@ -1,0 +1,65 @@
+"""Any Hugging Face causal LM: a GPT-2 and a Qwen2 (GQA) preset run as jobs on the CPU, and their
+FLOPs and parameters come from the built model, not from a Llama formula."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import job_spec
+from flopmetrics.analysis.co2e import estimate, workload_flops
+from flopmetrics.flops import model as model_flops
+from flopmetrics.flops import transformer
+from flopmetrics.jobs import run as job
+from flopmetrics.workloads.models import resolve, summary, transformer_shape
+
+
+@pytest.mark.parametrize("preset", ["tiny-gpt2", "tiny-qwen2"])
+def test_a_non_llama_model_runs_as_a_job_and_its_flops_are_counted(preset):
+    spec = job_spec("llm", {"model": preset, "batch_size": 2, "seq_len": 16,
+                            "passes": ["forward", "forward_train", "forward_backward", "train_step"],
+                            "attn_implementation": "sdpa", "attention_flops": "full"},
+                    measure={"repeats": 2, "min_window_s": 0.05},
+                    energy={"meter": "none", "idle_baseline_s": 0.0})
+    rows, _ = job.run(spec, progress=lambda m: None)
+    rows = rows.set_index("pass")
+    assert (rows["status"] == "ok").all()
+    # the job's headline FLOPs are what the meta-device count gives for a configuration nobody ran
+    fields = resolve(preset)[1]
+    table = model_flops.pass_flops(fields, 2, 16)
+    assert rows.loc["forward", "flops"] == table["forward"]
+    # backward attention: fused kernels (GPUs; Qwen2 on this CPU) are booked at 2.5x the forward's,
+    # the math path (GPT-2's masked attention on this CPU) at 2x; the estimate assumes fused kernels
+    math_path = table["forward_backward"] - model_flops.attention_forward(fields, 2, 16) // 2
+    for p in ("forward_backward", "train_step", "backward"):
+        assert rows.loc[p, "flops"] in (table[p], table[p] - (table["forward_backward"] - math_path)), p
+    assert rows.loc["forward", "parameters"] == model_flops.parameters(resolve(preset)[1])
+
+
+def test_gpt2_and_qwen_presets_give_their_published_sizes_and_co2e():
+    # published parameter counts: GPT-2 small 124,439,808; Qwen2.5-0.5B 494,032,768 (tied embeddings)
+    assert summary(resolve("gpt2")[1])["parameters"] == 124_439_808
+    assert model_flops.parameters(resolve("qwen2.5-0.5b")[1]) == 494_032_768
+    f = workload_flops("gpt2", 8, 1024, "forward")
+    # every GEMM of GPT-2 at 8 x 1024 tokens, and full attention: an independent closed form
+    T, h, L, V = 8 * 1024, 768, 12, 50257
+    gemm = L * (2 * T * h * 3 * h + 2 * T * h * h + 2 * 2 * T * h * 4 * h) + 2 * T * h * V
+    attention = L * 4 * 8 * 12 * 1024 * 1024 * 64
+    assert f == gemm + attention
+    import pandas as pd
+
+    out = estimate([{"name": "gpt2", "model": "gpt2", "tokens": 1e9, "batch_size": 8, "seq_len": 1024,
+                     "gpu": "h100_sxm", "precision": "bf16", "pass": "train_step"}], pd.DataFrame(
+        columns=["gpu_label", "precision", "pass", "ee_flops_per_j", "ee_lo", "ee_hi"]), 1.58, 480).iloc[0]
+    assert out["flops"] > 0 and out["energy_j_datasheet_bound"] > 0  # no KeyError 'hidden_size'
+
+
+def test_llama_counted_on_meta_equals_the_closed_form_forward():
+    fields = resolve("llama-3.2-1b")[1]
+    shape = transformer_shape(fields)
+    closed = transformer.pass_flops(shape, 8, 1024, summary(fields)["parameters"])
+    counted = model_flops.pass_flops(fields, 8, 1024)
+    assert counted["forward"] == closed["forward"]["total"]
+    # backward: fused attention's 2.5x its forward (the recomputation), as the counter books it
+    # on the GPU and the CPU, and as the closed form has it
+    assert counted["backward"] == closed["backward"]["total"]
+    assert counted["train_step"] == closed["train_step"]["total"]
