@@ -18,7 +18,7 @@ def test_fits_recover_exact_models():
     assert calibration.fit_ee(F, F / 5e11) == pytest.approx(5e11)
     ee_dyn, p_static = calibration.fit_two_term(F, t, F / 8e11 + 120 * t)
     assert ee_dyn == pytest.approx(8e11) and p_static == pytest.approx(120)
-    one, two = calibration.leave_one_out(F, t, F / 8e11 + 120 * t)
+    one, two, timed = calibration.leave_one_out(F, t, F / 8e11 + 120 * t)
     assert calibration.mape(two, F / 8e11 + 120 * t) == pytest.approx(0, abs=1e-9)
     assert calibration.mape(one, F / 8e11 + 120 * t) > 1  # the one-term model cannot absorb static power
     lo, hi = calibration.bootstrap_ee(F, F / 5e11 * np.array([1.02, 0.98, 1.01, 0.99]), n=500)
@@ -126,15 +126,18 @@ def test_co2e_arithmetic():
     assert t["kwh"] == pytest.approx(t["energy_j"] / 3.6e6)
     assert t["kg_co2e"] == pytest.approx(t["kwh"] * 1.5 * 0.4)
     assert t["kg_co2e_lo"] < t["kg_co2e"] < t["kg_co2e_hi"]
+    assert t["basis"] == "one-term model E = F/EE"  # this calibration has no two-term fit
     missing = co2e.estimate([{**w, "gpu": "a100"}], cal, 1.5, 400).iloc[0]
-    assert missing["status"].startswith("no calibration") and np.isnan(missing["kg_co2e"])
+    assert missing["status"].startswith("no measured calibration") and np.isnan(missing["kg_co2e"])
+    assert missing["kg_co2e_datasheet_bound"] > 0
 
 
 def test_llama_parameter_count_and_step_flops():
+    from flopmetrics.flops.transformer import parameter_count
     from flopmetrics.workloads.models import resolve, transformer_shape
 
     _, fields = resolve("llama-3.2-1b")
-    assert co2e.parameter_count(transformer_shape(fields)) == 1_235_814_400  # Llama-3.2-1B
+    assert parameter_count(transformer_shape(fields)) == 1_235_814_400  # Llama-3.2-1B
     fwd = co2e.workload_flops("llama-3.2-1b", 8, 1024, "forward")
     assert fwd == pytest.approx(2.1347e13, rel=1e-3)
 
@@ -152,3 +155,29 @@ def test_co2e_bars_are_labelled_with_the_workload_names():
     fig = co2e_bars({"co2e": table}, {}, {})
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels == ["pretrain-1b\nh100 bf16 train_step", "finetune\na100 fp16 train_step"]
+
+
+def test_co2e_of_a_measured_configuration_is_measured_and_the_model_interval_covers_every_measured_row(reference):
+    usable = calibration.usable(reference, ["llm"], ["forward", "backward", "optimizer", "train_step"])
+    fits, _ = calibration.calibrate(usable, bootstrap=200)
+    covered, judged = 0, 0
+    for r in usable.to_dict("records"):
+        w = {"name": "x", "model": r["model"], "tokens": r["batch_size"] * r["seq_len"], "batch_size": r["batch_size"],
+             "seq_len": r["seq_len"], "gpu": r["gpu_label"], "precision": r["precision"], "pass": r["pass"]}
+        exact = co2e.estimate([w], fits, 1.58, 480, usable).iloc[0]
+        assert exact["basis"].startswith("measured") and exact["energy_j"] == pytest.approx(r["energy_j_per_iter"])
+        model = co2e.estimate([w], fits, 1.58, 480).iloc[0]  # as if nobody had measured it
+        if model["basis"].startswith("two-term"):
+            judged += 1
+            covered += model["energy_j_lo"] <= r["energy_j_per_iter"] <= model["energy_j_hi"]
+    # the interval is the range of the model's out-of-sample errors on its group's configurations
+    assert judged >= 60 and covered == judged
+
+
+def test_an_estimates_flops_are_the_measured_rows_headline_flops(reference):
+    # the calibration was fitted on measured rows' headline FLOPs; an estimate must count the same
+    # way (meta-device count, attention backward booked per precision), or E = F/EE is off
+    llm = calibration.usable(reference, ["llm"])
+    for r in llm.to_dict("records"):
+        f = co2e.workload_flops(r["model"], r["batch_size"], r["seq_len"], r["pass"], r["precision"])
+        assert f == pytest.approx(r["flops"], rel=1e-6), (r["precision"], r["pass"], r["seq_len"])

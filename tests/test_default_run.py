@@ -88,6 +88,12 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
     co2e = pd.read_parquet(wd / "results/co2e/co2e.parquet").set_index("name")
     row = co2e.loc["llama-1b-1B-tokens"]
     assert row["status"] == "ok" and row["kg_co2e_lo"] < row["kg_co2e"] < row["kg_co2e_hi"]
+    # that exact configuration was measured (H100 reference): its rows, not a model, give the energy
+    assert row["basis"].startswith("measured")
+    ref = pd.read_parquet(wd / "results/merged/energy.parquet")
+    ref = ref[(ref["model"] == row["model"]) & (ref["precision"] == row["precision"]) & (ref["pass"] == row["pass"])
+              & (ref["seq_len"] == row["seq_len"]) & (ref["batch_size"] == row["batch_size"]) & ref["gates_passed"]]
+    assert row["energy_j"] == pytest.approx(row["steps"] * ref["energy_j_per_iter"].mean())
     assert row["kg_co2e"] == pytest.approx(row["kwh"] * 1.58 * 0.480)
     # the committed Nsight Compute runs: every launch classified, the formulas judged out of fold
     ncu = pd.read_parquet(wd / "results/merged/ncu.parquet")

@@ -23,7 +23,8 @@ rule calibrate:
 rule co2e:
     input:
         fits=paths.CALIBRATION,
-        code=library("flopmetrics.analysis.co2e"),
+        energy=paths.MERGED_ENERGY,
+        code=library("flopmetrics.analysis.co2e", "flopmetrics.flops.model"),
     output:
         paths.CO2E,
     log:

@@ -1,4 +1,4 @@
-# Adapter: calibration + declared workloads -> energy and CO2e table.
+# Adapter: calibration, measured rows and declared workloads -> energy and CO2e table.
 import pandas as pd
 
 from flopmetrics.analysis import co2e
@@ -7,7 +7,8 @@ from flopmetrics.jobs.log import logged
 
 with logged(snakemake.log[0]):
     s = snakemake.params.settings
-    table = co2e.estimate(s["workloads"], pd.read_parquet(snakemake.input.fits), s["pue"], s["grid_intensity_g_per_kwh"])
+    table = co2e.estimate(s["workloads"], pd.read_parquet(snakemake.input.fits), s["pue"], s["grid_intensity_g_per_kwh"],
+                          pd.read_parquet(snakemake.input.energy))
     table["pue_source"] = s["pue_source"]
     table["grid_intensity_source"] = s["grid_intensity_source"]
     print(table.to_string())

@@ -34,6 +34,17 @@ def fit_two_term(flops, seconds, energy) -> tuple[float, float]:
     return (1.0 / a if a > 0 else math.nan), float(p_static)
 
 
+def fit_time(flops, seconds) -> tuple[float, float]:
+    """``(a, b)`` of ``t = a F + b`` (time per FLOP and per-step overhead), to predict the time of a
+    configuration nobody measured: throughput grows with the work per step, so ``t = F / R``
+    would turn the two-term model back into ``E = F / EE``. NaN where FLOPs do not vary."""
+    flops, seconds = np.asarray(flops, float), np.asarray(seconds, float)
+    if len(flops) < 2 or np.ptp(flops) <= 1e-9 * np.max(np.abs(flops)):
+        return math.nan, math.nan
+    a, b = np.polyfit(flops, seconds, 1)
+    return float(a), float(b)
+
+
 def bootstrap_ee(flops, energy, n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
     flops, energy = np.asarray(flops, float), np.asarray(energy, float)
     if len(flops) < 2:
@@ -46,10 +57,12 @@ def bootstrap_ee(flops, energy, n: int = 1000, seed: int = 0, level: float = 0.9
     return float(lo), float(hi)
 
 
-def leave_one_out(flops, seconds, energy) -> tuple[np.ndarray, np.ndarray]:
-    """LOO predictions of each row's energy by the one-term and two-term models."""
+def leave_one_out(flops, seconds, energy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LOO predictions of each row's energy: the one-term model, the two-term model with the
+    row's measured time, and the two-term model with its time predicted from FLOPs
+    (:func:`fit_time`: what an estimate for an unmeasured configuration has)."""
     flops, seconds, energy = (np.asarray(v, float) for v in (flops, seconds, energy))
-    one, two = np.full(len(flops), np.nan), np.full(len(flops), np.nan)
+    one, two, timed = (np.full(len(flops), np.nan) for _ in range(3))
     for i in range(len(flops)):
         keep = np.arange(len(flops)) != i
         if keep.sum() < 1:
@@ -59,7 +72,9 @@ def leave_one_out(flops, seconds, energy) -> tuple[np.ndarray, np.ndarray]:
         ee_dyn, p_static = fit_two_term(flops[keep], seconds[keep], energy[keep])
         if not math.isnan(ee_dyn):
             two[i] = flops[i] / ee_dyn + p_static * seconds[i]
-    return one, two
+            a, b = fit_time(flops[keep], seconds[keep])
+            timed[i] = flops[i] / ee_dyn + p_static * (a * flops[i] + b)
+    return one, two, timed
 
 
 def mape(pred, actual) -> float:
@@ -96,10 +111,18 @@ def calibrate(df: pd.DataFrame, group=GROUP, bootstrap: int = 1000, seed: int = 
         ee = fit_ee(F, E)
         lo, hi = bootstrap_ee(F, E, bootstrap, seed)
         ee_dyn, p_static = fit_two_term(F, t, E)
-        one, two = leave_one_out(F, t, E) if len(g) >= 2 else (np.full(len(g), np.nan),) * 2
+        one, two, timed = leave_one_out(F, t, E) if len(g) >= 2 else (np.full(len(g), np.nan),) * 3
+        a, b = fit_time(F, t)
+        fitted = F / ee_dyn + p_static * (a * F + b)
+        # relative errors of what an estimate would predict: out of sample (LOO) and of the fit
+        # itself, so the interval an estimate carries covers every configuration measured
+        err = np.concatenate([(timed - E) / E, (fitted - E) / E])
         fits.append({**dict(zip(group, key)), "configs": len(g), "ee_flops_per_j": ee, "ee_lo": lo, "ee_hi": hi,
-                     "ee_dyn_flops_per_j": ee_dyn, "p_static_w": p_static,
+                     "ee_dyn_flops_per_j": ee_dyn, "p_static_w": p_static, "time_s_per_flop": a, "time_s_per_step": b,
                      "loo_mape_ee_pct": mape(one, E), "loo_mape_two_term_pct": mape(two, E),
+                     "loo_mape_two_term_timed_pct": mape(timed, E),
+                     "loo_err_timed_min": float(np.nanmin(err)) if np.isfinite(err).any() else math.nan,
+                     "loo_err_timed_max": float(np.nanmax(err)) if np.isfinite(err).any() else math.nan,
                      "source": ",".join(sorted(set(g.get("source", pd.Series(["measured"])).astype(str))))})
         p = g[[*group, "workload", "flops", "time_per_iter_s", "energy_j_per_iter"]].copy()
         for col in ("model", "seq_len", "batch_size", "n", "d", "m", "size"):
@@ -107,11 +130,13 @@ def calibrate(df: pd.DataFrame, group=GROUP, bootstrap: int = 1000, seed: int = 
                 p[col] = g[col]
         p["predicted_loo_ee_j"] = one
         p["predicted_loo_two_term_j"] = two
+        p["predicted_loo_two_term_timed_j"] = timed
         preds.append(p)
     fit_cols = [*group, "configs", "ee_flops_per_j", "ee_lo", "ee_hi", "ee_dyn_flops_per_j", "p_static_w",
-                "loo_mape_ee_pct", "loo_mape_two_term_pct", "source"]
+                "time_s_per_flop", "time_s_per_step", "loo_mape_ee_pct", "loo_mape_two_term_pct", "loo_mape_two_term_timed_pct",
+                "loo_err_timed_min", "loo_err_timed_max", "source"]
     fit_df = pd.DataFrame(fits, columns=fit_cols)
     pred_cols = [*group, "workload", "flops", "time_per_iter_s", "energy_j_per_iter", "predicted_loo_ee_j",
-                 "predicted_loo_two_term_j"]
+                 "predicted_loo_two_term_j", "predicted_loo_two_term_timed_j"]
     pred_df = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(columns=pred_cols)
     return fit_df, pred_df

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from ..flops.model import pass_flops
@@ -12,11 +13,11 @@ from ..workloads.models import resolve
 J_PER_KWH = 3.6e6
 
 
-def workload_flops(model, batch_size: int, seq_len: int, pass_name: str) -> float:
+def workload_flops(model, batch_size: int, seq_len: int, pass_name: str, precision: str = "bf16") -> float:
     """FLOPs of one step of a declared workload: any Hugging Face causal LM, counted on the meta
     device as a measured job counts its headline FLOPs (full attention, AdamW per parameter)."""
     _, fields = resolve(model)
-    table = pass_flops(fields, batch_size, seq_len)
+    table = pass_flops(fields, batch_size, seq_len, precision)
     if pass_name not in table:
         raise ValueError(f"no FLOP count for pass {pass_name!r}; expected one of {sorted(table)}")
     return float(table[pass_name])
@@ -37,36 +38,78 @@ def datasheet_limit(label: str, precision: str) -> float:
     return datasheet.most_lenient(label, precision).max_flops_per_joule(precision)
 
 
-def estimate(workloads: list[dict], calibration: pd.DataFrame, pue: float, intensity_g_per_kwh: float) -> pd.DataFrame:
-    """One row per declared workload: FLOPs, energy (with EE interval), kWh, kg CO2e."""
+MATCH = ("model", "batch_size", "seq_len", "precision", "pass")
+
+
+def measured_step(rows: pd.DataFrame | None, w: dict, label: str) -> tuple[float, float] | None:
+    """(energy per step, its SEM) of gated measured rows of exactly this configuration, or None."""
+    if rows is None or rows.empty or not set(MATCH) <= set(rows.columns):
+        return None
+    hit = rows[(rows["gpu_label"] == label) & rows["gates_passed"].astype(bool)]
+    for key in MATCH:
+        hit = hit[hit[key] == w[key]]
+    if hit.empty:
+        return None
+    sem = hit["energy_j_per_iter_sem"] if "energy_j_per_iter_sem" in hit else pd.Series(math.nan, index=hit.index)
+    return float(hit["energy_j_per_iter"].mean()), float(np.sqrt((sem ** 2).sum()) / len(hit))
+
+
+def _energy(w: dict, label: str, flops_step: float, calibration: pd.DataFrame, rows) -> dict:
+    """Energy per step with its interval, and where it came from (``basis``)."""
+    measured = measured_step(rows, w, label)
+    if measured is not None and math.isfinite(measured[1]):
+        e, sem = measured
+        return {"basis": "measured: this configuration's rows", "step": e, "lo": e - 1.96 * sem, "hi": e + 1.96 * sem}
+    match = calibration[(calibration["gpu_label"] == label) & (calibration["precision"] == w["precision"])
+                        & (calibration["pass"] == w["pass"])]
+    if match.empty:
+        return {}
+    c = match.iloc[0]
+    two = [c.get(k, math.nan) for k in ("ee_dyn_flops_per_j", "p_static_w", "time_s_per_flop", "time_s_per_step",
+                                         "loo_err_timed_min", "loo_err_timed_max")]
+    if all(isinstance(v, (int, float)) and math.isfinite(v) for v in two):
+        ee_dyn, p_static, a, b, err_min, err_max = two
+        e = flops_step / ee_dyn + p_static * (a * flops_step + b)
+        # the range of out-of-sample errors this model made on the group's measured configurations
+        return {"basis": "two-term model E = F/EE_dyn + P_static t, t = a F + b", "step": e,
+                "lo": e / (1 + err_max), "hi": e / (1 + err_min)}
+    return {"basis": "one-term model E = F/EE", "step": flops_step / c["ee_flops_per_j"],
+            "lo": flops_step / c["ee_hi"], "hi": flops_step / c["ee_lo"]}
+
+
+def estimate(workloads: list[dict], calibration: pd.DataFrame, pue: float, intensity_g_per_kwh: float,
+             measured: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per declared workload: FLOPs, energy with its interval, kWh, kg CO2e, and the
+    ``basis`` of the energy: the measured rows of that exact configuration (``measured``: energy
+    rows with gates), else the group's two-term model, else ``E = F/EE``; with no calibration,
+    only the datasheet lower bound."""
     rows = []
     for w in workloads:
         label = gpu_label(w["gpu"])  # a variant key (h100_sxm) uses its label's calibration (h100)
-        match = calibration[(calibration["gpu_label"] == label) & (calibration["precision"] == w["precision"])
-                            & (calibration["pass"] == w["pass"])]
         steps = w["tokens"] / (w["batch_size"] * w["seq_len"])
-        flops = steps * workload_flops(w["model"], w["batch_size"], w["seq_len"], w["pass"])
+        step_flops = workload_flops(w["model"], w["batch_size"], w["seq_len"], w["pass"], w["precision"])
+        flops = steps * step_flops
         row = {**{k: w[k] for k in ("name", "model", "gpu", "precision", "pass", "tokens", "batch_size", "seq_len")},
                "steps": steps, "flops": flops, "pue": pue, "grid_intensity_g_per_kwh": intensity_g_per_kwh}
         try:
             row["energy_j_datasheet_bound"] = flops / datasheet_limit(label, w["precision"])
         except KeyError:  # a GPU the datasheet does not know (a CPU): no bound, not a failure
             row["energy_j_datasheet_bound"] = math.nan
-        if match.empty:
+        e = _energy(w, label, step_flops, calibration, measured)
+        if not e:
             row.update(status=f"no measured calibration for ({w['gpu']}, {w['precision']}, {w['pass']}): "
-                              "only the datasheet bound, a lower bound on energy",
-                       ee_flops_per_j=math.nan, energy_j=math.nan, energy_j_lo=math.nan, energy_j_hi=math.nan)
+                              "only the datasheet bound, a lower bound on energy", basis="",
+                       energy_j=math.nan, energy_j_lo=math.nan, energy_j_hi=math.nan)
         else:
-            c = match.iloc[0]
-            row.update(status="ok", ee_flops_per_j=c["ee_flops_per_j"], energy_j=flops / c["ee_flops_per_j"],
-                       energy_j_lo=flops / c["ee_hi"], energy_j_hi=flops / c["ee_lo"])
+            row.update(status="ok", basis=e["basis"], energy_j=steps * e["step"], energy_j_lo=steps * e["lo"],
+                       energy_j_hi=steps * e["hi"])
         for suffix in ("", "_lo", "_hi", "_datasheet_bound"):
             kwh = row[f"energy_j{suffix}"] / J_PER_KWH
             row[f"kwh{suffix}"] = kwh
             row[f"kg_co2e{suffix}"] = kwh * pue * intensity_g_per_kwh / 1000
         rows.append(row)
     columns = ["name", "model", "gpu", "precision", "pass", "tokens", "batch_size", "seq_len", "steps", "flops",
-               "pue", "grid_intensity_g_per_kwh", "status", "ee_flops_per_j", "energy_j", "energy_j_lo",
+               "pue", "grid_intensity_g_per_kwh", "status", "basis", "energy_j", "energy_j_lo",
                "energy_j_hi", "kwh", "kg_co2e", "kwh_lo", "kg_co2e_lo", "kwh_hi", "kg_co2e_hi",
                "energy_j_datasheet_bound", "kwh_datasheet_bound", "kg_co2e_datasheet_bound"]
     return pd.DataFrame(rows, columns=columns)

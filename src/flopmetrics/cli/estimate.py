@@ -1,8 +1,9 @@
 """``flopmetrics estimate``: FLOPs, energy, kWh and CO2e of a training or inference run.
 
-FLOPs come from the model's configuration (analytic, per pass); energy from the calibration
-the pipeline fitted on measured rows (``results/calibration/calibration.parquet`` by default),
-the same function the pipeline's CO2e table uses. Where no measured calibration exists for the
+FLOPs come from the model's configuration (counted on the meta device, per pass); energy from
+the measured rows of that exact configuration where there are some, else from the calibration the
+pipeline fitted (``results/calibration/calibration.parquet``, ``results/merged/energy.parquet`` by
+default): the same function the pipeline's CO2e table uses. Where no measured calibration exists for the
 GPU, precision and pass, it says so and gives the datasheet bound (peak FLOPs per Joule at TDP):
 a lower bound on energy.
 """
@@ -14,6 +15,7 @@ import math
 from pathlib import Path
 
 CALIBRATION = "results/calibration/calibration.parquet"
+MEASURED = "results/merged/energy.parquet"
 
 
 def add(sub) -> None:
@@ -29,6 +31,8 @@ def add(sub) -> None:
     p.add_argument("--pue", type=float, help="default: the config schema's co2e.pue")
     p.add_argument("--grid-intensity", type=float, help="g CO2e per kWh (default: co2e.grid_intensity_g_per_kwh)")
     p.add_argument("--calibration", default=CALIBRATION, help=f"calibration table (default: {CALIBRATION})")
+    p.add_argument("--measured", default=MEASURED,
+                   help=f"measured energy rows: an exact configuration's are used as measured (default: {MEASURED})")
     p.add_argument("--json", action="store_true", help="the result row as JSON")
     p.set_defaults(run=run)
 
@@ -50,17 +54,18 @@ def run(args) -> int:
         columns=["gpu_label", "precision", "pass", "ee_flops_per_j", "ee_lo", "ee_hi"])
     workload = {"name": "cli", "model": args.model, "tokens": args.tokens, "batch_size": args.batch_size,
                 "seq_len": args.seq_len, "gpu": args.gpu, "precision": args.precision, "pass": args.pass_}
-    r = estimate([workload], calibration, pue, intensity).iloc[0].to_dict()
+    measured = pd.read_parquet(args.measured) if Path(args.measured).exists() else None
+    r = estimate([workload], calibration, pue, intensity, measured).iloc[0].to_dict()
     if args.json:
         print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()},
                          default=str))
         return 0
     print(f"{args.model}, {args.tokens:.3g} tokens ({r['steps']:.4g} steps of batch {args.batch_size} x "
           f"{args.seq_len}), {args.pass_}, {args.gpu} {args.precision}")
-    print(f"  FLOPs       {r['flops']:.4g}  (analytic, from the model's configuration)")
+    print(f"  FLOPs       {r['flops']:.4g}  (FlopCounterMode on the meta device, from the model's configuration)")
     if r["status"] == "ok":
         print(f"  energy      {r['energy_j']:.4g} J (95 % interval {r['energy_j_lo']:.4g}-{r['energy_j_hi']:.4g})  "
-              f"(calibration {path}: {r['ee_flops_per_j'] / 1e12:.3g} TFLOPs/J)")
+              f"({r['basis']})")
         print(f"  kWh         {r['kwh']:.4g} ({r['kwh_lo']:.4g}-{r['kwh_hi']:.4g})")
         print(f"  kg CO2e     {r['kg_co2e']:.4g} ({r['kg_co2e_lo']:.4g}-{r['kg_co2e_hi']:.4g})  "
               f"(PUE {pue:g}, {intensity:g} g/kWh)")

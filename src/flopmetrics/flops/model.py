@@ -1,7 +1,12 @@
 """FLOPs of any Hugging Face causal LM, per pass, counted by PyTorch's ``FlopCounterMode`` on
-the meta device (no memory, no weights, no arithmetic: about a second for a 1B model): the count
-and conventions of a measured job's headline FLOPs (full attention; AdamW 14 FLOPs per
-parameter), for configurations nobody measured and architectures with no closed form here."""
+the meta device (no memory, no weights, no arithmetic: about a second for a 1B model), in the
+conventions of a measured job's headline FLOPs (full attention; AdamW 14 FLOPs per parameter),
+for configurations nobody measured and architectures with no closed form here.
+
+Attention backward is booked as the GPU jobs' counter booked it: the fused kernels that run
+fp16 and bf16 (flash, cuDNN) at 2.5x the forward's attention (the recomputation), the fp32 paths
+at 2x (measured H100 rows: fp32 Llama backward 0.5 x forward attention below bf16's).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,12 @@ from functools import lru_cache
 from . import transformer
 
 PASSES = ("forward", "forward_train", "backward", "forward_backward", "optimizer", "train_step")
+FUSED = ("fp16", "bf16")  # precisions whose attention runs on fused kernels on GPUs
 
 
 @lru_cache(maxsize=64)
 def _counted(blob: str, batch: int, seq: int) -> tuple[int, int, int, int]:
+    """(forward, forward+backward with attention backward at 2x, parameters, forward attention)."""
     import torch
 
     from ..workloads.models import build_causal_lm
@@ -24,29 +31,33 @@ def _counted(blob: str, batch: int, seq: int) -> tuple[int, int, int, int]:
     ids = torch.zeros(batch, seq, dtype=torch.long, device="meta")
     forward = count_flops(lambda: model(input_ids=ids, labels=ids).loss)
     both = count_flops(lambda: model(input_ids=ids, labels=ids).loss.backward())
-    # on the meta device attention runs the math path (batched matmuls: backward 2x forward);
-    # a measured job runs fused kernels, which the counter books at 2.5x (the recomputation):
-    # book it so here too
     attention = sum(v for op, v in forward.by_op.items() if "bmm" in op or "scaled_dot_product" in op)
+    # the meta device runs attention on the math path (batched matmuls, backward 2x forward); where
+    # it ran a fused op, bring its 2.5x back to 2x
     fused = any("scaled_dot_product" in op for op in both.by_op)
-    extra = 0 if fused else attention // 2
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return forward.total, both.total + extra, params, attention
+    return forward.total, both.total - (attention // 2 if fused else 0), params, attention
+
+
+def _key(fields: dict) -> str:
+    return json.dumps(fields, sort_keys=True)
 
 
 def parameters(fields: dict) -> int:
     """Trainable parameters of the model ``fields`` builds (tied weights once)."""
-    return _counted(json.dumps(fields, sort_keys=True), 1, 1)[2]
-
-
-def pass_flops(fields: dict, batch: int, seq: int) -> dict[str, int]:
-    """FLOPs of one iteration of each pass at ``batch`` x ``seq`` tokens."""
-    forward, both, params, _ = _counted(json.dumps(fields, sort_keys=True), batch, seq)
-    optimizer = transformer.adamw_step(params)
-    return {"forward": forward, "forward_train": forward, "backward": both - forward, "forward_backward": both,
-            "optimizer": optimizer, "train_step": both + optimizer}
+    return _counted(_key(fields), 1, 1)[2]
 
 
 def attention_forward(fields: dict, batch: int, seq: int) -> int:
     """The forward pass's attention FLOPs (scores and weighted sum, full matrix)."""
-    return _counted(json.dumps(fields, sort_keys=True), batch, seq)[3]
+    return _counted(_key(fields), int(batch), int(seq))[3]
+
+
+def pass_flops(fields: dict, batch: int, seq: int, precision: str = "bf16") -> dict[str, int]:
+    """FLOPs of one iteration of each pass at ``batch`` x ``seq`` tokens in ``precision``."""
+    forward, both, params, attention = _counted(_key(fields), int(batch), int(seq))
+    if precision.split("-")[0] in FUSED:
+        both += attention // 2
+    optimizer = transformer.adamw_step(params)
+    return {"forward": forward, "forward_train": forward, "backward": both - forward, "forward_backward": both,
+            "optimizer": optimizer, "train_step": both + optimizer}
