@@ -9,7 +9,6 @@ FLOPs/J exceed peak/TDP, or its power the board's limit. Exit status 1 if any ro
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 PHYSICS = ("peak_flops", "flops_per_joule", "power")

@@ -159,7 +159,7 @@ def thesis_vs_ours(tables, style: dict, wildcards: dict):
     fig, axes = plt.subplots(len(precisions), 2, figsize=(9, 2.4 * len(precisions) + 0.8), squeeze=False)
     for (prec, p), ax in zip([(a, b) for a in precisions for b in ("forward", "backward")], axes.flat):
         x = np.arange(len(seqs))
-        for k, (side, rows) in enumerate((("thesis", t), ("ours", o))):
+        for k, rows in enumerate((t, o)):
             r = rows[(rows["precision"] == prec) & (rows["pass"] == p)].groupby("seq_len").agg(
                 tflops_per_j=("tflops_per_j", "mean"), data=("data", "first")).reindex(seqs)
             ax.bar(x + (k - 0.5) * 0.4, r["tflops_per_j"], 0.4,

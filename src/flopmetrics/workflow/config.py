@@ -152,9 +152,6 @@ def check_devices(devices, cuda_available=None, cuda_count=None, key="mlp.target
             raise ConfigError(f"config error at {key}: {dev!r} requested but only {cuda_count} GPU(s) exist")
 
 
-
-
 def all_targets(config: dict) -> list[tuple[str, str]]:
     """(config key, target) of every experiment that runs somewhere."""
     return [(f"{s}.targets", t) for s in ("mlp", "llm", "matmul", "ncu") for t in config.get(s, {}).get("targets", [])]
-    return out
