@@ -85,9 +85,10 @@ def numbers_from_strings(config: dict, validator) -> None:
     """Snakemake hands nested ``--config`` values over as strings (``--config 'co2e={"pue": 1.2}'``
     gives ``'1.2'``): where the schema wants a number and the string is one, use the number."""
     for err in list(validator.iter_errors(config)):
+        if err.validator != "type" or not isinstance(err.instance, str) or not err.absolute_path:
+            continue
         types = set(err.validator_value) if isinstance(err.validator_value, list) else {err.validator_value}
-        if err.validator != "type" or not isinstance(err.instance, str) or not err.absolute_path \
-                or not types & {"number", "integer"}:
+        if not types & {"number", "integer"}:
             continue
         text = err.instance.strip()
         try:

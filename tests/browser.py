@@ -1,0 +1,135 @@
+"""Headless Chromium (Debian's /usr/bin/chromium) driven over the DevTools protocol on a pipe
+(``--remote-debugging-pipe``: no websocket library needed): open a page, collect console errors
+and uncaught exceptions, save a screenshot."""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--remote-debugging-pipe", "--window-size=1400,1000")
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _high(fd: int) -> int:
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+    os.close(fd)
+    return new
+
+
+class Page:
+    def __init__(self, binary: str):
+        self._to_chrome_r, self._to_chrome_w = os.pipe()
+        self._from_chrome_r, self._from_chrome_w = os.pipe()
+        self._profile = tempfile.TemporaryDirectory()
+        self.log = Path(self._profile.name) / "chromium.log"
+        r, w = (_high(fd) for fd in (self._to_chrome_r, self._from_chrome_w))  # never 3 or 4 themselves
+        # Chromium reads commands on fd 3 and writes replies and events on fd 4: the shell puts them there
+        command = f"exec 3<&{r} 4>&{w} {r}<&- {w}>&-; exec \"$@\""
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(["bash", "-c", command, "chromium", binary, *FLAGS,
+                                          f"--user-data-dir={self._profile.name}/profile"],
+                                         pass_fds=(r, w), stdout=log, stderr=log)
+        os.close(r)
+        os.close(w)
+        self._buffer, self._id, self.events, self.session = b"", 0, [], None
+
+    def _read(self, timeout: float) -> dict | None:
+        while b"\0" not in self._buffer:
+            ready, _, _ = select.select([self._from_chrome_r], [], [], timeout)
+            if not ready:
+                return None
+            chunk = os.read(self._from_chrome_r, 1 << 20)
+            if not chunk:
+                raise RuntimeError("Chromium closed the DevTools pipe:\n" + self.log.read_text()[-2000:])
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def send(self, method: str, timeout: float = 30, **params) -> dict:
+        self._id += 1
+        msg = {"id": self._id, "method": method, "params": params}
+        if self.session:
+            msg["sessionId"] = self.session
+        os.write(self._to_chrome_w, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            reply = self._read(deadline - time.monotonic())
+            if reply is None:
+                break
+            if reply.get("id") == self._id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self.events.append(reply)
+        raise TimeoutError(f"no reply to {method} within {timeout} s")
+
+    def wait_for(self, method: str, timeout: float = 30) -> dict:
+        for event in self.events:
+            if event.get("method") == method:
+                return event
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            event = self._read(deadline - time.monotonic())
+            if event is None:
+                break
+            self.events.append(event)
+            if event.get("method") == method:
+                return event
+        raise TimeoutError(f"no {method} within {timeout} s")
+
+    def errors(self) -> list[str]:
+        """Console errors, uncaught exceptions and failed loads the page produced."""
+        out = []
+        for e in self.events:
+            p = e.get("params", {})
+            if e.get("method") == "Runtime.exceptionThrown":
+                d = p["exceptionDetails"]
+                out.append(f"exception: {d.get('exception', {}).get('description', d.get('text'))}")
+            elif e.get("method") == "Runtime.consoleAPICalled" and p.get("type") == "error":
+                out.append("console.error: " + " ".join(str(a.get("value", a.get("description"))) for a in p["args"]))
+            elif e.get("method") == "Log.entryAdded" and p["entry"]["level"] == "error":
+                out.append(f"log: {p['entry']['text']} {p['entry'].get('url', '')}")
+        return out
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        os.close(self._to_chrome_w)
+        os.close(self._from_chrome_r)
+        self._profile.cleanup()
+
+
+def open_page(url: str, screenshot: Path, settle_s: float = 3.0) -> list[str]:
+    """Load ``url``, let it run ``settle_s``, save a PNG screenshot; return the errors seen."""
+    page = Page(chromium())
+    try:
+        target = page.send("Target.createTarget", url="about:blank")["targetId"]
+        page.session = page.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            page.send(f"{domain}.enable")
+        page.send("Page.navigate", url=url)
+        page.wait_for("Page.loadEventFired", timeout=60)
+        end = time.monotonic() + settle_s
+        while time.monotonic() < end:  # scripts that render after load
+            event = page._read(end - time.monotonic())
+            if event:
+                page.events.append(event)
+        shot = page.send("Page.captureScreenshot", format="png")
+        screenshot.write_bytes(base64.b64decode(shot["data"]))
+        return page.errors()
+    finally:
+        page.close()
