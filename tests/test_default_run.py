@@ -127,3 +127,24 @@ def test_cli_estimate_matches_the_pipelines_co2e_table(default_run):
     for key in ("flops", "energy_j", "kwh", "kg_co2e", "kg_co2e_lo", "kg_co2e_hi"):
         assert cli[key] == pytest.approx(row[key], rel=1e-9), key
     assert cli["status"] == "ok" and cli["energy_j_datasheet_bound"] < cli["energy_j"]
+
+
+def test_the_report_opens_in_a_real_browser_without_errors(default_run):
+    import os
+
+    import browser
+
+    if not browser.chromium():
+        if os.environ.get("FLOPMETRICS_BROWSER_REQUIRED"):
+            pytest.fail("Chromium is required here (Debian package chromium) but not installed")
+        pytest.skip("no Chromium on this machine (Debian package chromium)")
+    report = default_run.workdir / "results/report.html"
+    artifacts = REPO / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    shot = artifacts / "report.png"
+    errors = browser.open_page(report.as_uri(), shot)
+    assert errors == [], errors
+    assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+    # the tables are in the report: calibration, CO2e (the thesis audit where it is configured)
+    text = report.read_text()
+    assert "calibration.csv" in text and "co2e.csv" in text

@@ -65,7 +65,7 @@ def test_full_run_outputs_and_rerun_semantics(workflow):
     "mutate,expected",
     [
         (lambda c: c["mlp"].update(nn=[2]), "unknown config key mlp.nn"),
-        (lambda c: c["mlp"].update(repeats="3"), "mlp.repeats: '3' is not of type 'integer'"),
+        (lambda c: c["mlp"].update(repeats="three"), "mlp.repeats: 'three' is not of type 'integer'"),
         (lambda c: c["mlp"].update(d=[16, 0]), "mlp.d[1]: 0 is less than the minimum of 1"),
         (lambda c: c["mlp"].update(precisions=["fp64"]), "mlp.precisions[0]: 'fp64' is not one of"),
     ],

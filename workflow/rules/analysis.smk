@@ -9,6 +9,12 @@ rule calibrate:
     output:
         fits=paths.CALIBRATION,
         predictions=paths.PREDICTIONS,
+        table=report(
+            paths.CALIBRATION_TABLE,
+            caption="../report/calibration_table.rst",
+            category="Calibration and CO2e",
+            labels={"table": "calibration"},
+        ),
     log:
         "logs/analysis/calibrate.log",
     localrule: True
@@ -26,7 +32,13 @@ rule co2e:
         energy=paths.MERGED_ENERGY,
         code=library("flopmetrics.analysis.co2e", "flopmetrics.flops.model"),
     output:
-        paths.CO2E,
+        table=paths.CO2E,
+        csv=report(
+            paths.CO2E_TABLE,
+            caption="../report/co2e_table.rst",
+            category="Calibration and CO2e",
+            labels={"table": "CO2e"},
+        ),
     log:
         "logs/analysis/co2e.log",
     localrule: True
@@ -45,8 +57,9 @@ rule audit_thesis:
     output:
         table=paths.THESIS_AUDIT,
         markdown=paths.THESIS_AUDIT_TABLE,
-        html=report(
-            paths.THESIS_AUDIT_REPORT,
+        html=paths.THESIS_AUDIT_REPORT,
+        csv=report(
+            paths.THESIS_AUDIT_CSV,
             caption="../report/thesis_audit.rst",
             category="Thesis audit",
             labels={"table": "thesis audit"},

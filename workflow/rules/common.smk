@@ -126,7 +126,14 @@ def thesis_enabled():
 
 
 def all_targets():
-    targets = [paths.MERGED_MLP, paths.MERGED_ENERGY, paths.CALIBRATION, paths.CO2E]
+    targets = [
+        paths.MERGED_MLP,
+        paths.MERGED_ENERGY,
+        paths.CALIBRATION,
+        paths.CALIBRATION_TABLE,
+        paths.CO2E,
+        paths.CO2E_TABLE,
+    ]
     if config["ncu"]["targets"] or config["ncu"]["dirs"]:
         targets += [paths.MERGED_NCU, paths.NCU_GAP]
     targets += [out for fig in FIGURES for out in fig.outputs()]
@@ -137,5 +144,6 @@ def all_targets():
             paths.THESIS_AUDIT,
             paths.THESIS_AUDIT_TABLE,
             paths.THESIS_AUDIT_REPORT,
+            paths.THESIS_AUDIT_CSV,
         ]
     return targets

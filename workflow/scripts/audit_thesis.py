@@ -1,7 +1,7 @@
-# Adapter: judged thesis rows -> the audit table (parquet; Markdown to read; HTML for the report).
+# Adapter: judged thesis rows -> the audit table (parquet; Markdown to read; HTML; CSV for the report).
 import pandas as pd
 
-from flopmetrics.jobs.output import write_parquet, write_text
+from flopmetrics.jobs.output import write_csv, write_parquet, write_text
 from flopmetrics.jobs.log import logged
 from flopmetrics.analysis.thesis import audit
 
@@ -10,3 +10,4 @@ with logged(snakemake.log[0]):
     write_parquet(table, snakemake.output.table)
     write_text(audit.markdown(table), snakemake.output.markdown)
     write_text(audit.html(table), snakemake.output.html)
+    write_csv(table, snakemake.output.csv)

@@ -2,7 +2,7 @@
 import pandas as pd
 
 from flopmetrics.analysis import calibration
-from flopmetrics.jobs.output import write_parquet
+from flopmetrics.jobs.output import write_csv, write_parquet
 from flopmetrics.jobs.log import logged
 
 with logged(snakemake.log[0]):
@@ -12,3 +12,4 @@ with logged(snakemake.log[0]):
     print(fits.to_string())
     write_parquet(predictions, snakemake.output.predictions)
     write_parquet(fits, snakemake.output.fits)
+    write_csv(fits, snakemake.output.table)

@@ -2,7 +2,7 @@
 import pandas as pd
 
 from flopmetrics.analysis import co2e
-from flopmetrics.jobs.output import write_parquet
+from flopmetrics.jobs.output import write_csv, write_parquet
 from flopmetrics.jobs.log import logged
 
 with logged(snakemake.log[0]):
@@ -12,4 +12,5 @@ with logged(snakemake.log[0]):
     table["pue_source"] = s["pue_source"]
     table["grid_intensity_source"] = s["grid_intensity_source"]
     print(table.to_string())
-    write_parquet(table, snakemake.output[0])
+    write_parquet(table, snakemake.output.table)
+    write_csv(table, snakemake.output.csv)

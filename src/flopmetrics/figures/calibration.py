@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .style import empty, plt
+from .style import empty, plt, precision_colors
 
 
 def calibration_parity(tables, style: dict, wildcards: dict):
@@ -21,6 +21,7 @@ def calibration_parity(tables, style: dict, wildcards: dict):
     if long.empty:
         return empty("calibration needs at least two configurations per (GPU, precision, pass)")
     g = sns.relplot(data=long, x="energy_j_per_iter", y="predicted", hue="precision", style="pass", col="model",
+                    palette=precision_colors(),
                     height=4, aspect=1)
     lo, hi = long[["energy_j_per_iter", "predicted"]].min().min(), long[["energy_j_per_iter", "predicted"]].max().max()
     for ax, (model, col) in zip(g.axes.flat, [("E = F / EE", "loo_mape_ee_pct"),

@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .style import PASS_ORDER, empty, gpu_label, plt, with_energy
+from .style import PASS_ORDER, PRECISIONS, empty, gpu_label, plt, precision_colors, with_energy
 
 
 def efficiency_bars(tables, style: dict, wildcards: dict):
-    """TFLOPs/J per GPU x precision x pass, SEM error bars, the peak/TDP limit as a dash."""
+    """TFLOPs/J per GPU x precision x pass (mean over sequence lengths), the range over sequence
+    lengths as error bars (the repeat SEM is far smaller), the peak/TDP limit as a dash."""
     sub = with_energy(tables["energy"])
     sub = sub[sub["workload"] == style["workload"]]
     seq = style["seq_len"]
@@ -22,30 +23,31 @@ def efficiency_bars(tables, style: dict, wildcards: dict):
     sub = sub.assign(gpu=gpu_label(sub))
     gpus = sorted(sub["gpu"].unique())
     passes = [p for p in PASS_ORDER if p in set(sub["pass"]) and p != "optimizer"]
-    precisions = sorted(sub["precision"].unique())
+    seen = set(sub["precision"])
+    precisions = [p for p in PRECISIONS if p in seen] + sorted(seen - set(PRECISIONS))
     fig, axes = plt.subplots(1, len(gpus), figsize=(1.2 + 1.3 * len(passes) * len(gpus) + 2, 4.2), squeeze=False)
     width = 0.8 / len(precisions)
-    palette = dict(zip(precisions, sns.color_palette("colorblind", len(precisions))))
+    palette = precision_colors()
     for ax, gpu in zip(axes[0], gpus):
         g = sub[sub["gpu"] == gpu].groupby(["pass", "precision"], as_index=False).agg(
-            tflops_per_j=("tflops_per_j", "mean"), sem=("flops_per_j_sem", lambda s: np.sqrt((s**2).mean()) / 1e12),
+            tflops_per_j=("tflops_per_j", "mean"), lo=("tflops_per_j", "min"), hi=("tflops_per_j", "max"),
             limit=("max_flops_per_j", "first"), failed=("gates_passed", lambda s: (~s.astype(bool)).any()),
             hot=("thermally_limited", "any"))
         for i, prec in enumerate(precisions):
             gp = g[g["precision"] == prec].set_index("pass").reindex(passes)
             x = np.arange(len(passes)) + (i - (len(precisions) - 1) / 2) * width
-            ax.bar(x, gp["tflops_per_j"], width, yerr=gp["sem"], color=palette[prec], label=prec, capsize=2,
+            spread = np.vstack([gp["tflops_per_j"] - gp["lo"], gp["hi"] - gp["tflops_per_j"]])
+            ax.bar(x, gp["tflops_per_j"], width, yerr=spread, color=palette.get(prec, "grey"), label=prec, capsize=2,
                    hatch=["//" if f is True else "" for f in gp["failed"]])
             ax.hlines(gp["limit"] / 1e12, x - width / 2, x + width / 2, colors="k", linestyles="--", linewidth=1)
             hot = gp["hot"].eq(True).to_numpy()
-            ax.scatter(x[hot], (gp["tflops_per_j"] + gp["sem"]).to_numpy()[hot] * 1.04 + 0.01, marker="v", s=14,
+            ax.scatter(x[hot], gp["hi"].to_numpy()[hot] * 1.04 + 0.01, marker="v", s=14,
                        color="k", zorder=3)
         ax.set_xticks(np.arange(len(passes)), passes, rotation=30, ha="right")
         ax.set_title(gpu)
         ax.set_ylabel("TFLOPs per joule")
     axes[0][-1].legend(title="precision", fontsize=8, loc="upper right")
-    fig.suptitle("Energy efficiency per pass (dashes: peak/TDP limit; hatched: a gate failed; "
-                 "triangle: thermally limited rows)")
+    fig.suptitle("Efficiency per pass: mean over sequence lengths, bars their range; dashes: peak/TDP", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -76,7 +78,8 @@ def forward_vs_backward(tables, style: dict, wildcards: dict):
         return empty("no configuration with both forward and backward energy")
     wide["gpu"] = gpu_label(wide)
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    sns.scatterplot(data=wide, x="forward", y="backward", hue="precision", style="gpu", s=60, ax=ax)
+    sns.scatterplot(data=wide, x="forward", y="backward", hue="precision", style="gpu", s=60, ax=ax,
+                    palette=precision_colors())
     pts = wide[["forward", "backward"]].to_numpy()
     front = wide.iloc[pareto_front(pts)].sort_values("forward")
     ax.plot(front["forward"], front["backward"], "k:", marker="o", mfc="none", ms=12, label="Pareto front")
@@ -96,6 +99,7 @@ def efficiency_vs_seq_len(tables, style: dict, wildcards: dict):
         return empty("no LLM energy measurements")
     sub = sub.assign(gpu=gpu_label(sub))
     g = sns.relplot(data=sub, x="seq_len", y="tflops_per_j", hue="precision", style="gpu", col="pass",
+                    palette=precision_colors(),
                     col_order=[p for p in PASS_ORDER if p in set(sub["pass"])], kind="line", markers=True,
                     height=3.2, aspect=0.9, err_style="bars")
     g.set(xscale="log", xlabel="sequence length", ylabel="TFLOPs/J")

@@ -6,7 +6,7 @@ import matplotlib.ticker
 import numpy as np
 import seaborn as sns
 
-from .style import plt, require
+from .style import plt, precision_colors, require
 
 
 def pct_diff_heatmap(tables, style: dict, wildcards: dict):
@@ -64,6 +64,7 @@ def throughput_vs_intensity(tables, style: dict, wildcards: dict):
     sub = require(df[df["pass"].isin(["forward", "backward"])].dropna(subset=["flops_per_s"]), "throughput")
     sub = sub[sub["flops_per_s"] > 0]
     g = sns.relplot(data=sub, x="arithmetic_intensity", y="flops_per_s", hue="precision", style="target",
+                    palette=precision_colors(),
                     col="pass", size="n", height=3.8, aspect=1.1)
     g.set(xscale="log" if style["logx"] else "linear", yscale="log" if style["logy"] else "linear")
     for ax in g.axes.flat:

@@ -6,7 +6,7 @@ import numpy as np
 import seaborn as sns
 
 from ..flops import analytic
-from .style import empty, plt
+from .style import empty, plt, precision_colors
 
 CLASS_ORDER = ["gemm", "split_k", "attention", "elementwise", "reduction", "optimizer", "setup", "other"]
 
@@ -75,6 +75,7 @@ def parity(tables, style: dict, wildcards: dict):
         return empty("no Nsight Compute runs of the MLP to fit and judge the GPU-adjusted formulas on")
     gap = gap.assign(split=gap["split"].map({"config": "shape seen at other n", "shape": "shape unseen"}))
     g = sns.relplot(data=gap, x="flops", y="predicted", hue="precision", style="split", col="pass", height=3.6,
+                    palette=precision_colors(),
                     aspect=1, style_order=["shape seen at other n", "shape unseen"], markers=["o", "X"])
     lo, hi = gap[["flops", "predicted"]].min().min(), gap[["flops", "predicted"]].max().max()
     for ax, (p, sub) in zip(g.axes.flat, gap.groupby("pass")):

@@ -10,9 +10,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["plt", "FigureError", "PASS_ORDER", "require", "empty", "with_energy", "gpu_label"]
+__all__ = ["plt", "FigureError", "PASS_ORDER", "PRECISIONS", "precision_colors", "require", "empty", "with_energy",
+           "gpu_label"]
 
 PASS_ORDER = ["forward", "forward_train", "backward", "forward_backward", "optimizer", "train_step"]
+PRECISIONS = ["fp32", "tf32", "fp16", "bf16", "fp16-mixed", "bf16-mixed"]
+
+
+def precision_colors() -> dict[str, tuple]:
+    """One colour per precision, the same in every figure (colourblind-safe)."""
+    import seaborn as sns
+
+    return dict(zip(PRECISIONS, sns.color_palette("colorblind", len(PRECISIONS))))
+
+
 NEEDED = {"tflops_per_j", "status", "workload", "pass", "precision", "gpu_label"}
 
 

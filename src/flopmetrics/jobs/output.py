@@ -39,6 +39,12 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
         df.to_parquet(tmp, index=False)
 
 
+def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """A table for a person (and Snakemake's report, which shows CSV tables), atomically."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+
+
 def write_text(text: str, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
