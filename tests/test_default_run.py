@@ -148,3 +148,12 @@ def test_the_report_opens_in_a_real_browser_without_errors(default_run):
     # the tables are in the report: calibration, CO2e (the thesis audit where it is configured)
     text = report.read_text()
     assert "calibration.csv" in text and "co2e.csv" in text
+
+
+def test_the_readmes_dry_run_and_summary_commands(default_run):
+    # `snakemake -n` and `snakemake -n --summary`, as README.md's table gives them, after a full run
+    assert default_run.scheduled() == {}
+    out = default_run.run("-n", "--summary").stdout
+    for path in ("results/co2e/co2e.parquet", "results/calibration/calibration.csv", "results/merged/energy.parquet"):
+        assert path in out, path
+    assert "update pending" not in out

@@ -155,3 +155,40 @@ def test_an_iteration_never_runs_while_the_previous_output_is_alive():
     w = run_window(Monitor("cpu"), "p", step, min_seconds=0.05, guard_s=0.01,
                    check=lambda last: (lambda ok=isinstance(last, Output): (ok, "")))
     assert w.iterations >= 1 and w.numerics == "finite"
+
+
+def test_repeats_stop_once_every_pass_is_precise_enough():
+    from flopmetrics.energy.windows import Monitor
+    from flopmetrics.jobs.passes import PassSpec, measure_passes
+
+    calls = {"n": 0}
+
+    def step():
+        calls["n"] += 1
+        return sum(range(2000))
+
+    class Meter:  # 1 J per iteration, alternately off by +-scatter: precision independent of timing
+        name = "fake"
+
+        def __init__(self, scatter):
+            self.scatter, self.windows = scatter, 0
+
+        def begin(self, t):
+            self.first = calls["n"]
+
+        def end(self, t):
+            self.windows += 1
+            # rounds alternate high and low (two passes per round)
+            return {"energy_j": (calls["n"] - self.first) * (1 + self.scatter * (-1) ** (self.windows // 2))}
+
+    def run(scatter, **kw):
+        monitor = Monitor("cpu", [Meter(scatter)])
+        specs = [PassSpec("a", step), PassSpec("b", step)]
+        return measure_passes(monitor, specs, repeats=8, min_window_s=0.01, warmup_iterations=1, **kw)
+
+    steady = run(0.0, min_repeats=3, target_rse=0.05)
+    assert {len(w) for w in steady.values()} == {3}  # precise at once: the minimum, then done
+    noisy = run(0.5, min_repeats=3, target_rse=0.005)
+    assert {len(w) for w in noisy.values()} == {8}  # never precise enough: the maximum
+    fixed = run(0.0, min_repeats=3, target_rse=0.0)
+    assert {len(w) for w in fixed.values()} == {8}  # no target: every repeat

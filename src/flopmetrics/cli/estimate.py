@@ -42,7 +42,7 @@ def run(args) -> int:
 
     from ..analysis.co2e import estimate, gpu_label
     from ..energy import datasheet
-    from ..workflow.config import defaults
+    from ..workflow.schema import defaults
 
     datasheet.most_lenient(gpu_label(args.gpu), args.precision)  # an unknown GPU fails here, naming the known ones
 

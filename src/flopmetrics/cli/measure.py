@@ -53,7 +53,7 @@ def row(device: str, monitor, idle, window, command: list[str], code: int) -> di
 
 def run(args) -> int:
     from ..energy.windows import Monitor
-    from ..workflow.config import defaults
+    from ..workflow.schema import defaults
 
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not command:

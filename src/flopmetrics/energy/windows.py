@@ -99,7 +99,7 @@ class Monitor:
         else a stand-in whose energy is NaN and whose ``status`` says why. ``meter`` and
         ``sampler_hz`` default to the config schema's ``energy`` block. Close it (``close()``, or
         use it in a ``with`` block) to stop the sampler."""
-        from ..workflow.config import defaults
+        from ..workflow.schema import defaults
         from .setup import EnergySettings, setup_meters
 
         d = defaults("energy")

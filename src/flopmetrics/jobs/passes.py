@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,8 +34,13 @@ def measure_passes(
     warmup_iterations: int,
     guard_s: float = 0.0,
     progress: Callable[[str], None] | None = None,
+    min_repeats: int | None = None,
+    target_rse: float = 0.0,
 ) -> dict[str, list[Window]]:
-    """Warm every pass up, then run ``repeats`` rounds of one window per pass.
+    """Warm every pass up, then run rounds of one window per pass: at least ``min_repeats``
+    (all ``repeats`` when None), at most ``repeats``, stopping once every pass's per-iteration
+    estimate (energy where a meter reads it, else time) has a relative standard error of at most
+    ``target_rse``: repeats that buy no precision are not paid for.
 
     Rounds interleave the passes (f, b, f, b, ...) so slow drifts (clocks, temperature) hit
     all passes alike instead of biasing whichever ran last. ``guard_s``: see
@@ -55,7 +61,22 @@ def measure_passes(
                 health = "" if w.numerics == "unknown" else f", {w.numerics}"
                 bad = f" ({w.first_nonfinite})" if w.first_nonfinite else ""
                 progress(f"repeat {r + 1}/{repeats} {spec.name}: {w.iterations} it in {w.elapsed_s:.3f} s{health}{bad}")
+        if r + 1 >= min(min_repeats or repeats, repeats) and target_rse > 0:
+            worst = max(relative_error(ws) for ws in windows.values())
+            if worst <= target_rse:
+                if progress and r + 1 < repeats:
+                    progress(f"every pass within {100 * target_rse:g} % relative standard error after {r + 1} "
+                             f"repeats (worst {100 * worst:.2f} %): done")
+                break
     return windows
+
+
+def relative_error(windows: Sequence[Window]) -> float:
+    """SEM / mean of the per-iteration energy (time where no meter reads energy); inf for one window."""
+    energies = [w.readings.get("energy_j", math.nan) for w in windows]
+    key = "energy_j" if all(math.isfinite(e) for e in energies) else None
+    est = per_iteration(windows, key)
+    return est.sem / abs(est.mean) if est.count > 1 and est.mean else math.inf
 
 
 def per_iteration(windows: Sequence[Window], key: str | None = None) -> Estimate:

@@ -68,7 +68,8 @@ def run(spec: JobSpec, *, nvml=None, progress=None) -> tuple[pd.DataFrame, pd.Da
                               check=lambda out, p=p: workload.health(p, out)) for p in workload.passes]
             windows = measure_passes(monitor, specs,
                                      repeats=m.repeats, min_window_s=m.min_window_s,
-                                     warmup_iterations=m.warmup_iterations, guard_s=guard_s, progress=progress)
+                                     warmup_iterations=m.warmup_iterations, guard_s=guard_s, progress=progress,
+                                     min_repeats=m.min_repeats, target_rse=m.target_rse)
     except OUT_OF_MEMORY as err:
         if not is_out_of_memory(err):
             raise

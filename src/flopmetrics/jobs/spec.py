@@ -7,8 +7,8 @@ the defaults.
 
 ``{"experiment": "mlp" | "llm" | "matmul", "target": ..., "precision": ...,
 "workload": {what to build: n, d, m | model, batch_size, seq_len, passes, attn_implementation,
-attention_flops | size}, "measure": {repeats, min_window_s, warmup_iterations, seed,
-profiler_flops}, "energy": {meter, sampler_hz, guard_s, idle_baseline_s}}`` plus
+attention_flops | size}, "measure": {repeats, min_repeats, target_rse, min_window_s,
+warmup_iterations, seed, profiler_flops}, "energy": {meter, sampler_hz, guard_s, idle_baseline_s}}`` plus
 ``"run_on_cpu": true`` only where it is on (so turning it on reruns exactly the jobs it changes).
 """
 
@@ -23,7 +23,9 @@ EXPERIMENTS = ("mlp", "llm", "matmul")
 
 @dataclass(frozen=True)
 class MeasureSettings:
-    repeats: int
+    repeats: int  # at most this many windows per pass
+    min_repeats: int  # at least this many (or ``repeats``, if fewer)
+    target_rse: float  # stop once every pass's estimate has this relative standard error (0: never early)
     min_window_s: float
     warmup_iterations: int
     seed: int

@@ -7,14 +7,13 @@ e.g. ``config error at mlp.d[2]: -4 is less than the minimum of 1``.
 
 from __future__ import annotations
 
-import copy
+import re
 from pathlib import Path
 
-import re
-
 import jsonschema
-import jsonschema.validators
 import yaml
+
+from .schema import FillingValidator, packaged_text
 
 
 class ConfigError(ValueError):
@@ -26,20 +25,6 @@ def _key_path(path) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "<top level>"
-
-
-def _set_defaults(validator, properties, instance, schema):
-    """The ``properties`` keyword, which also inserts each absent property's ``default``:
-    validation reaches every object of the config, list items included."""
-    if isinstance(instance, dict):
-        for key, sub in properties.items():
-            if key not in instance and isinstance(sub, dict) and "default" in sub:
-                instance[key] = copy.deepcopy(sub["default"])
-    yield from _PROPERTIES(validator, properties, instance, schema)
-
-
-_PROPERTIES = jsonschema.Draft202012Validator.VALIDATORS["properties"]
-_FillingValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"properties": _set_defaults})
 
 
 # old config key -> its name now (config/README.md, "Renamed keys and columns")
@@ -62,23 +47,11 @@ def load_schema(path: str | Path | None = None) -> dict:
     """The config schema (``path``, by default the package's ``data/config.schema.yaml``: the one
     place defaults live, for the workflow, the API and the command alike) with its ``figures``
     block filled in from the figure registry (each figure's style keys and defaults live with it)."""
-    from importlib import resources
-
     from ..figures.registry import style_schema
 
-    text = Path(path).read_text() if path else resources.files("flopmetrics").joinpath(
-        "data/config.schema.yaml").read_text()
-    schema = yaml.safe_load(text)
+    schema = yaml.safe_load(Path(path).read_text() if path else packaged_text())
     schema["properties"]["figures"]["properties"] = style_schema()
     return schema
-
-
-def defaults(block: str) -> dict:
-    """The schema's defaults of one top-level block (``energy``, ``co2e``, ...)."""
-    filled: dict = {}
-    for _ in _FillingValidator(load_schema()["properties"][block]).iter_errors(filled):
-        pass  # the validator fills defaults in as it walks
-    return filled
 
 
 def numbers_from_strings(config: dict, validator) -> None:
@@ -122,7 +95,7 @@ def validate(config: dict, schema: dict) -> dict:
             else:
                 lines.append(f"config error at {where}: {err.message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
-    for _ in _FillingValidator(schema).iter_errors(config):  # valid already: this only fills defaults
+    for _ in FillingValidator(schema).iter_errors(config):  # valid already: this only fills defaults
         pass
     from .checks import check_consistency
 
