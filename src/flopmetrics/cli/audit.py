@@ -24,7 +24,7 @@ def add(sub) -> None:
 def read_csv(path: Path):
     import pandas as pd
 
-    from ..energy import gates
+    from ..energy import datasheet, gates
 
     df = pd.read_csv(path)
     missing = [c for c in CSV_COLUMNS if c not in df]
@@ -32,13 +32,9 @@ def read_csv(path: Path):
         raise ValueError(f"{path}: missing column(s) {missing}; a CSV needs {list(CSV_COLUMNS)}")
     df = df.assign(gpu_label=df["gpu"], flops_per_s=df["flops"] / df["time_s"], flops_per_j=df["flops"] / df["energy_j"],
                    power_mean_w=df["energy_j"] / df["time_s"], source_file=[f"{path}:{i + 2}" for i in range(len(df))])
-    df = gates.apply(df)
     if "power_limit_w" not in df or df["power_limit_w"].isna().all():  # judge power against the board's TDP
-        from ..energy import datasheet
-
         df["power_limit_w"] = [datasheet.most_lenient(g, p).tdp_w for g, p in zip(df["gpu"], df["precision"])]
-        df = gates.apply(df)
-    return df
+    return gates.apply(df)
 
 
 def read(path: Path):

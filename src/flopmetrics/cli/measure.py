@@ -29,8 +29,6 @@ def add(sub) -> None:
     p.set_defaults(run=run)
 
 
-
-
 def devices(asked: list[str] | None) -> list[str]:
     if asked:
         return asked

@@ -44,8 +44,10 @@ def _key(fields: dict) -> str:
 
 
 def parameters(fields: dict) -> int:
-    """Trainable parameters of the model ``fields`` builds (tied weights once)."""
-    return _counted(_key(fields), 1, 1)[2]
+    """Parameters of the model ``fields`` builds (tied weights once), from its meta-device build."""
+    from ..workloads.models import summary
+
+    return summary(fields)["parameters"]
 
 
 def attention_forward(fields: dict, batch: int, seq: int) -> int:
