@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from flopmetrics.workflow import config as fm_config
-from flopmetrics.workflow import sweeps
+from flopmetrics.workflow import paths, sweeps
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = fm_config.load_schema()
@@ -102,19 +102,29 @@ def test_grid_and_job_params():
     mlp = cfg["mlp"]
     grid = sweeps.grid(cfg, "mlp")
     assert len(grid) == len(mlp["targets"]) * len(mlp["precisions"]) * len(mlp["n"]) * len(mlp["d"]) * len(mlp["m"])
-    params = sweeps.job_params(cfg, "mlp", {"target": "cpu", "precision": "fp32", "n": "2", "d": "64", "m": "16"})
-    assert params["workload"] == {"n": 2, "d": 64, "m": 16} and params["measure"]["repeats"] == mlp["repeats"]
+    params = sweeps.job_params(cfg, "mlp", {"target": "cpu", "precision": "fp32"})
+    # one job per (target, precision) measures every size, in the order of its outputs
+    sizes = [(w["n"], w["d"], w["m"]) for w in params["workloads"]]
+    assert len(sizes) == len(set(sizes)) == len(mlp["n"]) * len(mlp["d"]) * len(mlp["m"])
+    outputs = sweeps.job_outputs(cfg, "mlp", "RAW")
+    assert [o.format(target="cpu", precision="fp32") for o in outputs] == [
+        f"results/raw/mlp/cpu/fp32/n{n}_d{d}_m{m}.parquet" for n, d, m in sizes]
+    assert params["measure"]["repeats"] == mlp["repeats"]
     # a CPU job has no sampler and no guards: editing those reruns GPU jobs only
     assert params["energy"] == {**cfg["energy"], "sampler_hz": None, "guard_s": None} and "run_on_cpu" not in params
-    gpu = sweeps.job_params(cfg, "mlp", {"target": "h100", "precision": "fp32", "n": "2", "d": "64", "m": "16"})
+    gpu = sweeps.job_params(cfg, "mlp", {"target": "h100", "precision": "fp32"})
     assert gpu["energy"] == cfg["energy"]
-    # every experiment's params have the one shape of JobSpec
+    # every experiment's params have the one shape of JobSpec: one spec per size, same settings
     from flopmetrics.jobs.spec import JobSpec
 
     for experiment in ("mlp", "llm", "matmul"):
-        for wc in sweeps.grid(cfg, experiment):
-            spec = JobSpec.from_params(sweeps.job_params(cfg, experiment, wc))
-            assert spec.experiment == experiment and spec.params() == sweeps.job_params(cfg, experiment, wc)
+        jobs = {tuple(wc[k] for k in paths.JOB_WILDCARDS[experiment]) for wc in sweeps.grid(cfg, experiment)}
+        for job in jobs:
+            params = sweeps.job_params(cfg, experiment, dict(zip(paths.JOB_WILDCARDS[experiment], job)))
+            specs = JobSpec.batch(params)
+            assert len(specs) == len(params["workloads"]) == len(sweeps.job_outputs(cfg, experiment, "RAW"))
+            assert {s.experiment for s in specs} == {experiment}
+            assert [s.params()["workload"] for s in specs] == params["workloads"]
 
 
 def test_nested_numbers_given_on_the_command_line_are_numbers(tmp_path):

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_full_run_outputs_and_rerun_semantics(workflow):
-    assert workflow.scheduled()["profile_mlp"] == 4
+    assert workflow.scheduled()["profile_mlp"] == 1  # one job per (target, precision), 4 sizes
     workflow.run()
     wd = workflow.workdir
     merged = pd.read_parquet(wd / "results/merged/mlp.parquet")
@@ -39,19 +39,30 @@ def test_full_run_outputs_and_rerun_semantics(workflow):
     assert workflow.scheduled() == {"fig_mlp_flops_vs_d": 1, "all": 1, "total": 2}
     workflow.run()
 
-    # one more m -> only its profiling jobs, the merge and the figures that read it
+    # one more m -> the job of that (target, precision) measures its sizes again (one parquet
+    # each, none left stale), then the merge and the figures that read it
+    before = (wd / "results/raw/mlp/cpu/fp32/n2_d16_m4.parquet").stat().st_mtime_ns
     cfg["mlp"]["m"] = [4, 8, 12]
     workflow.write_config(cfg)
     assert workflow.scheduled() == {
-        "profile_mlp": 2, "merge_mlp": 1, "fig_mlp_flops_vs_d": 1, "fig_mlp_pct_diff_heatmap": 2,
-        "fig_mlp_throughput_vs_intensity": 1, "all": 1, "total": 8,
+        "profile_mlp": 1, "merge_mlp": 1, "fig_mlp_flops_vs_d": 1, "fig_mlp_pct_diff_heatmap": 2,
+        "fig_mlp_throughput_vs_intensity": 1, "all": 1, "total": 7,
     }
+    workflow.run()
+    assert (wd / "results/raw/mlp/cpu/fp32/n2_d16_m4.parquet").stat().st_mtime_ns > before
+    assert len(pd.read_parquet(wd / "results/merged/mlp.parquet")) == 6 * 4
+    log = (wd / "logs/mlp/cpu/fp32.log").read_text()
+    assert "configuration 6/6" in log and "configuration 7/" not in log
+
+    # one more precision -> only its job: the fp32 job is not redone
+    cfg["mlp"]["precisions"] = ["fp32", "bf16"]
+    workflow.write_config(cfg)
+    assert workflow.scheduled()["profile_mlp"] == 1
 
     # a job parameter (repeats) -> every profiling job reruns
-    cfg["mlp"]["m"] = [4, 8]
-    cfg["mlp"]["repeats"] = 3
+    cfg["mlp"].update(precisions=["fp32"], m=[4, 8], repeats=3)
     workflow.write_config(cfg)
-    assert workflow.scheduled()["profile_mlp"] == 4
+    assert workflow.scheduled()["profile_mlp"] == 1
 
     # the report builds from the finished run
     cfg["mlp"]["repeats"] = 2
@@ -95,7 +106,7 @@ def test_cuda_requested_without_gpu(workflow):
     # with the device check off (jobs run elsewhere) the DAG builds
     cfg["execution"]["check_devices"] = False
     workflow.write_config(cfg)
-    assert workflow.scheduled()["profile_mlp"] == 4
+    assert workflow.scheduled()["profile_mlp"] == 1
 
 
 def test_killed_run_leaves_no_partial_output_and_resumes(workflow):
@@ -104,7 +115,7 @@ def test_killed_run_leaves_no_partial_output_and_resumes(workflow):
     cfg["figures"]["mlp_flops_vs_d"].update(n=None, m=None)
     workflow.write_config(cfg)
     wd = workflow.workdir
-    log = wd / "logs/mlp/cpu/fp32/n2_d16_m4.log"
+    log = wd / "logs/mlp/cpu/fp32.log"
     proc = subprocess.Popen(workflow.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:

@@ -1,11 +1,12 @@
-# Energy measurement jobs: a Hugging Face causal LM and a square matmul per target
-# (cpu, cuda or a GPU architecture label), precision and size.
+# Energy measurement jobs: a Hugging Face causal LM per (target, model, precision), measuring
+# every batch size and sequence length with one model build, and a square matmul per (target,
+# precision) measuring every size; one parquet per size. Targets: cpu, cuda or a GPU label.
 
 
 rule profile_llm:
     output:
-        table=paths.RAW["llm"],
-        trace=paths.TRACE["llm"],
+        tables=sweeps.job_outputs(config, "llm", "RAW"),
+        traces=sweeps.job_outputs(config, "llm", "TRACE"),
     log:
         paths.LOG["llm"],
     conda:
@@ -20,8 +21,8 @@ rule profile_llm:
 
 rule profile_matmul:
     output:
-        table=paths.RAW["matmul"],
-        trace=paths.TRACE["matmul"],
+        tables=sweeps.job_outputs(config, "matmul", "RAW"),
+        traces=sweeps.job_outputs(config, "matmul", "TRACE"),
     log:
         paths.LOG["matmul"],
     conda:

@@ -1,11 +1,11 @@
-# One profiling job per (target, precision, n, d, m): FLOPs three ways + synchronized timing
-# (+ energy where a meter exists).
+# One profiling job per (target, precision) measuring every (n, d, m) in one process: FLOPs
+# three ways + synchronized timing (+ energy where a meter exists), one parquet per size.
 
 
 rule profile_mlp:
     output:
-        table=paths.RAW["mlp"],
-        trace=paths.TRACE["mlp"],
+        tables=sweeps.job_outputs(config, "mlp", "RAW"),
+        traces=sweeps.job_outputs(config, "mlp", "TRACE"),
     log:
         paths.LOG["mlp"],
     conda:

@@ -36,6 +36,12 @@ class NvmlCounterMeter:
     def begin(self, t_start: float) -> None:
         self._t0 = t_start
 
+    def covers(self, t: float, margin_s: float = 0.02) -> bool:
+        """Whether the counter has stepped more than ``margin_s`` after ``t`` (a step holds the
+        energy of about 5 ms before it is seen): work run until then frames an edge at ``t``."""
+        ticks = self.sampler.ticks()
+        return bool(len(ticks)) and ticks[-1, 0] > t + margin_s
+
     def end(self, t_end: float) -> dict[str, float]:
         if not self.sampler.wait_for(t_end, self.wait_s, tick=True):
             raise MeterError(f"the NVML energy counter did not step within {self.wait_s} s after the window")

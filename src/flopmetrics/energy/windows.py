@@ -91,6 +91,7 @@ class Monitor:
         self.setup = None  # the MeterSetup of for_device: its method, status and sampler
         self._sync = synchronizer(device)
         self._open: dict[str, tuple[float, float]] = {}
+        self.last_close_s = math.nan  # when the last window closed (perf_counter clock)
 
     @classmethod
     def for_device(cls, device: str = "cuda:0", meter: str | None = None, sampler_hz: float | None = None) -> "Monitor":
@@ -151,6 +152,7 @@ class Monitor:
             raise WindowError(f"window {name!r} was never opened")
         self._sync()
         end_s, wall_end = time.perf_counter(), time.time()
+        self.last_close_s = end_s
         start_s, wall_start = self._open.pop(name)
         if settle is not None:
             settle()
@@ -161,17 +163,23 @@ class Monitor:
 
 
 def run_for(monitor: Monitor, step: Callable[[], object], min_seconds: float,
-            max_iterations: int = 10_000_000, keep: dict | None = None) -> int:
+            max_iterations: int = 10_000_000, keep: dict | None = None,
+            per_iteration_s: float | None = None, until: Callable[[], bool] | None = None) -> int:
     """Run whole iterations of ``step`` until ``min_seconds`` have elapsed; return how many.
 
     The decision is made on synchronized elapsed time, never predicted from one iteration:
     iterations are issued in batches, the device is synchronized after each batch and the
-    clock read; the next batch is sized to about half of the remaining time at the rate seen
-    so far, so the run ends just past ``min_seconds`` with few synchronizations. ``keep``, if
-    given, receives the last iteration's return value under ``"last"``.
+    clock read. With ``per_iteration_s`` (the rate just seen, e.g. in the guard) the first batch
+    covers ``min_seconds`` at once, so the run holds one synchronization: every synchronization is
+    a gap in the device's work, and a dozen of them lengthened 0.5 s windows of a launch-bound
+    pass by 20 %. Without it the first batch is one iteration and each next one about half of the
+    remaining time at the rate seen so far. ``until``, if given, is checked after each batch once
+    ``min_seconds`` have passed; the run goes on in batches of about 20 ms until it holds.
+    ``keep``, if given, receives the last iteration's return value under ``"last"``.
     """
     start = time.perf_counter()
-    done, batch, last = 0, 1, None
+    done, last = 0, None
+    batch = max(1, math.ceil(min_seconds / per_iteration_s)) if per_iteration_s else 1
     while True:
         for _ in range(batch):
             # drop the previous output first: a kept loss holds its whole autograd graph, and two
@@ -181,13 +189,17 @@ def run_for(monitor: Monitor, step: Callable[[], object], min_seconds: float,
         done += batch
         monitor.synchronize()
         elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds or done >= max_iterations:
+        if done >= max_iterations or (elapsed >= min_seconds and (until is None or until())):
             if keep is not None:
                 keep["last"] = last
             return done
         per_iteration = elapsed / done
         remaining = min_seconds - elapsed
-        batch = max(1, min(max_iterations - done, math.ceil(0.5 * remaining / per_iteration)))
+        if remaining <= 0:
+            wanted = 0.02 / per_iteration  # waiting on ``until``
+        else:
+            wanted = remaining / per_iteration if per_iteration_s else 0.5 * remaining / per_iteration
+        batch = max(1, min(max_iterations - done, math.ceil(wanted)))
 
 
 def run_window(
@@ -198,9 +210,17 @@ def run_window(
     guard_s: float = 0.0,
     max_iterations: int = 10_000_000,
     check: Callable[[object], Callable[[], tuple[bool, str]]] | None = None,
+    sized: bool = True,
 ) -> Window:
     """One window of whole iterations of ``step`` lasting at least ``min_seconds``, with at least
     ``guard_s`` of the same iterations just before it and just after it (outside the window).
+
+    Where a meter says when an edge is covered (``covers(t)``: the energy counter has stepped
+    after ``t``), each guard also lasts until it is: the counter's step before the window's start
+    falls inside the first guard and its step after the end inside the second, so the power it
+    interpolates across each edge is the window's own. With ``sized`` (the default) the window
+    is issued as one batch sized by the first guard's rate (see :func:`run_for`); ``sized=False``
+    is the reference protocol of 2026-11 (fixed guards, batches halving toward the end).
 
     ``check(last_output)``, if given, runs at the window's close (the device is synchronized
     there) before the guard: it queues a numeric-health check of what the window's last
@@ -209,17 +229,25 @@ def run_window(
     """
     if min_seconds < 0 or guard_s < 0:
         raise ValueError(f"min_seconds and guard_s must be >= 0, got {min_seconds} and {guard_s}")
+    covers = [m.covers for m in monitor.meters if hasattr(m, "covers")] if sized else []
+
+    def covered(t: float) -> Callable[[], bool] | None:
+        return (lambda: all(c(t) for c in covers)) if covers else None
+
+    rate = None
     if guard_s:
-        run_for(monitor, step, guard_s)
+        t = time.perf_counter()
+        n = run_for(monitor, step, guard_s, until=covered(t))
+        rate = (time.perf_counter() - t) / n if sized else None
     kept: dict = {}
     monitor.begin_window(name)
-    done = run_for(monitor, step, min_seconds, max_iterations, keep=kept)
+    done = run_for(monitor, step, min_seconds, max_iterations, keep=kept, per_iteration_s=rate)
 
     def settle():
         if check is not None:
             kept["result"] = check(kept.pop("last"))  # queued before the guard overwrites the state
         if guard_s:
-            run_for(monitor, step, guard_s)
+            run_for(monitor, step, guard_s, per_iteration_s=rate, until=covered(monitor.last_close_s))
 
     window = monitor.end_window(name, settle=settle)
     window.iterations = done

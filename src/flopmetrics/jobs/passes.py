@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ def measure_passes(
     progress: Callable[[str], None] | None = None,
     min_repeats: int | None = None,
     target_rse: float = 0.0,
+    sized: bool = True,
 ) -> dict[str, list[Window]]:
     """Warm every pass up, then run rounds of one window per pass: at least ``min_repeats``
     (all ``repeats`` when None), at most ``repeats``, stopping once every pass's per-iteration
@@ -43,19 +45,18 @@ def measure_passes(
     ``target_rse``: repeats that buy no precision are not paid for.
 
     Rounds interleave the passes (f, b, f, b, ...) so slow drifts (clocks, temperature) hit
-    all passes alike instead of biasing whichever ran last. ``guard_s``: see
+    all passes alike instead of biasing whichever ran last. Each pass is warmed up by
+    :func:`warm_up` (at most ``warmup_iterations``). ``guard_s`` and ``sized``: see
     :func:`flopmetrics.energy.windows.run_window`.
     """
     for spec in specs:
-        for _ in range(warmup_iterations):
-            spec.step()
-    monitor.synchronize()
+        warm_up(monitor, spec.step, warmup_iterations)
     windows: dict[str, list[Window]] = {spec.name: [] for spec in specs}
     for r in range(repeats):
         for spec in specs:
             if spec.prepare:
                 spec.prepare()
-            w = run_window(monitor, spec.name, spec.step, min_window_s, guard_s, check=spec.check)
+            w = run_window(monitor, spec.name, spec.step, min_window_s, guard_s, check=spec.check, sized=sized)
             windows[spec.name].append(w)
             if progress:
                 health = "" if w.numerics == "unknown" else f", {w.numerics}"
@@ -69,6 +70,22 @@ def measure_passes(
                              f"repeats (worst {100 * worst:.2f} %): done")
                 break
     return windows
+
+
+def warm_up(monitor: Monitor, step: Callable[[], object], max_iterations: int, tolerance: float = 0.1) -> int:
+    """Run ``step`` until two consecutive iterations take the same time within ``tolerance`` (the
+    first ones pay for kernel selection and memory growth), at least 2 and at most
+    ``max_iterations`` times (fewer than 2 if that is fewer). Returns how many ran."""
+    previous = math.inf
+    for i in range(max_iterations):
+        start = time.perf_counter()
+        step()
+        monitor.synchronize()
+        took = time.perf_counter() - start
+        if i >= 1 and abs(took - previous) <= tolerance * previous:
+            return i + 1
+        previous = took
+    return max_iterations
 
 
 def relative_error(windows: Sequence[Window]) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 
 import pandas as pd
 import torch
@@ -18,76 +19,129 @@ import torch
 from .. import workloads
 from ..energy import datasheet, gates
 from ..energy.setup import setup_meters
-from ..energy.windows import Monitor
+from ..energy.windows import Monitor, Window
 from ..workloads.models import resolve as resolve_model
 from . import provenance
 from .passes import PassSpec, measure_passes, stderr_progress
 from .rows import build_rows, label_trace
 from .spec import JobSpec
+from .stats import estimate
 from .targets import resolve_target
 
 
-def run(spec: JobSpec, *, nvml=None, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Measure the job ``spec`` describes. Returns ``(rows, trace)``; ``trace`` is empty
-    without a sampler. ``nvml``: the NVML bindings module (the real ``pynvml`` when None).
+def run(spec: JobSpec, *, nvml=None, progress=None, sized: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Measure the one configuration ``spec`` describes. Returns ``(rows, trace)``; ``trace`` is
+    empty without a sampler. ``nvml``: the NVML bindings module (the real ``pynvml`` when None);
+    ``sized``: see :func:`flopmetrics.energy.windows.run_window`.
 
     A target that names a GPU architecture (``h100``) fails unless the job got one.
     """
-    progress = progress or stderr_progress(spec.name)
-    device, expected_gpu = resolve_target(spec.target, spec.run_on_cpu)
+    return run_batch([spec], nvml=nvml, progress=progress, sized=sized)[0]
+
+
+def run_batch(specs: list[JobSpec], *, nvml=None, progress=None, sized: bool = True,
+              done: Callable[[int, pd.DataFrame, pd.DataFrame], None] | None = None) -> list[tuple]:
+    """Measure several configurations of one experiment on one target in one precision, with
+    the same measuring and energy settings, as one job: the meters are set up and the idle
+    baseline measured once, and a causal LM is built once and resized for each batch size and
+    sequence length. Each configuration gets its own rows and its own slice of the trace, as if it
+    had run alone. ``done(i, rows, trace)``, if given, is called as configuration ``i`` finishes
+    (the workflow writes its files then, so an interrupted job keeps nothing half-written)."""
+    _check_batch(specs)
+    first = specs[0]
+    say = progress or stderr_progress(first.name if len(specs) == 1 else _batch_name(specs))
+    device, expected_gpu = resolve_target(first.target, first.run_on_cpu)
     if device == "cuda":
         device = "cuda:0"  # the first GPU this job was given (CUDA_VISIBLE_DEVICES / Slurm)
     gpu_spec = _check_gpu(device, expected_gpu)
-    setup = setup_meters(device, spec.energy, nvml)
+    setup = setup_meters(device, first.energy, nvml)
     monitor = Monitor(device, setup.meters)
+    gpu = {"device": device, "energy_method": setup.method, "meter_status": setup.status,
+           "gpu_key": gpu_spec.key if gpu_spec else "", "gpu_label": gpu_spec.label if gpu_spec else "cpu",
+           **setup.gpu_info()}
+    # guards matter where a meter reports late (the GPU counter); CPU meters need none
+    guard_s = first.energy.guard_s if setup.sampler else 0.0
+    out, workload = [], None
+    with setup.sampler if setup.sampler else contextlib.nullcontext():
+        idle_s = first.energy.idle_baseline_s if setup.method != "none" else 0
+        idle = _idle_baseline(monitor, idle_s, say, guard_s, first.measure.target_rse)
+        for i, spec in enumerate(specs):
+            if len(specs) > 1:
+                say(f"configuration {i + 1}/{len(specs)}: {_identity(spec)}")
+            began = time.perf_counter()
+            # the previous workload is handed over, not kept here: its optimizer state must not
+            # stay alive while the next configuration runs
+            held, workload = [workload], None
+            rows, windows, workload = _measure(spec, device, gpu, setup, monitor, idle, guard_s, sized, say, held)
+            trace = pd.DataFrame()
+            if setup.sampler and windows:
+                trace = _trace_slice(setup.sampler.trace_with_steps(), began, idle.get("_window"))
+                trace = label_trace(trace, windows, idle.get("_window"))
+                trace["config_hash"] = rows["config_hash"].iloc[0]
+            if done:
+                done(i, rows, trace)
+            out.append((rows, trace))
+    return out
+
+
+def _measure(spec, device, gpu, setup, monitor, idle, guard_s, sized, say, held: list):
+    """One configuration's rows and windows, and the workload (for the next configuration);
+    ``held``: a list holding the previous configuration's workload (emptied here)."""
     prov = provenance.collect(device, {**spec.params(), "job_name": spec.name})
     describe = _identity(spec)
-    base = {**describe, "device": device, "energy_method": setup.method, "meter_status": setup.status,
-            "gpu_key": gpu_spec.key if gpu_spec else "", "gpu_label": gpu_spec.label if gpu_spec else "cpu",
-            **setup.gpu_info(), **prov}
-    try:
-        workload = workloads.build(spec.experiment, device, spec.precision, spec.workload, spec.measure.seed)
-    except OUT_OF_MEMORY as err:
-        if not is_out_of_memory(err):
-            raise
-        progress(f"out of memory while building the workload: {err}")
-        return _finish_oom(base, describe, err)
-    sampler_ctx = setup.sampler if setup.sampler else contextlib.nullcontext()
+    base = {**describe, **gpu, **prov}
     m = spec.measure
     try:
-        with workload.precision_scope(), sampler_ctx:
+        workload = workloads.build(spec.experiment, device, spec.precision, spec.workload, m.seed, held.pop())
+        with workload.precision_scope():
             counted = workload.counted()
             analytic_cols = workload.analytic()
             profiled = workload.profiled() if m.profiler_flops else {}
-            # guards matter where a meter reports late (the GPU counter); CPU meters need none
-            guard_s = spec.energy.guard_s if setup.sampler else 0.0
-            idle_s = spec.energy.idle_baseline_s if setup.method != "none" else 0
-            idle = _idle_baseline(monitor, idle_s, progress, guard_s)
             steps = workload.steps()
             specs = [PassSpec(p, steps[p], prepare=workload.restore,
                               check=lambda out, p=p: workload.health(p, out)) for p in workload.passes]
             windows = measure_passes(monitor, specs,
                                      repeats=m.repeats, min_window_s=m.min_window_s,
-                                     warmup_iterations=m.warmup_iterations, guard_s=guard_s, progress=progress,
-                                     min_repeats=m.min_repeats, target_rse=m.target_rse)
+                                     warmup_iterations=m.warmup_iterations, guard_s=guard_s, progress=say,
+                                     min_repeats=m.min_repeats, target_rse=m.target_rse, sized=sized)
+            del specs, steps
     except OUT_OF_MEMORY as err:
         if not is_out_of_memory(err):
             raise
-        del workload
+        workload = None
+        held.clear()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        progress(f"out of memory: {err}")
-        return _finish_oom(base, describe, err)
+        say(f"out of memory: {err}")
+        return _finish_oom(base, describe, err), {}, None
     other = setup.gpu.other_processes() if setup.gpu else []
-    trace = setup.sampler.trace_with_steps() if setup.sampler else pd.DataFrame()
     rows = build_rows(workload, windows, counted, analytic_cols, profiled, idle, m, base, other)
     rows = gates.apply(workload.finish_rows(rows))
-    # when the measuring ended (timestamp_utc is when the job started), on the same clock
+    # when the measuring ended (timestamp_utc is when it started), on the same clock
     rows["finished_utc"] = pd.Timestamp.now(tz="UTC").isoformat(timespec="milliseconds")
-    if len(trace):
-        trace = label_trace(trace, windows, idle.get("_window"))
-        trace["config_hash"] = prov["config_hash"]
-    return rows, trace
+    return rows, windows, workload
+
+
+def _check_batch(specs: list[JobSpec]) -> None:
+    if not specs:
+        raise ValueError("a job needs at least one configuration")
+    shared = {(s.experiment, s.target, s.precision, s.measure, s.energy, s.run_on_cpu) for s in specs}
+    if len(shared) > 1:
+        raise ValueError("one job measures configurations of one experiment, target and precision with the same "
+                         f"measuring and energy settings; got {len(shared)} different sets")
+
+
+def _batch_name(specs: list[JobSpec]) -> str:
+    s = specs[0]
+    return f"{s.experiment} {s.target} {s.precision} ({len(specs)} configurations)"
+
+
+def _trace_slice(trace: pd.DataFrame, began: float, idle_window) -> pd.DataFrame:
+    """The samples of one configuration (from when it began) and of the job's idle baseline."""
+    keep = trace["t"] >= began
+    if idle_window is not None:
+        keep |= (trace["t"] >= idle_window.start_s - 0.5) & (trace["t"] <= idle_window.end_s + 0.5)
+    return trace[keep].reset_index(drop=True)
 
 
 # the spec keys each experiment's rows carry as identity columns
@@ -127,16 +181,30 @@ def _check_gpu(device: str, expected_gpu: str | None):
         return None
 
 
-def _idle_baseline(monitor: Monitor, seconds: float, progress, guard_s: float = 0.0) -> dict:
+def _idle_baseline(monitor: Monitor, seconds: float, progress, guard_s: float = 0.0, target_rse: float = 0.0) -> dict:
+    """Idle power from consecutive 0.5 s windows: at least two, stopping once their mean has
+    ``target_rse`` relative standard error, at most ``seconds`` in all (one window of
+    ``seconds`` where that is shorter than two)."""
     if seconds <= 0:
         return {"idle_power_w": math.nan, "idle_power_trace_w": math.nan}
     time.sleep(guard_s)  # idle is steady across the edges too
-    monitor.begin_window("idle")
-    time.sleep(seconds)
-    w = monitor.end_window("idle", settle=lambda: time.sleep(guard_s))
-    progress(f"idle baseline: {w.readings.get('energy_j', math.nan) / w.elapsed_s:.1f} W over {w.elapsed_s:.2f} s")
-    return {"idle_power_w": w.readings.get("energy_j", math.nan) / w.elapsed_s,
-            "idle_power_trace_w": w.readings.get("energy_trace_j", math.nan) / w.elapsed_s,
+    part = seconds if seconds < 1.0 else 0.5
+    parts: list = []
+    while True:
+        monitor.begin_window("idle")
+        time.sleep(part)
+        parts.append(monitor.end_window("idle", settle=lambda: time.sleep(guard_s)))
+        powers = [w.readings.get("energy_j", math.nan) / w.elapsed_s for w in parts]
+        total = sum(w.elapsed_s for w in parts)
+        rse = estimate(powers).sem / abs(estimate(powers).mean) if len(parts) > 1 else math.inf
+        if total >= seconds - 1e-9 or (len(parts) >= 2 and math.isfinite(rse) and rse <= target_rse):
+            break
+    w = Window("idle", parts[0].start_s, parts[-1].end_s, wall_start=parts[0].wall_start, wall_end=parts[-1].wall_end,
+               readings={k: sum(p.readings.get(k, math.nan) for p in parts) for k in ("energy_j", "energy_trace_j")})
+    elapsed = sum(p.elapsed_s for p in parts)
+    progress(f"idle baseline: {w.readings['energy_j'] / elapsed:.1f} W over {elapsed:.2f} s ({len(parts)} windows)")
+    return {"idle_power_w": w.readings["energy_j"] / elapsed,
+            "idle_power_trace_w": w.readings["energy_trace_j"] / elapsed,
             "_window": w}
 
 
@@ -144,4 +212,4 @@ def _finish_oom(base, describe, err):
     """One row per direct pass with status ``oom``: the sweep goes on and the gap is visible."""
     rows = pd.DataFrame([{**base, "pass": p, "derived": False, "status": "oom", "error": str(err)[:500], **describe}
                          for p in ("forward", "forward_train", "forward_backward", "train_step")])
-    return gates.apply(rows), pd.DataFrame()
+    return gates.apply(rows)

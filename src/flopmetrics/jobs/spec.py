@@ -1,15 +1,17 @@
 """One job-parameter shape for every profiling job.
 
 The workflow builds it from the config (:func:`flopmetrics.workflow.sweeps.job_params`) and
-passes it to the job through ``params:``; the job reads it back with :meth:`JobSpec.from_params`.
-Nothing here has a default: every value comes from the validated config, whose schema holds
-the defaults.
+passes it to the job through ``params:``; the job reads it back with :meth:`JobSpec.batch`, one
+:class:`JobSpec` per configuration it measures. Nothing here has a default: every value comes
+from the validated config, whose schema holds the defaults.
 
 ``{"experiment": "mlp" | "llm" | "matmul", "target": ..., "precision": ...,
-"workload": {what to build: n, d, m | model, batch_size, seq_len, passes, attn_implementation,
-attention_flops | size}, "measure": {repeats, min_repeats, target_rse, min_window_s,
+"workloads": [{what to build: n, d, m | model, batch_size, seq_len, passes, attn_implementation,
+attention_flops | size}, ...], "measure": {repeats, min_repeats, target_rse, min_window_s,
 warmup_iterations, seed, profiler_flops}, "energy": {meter, sampler_hz, guard_s, idle_baseline_s}}`` plus
 ``"run_on_cpu": true`` only where it is on (so turning it on reruns exactly the jobs it changes).
+A single configuration's parameters (:meth:`JobSpec.params`, hashed into each row's
+``config_hash``) have ``"workload"`` in place of ``"workloads"``.
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ class JobSpec:
         return cls(experiment=p["experiment"], target=p["target"], precision=p["precision"],
                    workload=dict(p["workload"]), measure=MeasureSettings(**p["measure"]),
                    energy=EnergySettings(**p["energy"]), run_on_cpu=bool(p.get("run_on_cpu", False)))
+
+    @classmethod
+    def batch(cls, params: dict) -> list["JobSpec"]:
+        """One spec per configuration of a job's parameters (the ``workloads`` shape)."""
+        shared = {k: v for k, v in params.items() if k != "workloads"}
+        return [cls.from_params({**shared, "workload": w}) for w in params["workloads"]]
 
     def params(self) -> dict:
         out = asdict(self)

@@ -56,15 +56,16 @@ def gemm_calls(launches: pd.DataFrame) -> pd.DataFrame:
     for (_, label, p), g in launches.groupby(["run", "label", "pass"], sort=False):
         n, d, m = (int(g[k].iloc[0]) for k in ("n", "d", "m"))
         expected = calls(n, d, m, p)
-        gemm_rows = np.flatnonzero(g["class"].to_numpy() == "gemm")
+        kind, flops, kernel = g["class"].to_numpy(), g["flops"].to_numpy(dtype=float), g["kernel"].to_numpy()
+        gemm_rows = np.flatnonzero(kind == "gemm")
         if len(gemm_rows) != len(expected):
             raise ValueError(f"{label} {p}: {len(gemm_rows)} GEMM launches, the model has {len(expected)} calls")
+        split_k = np.concatenate([[0.0], np.cumsum(np.where(kind == "split_k", flops, 0.0))])
         bounds = list(gemm_rows) + [len(g)]
         for (role, mm, nn, kk), start, stop in zip(expected, bounds, bounds[1:]):
-            tail = g.iloc[start + 1:stop]
             out.append({"label": label, "pass": p, "n": n, "d": d, "m": m, "role": role, "M": mm, "N": nn, "K": kk,
-                        "kernel": g["kernel"].iloc[start], "flops": g["flops"].iloc[start],
-                        "flops_split_k": tail.loc[tail["class"] == "split_k", "flops"].sum()})
+                        "kernel": kernel[start], "flops": flops[start],
+                        "flops_split_k": split_k[stop] - split_k[start + 1]})
     df = pd.DataFrame(out)
     per_output = df["flops_split_k"] / (df["M"] * df["N"])
     df["splits"] = np.where(per_output > 0.5, np.maximum(1, np.round(per_output) - 1), 1).astype(int)
@@ -145,13 +146,15 @@ class GapModel:
         self.calls["k_per_slice"] = np.ceil(self.calls["K"] / self.calls["splits"])
         self.calls["split_k_per_output"] = self.calls["flops_split_k"] / (self.calls["M"] * self.calls["N"])
         self.pointwise = {}
-        for p, g in launches.groupby("pass"):
-            per = g.groupby(["run", "n", "d", "m"]).apply(lambda x: pd.Series({
-                "elementwise": x.loc[x["class"].isin(ELEMENTWISE), "flops"].sum(),
-                "reduction": x.loc[x["class"] == "reduction", "flops"].sum()}), include_groups=False)
+        point = launches.assign(
+            elementwise=np.where(launches["class"].isin(ELEMENTWISE), launches["flops"], 0.0),
+            reduction=np.where(launches["class"] == "reduction", launches["flops"], 0.0))
+        for p, g in point.groupby("pass"):
+            per = g.groupby(["run", "n", "d", "m"])[["elementwise", "reduction"]].sum()
             n, d, m = (per.index.get_level_values(k).to_numpy(dtype=float) for k in ("n", "d", "m"))
             X = np.column_stack([n * d * m, d * m])
-            self.pointwise[p] = {col: np.linalg.lstsq(X, per[col].to_numpy(), rcond=None)[0] for col in per}
+            self.pointwise[p] = {col: np.linalg.lstsq(X, per[col].to_numpy(dtype=float), rcond=None)[0]
+                                 for col in per}
         totals = config_totals(launches) if totals is None else totals
         # one executed count per (pass, d, m, n): runs of one config on several cards agree
         self.shapes = {key: g.groupby("n")["flops"].median()

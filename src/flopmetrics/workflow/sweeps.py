@@ -48,22 +48,44 @@ def energy_params(energy: dict, target: str) -> dict:
     return {k: (None if target == "cpu" and k in GPU_ONLY_ENERGY_KEYS else energy[k]) for k in ENERGY_KEYS}
 
 
+def sizes(config: dict, experiment: str) -> dict[str, list]:
+    """The size lists one job of ``experiment`` measures (each job measures their product)."""
+    section = config[experiment]
+    if experiment == "mlp":
+        return {k: section[k] for k in ("n", "d", "m")}
+    if experiment == "llm":
+        return {"batch_size": section["batch_size"], "seq_len": section["seq_len"]}
+    return {"size": section["sizes"]}
+
+
+def job_outputs(config: dict, experiment: str, kind: str) -> list[str]:
+    """A profiling rule's outputs (``kind``: RAW or TRACE): one file per size, the job's own
+    wildcards (target, model, precision) left in place."""
+    template = getattr(paths, kind)[experiment]
+    for w in paths.JOB_WILDCARDS[experiment]:
+        template = template.replace("{%s}" % w, "{{%s}}" % w)
+    size = sizes(config, experiment)
+    return [template.format(**dict(zip(size, v))) for v in itertools.product(*size.values())]
+
+
 def job_params(config: dict, experiment: str, wildcards) -> dict:
-    """Everything one profiling job needs; exactly this reaches the job via ``params``."""
+    """Everything one profiling job needs; exactly this reaches the job via ``params``: the
+    shared settings and one ``workload`` per size it measures (:mod:`flopmetrics.jobs.spec`)."""
     wc = dict(wildcards)
     section = config[experiment]
     target, precision = wc["target"], wc["precision"]
-    if experiment == "mlp":
-        workload = {k: int(wc[k]) for k in ("n", "d", "m")}
-    elif experiment == "llm":
-        workload = {"model": model_specs(config)[wc["model"]], "batch_size": int(wc["batch_size"]),
-                    "seq_len": int(wc["seq_len"]),
-                    **{k: section[k] for k in ("passes", "attn_implementation", "attention_flops")}}
+    size = sizes(config, experiment)
+    combos = [dict(zip(size, v)) for v in itertools.product(*size.values())]
+    if experiment == "llm":
+        shared = {"model": model_specs(config)[wc["model"]],
+                  **{k: section[k] for k in ("passes", "attn_implementation", "attention_flops")}}
+        workloads = [{"model": shared["model"], **c, **{k: v for k, v in shared.items() if k != "model"}}
+                     for c in combos]
     else:
-        workload = {"size": int(wc["size"])}
+        workloads = combos
     measure = {k: section[k] for k in MEASURE_KEYS if k in section}
     measure.setdefault("profiler_flops", False)  # an experiment without the key has no profiler count
-    params = {"experiment": experiment, "target": target, "precision": precision, "workload": workload,
+    params = {"experiment": experiment, "target": target, "precision": precision, "workloads": workloads,
               "measure": measure, "energy": energy_params(config["energy"], target)}
     if config["execution"]["run_on_cpu"]:
         params["run_on_cpu"] = True  # only when on: turning it on reruns exactly the jobs it changes

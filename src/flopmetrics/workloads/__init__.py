@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 
-def build(experiment: str, device: str, precision: str, workload: dict, seed: int):
-    """The workload of one job: ``workload`` is the spec's experiment-specific part."""
+def build(experiment: str, device: str, precision: str, workload: dict, seed: int, previous=None):
+    """The workload of one configuration: ``workload`` is the spec's experiment-specific part.
+    ``previous``: the workload this job built before; a causal LM that differs only in batch size
+    and sequence length is resized rather than built again."""
     if experiment == "mlp":
         from .mlp import MLPWorkload
 
@@ -15,6 +17,12 @@ def build(experiment: str, device: str, precision: str, workload: dict, seed: in
         from .models import resolve
 
         name, fields = resolve(workload["model"])
+        same = (name, fields, precision, workload["attn_implementation"], seed, frozenset(workload["passes"]),
+                workload["attention_flops"])
+        if isinstance(previous, CausalLMWorkload) and previous.device == device and same == (
+                previous.model_name, previous.model_fields, previous.precision_mode, previous.attn_implementation,
+                previous.seed, frozenset(previous.passes), previous.attention_convention):
+            return previous.resized(workload["batch_size"], workload["seq_len"])
         return CausalLMWorkload(device, precision, name, fields, workload["batch_size"], workload["seq_len"],
                                 workload["attn_implementation"], seed, passes=workload["passes"],
                                 attention_convention=workload["attention_flops"])

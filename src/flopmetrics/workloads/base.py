@@ -131,12 +131,16 @@ class TrainableWorkload(Workload):
         self.parameter_names = [n for n, _ in named]
         self.trainable = params = [p for _, p in named]
         self.parameters = sum(p.numel() for p in params)
+        self._new_optimizer()
+        with torch.no_grad():
+            self._start = [p.detach().clone() for p in params]
+
+    def _new_optimizer(self):
+        params = self.trainable
         self.optimizer = torch.optim.AdamW(params, lr=1e-5, eps=adamw_eps(params[0].dtype))
         # fp16-mixed: the standard recipe, loss scaling (a pure fp16 step has no scaler, like the thesis)
         self.scaler = torch.amp.GradScaler(torch.device(self.device).type,
                                            enabled=self.mixed and self.precision.name == "fp16")
-        with torch.no_grad():
-            self._start = [p.detach().clone() for p in params]
 
     def restore(self) -> None:
         """Put the starting weights back (before every window, outside it): each pass computes on

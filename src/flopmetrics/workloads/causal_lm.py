@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from ..flops import transformer
@@ -30,10 +32,25 @@ class CausalLMWorkload(TrainableWorkload):
             model = model.to(dtype=self.precision.dtype)  # pure low precision, like the thesis
         self.model = model.to(device)
         self.model.train()
-        gen = torch.Generator().manual_seed(seed)
-        vocab = hf_config(model_fields).vocab_size
-        self.input_ids = torch.randint(0, vocab, (batch, seq_len), generator=gen).to(device)
+        self.model_fields, self.seed = model_fields, seed
+        self._tokens(batch, seq_len)
         self._build_optimizer()
+
+    def _tokens(self, batch, seq_len):
+        gen = torch.Generator().manual_seed(self.seed)
+        vocab = hf_config(self.model_fields).vocab_size
+        self.batch, self.seq_len = batch, seq_len
+        self.input_ids = torch.randint(0, vocab, (batch, seq_len), generator=gen).to(self.device)
+
+    def resized(self, batch, seq_len) -> "CausalLMWorkload":
+        """This model at another batch size and sequence length, as a fresh build would be (same
+        seed: same starting weights, same tokens' generator; a new optimizer with no state), without
+        building it again: a job that measures several sizes builds the model once."""
+        out = copy.copy(self)
+        out._tokens(batch, seq_len)
+        out.restore()
+        out._new_optimizer()
+        return out
 
     def loss(self):
         return self.model(input_ids=self.input_ids, labels=self.input_ids).loss
