@@ -1,17 +1,27 @@
-"""The adaptive protocol against the fixed one, back to back on one card, interleaved
-configuration by configuration (issue 15's validation): energy per iteration of every pass and
-the GPU time each job took.
+"""The adaptive protocol against the fixed one, back to back on one card (issue 15's validation):
+energy per iteration of every pass, repeat CV, and the GPU time of the thesis's architecture
+sweep (Llama-3.2-1B, batch 8, precisions x sequence lengths, forward and backward) both ways.
 
-    old: 5 windows of >= 2 s per pass (``target_rse: 0``), the H100 reference's protocol
-    new: at least 3, at most 10 windows of >= MIN_WINDOW_S, stopping at 0.5 % relative standard error
+    old: what the H100 reference jobs ran (code of 2026-11-27): one job per configuration,
+         5 windows of >= 2 s per pass, 0.3 s guards, windows issued in halving batches
+    new: one job per precision measuring every length with one model build; 3 to 10 windows
+         of >= WINDOW s per pass, stopping at 0.5 % relative standard error; windows issued
+         in one batch sized by the guard's rate; guards of >= 0.05 s that last until the
+         energy counter has stepped past each edge
 
-    python benchmarks/protocol_compare.py --min-window 0.5 --configs bf16:256 bf16-mixed:1024 fp16-mixed:512 > out.json
+For each precision the old jobs run first, then the new job(s), so every configuration is
+measured both ways within minutes on the same card. Job times are measured inside the process
+(model build, FLOP count, idle baseline, warm-up, windows); ``--imports`` adds the measured time
+to start a job's process and import what it needs.
+
+    python benchmarks/protocol_compare.py --precisions fp32 --windows 1.0 > out.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 
@@ -19,45 +29,85 @@ import torch
 
 from flopmetrics.jobs import run as job
 from flopmetrics.jobs.spec import JobSpec
-from flopmetrics.workflow.schema import defaults
+
+OLD = {"measure": {"repeats": 5, "min_repeats": 5, "target_rse": 0.0, "min_window_s": 2.0},
+       "energy": {"guard_s": 0.3, "idle_baseline_s": 2.0}}
 
 
-def spec(precision: str, seq: int, measure: dict) -> JobSpec:
-    llm, energy = defaults("llm"), defaults("energy")
+def new(window: float) -> dict:
+    return {"measure": {"repeats": 10, "min_repeats": 3, "target_rse": 0.005, "min_window_s": window},
+            "energy": {"guard_s": 0.05, "idle_baseline_s": 2.0}}
+
+
+def spec(precision: str, seq: int, protocol: dict, passes: list[str], model: str) -> JobSpec:
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    target = next((label for label in ("h200", "h100") if label.upper() in name), "cuda" if name != "cpu" else "cpu")
     return JobSpec.from_params({
-        "experiment": "llm", "target": "h100" if "H100" in torch.cuda.get_device_name() else "cuda",
-        "precision": precision,
-        "workload": {"model": "llama-3.2-1b", "batch_size": 8, "seq_len": seq, "passes": llm["passes"],
-                     "attn_implementation": llm["attn_implementation"], "attention_flops": llm["attention_flops"]},
-        "measure": {"warmup_iterations": llm["warmup_iterations"], "seed": 0, "profiler_flops": False, **measure},
-        "energy": {k: energy[k] for k in ("meter", "sampler_hz", "guard_s", "idle_baseline_s")},
+        "experiment": "llm", "target": target, "precision": precision,
+        "workload": {"model": model, "batch_size": 8, "seq_len": seq, "passes": passes,
+                     "attn_implementation": "sdpa", "attention_flops": "full"},
+        "measure": {"warmup_iterations": 3, "seed": 0, "profiler_flops": False, **protocol["measure"]},
+        "energy": {"meter": "auto", "sampler_hz": 50, **protocol["energy"]},
     })
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--configs", nargs="+", default=["bf16:256", "bf16-mixed:1024", "fp16-mixed:512"])
-    ap.add_argument("--min-window", type=float, default=0.5)
-    args = ap.parse_args()
-    protocols = {
-        "old": {"repeats": 5, "min_repeats": 5, "target_rse": 0.0, "min_window_s": 2.0},
-        "new": {"repeats": 10, "min_repeats": 3, "target_rse": 0.005, "min_window_s": args.min_window},
-    }
+def records(rows, protocol: str, seconds: float, batch_seconds: float) -> list[dict]:
+    keep = ("pass", "derived", "windows", "energy_j_per_iter", "energy_j_per_iter_sem", "energy_cv", "time_per_iter_s",
+            "counter_vs_trace_pct", "power_counter_mean_w", "idle_power_w", "gates_passed", "numerics", "gpu_uuid",
+            "gpu_name", "driver_version", "power_limit_w", "precision", "seq_len", "git_revision")
     out = []
-    for config in args.configs:
-        precision, seq = config.split(":")
-        for name, measure in protocols.items():
-            start = time.perf_counter()
-            rows, _ = job.run(spec(precision, int(seq), measure),
-                              progress=lambda m, c=config, n=name: print(f"[{c} {n}] {m}", file=sys.stderr, flush=True))
-            seconds = time.perf_counter() - start
-            for r in rows.to_dict("records"):
-                out.append({"config": config, "protocol": name, "job_s": seconds, "pass": r["pass"],
-                            "derived": r["derived"], "windows": r["windows"], "energy_j_per_iter": r["energy_j_per_iter"],
-                            "energy_cv": r["energy_cv"], "time_per_iter_s": r["time_per_iter_s"],
-                            "tflops_per_j": r["flops_per_j"] / 1e12, "gates_passed": bool(r["gates_passed"]),
-                            "gpu_uuid": r["gpu_uuid"], "numerics": r["numerics"]})
-            print(f"[{config} {name}] {seconds:.1f} s", file=sys.stderr, flush=True)
+    for r in rows.to_dict("records"):
+        out.append({"protocol": protocol, "job_s": seconds, "batch_s": batch_seconds, **{k: r[k] for k in keep},
+                    "tflops_per_j": r["flops_per_j"] / 1e12, "gates_passed": bool(r["gates_passed"])})
+    return out
+
+
+def import_seconds() -> float:
+    """Wall time to start a Python process and import what a job imports (median of 3)."""
+    code = "import torch, transformers, pandas, flopmetrics.jobs.run; torch.cuda.is_available() and torch.cuda.init()"
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "fp16", "bf16"])
+    ap.add_argument("--seq", nargs="+", type=int, default=[256, 512, 1024])
+    ap.add_argument("--passes", nargs="+", default=["forward", "forward_train", "forward_backward"])
+    ap.add_argument("--windows", nargs="+", type=float, default=[1.0], help="the new protocol's window lengths")
+    ap.add_argument("--model", default="llama-3.2-1b")
+    ap.add_argument("--no-old", action="store_true", help="the new protocol only")
+    ap.add_argument("--imports", action="store_true", help="also time a job process's start and imports")
+    args = ap.parse_args()
+    say = lambda tag: (lambda m: print(f"[{tag}] {m}", file=sys.stderr, flush=True))  # noqa: E731
+    out = {"rows": [], "jobs": []}
+    for precision in args.precisions:
+        if not args.no_old:
+            for seq in args.seq:
+                start = time.perf_counter()
+                rows, _ = job.run(spec(precision, seq, OLD, args.passes, args.model), sized=False,
+                                  progress=say(f"{precision} s{seq} old"))
+                took = time.perf_counter() - start
+                out["rows"] += records(rows, "old", took, took)
+                out["jobs"].append({"protocol": "old", "precision": precision, "seq": [seq], "seconds": took})
+                say("old")(f"{precision} s{seq}: {took:.1f} s")
+        for window in args.windows:
+            name = f"new {window:g} s"
+            specs = [spec(precision, seq, new(window), args.passes, args.model) for seq in args.seq]
+            start, ends = time.perf_counter(), []
+            results = job.run_batch(specs, progress=say(f"{precision} {name}"),
+                                    done=lambda i, rows, trace: ends.append(time.perf_counter()))
+            took = time.perf_counter() - start
+            for (rows, _), began, end in zip(results, [start, *ends[:-1]], ends):
+                out["rows"] += records(rows, name, end - began, took)
+            out["jobs"].append({"protocol": name, "precision": precision, "seq": args.seq, "seconds": took})
+            say(name)(f"{precision}: {took:.1f} s for {len(specs)} configurations")
+    if args.imports:
+        out["import_s"] = import_seconds()
     json.dump(out, sys.stdout, indent=1, default=str)
 
 

@@ -5,8 +5,12 @@ Both meters open and close at the same synchronized edges of each window (Zeus j
 at both ends); ours adds its guard iterations outside the window and interpolates the NVML
 counter between its steps, Zeus reads the counter at the edges. Every window starts from the
 same starting weights (the workload's restore) and is checked finite, as in a pipeline job.
+``--sized`` frames the windows as the pipeline's jobs do now (guards until the counter has
+stepped past each edge, the window issued in one batch sized by the guard's rate); without it,
+as the jobs of 2026-11-27 did (fixed guards).
 
     python benchmarks/zeus_side_by_side.py --precisions fp16 bf16 > zeus_side_by_side.json
+    python benchmarks/zeus_side_by_side.py --sized --window 1.0 --guard 0.05 --repeats 10 --precisions bf16
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 
 import torch
 
@@ -36,6 +41,7 @@ def measure(precision: str, args, zeus_monitor) -> dict:
     setup = setup_meters("cuda:0", EnergySettings(meter="auto", sampler_hz=50, guard_s=args.guard, idle_baseline_s=0))
     mon = Monitor("cuda:0", setup.meters)
     steps = wl.steps()
+    counter = setup.meters[0] if args.sized else None  # the NVML counter meter: knows when an edge is covered
     out = {}
     with wl.precision_scope(), setup.sampler:
         for p in args.passes:
@@ -47,14 +53,19 @@ def measure(precision: str, args, zeus_monitor) -> dict:
         for r in range(args.repeats):
             for p in args.passes:
                 wl.restore()
-                run_for(mon, steps[p], args.guard)
+                t, rate = time.perf_counter(), None
+                n = run_for(mon, steps[p], args.guard, until=(lambda t=t: counter.covers(t)) if counter else None)
+                if counter:
+                    rate = (time.perf_counter() - t) / n
                 zeus_monitor.begin_window(f"{precision}-{p}-{r}", sync_execution=True)
                 mon.begin_window(p)
                 kept = {}
-                done = run_for(mon, steps[p], args.window, keep=kept)
+                done = run_for(mon, steps[p], args.window, keep=kept, per_iteration_s=rate)
                 z = zeus_monitor.end_window(f"{precision}-{p}-{r}", sync_execution=True)
                 check = wl.health(p, kept.pop("last"))
-                w = mon.end_window(p, settle=lambda: run_for(mon, steps[p], args.guard))
+                w = mon.end_window(p, settle=lambda: run_for(
+                    mon, steps[p], args.guard, per_iteration_s=rate,
+                    until=(lambda: counter.covers(mon.last_close_s)) if counter else None))
                 finite, first = check()
                 numerics[p].append("finite" if finite else f"non_finite: {first}")
                 ours[p].append(w.readings["energy_j"] / done)
@@ -82,6 +93,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--window", type=float, default=2.0)
     ap.add_argument("--guard", type=float, default=0.3)
+    ap.add_argument("--sized", action="store_true", help="frame windows as the pipeline does now (see above)")
     args = ap.parse_args()
     from zeus.monitor import ZeusMonitor
 
@@ -90,6 +102,7 @@ def main() -> None:
 
     result = {"zeus_version": getattr(zeus, "__version__", "?"), "torch": torch.__version__, "model": args.model,
               "batch": args.batch, "seq": args.seq, "window_s": args.window, "repeats": args.repeats,
+              "guard_s": args.guard, "sized": args.sized,
               "precisions": {p: measure(p, args, zeus_monitor) for p in args.precisions}}
     json.dump(result, sys.stdout, indent=1)
 
