@@ -14,13 +14,14 @@ measured both ways within minutes on the same card. Job times are measured insid
 (model build, FLOP count, idle baseline, warm-up, windows); ``--imports`` adds the measured time
 to start a job's process and import what it needs.
 
-    python benchmarks/protocol_compare.py --precisions fp32 --windows 1.0 > out.json
+    python benchmarks/protocol_compare.py --precisions fp32 --windows 1.0 --output out.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -82,9 +83,17 @@ def main() -> None:
     ap.add_argument("--model", default="llama-3.2-1b")
     ap.add_argument("--no-old", action="store_true", help="the new protocol only")
     ap.add_argument("--imports", action="store_true", help="also time a job process's start and imports")
+    ap.add_argument("--output", help="write here after every job (default: stdout at the end)")
     args = ap.parse_args()
     say = lambda tag: (lambda m: print(f"[{tag}] {m}", file=sys.stderr, flush=True))  # noqa: E731
     out = {"rows": [], "jobs": []}
+
+    def save():  # after every job: a run cut short keeps what it measured
+        if args.output:
+            with open(args.output + ".partial", "w") as fh:
+                json.dump(out, fh, indent=1, default=str)
+            os.replace(args.output + ".partial", args.output)
+
     for precision in args.precisions:
         if not args.no_old:
             for seq in args.seq:
@@ -95,6 +104,7 @@ def main() -> None:
                 out["rows"] += records(rows, "old", took, took)
                 out["jobs"].append({"protocol": "old", "precision": precision, "seq": [seq], "seconds": took})
                 say("old")(f"{precision} s{seq}: {took:.1f} s")
+                save()
         for window in args.windows:
             name = f"new {window:g} s"
             specs = [spec(precision, seq, new(window), args.passes, args.model) for seq in args.seq]
@@ -106,9 +116,12 @@ def main() -> None:
                 out["rows"] += records(rows, name, end - began, took)
             out["jobs"].append({"protocol": name, "precision": precision, "seq": args.seq, "seconds": took})
             say(name)(f"{precision}: {took:.1f} s for {len(specs)} configurations")
+            save()
     if args.imports:
         out["import_s"] = import_seconds()
-    json.dump(out, sys.stdout, indent=1, default=str)
+        save()
+    if not args.output:
+        json.dump(out, sys.stdout, indent=1, default=str)
 
 
 if __name__ == "__main__":

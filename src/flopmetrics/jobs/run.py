@@ -63,6 +63,9 @@ def run_batch(specs: list[JobSpec], *, nvml=None, progress=None, sized: bool = T
     guard_s = first.energy.guard_s if setup.sampler else 0.0
     out, workload = [], None
     with setup.sampler if setup.sampler else contextlib.nullcontext():
+        if setup.method == "nvml_counter_interpolated":
+            # the idle baseline opens at once: the counter meter needs a step recorded before it
+            setup.sampler.wait_for(time.perf_counter(), timeout_s=2.0, tick=True)
         idle_s = first.energy.idle_baseline_s if setup.method != "none" else 0
         idle = _idle_baseline(monitor, idle_s, say, guard_s, first.measure.target_rse)
         for i, spec in enumerate(specs):
