@@ -5,11 +5,13 @@ and uncaught exceptions, save a screenshot."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -42,7 +44,7 @@ class Page:
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(["bash", "-c", command, "chromium", binary, *FLAGS,
                                           f"--user-data-dir={self._profile.name}/profile"],
-                                         pass_fds=(r, w), stdout=log, stderr=log)
+                                         pass_fds=(r, w), stdout=log, stderr=log, start_new_session=True)
         os.close(r)
         os.close(w)
         self._buffer, self._id, self.events, self.session = b"", 0, [], None
@@ -106,10 +108,18 @@ class Page:
         return out
 
     def close(self) -> None:
-        self.proc.kill()
+        # Chromium's helper processes outlive its main one and write to the profile: end them all
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
         os.close(self._to_chrome_w)
         os.close(self._from_chrome_r)
+        for _ in range(50):
+            try:
+                self._profile.cleanup()
+                return
+            except OSError:  # a helper still exiting
+                time.sleep(0.1)
         self._profile.cleanup()
 
 

@@ -114,6 +114,9 @@ def test_grid_and_job_params():
     assert params["energy"] == {**cfg["energy"], "sampler_hz": None, "guard_s": None} and "run_on_cpu" not in params
     gpu = sweeps.job_params(cfg, "mlp", {"target": "h100", "precision": "fp32"})
     assert gpu["energy"] == cfg["energy"]
+    # profiler_flops: auto = the thesis's slow counter on CPUs only
+    assert mlp["profiler_flops"] == "auto"
+    assert params["measure"]["profiler_flops"] is True and gpu["measure"]["profiler_flops"] is False
     # every experiment's params have the one shape of JobSpec: one spec per size, same settings
     from flopmetrics.jobs.spec import JobSpec
 

@@ -80,11 +80,18 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
     # no CPU meter here: energy is NaN with a status saying why, never a made-up number
     assert measured["energy_j_per_iter"].isna().all() or measured["energy_method"].eq("rapl").all()
     reference = energy[energy["source"] == "reference"]
-    assert (reference["gpu_label"] == "h100").all()
+    assert set(reference["gpu_label"]) == {"h100", "h200"}
     # every reference row was checked finite and passes
     assert reference["numerics"].eq("finite").all() and reference["gates_passed"].all()
+    # the H200's own card, and the adaptive protocol's windows: 3 to 10 per pass
+    h200 = reference[reference["gpu_label"] == "h200"]
+    assert set(h200["gpu_uuid"]) == {"GPU-272c57c7-6cbb-bca1-bbc1-c861e1834ef4"}
+    assert h200.loc[~h200["derived"], "windows"].between(3, 10).all()
     fits = pd.read_parquet(wd / "results/calibration/calibration.parquet")
-    assert len(fits) == 20 and (fits["gpu_label"] == "h100").all()
+    # one fit per (GPU, precision, pass): the H100's and the H200's side by side
+    assert fits.groupby("gpu_label").size().to_dict() == {"h100": 20, "h200": 20}
+    h200_row = pd.read_parquet(wd / "results/co2e/co2e.parquet").set_index("name").loc["llama-1b-1B-tokens-fp32-h200"]
+    assert h200_row["gpu"] == "h200" and h200_row["basis"].startswith("measured")
     co2e = pd.read_parquet(wd / "results/co2e/co2e.parquet").set_index("name")
     row = co2e.loc["llama-1b-1B-tokens"]
     assert row["status"] == "ok" and row["kg_co2e_lo"] < row["kg_co2e"] < row["kg_co2e_hi"]

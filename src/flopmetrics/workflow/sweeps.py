@@ -85,6 +85,8 @@ def job_params(config: dict, experiment: str, wildcards) -> dict:
         workloads = combos
     measure = {k: section[k] for k in MEASURE_KEYS if k in section}
     measure.setdefault("profiler_flops", False)  # an experiment without the key has no profiler count
+    if measure["profiler_flops"] == "auto":  # the thesis's slow counter: on CPUs, off where GPU time is paid for
+        measure["profiler_flops"] = target == "cpu"
     params = {"experiment": experiment, "target": target, "precision": precision, "workloads": workloads,
               "measure": measure, "energy": energy_params(config["energy"], target)}
     if config["execution"]["run_on_cpu"]:
