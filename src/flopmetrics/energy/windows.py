@@ -136,6 +136,14 @@ class Monitor:
     def synchronize(self) -> None:
         self._sync()
 
+    def agree(self, value: float, op: str = "max") -> float:
+        """The value that every process measuring together acts on: here this process's own. A
+        monitor over several ranks (:class:`flopmetrics.distributed.monitor.RankMonitor`) returns
+        the largest (``op="max"``) or smallest (``"min"``) over the ranks, so that all of them
+        size batches, end windows and stop repeating alike (a rank that ran one iteration more
+        than the others would wait for them forever in its next collective)."""
+        return value
+
     def begin_window(self, name: str) -> None:
         if name in self._open:
             raise WindowError(f"window {name!r} is already open")
@@ -179,7 +187,7 @@ def run_for(monitor: Monitor, step: Callable[[], object], min_seconds: float,
     """
     start = time.perf_counter()
     done, last = 0, None
-    batch = max(1, math.ceil(min_seconds / per_iteration_s)) if per_iteration_s else 1
+    batch = int(monitor.agree(max(1, math.ceil(min_seconds / per_iteration_s)) if per_iteration_s else 1))
     while True:
         for _ in range(batch):
             # drop the previous output first: a kept loss holds its whole autograd graph, and two
@@ -189,7 +197,8 @@ def run_for(monitor: Monitor, step: Callable[[], object], min_seconds: float,
         done += batch
         monitor.synchronize()
         elapsed = time.perf_counter() - start
-        if done >= max_iterations or (elapsed >= min_seconds and (until is None or until())):
+        finished = done >= max_iterations or (elapsed >= min_seconds and (until is None or until()))
+        if monitor.agree(float(finished), "min"):
             if keep is not None:
                 keep["last"] = last
             return done
@@ -199,7 +208,7 @@ def run_for(monitor: Monitor, step: Callable[[], object], min_seconds: float,
             wanted = 0.02 / per_iteration  # waiting on ``until``
         else:
             wanted = remaining / per_iteration if per_iteration_s else 0.5 * remaining / per_iteration
-        batch = max(1, min(max_iterations - done, math.ceil(wanted)))
+        batch = int(monitor.agree(max(1, min(max_iterations - done, math.ceil(wanted)))))
 
 
 def run_window(

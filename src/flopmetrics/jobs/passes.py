@@ -63,7 +63,7 @@ def measure_passes(
                 bad = f" ({w.first_nonfinite})" if w.first_nonfinite else ""
                 progress(f"repeat {r + 1}/{repeats} {spec.name}: {w.iterations} it in {w.elapsed_s:.3f} s{health}{bad}")
         if r + 1 >= min(min_repeats or repeats, repeats) and target_rse > 0:
-            worst = max(relative_error(ws) for ws in windows.values())
+            worst = monitor.agree(max(relative_error(ws) for ws in windows.values()))
             if worst <= target_rse:
                 if progress and r + 1 < repeats:
                     progress(f"every pass within {100 * target_rse:g} % relative standard error after {r + 1} "
@@ -82,7 +82,7 @@ def warm_up(monitor: Monitor, step: Callable[[], object], max_iterations: int, t
         step()
         monitor.synchronize()
         took = time.perf_counter() - start
-        if i >= 1 and abs(took - previous) <= tolerance * previous:
+        if monitor.agree(float(i >= 1 and abs(took - previous) <= tolerance * previous), "min"):
             return i + 1
         previous = took
     return max_iterations

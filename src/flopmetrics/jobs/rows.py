@@ -43,7 +43,7 @@ def label_trace(trace, windows, idle_window):
 def _flops_for(workload, counted, convention, headline, analytic_cols):
     """Headline FLOPs per pass, and where they came from."""
     out = {}
-    for name in ("forward", "forward_train", "forward_backward", "backward"):
+    for name in ("forward", "forward_train", "forward_backward", "forward_backward_local", "backward"):
         if name in counted:
             out[name] = (counted[name].with_convention(convention), f"FlopCounterMode ({convention} attention)")
     opt = workload.optimizer_flops() if hasattr(workload, "optimizer_flops") else 0

@@ -10,6 +10,8 @@ pass, and FLOP counts for exactly those iterations:
 ``train_step``     zero_grad + forward + backward + AdamW step
 ``backward``       derived: ``forward_backward - forward_train``
 ``optimizer``      derived: ``train_step - forward_backward``
+``communication``  derived, distributed jobs: ``forward_backward - forward_backward_local``
+                   (the same step without DDP's gradient synchronization)
 =================  ================================================================
 """
 
@@ -38,6 +40,7 @@ class DerivedPass:
 DERIVED_PASSES = {
     "backward": DerivedPass("backward", "forward_backward", "forward_train"),
     "optimizer": DerivedPass("optimizer", "train_step", "forward_backward"),
+    "communication": DerivedPass("communication", "forward_backward", "forward_backward_local"),
 }
 def finite_check(tensors, names) -> Callable[[], tuple[bool, str]]:
     """Queue one small reduction per tensor; the returned call gives (all finite, first bad name)."""
@@ -125,8 +128,11 @@ class TrainableWorkload(Workload):
                 raise ValueError(f"unknown passes {sorted(unknown)}; direct passes are {self.passes}")
             self.passes = tuple(p for p in self.passes if p in passes)
 
+    sharded = False  # parameters sharded over ranks (FSDP): set by flopmetrics.distributed
+
     def _build_optimizer(self):
-        """AdamW, and the starting weights every window begins from (:meth:`restore`)."""
+        """AdamW, and the starting weights every window begins from (:meth:`restore`); called
+        again after the model's parameters were sharded."""
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         self.parameter_names = [n for n, _ in named]
         self.trainable = params = [p for _, p in named]
@@ -147,7 +153,11 @@ class TrainableWorkload(Workload):
         the same finite weights whatever ran before, an optimizer step included. The optimizer's
         moments are kept; they change only what later train steps do."""
         with torch.no_grad():
-            torch._foreach_copy_(self.trainable, self._start)
+            if self.sharded:  # FSDP's sharded parameters have no fused copy
+                for p, start in zip(self.trainable, self._start):
+                    p.copy_(start)
+            else:
+                torch._foreach_copy_(self.trainable, self._start)
 
     def loss(self):
         raise NotImplementedError
@@ -207,4 +217,7 @@ class TrainableWorkload(Workload):
         return out
 
     def optimizer_flops(self) -> int:
+        """AdamW's FLOPs on this process: every parameter, or this rank's shard where sharded."""
+        if self.sharded:
+            return transformer.adamw_step(sum(p.to_local().numel() for p in self.trainable))
         return transformer.adamw_step(self.parameters)

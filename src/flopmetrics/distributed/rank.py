@@ -1,0 +1,125 @@
+"""One rank of a distributed job (started by :func:`flopmetrics.distributed.launch.run` through
+``torchrun``): the causal LM under DDP on this rank's device, every pass measured in windows
+that all ranks open and close together, one row per pass written to ``OUT_DIR/rank<r>.parquet``.
+
+    python -m torch.distributed.run --standalone --nproc-per-node N -m flopmetrics.distributed.rank SPEC OUT_DIR
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from .. import workloads
+from ..energy import gates
+from ..energy.setup import setup_meters
+from ..jobs import provenance
+from ..jobs.output import write_parquet
+from ..jobs.passes import PassSpec, measure_passes
+from ..jobs.rows import build_rows
+from ..jobs.spec import JobSpec
+from .env import NO_MULTICAST, check_no_multicast
+from .monitor import RankMonitor
+
+
+def main(spec_file: str, out_dir: str) -> None:
+    check_no_multicast()
+    params = json.loads(Path(spec_file).read_text())
+    rank, local_rank, world = (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))
+    spec = JobSpec.from_params(params["job"])
+    cuda = spec.target != "cpu"
+    device = f"cuda:{local_rank}" if cuda else "cpu"
+    if cuda:
+        torch.cuda.set_device(device)
+    # a rank that stops answering fails the others' collectives after this long, instead of a hang
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=params["collective_timeout_s"]))
+    try:
+        rows = measure(spec, device, {"rank": rank, "local_rank": local_rank, "world_size": world,
+                                      "strategy": params["strategy"], "scaling": params["scaling"]})
+        write_parquet(rows, Path(out_dir) / f"rank{rank}.parquet")
+    finally:
+        dist.destroy_process_group()
+
+
+def say(rank: int):
+    return lambda message: print(f"[rank {rank}] {message}", file=sys.stderr, flush=True)
+
+
+STRATEGIES = ("ddp", "fsdp")
+SCALING = ("weak", "strong")
+
+
+def measure(spec: JobSpec, device: str, identity: dict):
+    """This rank's rows: the step under DDP or FSDP (full sharding), windows at barriers, this
+    rank's meters. Weak scaling: ``batch_size`` per rank; strong: ``batch_size`` in all, split
+    over the ranks. Under DDP the job also measures ``forward_backward_local``, the step without
+    gradient synchronization (``no_sync``), from which ``communication`` is derived."""
+    strategy, scaling, world = identity["strategy"], identity["scaling"], identity["world_size"]
+    if strategy not in STRATEGIES or scaling not in SCALING:
+        raise ValueError(f"strategy must be one of {STRATEGIES} and scaling one of {SCALING}; "
+                         f"got {strategy!r}, {scaling!r}")
+    progress = say(identity["rank"])
+    setup = setup_meters(device, spec.energy)
+    monitor = RankMonitor(device, setup.meters)
+    m = spec.measure
+    work = dict(spec.workload)
+    if scaling == "strong":
+        if work["batch_size"] % world:
+            raise ValueError(f"strong scaling splits batch_size {work['batch_size']} over {world} ranks: "
+                             "it must divide evenly")
+        work["batch_size"] //= world
+    workload = workloads.build(spec.experiment, device, spec.precision, work, m.seed)
+    steps = wrap(workload, strategy, device)
+    base = {**identity, **{f"env_{k}": os.environ.get(k, "") for k in NO_MULTICAST}, "target": spec.target,
+            "device": device, "energy_method": setup.method, "meter_status": setup.status,
+            "gpu_label": spec.target, **setup.gpu_info(), **provenance.collect(device, {**spec.params(), **identity})}
+    guard_s = spec.energy.guard_s if setup.sampler else 0.0
+    with workload.precision_scope(), setup.sampler if setup.sampler else contextlib.nullcontext():
+        counted = workload.counted()
+        if "forward_backward_local" in steps:
+            counted["forward_backward_local"] = counted["forward_backward"]  # the same arithmetic
+        specs = [PassSpec(p, steps[p], prepare=workload.restore, check=lambda out, p=p: workload.health(p, out))
+                 for p in steps]
+        windows = measure_passes(monitor, specs, repeats=m.repeats, min_window_s=m.min_window_s,
+                                 warmup_iterations=m.warmup_iterations, guard_s=guard_s, progress=progress,
+                                 min_repeats=m.min_repeats, target_rse=m.target_rse)
+    rows = build_rows(workload, windows, counted, {}, {}, {}, m, base, [])
+    return gates.apply(rows)
+
+
+def wrap(workload, strategy: str, device: str) -> dict:
+    """Wrap the workload's model for ``strategy``; return the steps to measure, in order."""
+    if strategy == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        for layer in workload.model.model.layers:  # one unit per decoder layer, then the rest
+            fully_shard(layer)
+        fully_shard(workload.model)
+        workload.sharded = True
+        workload._build_optimizer()  # over the sharded parameters
+        steps = workload.steps()
+        return {p: steps[p] for p in workload.passes}
+    from torch.nn.parallel import DistributedDataParallel
+
+    ddp = DistributedDataParallel(workload.model, device_ids=[torch.device(device)] if device != "cpu" else None)
+    workload.model = ddp
+    steps = workload.steps()
+    out = {p: steps[p] for p in workload.passes}
+    if "forward_backward" in out:
+        def local(step=steps["forward_backward"]):
+            with ddp.no_sync():
+                return step()
+
+        out["forward_backward_local"] = local
+    return out
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

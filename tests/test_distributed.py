@@ -1,0 +1,109 @@
+"""Distributed jobs on CPU: 2 ranks of the tiny Llama under DDP with the gloo backend, launched
+by torchrun as on a GPU node (there: NCCL, one GPU per rank)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from flopmetrics.distributed import launch
+from flopmetrics.distributed.env import NO_MULTICAST
+
+
+def params(strategy="ddp", scaling="weak", batch_size=2, **measure) -> dict:
+    return {
+        "world_size": 2, "strategy": strategy, "scaling": scaling, "collective_timeout_s": 30,
+        "job": {"experiment": "llm", "target": "cpu", "precision": "fp32",
+                "workload": {"model": "tiny-llama", "batch_size": batch_size, "seq_len": 32,
+                             "passes": ["forward", "forward_train", "forward_backward"],
+                             "attn_implementation": "sdpa", "attention_flops": "full"},
+                "measure": {"repeats": 3, "min_repeats": 3, "target_rse": 0.0, "min_window_s": 0.1,
+                            "warmup_iterations": 2, "seed": 0, "profiler_flops": False, **measure},
+                "energy": {"meter": "none", "sampler_hz": None, "guard_s": None, "idle_baseline_s": 0}},
+    }
+
+
+def test_two_ranks_measure_the_same_windows_and_add_up_to_the_node(tmp_path, monkeypatch):
+    monkeypatch.setenv("NCCL_NVLS_ENABLE", "1")  # what a careless environment says: the launch overrides it
+    ranks, node = launch.run(params(), tmp_path, timeout_s=300)
+    assert sorted(ranks["rank"].unique()) == [0, 1] and sorted(ranks["local_rank"].unique()) == [0, 1]
+    # every rank ran with multicast off
+    for key, value in NO_MULTICAST.items():
+        assert (ranks[f"env_{key}"] == value).all(), key
+    # windows at barriers, decisions agreed: both ranks ran the same iterations in every pass
+    direct = ranks[~ranks["derived"]]
+    per_pass = direct.groupby("pass")["iterations_per_window"].nunique()
+    assert (per_pass == 1).all(), per_pass
+    # DDP: the step without gradient synchronization too, and what synchronizing adds
+    assert set(node["pass"]) == {"forward", "forward_train", "forward_backward", "forward_backward_local",
+                                 "backward", "communication"}
+    for _, row in node.iterrows():
+        these = ranks[ranks["pass"] == row["pass"]]
+        assert row["time_per_iter_s"] == these["time_per_iter_s"].max()
+        assert row["flops"] == these["flops"].sum() and row["ranks"] == 2
+    # FLOPs per rank: DDP does not change what one rank computes
+    assert direct.groupby("pass")["flops"].nunique().eq(1).all()
+    assert ranks["numerics"].eq("finite").all()
+
+    # FSDP (full sharding), strong scaling: 4 sequences in all, 2 per rank, the same per-rank
+    # arithmetic as DDP's weak scaling at 2 per rank (sharding moves parameters, not FLOPs)
+    fsdp, fsdp_node = launch.run(params("fsdp", "strong", batch_size=4), tmp_path / "fsdp", timeout_s=300)
+    assert (fsdp["batch_size"] == 2).all() and set(fsdp["strategy"]) == {"fsdp"}
+    for p in ("forward", "forward_train", "forward_backward"):
+        assert set(fsdp.loc[fsdp["pass"] == p, "flops"]) == set(direct.loc[direct["pass"] == p, "flops"]), p
+    assert "communication" not in set(fsdp_node["pass"]) and fsdp["numerics"].eq("finite").all()
+
+
+def _rank_pids(rank: int) -> list[int]:
+    out = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"flopmetrics.distributed.rank" in cmd and f"RANK={rank}".encode() in env:
+            out.append(int(proc.name))
+    return out
+
+
+def test_a_rank_that_dies_fails_the_job_naming_it(tmp_path):
+    result = {}
+
+    def job():
+        try:
+            launch.run(params(min_window_s=2.0, repeats=10, min_repeats=10), tmp_path, timeout_s=120)
+        except launch.RankFailed as err:
+            result["error"] = str(err)
+
+    start = time.monotonic()
+    thread = threading.Thread(target=job)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not (pids := _rank_pids(1)):
+        assert time.monotonic() < deadline, "rank 1 never started"
+        time.sleep(0.2)
+    time.sleep(8)  # into the measuring
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the job hung after a rank died"
+    assert "rank 1 failed first" in result.get("error", ""), result
+    assert time.monotonic() - start < 120
+
+
+def test_the_command_line_writes_ranks_and_node(tmp_path):
+    import pandas as pd
+
+    launch.main(["--target", "cpu", "--model", "tiny-llama", "--precision", "fp32", "--batch-size", "2",
+                 "--seq-len", "32", "--out", str(tmp_path)])
+    ranks, node = pd.read_parquet(tmp_path / "ranks.parquet"), pd.read_parquet(tmp_path / "node.parquet")
+    assert sorted(ranks["rank"].unique()) == [0, 1] and (node["rank"] == -1).all()
+    assert {"train_step", "optimizer", "communication"} <= set(node["pass"])
