@@ -34,15 +34,15 @@ def measured():
     sampler = PowerSampler(gpu, hz=100)
     mp.setattr(job, "setup_meters", lambda device, settings, nvml=None: MeterSetup(
         [NvmlCounterMeter(sampler), sampler], sampler, gpu, "nvml_counter_interpolated", "ok"))
-    real_idle = job._idle_baseline
+    real_idle = job.idle_baseline
 
-    def idle(monitor, seconds, progress, *guard):
+    def idle(monitor, setup, seconds, progress, *rest):
         fake.set_power(IDLE_W)
-        out = real_idle(monitor, seconds, progress, *guard)
+        out = real_idle(monitor, setup, seconds, progress, *rest)
         fake.set_power(BUSY_W)  # 'the GPU' is busy from here on: every window measures work
         return out
 
-    mp.setattr(job, "_idle_baseline", idle)
+    mp.setattr(job, "idle_baseline", idle)
     try:
         rows, trace = job.run(SPEC, progress=lambda m: None)
     finally:

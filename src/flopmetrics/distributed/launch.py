@@ -52,11 +52,12 @@ def failed_ranks(output: str) -> str:
 
 
 def node_rows(ranks: pd.DataFrame) -> pd.DataFrame:
-    """One row per pass for the node: FLOPs and energy summed over the ranks, the time of the
-    slowest rank, FLOPs/J of the node."""
+    """One row per pass for the node: FLOPs, energy and dynamic energy (above each rank's idle
+    baseline) summed over the ranks, the time of the slowest rank, FLOPs/J of the node."""
     g = ranks.groupby("pass", sort=False)
     node = g.agg(world_size=("world_size", "first"), strategy=("strategy", "first"), scaling=("scaling", "first"),
                  flops=("flops", "sum"), energy_j_per_iter=("energy_j_per_iter", lambda e: e.sum(min_count=len(e))),
+                 dynamic_energy_j_per_iter=("dynamic_energy_j_per_iter", lambda e: e.sum(min_count=len(e))),
                  time_per_iter_s=("time_per_iter_s", "max"), ranks=("rank", "count"),
                  gpu_uuids=("gpu_uuid", lambda u: ",".join(u))).reset_index()
     node["flops_per_j"] = node["flops"] / node["energy_j_per_iter"]

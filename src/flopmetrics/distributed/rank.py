@@ -24,6 +24,7 @@ from ..jobs import provenance
 from ..jobs.output import write_parquet
 from ..jobs.passes import PassSpec, measure_passes
 from ..jobs.rows import build_rows
+from ..jobs.run import idle_baseline
 from ..jobs.spec import JobSpec
 from .env import NO_MULTICAST, check_no_multicast
 from .monitor import RankMonitor
@@ -82,6 +83,7 @@ def measure(spec: JobSpec, device: str, identity: dict):
             "gpu_label": spec.target, **setup.gpu_info(), **provenance.collect(device, {**spec.params(), **identity})}
     guard_s = spec.energy.guard_s if setup.sampler else 0.0
     with workload.precision_scope(), setup.sampler if setup.sampler else contextlib.nullcontext():
+        idle = idle_baseline(monitor, setup, spec.energy.idle_baseline_s, progress, guard_s, m.target_rse)
         counted = workload.counted()
         if "forward_backward_local" in steps:
             counted["forward_backward_local"] = counted["forward_backward"]  # the same arithmetic
@@ -90,7 +92,7 @@ def measure(spec: JobSpec, device: str, identity: dict):
         windows = measure_passes(monitor, specs, repeats=m.repeats, min_window_s=m.min_window_s,
                                  warmup_iterations=m.warmup_iterations, guard_s=guard_s, progress=progress,
                                  min_repeats=m.min_repeats, target_rse=m.target_rse)
-    rows = build_rows(workload, windows, counted, {}, {}, {}, m, base, [])
+    rows = build_rows(workload, windows, counted, {}, {}, idle, m, base, [])
     return gates.apply(rows)
 
 

@@ -63,11 +63,7 @@ def run_batch(specs: list[JobSpec], *, nvml=None, progress=None, sized: bool = T
     guard_s = first.energy.guard_s if setup.sampler else 0.0
     out, workload = [], None
     with setup.sampler if setup.sampler else contextlib.nullcontext():
-        if setup.method == "nvml_counter_interpolated":
-            # the idle baseline opens at once: the counter meter needs a step recorded before it
-            setup.sampler.wait_for(time.perf_counter(), timeout_s=2.0, tick=True)
-        idle_s = first.energy.idle_baseline_s if setup.method != "none" else 0
-        idle = _idle_baseline(monitor, idle_s, say, guard_s, first.measure.target_rse)
+        idle = idle_baseline(monitor, setup, first.energy.idle_baseline_s, say, guard_s, first.measure.target_rse)
         for i, spec in enumerate(specs):
             if len(specs) > 1:
                 say(f"configuration {i + 1}/{len(specs)}: {_identity(spec)}")
@@ -184,10 +180,17 @@ def _check_gpu(device: str, expected_gpu: str | None):
         return None
 
 
-def _idle_baseline(monitor: Monitor, seconds: float, progress, guard_s: float = 0.0, target_rse: float = 0.0) -> dict:
-    """Idle power from consecutive 0.5 s windows: at least two, stopping once their mean has
-    ``target_rse`` relative standard error, at most ``seconds`` in all (one window of
-    ``seconds`` where that is shorter than two)."""
+def idle_baseline(monitor: Monitor, setup, seconds: float, progress, guard_s: float = 0.0,
+                  target_rse: float = 0.0) -> dict:
+    """Idle power of the metered device (``setup``: its :class:`MeterSetup`, whose sampler runs)
+    from consecutive 0.5 s windows: at least two, stopping once their mean has ``target_rse``
+    relative standard error, at most ``seconds`` in all (one window of ``seconds`` where that is
+    shorter than two). Nothing is measured where no meter reads energy."""
+    if setup.method == "none":
+        seconds = 0
+    elif setup.method == "nvml_counter_interpolated":
+        # the first window opens at once: the counter meter needs a step recorded before it
+        setup.sampler.wait_for(time.perf_counter(), timeout_s=2.0, tick=True)
     if seconds <= 0:
         return {"idle_power_w": math.nan, "idle_power_trace_w": math.nan}
     time.sleep(guard_s)  # idle is steady across the edges too
@@ -200,7 +203,8 @@ def _idle_baseline(monitor: Monitor, seconds: float, progress, guard_s: float = 
         powers = [w.readings.get("energy_j", math.nan) / w.elapsed_s for w in parts]
         total = sum(w.elapsed_s for w in parts)
         rse = estimate(powers).sem / abs(estimate(powers).mean) if len(parts) > 1 else math.inf
-        if total >= seconds - 1e-9 or (len(parts) >= 2 and math.isfinite(rse) and rse <= target_rse):
+        done = total >= seconds - 1e-9 or (len(parts) >= 2 and math.isfinite(rse) and rse <= target_rse)
+        if monitor.agree(float(done), "min"):  # ranks measuring together stop together
             break
     w = Window("idle", parts[0].start_s, parts[-1].end_s, wall_start=parts[0].wall_start, wall_end=parts[-1].wall_end,
                readings={k: sum(p.readings.get(k, math.nan) for p in parts) for k in ("energy_j", "energy_trace_j")})
