@@ -10,7 +10,8 @@ from .style import empty, plt, precision_colors
 
 
 def calibration_parity(tables, style: dict, wildcards: dict):
-    """Measured energy against its leave-one-config-out prediction, for both models."""
+    """Measured energy against its leave-one-config-out prediction, for both models, one row
+    of panels per GPU."""
     pred, fits = tables["predictions"], tables["fits"]
     if pred.empty:
         return empty("no calibration data (no energy measurements with FLOPs)")
@@ -20,16 +21,19 @@ def calibration_parity(tables, style: dict, wildcards: dict):
     ]).dropna(subset=["predicted"])
     if long.empty:
         return empty("calibration needs at least two configurations per (GPU, precision, pass)")
+    gpus = sorted(long["gpu_label"].unique())
     g = sns.relplot(data=long, x="energy_j_per_iter", y="predicted", hue="precision", style="pass", col="model",
-                    palette=precision_colors(),
-                    height=4, aspect=1)
+                    row="gpu_label", row_order=gpus, palette=precision_colors(), height=4, aspect=1)
     lo, hi = long[["energy_j_per_iter", "predicted"]].min().min(), long[["energy_j_per_iter", "predicted"]].max().max()
-    for ax, (model, col) in zip(g.axes.flat, [("E = F / EE", "loo_mape_ee_pct"),
-                                              ("E = F / EE_dyn + P_static t", "loo_mape_two_term_pct")]):
-        ax.plot([lo, hi], [lo, hi], "k:", lw=1)
-        ax.set(xscale="log", yscale="log")
-        ax.set_title(f"{model}\nleave-one-config-out MAPE {np.nanmean(fits[col]):.1f} %", fontsize=9)
+    for gpu, axes in zip(gpus, g.axes):
+        mine = fits[fits["gpu_label"] == gpu]
+        for ax, (model, col) in zip(axes, [("E = F / EE", "loo_mape_ee_pct"),
+                                           ("E = F / EE_dyn + P_static t", "loo_mape_two_term_pct")]):
+            ax.plot([lo, hi], [lo, hi], "k:", lw=1)
+            ax.set(xscale="log", yscale="log")
+            ax.set_title(f"{gpu}: {model}\nleave-one-config-out MAPE {np.nanmean(mine[col]):.1f} %", fontsize=9)
     g.set_axis_labels("measured energy per iteration [J]", "predicted (left out) [J]")
+    g.tight_layout()
     return g.figure
 
 
