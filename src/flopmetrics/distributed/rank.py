@@ -22,7 +22,7 @@ from ..energy import gates
 from ..energy.setup import setup_meters
 from ..jobs import provenance
 from ..jobs.output import write_parquet
-from ..jobs.passes import PassSpec, measure_passes
+from ..jobs.passes import measure_workload
 from ..jobs.rows import build_rows
 from ..jobs.run import idle_baseline
 from ..jobs.spec import JobSpec
@@ -87,11 +87,7 @@ def measure(spec: JobSpec, device: str, identity: dict):
         counted = workload.counted()
         if "forward_backward_local" in steps:
             counted["forward_backward_local"] = counted["forward_backward"]  # the same arithmetic
-        specs = [PassSpec(p, steps[p], prepare=workload.restore, check=lambda out, p=p: workload.health(p, out))
-                 for p in steps]
-        windows = measure_passes(monitor, specs, repeats=m.repeats, min_window_s=m.min_window_s,
-                                 warmup_iterations=m.warmup_iterations, guard_s=guard_s, progress=progress,
-                                 min_repeats=m.min_repeats, target_rse=m.target_rse)
+        windows = measure_workload(monitor, workload, steps, m, guard_s=guard_s, progress=progress)
     rows = build_rows(workload, windows, counted, {}, {}, idle, m, base, [])
     return gates.apply(rows)
 

@@ -4,6 +4,7 @@ readable, else an explicit "no meter" (NaN energy and a status that says why).""
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +41,12 @@ class MeterSetup:
     gpu: NvmlGpu | None
     method: str  # how energy_j was obtained
     status: str  # "ok" or why energy is missing
+
+    def wait_for_counter(self) -> None:
+        """Where the energy counter is read, wait (its sampler running) until a step of it was
+        recorded: a window opened at once needs one before its start."""
+        if self.method == "nvml_counter_interpolated":
+            self.sampler.wait_for(time.perf_counter(), timeout_s=2.0, tick=True)
 
     def gpu_info(self) -> dict:
         """Identity columns of the metered GPU (empty on a CPU)."""

@@ -111,9 +111,7 @@ class Monitor:
         monitor.setup = setup
         if setup.sampler is not None:
             setup.sampler.start()
-            if setup.method == "nvml_counter_interpolated":
-                # a window may open at once: the counter meter needs a step recorded before it
-                setup.sampler.wait_for(time.perf_counter(), timeout_s=2.0, tick=True)
+            setup.wait_for_counter()
         return monitor
 
     @property

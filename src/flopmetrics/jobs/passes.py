@@ -72,6 +72,19 @@ def measure_passes(
     return windows
 
 
+def measure_workload(monitor: Monitor, workload, steps: dict[str, Callable[[], object]], measure, *,
+                     guard_s: float, progress: Callable[[str], None] | None = None,
+                     sized: bool = True) -> dict[str, list[Window]]:
+    """``steps`` (pass name -> one iteration) of ``workload`` measured by :func:`measure_passes`
+    with a job's measuring settings (``measure``: its ``MeasureSettings``): every window starts
+    from the workload's starting state, and what it computed is checked finite."""
+    specs = [PassSpec(p, step, prepare=workload.restore, check=lambda out, p=p: workload.health(p, out))
+             for p, step in steps.items()]
+    return measure_passes(monitor, specs, repeats=measure.repeats, min_window_s=measure.min_window_s,
+                          warmup_iterations=measure.warmup_iterations, guard_s=guard_s, progress=progress,
+                          min_repeats=measure.min_repeats, target_rse=measure.target_rse, sized=sized)
+
+
 def warm_up(monitor: Monitor, step: Callable[[], object], max_iterations: int, tolerance: float = 0.1) -> int:
     """Run ``step`` until two consecutive iterations take the same time within ``tolerance`` (the
     first ones pay for kernel selection and memory growth), at least 2 and at most

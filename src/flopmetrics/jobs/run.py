@@ -22,7 +22,7 @@ from ..energy.setup import setup_meters
 from ..energy.windows import Monitor, Window
 from ..workloads.models import resolve as resolve_model
 from . import provenance
-from .passes import PassSpec, measure_passes, stderr_progress
+from .passes import measure_workload, stderr_progress
 from .rows import build_rows, label_trace
 from .spec import JobSpec
 from .stats import estimate
@@ -97,13 +97,8 @@ def _measure(spec, device, gpu, setup, monitor, idle, guard_s, sized, say, held:
             analytic_cols = workload.analytic()
             profiled = workload.profiled() if m.profiler_flops else {}
             steps = workload.steps()
-            specs = [PassSpec(p, steps[p], prepare=workload.restore,
-                              check=lambda out, p=p: workload.health(p, out)) for p in workload.passes]
-            windows = measure_passes(monitor, specs,
-                                     repeats=m.repeats, min_window_s=m.min_window_s,
-                                     warmup_iterations=m.warmup_iterations, guard_s=guard_s, progress=say,
-                                     min_repeats=m.min_repeats, target_rse=m.target_rse, sized=sized)
-            del specs, steps
+            windows = measure_workload(monitor, workload, {p: steps[p] for p in workload.passes}, m,
+                                       guard_s=guard_s, progress=say, sized=sized)
     except OUT_OF_MEMORY as err:
         if not is_out_of_memory(err):
             raise
@@ -188,9 +183,7 @@ def idle_baseline(monitor: Monitor, setup, seconds: float, progress, guard_s: fl
     shorter than two). Nothing is measured where no meter reads energy."""
     if setup.method == "none":
         seconds = 0
-    elif setup.method == "nvml_counter_interpolated":
-        # the first window opens at once: the counter meter needs a step recorded before it
-        setup.sampler.wait_for(time.perf_counter(), timeout_s=2.0, tick=True)
+    setup.wait_for_counter()
     if seconds <= 0:
         return {"idle_power_w": math.nan, "idle_power_trace_w": math.nan}
     time.sleep(guard_s)  # idle is steady across the edges too

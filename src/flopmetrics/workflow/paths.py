@@ -27,7 +27,6 @@ TRACE = {k: v.replace("results/raw/", "results/traces/", 1) for k, v in RAW.item
 # one profiling job measures every size of one (target, [model,] precision): its wildcards and log
 JOB_WILDCARDS = {"mlp": ("target", "precision"), "llm": ("target", "model", "precision"),
                  "matmul": ("target", "precision")}
-SIZES = {"mlp": ("n", "d", "m"), "llm": ("batch_size", "seq_len"), "matmul": ("size",)}
 LOG = {k: f"logs/{k}/" + "/".join("{%s}" % w for w in JOB_WILDCARDS[k]) + ".log" for k in RAW}
 
 NCU = "results/ncu/{target}/{precision}.csv.gz"  # ncu's raw CSV; the capture's manifest beside it

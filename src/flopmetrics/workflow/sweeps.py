@@ -48,14 +48,17 @@ def energy_params(energy: dict, target: str) -> dict:
     return {k: (None if target == "cpu" and k in GPU_ONLY_ENERGY_KEYS else energy[k]) for k in ENERGY_KEYS}
 
 
-def sizes(config: dict, experiment: str) -> dict[str, list]:
-    """The size lists one job of ``experiment`` measures (each job measures their product)."""
+def sizes(config: dict, experiment: str) -> list[dict]:
+    """The sizes one job of ``experiment`` measures (the product of its size lists), in the one
+    order both its outputs and its params' workloads follow."""
     section = config[experiment]
     if experiment == "mlp":
-        return {k: section[k] for k in ("n", "d", "m")}
-    if experiment == "llm":
-        return {"batch_size": section["batch_size"], "seq_len": section["seq_len"]}
-    return {"size": section["sizes"]}
+        lists = {k: section[k] for k in ("n", "d", "m")}
+    elif experiment == "llm":
+        lists = {"batch_size": section["batch_size"], "seq_len": section["seq_len"]}
+    else:
+        lists = {"size": section["sizes"]}
+    return [dict(zip(lists, v)) for v in itertools.product(*lists.values())]
 
 
 def job_outputs(config: dict, experiment: str, kind: str) -> list[str]:
@@ -64,8 +67,7 @@ def job_outputs(config: dict, experiment: str, kind: str) -> list[str]:
     template = getattr(paths, kind)[experiment]
     for w in paths.JOB_WILDCARDS[experiment]:
         template = template.replace("{%s}" % w, "{{%s}}" % w)
-    size = sizes(config, experiment)
-    return [template.format(**dict(zip(size, v))) for v in itertools.product(*size.values())]
+    return [template.format(**size) for size in sizes(config, experiment)]
 
 
 def job_params(config: dict, experiment: str, wildcards) -> dict:
@@ -74,15 +76,11 @@ def job_params(config: dict, experiment: str, wildcards) -> dict:
     wc = dict(wildcards)
     section = config[experiment]
     target, precision = wc["target"], wc["precision"]
-    size = sizes(config, experiment)
-    combos = [dict(zip(size, v)) for v in itertools.product(*size.values())]
+    workloads = sizes(config, experiment)
     if experiment == "llm":
-        shared = {"model": model_specs(config)[wc["model"]],
-                  **{k: section[k] for k in ("passes", "attn_implementation", "attention_flops")}}
-        workloads = [{"model": shared["model"], **c, **{k: v for k, v in shared.items() if k != "model"}}
-                     for c in combos]
-    else:
-        workloads = combos
+        model = model_specs(config)[wc["model"]]
+        rest = {k: section[k] for k in ("passes", "attn_implementation", "attention_flops")}
+        workloads = [{"model": model, **size, **rest} for size in workloads]
     measure = {k: section[k] for k in MEASURE_KEYS if k in section}
     measure.setdefault("profiler_flops", False)  # an experiment without the key has no profiler count
     if measure["profiler_flops"] == "auto":  # the thesis's slow counter: on CPUs, off where GPU time is paid for
