@@ -4,10 +4,12 @@ sweep (Llama-3.2-1B, batch 8, precisions x sequence lengths, forward and backwar
 
     old: what the H100 reference jobs ran (code of 2026-11-27): one job per configuration,
          5 windows of >= 2 s per pass, 0.3 s guards, windows issued in halving batches
-    new: one job per precision measuring every length with one model build; 3 to 10 windows
-         of >= WINDOW s per pass, stopping at 0.5 % relative standard error; windows issued
-         in one batch sized by the guard's rate; guards of >= 0.05 s that last until the
-         energy counter has stepped past each edge
+    new: one job per precision measuring every length with one model build; one pass after
+         the other, 3 to 10 windows of >= WINDOW s each, stopping at 0.5 % relative standard
+         error; a pass's windows back to back, each issued in one batch sized by the rate
+         just seen, one guard of >= 0.05 s between two windows that lasts until the energy
+         counter has stepped past the edge; ``--launch cuda_graph``: every pass replayed from
+         a CUDA graph (named "new 1 s graph")
 
 For each precision the old jobs run first, then the new job(s), so every configuration is
 measured both ways within minutes on the same card. Job times are measured inside the process
@@ -31,12 +33,13 @@ import torch
 from flopmetrics.jobs import run as job
 from flopmetrics.jobs.spec import JobSpec
 
-OLD = {"measure": {"repeats": 5, "min_repeats": 5, "target_rse": 0.0, "min_window_s": 2.0},
+OLD = {"measure": {"repeats": 5, "min_repeats": 5, "target_rse": 0.0, "min_window_s": 2.0, "launch": "eager"},
        "energy": {"guard_s": 0.3, "idle_baseline_s": 2.0}}
 
 
-def new(window: float) -> dict:
-    return {"measure": {"repeats": 10, "min_repeats": 3, "target_rse": 0.005, "min_window_s": window},
+def new(window: float, launch: str = "eager") -> dict:
+    return {"measure": {"repeats": 10, "min_repeats": 3, "target_rse": 0.005, "min_window_s": window,
+                        "launch": launch},
             "energy": {"guard_s": 0.05, "idle_baseline_s": 2.0}}
 
 
@@ -53,7 +56,7 @@ def spec(precision: str, seq: int, protocol: dict, passes: list[str], model: str
 
 
 def records(rows, protocol: str, seconds: float, batch_seconds: float) -> list[dict]:
-    keep = ("pass", "derived", "windows", "energy_j_per_iter", "energy_j_per_iter_sem", "energy_cv", "time_per_iter_s",
+    keep = ("pass", "derived", "launch", "windows", "energy_j_per_iter", "energy_j_per_iter_sem", "energy_cv", "time_per_iter_s",
             "counter_vs_trace_pct", "power_counter_mean_w", "idle_power_w", "gates_passed", "numerics", "gpu_uuid",
             "gpu_name", "driver_version", "power_limit_w", "precision", "seq_len", "git_revision")
     out = []
@@ -80,6 +83,8 @@ def main() -> None:
     ap.add_argument("--seq", nargs="+", type=int, default=[256, 512, 1024])
     ap.add_argument("--passes", nargs="+", default=["forward", "forward_train", "forward_backward"])
     ap.add_argument("--windows", nargs="+", type=float, default=[1.0], help="the new protocol's window lengths")
+    ap.add_argument("--launch", nargs="+", default=["eager"], choices=["eager", "cuda_graph"],
+                    help="the new protocol's launch modes")
     ap.add_argument("--model", default="llama-3.2-1b")
     ap.add_argument("--no-old", action="store_true", help="the new protocol only")
     ap.add_argument("--imports", action="store_true", help="also time a job process's start and imports")
@@ -105,9 +110,9 @@ def main() -> None:
                 out["jobs"].append({"protocol": "old", "precision": precision, "seq": [seq], "seconds": took})
                 say("old")(f"{precision} s{seq}: {took:.1f} s")
                 save()
-        for window in args.windows:
-            name = f"new {window:g} s"
-            specs = [spec(precision, seq, new(window), args.passes, args.model) for seq in args.seq]
+        for window, launch in ((w, l) for w in args.windows for l in args.launch):
+            name = f"new {window:g} s" + (" graph" if launch == "cuda_graph" else "")
+            specs = [spec(precision, seq, new(window, launch), args.passes, args.model) for seq in args.seq]
             start, ends = time.perf_counter(), []
             results = job.run_batch(specs, progress=say(f"{precision} {name}"),
                                     done=lambda i, rows, trace: ends.append(time.perf_counter()))

@@ -7,16 +7,23 @@ counter between its steps, Zeus reads the counter at the edges. Every window sta
 same starting weights (the workload's restore) and is checked finite, as in a pipeline job.
 ``--sized`` frames the windows as the pipeline's jobs do now (guards until the counter has
 stepped past each edge, the window issued in one batch sized by the guard's rate); without it,
-as the jobs of 2026-11-27 did (fixed guards).
+as the jobs of 2026-11-27 did (fixed guards). ``--random-phase`` (with ``--sized``) lengthens each
+first guard by a random number of the same iterations (0 to one counter period's worth) after
+the counter has stepped, so the windows open at random phase to the counter's 100 ms steps (as
+a user's windows would), not a few tens of milliseconds after one; each window's phase (time
+since the counter's last step at its start) is recorded.
 
     python benchmarks/zeus_side_by_side.py --precisions fp16 bf16 > zeus_side_by_side.json
     python benchmarks/zeus_side_by_side.py --sized --window 1.0 --guard 0.05 --repeats 10 --precisions bf16
+    python benchmarks/zeus_side_by_side.py --sized --random-phase --window 1.0 --guard 0.05 --repeats 20
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import random
 import statistics
 import sys
 import time
@@ -43,6 +50,7 @@ def measure(precision: str, args, zeus_monitor) -> dict:
     steps = wl.steps()
     counter = setup.meters[0] if args.sized else None  # the NVML counter meter: knows when an edge is covered
     out = {}
+    rng = random.Random(args.seed)
     with wl.precision_scope(), setup.sampler:
         for p in args.passes:
             for _ in range(3):
@@ -50,6 +58,8 @@ def measure(precision: str, args, zeus_monitor) -> dict:
         ours = {p: [] for p in args.passes}
         zeus = {p: [] for p in args.passes}
         numerics = {p: [] for p in args.passes}
+        phases = {p: [] for p in args.passes}
+        raws = {p: [] for p in args.passes}  # our counter's values at the edges, uninterpolated (as Zeus reads)
         for r in range(args.repeats):
             for p in args.passes:
                 wl.restore()
@@ -57,6 +67,9 @@ def measure(precision: str, args, zeus_monitor) -> dict:
                 n = run_for(mon, steps[p], args.guard, until=(lambda t=t: counter.covers(t)) if counter else None)
                 if counter:
                     rate = (time.perf_counter() - t) / n
+                if args.random_phase:  # 0 to one counter period more of whole iterations
+                    for _ in range(rng.randint(0, math.ceil(0.1 / rate))):
+                        steps[p]()
                 zeus_monitor.begin_window(f"{precision}-{p}-{r}", sync_execution=True)
                 mon.begin_window(p)
                 kept = {}
@@ -69,13 +82,17 @@ def measure(precision: str, args, zeus_monitor) -> dict:
                 finite, first = check()
                 numerics[p].append("finite" if finite else f"non_finite: {first}")
                 ours[p].append(w.readings["energy_j"] / done)
+                raws[p].append(w.readings["energy_counter_raw_j"] / done)
+                ticks = setup.sampler.ticks()[:, 0]
+                phases[p].append(float(w.start_s - ticks[ticks <= w.start_s].max()))
                 zeus[p].append(sum(z.gpu_energy.values()) / done)
                 print(f"[{precision} {p} {r}] ours {ours[p][-1]:.3f} J/it, zeus {zeus[p][-1]:.3f} J/it, "
                       f"{numerics[p][-1]}", file=sys.stderr, flush=True)
         for p in args.passes:
             o, z = summary(ours[p]), summary(zeus[p])
             out[p] = {"ours_j_per_iter": o, "zeus_j_per_iter": z,
-                      "zeus_minus_ours_pct": 100 * (z["mean"] - o["mean"]) / o["mean"], "numerics": numerics[p]}
+                      "zeus_minus_ours_pct": 100 * (z["mean"] - o["mean"]) / o["mean"], "numerics": numerics[p],
+                      "ours_raw_edges_j_per_iter": summary(raws[p]), "start_phase_s": phases[p]}
     out["gpu_uuid"] = setup.gpu.uuid()
     out["gpu_name"] = setup.gpu.name()
     del wl
@@ -94,6 +111,8 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=2.0)
     ap.add_argument("--guard", type=float, default=0.3)
     ap.add_argument("--sized", action="store_true", help="frame windows as the pipeline does now (see above)")
+    ap.add_argument("--random-phase", action="store_true", help="open windows at random phase (see above)")
+    ap.add_argument("--seed", type=int, default=0, help="of the random phases")
     args = ap.parse_args()
     from zeus.monitor import ZeusMonitor
 
@@ -102,7 +121,7 @@ def main() -> None:
 
     result = {"zeus_version": getattr(zeus, "__version__", "?"), "torch": torch.__version__, "model": args.model,
               "batch": args.batch, "seq": args.seq, "window_s": args.window, "repeats": args.repeats,
-              "guard_s": args.guard, "sized": args.sized,
+              "guard_s": args.guard, "sized": args.sized, "random_phase": args.random_phase,
               "precisions": {p: measure(p, args, zeus_monitor) for p in args.precisions}}
     json.dump(result, sys.stdout, indent=1)
 

@@ -115,6 +115,6 @@ def job_spec(experiment: str, workload: dict, target: str = "cpu", precision: st
     return JobSpec.from_params({
         "experiment": experiment, "target": target, "precision": precision, "workload": workload,
         "measure": {"repeats": 2, "min_repeats": 2, "target_rse": 0.0, "min_window_s": 0.02, "warmup_iterations": 1, "seed": 0, "profiler_flops": False,
-                    **(measure or {})},
+                    "launch": "eager", **(measure or {})},
         "energy": {"meter": "auto", "sampler_hz": 50, "guard_s": 0.3, "idle_baseline_s": 0.0, **(energy or {})},
     })

@@ -192,6 +192,9 @@ def test_values_checked_only_at_job_time_are_checked_at_parse_time(workflow):
                                  c.update(energy={"meter": "nvml_trace"})),
             "energy.meter", "execution.run_on_cpu is on")
     refuses(workflow, lambda c: c.update(energy={"sampler_hz": 5000}), "energy.sampler_hz")
+    refuses(workflow, lambda c: c["mlp"].update(launch="cuda_graph"), "mlp.launch", "'cuda_graph' replays CUDA graphs",
+            "mlp.targets[0] = 'cpu'")
+    refuses(workflow, lambda c: c["mlp"].update(launch="graph"), "mlp", "launch", "'graph'")
     refuses(workflow, lambda c: c.update(thesis={"compare_gpu": "h1000"}), "thesis.compare_gpu", "'h1000'")
     refuses(workflow, lambda c: c.update(co2e={"workloads": [
         {"name": "w", "model": "tiny-llama", "tokens": 1e6, "batch_size": 1, "seq_len": 8, "gpu": "h100",
@@ -207,6 +210,15 @@ def test_cpu_out_of_memory_is_an_oom_row():
     rows, trace = run(job_spec("mlp", {"n": 1, "d": 2_000_000, "m": 2}), progress=lambda m: None)  # 16 TB of W
     assert (rows["status"] == "oom").all() and rows["error"].str.contains("can't allocate memory").all()
     assert not rows["gates_passed"].any() and trace.empty
+
+
+def test_a_cuda_graph_job_on_the_cpu_is_refused_before_it_measures():
+    from flopmetrics.jobs.run import run
+
+    with pytest.raises(ValueError, match="launch 'cuda_graph' replays passes from CUDA graphs, but this mlp job runs on"):
+        run(job_spec("mlp", {"n": 1, "d": 8, "m": 2}, measure={"launch": "cuda_graph"}), progress=lambda m: None)
+    with pytest.raises(ValueError, match="unknown launch 'graph'"):
+        job_spec("mlp", {"n": 1, "d": 8, "m": 2}, measure={"launch": "graph"})
 
 
 def test_python_memory_error_is_an_oom_row(monkeypatch):

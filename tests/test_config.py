@@ -117,6 +117,10 @@ def test_grid_and_job_params():
     # profiler_flops: auto = the thesis's slow counter on CPUs only
     assert mlp["profiler_flops"] == "auto"
     assert params["measure"]["profiler_flops"] is True and gpu["measure"]["profiler_flops"] is False
+    # launch: the schema's default reaches every job, and a job of another launch is another job
+    assert params["measure"]["launch"] == "eager"
+    graphs = sweeps.job_params({**cfg, "mlp": {**mlp, "launch": "cuda_graph"}}, "mlp", {"target": "h100", "precision": "fp32"})
+    assert graphs["measure"] == {**gpu["measure"], "launch": "cuda_graph"}
     # every experiment's params have the one shape of JobSpec: one spec per size, same settings
     from flopmetrics.jobs.spec import JobSpec
 

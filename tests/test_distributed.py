@@ -23,7 +23,7 @@ def params(strategy="ddp", scaling="weak", batch_size=2, **measure) -> dict:
                              "passes": ["forward", "forward_train", "forward_backward"],
                              "attn_implementation": "sdpa", "attention_flops": "full"},
                 "measure": {"repeats": 3, "min_repeats": 3, "target_rse": 0.0, "min_window_s": 0.1,
-                            "warmup_iterations": 2, "seed": 0, "profiler_flops": False, **measure},
+                            "warmup_iterations": 2, "seed": 0, "profiler_flops": False, "launch": "eager", **measure},
                 "energy": {"meter": "none", "sampler_hz": None, "guard_s": None, "idle_baseline_s": 0}},
     }
 

@@ -70,3 +70,60 @@ def test_real_counter_agrees_with_trace_and_repeats(gpu):
     assert max(abs(v) for v in vs_trace) < 2.0
     assert cv < 0.01
     assert all(w.readings["power_mean_w"] <= 1.1 * gpu.power_limit_w() for w in windows)
+
+
+# --- launch: cuda_graph -------------------------------------------------------------------------
+
+def _tiny(precision):
+    from flopmetrics.workloads.causal_lm import CausalLMWorkload
+    from flopmetrics.workloads.models import resolve
+
+    name, fields = resolve("tiny-llama")
+    return CausalLMWorkload("cuda:0", precision, name, fields, 4, 64)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "bf16-mixed", "fp16-mixed"])
+def test_a_replayed_pass_computes_what_the_eager_pass_computes(precision):
+    wl = _tiny(precision)
+    steps = wl.steps()
+    with wl.precision_scope():
+        wl.restore()
+        eager_logits = steps["forward"]().clone()
+        eager_loss = steps["forward_backward"]().clone()
+        eager_grads = [p.grad.clone() for p in wl.trainable]
+        with wl.replayed("forward", steps["forward"]) as forward:
+            wl.restore()
+            torch.testing.assert_close(forward(), eager_logits)
+        with wl.replayed("forward_backward", steps["forward_backward"]) as forward_backward:
+            wl.restore()
+            torch.testing.assert_close(forward_backward(), eager_loss)
+            for p, g in zip(wl.trainable, eager_grads):
+                torch.testing.assert_close(p.grad, g)
+        if wl.graph_blocker("train_step"):
+            assert precision == "fp16-mixed" and "loss scaler" in wl.graph_blocker("train_step")
+            return
+        with wl.replayed("train_step", steps["train_step"]) as train_step:
+            wl.restore()
+            before = [p.detach().clone() for p in wl.trainable]
+            loss = train_step()
+            torch.cuda.synchronize()
+            assert torch.isfinite(loss).all()
+            moved = [not torch.equal(p, b) for p, b in zip(wl.trainable, before)]
+            assert all(torch.isfinite(p).all() for p in wl.trainable) and sum(moved) > len(moved) // 2
+
+
+def test_a_cuda_graph_job_says_so_in_every_row(gpu):
+    from conftest import job_spec
+    from flopmetrics.jobs.run import run
+
+    spec = job_spec("llm", {"model": "tiny-llama", "batch_size": 4, "seq_len": 64,
+                            "passes": ["forward", "forward_train", "forward_backward", "train_step"],
+                            "attn_implementation": "sdpa", "attention_flops": "full"},
+                    target="cuda", precision="fp16-mixed",
+                    measure={"launch": "cuda_graph", "min_window_s": 0.3, "repeats": 3, "min_repeats": 3},
+                    energy={"guard_s": 0.05})
+    rows, trace = run(spec, progress=lambda m: None)
+    launch = rows.set_index("pass")["launch"].to_dict()
+    assert launch == {"forward": "cuda_graph", "forward_train": "cuda_graph", "forward_backward": "cuda_graph",
+                      "train_step": "eager", "backward": "cuda_graph", "optimizer": "mixed"}
+    assert (rows["numerics"] == "finite").all() and not trace.empty

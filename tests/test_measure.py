@@ -105,7 +105,7 @@ def test_run_window_does_not_trust_the_first_iteration():
     assert w.iterations > 20
 
 
-def test_measure_passes_interleaves_and_derives():
+def test_measure_passes_derives_one_pass_after_the_other():
     order = []
     specs = [PassSpec("a", lambda: (order.append("a"), time.sleep(0.002))),
              PassSpec("ab", lambda: (order.append("ab"), time.sleep(0.004)))]
@@ -115,7 +115,88 @@ def test_measure_passes_interleaves_and_derives():
     assert est["b"].mean == pytest.approx(est["ab"].mean - est["a"].mean)
     assert est["b"].sem == pytest.approx(math.hypot(est["ab"].sem, est["a"].sem))
     assert 0.001 < est["b"].mean < 0.01
-    assert order[:2] == ["a", "ab"]  # warm-up first, then rounds
+    # every window of "a" (warm-up first) before any of "ab": a pass's windows run back to back
+    first_ab = order.index("ab")
+    assert set(order[:first_ab]) == {"a"} and set(order[first_ab:]) == {"ab"}
+    assert windows["a"][-1].end_s <= windows["ab"][0].start_s
+
+
+def test_the_protocol_of_2026_11_27_interleaves_the_passes():
+    order = []
+    specs = [PassSpec("a", lambda: (order.append("a"), time.sleep(0.002))),
+             PassSpec("ab", lambda: (order.append("ab"), time.sleep(0.004)))]
+    windows = measure_passes(Monitor("cpu"), specs, repeats=3, min_window_s=0.02, warmup_iterations=1, sized=False)
+    assert [len(v) for v in windows.values()] == [3, 3]
+    assert order[:2] == ["a", "ab"]  # warm-up of every pass first, then rounds
+    assert windows["a"][1].start_s > windows["ab"][0].end_s  # round 2 of "a" after round 1 of "ab"
+
+
+def test_one_guard_between_back_to_back_windows_frames_both_edges():
+    """Between two windows of a pass run the restore and then one stretch of the pass's own
+    iterations, lasting until the meter covers the edge: it is the trailing guard of one window
+    and the leading guard of the next."""
+    log = []
+
+    class Meter:  # "covers" an edge 30 ms after it, like a counter that steps late
+        name = "late"
+
+        def begin(self, t):
+            log.append(("begin", time.perf_counter()))
+
+        def covers(self, t):
+            return time.perf_counter() > t + 0.03
+
+        def end(self, t):
+            log.append(("read", time.perf_counter()))
+            return {"energy_j": 1.0}
+
+    def step():
+        log.append(("it", time.perf_counter()))
+        time.sleep(0.002)
+
+    spec = PassSpec("p", step, prepare=lambda: log.append(("restore", time.perf_counter())))
+    windows = measure_passes(Monitor("cpu", [Meter()]), [spec], repeats=3, min_window_s=0.02,
+                             warmup_iterations=1, guard_s=0.005)
+    assert len(windows["p"]) == 3
+    events = [e for e, _ in log]
+    begins = [i for i, e in enumerate(events) if e == "begin"]
+    reads = [i for i, e in enumerate(events) if e == "read"]
+    assert events.count("restore") == 4  # before the first guard, and after each window
+    for window, (read, next_begin) in enumerate(zip(reads, begins[1:])):
+        between = events[read + 1:next_begin]
+        assert between == [], f"work between window {window}'s reading and the next window's start: {between}"
+        closed = windows["p"][window].end_s
+        guard = [t for e, t in log[begins[window]:read] if e == "it" and t > closed]
+        assert guard and guard[-1] > closed + 0.03 - 0.003  # the guard ran until the edge was covered
+
+
+def test_each_pass_stops_once_it_is_precise():
+    calls = {"n": 0}
+
+    def step():
+        calls["n"] += 1
+
+    class Meter:  # pass "noisy" scatters by 50 % window to window, "steady" not at all
+        name = "fake"
+
+        def __init__(self):
+            self.k = 0
+
+        def begin(self, t):
+            self.first = calls["n"]
+
+        def end(self, t):
+            self.k += 1
+            scatter = 0.5 * (-1) ** self.k if monitor.current == "noisy" else 0.0
+            return {"energy_j": (calls["n"] - self.first) * (1 + scatter)}
+
+    monitor = Monitor("cpu", [Meter()])
+    specs = []
+    for name in ("steady", "noisy"):
+        specs.append(PassSpec(name, step, prepare=lambda name=name: setattr(monitor, "current", name)))
+    windows = measure_passes(monitor, specs, repeats=8, min_window_s=0.005, warmup_iterations=1, min_repeats=3,
+                             target_rse=0.01)
+    assert len(windows["steady"]) == 3 and len(windows["noisy"]) == 8
 
 
 def test_estimate_mean_sem_cv():

@@ -12,6 +12,7 @@ def table():
 
 def test_one_row_per_pass(table):
     assert table["pass"].tolist() == ["forward", "forward_train", "forward_backward", "backward"]
+    assert (table["launch"] == "eager").all()  # each row says how its iterations were issued
     assert table.set_index("pass")["derived"].to_dict() == {
         "forward": False, "forward_train": False, "forward_backward": False, "backward": True}
 

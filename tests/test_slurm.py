@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slurm
 SLURM_CONFIG = {
     "execution": {"check_devices": True, "run_on_cpu": True},
     "mlp": {"targets": ["h100", "a100"], "precisions": ["fp32"], "n": [2], "d": [16], "m": [4], "repeats": 2,
-            "min_window_s": 0.01, "warmup_iterations": 1, "profiler_flops": False},
+            "min_window_s": 0.01, "warmup_iterations": 1, "profiler_flops": False, "launch": "eager"},
     "llm": {"targets": []},
     "matmul": {"targets": ["h100", "a100"], "precisions": ["fp32"], "sizes": [64], "repeats": 2,
                "min_window_s": 0.01, "warmup_iterations": 1},

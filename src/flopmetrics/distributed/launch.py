@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
                       "workload": {"model": args.model, "batch_size": args.batch_size, "seq_len": args.seq_len,
                                    **{k: llm[k] for k in ("passes", "attn_implementation", "attention_flops")}},
                       "measure": {k: llm[k] for k in ("repeats", "min_repeats", "target_rse", "min_window_s",
-                                                      "warmup_iterations", "seed", "profiler_flops")},
+                                                      "warmup_iterations", "seed", "profiler_flops", "launch")},
                       "energy": {"meter": energy["meter"], "sampler_hz": None if cpu else energy["sampler_hz"],
                                  "guard_s": None if cpu else energy["guard_s"],
                                  "idle_baseline_s": energy["idle_baseline_s"]}}}

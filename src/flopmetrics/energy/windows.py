@@ -65,6 +65,7 @@ class Window:
     wall_end: float = 0.0
     numerics: str = "unknown"  # finite | non_finite (what the window computed), unknown: not checked
     first_nonfinite: str = ""  # the first tensor found non-finite
+    launch: str = "eager"  # how the iterations were issued: eager | cuda_graph (replayed)
 
     @property
     def elapsed_s(self) -> float:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..energy.windows import Monitor, Window, run_window
+from ..energy.windows import Monitor, Window, run_for, run_window
 from ..workloads.base import DerivedPass
 from .stats import Estimate, estimate
 
@@ -18,12 +19,19 @@ class PassSpec:
     """One directly measured pass: ``step`` runs exactly one iteration of it; ``prepare`` runs
     before each of its windows (outside them: the workload's starting weights back); ``check``
     queues the numeric-health check of an iteration's output (see
-    :func:`flopmetrics.energy.windows.run_window`)."""
+    :func:`flopmetrics.energy.windows.run_window`); ``replayed``, if given, is a context manager
+    that captures ``step`` in a CUDA graph and yields a call that replays it (config ``launch:
+    cuda_graph``): the pass's windows then run the replay."""
 
     name: str
     step: Callable[[], object]
     prepare: Callable[[], None] | None = None
     check: Callable[[object], Callable[[], tuple[bool, str]]] | None = None
+    replayed: Callable[[], contextlib.AbstractContextManager] | None = None
+
+    @property
+    def launch(self) -> str:
+        return "cuda_graph" if self.replayed else "eager"
 
 
 def measure_passes(
@@ -39,16 +47,89 @@ def measure_passes(
     target_rse: float = 0.0,
     sized: bool = True,
 ) -> dict[str, list[Window]]:
-    """Warm every pass up, then run rounds of one window per pass: at least ``min_repeats``
-    (all ``repeats`` when None), at most ``repeats``, stopping once every pass's per-iteration
-    estimate (energy where a meter reads it, else time) has a relative standard error of at most
-    ``target_rse``: repeats that buy no precision are not paid for.
+    """Windows of every pass: at least ``min_repeats`` (all ``repeats`` when None), at most
+    ``repeats``, stopping once the pass's per-iteration estimate (energy where a meter reads it,
+    else time) has a relative standard error of at most ``target_rse``: repeats that buy no
+    precision are not paid for.
 
-    Rounds interleave the passes (f, b, f, b, ...) so slow drifts (clocks, temperature) hit
-    all passes alike instead of biasing whichever ran last. Each pass is warmed up by
-    :func:`warm_up` (at most ``warmup_iterations``). ``guard_s`` and ``sized``: see
-    :func:`flopmetrics.energy.windows.run_window`.
+    With ``sized`` (the default) one pass is measured after the other: it is warmed up by
+    :func:`warm_up` (at most ``warmup_iterations``), then its windows run back to back, one guard
+    of the same iterations between two windows serving as the first one's trailing guard and the
+    next one's leading guard (see :func:`flopmetrics.energy.windows.run_window`); each window is
+    issued as one batch sized by the rate seen just before it. Where a pass is replayed from a CUDA
+    graph, the graph lives only while that pass is measured. ``sized=False`` is the protocol of
+    2026-11-27: every pass warmed up first, then rounds of one window per pass interleaved
+    (f, b, f, b, ...), each window with guards of its own, stopping once every pass is precise.
     """
+    if not sized:
+        return _interleaved(monitor, specs, repeats, min_window_s, warmup_iterations, guard_s, progress,
+                            min_repeats, target_rse)
+    out: dict[str, list[Window]] = {}
+    for spec in specs:
+        with spec.replayed() if spec.replayed else contextlib.nullcontext(spec.step) as step:
+            warm_up(monitor, step, warmup_iterations)
+            out[spec.name] = _back_to_back(monitor, spec, step, repeats, min(min_repeats or repeats, repeats),
+                                           min_window_s, guard_s, target_rse, progress)
+    return out
+
+
+def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, guard_s, target_rse, progress):
+    covers = [m.covers for m in monitor.meters if hasattr(m, "covers")]
+
+    def covered(t: float) -> Callable[[], bool] | None:
+        return (lambda: all(c(t) for c in covers)) if covers else None
+
+    if spec.prepare:
+        spec.prepare()
+    rate = None
+    if guard_s:
+        t = time.perf_counter()
+        n = run_for(monitor, step, guard_s, until=covered(t))
+        rate = (time.perf_counter() - t) / n
+    windows: list[Window] = []
+    for r in range(repeats):
+        kept: dict = {}
+        monitor.begin_window(spec.name)
+        done = run_for(monitor, step, min_window_s, keep=kept, per_iteration_s=rate)
+
+        def settle():  # the trailing guard, and the next window's leading one
+            if spec.check:
+                kept["result"] = spec.check(kept.pop("last"))  # queued before the guard overwrites the state
+            if spec.prepare:
+                spec.prepare()
+            if guard_s:
+                run_for(monitor, step, guard_s, per_iteration_s=rate, until=covered(monitor.last_close_s))
+
+        w = monitor.end_window(spec.name, settle=settle)
+        w.iterations, w.launch = done, spec.launch
+        if spec.check:
+            finite, first = kept["result"]()
+            w.numerics, w.first_nonfinite = ("finite" if finite else "non_finite"), first
+        windows.append(w)
+        rate = w.elapsed_s / done
+        _report(progress, r, repeats, spec.name, w)
+        if r + 1 >= min_repeats and target_rse > 0:
+            worst = monitor.agree(relative_error(windows))
+            if worst <= target_rse:
+                if progress and r + 1 < repeats:
+                    progress(f"{spec.name} within {100 * target_rse:g} % relative standard error after {r + 1} "
+                             f"repeats ({100 * worst:.2f} %): done")
+                break
+    return windows
+
+
+def _report(progress, r, repeats, name, w) -> None:
+    if progress:
+        health = "" if w.numerics == "unknown" else f", {w.numerics}"
+        bad = f" ({w.first_nonfinite})" if w.first_nonfinite else ""
+        graph = ", CUDA graph" if w.launch == "cuda_graph" else ""
+        progress(f"repeat {r + 1}/{repeats} {name}: {w.iterations} it in {w.elapsed_s:.3f} s{graph}{health}{bad}")
+
+
+def _interleaved(monitor, specs, repeats, min_window_s, warmup_iterations, guard_s, progress, min_repeats,
+                 target_rse) -> dict[str, list[Window]]:
+    if any(spec.replayed for spec in specs):
+        raise ValueError("CUDA-graph replay needs the back-to-back protocol (sized=True)")
     for spec in specs:
         warm_up(monitor, spec.step, warmup_iterations)
     windows: dict[str, list[Window]] = {spec.name: [] for spec in specs}
@@ -56,12 +137,9 @@ def measure_passes(
         for spec in specs:
             if spec.prepare:
                 spec.prepare()
-            w = run_window(monitor, spec.name, spec.step, min_window_s, guard_s, check=spec.check, sized=sized)
+            w = run_window(monitor, spec.name, spec.step, min_window_s, guard_s, check=spec.check, sized=False)
             windows[spec.name].append(w)
-            if progress:
-                health = "" if w.numerics == "unknown" else f", {w.numerics}"
-                bad = f" ({w.first_nonfinite})" if w.first_nonfinite else ""
-                progress(f"repeat {r + 1}/{repeats} {spec.name}: {w.iterations} it in {w.elapsed_s:.3f} s{health}{bad}")
+            _report(progress, r, repeats, spec.name, w)
         if r + 1 >= min(min_repeats or repeats, repeats) and target_rse > 0:
             worst = monitor.agree(max(relative_error(ws) for ws in windows.values()))
             if worst <= target_rse:
@@ -77,8 +155,13 @@ def measure_workload(monitor: Monitor, workload, steps: dict[str, Callable[[], o
                      sized: bool = True) -> dict[str, list[Window]]:
     """``steps`` (pass name -> one iteration) of ``workload`` measured by :func:`measure_passes`
     with a job's measuring settings (``measure``: its ``MeasureSettings``): every window starts
-    from the workload's starting state, and what it computed is checked finite."""
-    specs = [PassSpec(p, step, prepare=workload.restore, check=lambda out, p=p: workload.health(p, out))
+    from the workload's starting state, and what it computed is checked finite. With ``launch:
+    cuda_graph`` every pass the workload can capture (:meth:`~flopmetrics.workloads.base.Workload.
+    graph_blocker`) is replayed from a CUDA graph; the others run eager, and their windows say so."""
+    graphs = measure.launch == "cuda_graph"
+    specs = [PassSpec(p, step, prepare=workload.restore, check=lambda out, p=p: workload.health(p, out),
+                      replayed=(lambda p=p, step=step: workload.replayed(p, step))
+                      if graphs and not workload.graph_blocker(p) else None)
              for p, step in steps.items()]
     return measure_passes(monitor, specs, repeats=measure.repeats, min_window_s=measure.min_window_s,
                           warmup_iterations=measure.warmup_iterations, guard_s=guard_s, progress=progress,

@@ -82,6 +82,7 @@ def build_rows(workload, windows, counted, analytic_cols, profiled, idle, measur
             **base,
             "workload": workload.kind, "pass": p, "derived": p not in windows,
             **_numerics(p, windows, derived),
+            "launch": _launch(p, windows, derived),
             "precision": workload.precision_mode,
             **workload.describe(),
             "flops": f, "flops_source": source,
@@ -131,6 +132,14 @@ def _numerics(p, windows, derived) -> dict:
     first = f"{bad[0].name}: {bad[0].first_nonfinite}" if bad else ""
     return {"numerics": numerics, "numerics_first_nonfinite": first,
             "status": "non_finite" if bad else "ok", "error": f"non-finite values in {first}" if bad else ""}
+
+
+def _launch(p, windows, derived) -> str:
+    """How a pass's iterations were issued: eager or cuda_graph; a derived pass whose two parts
+    were issued differently is ``mixed``."""
+    parts = [p] if p in windows else [x for d in derived if d.name == p for x in (d.minuend, d.subtrahend)]
+    kinds = {w.launch for name in parts for w in windows[name]}
+    return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
 def _component_min(windows, derived, p):

@@ -53,6 +53,10 @@ def run_batch(specs: list[JobSpec], *, nvml=None, progress=None, sized: bool = T
     device, expected_gpu = resolve_target(first.target, first.run_on_cpu)
     if device == "cuda":
         device = "cuda:0"  # the first GPU this job was given (CUDA_VISIBLE_DEVICES / Slurm)
+    if first.measure.launch == "cuda_graph" and torch.device(device).type != "cuda":
+        raise ValueError(f"launch 'cuda_graph' replays passes from CUDA graphs, but this {first.experiment} job "
+                         f"runs on {device!r} (target {first.target!r}{', run_on_cpu' if first.run_on_cpu else ''}); "
+                         "use launch 'eager' there")
     gpu_spec = _check_gpu(device, expected_gpu)
     setup = setup_meters(device, first.energy, nvml)
     monitor = Monitor(device, setup.meters)

@@ -8,7 +8,7 @@ from the validated config, whose schema holds the defaults.
 ``{"experiment": "mlp" | "llm" | "matmul", "target": ..., "precision": ...,
 "workloads": [{what to build: n, d, m | model, batch_size, seq_len, passes, attn_implementation,
 attention_flops | size}, ...], "measure": {repeats, min_repeats, target_rse, min_window_s,
-warmup_iterations, seed, profiler_flops}, "energy": {meter, sampler_hz, guard_s, idle_baseline_s}}`` plus
+warmup_iterations, seed, profiler_flops, launch}, "energy": {meter, sampler_hz, guard_s, idle_baseline_s}}`` plus
 ``"run_on_cpu": true`` only where it is on (so turning it on reruns exactly the jobs it changes).
 A single configuration's parameters (:meth:`JobSpec.params`, hashed into each row's
 ``config_hash``) have ``"workload"`` in place of ``"workloads"``.
@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from ..energy.setup import EnergySettings
 
 EXPERIMENTS = ("mlp", "llm", "matmul")
+LAUNCHES = ("eager", "cuda_graph")
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,13 @@ class MeasureSettings:
     warmup_iterations: int
     seed: int
     profiler_flops: bool  # the thesis's torch.profiler FLOP count as well (slow)
+    launch: str  # eager | cuda_graph: each measured pass replayed from a CUDA graph where it can be
 
     def __post_init__(self):
         if not isinstance(self.repeats, int) or self.repeats < 1:
             raise ValueError(f"repeats must be a positive integer, got {self.repeats!r}")
+        if self.launch not in LAUNCHES:
+            raise ValueError(f"unknown launch {self.launch!r}; expected one of {LAUNCHES}")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ def check_consistency(config: dict, report=None) -> None:
     check_co2e(config)
     check_thesis(config)
     check_meter(config)
+    check_launch(config)
     check_figures(config)
     check_round_trip(config)
 
@@ -110,6 +111,19 @@ def check_meter(config: dict) -> None:
             if meter == "rapl" and not cpu:
                 fail("energy.meter", f"'rapl' reads the CPU, but {section}.targets[{i}] = {target!r} is a GPU; "
                                      "use 'auto', 'nvml' or 'nvml_trace'")
+
+
+def check_launch(config: dict) -> None:
+    """CUDA graphs replay GPU work only."""
+    on_cpu = config["execution"]["run_on_cpu"]
+    for section in ("mlp", "llm", "matmul"):
+        if config.get(section, {}).get("launch") != "cuda_graph":
+            continue
+        for i, target in enumerate(config[section]["targets"]):
+            if on_cpu or target == "cpu":
+                why = "execution.run_on_cpu is on" if on_cpu else "it is the CPU"
+                fail(f"{section}.launch", f"'cuda_graph' replays CUDA graphs, but {section}.targets[{i}] = {target!r} "
+                                          f"runs on the CPU ({why}); use 'eager'")
 
 
 def _is_cmap(name: str) -> bool:

@@ -9,7 +9,8 @@ from ..workloads.models import resolve
 from . import paths
 
 # config keys of an experiment that say how to measure (the rest say what to build)
-MEASURE_KEYS = ("repeats", "min_repeats", "target_rse", "min_window_s", "warmup_iterations", "seed", "profiler_flops")
+MEASURE_KEYS = ("repeats", "min_repeats", "target_rse", "min_window_s", "warmup_iterations", "seed", "profiler_flops",
+                "launch")
 ENERGY_KEYS = ("meter", "sampler_hz", "guard_s", "idle_baseline_s")
 GPU_ONLY_ENERGY_KEYS = ("sampler_hz", "guard_s")  # no sampler and no guards on a CPU
 

@@ -25,6 +25,7 @@ import torch
 
 from ..flops import transformer
 from ..flops.counted import count_flops, profiler_flops
+from . import graphs
 from .precision import adamw_eps, get_precision, matmul_precision, parse_precision
 
 
@@ -110,6 +111,17 @@ class Workload:
         """Queue a finiteness check of pass ``name``'s output (see :meth:`TrainableWorkload.health`)."""
         return finite_check([output.detach()], [f"output of {name}"])
 
+    def graph_blocker(self, name: str) -> str:
+        """Why pass ``name`` cannot be replayed from a CUDA graph, or "" where it can."""
+        if torch.device(self.device).type != "cuda":
+            return "CUDA graphs need a CUDA device"
+        return ""
+
+    def replayed(self, name: str, step: Callable[[], object]):
+        """A context manager yielding ``step`` (one iteration of pass ``name``) replayed from a CUDA
+        graph (:func:`flopmetrics.workloads.graphs.replayed`)."""
+        return graphs.replayed(step)
+
     def profiled(self) -> dict[str, int]:
         steps = self.steps()
         return {name: profiler_flops(steps[name]) for name in ("forward", "forward_backward") if name in steps}
@@ -129,6 +141,21 @@ class TrainableWorkload(Workload):
             self.passes = tuple(p for p in self.passes if p in passes)
 
     sharded = False  # parameters sharded over ranks (FSDP): set by flopmetrics.distributed
+
+    def graph_blocker(self, name: str) -> str:
+        why = super().graph_blocker(name)
+        if why:
+            return why
+        if self.sharded or (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return "a pass of several ranks runs eager (collectives and sharded parameters are not captured)"
+        if name == "train_step" and self.scaler.is_enabled():
+            return "the loss scaler's step reads its overflow check on the host"
+        return ""
+
+    def replayed(self, name: str, step: Callable[[], object]):
+        if name == "train_step":
+            graphs.capturable_optimizer(self.optimizer)
+        return super().replayed(name, step)
 
     def _build_optimizer(self):
         """AdamW, and the starting weights every window begins from (:meth:`restore`); called

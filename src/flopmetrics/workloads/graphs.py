@@ -1,0 +1,56 @@
+"""Replaying a pass from a CUDA graph (config ``launch: cuda_graph``).
+
+An eager pass launches each kernel from Python. Where launching is slower than the GPU (a
+1B-parameter model at batch 8 and 256 tokens in 16-bit), the GPU waits between kernels and the
+pass's time and energy follow the host's speed: on one H200 host a forward varied from 12.4 to
+20 ms per iteration between 1 s windows at an unchanged SM clock, 5 % in energy
+(``benchmarks/host_jitter.py``, ``docs/benchmarks.md``). A graph replays the same kernels with
+one launch, so what is measured is the GPU's own work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+
+WARMUP = 3  # eager iterations on a side stream before capture: first-use work (cuBLAS handles,
+# the allocator's growth, lazily created optimizer and scaler state) must not be captured
+
+
+@contextlib.contextmanager
+def replayed(step: Callable[[], object]) -> Iterator[Callable[[], object]]:
+    """Capture one iteration of ``step`` in a CUDA graph and yield a call that replays it and
+    returns what the captured iteration returned (its tensors hold each replay's result). The
+    graph and its memory pool are freed on exit."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(WARMUP):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = step()
+
+    def replay():
+        graph.replay()
+        return out
+
+    try:
+        yield replay
+    finally:
+        torch.cuda.synchronize()
+        del out, graph
+
+
+def capturable_optimizer(optimizer: torch.optim.Optimizer) -> None:
+    """Let ``optimizer`` run inside a graph: its step count kept on the device (``capturable``),
+    also for state it already has."""
+    for group in optimizer.param_groups:
+        group["capturable"] = True
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            if "step" in state and state["step"].device != p.device:
+                state["step"] = state["step"].to(p.device)
