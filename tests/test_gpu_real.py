@@ -97,8 +97,10 @@ def test_a_replayed_pass_computes_what_the_eager_pass_computes(precision):
         with wl.replayed("forward_backward", steps["forward_backward"]) as forward_backward:
             wl.restore()
             torch.testing.assert_close(forward_backward(), eager_loss)
+            # mixed precision: fp32 gradients of 16-bit GEMMs, whose algorithm may differ under capture
+            tol = {"rtol": 1.6e-2, "atol": 1e-3} if wl.mixed else {}
             for p, g in zip(wl.trainable, eager_grads):
-                torch.testing.assert_close(p.grad, g)
+                torch.testing.assert_close(p.grad, g, **tol)
         if wl.graph_blocker("train_step"):
             assert precision == "fp16-mixed" and "loss scaler" in wl.graph_blocker("train_step")
             return
