@@ -170,6 +170,51 @@ def test_one_guard_between_back_to_back_windows_frames_both_edges():
         assert guard and guard[-1] > closed + 0.03 - 0.003  # the guard ran until the edge was covered
 
 
+def test_windows_of_a_recording_meter_run_back_to_back_and_are_read_later():
+    """A meter that keeps a record (the GPU counter, the trace) reads past windows: until the
+    stopping rule needs a reading, the next window frames each edge, with no guard between."""
+    log = []
+
+    class Recorder:
+        name = "recorder"
+
+        def begin(self, t):
+            self.t0 = t
+            log.append(("begin", time.perf_counter()))
+
+        def covers(self, t):
+            return time.perf_counter() > t + 0.03
+
+        def end(self, t):
+            return self.read(self.t0, t)
+
+        def read(self, t0, t1):
+            assert time.perf_counter() > t1 + 0.03, "read before work had run past the edge"
+            log.append(("read", time.perf_counter()))
+            return {"energy_j": t1 - t0}
+
+    def step():
+        log.append(("it", time.perf_counter()))
+        time.sleep(0.002)
+
+    monitor = Monitor("cpu", [Recorder()])
+    windows = measure_passes(monitor, [PassSpec("p", step)], repeats=4, min_window_s=0.02, warmup_iterations=1,
+                             guard_s=0.005, min_repeats=3, target_rse=0.5)
+    w = windows["p"]
+    assert len(w) == 3  # precise at the first decision
+    assert all(x.readings["energy_j"] == pytest.approx(x.end_s - x.start_s) for x in w)
+    events = [e for e, _ in log]
+    begins = [i for i, e in enumerate(events) if e == "begin"]
+    # nothing ran between window 1's close and window 2's start, nor between 2 and 3
+    for k in (0, 1):
+        its = [t for e, t in log[begins[k]:begins[k + 1]] if e == "it" and t > w[k].end_s]
+        assert its == []
+    # after the third window, a guard ran until its edge was covered, then all three were read
+    assert events[-3:] == ["read"] * 3
+    trailing = [t for e, t in log if e == "it" and t > w[2].end_s]
+    assert trailing and trailing[-1] > w[2].end_s + 0.03 - 0.003
+
+
 def test_each_pass_stops_once_it_is_precise():
     calls = {"n": 0}
 

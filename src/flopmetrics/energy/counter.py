@@ -43,10 +43,14 @@ class NvmlCounterMeter:
         return bool(len(ticks)) and ticks[-1, 0] > t + margin_s
 
     def end(self, t_end: float) -> dict[str, float]:
+        return self.read(self._t0, t_end)
+
+    def read(self, t_start: float, t_end: float) -> dict[str, float]:
+        """The reading of any past window ``[t_start, t_end]`` (the record keeps every step)."""
         if not self.sampler.wait_for(t_end, self.wait_s, tick=True):
             raise MeterError(f"the NVML energy counter did not step within {self.wait_s} s after the window")
         ticks = self.sampler.ticks()
-        return counter_window(ticks[:, 0], ticks[:, 1], self._t0, t_end)
+        return counter_window(ticks[:, 0], ticks[:, 1], t_start, t_end)
 
 
 def counter_window(t: np.ndarray, e: np.ndarray, t0: float, t1: float) -> dict[str, float]:

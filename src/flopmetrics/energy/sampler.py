@@ -144,5 +144,9 @@ class PowerSampler:
         self._t0 = t_start
 
     def end(self, t_end: float) -> dict[str, float]:
+        return self.read(self._t0, t_end)
+
+    def read(self, t_start: float, t_end: float) -> dict[str, float]:
+        """The reading of any past window ``[t_start, t_end]`` (the trace keeps every sample)."""
         self.wait_for(t_end)  # one sample past the edge, to interpolate there
-        return window_stats(self.trace(), self._t0, t_end)
+        return window_stats(self.trace(), t_start, t_end)

@@ -36,7 +36,9 @@ class Meter(Protocol):
     ``begin(t_start)`` is called right after the device is synchronized at open; ``end(t_end)``
     after the synchronization at close (and after any settling work the caller runs past the
     window's end); both times are on the ``time.perf_counter`` clock. Meters are opened and read
-    in list order.
+    in list order. A meter that keeps a record (the GPU's counter steps, a power trace) may also
+    have ``read(t_start, t_end)``, the reading of any past window: windows can then run back to
+    back and be read later (:meth:`Monitor.end_window` with ``defer``).
     """
 
     name: str
@@ -152,9 +154,12 @@ class Monitor:
             meter.begin(start_s)
         self._open[name] = (start_s, wall_start)
 
-    def end_window(self, name: str, settle: Callable[[], object] | None = None) -> Window:
+    def end_window(self, name: str, settle: Callable[[], object] | None = None, defer: bool = False) -> Window:
         """Close ``name`` at the next synchronization. ``settle``, if given, runs after the close
-        and before the meters are read (guard iterations that keep power steady past the edge)."""
+        and before the meters are read (guard iterations that keep power steady past the edge).
+        With ``defer`` the meters are not read now but by :meth:`read`, later (once work of the
+        same power has run past the edge: the next window); only meters that can read a past
+        window (:meth:`can_defer`) allow it."""
         if name not in self._open:
             raise WindowError(f"window {name!r} was never opened")
         self._sync()
@@ -163,10 +168,24 @@ class Monitor:
         start_s, wall_start = self._open.pop(name)
         if settle is not None:
             settle()
-        readings: dict[str, float] = {}
+        window = Window(name, start_s, end_s, wall_start=wall_start, wall_end=wall_end)
+        if defer:
+            if not self.can_defer():
+                raise WindowError("a meter of this monitor cannot read a past window; read it at its close")
+            return window
         for meter in self.meters:
-            readings.update(meter.end(end_s))
-        return Window(name, start_s, end_s, readings=readings, wall_start=wall_start, wall_end=wall_end)
+            window.readings.update(meter.end(end_s))
+        return window
+
+    def can_defer(self) -> bool:
+        """Whether every meter reads past windows from its record (``read(t_start, t_end)``)."""
+        return all(hasattr(m, "read") for m in self.meters)
+
+    def read(self, window: Window) -> Window:
+        """Fill the readings of a window closed with ``defer``."""
+        for meter in self.meters:
+            window.readings.update(meter.read(window.start_s, window.end_s))
+        return window
 
 
 def run_for(monitor: Monitor, step: Callable[[], object], min_seconds: float,

@@ -53,10 +53,13 @@ def measure_passes(
     precision are not paid for.
 
     With ``sized`` (the default) one pass is measured after the other: it is warmed up by
-    :func:`warm_up` (at most ``warmup_iterations``), then its windows run back to back, one guard
-    of the same iterations between two windows serving as the first one's trailing guard and the
-    next one's leading guard (see :func:`flopmetrics.energy.windows.run_window`); each window is
-    issued as one batch sized by the rate seen just before it. Where a pass is replayed from a CUDA
+    :func:`warm_up` (at most ``warmup_iterations``), then its windows run back to back between
+    a leading and a trailing guard of the same iterations (see
+    :func:`flopmetrics.energy.windows.run_window`); each window is issued as one batch sized by
+    the rate seen just before it. Where the meters read past windows from their record (the GPU
+    counter and trace), a window is the next one's guard and is read later; a guard runs only
+    where the stopping rule needs a reading (after ``min_repeats`` windows). Other meters are
+    read at each window's close, after a guard that also leads into the next window. Where a pass is replayed from a CUDA
     graph, the graph lives only while that pass is measured. ``sized=False`` is the protocol of
     2026-11-27: every pass warmed up first, then rounds of one window per pass interleaved
     (f, b, f, b, ...), each window with guards of its own, stopping once every pass is precise.
@@ -75,6 +78,9 @@ def measure_passes(
 
 def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, guard_s, target_rse, progress):
     covers = [m.covers for m in monitor.meters if hasattr(m, "covers")]
+    # windows whose meters read the past need no guard between them: the next window frames the
+    # edge, and they are read once a guard has run past a later edge
+    defer = bool(guard_s and covers) and monitor.can_defer()
 
     def covered(t: float) -> Callable[[], bool] | None:
         return (lambda: all(c(t) for c in covers)) if covers else None
@@ -89,6 +95,8 @@ def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, guard
     windows: list[Window] = []
     for r in range(repeats):
         kept: dict = {}
+        # a window after which the stopping rule is applied (or the last) is read at once
+        decide = r + 1 == repeats or (r + 1 >= min_repeats and target_rse > 0)
         monitor.begin_window(spec.name)
         done = run_for(monitor, step, min_window_s, keep=kept, per_iteration_s=rate)
 
@@ -97,18 +105,22 @@ def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, guard
                 kept["result"] = spec.check(kept.pop("last"))  # queued before the guard overwrites the state
             if spec.prepare:
                 spec.prepare()
-            if guard_s:
+            if guard_s and (decide or not defer):
                 run_for(monitor, step, guard_s, per_iteration_s=rate, until=covered(monitor.last_close_s))
 
-        w = monitor.end_window(spec.name, settle=settle)
+        w = monitor.end_window(spec.name, settle=settle, defer=defer and not decide)
         w.iterations, w.launch = done, spec.launch
         if spec.check:
             finite, first = kept["result"]()
             w.numerics, w.first_nonfinite = ("finite" if finite else "non_finite"), first
         windows.append(w)
         rate = w.elapsed_s / done
+        if decide:
+            for earlier in windows:
+                if not earlier.readings:
+                    monitor.read(earlier)
         _report(progress, r, repeats, spec.name, w)
-        if r + 1 >= min_repeats and target_rse > 0:
+        if decide and r + 1 >= min_repeats and target_rse > 0:
             worst = monitor.agree(relative_error(windows))
             if worst <= target_rse:
                 if progress and r + 1 < repeats:

@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-WARMUP = 3  # eager iterations on a side stream before capture: first-use work (cuBLAS handles,
-# the allocator's growth, lazily created optimizer and scaler state) must not be captured
+WARMUP = 1  # eager iterations on a side stream before capture: first-use work (cuBLAS handles,
+# the allocator's growth, lazily created optimizer and scaler state) must not be captured; the
+# replay is then warmed up like an eager pass
 
 
 @contextlib.contextmanager
