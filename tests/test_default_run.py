@@ -85,7 +85,11 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
     assert reference["numerics"].eq("finite").all() and reference["gates_passed"].all()
     # the H200's own card, and the adaptive protocol's windows: 3 to 10 per pass
     h200 = reference[reference["gpu_label"] == "h200"]
-    assert set(h200["gpu_uuid"]) == {"GPU-272c57c7-6cbb-bca1-bbc1-c861e1834ef4"}
+    # two cards: the first sweep's, and the one that measured bf16 mixed, the MLP and the matmuls
+    second = h200["gpu_uuid"] == "GPU-fd614aff-d804-1d50-c7d6-7a2f19fca86e"
+    assert set(h200.loc[~second, "gpu_uuid"]) == {"GPU-272c57c7-6cbb-bca1-bbc1-c861e1834ef4"}
+    assert set(h200.loc[second & (h200["workload"] == "llm"), "precision"]) == {"bf16-mixed"}
+    assert h200.loc[(h200["workload"] == "llm") & (h200["precision"] == "bf16-mixed"), "seq_len"].nunique() == 5
     assert h200.loc[~h200["derived"], "windows"].between(3, 10).all()
     fits = pd.read_parquet(wd / "results/calibration/calibration.parquet")
     # one fit per (GPU, precision, pass): the H100's and the H200's side by side
@@ -99,7 +103,8 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
     assert row["basis"].startswith("measured")
     ref = pd.read_parquet(wd / "results/merged/energy.parquet")
     ref = ref[(ref["model"] == row["model"]) & (ref["precision"] == row["precision"]) & (ref["pass"] == row["pass"])
-              & (ref["seq_len"] == row["seq_len"]) & (ref["batch_size"] == row["batch_size"]) & ref["gates_passed"]]
+              & (ref["seq_len"] == row["seq_len"]) & (ref["batch_size"] == row["batch_size"]) & ref["gates_passed"]
+              & (ref["gpu_label"] == row["gpu"])]
     assert row["energy_j"] == pytest.approx(row["steps"] * ref["energy_j_per_iter"].mean())
     assert row["kg_co2e"] == pytest.approx(row["kwh"] * 1.58 * 0.480)
     # the committed Nsight Compute runs: every launch classified, the formulas judged out of fold
