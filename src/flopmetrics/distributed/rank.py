@@ -24,7 +24,8 @@ from ..jobs import provenance
 from ..jobs.output import write_parquet
 from ..jobs.passes import measure_workload
 from ..jobs.rows import build_rows
-from ..jobs.run import idle_baseline
+from ..jobs.run import check_gpu, idle_baseline
+from ..jobs.targets import resolve_target
 from ..jobs.spec import JobSpec
 from .env import NO_MULTICAST, check_no_multicast
 from .monitor import RankMonitor
@@ -67,6 +68,9 @@ def measure(spec: JobSpec, device: str, identity: dict):
         raise ValueError(f"strategy must be one of {STRATEGIES} and scaling one of {SCALING}; "
                          f"got {strategy!r}, {scaling!r}")
     progress = say(identity["rank"])
+    # the datasheet entry of the GPU this rank got (a generic target such as 'cuda' has none of
+    # its own): the gates judge each row against it
+    gpu_spec = check_gpu(device, resolve_target(spec.target, spec.run_on_cpu)[1])
     setup = setup_meters(device, spec.energy)
     monitor = RankMonitor(device, setup.meters)
     m = spec.measure
@@ -80,7 +84,8 @@ def measure(spec: JobSpec, device: str, identity: dict):
     steps = wrap(workload, strategy, device)
     base = {**identity, **{f"env_{k}": os.environ.get(k, "") for k in NO_MULTICAST}, "target": spec.target,
             "device": device, "energy_method": setup.method, "meter_status": setup.status,
-            "gpu_label": spec.target, **setup.gpu_info(), **provenance.collect(device, {**spec.params(), **identity})}
+            "gpu_key": gpu_spec.key if gpu_spec else "", "gpu_label": gpu_spec.label if gpu_spec else "cpu",
+            **setup.gpu_info(), **provenance.collect(device, {**spec.params(), **identity})}
     guard_s = spec.energy.guard_s if setup.sampler else 0.0
     with workload.precision_scope(), setup.sampler if setup.sampler else contextlib.nullcontext():
         idle = idle_baseline(monitor, setup, spec.energy.idle_baseline_s, progress, guard_s, m.target_rse)

@@ -57,7 +57,7 @@ def run_batch(specs: list[JobSpec], *, nvml=None, progress=None, sized: bool = T
         raise ValueError(f"launch 'cuda_graph' replays passes from CUDA graphs, but this {first.experiment} job "
                          f"runs on {device!r} (target {first.target!r}{', run_on_cpu' if first.run_on_cpu else ''}); "
                          "use launch 'eager' there")
-    gpu_spec = _check_gpu(device, expected_gpu)
+    gpu_spec = check_gpu(device, expected_gpu)
     setup = setup_meters(device, first.energy, nvml)
     monitor = Monitor(device, setup.meters)
     gpu = {"device": device, "energy_method": setup.method, "meter_status": setup.status,
@@ -163,8 +163,9 @@ def is_out_of_memory(err: BaseException) -> bool:
         m in str(err) for m in CPU_OOM_MESSAGES)
 
 
-def _check_gpu(device: str, expected_gpu: str | None):
-    """The datasheet entry of the job's GPU (None on a CPU or an unknown GPU)."""
+def check_gpu(device: str, expected_gpu: str | None):
+    """The datasheet entry of the job's GPU (None on a CPU or an unknown GPU); fails where the
+    GPU is not of the architecture ``expected_gpu`` names."""
     if torch.device(device).type != "cuda":
         return None
     if not torch.cuda.is_available():
