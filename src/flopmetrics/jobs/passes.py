@@ -120,14 +120,21 @@ def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, guard
                 if not earlier.readings:
                     monitor.read(earlier)
         _report(progress, r, repeats, spec.name, w)
-        if decide and r + 1 >= min_repeats and target_rse > 0:
-            worst = monitor.agree(relative_error(windows))
-            if worst <= target_rse:
-                if progress and r + 1 < repeats:
-                    progress(f"{spec.name} within {100 * target_rse:g} % relative standard error after {r + 1} "
-                             f"repeats ({100 * worst:.2f} %): done")
-                break
+        if decide and r + 1 >= min_repeats and _precise(monitor, [windows], target_rse, r, repeats, progress,
+                                                          spec.name):
+            break
     return windows
+
+
+def _precise(monitor, window_lists, target_rse, r, repeats, progress, what) -> bool:
+    """Whether every list's per-iteration estimate has reached ``target_rse`` (agreed over ranks)."""
+    if target_rse <= 0:
+        return False
+    worst = monitor.agree(max(relative_error(ws) for ws in window_lists))
+    if worst <= target_rse and progress and r + 1 < repeats:
+        progress(f"{what} within {100 * target_rse:g} % relative standard error after {r + 1} repeats "
+                 f"(worst {100 * worst:.2f} %): done")
+    return worst <= target_rse
 
 
 def _report(progress, r, repeats, name, w) -> None:
@@ -152,13 +159,9 @@ def _interleaved(monitor, specs, repeats, min_window_s, warmup_iterations, guard
             w = run_window(monitor, spec.name, spec.step, min_window_s, guard_s, check=spec.check, sized=False)
             windows[spec.name].append(w)
             _report(progress, r, repeats, spec.name, w)
-        if r + 1 >= min(min_repeats or repeats, repeats) and target_rse > 0:
-            worst = monitor.agree(max(relative_error(ws) for ws in windows.values()))
-            if worst <= target_rse:
-                if progress and r + 1 < repeats:
-                    progress(f"every pass within {100 * target_rse:g} % relative standard error after {r + 1} "
-                             f"repeats (worst {100 * worst:.2f} %): done")
-                break
+        if r + 1 >= min(min_repeats or repeats, repeats) and _precise(
+                monitor, list(windows.values()), target_rse, r, repeats, progress, "every pass"):
+            break
     return windows
 
 
