@@ -229,6 +229,28 @@ def run_for(monitor: Monitor, step: Callable[[], object], min_seconds: float,
         batch = int(monitor.agree(max(1, min(max_iterations - done, math.ceil(wanted)))))
 
 
+def edge_covered(monitor: Monitor) -> Callable[[float], Callable[[], bool] | None]:
+    """For an edge at ``t``, a check that every meter able to say so (``covers(t)``: the energy
+    counter has stepped after ``t``) sees work past it; None where no meter can say."""
+    covers = [m.covers for m in monitor.meters if hasattr(m, "covers")]
+
+    def covered(t: float) -> Callable[[], bool] | None:
+        return (lambda: all(c(t) for c in covers)) if covers else None
+
+    return covered
+
+
+def lead_in(monitor: Monitor, step: Callable[[], object], guard_s: float,
+            covered: Callable[[float], Callable[[], bool] | None]) -> float | None:
+    """The leading guard: iterations of ``step`` for at least ``guard_s`` and until the edge at
+    their start is covered; returns their rate (seconds per iteration), None without a guard."""
+    if not guard_s:
+        return None
+    t = time.perf_counter()
+    n = run_for(monitor, step, guard_s, until=covered(t))
+    return (time.perf_counter() - t) / n
+
+
 def run_window(
     monitor: Monitor,
     name: str,
@@ -256,16 +278,9 @@ def run_window(
     """
     if min_seconds < 0 or guard_s < 0:
         raise ValueError(f"min_seconds and guard_s must be >= 0, got {min_seconds} and {guard_s}")
-    covers = [m.covers for m in monitor.meters if hasattr(m, "covers")] if sized else []
-
-    def covered(t: float) -> Callable[[], bool] | None:
-        return (lambda: all(c(t) for c in covers)) if covers else None
-
-    rate = None
-    if guard_s:
-        t = time.perf_counter()
-        n = run_for(monitor, step, guard_s, until=covered(t))
-        rate = (time.perf_counter() - t) / n if sized else None
+    covered = edge_covered(monitor) if sized else (lambda t: None)
+    rate = lead_in(monitor, step, guard_s, covered)
+    rate = rate if sized else None
     kept: dict = {}
     monitor.begin_window(name)
     done = run_for(monitor, step, min_seconds, max_iterations, keep=kept, per_iteration_s=rate)

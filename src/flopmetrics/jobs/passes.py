@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..energy.windows import Monitor, Window, run_for, run_window
+from ..energy.windows import Monitor, Window, edge_covered, lead_in, run_for, run_window
 from ..workloads.base import DerivedPass
 from .stats import Estimate, estimate
 
@@ -59,8 +59,8 @@ def measure_passes(
     the rate seen just before it. Where the meters read past windows from their record (the GPU
     counter and trace), a window is the next one's guard and is read later; a guard runs only
     where the stopping rule needs a reading (after ``min_repeats`` windows). Other meters are
-    read at each window's close, after a guard that also leads into the next window. Where a pass is replayed from a CUDA
-    graph, the graph lives only while that pass is measured. ``sized=False`` is the protocol of
+    read at each window's close, after a guard that also leads into the next window. Where a
+    pass is replayed from a CUDA graph, the graph lives only while that pass is measured. ``sized=False`` is the protocol of
     2026-11-27: every pass warmed up first, then rounds of one window per pass interleaved
     (f, b, f, b, ...), each window with guards of its own, stopping once every pass is precise.
     """
@@ -77,21 +77,13 @@ def measure_passes(
 
 
 def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, guard_s, target_rse, progress):
-    covers = [m.covers for m in monitor.meters if hasattr(m, "covers")]
+    covered = edge_covered(monitor)
     # windows whose meters read the past need no guard between them: the next window frames the
     # edge, and they are read once a guard has run past a later edge
-    defer = bool(guard_s and covers) and monitor.can_defer()
-
-    def covered(t: float) -> Callable[[], bool] | None:
-        return (lambda: all(c(t) for c in covers)) if covers else None
-
+    defer = bool(guard_s) and any(hasattr(m, "covers") for m in monitor.meters) and monitor.can_defer()
     if spec.prepare:
         spec.prepare()
-    rate = None
-    if guard_s:
-        t = time.perf_counter()
-        n = run_for(monitor, step, guard_s, until=covered(t))
-        rate = (time.perf_counter() - t) / n
+    rate = lead_in(monitor, step, guard_s, covered)
     windows: list[Window] = []
     for r in range(repeats):
         kept: dict = {}
@@ -169,8 +161,8 @@ def measure_workload(monitor: Monitor, workload, steps: dict[str, Callable[[], o
                      guard_s: float, progress: Callable[[str], None] | None = None,
                      sized: bool = True) -> dict[str, list[Window]]:
     """``steps`` (pass name -> one iteration) of ``workload`` measured by :func:`measure_passes`
-    with a job's measuring settings (``measure``: its ``MeasureSettings``): every window starts
-    from the workload's starting state, and what it computed is checked finite. With ``launch:
+    with a job's measuring settings (``measure``: its ``MeasureSettings``): the workload's starting
+    state is put back before every window, and what each window computed is checked finite. With ``launch:
     cuda_graph`` every pass the workload can capture (:meth:`~flopmetrics.workloads.base.Workload.
     graph_blocker`) is replayed from a CUDA graph; the others run eager, and their windows say so."""
     graphs = measure.launch == "cuda_graph"

@@ -100,30 +100,30 @@ def check_thesis(config: dict) -> None:
 def check_meter(config: dict) -> None:
     """A GPU meter cannot measure a CPU job, nor RAPL a GPU job."""
     meter = config["energy"]["meter"]
-    on_cpu = config["execution"]["run_on_cpu"]
-    for section in ("mlp", "llm", "matmul"):
-        for i, target in enumerate(config.get(section, {}).get("targets", [])):
-            cpu = on_cpu or target == "cpu"
-            if meter in ("nvml", "nvml_trace") and cpu:
-                why = "execution.run_on_cpu is on" if on_cpu else "it is the CPU"
-                fail("energy.meter", f"{meter!r} reads a GPU, but {section}.targets[{i}] = {target!r} runs on the "
-                                     f"CPU ({why}); use 'auto', 'rapl' or 'none'")
-            if meter == "rapl" and not cpu:
-                fail("energy.meter", f"'rapl' reads the CPU, but {section}.targets[{i}] = {target!r} is a GPU; "
-                                     "use 'auto', 'nvml' or 'nvml_trace'")
+    for section, i, target, cpu_why in _targets(config):
+        if meter in ("nvml", "nvml_trace") and cpu_why:
+            fail("energy.meter", f"{meter!r} reads a GPU, but {section}.targets[{i}] = {target!r} runs on the "
+                                 f"CPU ({cpu_why}); use 'auto', 'rapl' or 'none'")
+        if meter == "rapl" and not cpu_why:
+            fail("energy.meter", f"'rapl' reads the CPU, but {section}.targets[{i}] = {target!r} is a GPU; "
+                                 "use 'auto', 'nvml' or 'nvml_trace'")
 
 
 def check_launch(config: dict) -> None:
     """CUDA graphs replay GPU work only."""
-    on_cpu = config["execution"]["run_on_cpu"]
+    for section, i, target, cpu_why in _targets(config):
+        if cpu_why and config[section].get("launch") == "cuda_graph":
+            fail(f"{section}.launch", f"'cuda_graph' replays CUDA graphs, but {section}.targets[{i}] = {target!r} "
+                                      f"runs on the CPU ({cpu_why}); use 'eager'")
+
+
+def _targets(config: dict):
+    """Every profiling target: ``(section, index, target, why it runs on the CPU or "")``."""
+    run_on_cpu = config["execution"]["run_on_cpu"]
     for section in ("mlp", "llm", "matmul"):
-        if config.get(section, {}).get("launch") != "cuda_graph":
-            continue
-        for i, target in enumerate(config[section]["targets"]):
-            if on_cpu or target == "cpu":
-                why = "execution.run_on_cpu is on" if on_cpu else "it is the CPU"
-                fail(f"{section}.launch", f"'cuda_graph' replays CUDA graphs, but {section}.targets[{i}] = {target!r} "
-                                          f"runs on the CPU ({why}); use 'eager'")
+        for i, target in enumerate(config.get(section, {}).get("targets", [])):
+            why = "execution.run_on_cpu is on" if run_on_cpu else "it is the CPU" if target == "cpu" else ""
+            yield section, i, target, why
 
 
 def _is_cmap(name: str) -> bool:
