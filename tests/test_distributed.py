@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from flopmetrics.distributed import launch
@@ -42,10 +43,16 @@ def test_two_ranks_measure_the_same_windows_and_add_up_to_the_node(tmp_path, mon
     # DDP: the step without gradient synchronization too, and what synchronizing adds
     assert set(node["pass"]) == {"forward", "forward_train", "forward_backward", "forward_backward_local",
                                  "backward", "communication"}
-    for _, row in node.iterrows():
+    # the node's time is each window's slowest rank (at least any rank's mean), its FLOPs the sum
+    windows = pd.concat(pd.read_parquet(tmp_path / f"rank{r}_windows.parquet").assign(rank=r) for r in (0, 1))
+    for _, row in node[~node["derived"]].iterrows():
         these = ranks[ranks["pass"] == row["pass"]]
-        assert row["time_per_iter_s"] == these["time_per_iter_s"].max()
+        mine = windows[windows["pass"] == row["pass"]]
+        slowest = mine.groupby("repeat").apply(lambda w: w["elapsed_s"].max() / w["iterations"].iloc[0])
+        assert row["time_per_iter_s"] == pytest.approx(slowest.mean(), rel=1e-12)
+        assert row["time_per_iter_s"] >= these["time_per_iter_s"].max() - 1e-12
         assert row["flops"] == these["flops"].sum() and row["ranks"] == 2
+        assert row["gpu_uuid"] == ",".join(these.sort_values("rank")["gpu_uuid"])
     # FLOPs per rank: DDP does not change what one rank computes
     assert direct.groupby("pass")["flops"].nunique().eq(1).all()
     assert ranks["numerics"].eq("finite").all()
@@ -100,8 +107,6 @@ def test_a_rank_that_dies_fails_the_job_naming_it(tmp_path):
 
 
 def test_the_command_line_writes_ranks_and_node(tmp_path):
-    import pandas as pd
-
     launch.main(["--target", "cpu", "--model", "tiny-llama", "--precision", "fp32", "--batch-size", "2",
                  "--seq-len", "32", "--out", str(tmp_path)])
     ranks, node = pd.read_parquet(tmp_path / "ranks.parquet"), pd.read_parquet(tmp_path / "node.parquet")

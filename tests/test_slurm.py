@@ -133,3 +133,34 @@ def test_gpus_mode_asks_for_gpus_of_the_model(tmp_path):
     row = pd.read_parquet(tmp_path / "results/raw/mlp/a100/fp32/n2_d16_m4.parquet").iloc[0]
     job = scontrol(row["slurm_job_id"])
     assert job["Partition"] == "a100" and job["TresPerJob"] == "gres:gpu:a100:1", job
+
+
+def test_a_distributed_job_gets_all_its_gpus_on_one_node(tmp_path):
+    """A distributed job asks Slurm for world_size GPUs of its architecture on one node; its two
+    ranks run there (on the CPU with gloo: CI has no GPU), each writing its rows, and the node's
+    rows add them up."""
+    cfg = copy.deepcopy(SLURM_CONFIG)
+    cfg["mlp"]["targets"], cfg["matmul"]["targets"] = ["h100"], []  # the figures need an MLP job
+    cfg["distributed"] = {"targets": ["h100"], "models": ["tiny-llama"], "precisions": ["fp32"], "batch_size": [2],
+                          "seq_len": [32], "world_size": [2], "strategy": ["ddp"], "repeats": 3,
+                          "min_window_s": 0.05, "warmup_iterations": 1, "collective_timeout_s": 60}
+    cfg["energy"] = {"meter": "none", "idle_baseline_s": 0}
+    wf = SlurmWorkflow(tmp_path, cfg)
+    dry = wf.run("--dry-run")
+    assert "gres=gpu:h100:2" in dry.stdout + dry.stderr
+    wf.run()
+    base = "results/{}/distributed/h100/tiny-llama/fp32/ddp_weak_w2/b2_s32.parquet"
+    node, ranks = (pd.read_parquet(tmp_path / base.format(k)) for k in ("raw", "ranks"))
+    job = scontrol(node["slurm_job_id"].iloc[0])
+    assert job["Partition"] == "h100" and job["TresPerNode"] == "gres:gpu:h100:2", job
+    assert job["NumNodes"] == "1" and job["JobState"] == "COMPLETED", job
+    # both ranks ran in that one job, on the node Slurm chose, and saw both of its GPUs
+    assert sorted(ranks["rank"].unique()) == [0, 1] and ranks["slurm_job_id"].nunique() == 1
+    assert set(ranks["slurm_nodename"]) == {"gpu-h100"} and set(ranks["slurm_gpus_on_node"]) == {"2"}
+    assert (node["rank"] == -1).all() and set(node["world_size"]) == {2}
+    for _, row in node.iterrows():
+        assert row["flops"] == ranks.loc[ranks["pass"] == row["pass"], "flops"].sum()
+    # the node rows are merged with the energy rows, the ranks' with each other
+    merged = pd.read_parquet(tmp_path / "results/merged/energy.parquet")
+    assert set(merged.loc[merged["strategy"] == "ddp", "world_size"]) == {2}
+    assert len(pd.read_parquet(tmp_path / "results/merged/ranks.parquet")) == len(ranks)

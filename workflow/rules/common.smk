@@ -65,6 +65,18 @@ def job_resources(target_wildcard):
     return out
 
 
+def distributed_resources():
+    """A distributed job's resources: those of a profiling job, with all of its ranks' GPUs
+    asked for on one node (gres gpu:<type>:<world size>, or gpus) and 4 CPUs per rank."""
+    res = job_resources("target")
+    key = "gres" if config["slurm"]["gpu_request"] == "gres" else "gpu"
+    res[key] = lambda wc: slurm_resources(
+        config, wc.target, strict=not workflow.local_exec, gpus=int(wc.world_size)
+    )[key]
+    res["cpus_per_task"] = lambda wc: 4 * int(wc.world_size)
+    return res
+
+
 def job_params(experiment):
     """The `params:` of a profiling job: one shape for every experiment (flopmetrics.jobs.spec)."""
     return lambda wc: sweeps.job_params(config, experiment, wc)
@@ -78,14 +90,18 @@ def library(*modules, alone=()):
 
 
 def energy_raw_files():
-    """Measured rows that can carry energy: LLM, matmul and the MLP's GPU jobs."""
+    """Measured rows that can carry energy: LLM, matmul, the MLP's GPU jobs and the node rows
+    of distributed jobs."""
     gpu_mlp = [
         p
         for p in sweeps.raw_files(config, "mlp")
         if not p.startswith("results/raw/mlp/cpu/")
     ]
     return (
-        sweeps.raw_files(config, "llm") + sweeps.raw_files(config, "matmul") + gpu_mlp
+        sweeps.raw_files(config, "llm")
+        + sweeps.raw_files(config, "matmul")
+        + gpu_mlp
+        + sweeps.raw_files(config, "distributed")
     )
 
 
@@ -99,9 +115,10 @@ def repo_path(path):
     return str(shipped) if shipped.exists() else path
 
 
-def reference_files():
-    """Committed reference measurements (per-job parquet) under config reference.dirs."""
-    return checks.reference_files(config["reference"]["dirs"], repo_path)
+def reference_files(kind="raw"):
+    """Committed reference measurements (per-job parquet) under config reference.dirs; with
+    kind="ranks" the per-rank tables of their distributed jobs."""
+    return checks.reference_files(config["reference"]["dirs"], repo_path, kind=kind)
 
 
 checks.check_figure_lengths(config, checks.reference_lengths(reference_files()))
@@ -129,6 +146,7 @@ def all_targets():
     targets = [
         paths.MERGED_MLP,
         paths.MERGED_ENERGY,
+        *([paths.MERGED_RANKS] if sweeps.ranks_files(config) or reference_files("ranks") else []),
         paths.CALIBRATION,
         paths.CALIBRATION_TABLE,
         paths.CO2E,

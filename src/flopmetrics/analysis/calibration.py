@@ -1,6 +1,6 @@
 """Predict energy from FLOPs: ``E = F / EE`` and ``E = F / EE_dyn + P_static * t``.
 
-Both are fitted per group (GPU, precision, pass) by least squares through the origin and
+Both are fitted per group (GPU, world size and strategy, precision, pass) by least squares through the origin and
 judged by leave-one-config-out: each configuration (row) is predicted by a fit to the others;
 the mean absolute percentage error (MAPE) over those predictions is the model's score. EE gets
 a bootstrap interval (resampling configurations).
@@ -83,11 +83,26 @@ def mape(pred, actual) -> float:
     return float(np.mean(np.abs(pred[ok] - actual[ok]) / np.abs(actual[ok])) * 100) if ok.any() else math.nan
 
 
-GROUP = ["gpu_label", "precision", "pass"]
+# a node of N GPUs under a strategy is a group of its own: its FLOPs/J include communication
+GROUP = ["gpu_label", "world_size", "strategy", "precision", "pass"]
+SINGLE = {"world_size": 1, "strategy": "none", "scaling": "none"}  # a job on one device
+
+
+def with_single(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``world_size``, ``strategy`` and ``scaling`` filled in for one-device rows."""
+    df = df.copy()
+    for col, value in SINGLE.items():
+        df[col] = df[col].fillna(value) if col in df else value
+    df["world_size"] = df["world_size"].astype(int)
+    return df
 
 
 def usable(df: pd.DataFrame, workloads=None, passes=None, require_gates: bool = True) -> pd.DataFrame:
-    """Rows with finite FLOPs, energy and time (and passing gates, by default)."""
+    """Rows with finite FLOPs, energy and time (and passing gates, by default); the node rows of
+    distributed jobs, not their ranks' (``rank`` -1 or absent)."""
+    df = with_single(df)
+    if "rank" in df:
+        df = df[df["rank"].isna() | df["rank"].eq(-1)]
     if not {"flops", "energy_j_per_iter", "time_per_iter_s", "workload", "pass", *GROUP} <= set(df.columns):
         return df.iloc[0:0]
     ok = df["flops"].astype(float).gt(0) & np.isfinite(df["energy_j_per_iter"].astype(float)) \

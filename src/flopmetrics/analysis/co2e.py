@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..flops.model import pass_flops
+from .calibration import with_single
 from ..workloads.models import resolve
 
 J_PER_KWH = 3.6e6
@@ -38,13 +39,19 @@ def datasheet_limit(label: str, precision: str) -> float:
     return datasheet.most_lenient(label, precision).max_flops_per_joule(precision)
 
 
-MATCH = ("model", "batch_size", "seq_len", "precision", "pass")
+MATCH = ("model", "batch_size", "seq_len", "precision", "pass", "world_size", "strategy")
 
 
 def measured_step(rows: pd.DataFrame | None, w: dict, label: str) -> tuple[float, float] | None:
-    """(energy per step, its SEM) of gated measured rows of exactly this configuration, or None."""
-    if rows is None or rows.empty or not set(MATCH) <= set(rows.columns):
+    """(energy per step, its SEM) of gated measured rows of exactly this configuration, or None.
+    A multi-GPU workload's ``batch_size`` is per rank: a node row's ``rank_batch_size``."""
+    if rows is None or rows.empty or not {"model", "batch_size", "seq_len", "precision", "pass"} <= set(rows.columns):
         return None
+    rows = with_single(rows)
+    if "rank" in rows:
+        rows = rows[rows["rank"].isna() | rows["rank"].eq(-1)]  # nodes, not their ranks
+    if "rank_batch_size" in rows:
+        rows = rows.assign(batch_size=rows["rank_batch_size"].fillna(rows["batch_size"]))
     hit = rows[(rows["gpu_label"] == label) & rows["gates_passed"].astype(bool)]
     for key in MATCH:
         hit = hit[hit[key] == w[key]]
@@ -60,8 +67,10 @@ def _energy(w: dict, label: str, flops_step: float, calibration: pd.DataFrame, r
     if measured is not None and math.isfinite(measured[1]):
         e, sem = measured
         return {"basis": "measured: this configuration's rows", "step": e, "lo": e - 1.96 * sem, "hi": e + 1.96 * sem}
+    calibration = with_single(calibration)
     match = calibration[(calibration["gpu_label"] == label) & (calibration["precision"] == w["precision"])
-                        & (calibration["pass"] == w["pass"])]
+                        & (calibration["pass"] == w["pass"]) & (calibration["world_size"] == w["world_size"])
+                        & (calibration["strategy"] == w["strategy"])]
     if match.empty:
         return {}
     c = match.iloc[0]
@@ -85,11 +94,15 @@ def estimate(workloads: list[dict], calibration: pd.DataFrame, pue: float, inten
     only the datasheet lower bound."""
     rows = []
     for w in workloads:
+        w = {"world_size": 1, "strategy": "none", **w}
         label = gpu_label(w["gpu"])  # a variant key (h100_sxm) uses its label's calibration (h100)
-        steps = w["tokens"] / (w["batch_size"] * w["seq_len"])
-        step_flops = workload_flops(w["model"], w["batch_size"], w["seq_len"], w["pass"], w["precision"])
+        # a node step: every rank runs batch_size sequences (weak scaling), so world_size times the work
+        n = w["world_size"]
+        steps = w["tokens"] / (w["batch_size"] * w["seq_len"] * n)
+        step_flops = n * workload_flops(w["model"], w["batch_size"], w["seq_len"], w["pass"], w["precision"])
         flops = steps * step_flops
-        row = {**{k: w[k] for k in ("name", "model", "gpu", "precision", "pass", "tokens", "batch_size", "seq_len")},
+        row = {**{k: w[k] for k in ("name", "model", "gpu", "world_size", "strategy", "precision", "pass", "tokens",
+                                    "batch_size", "seq_len")},
                "steps": steps, "flops": flops, "pue": pue, "grid_intensity_g_per_kwh": intensity_g_per_kwh}
         try:
             row["energy_j_datasheet_bound"] = flops / datasheet_limit(label, w["precision"])
@@ -97,7 +110,8 @@ def estimate(workloads: list[dict], calibration: pd.DataFrame, pue: float, inten
             row["energy_j_datasheet_bound"] = math.nan
         e = _energy(w, label, step_flops, calibration, measured)
         if not e:
-            row.update(status=f"no measured calibration for ({w['gpu']}, {w['precision']}, {w['pass']}): "
+            where = w["gpu"] if n == 1 and w["strategy"] == "none" else f"{n} x {w['gpu']} {w['strategy']}"
+            row.update(status=f"no measured calibration for ({where}, {w['precision']}, {w['pass']}): "
                               "only the datasheet bound, a lower bound on energy", basis="",
                        energy_j=math.nan, energy_j_lo=math.nan, energy_j_hi=math.nan)
         else:
@@ -108,7 +122,7 @@ def estimate(workloads: list[dict], calibration: pd.DataFrame, pue: float, inten
             row[f"kwh{suffix}"] = kwh
             row[f"kg_co2e{suffix}"] = kwh * pue * intensity_g_per_kwh / 1000
         rows.append(row)
-    columns = ["name", "model", "gpu", "precision", "pass", "tokens", "batch_size", "seq_len", "steps", "flops",
+    columns = ["name", "model", "gpu", "world_size", "strategy", "precision", "pass", "tokens", "batch_size", "seq_len", "steps", "flops",
                "pue", "grid_intensity_g_per_kwh", "status", "basis", "energy_j", "energy_j_lo",
                "energy_j_hi", "kwh", "kg_co2e", "kwh_lo", "kg_co2e_lo", "kwh_hi", "kg_co2e_hi",
                "energy_j_datasheet_bound", "kwh_datasheet_bound", "kg_co2e_datasheet_bound"]

@@ -124,4 +124,6 @@ def merge_energy(measured: Sequence[str], reference: Sequence[str]) -> pd.DataFr
     if not frames:
         return pd.DataFrame({"source": pd.Series(dtype=str), "workload": pd.Series(dtype=str)})
     # gates are re-applied here so every row, old reference data included, meets today's rules
-    return gates.apply(pd.concat(frames, ignore_index=True, sort=False))
+    from .calibration import with_single
+
+    return gates.apply(with_single(pd.concat(frames, ignore_index=True, sort=False)))

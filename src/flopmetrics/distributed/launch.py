@@ -1,17 +1,22 @@
 """Start a distributed job's ranks with ``torchrun`` (multicast off in their environment), and
-reduce their rows to the node: energy summed over ranks, time that of the slowest rank."""
+reduce their rows to the node (:mod:`flopmetrics.distributed.node`)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import pandas as pd
 
 from .env import with_no_multicast
+from .node import node_rows
 
 
 class RankFailed(RuntimeError):
@@ -20,21 +25,66 @@ class RankFailed(RuntimeError):
 
 def run(params: dict, out_dir: str | Path, *, timeout_s: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run ``params["world_size"]`` ranks of ``params["job"]`` on this node; return the ranks'
-    rows and the node's (one per pass). ``timeout_s`` bounds the whole job."""
+    rows and the node's (one per pass). The ranks' output goes to ``out_dir/ranks.log`` and, as
+    it comes, to stderr; ``timeout_s`` bounds the whole job (then every rank is killed)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "spec.json"
     spec.write_text(json.dumps(params, indent=1))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={params['world_size']}",
            "-m", "flopmetrics.distributed.rank", str(spec), str(out)]
-    proc = subprocess.run(cmd, env=with_no_multicast(), capture_output=True, text=True, timeout=timeout_s)
-    (out / "ranks.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        raise RankFailed(f"{failed_ranks(proc.stdout + proc.stderr)} (torchrun exit {proc.returncode}); "
+    lines: list[str] = []
+    with open(out / "ranks.log", "w") as log:
+        # a session of its own: on a timeout the whole group (torchrun and its ranks) is killed
+        proc = subprocess.Popen(cmd, env=with_no_multicast(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+        reader = threading.Thread(target=_tee, args=(proc.stdout, log, lines), daemon=True)
+        reader.start()
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise RankFailed(f"the job ran past its {timeout_s:g} s; every rank was killed; the ranks' output "
+                             f"is in {out / 'ranks.log'}") from None
+        finally:
+            reader.join(timeout=10)
+    if code != 0:
+        raise RankFailed(f"{failed_ranks(''.join(lines))} (torchrun exit {code}); "
                          f"the ranks' output is in {out / 'ranks.log'}")
     ranks = pd.concat([pd.read_parquet(out / f"rank{r}.parquet") for r in range(params["world_size"])],
                       ignore_index=True)
-    return ranks, node_rows(ranks)
+    return ranks, node_rows(ranks, windows(out, params["world_size"]))
+
+
+def _tee(stream, log, lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line)
+        log.write(line)
+        log.flush()
+        print(line, end="", file=sys.stderr, flush=True)
+
+
+def windows(out_dir: str | Path, world_size: int) -> pd.DataFrame:
+    """Every rank's windows (column ``rank``), as the ranks wrote them to ``out_dir``."""
+    return pd.concat([pd.read_parquet(Path(out_dir) / f"rank{r}_windows.parquet").assign(rank=r)
+                      for r in range(world_size)], ignore_index=True)
+
+
+def job(params: dict, node_path: str, ranks_path: str, windows_path: str) -> None:
+    """One distributed job of the pipeline (rule ``profile_distributed``): its ranks run in a
+    scratch folder beside the outputs; the node's rows are written last (their presence means
+    the job finished)."""
+    from ..jobs.output import write_parquet
+
+    Path(ranks_path).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".ranks-", dir=Path(ranks_path).parent) as scratch:
+        ranks, node = run(params, scratch, timeout_s=params["timeout_s"])
+        write_parquet(windows(scratch, params["world_size"]), windows_path)
+    write_parquet(ranks, ranks_path)
+    write_parquet(node, node_path)
+    cols = ["pass", "time_per_iter_s", "energy_j_per_iter", "energy_cv", "power_mean_w", "flops_per_j"]
+    print(node[cols].to_string(index=False))
 
 
 def failed_ranks(output: str) -> str:
@@ -51,29 +101,15 @@ def failed_ranks(output: str) -> str:
     return f"rank {first.group(1)} failed first (exit code {first.group(2)}{signal}){after}"
 
 
-def node_rows(ranks: pd.DataFrame) -> pd.DataFrame:
-    """One row per pass for the node: FLOPs, energy and dynamic energy (above each rank's idle
-    baseline) summed over the ranks, the time of the slowest rank, FLOPs/J of the node."""
-    g = ranks.groupby("pass", sort=False)
-    node = g.agg(world_size=("world_size", "first"), strategy=("strategy", "first"), scaling=("scaling", "first"),
-                 flops=("flops", "sum"), energy_j_per_iter=("energy_j_per_iter", lambda e: e.sum(min_count=len(e))),
-                 dynamic_energy_j_per_iter=("dynamic_energy_j_per_iter", lambda e: e.sum(min_count=len(e))),
-                 time_per_iter_s=("time_per_iter_s", "max"), ranks=("rank", "count"),
-                 gpu_uuids=("gpu_uuid", lambda u: ",".join(u))).reset_index()
-    node["flops_per_j"] = node["flops"] / node["energy_j_per_iter"]
-    node["power_w"] = node["energy_j_per_iter"] / node["time_per_iter_s"]
-    node["rank"] = -1  # the node, not a rank
-    return node
-
-
 def main(argv: list[str] | None = None) -> None:
     """``python -m flopmetrics.distributed.launch``: one distributed job from the command line,
-    measured with the schema's LLM and energy defaults; ``ranks.parquet`` and ``node.parquet``
-    are written to ``--out``."""
+    measured with the schema's defaults (blocks ``distributed`` and ``energy``); ``node.parquet``, ``ranks.parquet`` and
+    ``windows.parquet`` are written to ``--out``."""
     import argparse
 
-    from ..jobs.output import write_parquet
     from ..workflow.schema import defaults
+    from ..workflow.sweeps import distributed_params
+    from ..workloads.models import resolve
 
     ap = argparse.ArgumentParser(prog="python -m flopmetrics.distributed.launch", description=main.__doc__)
     ap.add_argument("--world-size", type=int, default=2)
@@ -84,27 +120,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--precision", default="bf16-mixed")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seq-len", type=int, default=1024)
-    ap.add_argument("--collective-timeout", type=float, default=300)
-    ap.add_argument("--timeout", type=float, default=1800, help="the whole job, seconds")
+    ap.add_argument("--collective-timeout", type=float, default=defaults("distributed")["collective_timeout_s"])
+    ap.add_argument("--timeout", type=float, default=defaults("distributed")["timeout_s"], help="the whole job, s")
+    ap.add_argument("--zeus", action="store_true", help="Zeus's monitor watches every GPU too (rank 0)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    llm, energy = defaults("llm"), defaults("energy")
-    cpu = args.target == "cpu"
-    params = {"world_size": args.world_size, "strategy": args.strategy, "scaling": args.scaling,
-              "collective_timeout_s": args.collective_timeout,
-              "job": {"experiment": "llm", "target": args.target, "precision": args.precision,
-                      "workload": {"model": args.model, "batch_size": args.batch_size, "seq_len": args.seq_len,
-                                   **{k: llm[k] for k in ("passes", "attn_implementation", "attention_flops")}},
-                      "measure": {k: llm[k] for k in ("repeats", "min_repeats", "target_rse", "min_window_s",
-                                                      "warmup_iterations", "seed", "profiler_flops", "launch")},
-                      "energy": {"meter": energy["meter"], "sampler_hz": None if cpu else energy["sampler_hz"],
-                                 "guard_s": None if cpu else energy["guard_s"],
-                                 "idle_baseline_s": energy["idle_baseline_s"]}}}
-    ranks, node = run(params, args.out, timeout_s=args.timeout)
-    write_parquet(ranks, Path(args.out) / "ranks.parquet")
-    write_parquet(node, Path(args.out) / "node.parquet")
-    cols = ["pass", "ranks", "time_per_iter_s", "energy_j_per_iter", "power_w", "flops_per_j"]
-    print(node[cols].to_string(index=False))
+    # the schema's defaults of block `distributed`, as a pipeline job with these wildcards gets them
+    config = {"distributed": {**defaults("distributed"), "models": [args.model], "zeus": args.zeus,
+                              "collective_timeout_s": args.collective_timeout, "timeout_s": args.timeout},
+              "energy": defaults("energy"), "execution": {"run_on_cpu": False}}
+    params = distributed_params(config, {"target": args.target, "model": resolve(args.model)[0],
+                                         "precision": args.precision, "strategy": args.strategy,
+                                         "scaling": args.scaling, "world_size": args.world_size,
+                                         "batch_size": args.batch_size, "seq_len": args.seq_len})
+    out = Path(args.out)
+    job(params, str(out / "node.parquet"), str(out / "ranks.parquet"), str(out / "windows.parquet"))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from ..jobs.targets import resolve_target
 from ..jobs.spec import JobSpec
 from .env import NO_MULTICAST, check_no_multicast
 from .monitor import RankMonitor
+from .node import window_table
 
 
 def main(spec_file: str, out_dir: str) -> None:
@@ -36,15 +37,17 @@ def main(spec_file: str, out_dir: str) -> None:
     params = json.loads(Path(spec_file).read_text())
     rank, local_rank, world = (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))
     spec = JobSpec.from_params(params["job"])
-    cuda = spec.target != "cpu"
+    cuda = resolve_target(spec.target, spec.run_on_cpu)[0] != "cpu"  # run_on_cpu: gloo on the CPU
     device = f"cuda:{local_rank}" if cuda else "cpu"
     if cuda:
         torch.cuda.set_device(device)
     # a rank that stops answering fails the others' collectives after this long, instead of a hang
     dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=params["collective_timeout_s"]))
     try:
-        rows = measure(spec, device, {"rank": rank, "local_rank": local_rank, "world_size": world,
-                                      "strategy": params["strategy"], "scaling": params["scaling"]})
+        rows, windows = measure(spec, device, {"rank": rank, "local_rank": local_rank, "world_size": world,
+                                               "strategy": params["strategy"], "scaling": params["scaling"]},
+                                zeus=bool(params.get("zeus")) and rank == 0)
+        write_parquet(windows, Path(out_dir) / f"rank{rank}_windows.parquet")
         write_parquet(rows, Path(out_dir) / f"rank{rank}.parquet")
     finally:
         dist.destroy_process_group()
@@ -58,11 +61,13 @@ STRATEGIES = ("ddp", "fsdp")
 SCALING = ("weak", "strong")
 
 
-def measure(spec: JobSpec, device: str, identity: dict):
-    """This rank's rows: the step under DDP or FSDP (full sharding), windows at barriers, this
+def measure(spec: JobSpec, device: str, identity: dict, zeus: bool = False):
+    """This rank's rows and windows: the step under DDP or FSDP (full sharding), windows at barriers, this
     rank's meters. Weak scaling: ``batch_size`` per rank; strong: ``batch_size`` in all, split
     over the ranks. Under DDP the job also measures ``forward_backward_local``, the step without
-    gradient synchronization (``no_sync``), from which ``communication`` is derived."""
+    gradient synchronization (``no_sync``), from which ``communication`` is derived. With
+    ``zeus`` (rank 0 of a GPU job) Zeus's monitor watches every GPU of the node over the same
+    windows: an independent reading of the node's energy (column ``energy_zeus_j``)."""
     strategy, scaling, world = identity["strategy"], identity["scaling"], identity["world_size"]
     if strategy not in STRATEGIES or scaling not in SCALING:
         raise ValueError(f"strategy must be one of {STRATEGIES} and scaling one of {SCALING}; "
@@ -72,7 +77,9 @@ def measure(spec: JobSpec, device: str, identity: dict):
     # its own): the gates judge each row against it
     gpu_spec = check_gpu(device, resolve_target(spec.target, spec.run_on_cpu)[1])
     setup = setup_meters(device, spec.energy)
-    monitor = RankMonitor(device, setup.meters)
+    check_mapping(device, setup)
+    # one node: local ranks 0..N-1 are cuda:0..N-1
+    monitor = RankMonitor(device, setup.meters, zeus_gpus=range(world) if zeus else None)
     m = spec.measure
     work = dict(spec.workload)
     if scaling == "strong":
@@ -94,7 +101,18 @@ def measure(spec: JobSpec, device: str, identity: dict):
             counted["forward_backward_local"] = counted["forward_backward"]  # the same arithmetic
         windows = measure_workload(monitor, workload, steps, m, guard_s=guard_s, progress=progress)
     rows = build_rows(workload, windows, counted, {}, {}, idle, m, base, [])
-    return gates.apply(rows)
+    return gates.apply(rows), window_table(windows)
+
+
+def check_mapping(device: str, setup) -> None:
+    """The GPU this rank meters must be the one it computes on: NVML and CUDA number devices
+    differently, so compare UUIDs (a mix-up would give every rank some other rank's energy)."""
+    if setup.gpu is None:
+        return
+    computes = str(torch.cuda.get_device_properties(torch.device(device)).uuid)
+    computes = computes if computes.startswith("GPU-") else f"GPU-{computes}"
+    if computes != setup.gpu.uuid():
+        raise RuntimeError(f"{device} is {computes} but its energy meter reads {setup.gpu.uuid()}")
 
 
 def wrap(workload, strategy: str, device: str) -> dict:

@@ -52,7 +52,17 @@ def limits(row) -> tuple[float, float]:
     else:
         return math.nan, math.nan
     peak, per_j = spec.peak_flops(precision), spec.max_flops_per_joule(precision)
-    return (math.nan if peak is None else peak), (math.nan if per_j is None else per_j)
+    # a node row sums N GPUs' FLOPs over the same time: N peaks (FLOPs/J, a ratio, is unchanged)
+    return (math.nan if peak is None else peak * gpus(row)), (math.nan if per_j is None else per_j)
+
+
+def gpus(row) -> int:
+    """How many GPUs a row's numbers are the sum of: a distributed job's node row (``rank`` -1)
+    its world size, any other row one."""
+    rank = row.get("rank")
+    if rank is not None and not pd.isna(rank) and int(rank) == -1:
+        return int(row.get("world_size") or 1)
+    return 1
 
 
 def _le(value, limit) -> bool:

@@ -45,12 +45,14 @@ def empty(message: str):
     return fig
 
 
-def with_energy(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows that ran and have a positive, finite TFLOPs/J."""
+def with_energy(df: pd.DataFrame, nodes: bool = False) -> pd.DataFrame:
+    """Rows that ran and have a positive, finite TFLOPs/J: those of one device (``nodes``: the
+    node rows of distributed jobs instead, whose energy is N GPUs')."""
     if not NEEDED <= set(df.columns):
         return df.iloc[0:0].reindex(columns=sorted(NEEDED | set(df.columns)))
     ok = np.isfinite(df["tflops_per_j"].astype(float)) & (df["tflops_per_j"].astype(float) > 0)
-    return df[ok & df["status"].eq("ok")]
+    node = df["strategy"].fillna("none").ne("none") if "strategy" in df else pd.Series(False, index=df.index)
+    return df[ok & df["status"].eq("ok") & (node if nodes else ~node)]
 
 
 def gpu_label(df: pd.DataFrame) -> pd.Series:

@@ -87,6 +87,9 @@ def check_co2e(config: dict) -> None:
         if label is None:
             fail(f"co2e.workloads[{i}].gpu", f"{w['gpu']!r} is not a GPU label (e.g. h100, a100, or a variant key "
                                               "such as h100_sxm)")
+        if w.get("strategy", "none") == "none" and w.get("world_size", 1) != 1:
+            fail(f"co2e.workloads[{i}].strategy", f"world_size {w['world_size']} needs a strategy (ddp or fsdp) "
+                                                  "whose measured node rows calibrate it")
 
 
 def check_thesis(config: dict) -> None:
@@ -184,8 +187,10 @@ def check_round_trip(config: dict) -> None:
             seen[path] = w
 
 
-def reference_files(dirs: list[str], locate=lambda d: d, results: str = "results") -> list[str]:
-    """Per-job parquet files under the configured reference folders (``raw/**/*.parquet``).
+def reference_files(dirs: list[str], locate=lambda d: d, results: str = "results", kind: str = "raw") -> list[str]:
+    """Per-job parquet files under the configured reference folders (``raw/**/*.parquet``; with
+    ``kind="ranks"`` the per-rank tables of distributed jobs, ``ranks/**/*.parquet``, which a
+    folder need not have).
     A folder listed twice, folders that hold one another, and the results folder itself are
     refused: their rows would be merged twice (``locate`` finds a configured path)."""
     from pathlib import Path
@@ -201,8 +206,8 @@ def reference_files(dirs: list[str], locate=lambda d: d, results: str = "results
             if where == other or other in where.parents or where in other.parents:
                 fail(key, f"{d!r} overlaps reference.dirs[{j}] ({dirs[j]!r}): rows would be merged twice")
         seen[i] = where
-        found = sorted(str(p) for p in where.glob("raw/**/*.parquet"))
-        if not found:
+        found = sorted(str(p) for p in where.glob(f"{kind}/**/*.parquet"))
+        if not found and kind == "raw":
             fail(key, f"no raw/**/*.parquet under {d!r} (looked in {where})")
         out += found
     return out

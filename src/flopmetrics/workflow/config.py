@@ -128,4 +128,4 @@ def check_devices(devices, cuda_available=None, cuda_count=None, key="mlp.target
 
 def all_targets(config: dict) -> list[tuple[str, str]]:
     """(config key, target) of every experiment that runs somewhere."""
-    return [(f"{s}.targets", t) for s in ("mlp", "llm", "matmul", "ncu") for t in config.get(s, {}).get("targets", [])]
+    return [(f"{s}.targets", t) for s in ("mlp", "llm", "matmul", "distributed", "ncu") for t in config.get(s, {}).get("targets", [])]

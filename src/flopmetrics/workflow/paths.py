@@ -16,18 +16,29 @@ WILDCARDS = {
     "batch_size": r"\d+",
     "seq_len": r"\d+",
     "size": r"\d+",
+    "strategy": "ddp|fsdp",
+    "scaling": "weak|strong",
+    "world_size": r"\d+",
 }
 
 RAW = {
     "mlp": "results/raw/mlp/{target}/{precision}/n{n}_d{d}_m{m}.parquet",
     "llm": "results/raw/llm/{target}/{model}/{precision}/b{batch_size}_s{seq_len}.parquet",
     "matmul": "results/raw/matmul/{target}/{precision}/n{size}.parquet",
+    # the node's rows of a job of N ranks on one node (its ranks' rows and windows: RANKS, WINDOWS)
+    "distributed": "results/raw/distributed/{target}/{model}/{precision}/{strategy}_{scaling}_w{world_size}/"
+                   "b{batch_size}_s{seq_len}.parquet",
 }
-TRACE = {k: v.replace("results/raw/", "results/traces/", 1) for k, v in RAW.items()}
+TRACE = {k: v.replace("results/raw/", "results/traces/", 1) for k, v in RAW.items() if k != "distributed"}
+RANKS = RAW["distributed"].replace("results/raw/", "results/ranks/", 1)
+WINDOWS = RAW["distributed"].replace("results/raw/", "results/windows/", 1)
 # one profiling job measures every size of one (target, [model,] precision): its wildcards and log
 JOB_WILDCARDS = {"mlp": ("target", "precision"), "llm": ("target", "model", "precision"),
-                 "matmul": ("target", "precision")}
+                 "matmul": ("target", "precision"),
+                 "distributed": ("target", "model", "precision", "strategy", "scaling", "world_size", "batch_size",
+                                 "seq_len")}
 LOG = {k: f"logs/{k}/" + "/".join("{%s}" % w for w in JOB_WILDCARDS[k]) + ".log" for k in RAW}
+LOG["distributed"] = RAW["distributed"].replace("results/raw/", "logs/", 1).replace(".parquet", ".log")
 
 NCU = "results/ncu/{target}/{precision}.csv.gz"  # ncu's raw CSV; the capture's manifest beside it
 NCU_MANIFEST = "results/ncu/{target}/{precision}.json"
@@ -37,6 +48,7 @@ MERGED_MLP = "results/merged/mlp.parquet"
 MERGED_NCU = "results/merged/ncu.parquet"
 NCU_GAP = "results/ncu/gap.parquet"
 MERGED_ENERGY = "results/merged/energy.parquet"
+MERGED_RANKS = "results/merged/ranks.parquet"
 MERGED_THESIS = "results/merged/thesis.parquet"
 THESIS_READINGS = "results/thesis/baseline_readings.parquet"
 THESIS_AUDIT = "results/thesis/audit.parquet"

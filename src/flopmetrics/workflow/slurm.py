@@ -6,12 +6,13 @@ from __future__ import annotations
 from .config import ConfigError
 
 
-def slurm_resources(config: dict, target: str, strict: bool = True) -> dict:
+def slurm_resources(config: dict, target: str, strict: bool = True, gpus: int = 1) -> dict:
     """Slurm resources of a profiling job on ``target``, from config ``slurm`` (the one place
     where a site maps architectures to partitions, gres/gpu types, constraints and accounts).
 
     ``gpu_request: gres`` asks ``--gres=gpu:<type>:<n>``; ``gpus`` asks ``--gpus=<model>:<n>``
-    (the plugin's ``gpu``/``gpu_model``). Unset values are empty strings / 0, which the Slurm
+    (the plugin's ``gpu``/``gpu_model``); ``<n>`` is ``gpus``, the ranks of a distributed job, all
+    on one node. Unset values are empty strings / 0, which the Slurm
     plugin leaves out of ``sbatch``. ``strict=False`` (local execution) lets a target
     without a mapping through with empty values.
     """
@@ -33,7 +34,7 @@ def slurm_resources(config: dict, target: str, strict: bool = True) -> dict:
     res.update(slurm_partition=arch.get("partition") or "", constraint=arch.get("constraint") or "",
                slurm_account=arch.get("account") or s.get("account") or "")
     if s["gpu_request"] == "gres":
-        res["gres"] = f"gpu:{gpu_type}:1"
+        res["gres"] = f"gpu:{gpu_type}:{gpus}"
     else:
-        res.update(gpu=1, gpu_model=gpu_type)
+        res.update(gpu=gpus, gpu_model=gpu_type)
     return res

@@ -27,6 +27,13 @@ def grid(config: dict, experiment: str) -> list[dict]:
         return [{"target": t, "model": mo, "precision": p, "batch_size": b, "seq_len": s}
                 for t, mo, p, b, s in itertools.product(llm["targets"], names, llm["precisions"],
                                                          llm["batch_size"], llm["seq_len"])]
+    if experiment == "distributed":
+        ds = config["distributed"]
+        names = [resolve(s)[0] for s in ds["models"]]
+        keys = ("target", "model", "precision", "strategy", "scaling", "world_size", "batch_size", "seq_len")
+        return [dict(zip(keys, v)) for v in itertools.product(ds["targets"], names, ds["precisions"], ds["strategy"],
+                                                             ds["scaling"], ds["world_size"], ds["batch_size"],
+                                                             ds["seq_len"])]
     if experiment == "matmul":
         mm = config["matmul"]
         return [{"target": t, "precision": p, "size": n}
@@ -38,9 +45,14 @@ def raw_files(config: dict, experiment: str) -> list[str]:
     return [paths.RAW[experiment].format(**w) for w in grid(config, experiment)]
 
 
-def model_specs(config: dict) -> dict:
+def ranks_files(config: dict) -> list[str]:
+    """The per-rank tables of every distributed job."""
+    return [paths.RANKS.format(**w) for w in grid(config, "distributed")]
+
+
+def model_specs(config: dict, experiment: str = "llm") -> dict:
     """Model wildcard name -> spec (preset name, config.json path or inline mapping)."""
-    return {resolve(spec)[0]: spec for spec in config["llm"]["models"]}
+    return {resolve(spec)[0]: spec for spec in config[experiment]["models"]}
 
 
 def energy_params(energy: dict, target: str) -> dict:
@@ -91,3 +103,22 @@ def job_params(config: dict, experiment: str, wildcards) -> dict:
     if config["execution"]["run_on_cpu"]:
         params["run_on_cpu"] = True  # only when on: turning it on reruns exactly the jobs it changes
     return params
+
+
+def distributed_params(config: dict, wildcards) -> dict:
+    """Everything one distributed job needs (:func:`flopmetrics.distributed.launch.run`): how
+    many ranks, the strategy and scaling, and the one job shape for the workload every rank
+    builds (``batch_size`` per rank under weak scaling, in all under strong)."""
+    wc = dict(wildcards)
+    ds = config["distributed"]
+    workload = {"model": model_specs(config, "distributed")[wc["model"]], "batch_size": int(wc["batch_size"]),
+                "seq_len": int(wc["seq_len"]), **{k: ds[k] for k in ("passes", "attn_implementation", "attention_flops")}}
+    # ranks of one step cannot be replayed from a CUDA graph, nor can the slow profiler count run
+    measure = {**{k: ds[k] for k in MEASURE_KEYS if k in ds}, "profiler_flops": False, "launch": "eager"}
+    job = {"experiment": "llm", "target": wc["target"], "precision": wc["precision"], "workload": workload,
+           "measure": measure, "energy": energy_params(config["energy"], wc["target"])}
+    if config["execution"]["run_on_cpu"]:
+        job["run_on_cpu"] = True
+    return {"world_size": int(wc["world_size"]), "strategy": wc["strategy"], "scaling": wc["scaling"],
+            "collective_timeout_s": ds["collective_timeout_s"], "timeout_s": ds["timeout_s"], "zeus": ds["zeus"],
+            "job": job}

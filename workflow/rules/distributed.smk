@@ -1,0 +1,36 @@
+# Distributed jobs: one job per (target, model, precision, strategy, scaling, world size,
+# batch size, sequence length) runs its ranks on one node through torchrun, one GPU per rank,
+# and writes the node's rows (raw), every rank's rows and every rank's windows.
+
+
+rule profile_distributed:
+    output:
+        node=paths.RAW["distributed"],
+        ranks=paths.RANKS,
+        windows=paths.WINDOWS,
+    log:
+        paths.LOG["distributed"],
+    conda:
+        "../../envs/flopmetrics.yaml"
+    resources:
+        **distributed_resources(),
+    params:
+        job=lambda wc: sweeps.distributed_params(config, wc),
+    script:
+        "../scripts/profile_distributed.py"
+
+
+rule merge_ranks:
+    input:
+        measured=sweeps.ranks_files(config),
+        reference=reference_files("ranks"),
+        code=library("flopmetrics.analysis.merge"),
+    output:
+        paths.MERGED_RANKS,
+    log:
+        "logs/merge/ranks.log",
+    localrule: True
+    conda:
+        "../../envs/flopmetrics.yaml"
+    script:
+        "../scripts/merge_ranks.py"
