@@ -23,7 +23,7 @@ class RankMonitor(Monitor):
         super().__init__(device, meters)
         own = synchronizer(device)
         self._flag = torch.zeros(1, dtype=torch.float64, device=device if dist.get_backend() == "nccl" else "cpu")
-        self._zeus, self._zeus_open, self._names = None, {}, itertools.count()
+        self._zeus, self._zeus_open, self._zeus_pending, self._names = None, {}, {}, itertools.count()
         if zeus_gpus is not None:
             from zeus.monitor import ZeusMonitor  # only where asked for: an optional dependency
 
@@ -58,5 +58,14 @@ class RankMonitor(Monitor):
                 settle()
 
         window = super().end_window(name, close_zeus, defer)
-        window.readings["energy_zeus_j"] = float(close_zeus.reading)
+        if defer:  # kept aside: a deferred window's empty readings say it is still to be read
+            self._zeus_pending[id(window)] = float(close_zeus.reading)
+        else:
+            window.readings["energy_zeus_j"] = float(close_zeus.reading)
+        return window
+
+    def read(self, window: Window) -> Window:
+        super().read(window)
+        if id(window) in self._zeus_pending:
+            window.readings["energy_zeus_j"] = self._zeus_pending.pop(id(window))
         return window
