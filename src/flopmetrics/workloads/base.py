@@ -45,7 +45,9 @@ DERIVED_PASSES = {
 }
 def finite_check(tensors, names) -> Callable[[], tuple[bool, str]]:
     """Queue one small reduction per tensor; the returned call gives (all finite, first bad name)."""
-    flags = torch.stack([torch.isfinite(t).all() for t in tensors])
+    # a sharded parameter (FSDP's DTensor): this rank checks its own shard
+    local = [t.to_local() if hasattr(t, "to_local") else t for t in tensors]
+    flags = torch.stack([torch.isfinite(t).all() for t in local])
 
     def result() -> tuple[bool, str]:
         ok = flags.cpu()
