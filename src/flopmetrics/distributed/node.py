@@ -74,7 +74,7 @@ def node_rows(ranks: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for p, these in ranks.groupby("pass", sort=False):
         row = {c: these[c].iloc[0] for c in these.columns if these[c].astype(str).nunique() == 1}
-        row.update({c: these[c].sum() for c in SUMMED if c in these})
+        row.update({c: these[c].sum(min_count=len(these)) for c in SUMMED if c in these})  # NaN stays NaN
         t, e = est["time"][p], est["energy"][p]
         row.update(
             rank=NODE, local_rank=NODE, device="node", ranks=len(these),
