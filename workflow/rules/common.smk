@@ -151,6 +151,7 @@ def all_targets():
         paths.CALIBRATION_TABLE,
         paths.CO2E,
         paths.CO2E_TABLE,
+        paths.SCALING_TABLE,
     ]
     if config["ncu"]["targets"] or config["ncu"]["dirs"]:
         targets += [paths.MERGED_NCU, paths.NCU_GAP]

@@ -34,3 +34,24 @@ rule merge_ranks:
         "../../envs/flopmetrics.yaml"
     script:
         "../scripts/merge_ranks.py"
+
+
+rule distributed_scaling:
+    input:
+        energy=paths.MERGED_ENERGY,
+        code=library("flopmetrics.analysis.scaling"),
+    output:
+        table=paths.SCALING,
+        csv=report(
+            paths.SCALING_TABLE,
+            caption="../report/distributed_scaling_table.rst",
+            category="Energy",
+            labels={"table": "scaling from 1 to N GPUs"},
+        ),
+    log:
+        "logs/analysis/distributed_scaling.log",
+    localrule: True
+    conda:
+        "../../envs/flopmetrics.yaml"
+    script:
+        "../scripts/distributed_scaling.py"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..workflow import paths
-from . import calibration, energy, mlp, ncu
+from . import calibration, distributed, energy, mlp, ncu
 
 DPI = {"type": "integer", "minimum": 50, "default": 120}
 
@@ -104,6 +104,8 @@ FIGURES = (
                   "cmap": {"type": "string", "default": "rocket_r"}}),
     Figure("ncu_parity", ncu.parity, "results/figures/ncu/parity.png", _fixed(gap=paths.NCU_GAP), NCU_CATEGORY,
            {"figure": "GPU-adjusted formulas: predicted vs executed"}, enabled=_ncu_enabled),
+    Figure("distributed_scaling", distributed.scaling, "results/figures/energy/distributed_scaling.png",
+           _fixed(scaling=paths.SCALING), ENERGY_CATEGORY, {"figure": "scaling from 1 to N GPUs"}),
     Figure("thesis_vs_ours", energy.thesis_vs_ours, "results/figures/energy/thesis_vs_ours.png",
            _fixed(thesis=paths.MERGED_THESIS, energy=paths.MERGED_ENERGY), ENERGY_CATEGORY,
            {"figure": "thesis vs ours"}, enabled=lambda config: config["thesis"]["architecture_dir"] is not None,
