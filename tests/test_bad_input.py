@@ -201,6 +201,17 @@ def test_values_checked_only_at_job_time_are_checked_at_parse_time(workflow):
          "precision": "fp32"},
         {"name": "w", "model": "tiny-llama", "tokens": 1e6, "batch_size": 1, "seq_len": 8, "gpu": "cuda",
          "precision": "fp32"}]}), "co2e.workloads[1].name", "'w' also names co2e.workloads[0]")
+    refuses(workflow, lambda c: c.update(co2e={"workloads": [
+        {"name": "w", "model": "tiny-llama", "tokens": 1e6, "batch_size": 1, "seq_len": 8, "gpu": "h100",
+         "precision": "fp32", "world_size": 4}]}), "co2e.workloads[0].strategy", "world_size 4 needs a strategy")
+    refuses(workflow, lambda c: c.update(distributed={"targets": ["cpu"], "scaling": ["strong"], "batch_size": [6],
+                                                      "world_size": [4]}),
+            "distributed.batch_size", "6 cannot be split evenly over world_size 4")
+    refuses(workflow, lambda c: c.update(distributed={"targets": ["cpu"], "zeus": True}), "distributed.zeus",
+            "distributed.targets[0] = 'cpu'")
+    refuses(workflow, lambda c: c.update(distributed={"targets": ["h1000"]}), "distributed.targets[0]", "'h1000'")
+    refuses(workflow, lambda c: c.update(distributed={"targets": ["cpu"], "models": ["no-such-model"]}),
+            "distributed.models[0]", "no-such-model")
 
 
 # --- CPU out of memory --------------------------------------------------------------------------

@@ -186,3 +186,29 @@ def test_an_estimates_flops_are_the_measured_rows_headline_flops(reference):
     for r in llm.to_dict("records"):
         f = co2e.workload_flops(r["model"], r["batch_size"], r["seq_len"], r["pass"], r["precision"])
         assert f == pytest.approx(r["flops"], rel=1e-6), (r["precision"], r["pass"], r["seq_len"])
+
+
+NODE_REFERENCE = sorted(str(p) for p in (REPO / "resources/reference/h200_x4/raw").glob("**/*.parquet"))
+
+
+def test_a_multi_gpu_node_is_a_calibration_group_and_a_co2e_workload():
+    """Node rows of the 4-GPU reference calibrate (GPU, world size, strategy) groups of their
+    own, and a CO2e workload naming such a node gets their energy, not one GPU's."""
+    assert len(NODE_REFERENCE) == 6, "the committed distributed reference is missing"
+    both = merge_energy([], REFERENCE + NODE_REFERENCE)
+    fits, _ = calibration.calibrate(calibration.usable(both, ["llm"], ["train_step"]), bootstrap=50)
+    nodes = fits[fits["strategy"] != "none"]
+    assert sorted(set(zip(nodes["world_size"], nodes["strategy"]))) == [(1, "ddp"), (1, "fsdp"), (2, "ddp"),
+                                                                        (2, "fsdp"), (4, "ddp"), (4, "fsdp")]
+    assert (fits.loc[fits["strategy"] == "none", "world_size"] == 1).all()
+    w = {"name": "node", "model": "llama-3.2-1b", "tokens": 1e9, "batch_size": 8, "seq_len": 1024, "gpu": "h200",
+         "precision": "bf16-mixed", "pass": "train_step", "world_size": 4, "strategy": "fsdp"}
+    row = co2e.estimate([w], fits, 1.0, 400, both).iloc[0]
+    node = both[(both["world_size"] == 4) & (both["strategy"] == "fsdp") & (both["pass"] == "train_step")]
+    steps = 1e9 / (8 * 1024 * 4)  # 8 sequences on each of 4 ranks per node step
+    assert row["basis"].startswith("measured") and row["steps"] == pytest.approx(steps)
+    assert row["energy_j"] == pytest.approx(steps * node["energy_j_per_iter"].iloc[0])
+    assert row["flops"] == pytest.approx(steps * node["flops"].iloc[0], rel=1e-3)
+    # a node size nobody measured has no calibration: only the datasheet bound, and it says so
+    missing = co2e.estimate([{**w, "world_size": 8}], fits, 1.0, 400, both).iloc[0]
+    assert np.isnan(missing["energy_j"]) and "8 x h200 fsdp" in missing["status"]

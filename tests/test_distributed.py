@@ -59,7 +59,10 @@ def test_two_ranks_measure_the_same_windows_and_add_up_to_the_node(tmp_path, mon
 
     # FSDP (full sharding), strong scaling: 4 sequences in all, 2 per rank, the same per-rank
     # arithmetic as DDP's weak scaling at 2 per rank (sharding moves parameters, not FLOPs)
-    fsdp, fsdp_node = launch.run(params("fsdp", "strong", batch_size=4), tmp_path / "fsdp", timeout_s=300)
+    # the train step too: its finiteness check reads each rank's own shard of a sharded parameter
+    fsdp_params = params("fsdp", "strong", batch_size=4)
+    fsdp_params["job"]["workload"]["passes"].append("train_step")
+    fsdp, fsdp_node = launch.run(fsdp_params, tmp_path / "fsdp", timeout_s=300)
     assert (fsdp["batch_size"] == 2).all() and set(fsdp["strategy"]) == {"fsdp"}
     for p in ("forward", "forward_train", "forward_backward"):
         assert set(fsdp.loc[fsdp["pass"] == p, "flops"]) == set(direct.loc[direct["pass"] == p, "flops"]), p
@@ -112,3 +115,32 @@ def test_the_command_line_writes_ranks_and_node(tmp_path):
     ranks, node = pd.read_parquet(tmp_path / "ranks.parquet"), pd.read_parquet(tmp_path / "node.parquet")
     assert sorted(ranks["rank"].unique()) == [0, 1] and (node["rank"] == -1).all()
     assert {"train_step", "optimizer", "communication"} <= set(node["pass"])
+
+
+REFERENCE = Path(__file__).resolve().parents[1] / "resources/reference/h200_x4"
+
+
+def test_committed_node_rows_are_their_ranks_summed():
+    """The committed 4-GPU reference: each node row is its ranks' energies summed window by
+    window (recomputed here from the committed ranks and windows), gated against N GPUs."""
+    from flopmetrics.distributed.node import node_rows
+    from flopmetrics.energy import gates
+
+    nodes = sorted((REFERENCE / "raw").rglob("*.parquet"))
+    assert len(nodes) == 6
+    for path in nodes:
+        node = pd.read_parquet(path)
+        ranks = pd.read_parquet(str(path).replace("/raw/", "/ranks/"))
+        windows = pd.read_parquet(str(path).replace("/raw/", "/windows/"))
+        world = int(node["world_size"].iloc[0])
+        assert sorted(ranks["rank"].unique()) == list(range(world)) and ranks["gpu_uuid"].nunique() == world
+        again = node_rows(ranks, windows.drop(columns="rank").assign(rank=windows["rank"]))
+        for col in ("energy_j_per_iter", "energy_cv", "time_per_iter_s", "flops", "energy_zeus_j_per_iter"):
+            assert again[col].to_numpy() == pytest.approx(node[col].to_numpy(), rel=1e-9, nan_ok=True), (path, col)
+        direct = node[~node["derived"]].set_index("pass")
+        summed = ranks[~ranks["derived"]].groupby("pass")["energy_j_per_iter"].sum()
+        assert direct["energy_j_per_iter"].to_numpy() == pytest.approx(summed[direct.index].to_numpy(), rel=1e-9)
+        assert node["gates_passed"].all() and ranks["numerics"].eq("finite").all()
+        # at N GPUs the node may do N peaks' FLOP/s: its gate is N times the single GPU's
+        peak = gates.limits(node.iloc[0].to_dict())[0]
+        assert peak == pytest.approx(world * gates.limits({**node.iloc[0].to_dict(), "rank": 0})[0])

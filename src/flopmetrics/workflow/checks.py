@@ -26,6 +26,7 @@ def check_consistency(config: dict, report=None) -> None:
     check_thesis(config)
     check_meter(config)
     check_launch(config)
+    check_distributed(config)
     check_figures(config)
     check_round_trip(config)
 
@@ -33,7 +34,7 @@ def check_consistency(config: dict, report=None) -> None:
 def check_targets(config: dict) -> None:
     from ..jobs.targets import TargetError, resolve_target
 
-    for section in ("mlp", "llm", "matmul", "ncu"):
+    for section in ("mlp", "llm", "matmul", "distributed", "ncu"):
         for i, target in enumerate(config.get(section, {}).get("targets", [])):
             if section == "ncu" and target == "cpu":
                 fail(f"ncu.targets[{i}]", "'cpu': Nsight Compute profiles GPU kernels only; name a GPU target")
@@ -47,21 +48,26 @@ def check_models(config: dict, report) -> None:
     """Each model resolves, transformers builds it (on the meta device), its name is a safe
     file name used once; its size is reported, so a config that fell back to transformers'
     defaults is seen."""
+    for section in ("llm", "distributed"):
+        _check_models(config, section, report)
+
+
+def _check_models(config: dict, section: str, report) -> None:
     from ..workloads.models import ModelConfigError, resolve, summary
 
     names = {}
-    for i, spec in enumerate(config.get("llm", {}).get("models", [])):
-        key = f"llm.models[{i}]"
+    for i, spec in enumerate(config.get(section, {}).get("models", [])):
+        key = f"{section}.models[{i}]"
         try:
             name, fields = resolve(spec)
             size = summary(fields)
         except ModelConfigError as err:
             fail(key, str(err))
         if name in names:
-            fail(key, f"model name {name!r} is also the name of llm.models[{names[name]}]: two models would "
+            fail(key, f"model name {name!r} is also the name of {section}.models[{names[name]}]: two models would "
                       "write the same files; name them apart ({name: <name>, config: <path>})")
         names[name] = i
-        if config["llm"]["targets"]:
+        if config[section]["targets"]:
             report(f"model {name}: {size['model_type']}, {size['layers']} layers, hidden size {size['hidden_size']}, "
                    f"{size['parameters']:,} parameters")
 
@@ -120,10 +126,27 @@ def check_launch(config: dict) -> None:
                                       f"runs on the CPU ({cpu_why}); use 'eager'")
 
 
+def check_distributed(config: dict) -> None:
+    """Strong scaling splits each batch evenly over the ranks; Zeus watches GPUs only."""
+    ds = config.get("distributed", {})
+    if not ds.get("targets"):
+        return
+    if "strong" in ds["scaling"]:
+        for b in ds["batch_size"]:
+            for n in ds["world_size"]:
+                if b % n:
+                    fail("distributed.batch_size", f"{b} cannot be split evenly over world_size {n} ranks "
+                                                   "(strong scaling: batch_size is the batch of all ranks)")
+    for section, i, target, cpu_why in _targets(config):
+        if section == "distributed" and cpu_why and ds["zeus"]:
+            fail("distributed.zeus", f"Zeus watches GPUs, but distributed.targets[{i}] = {target!r} runs on the "
+                                     f"CPU ({cpu_why}); set it false")
+
+
 def _targets(config: dict):
     """Every profiling target: ``(section, index, target, why it runs on the CPU or "")``."""
     run_on_cpu = config["execution"]["run_on_cpu"]
-    for section in ("mlp", "llm", "matmul"):
+    for section in ("mlp", "llm", "matmul", "distributed"):
         for i, target in enumerate(config.get(section, {}).get("targets", [])):
             why = "execution.run_on_cpu is on" if run_on_cpu else "it is the CPU" if target == "cpu" else ""
             yield section, i, target, why
