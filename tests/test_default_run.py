@@ -84,7 +84,7 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
     # every reference row was checked finite and passes
     assert reference["numerics"].eq("finite").all() and reference["gates_passed"].all()
     # the H200's own card, and the adaptive protocol's windows: 3 to 10 per pass
-    h200 = reference[reference["gpu_label"] == "h200"]
+    h200 = reference[(reference["gpu_label"] == "h200") & (reference["strategy"] == "none")]
     # two cards: the first sweep's, and the one that measured bf16 mixed, the MLP and the matmuls
     second = h200["gpu_uuid"] == "GPU-fd614aff-d804-1d50-c7d6-7a2f19fca86e"
     assert set(h200.loc[~second, "gpu_uuid"]) == {"GPU-272c57c7-6cbb-bca1-bbc1-c861e1834ef4"}
@@ -92,8 +92,18 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
     assert h200.loc[(h200["workload"] == "llm") & (h200["precision"] == "bf16-mixed"), "seq_len"].nunique() == 5
     assert h200.loc[~h200["derived"], "windows"].between(3, 10).all()
     fits = pd.read_parquet(wd / "results/calibration/calibration.parquet")
-    # one fit per (GPU, precision, pass): the H100's and the H200's side by side
-    assert fits.groupby("gpu_label").size().to_dict() == {"h100": 20, "h200": 20}
+    # one fit per (GPU, world size, strategy, precision, pass): the H100's and the H200's side by
+    # side, and the 4-GPU node's under DDP and FSDP at 1, 2 and 4 ranks as groups of their own
+    assert fits.groupby(["gpu_label", "strategy"]).size().to_dict() == {
+        ("h100", "none"): 20, ("h200", "none"): 20, ("h200", "ddp"): 12, ("h200", "fsdp"): 12}
+    nodes = reference[reference["strategy"] != "none"]
+    assert set(zip(nodes["world_size"], nodes["strategy"])) == {(n, s) for n in (1, 2, 4) for s in ("ddp", "fsdp")}
+    assert (nodes["rank"] == -1).all() and (reference.loc[reference["strategy"] == "none", "world_size"] == 1).all()
+    node_row = pd.read_parquet(wd / "results/co2e/co2e.parquet").set_index("name").loc["llama-1b-1B-tokens-4xh200-fsdp"]
+    assert node_row["basis"].startswith("measured") and node_row["world_size"] == 4
+    scaling = pd.read_parquet(wd / "results/distributed/scaling.parquet")
+    assert len(scaling) == 6 and (scaling.loc[scaling["world_size"] == 1, "scaling_efficiency"] == 1).all()
+    assert len(pd.read_parquet(wd / "results/merged/ranks.parquet")) == 8 * (1 + 2 + 4) + 6 * (1 + 2 + 4)  # DDP: 8 passes a rank, FSDP 6
     h200_row = pd.read_parquet(wd / "results/co2e/co2e.parquet").set_index("name").loc["llama-1b-1B-tokens-fp32-h200"]
     assert h200_row["gpu"] == "h200" and h200_row["basis"].startswith("measured")
     co2e = pd.read_parquet(wd / "results/co2e/co2e.parquet").set_index("name")
@@ -119,7 +129,7 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
     for fig in ("flops_by_class", "gap_heatmap", "parity"):
         assert (wd / f"results/figures/ncu/{fig}.png").stat().st_size > 10_000, fig
     for fig in ("energy_efficiency", "forward_vs_backward", "efficiency_vs_seq_len", "power_trace",
-                "calibration_parity", "co2e"):
+                "calibration_parity", "co2e", "distributed_scaling"):
         assert (wd / f"results/figures/energy/{fig}.png").stat().st_size > 10_000, fig
 
 

@@ -13,6 +13,10 @@ if config["execution"]["check_devices"] and not config["execution"]["run_on_cpu"
     for key, target in fm_config.all_targets(config):
         if target.startswith("cuda"):
             fm_config.check_devices([target], key=key)
+    if any(t == "cuda" for t in config["distributed"]["targets"]):
+        # one GPU per rank: the largest job needs world_size of this machine's GPUs
+        top = max(config["distributed"]["world_size"])
+        fm_config.check_devices([f"cuda:{top - 1}"], key="distributed.world_size")
 
 FIGURES = figure_registry.enabled(config)
 
@@ -67,7 +71,8 @@ def job_resources(target_wildcard):
 
 def distributed_resources():
     """A distributed job's resources: those of a profiling job, with all of its ranks' GPUs
-    asked for on one node (gres gpu:<type>:<world size>, or gpus) and 4 CPUs per rank."""
+    asked for on one node (gres gpu:<type>:<world size>, or gpus) and 4 CPUs per rank.
+    """
     res = job_resources("target")
     key = "gres" if config["slurm"]["gpu_request"] == "gres" else "gpu"
     res[key] = lambda wc: slurm_resources(
@@ -146,7 +151,11 @@ def all_targets():
     targets = [
         paths.MERGED_MLP,
         paths.MERGED_ENERGY,
-        *([paths.MERGED_RANKS] if sweeps.ranks_files(config) or reference_files("ranks") else []),
+        *(
+            [paths.MERGED_RANKS]
+            if sweeps.ranks_files(config) or reference_files("ranks")
+            else []
+        ),
         paths.CALIBRATION,
         paths.CALIBRATION_TABLE,
         paths.CO2E,

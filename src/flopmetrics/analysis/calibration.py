@@ -13,6 +13,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from .merge import with_single
+
 
 def fit_ee(flops: np.ndarray, energy: np.ndarray) -> float:
     """EE (FLOPs/J) minimising squared error of ``E = F / EE``."""
@@ -85,18 +87,6 @@ def mape(pred, actual) -> float:
 
 # a node of N GPUs under a strategy is a group of its own: its FLOPs/J include communication
 GROUP = ["gpu_label", "world_size", "strategy", "precision", "pass"]
-SINGLE = {"world_size": 1, "strategy": "none", "scaling": "none"}  # a job on one device
-
-
-def with_single(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with ``world_size``, ``strategy`` and ``scaling`` filled in for one-device rows."""
-    df = df.copy()
-    for col, value in SINGLE.items():
-        df[col] = df[col].fillna(value) if col in df else value
-    df["world_size"] = df["world_size"].astype(int)
-    return df
-
-
 def usable(df: pd.DataFrame, workloads=None, passes=None, require_gates: bool = True) -> pd.DataFrame:
     """Rows with finite FLOPs, energy and time (and passing gates, by default); the node rows of
     distributed jobs, not their ranks' (``rank`` -1 or absent)."""

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..flops.model import pass_flops
-from .calibration import with_single
+from .merge import with_single
 from ..workloads.models import resolve
 
 J_PER_KWH = 3.6e6

@@ -19,6 +19,18 @@ class MergeError(ValueError):
     """A per-job file that cannot be merged as it is; the message names the file."""
 
 
+SINGLE = {"world_size": 1, "strategy": "none", "scaling": "none"}  # a job on one device
+
+
+def with_single(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``world_size``, ``strategy`` and ``scaling`` filled in for one-device rows."""
+    df = df.copy()
+    for col, value in SINGLE.items():
+        df[col] = df[col].fillna(value) if col in df else value
+    df["world_size"] = df["world_size"].astype(int)
+    return df
+
+
 REQUIRED = ("workload", "pass", "precision", "status", "gpu_label")
 
 
@@ -124,6 +136,4 @@ def merge_energy(measured: Sequence[str], reference: Sequence[str]) -> pd.DataFr
     if not frames:
         return pd.DataFrame({"source": pd.Series(dtype=str), "workload": pd.Series(dtype=str)})
     # gates are re-applied here so every row, old reference data included, meets today's rules
-    from .calibration import with_single
-
     return gates.apply(with_single(pd.concat(frames, ignore_index=True, sort=False)))
