@@ -1,6 +1,7 @@
 """One rank of a distributed job (started by :func:`flopmetrics.distributed.launch.run` through
-``torchrun``): the causal LM under DDP on this rank's device, every pass measured in windows
-that all ranks open and close together, one row per pass written to ``OUT_DIR/rank<r>.parquet``.
+``torchrun``): the causal LM under DDP or FSDP on this rank's device, every pass measured in windows
+that all ranks open and close together, one row per pass written to ``OUT_DIR/rank<r>.parquet``
+and every window to ``OUT_DIR/rank<r>_windows.parquet``.
 
     python -m torch.distributed.run --standalone --nproc-per-node N -m flopmetrics.distributed.rank SPEC OUT_DIR
 """
