@@ -113,6 +113,9 @@ def test_the_command_line_writes_ranks_and_node(tmp_path):
     launch.main(["--target", "cpu", "--model", "tiny-llama", "--precision", "fp32", "--batch-size", "2",
                  "--seq-len", "32", "--out", str(tmp_path)])
     ranks, node = pd.read_parquet(tmp_path / "ranks.parquet"), pd.read_parquet(tmp_path / "node.parquet")
+    # no sampler on a CPU: an empty trace per rank, written all the same (a GPU rank's is labelled)
+    assert pd.read_parquet(tmp_path / "trace.parquet").empty
+    assert sorted(pd.read_parquet(tmp_path / "windows.parquet")["rank"].unique()) == [0, 1]
     assert sorted(ranks["rank"].unique()) == [0, 1] and (node["rank"] == -1).all()
     assert {"train_step", "optimizer", "communication"} <= set(node["pass"])
 

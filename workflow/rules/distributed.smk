@@ -1,6 +1,6 @@
 # Distributed jobs: one job per (target, model, precision, strategy, scaling, world size,
 # batch size, sequence length) runs its ranks on one node through torchrun, one GPU per rank,
-# and writes the node's rows (raw), every rank's rows and every rank's windows.
+# and writes the node's rows (raw), every rank's rows, windows and raw power trace.
 
 
 rule profile_distributed:
@@ -8,6 +8,7 @@ rule profile_distributed:
         node=paths.RAW["distributed"],
         ranks=paths.RANKS,
         windows=paths.WINDOWS,
+        traces=paths.TRACE["distributed"],
     log:
         paths.LOG["distributed"],
     conda:

@@ -1,8 +1,8 @@
 # Adapter: snakemake object -> flopmetrics.distributed.launch.job (one node, N ranks through
-# torchrun) -> atomic parquet files: the ranks' windows and rows, then the node's rows.
+# torchrun) -> atomic parquet files: the ranks' traces, windows and rows, then the node's rows.
 from flopmetrics.distributed.launch import job
 from flopmetrics.jobs.log import logged
 
 with logged(snakemake.log[0]):
     out = snakemake.output
-    job(snakemake.params.job, out.node, out.ranks, out.windows)
+    job(snakemake.params.job, out.node, out.ranks, out.windows, out.traces)

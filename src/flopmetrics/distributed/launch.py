@@ -65,21 +65,23 @@ def _tee(stream, log, lines: list[str]) -> None:
         print(line, end="", file=sys.stderr, flush=True)
 
 
-def windows(out_dir: str | Path, world_size: int) -> pd.DataFrame:
-    """Every rank's windows (column ``rank``), as the ranks wrote them to ``out_dir``."""
-    return pd.concat([pd.read_parquet(Path(out_dir) / f"rank{r}_windows.parquet").assign(rank=r)
+def windows(out_dir: str | Path, world_size: int, kind: str = "windows") -> pd.DataFrame:
+    """Every rank's windows (``kind="trace"``: power traces), column ``rank``, as the ranks wrote
+    them to ``out_dir``."""
+    return pd.concat([pd.read_parquet(Path(out_dir) / f"rank{r}_{kind}.parquet").assign(rank=r)
                       for r in range(world_size)], ignore_index=True)
 
 
-def job(params: dict, node_path: str, ranks_path: str, windows_path: str) -> None:
+def job(params: dict, node_path: str, ranks_path: str, windows_path: str, trace_path: str) -> None:
     """One distributed job of the pipeline (rule ``profile_distributed``): its ranks run in a
-    scratch folder beside the outputs; the node's rows are written last (their presence means
-    the job finished)."""
+    scratch folder beside the outputs; the ranks' traces, windows and rows are written, then the
+    node's rows (their presence means the job finished)."""
     from ..jobs.output import write_parquet
 
     Path(ranks_path).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".ranks-", dir=Path(ranks_path).parent) as scratch:
         ranks, node = run(params, scratch, timeout_s=params["timeout_s"])
+        write_parquet(windows(scratch, params["world_size"], "trace"), trace_path)
         write_parquet(windows(scratch, params["world_size"]), windows_path)
     write_parquet(ranks, ranks_path)
     write_parquet(node, node_path)
@@ -103,8 +105,8 @@ def failed_ranks(output: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m flopmetrics.distributed.launch``: one distributed job from the command line,
-    measured with the schema's defaults (blocks ``distributed`` and ``energy``); ``node.parquet``, ``ranks.parquet`` and
-    ``windows.parquet`` are written to ``--out``."""
+    measured with the schema's defaults (blocks ``distributed`` and ``energy``); ``node.parquet``,
+    ``ranks.parquet``, ``windows.parquet`` and ``trace.parquet`` are written to ``--out``."""
     import argparse
 
     from ..workflow.schema import defaults
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                                          "scaling": args.scaling, "world_size": args.world_size,
                                          "batch_size": args.batch_size, "seq_len": args.seq_len})
     out = Path(args.out)
-    job(params, str(out / "node.parquet"), str(out / "ranks.parquet"), str(out / "windows.parquet"))
+    job(params, *(str(out / f"{k}.parquet") for k in ("node", "ranks", "windows", "trace")))
 
 
 if __name__ == "__main__":

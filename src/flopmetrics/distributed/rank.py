@@ -1,7 +1,8 @@
 """One rank of a distributed job (started by :func:`flopmetrics.distributed.launch.run` through
 ``torchrun``): the causal LM under DDP or FSDP on this rank's device, every pass measured in windows
 that all ranks open and close together, one row per pass written to ``OUT_DIR/rank<r>.parquet``
-and every window to ``OUT_DIR/rank<r>_windows.parquet``.
+, every window to ``OUT_DIR/rank<r>_windows.parquet`` and the raw power trace to
+``OUT_DIR/rank<r>_trace.parquet``.
 
     python -m torch.distributed.run --standalone --nproc-per-node N -m flopmetrics.distributed.rank SPEC OUT_DIR
 """
@@ -15,6 +16,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.distributed as dist
 
@@ -24,7 +26,7 @@ from ..energy.setup import setup_meters
 from ..jobs import provenance
 from ..jobs.output import write_parquet
 from ..jobs.passes import measure_workload
-from ..jobs.rows import build_rows
+from ..jobs.rows import build_rows, label_trace
 from ..jobs.run import check_gpu, idle_baseline
 from ..jobs.targets import resolve_target
 from ..jobs.spec import JobSpec
@@ -45,9 +47,10 @@ def main(spec_file: str, out_dir: str) -> None:
     # a rank that stops answering fails the others' collectives after this long, instead of a hang
     dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=params["collective_timeout_s"]))
     try:
-        rows, windows = measure(spec, device, {"rank": rank, "local_rank": local_rank, "world_size": world,
-                                               "strategy": params["strategy"], "scaling": params["scaling"]},
-                                zeus=bool(params.get("zeus")) and rank == 0)
+        rows, windows, trace = measure(spec, device, {"rank": rank, "local_rank": local_rank, "world_size": world,
+                                                      "strategy": params["strategy"], "scaling": params["scaling"]},
+                                       zeus=bool(params.get("zeus")) and rank == 0)
+        write_parquet(trace, Path(out_dir) / f"rank{rank}_trace.parquet")
         write_parquet(windows, Path(out_dir) / f"rank{rank}_windows.parquet")
         write_parquet(rows, Path(out_dir) / f"rank{rank}.parquet")
     finally:
@@ -63,7 +66,7 @@ SCALING = ("weak", "strong")
 
 
 def measure(spec: JobSpec, device: str, identity: dict, zeus: bool = False):
-    """This rank's rows and windows: the step under DDP or FSDP (full sharding), windows at barriers, this
+    """This rank's rows, windows and power trace: the step under DDP or FSDP (full sharding), windows at barriers, this
     rank's meters. Weak scaling: ``batch_size`` per rank; strong: ``batch_size`` in all, split
     over the ranks. Under DDP the job also measures ``forward_backward_local``, the step without
     gradient synchronization (``no_sync``), from which ``communication`` is derived. With
@@ -101,8 +104,12 @@ def measure(spec: JobSpec, device: str, identity: dict, zeus: bool = False):
         if "forward_backward_local" in steps:
             counted["forward_backward_local"] = counted["forward_backward"]  # the same arithmetic
         windows = measure_workload(monitor, workload, steps, m, guard_s=guard_s, progress=progress)
+        # the raw trace, each sample labelled with its window (none without a sampler: a CPU)
+        trace = (label_trace(setup.sampler.trace_with_steps(), windows, idle.get("_window")) if setup.sampler
+                 else pd.DataFrame({"t": pd.Series(dtype=float)}))
     rows = build_rows(workload, windows, counted, {}, {}, idle, m, base, [])
-    return gates.apply(rows), window_table(windows)
+    trace = trace.assign(rank=identity["rank"], gpu_uuid=base["gpu_uuid"], config_hash=rows["config_hash"].iloc[0])
+    return gates.apply(rows), window_table(windows), trace
 
 
 def check_mapping(device: str, setup) -> None:

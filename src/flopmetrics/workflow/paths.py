@@ -29,7 +29,7 @@ RAW = {
     "distributed": "results/raw/distributed/{target}/{model}/{precision}/{strategy}_{scaling}_w{world_size}/"
                    "b{batch_size}_s{seq_len}.parquet",
 }
-TRACE = {k: v.replace("results/raw/", "results/traces/", 1) for k, v in RAW.items() if k != "distributed"}
+TRACE = {k: v.replace("results/raw/", "results/traces/", 1) for k, v in RAW.items()}  # distributed: every rank's
 RANKS = RAW["distributed"].replace("results/raw/", "results/ranks/", 1)
 WINDOWS = RAW["distributed"].replace("results/raw/", "results/windows/", 1)
 # one profiling job measures every size of one (target, [model,] precision): its wildcards and log
