@@ -147,3 +147,17 @@ def test_committed_node_rows_are_their_ranks_summed():
         # at N GPUs the node may do N peaks' FLOP/s: its gate is N times the single GPU's
         peak = gates.limits(node.iloc[0].to_dict())[0]
         assert peak == pytest.approx(world * gates.limits({**node.iloc[0].to_dict(), "rank": 0})[0])
+
+
+def test_a_gpu_ranks_trace_is_saved_and_labelled_with_its_windows():
+    """The rank traces of a real 2-GPU job (H200s, benchmarks/results/..._host_d): every rank's
+    samples from its own GPU, every window of the windows table found in them, within its edges."""
+    base = REFERENCE.parents[2] / "benchmarks/results/distributed_2026-11-27_host_d"
+    name = "distributed/h200/llama-3.2-1b/bf16-mixed/ddp_weak_w2/b8_s1024.parquet"
+    trace, windows, ranks = (pd.read_parquet(base / k / name) for k in ("traces", "windows", "ranks"))
+    assert dict(zip(ranks["rank"], ranks["gpu_uuid"])) == dict(zip(trace["rank"], trace["gpu_uuid"]))
+    for (rank, p, repeat), w in windows.groupby(["rank", "pass", "repeat"]):
+        mine = trace[(trace["rank"] == rank) & (trace["window"] == p) & (trace["repeat"] == repeat)]
+        assert len(mine) > 10, (rank, p, repeat)  # 50 Hz over a window of at least 2 s
+        assert mine["t"].between(mine["window_start_t"], mine["window_end_t"]).all()
+        assert (mine["window_iterations"] == w["iterations"].iloc[0]).all()
