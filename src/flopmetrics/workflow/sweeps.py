@@ -87,22 +87,10 @@ def job_params(config: dict, experiment: str, wildcards) -> dict:
     """Everything one profiling job needs; exactly this reaches the job via ``params``: the
     shared settings and one ``workload`` per size it measures (:mod:`flopmetrics.jobs.spec`)."""
     wc = dict(wildcards)
-    section = config[experiment]
-    target, precision = wc["target"], wc["precision"]
     workloads = sizes(config, experiment)
     if experiment == "llm":
-        model = model_specs(config)[wc["model"]]
-        rest = {k: section[k] for k in ("passes", "attn_implementation", "attention_flops")}
-        workloads = [{"model": model, **size, **rest} for size in workloads]
-    measure = {k: section[k] for k in MEASURE_KEYS if k in section}
-    measure.setdefault("profiler_flops", False)  # an experiment without the key has no profiler count
-    if measure["profiler_flops"] == "auto":  # the thesis's slow counter: on CPUs, off where GPU time is paid for
-        measure["profiler_flops"] = target == "cpu"
-    params = {"experiment": experiment, "target": target, "precision": precision, "workloads": workloads,
-              "measure": measure, "energy": energy_params(config["energy"], target)}
-    if config["execution"]["run_on_cpu"]:
-        params["run_on_cpu"] = True  # only when on: turning it on reruns exactly the jobs it changes
-    return params
+        workloads = [_lm_workload(config, "llm", wc["model"], size) for size in workloads]
+    return _job(config, experiment, experiment, wc, "workloads", workloads)
 
 
 def distributed_params(config: dict, wildcards) -> dict:
@@ -111,14 +99,32 @@ def distributed_params(config: dict, wildcards) -> dict:
     builds (``batch_size`` per rank under weak scaling, in all under strong)."""
     wc = dict(wildcards)
     ds = config["distributed"]
-    workload = {"model": model_specs(config, "distributed")[wc["model"]], "batch_size": int(wc["batch_size"]),
-                "seq_len": int(wc["seq_len"]), **{k: ds[k] for k in ("passes", "attn_implementation", "attention_flops")}}
-    # ranks of one step cannot be replayed from a CUDA graph, nor can the slow profiler count run
-    measure = {**{k: ds[k] for k in MEASURE_KEYS if k in ds}, "profiler_flops": False, "launch": "eager"}
-    job = {"experiment": "llm", "target": wc["target"], "precision": wc["precision"], "workload": workload,
-           "measure": measure, "energy": energy_params(config["energy"], wc["target"])}
-    if config["execution"]["run_on_cpu"]:
-        job["run_on_cpu"] = True
+    size = {"batch_size": int(wc["batch_size"]), "seq_len": int(wc["seq_len"])}
+    job = _job(config, "distributed", "llm", wc, "workload", _lm_workload(config, "distributed", wc["model"], size))
     return {"world_size": int(wc["world_size"]), "strategy": wc["strategy"], "scaling": wc["scaling"],
             "collective_timeout_s": ds["collective_timeout_s"], "timeout_s": ds["timeout_s"], "zeus": ds["zeus"],
             "job": job}
+
+
+LM_KEYS = ("passes", "attn_implementation", "attention_flops")  # what a causal LM job builds, beside its size
+
+
+def _lm_workload(config: dict, section: str, model: str, size: dict) -> dict:
+    """One causal LM workload of config ``section`` (``llm`` or ``distributed``)."""
+    return {"model": model_specs(config, section)[model], **size, **{k: config[section][k] for k in LM_KEYS}}
+
+
+def _job(config: dict, section: str, experiment: str, wc: dict, key: str, work) -> dict:
+    """The one job shape (:mod:`flopmetrics.jobs.spec`): ``work`` under ``key`` (``workloads`` or
+    ``workload``) and the measuring and energy settings of config ``section``."""
+    target = wc["target"]
+    measure = {k: config[section][k] for k in MEASURE_KEYS if k in config[section]}
+    measure.setdefault("profiler_flops", False)  # an experiment without the key has no profiler count
+    measure.setdefault("launch", "eager")  # distributed: the ranks of one step are not replayed from a graph
+    if measure["profiler_flops"] == "auto":  # the thesis's slow counter: on CPUs, off where GPU time is paid for
+        measure["profiler_flops"] = target == "cpu"
+    params = {"experiment": experiment, "target": target, "precision": wc["precision"], key: work,
+              "measure": measure, "energy": energy_params(config["energy"], target)}
+    if config["execution"]["run_on_cpu"]:
+        params["run_on_cpu"] = True  # only when on: turning it on reruns exactly the jobs it changes
+    return params
