@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .merge import with_single
+from .merge import with_single, without_ranks
 
 
 def fit_ee(flops: np.ndarray, energy: np.ndarray) -> float:
@@ -87,12 +87,12 @@ def mape(pred, actual) -> float:
 
 # a node of N GPUs under a strategy is a group of its own: its FLOPs/J include communication
 GROUP = ["gpu_label", "world_size", "strategy", "precision", "pass"]
+
+
 def usable(df: pd.DataFrame, workloads=None, passes=None, require_gates: bool = True) -> pd.DataFrame:
     """Rows with finite FLOPs, energy and time (and passing gates, by default); the node rows of
     distributed jobs, not their ranks' (``rank`` -1 or absent)."""
-    df = with_single(df)
-    if "rank" in df:
-        df = df[df["rank"].isna() | df["rank"].eq(-1)]
+    df = without_ranks(with_single(df))
     if not {"flops", "energy_j_per_iter", "time_per_iter_s", "workload", "pass", *GROUP} <= set(df.columns):
         return df.iloc[0:0]
     ok = df["flops"].astype(float).gt(0) & np.isfinite(df["energy_j_per_iter"].astype(float)) \

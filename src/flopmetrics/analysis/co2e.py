@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ..flops.model import pass_flops
-from .merge import with_single
 from ..workloads.models import resolve
+from .merge import with_single, without_ranks
 
 J_PER_KWH = 3.6e6
 
@@ -47,9 +47,7 @@ def measured_step(rows: pd.DataFrame | None, w: dict, label: str) -> tuple[float
     A multi-GPU workload's ``batch_size`` is per rank: a node row's ``rank_batch_size``."""
     if rows is None or rows.empty or not {"model", "batch_size", "seq_len", "precision", "pass"} <= set(rows.columns):
         return None
-    rows = with_single(rows)
-    if "rank" in rows:
-        rows = rows[rows["rank"].isna() | rows["rank"].eq(-1)]  # nodes, not their ranks
+    rows = without_ranks(with_single(rows))
     if "rank_batch_size" in rows:
         rows = rows.assign(batch_size=rows["rank_batch_size"].fillna(rows["batch_size"]))
     hit = rows[(rows["gpu_label"] == label) & rows["gates_passed"].astype(bool)]

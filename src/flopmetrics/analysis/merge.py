@@ -31,6 +31,11 @@ def with_single(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def without_ranks(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per run and pass: one-device rows and distributed jobs' node rows, not their ranks'."""
+    return df[df["rank"].isna() | df["rank"].eq(gates.NODE_RANK)] if "rank" in df else df
+
+
 REQUIRED = ("workload", "pass", "precision", "status", "gpu_label")
 
 

@@ -16,6 +16,8 @@ import math
 
 import pandas as pd
 
+from ..energy.gates import NODE_RANK
+
 KEYS = ["source", "gpu_label", "model", "precision", "seq_len", "rank_batch_size", "strategy"]
 COLUMNS = [*KEYS, "world_size", "step_time_s", "node_power_w", "train_step_j", "train_step_cv", "tflops_per_j",
            "scaling_efficiency", "communication_j", "communication_share_pct", "communication_time_share_pct",
@@ -31,7 +33,7 @@ def scaling(energy: pd.DataFrame) -> pd.DataFrame:
     """One row per weak-scaling distributed configuration among ``energy``'s node rows (gated)."""
     if "rank" not in energy or "strategy" not in energy:
         return pd.DataFrame(columns=COLUMNS)
-    node = energy[energy["rank"].eq(-1) & energy["scaling"].eq("weak") & energy["gates_passed"].astype(bool)]
+    node = energy[energy["rank"].eq(NODE_RANK) & energy["scaling"].eq("weak") & energy["gates_passed"].astype(bool)]
     if node.empty:
         return pd.DataFrame(columns=COLUMNS)
     out = []

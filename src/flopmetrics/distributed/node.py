@@ -18,8 +18,6 @@ from ..jobs.provenance import config_hash
 from ..jobs.stats import estimate
 from ..workloads.base import derivable
 
-NODE = -1  # the rank column of a node row
-
 # columns that differ from rank to rank and are reduced here (the rest must agree, or are dropped)
 SUMMED = ("flops", "flops_counted", "flops_counted_attention", "idle_power_w", "power_limit_w", "other_processes")
 
@@ -77,7 +75,7 @@ def node_rows(ranks: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
         row.update({c: these[c].sum(min_count=len(these)) for c in SUMMED if c in these})  # NaN stays NaN
         t, e = est["time"][p], est["energy"][p]
         row.update(
-            rank=NODE, local_rank=NODE, device="node", ranks=len(these),
+            rank=gates.NODE_RANK, local_rank=gates.NODE_RANK, device="node", ranks=len(these),
             gpu_uuid=",".join(these.sort_values("rank")["gpu_uuid"].astype(str)),
             rank_batch_size=int(these["batch_size"].iloc[0]),
             batch_size=int(these["batch_size"].iloc[0]) * (world if these["scaling"].iloc[0] == "strong" else 1),

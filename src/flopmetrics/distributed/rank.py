@@ -1,7 +1,7 @@
 """One rank of a distributed job (started by :func:`flopmetrics.distributed.launch.run` through
 ``torchrun``): the causal LM under DDP or FSDP on this rank's device, every pass measured in windows
-that all ranks open and close together, one row per pass written to ``OUT_DIR/rank<r>.parquet``
-, every window to ``OUT_DIR/rank<r>_windows.parquet`` and the raw power trace to
+that all ranks open and close together: one row per pass written to ``OUT_DIR/rank<r>.parquet``,
+every window to ``OUT_DIR/rank<r>_windows.parquet``, the raw power trace to
 ``OUT_DIR/rank<r>_trace.parquet``.
 
     python -m torch.distributed.run --standalone --nproc-per-node N -m flopmetrics.distributed.rank SPEC OUT_DIR
@@ -22,6 +22,7 @@ import torch.distributed as dist
 
 from .. import workloads
 from ..energy import gates
+from ..energy.nvml import cuda_uuid
 from ..energy.setup import setup_meters
 from ..jobs import provenance
 from ..jobs.output import write_parquet
@@ -117,8 +118,7 @@ def check_mapping(device: str, setup) -> None:
     differently, so compare UUIDs (a mix-up would give every rank some other rank's energy)."""
     if setup.gpu is None:
         return
-    computes = str(torch.cuda.get_device_properties(torch.device(device)).uuid)
-    computes = computes if computes.startswith("GPU-") else f"GPU-{computes}"
+    computes = cuda_uuid(torch.device(device).index)
     if computes != setup.gpu.uuid():
         raise RuntimeError(f"{device} is {computes} but its energy meter reads {setup.gpu.uuid()}")
 

@@ -56,11 +56,14 @@ def limits(row) -> tuple[float, float]:
     return (math.nan if peak is None else peak * gpus(row)), (math.nan if per_j is None else per_j)
 
 
+NODE_RANK = -1  # the ``rank`` of a distributed job's node row (its ranks' rows: 0..N-1; one device: none)
+
+
 def gpus(row) -> int:
     """How many GPUs a row's numbers are the sum of: a distributed job's node row (``rank`` -1)
     its world size, any other row one."""
     rank = row.get("rank")
-    if rank is not None and not pd.isna(rank) and int(rank) == -1:
+    if rank is not None and not pd.isna(rank) and int(rank) == NODE_RANK:
         return int(row.get("world_size") or 1)
     return 1
 

@@ -62,10 +62,7 @@ class NvmlGpu:
         """The NVML device behind ``cuda:<torch_index>``, matched by UUID where possible
         (CUDA_VISIBLE_DEVICES renumbers devices; NVML does not)."""
         try:
-            import torch
-
-            uuid = str(torch.cuda.get_device_properties(torch_index).uuid)
-            return cls(nvml, nvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"))
+            return cls(nvml, nvml.nvmlDeviceGetHandleByUUID(cuda_uuid(torch_index)))
         except Exception:
             visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
             entries = [v.strip() for v in visible.split(",") if v.strip()]
@@ -172,6 +169,14 @@ def sampling_loop(gpu: "NvmlGpu", interval_s: float, tick_poll_s: float, on_samp
             pause = min(pause, tick_poll_s)
         if pause > 0:
             time.sleep(pause)
+
+
+def cuda_uuid(torch_index: int) -> str:
+    """The UUID of ``cuda:<torch_index>`` as NVML writes it (``GPU-...``)."""
+    import torch
+
+    uuid = str(torch.cuda.get_device_properties(torch_index).uuid)
+    return uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
 
 
 def sample_forever(uuid: str, interval_s: float, out, module: str = "pynvml", tick_poll_s: float = 0.001) -> None:
