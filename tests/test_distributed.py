@@ -31,7 +31,7 @@ def params(strategy="ddp", scaling="weak", batch_size=2, **measure) -> dict:
 
 def test_two_ranks_measure_the_same_windows_and_add_up_to_the_node(tmp_path, monkeypatch):
     monkeypatch.setenv("NCCL_NVLS_ENABLE", "1")  # what a careless environment says: the launch overrides it
-    ranks, node = launch.run(params(), tmp_path, timeout_s=300)
+    ranks, node, _ = launch.run(params(), tmp_path, timeout_s=300)
     assert sorted(ranks["rank"].unique()) == [0, 1] and sorted(ranks["local_rank"].unique()) == [0, 1]
     # every rank ran with multicast off
     for key, value in NO_MULTICAST.items():
@@ -62,7 +62,7 @@ def test_two_ranks_measure_the_same_windows_and_add_up_to_the_node(tmp_path, mon
     # the train step too: its finiteness check reads each rank's own shard of a sharded parameter
     fsdp_params = params("fsdp", "strong", batch_size=4)
     fsdp_params["job"]["workload"]["passes"].append("train_step")
-    fsdp, fsdp_node = launch.run(fsdp_params, tmp_path / "fsdp", timeout_s=300)
+    fsdp, fsdp_node, _ = launch.run(fsdp_params, tmp_path / "fsdp", timeout_s=300)
     assert (fsdp["batch_size"] == 2).all() and set(fsdp["strategy"]) == {"fsdp"}
     for p in ("forward", "forward_train", "forward_backward"):
         assert set(fsdp.loc[fsdp["pass"] == p, "flops"]) == set(direct.loc[direct["pass"] == p, "flops"]), p

@@ -120,7 +120,8 @@ def estimate(workloads: list[dict], calibration: pd.DataFrame, pue: float, inten
             row[f"kwh{suffix}"] = kwh
             row[f"kg_co2e{suffix}"] = kwh * pue * intensity_g_per_kwh / 1000
         rows.append(row)
-    columns = ["name", "model", "gpu", "world_size", "strategy", "precision", "pass", "tokens", "batch_size", "seq_len", "steps", "flops",
+    columns = ["name", "model", "gpu", "world_size", "strategy", "precision", "pass", "tokens", "batch_size", "seq_len",
+               "steps", "flops",
                "pue", "grid_intensity_g_per_kwh", "status", "basis", "energy_j", "energy_j_lo",
                "energy_j_hi", "kwh", "kg_co2e", "kwh_lo", "kg_co2e_lo", "kwh_hi", "kg_co2e_hi",
                "energy_j_datasheet_bound", "kwh_datasheet_bound", "kg_co2e_datasheet_bound"]

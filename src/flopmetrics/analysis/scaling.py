@@ -46,13 +46,14 @@ def scaling(energy: pd.DataFrame) -> pd.DataFrame:
             comm_e, comm_t = _one(rows, "communication", "energy_j_per_iter"), _one(rows, "communication",
                                                                                      "time_per_iter_s")
             eff = _one(rows, "train_step", "flops_per_j")
+            one_step_e = _one(one, "train_step", "energy_j_per_iter")
             out.append({**dict(zip(KEYS, key)), "world_size": int(n), "step_time_s": step_t,
                         "node_power_w": step_e / step_t, "train_step_j": step_e,
                         "train_step_cv": _one(rows, "train_step", "energy_cv"), "tflops_per_j": eff / 1e12,
                         "scaling_efficiency": eff / _one(one, "train_step", "flops_per_j"),
                         "communication_j": comm_e, "communication_share_pct": 100 * comm_e / fb_e,
                         "communication_time_share_pct": 100 * comm_t / fb_t,
-                        "extra_vs_one_rank_pct": 100 * (step_e / (n * _one(one, "train_step", "energy_j_per_iter")) - 1),
+                        "extra_vs_one_rank_pct": 100 * (step_e / (n * one_step_e) - 1),
                         "gpu_uuid": _one_text(rows, "gpu_uuid")})
     return pd.DataFrame(out, columns=COLUMNS)
 

@@ -23,10 +23,11 @@ class RankFailed(RuntimeError):
     """A rank exited with an error (or was killed); the message names it."""
 
 
-def run(params: dict, out_dir: str | Path, *, timeout_s: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run(params: dict, out_dir: str | Path, *, timeout_s: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Run ``params["world_size"]`` ranks of ``params["job"]`` on this node; return the ranks'
-    rows and the node's (one per pass). The ranks' output goes to ``out_dir/ranks.log`` and, as
-    it comes, to stderr; ``timeout_s`` bounds the whole job (then every rank is killed)."""
+    rows, the node's (one per pass) and the ranks' windows they are made of. The ranks' output
+    goes to ``out_dir/ranks.log`` and, as it comes, to stderr; ``timeout_s`` bounds the whole
+    job (then every rank is killed)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "spec.json"
@@ -54,7 +55,8 @@ def run(params: dict, out_dir: str | Path, *, timeout_s: float) -> tuple[pd.Data
                          f"the ranks' output is in {out / 'ranks.log'}")
     ranks = pd.concat([pd.read_parquet(out / f"rank{r}.parquet") for r in range(params["world_size"])],
                       ignore_index=True)
-    return ranks, node_rows(ranks, windows(out, params["world_size"]))
+    measured = windows(out, params["world_size"])
+    return ranks, node_rows(ranks, measured), measured
 
 
 def _tee(stream, log, lines: list[str]) -> None:
@@ -80,9 +82,9 @@ def job(params: dict, node_path: str, ranks_path: str, windows_path: str, trace_
 
     Path(ranks_path).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".ranks-", dir=Path(ranks_path).parent) as scratch:
-        ranks, node = run(params, scratch, timeout_s=params["timeout_s"])
+        ranks, node, measured = run(params, scratch, timeout_s=params["timeout_s"])
         write_parquet(windows(scratch, params["world_size"], "trace"), trace_path)
-        write_parquet(windows(scratch, params["world_size"]), windows_path)
+        write_parquet(measured, windows_path)
     write_parquet(ranks, ranks_path)
     write_parquet(node, node_path)
     cols = ["pass", "time_per_iter_s", "energy_j_per_iter", "energy_cv", "power_mean_w", "flops_per_j"]
