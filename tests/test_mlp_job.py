@@ -40,7 +40,7 @@ def test_timing_is_positive_and_backward_is_derived(table):
 
 def test_provenance_columns(table):
     row = table.iloc[0]
-    for col in ("device_name", "torch_version", "hostname", "git_revision", "timestamp_utc", "config_hash", "cpu_model"):
+    for col in ("device_name", "torch_version", "transformers_version", "hostname", "git_revision", "timestamp_utc", "config_hash", "cpu_model"):
         assert isinstance(row[col], str) and row[col], col
     assert table["config_hash"].nunique() == 1
 

@@ -7,7 +7,10 @@ costs, two ways:
   forward+backward (the step against the same step under ``no_sync``), as a share of it;
 - ``extra_vs_one_rank_pct`` (every strategy): the node's train step against N times the
   one-rank step, which also holds what sharding changes (FSDP's gathers and its smaller
-  optimizer step).
+  optimizer step);
+- ``nccl_kernel_share_pct``: the train step's NCCL kernel time (profiled after the windows, the
+  busiest rank) over its step time; NCCL kernels overlap compute, so this is how long
+  communication ran, not how long it held the step up.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from ..energy.gates import NODE_RANK
 KEYS = ["source", "gpu_label", "model", "precision", "seq_len", "rank_batch_size", "strategy"]
 COLUMNS = [*KEYS, "world_size", "step_time_s", "node_power_w", "train_step_j", "train_step_cv", "tflops_per_j",
            "scaling_efficiency", "communication_j", "communication_share_pct", "communication_time_share_pct",
-           "extra_vs_one_rank_pct", "gpu_uuid"]
+           "extra_vs_one_rank_pct", "nccl_kernel_ms", "nccl_kernel_share_pct", "gpu_uuid"]
 
 
 def _one(rows: pd.DataFrame, pass_name: str, column: str) -> float:
@@ -54,8 +57,15 @@ def scaling(energy: pd.DataFrame) -> pd.DataFrame:
                         "communication_j": comm_e, "communication_share_pct": 100 * comm_e / fb_e,
                         "communication_time_share_pct": 100 * comm_t / fb_t,
                         "extra_vs_one_rank_pct": 100 * (step_e / (n * one_step_e) - 1),
+                        **_nccl(rows, step_t),
                         "gpu_uuid": _one_text(rows, "gpu_uuid")})
     return pd.DataFrame(out, columns=COLUMNS)
+
+
+def _nccl(rows: pd.DataFrame, step_t: float) -> dict:
+    """The train step's NCCL kernel time (busiest rank, profiled) and its share of the step time."""
+    ms = _one(rows, "train_step", "nccl_kernel_ms") if "nccl_kernel_ms" in rows else math.nan
+    return {"nccl_kernel_ms": ms, "nccl_kernel_share_pct": 100 * ms / (1e3 * step_t)}
 
 
 def _one_text(rows: pd.DataFrame, column: str) -> str:

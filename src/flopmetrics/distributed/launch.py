@@ -127,11 +127,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--collective-timeout", type=float, default=defaults("distributed")["collective_timeout_s"])
     ap.add_argument("--timeout", type=float, default=defaults("distributed")["timeout_s"], help="the whole job, s")
     ap.add_argument("--zeus", action="store_true", help="Zeus's monitor watches every GPU too (rank 0)")
+    ap.add_argument("--profile-iterations", type=int, default=defaults("distributed")["profile_iterations"],
+                    help="profiled iterations per pass after the windows (kernel and NCCL time); 0: none")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     # the schema's defaults of block `distributed`, as a pipeline job with these wildcards gets them
     config = {"distributed": {**defaults("distributed"), "models": [args.model], "zeus": args.zeus,
-                              "collective_timeout_s": args.collective_timeout, "timeout_s": args.timeout},
+                              "collective_timeout_s": args.collective_timeout, "timeout_s": args.timeout,
+                              "profile_iterations": args.profile_iterations},
               "energy": defaults("energy"), "execution": {"run_on_cpu": False}}
     params = distributed_params(config, {"target": args.target, "model": resolve(args.model)[0],
                                          "precision": args.precision, "strategy": args.strategy,

@@ -20,6 +20,7 @@ from ..workloads.base import derivable
 
 # columns that differ from rank to rank and are reduced here (the rest must agree, or are dropped)
 SUMMED = ("flops", "flops_counted", "flops_counted_attention", "idle_power_w", "power_limit_w", "other_processes")
+SLOWEST = ("kernel_ms", "nccl_kernel_ms")  # profiled kernel time: the busiest rank's
 
 
 def window_table(windows: dict) -> pd.DataFrame:
@@ -73,6 +74,7 @@ def node_rows(ranks: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
     for p, these in ranks.groupby("pass", sort=False):
         row = {c: these[c].iloc[0] for c in these.columns if these[c].astype(str).nunique() == 1}
         row.update({c: these[c].sum(min_count=len(these)) for c in SUMMED if c in these})  # NaN stays NaN
+        row.update({c: these[c].max() for c in SLOWEST if c in these})
         t, e = est["time"][p], est["energy"][p]
         row.update(
             rank=gates.NODE_RANK, local_rank=gates.NODE_RANK, device="node", ranks=len(these),

@@ -32,6 +32,7 @@ from ..jobs.run import check_gpu, idle_baseline
 from ..jobs.targets import resolve_target
 from ..jobs.spec import JobSpec
 from .env import NO_MULTICAST, check_no_multicast
+from .kernels import add_kernel_columns, profile_steps
 from .monitor import RankMonitor
 from .node import window_table
 
@@ -46,11 +47,14 @@ def main(spec_file: str, out_dir: str) -> None:
     if cuda:
         torch.cuda.set_device(device)
     # a rank that stops answering fails the others' collectives after this long, instead of a hang
-    dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=params["collective_timeout_s"]))
+    # device_id binds this rank's communicator to its GPU (NCCL would otherwise guess it from the rank)
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=params["collective_timeout_s"]),
+                            device_id=torch.device(device) if cuda else None)
     try:
         rows, windows, trace = measure(spec, device, {"rank": rank, "local_rank": local_rank, "world_size": world,
                                                       "strategy": params["strategy"], "scaling": params["scaling"]},
-                                       zeus=bool(params.get("zeus")) and rank == 0)
+                                       zeus=bool(params.get("zeus")) and rank == 0,
+                                       profile_iterations=int(params.get("profile_iterations", 0)))
         write_parquet(trace, Path(out_dir) / f"rank{rank}_trace.parquet")
         write_parquet(windows, Path(out_dir) / f"rank{rank}_windows.parquet")
         write_parquet(rows, Path(out_dir) / f"rank{rank}.parquet")
@@ -66,13 +70,15 @@ STRATEGIES = ("ddp", "fsdp")
 SCALING = ("weak", "strong")
 
 
-def measure(spec: JobSpec, device: str, identity: dict, zeus: bool = False):
+def measure(spec: JobSpec, device: str, identity: dict, zeus: bool = False, profile_iterations: int = 0):
     """This rank's rows, windows and power trace: the step under DDP or FSDP (full sharding), windows at barriers, this
     rank's meters. Weak scaling: ``batch_size`` per rank; strong: ``batch_size`` in all, split
     over the ranks. Under DDP the job also measures ``forward_backward_local``, the step without
     gradient synchronization (``no_sync``), from which ``communication`` is derived. With
     ``zeus`` (rank 0 of a GPU job) Zeus's monitor watches every GPU of the node over the same
-    windows: an independent reading of the node's energy (column ``energy_zeus_j``)."""
+    windows: an independent reading of the node's energy (column ``energy_zeus_j``). After the
+    windows, ``profile_iterations`` iterations of each pass under ``torch.profiler`` give its GPU
+    kernel time and NCCL's (:mod:`.kernels`)."""
     strategy, scaling, world = identity["strategy"], identity["scaling"], identity["world_size"]
     if strategy not in STRATEGIES or scaling not in SCALING:
         raise ValueError(f"strategy must be one of {STRATEGIES} and scaling one of {SCALING}; "
@@ -108,7 +114,9 @@ def measure(spec: JobSpec, device: str, identity: dict, zeus: bool = False):
         # the raw trace, each sample labelled with its window (none without a sampler: a CPU)
         trace = (label_trace(setup.sampler.trace_with_steps(), windows, idle.get("_window")) if setup.sampler
                  else pd.DataFrame({"t": pd.Series(dtype=float)}))
-    rows = build_rows(workload, windows, counted, {}, {}, idle, m, base, [])
+        kernels = profile_steps(steps, profile_iterations, device)
+    rows = add_kernel_columns(build_rows(workload, windows, counted, {}, {}, idle, m, base, []), kernels,
+                              profile_iterations)
     trace = trace.assign(rank=identity["rank"], gpu_uuid=base["gpu_uuid"], config_hash=rows["config_hash"].iloc[0])
     return gates.apply(rows), window_table(windows), trace
 

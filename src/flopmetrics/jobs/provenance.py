@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -57,6 +58,13 @@ def device_name(device: str) -> str:
     return cpu_model()
 
 
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
 def collect(device: str, params: dict) -> dict:
     """Provenance columns shared by every row a job writes."""
     dev = torch.device(device)
@@ -68,6 +76,8 @@ def collect(device: str, params: dict) -> dict:
         "hostname": socket.gethostname(),
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda or "",
+        # the causal LM's code (its attention and mask paths) comes from this version
+        "transformers_version": _version("transformers"),
         "python_version": platform.python_version(),
         "git_revision": git_revision(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),

@@ -103,7 +103,7 @@ def distributed_params(config: dict, wildcards) -> dict:
     job = _job(config, "distributed", "llm", wc, "workload", _lm_workload(config, "distributed", wc["model"], size))
     return {"world_size": int(wc["world_size"]), "strategy": wc["strategy"], "scaling": wc["scaling"],
             "collective_timeout_s": ds["collective_timeout_s"], "timeout_s": ds["timeout_s"], "zeus": ds["zeus"],
-            "job": job}
+            "profile_iterations": ds["profile_iterations"], "job": job}
 
 
 LM_KEYS = ("passes", "attn_implementation", "attention_flops")  # what a causal LM job builds, beside its size
