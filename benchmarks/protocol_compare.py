@@ -9,7 +9,8 @@ sweep (Llama-3.2-1B, batch 8, precisions x sequence lengths, forward and backwar
          error; a pass's windows back to back, each issued in one batch sized by the rate
          just seen, one guard of >= 0.05 s between two windows that lasts until the energy
          counter has stepped past the edge; ``--launch cuda_graph``: every pass replayed from
-         a CUDA graph (named "new 1 s graph")
+         a CUDA graph (named "new 1 s graph"); ``--launch auto`` (the default of ``llm``):
+         replayed only where the configuration is launch-bound (named "new 1 s auto")
 
 For each precision the old jobs run first, then the new job(s), so every configuration is
 measured both ways within minutes on the same card. Job times are measured inside the process
@@ -58,7 +59,8 @@ def spec(precision: str, seq: int, protocol: dict, passes: list[str], model: str
 def records(rows, protocol: str, seconds: float, batch_seconds: float) -> list[dict]:
     keep = ("pass", "derived", "launch", "windows", "energy_j_per_iter", "energy_j_per_iter_sem", "energy_cv", "time_per_iter_s",
             "counter_vs_trace_pct", "power_counter_mean_w", "idle_power_w", "gates_passed", "numerics", "gpu_uuid",
-            "gpu_name", "driver_version", "power_limit_w", "precision", "seq_len", "git_revision")
+            "gpu_name", "driver_version", "power_limit_w", "precision", "seq_len", "git_revision", "host_issue_pct",
+            "gpu_idle_pct", "transformers_version")
     out = []
     for r in rows.to_dict("records"):
         out.append({"protocol": protocol, "job_s": seconds, "batch_s": batch_seconds, **{k: r[k] for k in keep},
@@ -83,7 +85,7 @@ def main() -> None:
     ap.add_argument("--seq", nargs="+", type=int, default=[256, 512, 1024])
     ap.add_argument("--passes", nargs="+", default=["forward", "forward_train", "forward_backward"])
     ap.add_argument("--windows", nargs="+", type=float, default=[1.0], help="the new protocol's window lengths")
-    ap.add_argument("--launch", nargs="+", default=["eager"], choices=["eager", "cuda_graph"],
+    ap.add_argument("--launch", nargs="+", default=["eager"], choices=["eager", "cuda_graph", "auto"],
                     help="the new protocol's launch modes")
     ap.add_argument("--model", default="llama-3.2-1b")
     ap.add_argument("--no-old", action="store_true", help="the new protocol only")
@@ -111,7 +113,7 @@ def main() -> None:
                 say("old")(f"{precision} s{seq}: {took:.1f} s")
                 save()
         for window, launch in ((w, l) for w in args.windows for l in args.launch):
-            name = f"new {window:g} s" + (" graph" if launch == "cuda_graph" else "")
+            name = f"new {window:g} s" + {"cuda_graph": " graph", "auto": " auto"}.get(launch, "")
             specs = [spec(precision, seq, new(window, launch), args.passes, args.model) for seq in args.seq]
             start, ends = time.perf_counter(), []
             results = job.run_batch(specs, progress=say(f"{precision} {name}"),

@@ -121,6 +121,11 @@ def test_grid_and_job_params():
     assert params["measure"]["launch"] == "eager"
     graphs = sweeps.job_params({**cfg, "mlp": {**mlp, "launch": "cuda_graph"}}, "mlp", {"target": "h100", "precision": "fp32"})
     assert graphs["measure"] == {**gpu["measure"], "launch": "cuda_graph"}
+    # llm: auto by default on a GPU; a CPU has no graphs, so its jobs say eager (and do not rerun)
+    assert cfg["llm"]["launch"] == "auto"
+    llm_wc = {"model": cfg["llm"]["models"][0], "batch_size": cfg["llm"]["batch_size"][0]}
+    assert sweeps.job_params(cfg, "llm", {**llm_wc, "target": "h100", "precision": "bf16"})["measure"]["launch"] == "auto"
+    assert sweeps.job_params(cfg, "llm", {**llm_wc, "target": "cpu", "precision": "bf16"})["measure"]["launch"] == "eager"
     # every experiment's params have the one shape of JobSpec: one spec per size, same settings
     from flopmetrics.jobs.spec import JobSpec
 

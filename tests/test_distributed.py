@@ -189,3 +189,13 @@ def test_kernel_time_is_not_profiled_on_a_cpu(tmp_path):
     ranks, node, _ = launch.run({**params(), "profile_iterations": 2}, tmp_path, timeout_s=300)
     assert ranks["kernel_ms"].isna().all() and (ranks["profile_iterations"] == 0).all()
     assert node["nccl_kernel_ms"].isna().all()
+
+
+def test_kernel_time_counts_overlapping_kernels_once_as_busy_time():
+    from flopmetrics.jobs.kernels import kernel_ms
+
+    events = [{"cat": "kernel", "name": "sm90_gemm", "ts": 0, "dur": 1000},
+              {"cat": "kernel", "name": "ncclDevKernel_AllReduce", "ts": 500, "dur": 1000},  # beside the GEMM
+              {"cat": "kernel", "name": "elementwise", "ts": 3000, "dur": 500},
+              {"cat": "cpu_op", "name": "aten::mm", "ts": 0, "dur": 9000}]
+    assert kernel_ms(events) == {"kernel_ms": 2.5, "nccl_kernel_ms": 1.0, "busy_ms": 2.0, "kernels": 3}

@@ -130,3 +130,47 @@ def test_a_cuda_graph_job_says_so_in_every_row(gpu):
     assert launch == {"forward": "cuda_graph", "forward_train": "cuda_graph", "forward_backward": "cuda_graph",
                       "train_step": "eager", "backward": "cuda_graph", "optimizer": "mixed"}
     assert (rows["numerics"] == "finite").all() and not trace.empty
+
+
+def _kernel_names(step, iterations=3):
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(iterations):
+            step()
+        torch.cuda.synchronize()
+    return {e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_replayed_llama_pass_runs_the_eager_kernels(precision):
+    """Captured, transformers would build an attention mask (SDPA's masked kernel and mask copies);
+    graphs.unmasked_sdpa keeps the eager call. Apart from the tiny kernels of the host's packed-sequence
+    check, the replay runs exactly the eager kernels."""
+    wl = _tiny(precision)
+    step = wl.steps()["forward_backward"]
+    with wl.precision_scope():
+        eager = _kernel_names(step)
+        with wl.replayed("forward_backward", step) as replay:
+            graph = _kernel_names(replay)
+    assert graph <= eager, sorted(graph - eager)
+    assert not any("where" in k or "masked" in k.lower() for k in graph)
+
+
+def test_launch_auto_replays_a_launch_bound_configuration(gpu):
+    from conftest import job_spec
+    from flopmetrics.jobs.run import run
+
+    spec = job_spec("llm", {"model": "tiny-llama", "batch_size": 4, "seq_len": 64,
+                            "passes": ["forward", "forward_train", "forward_backward"],
+                            "attn_implementation": "sdpa", "attention_flops": "full"},
+                    target="cuda", precision="bf16",
+                    measure={"launch": "auto", "min_window_s": 0.3, "repeats": 3, "min_repeats": 3},
+                    energy={"guard_s": 0.05})
+    rows, _ = run(spec, progress=lambda m: None)
+    direct = rows[~rows["derived"]].set_index("pass")
+    # a 2-layer model of width 64: the host issues slower than the GPU computes
+    assert (direct["host_issue_pct"] > 10).all() and (direct["gpu_idle_pct"] > 10).any()
+    assert (rows["launch"] == "cuda_graph").all() and (rows["numerics"] == "finite").all()

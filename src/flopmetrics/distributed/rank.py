@@ -32,7 +32,7 @@ from ..jobs.run import check_gpu, idle_baseline
 from ..jobs.targets import resolve_target
 from ..jobs.spec import JobSpec
 from .env import NO_MULTICAST, check_no_multicast
-from .kernels import add_kernel_columns, profile_steps
+from ..jobs.kernels import add_kernel_columns, profile_steps
 from .monitor import RankMonitor
 from .node import window_table
 
@@ -78,7 +78,7 @@ def measure(spec: JobSpec, device: str, identity: dict, zeus: bool = False, prof
     ``zeus`` (rank 0 of a GPU job) Zeus's monitor watches every GPU of the node over the same
     windows: an independent reading of the node's energy (column ``energy_zeus_j``). After the
     windows, ``profile_iterations`` iterations of each pass under ``torch.profiler`` give its GPU
-    kernel time and NCCL's (:mod:`.kernels`)."""
+    kernel time and NCCL's (:mod:`flopmetrics.jobs.kernels`)."""
     strategy, scaling, world = identity["strategy"], identity["scaling"], identity["world_size"]
     if strategy not in STRATEGIES or scaling not in SCALING:
         raise ValueError(f"strategy must be one of {STRATEGIES} and scaling one of {SCALING}; "

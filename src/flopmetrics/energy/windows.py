@@ -68,6 +68,7 @@ class Window:
     numerics: str = "unknown"  # finite | non_finite (what the window computed), unknown: not checked
     first_nonfinite: str = ""  # the first tensor found non-finite
     launch: str = "eager"  # how the iterations were issued: eager | cuda_graph (replayed)
+    launch_check: dict = field(default_factory=dict)  # launch auto: the shares that chose it
 
     @property
     def elapsed_s(self) -> float:

@@ -7,10 +7,11 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..energy.windows import Monitor, Window, edge_covered, lead_in, run_for, run_window
 from ..workloads.base import DerivedPass
+from . import launch
 from .stats import Estimate, estimate
 
 
@@ -21,13 +22,17 @@ class PassSpec:
     queues the numeric-health check of an iteration's output (see
     :func:`flopmetrics.energy.windows.run_window`); ``replayed``, if given, is a context manager
     that captures ``step`` in a CUDA graph and yields a call that replays it (config ``launch:
-    cuda_graph``): the pass's windows then run the replay."""
+    cuda_graph``): the pass's windows then run the replay. With ``auto`` (config ``launch: auto``)
+    the replay is kept only if the pass's configuration is launch-bound (:mod:`.launch`), and
+    ``launch_check`` holds what was measured to decide."""
 
     name: str
     step: Callable[[], object]
     prepare: Callable[[], None] | None = None
     check: Callable[[object], Callable[[], tuple[bool, str]]] | None = None
     replayed: Callable[[], contextlib.AbstractContextManager] | None = None
+    auto: bool = False
+    launch_check: dict = field(default_factory=dict)
 
     @property
     def launch(self) -> str:
@@ -67,6 +72,8 @@ def measure_passes(
     if not sized:
         return _interleaved(monitor, specs, repeats, min_window_s, warmup_iterations, guard_s, progress,
                             min_repeats, target_rse)
+    if any(spec.auto and spec.replayed for spec in specs):  # none can be replayed: nothing to choose
+        specs = launch.choose(monitor, list(specs), progress)
     out: dict[str, list[Window]] = {}
     for spec in specs:
         with spec.replayed() if spec.replayed else contextlib.nullcontext(spec.step) as step:
@@ -101,7 +108,7 @@ def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, guard
                 run_for(monitor, step, guard_s, per_iteration_s=rate, until=covered(monitor.last_close_s))
 
         w = monitor.end_window(spec.name, settle=settle, defer=defer and not decide)
-        w.iterations, w.launch = done, spec.launch
+        w.iterations, w.launch, w.launch_check = done, spec.launch, spec.launch_check
         if spec.check:
             finite, first = kept["result"]()
             w.numerics, w.first_nonfinite = ("finite" if finite else "non_finite"), first
@@ -140,7 +147,7 @@ def _report(progress, r, repeats, name, w) -> None:
 def _interleaved(monitor, specs, repeats, min_window_s, warmup_iterations, guard_s, progress, min_repeats,
                  target_rse) -> dict[str, list[Window]]:
     if any(spec.replayed for spec in specs):
-        raise ValueError("CUDA-graph replay needs the back-to-back protocol (sized=True)")
+        raise ValueError("CUDA-graph replay (launch cuda_graph or auto) needs the back-to-back protocol (sized=True)")
     for spec in specs:
         warm_up(monitor, spec.step, warmup_iterations)
     windows: dict[str, list[Window]] = {spec.name: [] for spec in specs}
@@ -164,11 +171,12 @@ def measure_workload(monitor: Monitor, workload, steps: dict[str, Callable[[], o
     with a job's measuring settings (``measure``: its ``MeasureSettings``): the workload's starting
     state is put back before every window, and what each window computed is checked finite. With ``launch:
     cuda_graph`` every pass the workload can capture (:meth:`~flopmetrics.workloads.base.Workload.
-    graph_blocker`) is replayed from a CUDA graph; the others run eager, and their windows say so."""
-    graphs = measure.launch == "cuda_graph"
+    graph_blocker`) is replayed from a CUDA graph; the others run eager, and their windows say so.
+    With ``launch: auto`` they are replayed only where the configuration is launch-bound."""
+    graphs = measure.launch in ("cuda_graph", "auto")
     specs = [PassSpec(p, step, prepare=workload.restore, check=lambda out, p=p: workload.health(p, out),
                       replayed=(lambda p=p, step=step: workload.replayed(p, step))
-                      if graphs and not workload.graph_blocker(p) else None)
+                      if graphs and not workload.graph_blocker(p) else None, auto=measure.launch == "auto")
              for p, step in steps.items()]
     return measure_passes(monitor, specs, repeats=measure.repeats, min_window_s=measure.min_window_s,
                           warmup_iterations=measure.warmup_iterations, guard_s=guard_s, progress=progress,

@@ -83,6 +83,7 @@ def build_rows(workload, windows, counted, analytic_cols, profiled, idle, measur
             "workload": workload.kind, "pass": p, "derived": p not in windows,
             **_numerics(p, windows, derived),
             "launch": _launch(p, windows, derived),
+            **_launch_check(p, windows),
             "precision": workload.precision_mode,
             **workload.describe(),
             "flops": f, "flops_source": source,
@@ -140,6 +141,14 @@ def _launch(p, windows, derived) -> str:
     parts = [p] if p in windows else [x for d in derived if d.name == p for x in (d.minuend, d.subtrahend)]
     kinds = {w.launch for name in parts for w in windows[name]}
     return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def _launch_check(p, windows) -> dict:
+    """``launch: auto``'s measurements of a direct pass, eager (%): the host's time to issue
+    one iteration over its time, and, where that did not clear it, the GPU's profiled idle share."""
+    check = windows[p][0].launch_check if p in windows and windows[p] else {}
+    return {"host_issue_pct": 100 * check.get("host_issue_share", math.nan),
+            "gpu_idle_pct": 100 * check.get("gpu_idle_share", math.nan)}
 
 
 def _component_min(windows, derived, p):

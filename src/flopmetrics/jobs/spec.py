@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from ..energy.setup import EnergySettings
 
 EXPERIMENTS = ("mlp", "llm", "matmul")
-LAUNCHES = ("eager", "cuda_graph")
+LAUNCHES = ("eager", "cuda_graph", "auto")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class MeasureSettings:
     warmup_iterations: int
     seed: int
     profiler_flops: bool  # the thesis's torch.profiler FLOP count as well (slow)
-    launch: str  # eager | cuda_graph: each measured pass replayed from a CUDA graph where it can be
+    launch: str  # eager | cuda_graph (each pass replayed from a CUDA graph where it can be) | auto (where launch-bound)
 
     def __post_init__(self):
         if not isinstance(self.repeats, int) or self.repeats < 1:

@@ -123,6 +123,8 @@ def _job(config: dict, section: str, experiment: str, wc: dict, key: str, work) 
     measure.setdefault("launch", "eager")  # distributed: the ranks of one step are not replayed from a graph
     if measure["profiler_flops"] == "auto":  # the thesis's slow counter: on CPUs, off where GPU time is paid for
         measure["profiler_flops"] = target == "cpu"
+    if measure["launch"] == "auto" and target == "cpu":  # no graphs on a CPU: its jobs' params say what runs
+        measure["launch"] = "eager"
     params = {"experiment": experiment, "target": target, "precision": wc["precision"], key: work,
               "measure": measure, "energy": energy_params(config["energy"], target)}
     if config["execution"]["run_on_cpu"]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
 
 from ..flops import transformer
+from . import graphs
 from .base import TrainableWorkload
 from .models import ModelConfigError, build_causal_lm, hf_config, transformer_shape
 
@@ -51,6 +53,12 @@ class CausalLMWorkload(TrainableWorkload):
         out.restore()
         out._new_optimizer()
         return out
+
+    @contextlib.contextmanager
+    def replayed(self, name, step):
+        # captured with the attention call eager makes (graphs.unmasked_sdpa), not a mask
+        with graphs.unmasked_sdpa(self.model), super().replayed(name, step) as replay:
+            yield replay
 
     def loss(self):
         return self.model(input_ids=self.input_ids, labels=self.input_ids).loss

@@ -46,6 +46,34 @@ def replayed(step: Callable[[], object]) -> Iterator[Callable[[], object]]:
         del out, graph
 
 
+UNMASKED_SDPA = "flopmetrics_sdpa_unmasked"
+
+
+@contextlib.contextmanager
+def unmasked_sdpa(model) -> Iterator[None]:
+    """While open, a Hugging Face model with ``attn_implementation='sdpa'`` calls SDPA with no
+    mask and ``is_causal=True``, as it does eager on unpadded inputs.
+
+    Eager, transformers checks on the host that the inputs hold no packed sequences and then
+    lets SDPA apply causality itself. Under graph capture it cannot read a tensor, so it
+    builds a mask instead: other kernels (on an H200, cuDNN's masked attention at 2.8x the
+    time of its causal one, plus mask copies; ``benchmarks/graph_kernels.py``). Our inputs
+    are never padded or packed, so the unmasked call is the eager one."""
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if model.config._attn_implementation != "sdpa":
+        yield
+        return
+    # registered without a mask function: transformers then creates no mask at all
+    AttentionInterface.register(UNMASKED_SDPA, sdpa_attention_forward)
+    model.set_attn_implementation(UNMASKED_SDPA)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation("sdpa")
+
+
 def capturable_optimizer(optimizer: torch.optim.Optimizer) -> None:
     """Let ``optimizer`` run inside a graph: its step count kept on the device (``capturable``),
     also for state it already has."""
