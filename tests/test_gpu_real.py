@@ -147,8 +147,8 @@ def _kernel_names(step, iterations=3):
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_a_replayed_llama_pass_runs_the_eager_kernels(precision):
     """Captured, transformers would build an attention mask (SDPA's masked kernel and mask copies);
-    graphs.unmasked_sdpa keeps the eager call. Apart from the tiny kernels of the host's packed-sequence
-    check, the replay runs exactly the eager kernels."""
+    graphs.unmasked_sdpa keeps the eager call: the replay runs no kernel eager does not, and the
+    same attention kernels (eager runs a few more: the host's packed-sequence check)."""
     wl = _tiny(precision)
     step = wl.steps()["forward_backward"]
     with wl.precision_scope():
@@ -156,7 +156,9 @@ def test_a_replayed_llama_pass_runs_the_eager_kernels(precision):
         with wl.replayed("forward_backward", step) as replay:
             graph = _kernel_names(replay)
     assert graph <= eager, sorted(graph - eager)
-    assert not any("where" in k or "masked" in k.lower() for k in graph)
+    attention = {k for k in eager if any(s in k.lower() for s in ("sdpa", "fmha", "flash", "attention"))}
+    assert attention <= graph  # the same attention kernels, not a masked variant
+    assert attention or precision == "fp32", sorted(eager)  # 16-bit SDPA runs a fused attention kernel
 
 
 def test_launch_auto_replays_a_launch_bound_configuration(gpu):
@@ -171,6 +173,7 @@ def test_launch_auto_replays_a_launch_bound_configuration(gpu):
                     energy={"guard_s": 0.05})
     rows, _ = run(spec, progress=lambda m: None)
     direct = rows[~rows["derived"]].set_index("pass")
-    # a 2-layer model of width 64: the host issues slower than the GPU computes
-    assert (direct["host_issue_pct"] > 10).all() and (direct["gpu_idle_pct"] > 10).any()
+    # a 2-layer model of width 64: the host issues slower than the GPU computes; the forward decides
+    assert direct.loc["forward", "host_issue_pct"] > 3 and direct.loc["forward", "gpu_idle_pct"] > 3
+    assert direct.drop(index="forward")[["host_issue_pct", "gpu_idle_pct"]].isna().all().all()
     assert (rows["launch"] == "cuda_graph").all() and (rows["numerics"] == "finite").all()
