@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--no-old", action="store_true", help="the new protocol only")
     ap.add_argument("--imports", action="store_true", help="also time a job process's start and imports")
     ap.add_argument("--output", help="write here after every job (default: stdout at the end)")
+    ap.add_argument("--traces", help="also write each configuration's power trace (labelled with its windows) here")
     args = ap.parse_args()
     say = lambda tag: (lambda m: print(f"[{tag}] {m}", file=sys.stderr, flush=True))  # noqa: E731
     out = {"rows": [], "jobs": []}
@@ -119,8 +120,11 @@ def main() -> None:
             results = job.run_batch(specs, progress=say(f"{precision} {name}"),
                                     done=lambda i, rows, trace: ends.append(time.perf_counter()))
             took = time.perf_counter() - start
-            for (rows, _), began, end in zip(results, [start, *ends[:-1]], ends):
+            for (rows, trace), began, end in zip(results, [start, *ends[:-1]], ends):
                 out["rows"] += records(rows, name, end - began, took)
+                if args.traces:
+                    os.makedirs(args.traces, exist_ok=True)
+                    trace.to_parquet(os.path.join(args.traces, f"{name.replace(' ', '_')}_{precision}_s{int(rows['seq_len'].iloc[0])}.parquet"))
             out["jobs"].append({"protocol": name, "precision": precision, "seq": args.seq, "seconds": took})
             say(name)(f"{precision}: {took:.1f} s for {len(specs)} configurations")
             save()
