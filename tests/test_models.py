@@ -63,3 +63,25 @@ def test_llama_counted_on_meta_equals_the_closed_form_forward():
     # on the GPU and the CPU, and as the closed form has it
     assert counted["backward"] == closed["backward"]["total"]
     assert counted["train_step"] == closed["train_step"]["total"]
+
+
+@pytest.mark.parametrize("experiment", ["llm", "mlp"])
+def test_the_backward_count_is_what_a_backward_alone_counts(experiment):
+    """counted() books the backward as forward_backward minus forward_train; counting a backward
+    on its own (one more forward and backward per configuration) gives the same, op by op."""
+    import torch
+
+    from flopmetrics import workloads
+    from flopmetrics.flops.counted import count_flops
+
+    work = ({"model": "tiny-llama", "batch_size": 2, "seq_len": 32, "attn_implementation": "sdpa",
+             "attention_flops": "full", "passes": ["forward", "forward_train", "forward_backward"]} if experiment == "llm" else {"n": 3, "d": 64, "m": 16})
+    wl = workloads.build(experiment, "cpu", "fp32", work, 0)
+    counted = wl.counted()
+    with wl.context():
+        loss = wl.loss()
+    alone = count_flops(loss.backward)
+    assert counted["backward"].total == alone.total > 0
+    assert counted["backward"].by_op == {op: v for op, v in alone.by_op.items() if v}
+    assert counted["forward_backward"].total == counted["forward_train"].total + alone.total
+    assert torch.isfinite(loss)

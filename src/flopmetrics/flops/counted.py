@@ -78,6 +78,11 @@ class FlopCount:
     def attention(self) -> int:
         return sum(v for op, v in self.by_op.items() if op in ATTENTION_OPS)
 
+    def __sub__(self, other: "FlopCount") -> "FlopCount":
+        """The FLOPs of what ``self`` ran beyond ``other`` (op by op; ops at zero dropped)."""
+        ops = {op: self.by_op.get(op, 0) - other.by_op.get(op, 0) for op in set(self.by_op) | set(other.by_op)}
+        return FlopCount(total=self.total - other.total, by_op={op: v for op, v in ops.items() if v})
+
     def with_convention(self, convention: str = "full") -> int:
         """Total FLOPs with attention counted ``full`` or ``causal`` (attention halved)."""
         if convention not in CONVENTIONS:

@@ -37,7 +37,7 @@ PROFILED_ITERATIONS = 2
 def idle_shares(monitor, step, device: str, what: str) -> dict[str, float]:
     """``host_issue_share`` (time to issue one iteration over its time, from an idle GPU: an
     upper bound of the GPU's idle share) and ``gpu_idle_share`` (profiled, NaN where the bound
-    already clears the pass) of an eager ``step``, whose first use has been paid for."""
+    already clears the pass) of an eager ``step``."""
     monitor.synchronize()
     start = time.perf_counter()
     step()
@@ -54,7 +54,8 @@ def choose(monitor, specs: list, progress=None) -> list:
     """``specs`` of one configuration with ``replayed`` kept only if the configuration is
     launch-bound; the judged pass (the forward, else the first) gets its shares in ``launch_check``."""
     judged = next((s for s in specs if s.name == "forward"), specs[0])
-    judged.step()  # first use: kernel selection, allocator growth
+    # no first-use iteration here: the job's FLOP count has run every pass once; where a first use
+    # still inflates the issue time, the profiled iterations that follow decide
     check = idle_shares(monitor, judged.step, monitor.device, judged.name)
     bound = check["gpu_idle_share"] > AUTO_IDLE  # NaN (cleared by the bound) is not
     if progress:
