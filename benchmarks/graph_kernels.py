@@ -17,8 +17,7 @@ import sys
 from collections import Counter
 
 import torch
-from torch.profiler import ProfilerActivity, profile
-
+from flopmetrics.jobs.kernels import by_kernel
 from flopmetrics.workloads.causal_lm import CausalLMWorkload
 from flopmetrics.workloads.models import resolve
 
@@ -26,16 +25,7 @@ from flopmetrics.workloads.models import resolve
 def kernel_times(step, iterations: int) -> Counter:
     for _ in range(3):
         step()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(iterations):
-            step()
-        torch.cuda.synchronize()
-    out: Counter = Counter()
-    for event in prof.events():
-        if event.device_type == torch.autograd.DeviceType.CUDA:
-            out[event.name] += event.device_time / iterations  # microseconds per iteration
-    return out
+    return Counter(by_kernel(step, iterations, "cuda:0"))  # microseconds per iteration
 
 
 def main() -> None:

@@ -133,15 +133,10 @@ def test_a_cuda_graph_job_says_so_in_every_row(gpu):
 
 
 def _kernel_names(step, iterations=3):
-    from torch.profiler import ProfilerActivity, profile
+    from flopmetrics.jobs.kernels import by_kernel
 
     step()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(iterations):
-            step()
-        torch.cuda.synchronize()
-    return {e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA}
+    return set(by_kernel(step, iterations, "cuda:0"))
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

@@ -35,10 +35,9 @@ def kernel_ms(trace_events: list[dict]) -> dict[str, float]:
             "busy_ms": busy / 1e3, "kernels": len(kernels)}
 
 
-def profile(step, iterations: int, device: str, what: str = "the step") -> dict[str, float]:
-    """``kernel_ms``, ``nccl_kernel_ms`` and ``busy_ms`` per iteration over ``iterations``
-    back-to-back iterations of ``step`` (already warmed up), and ``wall_ms``, the host's time per
-    iteration from the first launch to the synchronize after the last."""
+def _profiled(step, iterations: int, device: str) -> tuple[list[dict], float]:
+    """The Chrome-trace events of ``iterations`` back-to-back iterations of ``step`` under
+    ``torch.profiler`` (GPU activity), and their wall time in seconds."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
     torch.cuda.synchronize(device)
@@ -48,18 +47,31 @@ def profile(step, iterations: int, device: str, what: str = "the step") -> dict[
             step()
         torch.cuda.synchronize(device)
         wall = time.perf_counter() - start
-    return _per_iteration(prof, iterations, wall, what)
-
-
-def _per_iteration(prof, iterations, wall, what):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "trace.json"
         prof.export_chrome_trace(str(path))
-        totals = kernel_ms(json.loads(path.read_text())["traceEvents"])
+        return json.loads(path.read_text())["traceEvents"], wall
+
+
+def profile(step, iterations: int, device: str, what: str = "the step") -> dict[str, float]:
+    """``kernel_ms``, ``nccl_kernel_ms`` and ``busy_ms`` per iteration over ``iterations``
+    back-to-back iterations of ``step`` (already warmed up), and ``wall_ms``, the host's time per
+    iteration from the first launch to the synchronize after the last."""
+    events, wall = _profiled(step, iterations, device)
+    totals = kernel_ms(events)
     if not totals["kernels"]:
         raise RuntimeError(f"the profiler saw no GPU kernel in {iterations} iterations of {what}")
     out = {k: totals[k] / iterations for k in ("kernel_ms", "nccl_kernel_ms", "busy_ms")}
     out["wall_ms"] = 1e3 * wall / iterations
+    return out
+
+
+def by_kernel(step, iterations: int, device: str) -> dict[str, float]:
+    """GPU time per iteration (microseconds) of each kernel name over ``iterations`` iterations."""
+    out: dict[str, float] = {}
+    for e in _profiled(step, iterations, device)[0]:
+        if e.get("cat") == "kernel" and "dur" in e:
+            out[e["name"]] = out.get(e["name"], 0.0) + float(e["dur"]) / iterations
     return out
 
 
