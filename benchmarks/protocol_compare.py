@@ -15,7 +15,9 @@ sweep (Llama-3.2-1B, batch 8, precisions x sequence lengths, forward and backwar
 For each precision the old jobs run first, then the new job(s), so every configuration is
 measured both ways within minutes on the same card. Job times are measured inside the process
 (model build, FLOP count, idle baseline, warm-up, windows); ``--imports`` adds the measured time
-to start a job's process and import what it needs.
+to start a job's process and import what it needs. Run in one process, the second and later
+jobs skip first-use costs (CUDA libraries, the profiler) that every pipeline job pays;
+``--processes`` runs each precision in a process of its own and records its whole wall time.
 
     python benchmarks/protocol_compare.py --precisions fp32 --windows 1.0 --output out.json
 """
@@ -79,6 +81,27 @@ def import_seconds() -> float:
     return sorted(times)[1]
 
 
+def in_processes(args) -> None:
+    """Run each precision as a child process of this script and merge what they measured."""
+    out = {"rows": [], "jobs": []}
+    for precision in args.precisions:
+        part = f"{args.output}.{precision}"
+        child = [sys.executable, __file__, "--precisions", precision, "--seq", *map(str, args.seq),
+                 "--passes", *args.passes, "--windows", *map(str, args.windows), "--launch", *args.launch,
+                 "--model", args.model, "--output", part, *(["--no-old"] if args.no_old else []),
+                 *(["--traces", args.traces] if args.traces else [])]
+        start = time.perf_counter()
+        subprocess.run(child, check=True)
+        took = time.perf_counter() - start
+        measured = json.load(open(part))
+        out["rows"] += measured["rows"]
+        out["jobs"] += [{**j, "process_s": took} for j in measured["jobs"]]
+        os.remove(part)
+        with open(args.output + ".partial", "w") as fh:
+            json.dump(out, fh, indent=1, default=str)
+        os.replace(args.output + ".partial", args.output)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--precisions", nargs="+", default=["fp32", "fp16", "bf16"])
@@ -92,7 +115,12 @@ def main() -> None:
     ap.add_argument("--imports", action="store_true", help="also time a job process's start and imports")
     ap.add_argument("--output", help="write here after every job (default: stdout at the end)")
     ap.add_argument("--traces", help="also write each configuration's power trace (labelled with its windows) here")
+    ap.add_argument("--processes", action="store_true",
+                    help="each precision in a process of its own, as pipeline jobs run (first-use costs paid by "
+                         "each; jobs[].process_s is the process's whole wall time); needs --output")
     args = ap.parse_args()
+    if args.processes:
+        return in_processes(args)
     say = lambda tag: (lambda m: print(f"[{tag}] {m}", file=sys.stderr, flush=True))  # noqa: E731
     out = {"rows": [], "jobs": []}
 

@@ -56,12 +56,14 @@ def choose(monitor, specs: list, progress=None) -> list:
     judged = next((s for s in specs if s.name == "forward"), specs[0])
     # no first-use iteration here: the job's FLOP count has run every pass once; where a first use
     # still inflates the issue time, the profiled iterations that follow decide
+    start = time.perf_counter()
     check = idle_shares(monitor, judged.step, monitor.device, judged.name)
     bound = check["gpu_idle_share"] > AUTO_IDLE  # NaN (cleared by the bound) is not
     if progress:
         verdict = "launch-bound, replayed from CUDA graphs" if bound else "eager"
+        took = time.perf_counter() - start
         progress(f"launch auto: {judged.name} host issue {_pct(check['host_issue_share'])} %, "
-                 f"GPU idle {_pct(check['gpu_idle_share'])} %: {verdict}")
+                 f"GPU idle {_pct(check['gpu_idle_share'])} % (checked in {took:.1f} s): {verdict}")
     return [dataclasses.replace(s, replayed=s.replayed if bound else None,
                                 launch_check=check if s is judged else {}) for s in specs]
 

@@ -95,11 +95,15 @@ def _measure(spec, device, gpu, setup, monitor, idle, guard_s, sized, say, held:
     base = {**describe, **gpu, **prov}
     m = spec.measure
     try:
+        start = time.perf_counter()
         workload = workloads.build(spec.experiment, device, spec.precision, spec.workload, m.seed, held.pop())
+        built = time.perf_counter()
         with workload.precision_scope():
             counted = workload.counted()
             analytic_cols = workload.analytic()
             profiled = workload.profiled() if m.profiler_flops else {}
+            # what a configuration costs before its first window (issue 15: where GPU time goes)
+            say(f"workload built in {built - start:.1f} s, FLOPs counted in {time.perf_counter() - built:.1f} s")
             steps = workload.steps()
             windows = measure_workload(monitor, workload, {p: steps[p] for p in workload.passes}, m,
                                        guard_s=guard_s, progress=say, sized=sized)
