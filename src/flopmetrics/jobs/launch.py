@@ -46,7 +46,11 @@ def idle_shares(monitor, step, device: str, what: str) -> dict[str, float]:
     share = (issued - start) / (time.perf_counter() - start)
     if share <= AUTO_IDLE:
         return {"host_issue_share": share, "gpu_idle_share": math.nan}
-    p = profile(step, PROFILED_ITERATIONS, device, what)
+    try:
+        p = profile(step, PROFILED_ITERATIONS, device, what)
+    except RuntimeError as err:  # e.g. a profiler that sees no kernels: say what to do instead
+        raise RuntimeError(f"launch auto could not measure how long the GPU idles in {what} ({err}); "
+                           "set launch to eager or cuda_graph for this job") from err
     return {"host_issue_share": share, "gpu_idle_share": max(0.0, 1 - p["busy_ms"] / p["wall_ms"])}
 
 
