@@ -165,3 +165,10 @@ def test_a_distributed_job_gets_all_its_gpus_on_one_node(tmp_path):
     merged = pd.read_parquet(tmp_path / "results/merged/energy.parquet")
     assert set(merged.loc[merged["strategy"] == "ddp", "world_size"]) == {2}
     assert len(pd.read_parquet(tmp_path / "results/merged/ranks.parquet")) == len(ranks)
+    # timeouts are the job's resources, not its parameters: editing them reruns nothing, and
+    # the job got them (under Slurm, where its jobstep evaluates the rule again)
+    assert wf.scheduled() == {}
+    wf.write_config({**cfg, "distributed": {**cfg["distributed"], "collective_timeout_s": 90, "timeout_s": 1800}})
+    assert wf.scheduled() == {}
+    log = (tmp_path / "logs/distributed/h100/tiny-llama/fp32/ddp_weak_w2/b2_s32.log").read_text()
+    assert "timeouts: the job 3600 s, a collective 60 s" in log

@@ -1,4 +1,5 @@
 # Validation and helpers shared by all rules. Logic lives in the flopmetrics package.
+import math
 from pathlib import Path
 
 from flopmetrics.figures import registry as figure_registry
@@ -71,7 +72,8 @@ def job_resources(target_wildcard):
 
 def distributed_resources():
     """A distributed job's resources: those of a profiling job, with all of its ranks' GPUs
-    asked for on one node (gres gpu:<type>:<world size>, or gpus) and 4 CPUs per rank.
+    asked for on one node (gres gpu:<type>:<world size>, or gpus) and 4 CPUs per rank, and the
+    job's timeouts (config distributed.timeout_s, collective_timeout_s; whole seconds).
     """
     res = job_resources("target")
     key = "gres" if config["slurm"]["gpu_request"] == "gres" else "gpu"
@@ -79,6 +81,9 @@ def distributed_resources():
         config, wc.target, strict=not workflow.local_exec, gpus=int(wc.world_size)
     )[key]
     res["cpus_per_task"] = lambda wc: 4 * int(wc.world_size)
+    # timeouts change no measurement: as resources, an edit reruns nothing (params would)
+    for timeout in ("timeout_s", "collective_timeout_s"):
+        res[timeout] = math.ceil(config["distributed"][timeout])
     return res
 
 

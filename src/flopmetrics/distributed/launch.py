@@ -74,12 +74,20 @@ def windows(out_dir: str | Path, world_size: int, kind: str = "windows") -> pd.D
                       for r in range(world_size)], ignore_index=True)
 
 
-def job(params: dict, node_path: str, ranks_path: str, windows_path: str, trace_path: str) -> None:
+TIMEOUTS = ("timeout_s", "collective_timeout_s")  # the rule's resources: editing one reruns nothing
+
+
+def job(params: dict, node_path: str, ranks_path: str, windows_path: str, trace_path: str, timeouts: dict) -> None:
     """One distributed job of the pipeline (rule ``profile_distributed``): its ranks run in a
     scratch folder beside the outputs; the ranks' traces, windows and rows are written, then the
-    node's rows (their presence means the job finished)."""
+    node's rows (their presence means the job finished). ``timeouts``: ``timeout_s`` (the whole
+    job) and ``collective_timeout_s`` (a collective), which change no measurement and so come
+    as resources, not parameters."""
     from ..jobs.output import write_parquet
 
+    params = {**params, **{k: timeouts[k] for k in TIMEOUTS}}
+    print(f"timeouts: the job {params['timeout_s']:g} s, a collective {params['collective_timeout_s']:g} s",
+          file=sys.stderr, flush=True)
     Path(ranks_path).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".ranks-", dir=Path(ranks_path).parent) as scratch:
         ranks, node, measured = run(params, scratch, timeout_s=params["timeout_s"])
@@ -133,7 +141,6 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     # the schema's defaults of block `distributed`, as a pipeline job with these wildcards gets them
     config = {"distributed": {**defaults("distributed"), "models": [args.model], "zeus": args.zeus,
-                              "collective_timeout_s": args.collective_timeout, "timeout_s": args.timeout,
                               "profile_iterations": args.profile_iterations},
               "energy": defaults("energy"), "execution": {"run_on_cpu": False}}
     params = distributed_params(config, {"target": args.target, "model": resolve(args.model)[0],
@@ -141,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
                                          "scaling": args.scaling, "world_size": args.world_size,
                                          "batch_size": args.batch_size, "seq_len": args.seq_len})
     out = Path(args.out)
-    job(params, *(str(out / f"{k}.parquet") for k in ("node", "ranks", "windows", "trace")))
+    job(params, *(str(out / f"{k}.parquet") for k in ("node", "ranks", "windows", "trace")),
+        timeouts={"timeout_s": args.timeout, "collective_timeout_s": args.collective_timeout})
 
 
 if __name__ == "__main__":

@@ -101,9 +101,9 @@ def distributed_params(config: dict, wildcards) -> dict:
     ds = config["distributed"]
     size = {"batch_size": int(wc["batch_size"]), "seq_len": int(wc["seq_len"])}
     job = _job(config, "distributed", "llm", wc, "workload", _lm_workload(config, "distributed", wc["model"], size))
+    # the timeouts are the rule's resources (distributed_resources): editing one reruns nothing
     return {"world_size": int(wc["world_size"]), "strategy": wc["strategy"], "scaling": wc["scaling"],
-            "collective_timeout_s": ds["collective_timeout_s"], "timeout_s": ds["timeout_s"], "zeus": ds["zeus"],
-            "profile_iterations": ds["profile_iterations"], "job": job}
+            "zeus": ds["zeus"], "profile_iterations": ds["profile_iterations"], "job": job}
 
 
 LM_KEYS = ("passes", "attn_implementation", "attention_flops")  # what a causal LM job builds, beside its size
