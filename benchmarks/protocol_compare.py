@@ -81,6 +81,13 @@ def import_seconds() -> float:
     return sorted(times)[1]
 
 
+def write(out: dict, path: str) -> None:
+    """``out`` as JSON at ``path``, atomically."""
+    with open(path + ".partial", "w") as fh:
+        json.dump(out, fh, indent=1, default=str)
+    os.replace(path + ".partial", path)
+
+
 def in_processes(args) -> None:
     """Run each precision as a child process of this script and merge what they measured."""
     out = {"rows": [], "jobs": []}
@@ -97,9 +104,7 @@ def in_processes(args) -> None:
         out["rows"] += measured["rows"]
         out["jobs"] += [{**j, "process_s": took} for j in measured["jobs"]]
         os.remove(part)
-        with open(args.output + ".partial", "w") as fh:
-            json.dump(out, fh, indent=1, default=str)
-        os.replace(args.output + ".partial", args.output)
+        write(out, args.output)
 
 
 def main() -> None:
@@ -126,9 +131,7 @@ def main() -> None:
 
     def save():  # after every job: a run cut short keeps what it measured
         if args.output:
-            with open(args.output + ".partial", "w") as fh:
-                json.dump(out, fh, indent=1, default=str)
-            os.replace(args.output + ".partial", args.output)
+            write(out, args.output)
 
     for precision in args.precisions:
         if not args.no_old:

@@ -82,7 +82,7 @@ def distributed_resources():
     )[key]
     res["cpus_per_task"] = lambda wc: 4 * int(wc.world_size)
     # timeouts change no measurement: as resources, an edit reruns nothing (params would)
-    for timeout in ("timeout_s", "collective_timeout_s"):
+    for timeout in sweeps.TIMEOUTS:
         res[timeout] = math.ceil(config["distributed"][timeout])
     return res
 

@@ -1,7 +1,8 @@
 # Adapter: snakemake object -> flopmetrics.distributed.launch.job (one node, N ranks through
 # torchrun) -> atomic parquet files: the ranks' traces, windows and rows, then the node's rows.
-from flopmetrics.distributed.launch import TIMEOUTS, job
+from flopmetrics.distributed.launch import job
 from flopmetrics.jobs.log import logged
+from flopmetrics.workflow.sweeps import TIMEOUTS
 
 with logged(snakemake.log[0]):
     out = snakemake.output

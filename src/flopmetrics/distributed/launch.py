@@ -74,9 +74,6 @@ def windows(out_dir: str | Path, world_size: int, kind: str = "windows") -> pd.D
                       for r in range(world_size)], ignore_index=True)
 
 
-TIMEOUTS = ("timeout_s", "collective_timeout_s")  # the rule's resources: editing one reruns nothing
-
-
 def job(params: dict, node_path: str, ranks_path: str, windows_path: str, trace_path: str, timeouts: dict) -> None:
     """One distributed job of the pipeline (rule ``profile_distributed``): its ranks run in a
     scratch folder beside the outputs; the ranks' traces, windows and rows are written, then the
@@ -84,6 +81,7 @@ def job(params: dict, node_path: str, ranks_path: str, windows_path: str, trace_
     job) and ``collective_timeout_s`` (a collective), which change no measurement and so come
     as resources, not parameters."""
     from ..jobs.output import write_parquet
+    from ..workflow.sweeps import TIMEOUTS
 
     params = {**params, **{k: timeouts[k] for k in TIMEOUTS}}
     print(f"timeouts: the job {params['timeout_s']:g} s, a collective {params['collective_timeout_s']:g} s",

@@ -25,6 +25,7 @@ from ..energy import gates
 from ..energy.nvml import cuda_uuid
 from ..energy.setup import setup_meters
 from ..jobs import provenance
+from ..jobs.kernels import add_kernel_columns, profile_steps
 from ..jobs.output import write_parquet
 from ..jobs.passes import measure_workload
 from ..jobs.rows import build_rows, label_trace
@@ -32,7 +33,6 @@ from ..jobs.run import check_gpu, idle_baseline
 from ..jobs.targets import resolve_target
 from ..jobs.spec import JobSpec
 from .env import NO_MULTICAST, check_no_multicast
-from ..jobs.kernels import add_kernel_columns, profile_steps
 from .monitor import RankMonitor
 from .node import window_table
 

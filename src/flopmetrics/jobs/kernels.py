@@ -21,11 +21,15 @@ import torch
 NCCL = "nccl"  # every NCCL device kernel's name starts with it (ncclDevKernel_..., ncclKernel_...)
 
 
+def _kernels(trace_events: list[dict]) -> list[dict]:
+    """A Chrome trace's GPU kernel events (with a duration)."""
+    return [e for e in trace_events if e.get("cat") == "kernel" and "dur" in e]
+
+
 def kernel_ms(trace_events: list[dict]) -> dict[str, float]:
     """Of a Chrome trace's kernel events: total and NCCL kernel time, and ``busy_ms``, the time
     at least one kernel ran (overlapping kernels counted once), all in ms."""
-    kernels = sorted((float(e["ts"]), float(e["dur"]), e["name"]) for e in trace_events
-                     if e.get("cat") == "kernel" and "dur" in e)
+    kernels = sorted((float(e["ts"]), float(e["dur"]), e["name"]) for e in _kernels(trace_events))
     busy, end = 0.0, -math.inf
     for start, dur, _ in kernels:  # the union of [start, start + dur)
         busy += max(0.0, start + dur - max(start, end))
@@ -69,9 +73,8 @@ def profile(step, iterations: int, device: str, what: str = "the step") -> dict[
 def by_kernel(step, iterations: int, device: str) -> dict[str, float]:
     """GPU time per iteration (microseconds) of each kernel name over ``iterations`` iterations."""
     out: dict[str, float] = {}
-    for e in _profiled(step, iterations, device)[0]:
-        if e.get("cat") == "kernel" and "dur" in e:
-            out[e["name"]] = out.get(e["name"], 0.0) + float(e["dur"]) / iterations
+    for e in _kernels(_profiled(step, iterations, device)[0]):
+        out[e["name"]] = out.get(e["name"], 0.0) + float(e["dur"]) / iterations
     return out
 
 

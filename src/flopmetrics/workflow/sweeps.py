@@ -106,6 +106,9 @@ def distributed_params(config: dict, wildcards) -> dict:
             "zeus": ds["zeus"], "profile_iterations": ds["profile_iterations"], "job": job}
 
 
+# a distributed job's timeouts: the rule's resources, not its params (they change no measurement)
+TIMEOUTS = ("timeout_s", "collective_timeout_s")
+
 LM_KEYS = ("passes", "attn_implementation", "attention_flops")  # what a causal LM job builds, beside its size
 
 
