@@ -16,11 +16,16 @@ since the counter's last step at its start) is recorded.
     python benchmarks/zeus_side_by_side.py --precisions fp16 bf16 > zeus_side_by_side.json
     python benchmarks/zeus_side_by_side.py --sized --window 1.0 --guard 0.05 --repeats 10 --precisions bf16
     python benchmarks/zeus_side_by_side.py --sized --random-phase --window 1.0 --guard 0.05 --repeats 20
+    python benchmarks/zeus_side_by_side.py --sized --replayed --window 1.0 --guard 0.05 --seq 256 --precisions bf16
+
+``--replayed`` replays every pass from a CUDA graph (captured after three eager iterations), as
+``launch: auto`` does on a launch-bound configuration.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import random
@@ -51,10 +56,15 @@ def measure(precision: str, args, zeus_monitor) -> dict:
     counter = setup.meters[0] if args.sized else None  # the NVML counter meter: knows when an edge is covered
     out = {}
     rng = random.Random(args.seed)
-    with wl.precision_scope(), setup.sampler:
+    with wl.precision_scope(), setup.sampler, contextlib.ExitStack() as graphs:
         for p in args.passes:
             for _ in range(3):
                 steps[p]()
+        if args.replayed:  # every pass from its CUDA graph, as launch auto replays a launch-bound one
+            steps = {p: graphs.enter_context(wl.replayed(p, steps[p])) for p in args.passes}
+            for p in args.passes:
+                for _ in range(3):
+                    steps[p]()
         ours = {p: [] for p in args.passes}
         zeus = {p: [] for p in args.passes}
         numerics = {p: [] for p in args.passes}
@@ -113,6 +123,8 @@ def main() -> None:
     ap.add_argument("--sized", action="store_true", help="frame windows as the pipeline does now (see above)")
     ap.add_argument("--random-phase", action="store_true", help="open windows at random phase (see above)")
     ap.add_argument("--seed", type=int, default=0, help="of the random phases")
+    ap.add_argument("--replayed", action="store_true", help="replay every pass from a CUDA graph (launch auto's "
+                    "launch-bound configurations)")
     args = ap.parse_args()
     from zeus.monitor import ZeusMonitor
 
@@ -121,7 +133,7 @@ def main() -> None:
 
     result = {"zeus_version": getattr(zeus, "__version__", "?"), "torch": torch.__version__, "model": args.model,
               "batch": args.batch, "seq": args.seq, "window_s": args.window, "repeats": args.repeats,
-              "guard_s": args.guard, "sized": args.sized, "random_phase": args.random_phase,
+              "guard_s": args.guard, "sized": args.sized, "random_phase": args.random_phase, "replayed": args.replayed,
               "precisions": {p: measure(p, args, zeus_monitor) for p in args.precisions}}
     json.dump(result, sys.stdout, indent=1)
 

@@ -5,6 +5,7 @@ the numbers; they are committed under resources/reference/h100/evidence/."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -169,6 +170,8 @@ def test_launch_auto_replays_a_launch_bound_configuration(gpu):
     rows, _ = run(spec, progress=lambda m: None)
     direct = rows[~rows["derived"]].set_index("pass")
     # a 2-layer model of width 64: the host issues slower than the GPU computes; the forward decides
-    assert direct.loc["forward", "host_issue_pct"] > 3 and direct.loc["forward", "gpu_idle_pct"] > 3
+    forward = direct.loc["forward"]
+    # issued over half its time: replayed without the profiler; else the profiler saw it idle
+    assert forward["host_issue_pct"] >= 50 and math.isnan(forward["gpu_idle_pct"]) or forward["gpu_idle_pct"] > 3
     assert direct.drop(index="forward")[["host_issue_pct", "gpu_idle_pct"]].isna().all().all()
     assert (rows["launch"] == "cuda_graph").all() and (rows["numerics"] == "finite").all()

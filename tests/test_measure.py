@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from flopmetrics.energy.windows import Monitor, WindowError, run_window
-from flopmetrics.jobs.passes import PassSpec, derive, measure_passes, per_iteration
+from flopmetrics.energy.windows import Monitor, WindowError, edge_covered, run_window
+from flopmetrics.jobs.passes import PassSpec, derive, measure_passes, per_iteration, warmed_lead_in
 from flopmetrics.workloads.base import DerivedPass
 from flopmetrics.jobs.stats import Estimate, estimate
 
@@ -318,3 +318,55 @@ def test_repeats_stop_once_every_pass_is_precise_enough():
     assert {len(w) for w in noisy.values()} == {8}  # never precise enough: the maximum
     fixed = run(0.0, min_repeats=3, target_rse=0.0)
     assert {len(w) for w in fixed.values()} == {8}  # no target: every repeat
+
+
+def test_the_last_warm_up_iteration_is_the_lead_in():
+    """Before a pass's first window: one timed iteration, then leading guards until one's rate
+    agrees with what ran before it (10 %); a steady pass pays two iterations, not three."""
+    class Counter:  # covers an edge 5 ms after it, like a counter that steps late
+        name = "late"
+
+        def covers(self, t):
+            return time.perf_counter() > t + 0.005
+
+        def begin(self, t):
+            pass
+
+        def end(self, t):
+            return {}
+
+    def pre_window(durations, max_iterations):
+        ran = []
+
+        def step():
+            time.sleep(durations[min(len(ran), len(durations) - 1)])
+            ran.append(1)
+
+        monitor = Monitor("cpu", [Counter()])
+        rate = warmed_lead_in(monitor, step, max_iterations, 0.001, edge_covered(monitor))
+        return len(ran), rate
+
+    n, rate = pre_window([0.02], 3)
+    assert n == 2 and rate == pytest.approx(0.02, rel=0.3)
+    n, rate = pre_window([0.08, 0.04, 0.02], 5)  # settling over two iterations: two more lead-ins
+    assert n == 4 and rate == pytest.approx(0.02, rel=0.3)
+    n, _ = pre_window([0.08, 0.04, 0.02], 2)  # at most two tries: the timed iteration and one lead-in
+    assert n == 2
+    n, _ = pre_window([0.02], 0)  # no warm-up: the lead-in alone
+    assert n == 1
+    assert warmed_lead_in(Monitor("cpu"), lambda: None, 3, 0.0, edge_covered(Monitor("cpu"))) is None
+
+
+def test_launch_auto_replays_without_the_profiler_where_issuing_takes_most_of_the_iteration():
+    """On a CPU 'device' the host's issue time is the whole iteration: the issue share alone
+    decides (replayed), and the profiler is not asked (its GPU idle share stays NaN)."""
+    from flopmetrics.jobs import launch
+
+    specs = [PassSpec(p, lambda: time.sleep(0.002), replayed=lambda: None, auto=True)
+             for p in ("forward_train", "forward")]
+    chosen = launch.choose(Monitor("cpu"), specs)
+    assert all(s.replayed is not None for s in chosen)
+    judged = {s.name: s.launch_check for s in chosen}
+    assert judged["forward_train"] == {}  # the forward is judged, wherever it stands
+    assert judged["forward"]["host_issue_share"] >= launch.AUTO_ISSUE
+    assert math.isnan(judged["forward"]["gpu_idle_share"])

@@ -57,9 +57,9 @@ def measure_passes(
     else time) has a relative standard error of at most ``target_rse``: repeats that buy no
     precision are not paid for.
 
-    With ``sized`` (the default) one pass is measured after the other: it is warmed up by
-    :func:`warm_up` (at most ``warmup_iterations``), then its windows run back to back between
-    a leading and a trailing guard of the same iterations (see
+    With ``sized`` (the default) one pass is measured after the other: it is warmed up and led in
+    by :func:`warmed_lead_in` (at most ``warmup_iterations`` tries), then its windows run back to
+    back between that leading guard and a trailing one of the same iterations (see
     :func:`flopmetrics.energy.windows.run_window`); each window is issued as one batch sized by
     the rate seen just before it. Where the meters read past windows from their record (the GPU
     counter and trace), a window is the next one's guard and is read later; a guard runs only
@@ -77,20 +77,20 @@ def measure_passes(
     out: dict[str, list[Window]] = {}
     for spec in specs:
         with spec.replayed() if spec.replayed else contextlib.nullcontext(spec.step) as step:
-            warm_up(monitor, step, warmup_iterations)
             out[spec.name] = _back_to_back(monitor, spec, step, repeats, min(min_repeats or repeats, repeats),
-                                           min_window_s, guard_s, target_rse, progress)
+                                           min_window_s, warmup_iterations, guard_s, target_rse, progress)
     return out
 
 
-def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, guard_s, target_rse, progress):
+def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, warmup_iterations, guard_s, target_rse,
+                  progress):
     covered = edge_covered(monitor)
     # windows whose meters read the past need no guard between them: the next window frames the
     # edge, and they are read once a guard has run past a later edge
     defer = bool(guard_s) and any(hasattr(m, "covers") for m in monitor.meters) and monitor.can_defer()
     if spec.prepare:
         spec.prepare()
-    rate = lead_in(monitor, step, guard_s, covered)
+    rate = warmed_lead_in(monitor, step, warmup_iterations, guard_s, covered)
     windows: list[Window] = []
     for r in range(repeats):
         kept: dict = {}
@@ -181,6 +181,36 @@ def measure_workload(monitor: Monitor, workload, steps: dict[str, Callable[[], o
     return measure_passes(monitor, specs, repeats=measure.repeats, min_window_s=measure.min_window_s,
                           warmup_iterations=measure.warmup_iterations, guard_s=guard_s, progress=progress,
                           min_repeats=measure.min_repeats, target_rse=measure.target_rse, sized=sized)
+
+
+def warmed_lead_in(monitor: Monitor, step: Callable[[], object], max_iterations: int, guard_s: float,
+                   covered, tolerance: float = 0.1) -> float | None:
+    """The warm-up and the leading guard in one; returns the lead-in's rate (seconds per
+    iteration; None without a guard, after :func:`warm_up`).
+
+    One iteration is timed, then leading guards (:func:`~flopmetrics.energy.windows.lead_in`) run
+    until one's rate agrees with what ran just before it within ``tolerance``: the last warm-up
+    iteration is the lead-in itself, one iteration less per pass than a warm-up followed by a lead-in
+    (1.4 s of an fp32 forward_backward at 1024 tokens on an H200). First use (kernel selection,
+    the allocator's growth) is paid before: a job's FLOP count has run every pass once, a
+    replayed pass's capture one eager iteration. At most ``max_iterations`` tries, the timed
+    iteration included (none, and only a lead-in, where it is 0)."""
+    if not guard_s:
+        warm_up(monitor, step, max_iterations, tolerance)
+        return None
+    previous = math.nan
+    if max_iterations:
+        monitor.synchronize()  # the restore queued before it is not its time
+        start = time.perf_counter()
+        step()
+        monitor.synchronize()
+        previous = time.perf_counter() - start
+    for _ in range(max(1, max_iterations - 1)):
+        rate = lead_in(monitor, step, guard_s, covered)
+        if monitor.agree(float(abs(rate - previous) <= tolerance * previous), "min"):  # NaN: no timed iteration
+            break
+        previous = rate
+    return rate
 
 
 def warm_up(monitor: Monitor, step: Callable[[], object], max_iterations: int, tolerance: float = 0.1) -> int:
