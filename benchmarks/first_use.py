@@ -43,14 +43,13 @@ def main() -> None:
 
     t = mark("import transformers' llama", t)
     from flopmetrics.workloads import build
-    from flopmetrics.workloads.models import resolve
 
     t = mark("import flopmetrics", t)
     torch.cuda.init()
     torch.empty(1, device="cuda:0")
     torch.cuda.synchronize()
     t = mark("CUDA context", t)
-    workload = {"model": resolve(args.model)[1], "batch_size": args.batch, "seq_len": args.seq,
+    workload = {"model": args.model, "batch_size": args.batch, "seq_len": args.seq,
                 "attn_implementation": "sdpa", "passes": ["forward", "forward_train", "forward_backward"],
                 "attention_flops": "full"}
     profiler = cProfile.Profile()
