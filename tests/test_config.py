@@ -124,8 +124,8 @@ def test_grid_and_job_params():
     # llm: auto by default on a GPU; a CPU has no graphs, so its jobs say eager (and do not rerun)
     assert cfg["llm"]["launch"] == "auto"
     llm_wc = {"model": cfg["llm"]["models"][0], "batch_size": cfg["llm"]["batch_size"][0]}
-    assert sweeps.job_params(cfg, "llm", {**llm_wc, "target": "h100", "precision": "bf16"})["measure"]["launch"] == "auto"
-    assert sweeps.job_params(cfg, "llm", {**llm_wc, "target": "cpu", "precision": "bf16"})["measure"]["launch"] == "eager"
+    assert sweeps.job_params(cfg, "llm", {**llm_wc, "target": "h100"})["measure"]["launch"] == "auto"
+    assert sweeps.job_params(cfg, "llm", {**llm_wc, "target": "cpu"})["measure"]["launch"] == "eager"
     # every experiment's params have the one shape of JobSpec: one spec per size, same settings
     from flopmetrics.jobs.spec import JobSpec
 
@@ -136,7 +136,13 @@ def test_grid_and_job_params():
             specs = JobSpec.batch(params)
             assert len(specs) == len(params["workloads"]) == len(sweeps.job_outputs(cfg, experiment, "RAW"))
             assert {s.experiment for s in specs} == {experiment}
-            assert [s.params()["workload"] for s in specs] == params["workloads"]
+            assert [{"precision": s.precision, **s.params()["workload"]} for s in specs] == params["workloads"]
+            assert "precision" not in params  # each configuration names its own
+    # a causal LM job spans the precisions, precision first: one build per precision
+    llm_job = sweeps.job_params(cfg, "llm", {"target": "h100", "model": cfg["llm"]["models"][0]})
+    precisions = [w["precision"] for w in llm_job["workloads"]]
+    assert list(dict.fromkeys(precisions)) == cfg["llm"]["precisions"]
+    assert precisions == sorted(precisions, key=cfg["llm"]["precisions"].index)
 
 
 def test_nested_numbers_given_on_the_command_line_are_numbers(tmp_path):

@@ -1,6 +1,7 @@
-# Energy measurement jobs: a Hugging Face causal LM per (target, model, precision), measuring
-# every batch size and sequence length with one model build, and a square matmul per (target,
-# precision) measuring every size; one parquet per size. Targets: cpu, cuda or a GPU label.
+# Energy measurement jobs: a Hugging Face causal LM per (target, model), measuring every
+# precision, batch size and sequence length with one model build per precision (one process
+# start and import for them all), and a square matmul per (target, precision) measuring every
+# size; one parquet per configuration. Targets: cpu, cuda or a GPU label.
 
 
 rule profile_llm:

@@ -41,10 +41,10 @@ def run(spec: JobSpec, *, nvml=None, progress=None, sized: bool = True) -> tuple
 
 def run_batch(specs: list[JobSpec], *, nvml=None, progress=None, sized: bool = True,
               done: Callable[[int, pd.DataFrame, pd.DataFrame], None] | None = None) -> list[tuple]:
-    """Measure several configurations of one experiment on one target in one precision, with
-    the same measuring and energy settings, as one job: the meters are set up and the idle
-    baseline measured once, and a causal LM is built once and resized for each batch size and
-    sequence length. Each configuration gets its own rows and its own slice of the trace, as if it
+    """Measure several configurations of one experiment on one target, with the same measuring
+    and energy settings, as one job: the meters are set up and the idle baseline measured once,
+    and a causal LM is built once per precision and resized for each batch size and sequence
+    length. Each configuration gets its own rows and its own slice of the trace, as if it
     had run alone. ``done(i, rows, trace)``, if given, is called as configuration ``i`` finishes
     (the workflow writes its files then, so an interrupted job keeps nothing half-written)."""
     _check_batch(specs)
@@ -70,7 +70,7 @@ def run_batch(specs: list[JobSpec], *, nvml=None, progress=None, sized: bool = T
         idle = idle_baseline(monitor, setup, first.energy.idle_baseline_s, say, guard_s, first.measure.target_rse)
         for i, spec in enumerate(specs):
             if len(specs) > 1:
-                say(f"configuration {i + 1}/{len(specs)}: {_identity(spec)}")
+                say(f"configuration {i + 1}/{len(specs)}: {spec.precision} {_identity(spec)}")
             began = time.perf_counter()
             # the previous workload is handed over, not kept here: its optimizer state must not
             # stay alive while the next configuration runs
@@ -127,15 +127,16 @@ def _measure(spec, device, gpu, setup, monitor, idle, guard_s, sized, say, held:
 def _check_batch(specs: list[JobSpec]) -> None:
     if not specs:
         raise ValueError("a job needs at least one configuration")
-    shared = {(s.experiment, s.target, s.precision, s.measure, s.energy, s.run_on_cpu) for s in specs}
+    shared = {(s.experiment, s.target, s.measure, s.energy, s.run_on_cpu) for s in specs}
     if len(shared) > 1:
-        raise ValueError("one job measures configurations of one experiment, target and precision with the same "
+        raise ValueError("one job measures configurations of one experiment and target with the same "
                          f"measuring and energy settings; got {len(shared)} different sets")
 
 
 def _batch_name(specs: list[JobSpec]) -> str:
     s = specs[0]
-    return f"{s.experiment} {s.target} {s.precision} ({len(specs)} configurations)"
+    precisions = "/".join(dict.fromkeys(x.precision for x in specs))
+    return f"{s.experiment} {s.target} {precisions} ({len(specs)} configurations)"
 
 
 def _trace_slice(trace: pd.DataFrame, began: float, idle_window) -> pd.DataFrame:

@@ -5,13 +5,13 @@ passes it to the job through ``params:``; the job reads it back with :meth:`JobS
 :class:`JobSpec` per configuration it measures. Nothing here has a default: every value comes
 from the validated config, whose schema holds the defaults.
 
-``{"experiment": "mlp" | "llm" | "matmul", "target": ..., "precision": ...,
-"workloads": [{what to build: n, d, m | model, batch_size, seq_len, passes, attn_implementation,
-attention_flops | size}, ...], "measure": {repeats, min_repeats, target_rse, min_window_s,
+``{"experiment": "mlp" | "llm" | "matmul", "target": ...,
+"workloads": [{"precision": ..., what to build: n, d, m | model, batch_size, seq_len, passes,
+attn_implementation, attention_flops | size}, ...], "measure": {repeats, min_repeats, target_rse, min_window_s,
 warmup_iterations, seed, profiler_flops, launch}, "energy": {meter, sampler_hz, guard_s, idle_baseline_s}}`` plus
 ``"run_on_cpu": true`` only where it is on (so turning it on reruns exactly the jobs it changes).
 A single configuration's parameters (:meth:`JobSpec.params`, hashed into each row's
-``config_hash``) have ``"workload"`` in place of ``"workloads"``.
+``config_hash``) have ``"precision"`` and ``"workload"`` in place of ``"workloads"``.
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ class JobSpec:
     def batch(cls, params: dict) -> list["JobSpec"]:
         """One spec per configuration of a job's parameters (the ``workloads`` shape)."""
         shared = {k: v for k, v in params.items() if k != "workloads"}
-        return [cls.from_params({**shared, "workload": w}) for w in params["workloads"]]
+        return [cls.from_params({**shared, "precision": w["precision"],
+                                 "workload": {k: v for k, v in w.items() if k != "precision"}})
+                for w in params["workloads"]]
 
     def params(self) -> dict:
         out = asdict(self)

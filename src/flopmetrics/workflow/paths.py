@@ -32,8 +32,9 @@ RAW = {
 TRACE = {k: v.replace("results/raw/", "results/traces/", 1) for k, v in RAW.items()}  # distributed: every rank's
 RANKS = RAW["distributed"].replace("results/raw/", "results/ranks/", 1)
 WINDOWS = RAW["distributed"].replace("results/raw/", "results/windows/", 1)
-# one profiling job measures every size of one (target, [model,] precision): its wildcards and log
-JOB_WILDCARDS = {"mlp": ("target", "precision"), "llm": ("target", "model", "precision"),
+# one profiling job measures every size of one (target, precision), a causal LM's every precision
+# and size of one (target, model): its wildcards and log
+JOB_WILDCARDS = {"mlp": ("target", "precision"), "llm": ("target", "model"),
                  "matmul": ("target", "precision"),
                  "distributed": ("target", "model", "precision", "strategy", "scaling", "world_size", "batch_size",
                                  "seq_len")}

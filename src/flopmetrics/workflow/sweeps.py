@@ -61,35 +61,42 @@ def energy_params(energy: dict, target: str) -> dict:
     return {k: (None if target == "cpu" and k in GPU_ONLY_ENERGY_KEYS else energy[k]) for k in ENERGY_KEYS}
 
 
-def sizes(config: dict, experiment: str) -> list[dict]:
-    """The sizes one job of ``experiment`` measures (the product of its size lists), in the one
-    order both its outputs and its params' workloads follow."""
+def configurations(config: dict, experiment: str) -> list[dict]:
+    """What one job of ``experiment`` measures, in the one order both its outputs and its params'
+    workloads follow: the product of its size lists; a causal LM job's also spans the precisions
+    (precision first, so the model is built once per precision): each job process pays its start,
+    transformers' import (8-14 s on the H200 hosts, ``benchmarks/first_use.py``) and first use once."""
     section = config[experiment]
     if experiment == "mlp":
         lists = {k: section[k] for k in ("n", "d", "m")}
     elif experiment == "llm":
-        lists = {"batch_size": section["batch_size"], "seq_len": section["seq_len"]}
+        lists = {"precision": section["precisions"], "batch_size": section["batch_size"], "seq_len": section["seq_len"]}
     else:
         lists = {"size": section["sizes"]}
     return [dict(zip(lists, v)) for v in itertools.product(*lists.values())]
 
 
 def job_outputs(config: dict, experiment: str, kind: str) -> list[str]:
-    """A profiling rule's outputs (``kind``: RAW or TRACE): one file per size, the job's own
-    wildcards (target, model, precision) left in place."""
+    """A profiling rule's outputs (``kind``: RAW or TRACE): one file per configuration, the job's
+    own wildcards (:data:`~flopmetrics.workflow.paths.JOB_WILDCARDS`) left in place."""
     template = getattr(paths, kind)[experiment]
     for w in paths.JOB_WILDCARDS[experiment]:
         template = template.replace("{%s}" % w, "{{%s}}" % w)
-    return [template.format(**size) for size in sizes(config, experiment)]
+    return [template.format(**c) for c in configurations(config, experiment)]
 
 
 def job_params(config: dict, experiment: str, wildcards) -> dict:
     """Everything one profiling job needs; exactly this reaches the job via ``params``: the
-    shared settings and one ``workload`` per size it measures (:mod:`flopmetrics.jobs.spec`)."""
+    shared settings and one ``workload`` per configuration it measures, each naming its
+    precision (:mod:`flopmetrics.jobs.spec`)."""
     wc = dict(wildcards)
-    workloads = sizes(config, experiment)
+    workloads = configurations(config, experiment)
     if experiment == "llm":
-        workloads = [_lm_workload(config, "llm", wc["model"], size) for size in workloads]
+        workloads = [{"precision": c["precision"],
+                      **_lm_workload(config, "llm", wc["model"], {k: c[k] for k in ("batch_size", "seq_len")})}
+                     for c in workloads]
+    else:
+        workloads = [{"precision": wc["precision"], **c} for c in workloads]
     return _job(config, experiment, experiment, wc, "workloads", workloads)
 
 
@@ -128,8 +135,10 @@ def _job(config: dict, section: str, experiment: str, wc: dict, key: str, work) 
         measure["profiler_flops"] = target == "cpu"
     if measure["launch"] == "auto" and target == "cpu":  # no graphs on a CPU: its jobs' params say what runs
         measure["launch"] = "eager"
-    params = {"experiment": experiment, "target": target, "precision": wc["precision"], key: work,
-              "measure": measure, "energy": energy_params(config["energy"], target)}
+    params = {"experiment": experiment, "target": target}
+    if key == "workload":  # one configuration; a batch's workloads each name their precision
+        params["precision"] = wc["precision"]
+    params.update({key: work, "measure": measure, "energy": energy_params(config["energy"], target)})
     if config["execution"]["run_on_cpu"]:
         params["run_on_cpu"] = True  # only when on: turning it on reruns exactly the jobs it changes
     return params

@@ -23,6 +23,7 @@ def build(experiment: str, device: str, precision: str, workload: dict, seed: in
                 previous.model_name, previous.model_fields, previous.precision_mode, previous.attn_implementation,
                 previous.seed, frozenset(previous.passes), previous.attention_convention):
             return previous.resized(workload["batch_size"], workload["seq_len"])
+        previous = None  # the last reference (the job hands it over): freed before the next model is built
         return CausalLMWorkload(device, precision, name, fields, workload["batch_size"], workload["seq_len"],
                                 workload["attn_implementation"], seed, passes=workload["passes"],
                                 attention_convention=workload["attention_flops"])
