@@ -122,22 +122,23 @@ def test_a_gpu_job_without_a_gpu_fails_clearly():
         job.run(job_spec("mlp", {"n": 2, "d": 8, "m": 4}, target="cuda"))
 
 
-def test_the_committed_thesis_sweep_meets_the_campaign_targets():
-    """The thesis sweep run through the pipeline on an H200 (benchmarks/results/thesis_sweep_h200_
-    2026-11-28, issue 15): one job, 9 configurations, every direct row within 1 % repeat CV and
-    every derived backward within 1.5 %, all finite and passing every gate, on one card, in at
-    most 3 minutes from the job's start to its end."""
+@pytest.mark.parametrize("gpu", ["h200", "h100"])
+def test_the_committed_thesis_sweep_meets_the_campaign_targets(gpu):
+    """The thesis sweep run through the pipeline on an H200 and an H100
+    (benchmarks/results/thesis_sweep_<gpu>_2026-11-28, issue 15): one job, 9 configurations, every
+    direct row within 1 % repeat CV and every derived backward within 1.5 %, all finite and
+    passing every gate, on one card, in at most 3 minutes from the job's start to its end."""
     import datetime
     import re
 
-    base = Path(__file__).resolve().parents[1] / "benchmarks/results/thesis_sweep_h200_2026-11-28"
+    base = Path(__file__).resolve().parents[1] / f"benchmarks/results/thesis_sweep_{gpu}_2026-11-28"
     rows = pd.concat([pd.read_parquet(f) for f in sorted((base / "raw").glob("*/*.parquet"))])
     assert len(rows.groupby(["precision", "seq_len"])) == 9
     assert set(rows["pass"]) == {"forward", "forward_train", "forward_backward", "backward"}
     direct, backward = rows[~rows["derived"]], rows[rows["derived"]]
     assert direct["energy_cv"].max() <= 0.01 and backward["energy_cv"].max() <= 0.015
     assert rows["gates_passed"].all() and (rows["numerics"] == "finite").all()
-    assert rows["gpu_uuid"].nunique() == 1 and rows["gpu_name"].str.contains("H200").all()
+    assert rows["gpu_uuid"].nunique() == 1 and rows["gpu_name"].str.contains(gpu.upper()).all()
     stamps = re.findall(r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$", (base / "snakemake.log").read_text(), re.M)
     start, end = (datetime.datetime.strptime(s, "%a %b %d %H:%M:%S %Y") for s in (stamps[0], stamps[-1]))
     assert (end - start).total_seconds() <= 180
