@@ -19,7 +19,7 @@ passes (``backward`` = ``forward_backward`` - ``forward_train``) subtract like f
 Where issuing took at least ``AUTO_ISSUE`` (half) of the iteration, the passes are replayed
 without the profiler: on one H200 (2026-11-28) every forward issued that slowly idled 6 to 60 %
 (profiled), and a replay that was not needed costs only its capture, for it runs eager's kernels
-(``tests/test_gpu.py``). The profiler's first start in a job costs seconds.
+(``tests/test_gpu_real.py``). The profiler's first start in a job costs seconds.
 
 ``AUTO_IDLE`` is 3 %: on one H200 (2026-11-28) an fp32 forward at 256 tokens idled 3.7 % of its
 time (transformers syncs with the host at the start of every forward) and its 1 s windows

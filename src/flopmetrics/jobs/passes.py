@@ -201,10 +201,7 @@ def warmed_lead_in(monitor: Monitor, step: Callable[[], object], max_iterations:
     previous = math.nan
     if max_iterations:
         monitor.synchronize()  # the restore queued before it is not its time
-        start = time.perf_counter()
-        step()
-        monitor.synchronize()
-        previous = time.perf_counter() - start
+        previous = _one_iteration_s(monitor, step)
     for _ in range(max(1, max_iterations - 1)):
         rate = lead_in(monitor, step, guard_s, covered)
         if monitor.agree(float(abs(rate - previous) <= tolerance * previous), "min"):  # NaN: no timed iteration
@@ -219,14 +216,19 @@ def warm_up(monitor: Monitor, step: Callable[[], object], max_iterations: int, t
     ``max_iterations`` times (fewer than 2 if that is fewer). Returns how many ran."""
     previous = math.inf
     for i in range(max_iterations):
-        start = time.perf_counter()
-        step()
-        monitor.synchronize()
-        took = time.perf_counter() - start
+        took = _one_iteration_s(monitor, step)
         if monitor.agree(float(i >= 1 and abs(took - previous) <= tolerance * previous), "min"):
             return i + 1
         previous = took
     return max_iterations
+
+
+def _one_iteration_s(monitor: Monitor, step: Callable[[], object]) -> float:
+    """Seconds from issuing one iteration of ``step`` to the device's having run it."""
+    start = time.perf_counter()
+    step()
+    monitor.synchronize()
+    return time.perf_counter() - start
 
 
 def relative_error(windows: Sequence[Window]) -> float:
