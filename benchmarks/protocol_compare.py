@@ -20,6 +20,7 @@ jobs skip first-use costs (CUDA libraries, the profiler) that every pipeline job
 ``--processes`` runs each precision in a process of its own and records its whole wall time.
 
     python benchmarks/protocol_compare.py --precisions fp32 --windows 1.0 --output out.json
+    python benchmarks/protocol_compare.py --old-only --imports --output old.json   # then thesis_sweep.sh
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def in_processes(args) -> None:
         child = [sys.executable, __file__, "--precisions", precision, "--seq", *map(str, args.seq),
                  "--passes", *args.passes, "--windows", *map(str, args.windows), "--launch", *args.launch,
                  "--model", args.model, "--output", part, *(["--no-old"] if args.no_old else []),
+                 *(["--old-only"] if args.old_only else []),
                  *(["--traces", args.traces] if args.traces else [])]
         start = time.perf_counter()
         subprocess.run(child, check=True)
@@ -117,6 +119,8 @@ def main() -> None:
                     help="the new protocol's launch modes")
     ap.add_argument("--model", default="llama-3.2-1b")
     ap.add_argument("--no-old", action="store_true", help="the new protocol only")
+    ap.add_argument("--old-only", action="store_true",
+                    help="the old protocol only (its side of a sweep whose new side ran through the pipeline)")
     ap.add_argument("--imports", action="store_true", help="also time a job process's start and imports")
     ap.add_argument("--output", help="write here after every job (default: stdout at the end)")
     ap.add_argument("--traces", help="also write each configuration's power trace (labelled with its windows) here")
@@ -144,7 +148,7 @@ def main() -> None:
                 out["jobs"].append({"protocol": "old", "precision": precision, "seq": [seq], "seconds": took})
                 say("old")(f"{precision} s{seq}: {took:.1f} s")
                 save()
-        for window, launch in ((w, l) for w in args.windows for l in args.launch):
+        for window, launch in ((w, l) for w in args.windows for l in args.launch if not args.old_only):
             name = f"new {window:g} s" + {"cuda_graph": " graph", "auto": " auto"}.get(launch, "")
             specs = [spec(precision, seq, new(window, launch), args.passes, args.model) for seq in args.seq]
             start, ends = time.perf_counter(), []
