@@ -63,7 +63,7 @@ def records(rows, protocol: str, seconds: float, batch_seconds: float) -> list[d
     keep = ("pass", "derived", "launch", "windows", "energy_j_per_iter", "energy_j_per_iter_sem", "energy_cv", "time_per_iter_s",
             "counter_vs_trace_pct", "power_counter_mean_w", "idle_power_w", "gates_passed", "numerics", "gpu_uuid",
             "gpu_name", "driver_version", "power_limit_w", "precision", "seq_len", "git_revision", "host_issue_pct",
-            "gpu_idle_pct", "transformers_version")
+            "gpu_idle_pct", "transformers_version", "temperature_max_c", "sm_clock_mean_mhz")
     out = []
     for r in rows.to_dict("records"):
         out.append({"protocol": protocol, "job_s": seconds, "batch_s": batch_seconds, **{k: r[k] for k in keep},
