@@ -241,7 +241,9 @@ def test_each_pass_stops_once_it_is_precise():
         specs.append(PassSpec(name, step, prepare=lambda name=name: setattr(monitor, "current", name)))
     windows = measure_passes(monitor, specs, repeats=8, min_window_s=0.005, warmup_iterations=1, min_repeats=3,
                              target_rse=0.01)
-    assert len(windows["steady"]) == 3 and len(windows["noisy"]) == 8
+    assert len(windows["steady"]) == 3 and not windows["steady"][0].replaces
+    # 4 scattered windows superseded by longer ones, which scatter as much: all 8 repeats spent
+    assert len(windows["noisy"]) == 4 and len(windows["noisy"][0].replaces) == 4
 
 
 def test_estimate_mean_sem_cv():
@@ -315,7 +317,8 @@ def test_repeats_stop_once_every_pass_is_precise_enough():
     steady = run(0.0, min_repeats=3, target_rse=0.05)
     assert {len(w) for w in steady.values()} == {3}  # precise at once: the minimum, then done
     noisy = run(0.5, min_repeats=3, target_rse=0.005)
-    assert {len(w) for w in noisy.values()} == {8}  # never precise enough: the maximum
+    # never precise enough: the maximum, the first 4 superseded by windows twice as long
+    assert {len(w) + len(w[0].replaces) for w in noisy.values()} == {8}
     fixed = run(0.0, min_repeats=3, target_rse=0.0)
     assert {len(w) for w in fixed.values()} == {8}  # no target: every repeat
 
@@ -370,3 +373,49 @@ def test_launch_auto_replays_without_the_profiler_where_issuing_takes_most_of_th
     assert judged["forward_train"] == {}  # the forward is judged, wherever it stands
     assert judged["forward"]["host_issue_share"] >= launch.AUTO_ISSUE
     assert math.isnan(judged["forward"]["gpu_idle_share"])
+
+
+def test_scattered_windows_are_superseded_by_longer_ones():
+    """Four windows that scatter more than twice the RSE target (as a power-capped card's
+    regulation does over ~1 s windows) are measured again in windows twice as long; the short
+    ones stay in the trace under their own name."""
+    import pandas as pd
+
+    from flopmetrics.energy.windows import Monitor
+    from flopmetrics.jobs.passes import PassSpec, measure_passes
+    from flopmetrics.jobs.rows import label_trace
+
+    calls = {"n": 0}
+
+    def step():
+        calls["n"] += 1
+        return sum(range(2000))
+
+    class Meter:  # 1 J per iteration, alternately off by 4 % in short windows, 0.5 % in long ones
+        name = "fake"
+
+        def __init__(self):
+            self.k = 0
+
+        def begin(self, t):
+            self.first, self.t0 = calls["n"], t
+
+        def end(self, t):
+            self.k += 1
+            scatter = 0.04 if t - self.t0 < 0.04 else 0.005
+            return {"energy_j": (calls["n"] - self.first) * (1 + scatter * (-1) ** self.k)}
+
+    monitor = Monitor("cpu", [Meter()])
+    said = []
+    windows = measure_passes(monitor, [PassSpec("p", step)], repeats=10, min_window_s=0.02, warmup_iterations=1,
+                             min_repeats=3, target_rse=0.005, progress=said.append)
+    kept = windows["p"]
+    assert len(kept[0].replaces) == 4 and all(w.elapsed_s < 0.04 for w in kept[0].replaces)
+    assert len(kept) == 3 and all(w.elapsed_s >= 0.04 for w in kept)  # precise after the minimum
+    assert any("measured again in windows of 0.04 s" in line for line in said)
+
+    ends = [w.end_s for w in kept[0].replaces + kept]
+    trace = pd.DataFrame({"t": [t - 1e-4 for t in ends]})
+    labelled = label_trace(trace, windows, None)
+    assert list(labelled["window"]) == ["p (superseded)"] * 4 + ["p"] * 3
+    assert list(labelled["repeat"]) == [0, 1, 2, 3, 0, 1, 2]

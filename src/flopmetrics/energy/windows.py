@@ -69,6 +69,7 @@ class Window:
     first_nonfinite: str = ""  # the first tensor found non-finite
     launch: str = "eager"  # how the iterations were issued: eager | cuda_graph (replayed)
     launch_check: dict = field(default_factory=dict)  # launch auto: the shares that chose it
+    replaces: list = field(default_factory=list)  # shorter windows of the pass this one's length superseded
 
     @property
     def elapsed_s(self) -> float:

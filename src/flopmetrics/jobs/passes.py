@@ -55,7 +55,8 @@ def measure_passes(
     """Windows of every pass: at least ``min_repeats`` (all ``repeats`` when None), at most
     ``repeats``, stopping once the pass's per-iteration estimate (energy where a meter reads it,
     else time) has a relative standard error of at most ``target_rse``: repeats that buy no
-    precision are not paid for.
+    precision are not paid for. Four or more windows whose spread (CV) exceeds ``SPREAD`` x
+    ``target_rse`` are superseded by windows twice as long (kept in the first one's ``replaces``).
 
     With ``sized`` (the default) one pass is measured after the other: it is warmed up and led in
     by :func:`warmed_lead_in` (at most ``warmup_iterations`` tries), then its windows run back to
@@ -92,12 +93,14 @@ def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, warmu
         spec.prepare()
     rate = warmed_lead_in(monitor, step, warmup_iterations, guard_s, covered)
     windows: list[Window] = []
+    short: list[Window] = []  # superseded: too short to hold the windows' spread
+    window_s = min_window_s
     for r in range(repeats):
         kept: dict = {}
         # a window after which the stopping rule is applied (or the last) is read at once
-        decide = r + 1 == repeats or (r + 1 >= min_repeats and target_rse > 0)
+        decide = r + 1 == repeats or (len(windows) + 1 >= min_repeats and target_rse > 0)
         monitor.begin_window(spec.name)
-        done = run_for(monitor, step, min_window_s, keep=kept, per_iteration_s=rate)
+        done = run_for(monitor, step, window_s, keep=kept, per_iteration_s=rate)
 
         def settle():  # the trailing guard, and the next window's leading one
             if spec.check:
@@ -119,10 +122,33 @@ def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, warmu
                 if not earlier.readings:
                     monitor.read(earlier)
         _report(progress, r, repeats, spec.name, w)
-        if decide and r + 1 >= min_repeats and _precise(monitor, [windows], target_rse, r, repeats, progress,
-                                                          spec.name):
+        if not decide or len(windows) < min_repeats or target_rse <= 0:
+            continue
+        worst = monitor.agree(relative_error(windows))  # every rank decides alike
+        if _too_scattered(worst, len(windows), target_rse) and repeats - (r + 1) >= min_repeats:
+            if progress:
+                progress(f"{spec.name}: {len(windows)} windows of {window_s:g} s scatter "
+                         f"{100 * worst * math.sqrt(len(windows)):.2f} % (over {100 * SPREAD * target_rse:g} %): "
+                         f"measured again in windows of {2 * window_s:g} s")
+            short, windows, window_s = short + windows, [], 2 * window_s
+            continue
+        if worst <= target_rse:
+            if progress and r + 1 < repeats:
+                progress(f"{spec.name} within {100 * target_rse:g} % relative standard error after {len(windows)} "
+                         f"repeats (worst {100 * worst:.2f} %): done")
             break
+    windows[0].replaces = short  # kept for the trace, which labels them
     return windows
+
+
+# The windows' CV may reach SPREAD x target_rse: what the RSE target allows at 4 windows. Windows
+# that scatter more (a power-capped card's regulation over ~1 s) are too short to be worth adding
+# to; 4 or more of them are superseded by windows twice as long where enough repeats remain.
+SPREAD = 2.0
+
+
+def _too_scattered(rse: float, n: int, target_rse: float) -> bool:
+    return n >= 4 and math.isfinite(rse) and rse * math.sqrt(n) > SPREAD * target_rse
 
 
 def _precise(monitor, window_lists, target_rse, r, repeats, progress, what) -> bool:

@@ -22,7 +22,8 @@ def _mean_reading(windows, key) -> float:
 
 def label_trace(trace, windows, idle_window):
     """Name the window of each sample, and put each window's exact edges and iteration count
-    on its samples, so every row's energy can be recomputed from the saved trace."""
+    on its samples, so every row's energy can be recomputed from the saved trace (windows a
+    pass superseded by longer ones are named "<pass> (superseded)")."""
     trace = trace.copy()
     trace["window"] = ""
     trace["repeat"] = -1
@@ -31,6 +32,8 @@ def label_trace(trace, windows, idle_window):
     spans = [(idle_window, "idle", 0)] if idle_window else []
     for name, ws in windows.items():
         spans += [(w, name, i) for i, w in enumerate(ws)]
+        # windows superseded by longer ones (jobs/passes.SPREAD): in the trace, under their own name
+        spans += [(w, f"{name} (superseded)", i) for i, w in enumerate(ws[0].replaces if ws else [])]
     for w, name, i in spans:
         inside = (trace["t"] >= w.start_s) & (trace["t"] <= w.end_s)
         trace.loc[inside, ["window", "repeat"]] = [name, i]
