@@ -56,7 +56,8 @@ def measure_passes(
     ``repeats``, stopping once the pass's per-iteration estimate (energy where a meter reads it,
     else time) has a relative standard error of at most ``target_rse``: repeats that buy no
     precision are not paid for. Four or more windows whose spread (CV) exceeds ``SPREAD`` x
-    ``target_rse`` are superseded by windows twice as long (kept in the first one's ``replaces``).
+    ``target_rse`` are superseded by windows twice as long, each spending two repeats (the
+    superseded ones kept in the first long one's ``replaces``).
 
     With ``sized`` (the default) one pass is measured after the other: it is warmed up and led in
     by :func:`warmed_lead_in` (at most ``warmup_iterations`` tries), then its windows run back to
@@ -94,13 +95,16 @@ def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, warmu
     rate = warmed_lead_in(monitor, step, warmup_iterations, guard_s, covered)
     windows: list[Window] = []
     short: list[Window] = []  # superseded: too short to hold the windows' spread
-    window_s = min_window_s
-    for r in range(repeats):
-        kept: dict = {}
+    # a window of length k x min_window_s spends k of the ``repeats``: longer windows cost no more
+    # measuring time than the maximum already allowed
+    k, spent, r = 1, 0, -1
+    while spent + k <= repeats:
+        r, spent, kept = r + 1, spent + k, {}
+        last = spent + k > repeats
         # a window after which the stopping rule is applied (or the last) is read at once
-        decide = r + 1 == repeats or (len(windows) + 1 >= min_repeats and target_rse > 0)
+        decide = last or (len(windows) + 1 >= min_repeats and target_rse > 0)
         monitor.begin_window(spec.name)
-        done = run_for(monitor, step, window_s, keep=kept, per_iteration_s=rate)
+        done = run_for(monitor, step, k * min_window_s, keep=kept, per_iteration_s=rate)
 
         def settle():  # the trailing guard, and the next window's leading one
             if spec.check:
@@ -125,15 +129,15 @@ def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, warmu
         if not decide or len(windows) < min_repeats or target_rse <= 0:
             continue
         worst = monitor.agree(relative_error(windows))  # every rank decides alike
-        if _too_scattered(worst, len(windows), target_rse) and repeats - (r + 1) >= min_repeats:
+        if _too_scattered(worst, len(windows), target_rse) and repeats - spent >= 2 * k * min_repeats:
             if progress:
-                progress(f"{spec.name}: {len(windows)} windows of {window_s:g} s scatter "
+                progress(f"{spec.name}: {len(windows)} windows of {k * min_window_s:g} s scatter "
                          f"{100 * worst * math.sqrt(len(windows)):.2f} % (over {100 * SPREAD * target_rse:g} %): "
-                         f"measured again in windows of {2 * window_s:g} s")
-            short, windows, window_s = short + windows, [], 2 * window_s
+                         f"measured again in windows of {2 * k * min_window_s:g} s")
+            short, windows, k = short + windows, [], 2 * k
             continue
         if worst <= target_rse:
-            if progress and r + 1 < repeats:
+            if progress and not last:
                 progress(f"{spec.name} within {100 * target_rse:g} % relative standard error after {len(windows)} "
                          f"repeats (worst {100 * worst:.2f} %): done")
             break
@@ -143,7 +147,8 @@ def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, warmu
 
 # The windows' CV may reach SPREAD x target_rse: what the RSE target allows at 4 windows. Windows
 # that scatter more (a power-capped card's regulation over ~1 s) are too short to be worth adding
-# to; 4 or more of them are superseded by windows twice as long where enough repeats remain.
+# to; 4 or more of them are superseded by windows twice as long where the repeats left pay for
+# ``min_repeats`` of them (a window twice as long spends two repeats).
 SPREAD = 2.0
 
 
