@@ -13,10 +13,9 @@ Typical use::
 
 and, for a pass that must run at least ``min_seconds``, :func:`run_window` runs whole
 iterations until that much time has really elapsed (synchronized), then closes the window.
-With ``guard_s`` it also runs the same iterations for that long just before and just after the
-window, so the device's power is steady across both edges: meters that report late (the H100's
-energy counter steps every ~100 ms, some time after the fact) then see the window's own power
-at its edges, not an idle gap.
+With ``guard_s`` it also runs the same iterations for that long just before and after the
+window, so power is steady across both edges: meters that report late (the H100's energy
+counter steps every ~100 ms, after the fact) see the window's own power there, not an idle gap.
 """
 
 from __future__ import annotations
