@@ -128,18 +128,17 @@ def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, warmu
         _report(progress, r, repeats, spec.name, w)
         if not decide or len(windows) < min_repeats or target_rse <= 0:
             continue
-        worst = monitor.agree(relative_error(windows))  # every rank decides alike
-        if _too_scattered(worst, len(windows), target_rse) and repeats - spent >= 2 * k * min_repeats:
+        worst = _worst_rse(monitor, [windows])
+        cv = worst * math.sqrt(len(windows))
+        scattered = len(windows) >= 4 and math.isfinite(cv) and cv > SPREAD * target_rse
+        if scattered and repeats - spent >= 2 * k * min_repeats:
             if progress:
-                progress(f"{spec.name}: {len(windows)} windows of {k * min_window_s:g} s scatter "
-                         f"{100 * worst * math.sqrt(len(windows)):.2f} % (over {100 * SPREAD * target_rse:g} %): "
-                         f"measured again in windows of {2 * k * min_window_s:g} s")
+                progress(f"{spec.name}: {len(windows)} windows of {k * min_window_s:g} s scatter {100 * cv:.2f} % "
+                         f"(over {100 * SPREAD * target_rse:g} %): measured again in windows of "
+                         f"{2 * k * min_window_s:g} s")
             short, windows, k = short + windows, [], 2 * k
             continue
-        if worst <= target_rse:
-            if progress and not last:
-                progress(f"{spec.name} within {100 * target_rse:g} % relative standard error after {len(windows)} "
-                         f"repeats (worst {100 * worst:.2f} %): done")
+        if _precise(worst, target_rse, len(windows), not last, progress, spec.name):
             break
     windows[0].replaces = short  # kept for the trace, which labels them
     return windows
@@ -152,17 +151,15 @@ def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, warmu
 SPREAD = 2.0
 
 
-def _too_scattered(rse: float, n: int, target_rse: float) -> bool:
-    return n >= 4 and math.isfinite(rse) and rse * math.sqrt(n) > SPREAD * target_rse
+def _worst_rse(monitor, window_lists) -> float:
+    """The largest relative standard error over the lists, agreed over ranks (all decide alike)."""
+    return monitor.agree(max(relative_error(ws) for ws in window_lists))
 
 
-def _precise(monitor, window_lists, target_rse, r, repeats, progress, what) -> bool:
-    """Whether every list's per-iteration estimate has reached ``target_rse`` (agreed over ranks)."""
-    if target_rse <= 0:
-        return False
-    worst = monitor.agree(max(relative_error(ws) for ws in window_lists))
-    if worst <= target_rse and progress and r + 1 < repeats:
-        progress(f"{what} within {100 * target_rse:g} % relative standard error after {r + 1} repeats "
+def _precise(worst, target_rse, n, more, progress, what) -> bool:
+    """Whether ``worst`` has reached ``target_rse``; says so where ``more`` repeats were allowed."""
+    if worst <= target_rse and progress and more:
+        progress(f"{what} within {100 * target_rse:g} % relative standard error after {n} repeats "
                  f"(worst {100 * worst:.2f} %): done")
     return worst <= target_rse
 
@@ -189,8 +186,9 @@ def _interleaved(monitor, specs, repeats, min_window_s, warmup_iterations, guard
             w = run_window(monitor, spec.name, spec.step, min_window_s, guard_s, check=spec.check, sized=False)
             windows[spec.name].append(w)
             _report(progress, r, repeats, spec.name, w)
-        if r + 1 >= min(min_repeats or repeats, repeats) and _precise(
-                monitor, list(windows.values()), target_rse, r, repeats, progress, "every pass"):
+        if r + 1 >= min(min_repeats or repeats, repeats) and target_rse > 0 and _precise(
+                _worst_rse(monitor, list(windows.values())), target_rse, r + 1, r + 1 < repeats, progress,
+                "every pass"):
             break
     return windows
 
