@@ -57,12 +57,17 @@ def fit_counter_delay(ticks: np.ndarray, edges, idle_w: float, busy_w: float) ->
     sse = []
     delays = np.arange(0.0, 0.2505, 0.001)
     for d in delays:
-        cum = np.concatenate([[0], np.cumsum(step_power(grid[:-1] - d, edges, idle_w, busy_w) * np.diff(grid))])
+        cum = np.concatenate(
+            [[0], np.cumsum(step_power(grid[:-1] - d, edges, idle_w, busy_w) * np.diff(grid))]
+        )
         predicted = np.diff(np.interp(t, grid, cum))
         sse.append(float(np.sum((np.diff(e) - predicted) ** 2)))
     best = int(np.argmin(sse))
-    return {"counter_delay_s": float(delays[best]), "rms_residual_j": float(np.sqrt(sse[best] / (len(t) - 1))),
-            "rms_residual_at_zero_delay_j": float(np.sqrt(sse[0] / (len(t) - 1)))}
+    return {
+        "counter_delay_s": float(delays[best]),
+        "rms_residual_j": float(np.sqrt(sse[best] / (len(t) - 1))),
+        "rms_residual_at_zero_delay_j": float(np.sqrt(sse[0] / (len(t) - 1))),
+    }
 
 
 def half_rise(times: np.ndarray, power: np.ndarray, edges, idle_w: float, busy_w: float) -> dict:
@@ -104,15 +109,27 @@ def main() -> int:
         outside &= ~((step_t > on - 0.1) & (step_t < off + 0.4))
     busy_w, idle_w = float(np.median(step_w[inside])), float(np.median(step_w[outside]))
     result = {
-        "gpu": gpu.name(), "driver": gpu.driver_version(), "power_limit_w": gpu.power_limit_w(),
-        "counter_period_s": float(np.median(np.diff(ticks[:, 0]))), "idle_w": idle_w, "busy_w": busy_w,
-        "cycles": args.cycles, "on_s": args.on, "off_s": args.off,
+        "gpu": gpu.name(),
+        "driver": gpu.driver_version(),
+        "power_limit_w": gpu.power_limit_w(),
+        "counter_period_s": float(np.median(np.diff(ticks[:, 0]))),
+        "idle_w": idle_w,
+        "busy_w": busy_w,
+        "cycles": args.cycles,
+        "on_s": args.on,
+        "off_s": args.off,
         **fit_counter_delay(ticks, edges, idle_w, busy_w),
         "counter_step_power_half_rise": half_rise(step_t, step_w, edges, idle_w, busy_w),
-        "instant_power_half_rise": half_rise(trace["t"].to_numpy(), trace["power_instant_w"].to_numpy(), edges,
-                                             idle_w, busy_w),
-        "instant_power_update_period_s": float(np.median(np.diff(
-            trace["t"].to_numpy()[1:][np.diff(trace["power_instant_w"].to_numpy()) != 0]))),
+        "instant_power_half_rise": half_rise(
+            trace["t"].to_numpy(), trace["power_instant_w"].to_numpy(), edges, idle_w, busy_w
+        ),
+        "instant_power_update_period_s": float(
+            np.median(
+                np.diff(
+                    trace["t"].to_numpy()[1:][np.diff(trace["power_instant_w"].to_numpy()) != 0]
+                )
+            )
+        ),
     }
     print(json.dumps(result, indent=2))
     return 0

@@ -45,8 +45,10 @@ def main() -> None:
                 shutil.rmtree(tree / out, ignore_errors=True)
             walls.append(timed(["snakemake", "-c", str(args.cores)], tree))
             print(f"run {i + 1}: {walls[-1]:.1f} s", flush=True)
-    print(f"median of {args.runs}: {statistics.median(walls):.1f} s on {args.cores} cores; "
-          f"snakemake start and DAG alone (-n): {startup:.1f} s")
+    print(
+        f"median of {args.runs}: {statistics.median(walls):.1f} s on {args.cores} cores; "
+        f"snakemake start and DAG alone (-n): {startup:.1f} s"
+    )
 
 
 if __name__ == "__main__":

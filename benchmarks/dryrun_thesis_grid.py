@@ -35,8 +35,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "grid.yaml"
         cfg.write_text(yaml.safe_dump(config))
-        cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", tmp,
-               "--configfile", str(cfg), "-n", "--quiet", "rules", "--cores", "2"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            tmp,
+            "--configfile",
+            str(cfg),
+            "-n",
+            "--quiet",
+            "rules",
+            "--cores",
+            "2",
+        ]
         for i in range(args.repeats):
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -45,7 +59,9 @@ def main() -> int:
                 print(proc.stdout, proc.stderr, file=sys.stderr)
                 return 1
             jobs = re.search(r"^profile_mlp\s+(\d+)$", proc.stdout + proc.stderr, re.M)
-            print(f"dry run {i + 1}: {wall:.2f} s, profile_mlp jobs: {jobs.group(1) if jobs else '?'}")
+            print(
+                f"dry run {i + 1}: {wall:.2f} s, profile_mlp jobs: {jobs.group(1) if jobs else '?'}"
+            )
     return 0
 
 

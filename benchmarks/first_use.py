@@ -49,9 +49,14 @@ def main() -> None:
     torch.empty(1, device="cuda:0")
     torch.cuda.synchronize()
     t = mark("CUDA context", t)
-    workload = {"model": args.model, "batch_size": args.batch, "seq_len": args.seq,
-                "attn_implementation": "sdpa", "passes": ["forward", "forward_train", "forward_backward"],
-                "attention_flops": "full"}
+    workload = {
+        "model": args.model,
+        "batch_size": args.batch,
+        "seq_len": args.seq,
+        "attn_implementation": "sdpa",
+        "passes": ["forward", "forward_train", "forward_backward"],
+        "attention_flops": "full",
+    }
     profiler = cProfile.Profile()
     profiler.enable()
     wl = build("llm", "cuda:0", args.precision, workload, 0)
@@ -73,9 +78,19 @@ def main() -> None:
         wl.counted()
         torch.cuda.synchronize()
         t = mark("FLOP count (every pass once more)", t)
-    json.dump({"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
-               "transformers": transformers.__version__, "precision": args.precision, "seq": args.seq,
-               "seconds": times, "build_profile": text.getvalue()}, sys.stdout, indent=1)
+    json.dump(
+        {
+            "device": torch.cuda.get_device_name(0),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "precision": args.precision,
+            "seq": args.seq,
+            "seconds": times,
+            "build_profile": text.getvalue(),
+        },
+        sys.stdout,
+        indent=1,
+    )
 
 
 if __name__ == "__main__":

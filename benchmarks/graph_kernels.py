@@ -46,13 +46,24 @@ def main() -> None:
         with wl.replayed(args.pass_, step) as replay:
             graph = kernel_times(replay, args.iterations)
     names = set(eager) | set(graph)
-    diff = sorted(names, key=lambda k: -abs(graph.get(k, 0) - eager.get(k, 0)))[:args.top]
-    result = {"gpu": torch.cuda.get_device_name(0), "model": name, "precision": args.precision,
-              "batch": args.batch, "seq": args.seq, "pass": args.pass_, "torch": torch.__version__,
-              "eager_total_us": sum(eager.values()), "graph_total_us": sum(graph.values()),
-              "eager_kernels": len(eager), "graph_kernels": len(graph),
-              "largest_differences": [{"kernel": k[:160], "eager_us": eager.get(k, 0.0), "graph_us": graph.get(k, 0.0)}
-                                      for k in diff]}
+    diff = sorted(names, key=lambda k: -abs(graph.get(k, 0) - eager.get(k, 0)))[: args.top]
+    result = {
+        "gpu": torch.cuda.get_device_name(0),
+        "model": name,
+        "precision": args.precision,
+        "batch": args.batch,
+        "seq": args.seq,
+        "pass": args.pass_,
+        "torch": torch.__version__,
+        "eager_total_us": sum(eager.values()),
+        "graph_total_us": sum(graph.values()),
+        "eager_kernels": len(eager),
+        "graph_kernels": len(graph),
+        "largest_differences": [
+            {"kernel": k[:160], "eager_us": eager.get(k, 0.0), "graph_us": graph.get(k, 0.0)}
+            for k in diff
+        ],
+    }
     json.dump(result, sys.stdout, indent=1)
 
 

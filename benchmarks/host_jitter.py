@@ -73,7 +73,9 @@ def main() -> None:
     ap.add_argument("--output", required=True)
     args = ap.parse_args()
     name, fields = resolve(args.model)
-    wl = CausalLMWorkload("cuda:0", args.precision, name, fields, args.batch, args.seq, passes=list(args.passes))
+    wl = CausalLMWorkload(
+        "cuda:0", args.precision, name, fields, args.batch, args.seq, passes=list(args.passes)
+    )
     setup = setup_meters("cuda:0", EnergySettings("auto", 50, args.guard, 0))
     monitor = Monitor("cuda:0", setup.meters)
     cores = sorted(os.sched_getaffinity(0))
@@ -108,17 +110,30 @@ def main() -> None:
                     os.sched_setaffinity(0, cores)
                     gc.enable()
                     gc.unfreeze()
-                    rec = {"round": r, "pass": p, "variant": v, "iterations": w.iterations,
-                           "elapsed_s": w.elapsed_s, "time_per_iter_ms": 1e3 * w.elapsed_s / w.iterations,
-                           "energy_j_per_iter": w.readings.get("energy_j", float("nan")) / w.iterations,
-                           "power_w": w.readings.get("energy_j", float("nan")) / w.elapsed_s,
-                           "thread_cpu_share": cpu / (time.perf_counter() - w.start_s + 1e-9),
-                           "steal_jiffies": steal_jiffies() - steal, "loadavg": load,
-                           "gpu_uuid": setup.gpu.uuid(), "precision": args.precision, "seq": args.seq}
+                    rec = {
+                        "round": r,
+                        "pass": p,
+                        "variant": v,
+                        "iterations": w.iterations,
+                        "elapsed_s": w.elapsed_s,
+                        "time_per_iter_ms": 1e3 * w.elapsed_s / w.iterations,
+                        "energy_j_per_iter": w.readings.get("energy_j", float("nan"))
+                        / w.iterations,
+                        "power_w": w.readings.get("energy_j", float("nan")) / w.elapsed_s,
+                        "thread_cpu_share": cpu / (time.perf_counter() - w.start_s + 1e-9),
+                        "steal_jiffies": steal_jiffies() - steal,
+                        "loadavg": load,
+                        "gpu_uuid": setup.gpu.uuid(),
+                        "precision": args.precision,
+                        "seq": args.seq,
+                    }
                     out.write(json.dumps(rec) + "\n")
                     out.flush()
-                    print(f"[{r} {p} {v}] {rec['time_per_iter_ms']:.2f} ms/it {rec['energy_j_per_iter']:.3f} J/it "
-                          f"cpu {rec['thread_cpu_share']:.2f} steal {rec['steal_jiffies']}", flush=True)
+                    print(
+                        f"[{r} {p} {v}] {rec['time_per_iter_ms']:.2f} ms/it {rec['energy_j_per_iter']:.3f} J/it "
+                        f"cpu {rec['thread_cpu_share']:.2f} steal {rec['steal_jiffies']}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=2.0)
     args = ap.parse_args()
     name, fields = resolve(args.model)
-    wl = CausalLMWorkload("cuda", args.precision, name, fields, args.batch, args.seq, passes=["train_step"])
+    wl = CausalLMWorkload(
+        "cuda", args.precision, name, fields, args.batch, args.seq, passes=["train_step"]
+    )
     step = wl.steps()["train_step"]
     for _ in range(3):
         step()
@@ -50,9 +52,17 @@ def main() -> int:
             w = run_window(metered, "metered", step, args.window)
         times["with"].append(w.elapsed_s / w.iterations)
     a, b = np.mean(times["without"]), np.mean(times["with"])
-    result = {"gpu": torch.cuda.get_device_name(0), "model": name, "precision": args.precision, "batch": args.batch,
-              "seq": args.seq, "step_s_without": a, "step_s_with": b, "overhead_pct": 100 * (b - a) / a,
-              "rounds": times}
+    result = {
+        "gpu": torch.cuda.get_device_name(0),
+        "model": name,
+        "precision": args.precision,
+        "batch": args.batch,
+        "seq": args.seq,
+        "step_s_without": a,
+        "step_s_with": b,
+        "overhead_pct": 100 * (b - a) / a,
+        "rounds": times,
+    }
     print(json.dumps(result, indent=2))
     return 0
 

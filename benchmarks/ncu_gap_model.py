@@ -18,11 +18,23 @@ from pathlib import Path
 import pandas as pd
 
 from flopmetrics.ncu.classify import classify
-from flopmetrics.ncu.gap import SPLITS, GapModel, config_totals, cross_validated, evaluate, held_out_errors
+from flopmetrics.ncu.gap import (
+    SPLITS,
+    GapModel,
+    config_totals,
+    cross_validated,
+    evaluate,
+    held_out_errors,
+)
 from flopmetrics.ncu.parse import read_runs, read_thesis_raw
 
 REPO = Path(__file__).resolve().parents[1]
-CARDS = {"run1": "GPU-b25ad2ee", "run2": "GPU-4529ee01", "run3": "GPU-18232674", "run4": "GPU-6e019500"}
+CARDS = {
+    "run1": "GPU-b25ad2ee",
+    "run2": "GPU-4529ee01",
+    "run3": "GPU-18232674",
+    "run4": "GPU-6e019500",
+}
 
 
 def report(name: str, e: pd.DataFrame) -> None:
@@ -30,7 +42,9 @@ def report(name: str, e: pd.DataFrame) -> None:
         a = x["error_pct"].abs()
         above = x[a > 5]
         why = ", ".join(f"{n} {b}" for b, n in above["basis"].value_counts().items()) or "-"
-        print(f"| {name} | {p} | {len(x)} | {a.median():.2f} | {a.max():.2f} | {len(above)} | {why} |")
+        print(
+            f"| {name} | {p} | {len(x)} | {a.median():.2f} | {a.max():.2f} | {len(above)} | {why} |"
+        )
 
 
 def main() -> None:
@@ -38,7 +52,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--folds", type=int, default=3)
     args = ap.parse_args()
-    print("| GPU, precision, split | pass | judged | median abs % | max abs % | above 5 % | basis of those |")
+    print(
+        "| GPU, precision, split | pass | judged | median abs % | max abs % | above 5 % | basis of those |"
+    )
     print("|---|---|---|---|---|---|---|")
     runs = classify(read_runs(REPO / "resources/reference/h100/ncu"))
     errors = held_out_errors(runs, args.folds, args.seed)  # what the pipeline's merge_ncu computes
@@ -47,17 +63,26 @@ def main() -> None:
     mlp = runs[runs["label"].str.startswith("mlp")]
     card = mlp["run"].str.split("_").str[0]
     for precision, g in mlp.groupby("precision"):
-        judged = [evaluate(GapModel(g[card[g.index] != c]), config_totals(g[card[g.index] == c]))
-                  for c in sorted(set(card[g.index]))]
+        judged = [
+            evaluate(GapModel(g[card[g.index] != c]), config_totals(g[card[g.index] == c]))
+            for c in sorted(set(card[g.index]))
+        ]
         report(f"H100 {precision}, each card by the others", pd.concat(judged))
     thesis = Path(REPO.parent / "shared/thesis/metrics/hyper_surface")
     raw = classify(read_thesis_raw(thesis / "raw"))
     summary = pd.read_csv(thesis / "hyper_surface_summary.csv")
-    totals = pd.concat([summary[["n", "d", "m"]].assign(**{"pass": p, "flops": summary[c]})
-                        for p, c in (("forward", "ncu_total_flops_fwd"), ("backward", "ncu_total_flops_bwd"))],
-                       ignore_index=True)
+    totals = pd.concat(
+        [
+            summary[["n", "d", "m"]].assign(**{"pass": p, "flops": summary[c]})
+            for p, c in (("forward", "ncu_total_flops_fwd"), ("backward", "ncu_total_flops_bwd"))
+        ],
+        ignore_index=True,
+    )
     for split, unseen in SPLITS.items():
-        report(f"thesis A100 fp32, {split}", cross_validated(raw, args.folds, args.seed, totals, unseen))
+        report(
+            f"thesis A100 fp32, {split}",
+            cross_validated(raw, args.folds, args.seed, totals, unseen),
+        )
 
 
 if __name__ == "__main__":

@@ -49,20 +49,38 @@ def main() -> int:
         torch.cuda.synchronize()
         t1, e1 = next_tick(gpu)
         inst = np.array([p for t, p in samples if t0 <= t <= t1])
-        return {"phase": name, "seconds": t1 - t0, "counter_power_w": (e1 - e0) / (t1 - t0),
-                "instant_mean_w": float(inst.mean()), "instant_samples": int(len(inst)),
-                "ratio_counter_over_instant": (e1 - e0) / (t1 - t0) / float(inst.mean())}
+        return {
+            "phase": name,
+            "seconds": t1 - t0,
+            "counter_power_w": (e1 - e0) / (t1 - t0),
+            "instant_mean_w": float(inst.mean()),
+            "instant_samples": int(len(inst)),
+            "ratio_counter_over_instant": (e1 - e0) / (t1 - t0) / float(inst.mean()),
+        }
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     results = [
         phase("idle", 4.0, lambda: time.sleep(0.01)),
         phase("bf16 matmul, saturating", 5.0, lambda: (a @ a, torch.cuda.synchronize())),
-        phase("bf16 matmul, ~50% duty", 5.0, lambda: ((a @ a), torch.cuda.synchronize(), time.sleep(0.0015))),
+        phase(
+            "bf16 matmul, ~50% duty",
+            5.0,
+            lambda: ((a @ a), torch.cuda.synchronize(), time.sleep(0.0015)),
+        ),
     ]
     stop.set()
-    print(json.dumps({"gpu": gpu.name(), "driver": gpu.driver_version(), "counter_period_s": period,
-                      "phases": results}, indent=2))
+    print(
+        json.dumps(
+            {
+                "gpu": gpu.name(),
+                "driver": gpu.driver_version(),
+                "counter_period_s": period,
+                "phases": results,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -37,37 +37,101 @@ import torch
 from flopmetrics.jobs import run as job
 from flopmetrics.jobs.spec import JobSpec
 
-OLD = {"measure": {"repeats": 5, "min_repeats": 5, "target_rse": 0.0, "min_window_s": 2.0, "launch": "eager"},
-       "energy": {"guard_s": 0.3, "idle_baseline_s": 2.0}}
+OLD = {
+    "measure": {
+        "repeats": 5,
+        "min_repeats": 5,
+        "target_rse": 0.0,
+        "min_window_s": 2.0,
+        "launch": "eager",
+    },
+    "energy": {"guard_s": 0.3, "idle_baseline_s": 2.0},
+}
 
 
 def new(window: float, launch: str = "eager") -> dict:
-    return {"measure": {"repeats": 10, "min_repeats": 3, "target_rse": 0.005, "min_window_s": window,
-                        "launch": launch},
-            "energy": {"guard_s": 0.05, "idle_baseline_s": 2.0}}
+    return {
+        "measure": {
+            "repeats": 10,
+            "min_repeats": 3,
+            "target_rse": 0.005,
+            "min_window_s": window,
+            "launch": launch,
+        },
+        "energy": {"guard_s": 0.05, "idle_baseline_s": 2.0},
+    }
 
 
 def spec(precision: str, seq: int, protocol: dict, passes: list[str], model: str) -> JobSpec:
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    target = next((label for label in ("h200", "h100") if label.upper() in name), "cuda" if name != "cpu" else "cpu")
-    return JobSpec.from_params({
-        "experiment": "llm", "target": target, "precision": precision,
-        "workload": {"model": model, "batch_size": 8, "seq_len": seq, "passes": passes,
-                     "attn_implementation": "sdpa", "attention_flops": "full"},
-        "measure": {"warmup_iterations": 3, "seed": 0, "profiler_flops": False, **protocol["measure"]},
-        "energy": {"meter": "auto", "sampler_hz": 50, **protocol["energy"]},
-    })
+    target = next(
+        (label for label in ("h200", "h100") if label.upper() in name),
+        "cuda" if name != "cpu" else "cpu",
+    )
+    return JobSpec.from_params(
+        {
+            "experiment": "llm",
+            "target": target,
+            "precision": precision,
+            "workload": {
+                "model": model,
+                "batch_size": 8,
+                "seq_len": seq,
+                "passes": passes,
+                "attn_implementation": "sdpa",
+                "attention_flops": "full",
+            },
+            "measure": {
+                "warmup_iterations": 3,
+                "seed": 0,
+                "profiler_flops": False,
+                **protocol["measure"],
+            },
+            "energy": {"meter": "auto", "sampler_hz": 50, **protocol["energy"]},
+        }
+    )
 
 
 def records(rows, protocol: str, seconds: float, batch_seconds: float) -> list[dict]:
-    keep = ("pass", "derived", "launch", "windows", "energy_j_per_iter", "energy_j_per_iter_sem", "energy_cv", "time_per_iter_s",
-            "counter_vs_trace_pct", "power_counter_mean_w", "idle_power_w", "gates_passed", "numerics", "gpu_uuid",
-            "gpu_name", "driver_version", "power_limit_w", "precision", "seq_len", "git_revision", "host_issue_pct",
-            "gpu_idle_pct", "transformers_version", "temperature_max_c", "sm_clock_mean_mhz")
+    keep = (
+        "pass",
+        "derived",
+        "launch",
+        "windows",
+        "energy_j_per_iter",
+        "energy_j_per_iter_sem",
+        "energy_cv",
+        "time_per_iter_s",
+        "counter_vs_trace_pct",
+        "power_counter_mean_w",
+        "idle_power_w",
+        "gates_passed",
+        "numerics",
+        "gpu_uuid",
+        "gpu_name",
+        "driver_version",
+        "power_limit_w",
+        "precision",
+        "seq_len",
+        "git_revision",
+        "host_issue_pct",
+        "gpu_idle_pct",
+        "transformers_version",
+        "temperature_max_c",
+        "sm_clock_mean_mhz",
+    )
     out = []
     for r in rows.to_dict("records"):
-        out.append({"protocol": protocol, "job_s": seconds, "batch_s": batch_seconds, **{k: r[k] for k in keep},
-                    "tflops_per_j": r["flops_per_j"] / 1e12, "gates_passed": bool(r["gates_passed"])})
+        out.append(
+            {
+                "protocol": protocol,
+                "job_s": seconds,
+                "batch_s": batch_seconds,
+                **{k: r[k] for k in keep},
+                "tflops_per_j": r["flops_per_j"] / 1e12,
+                "gates_passed": bool(r["gates_passed"]),
+            }
+        )
     return out
 
 
@@ -94,11 +158,27 @@ def in_processes(args) -> None:
     out = {"rows": [], "jobs": []}
     for precision in args.precisions:
         part = f"{args.output}.{precision}"
-        child = [sys.executable, __file__, "--precisions", precision, "--seq", *map(str, args.seq),
-                 "--passes", *args.passes, "--windows", *map(str, args.windows), "--launch", *args.launch,
-                 "--model", args.model, "--output", part, *(["--no-old"] if args.no_old else []),
-                 *(["--old-only"] if args.old_only else []),
-                 *(["--traces", args.traces] if args.traces else [])]
+        child = [
+            sys.executable,
+            __file__,
+            "--precisions",
+            precision,
+            "--seq",
+            *map(str, args.seq),
+            "--passes",
+            *args.passes,
+            "--windows",
+            *map(str, args.windows),
+            "--launch",
+            *args.launch,
+            "--model",
+            args.model,
+            "--output",
+            part,
+            *(["--no-old"] if args.no_old else []),
+            *(["--old-only"] if args.old_only else []),
+            *(["--traces", args.traces] if args.traces else []),
+        ]
         start = time.perf_counter()
         subprocess.run(child, check=True)
         took = time.perf_counter() - start
@@ -114,23 +194,41 @@ def main() -> None:
     ap.add_argument("--precisions", nargs="+", default=["fp32", "fp16", "bf16"])
     ap.add_argument("--seq", nargs="+", type=int, default=[256, 512, 1024])
     ap.add_argument("--passes", nargs="+", default=["forward", "forward_train", "forward_backward"])
-    ap.add_argument("--windows", nargs="+", type=float, default=[1.0], help="the new protocol's window lengths")
-    ap.add_argument("--launch", nargs="+", default=["eager"], choices=["eager", "cuda_graph", "auto"],
-                    help="the new protocol's launch modes")
+    ap.add_argument(
+        "--windows", nargs="+", type=float, default=[1.0], help="the new protocol's window lengths"
+    )
+    ap.add_argument(
+        "--launch",
+        nargs="+",
+        default=["eager"],
+        choices=["eager", "cuda_graph", "auto"],
+        help="the new protocol's launch modes",
+    )
     ap.add_argument("--model", default="llama-3.2-1b")
     ap.add_argument("--no-old", action="store_true", help="the new protocol only")
-    ap.add_argument("--old-only", action="store_true",
-                    help="the old protocol only (its side of a sweep whose new side ran through the pipeline)")
-    ap.add_argument("--imports", action="store_true", help="also time a job process's start and imports")
+    ap.add_argument(
+        "--old-only",
+        action="store_true",
+        help="the old protocol only (its side of a sweep whose new side ran through the pipeline)",
+    )
+    ap.add_argument(
+        "--imports", action="store_true", help="also time a job process's start and imports"
+    )
     ap.add_argument("--output", help="write here after every job (default: stdout at the end)")
-    ap.add_argument("--traces", help="also write each configuration's power trace (labelled with its windows) here")
-    ap.add_argument("--processes", action="store_true",
-                    help="each precision in a process of its own, as pipeline jobs run (first-use costs paid by "
-                         "each; jobs[].process_s is the process's whole wall time); needs --output")
+    ap.add_argument(
+        "--traces",
+        help="also write each configuration's power trace (labelled with its windows) here",
+    )
+    ap.add_argument(
+        "--processes",
+        action="store_true",
+        help="each precision in a process of its own, as pipeline jobs run (first-use costs paid by "
+        "each; jobs[].process_s is the process's whole wall time); needs --output",
+    )
     args = ap.parse_args()
     if args.processes:
         return in_processes(args)
-    say = lambda tag: (lambda m: print(f"[{tag}] {m}", file=sys.stderr, flush=True))  # noqa: E731
+    say = lambda tag: lambda m: print(f"[{tag}] {m}", file=sys.stderr, flush=True)  # noqa: E731
     out = {"rows": [], "jobs": []}
 
     def save():  # after every job: a run cut short keeps what it measured
@@ -141,26 +239,46 @@ def main() -> None:
         if not args.no_old:
             for seq in args.seq:
                 start = time.perf_counter()
-                rows, _ = job.run(spec(precision, seq, OLD, args.passes, args.model), sized=False,
-                                  progress=say(f"{precision} s{seq} old"))
+                rows, _ = job.run(
+                    spec(precision, seq, OLD, args.passes, args.model),
+                    sized=False,
+                    progress=say(f"{precision} s{seq} old"),
+                )
                 took = time.perf_counter() - start
                 out["rows"] += records(rows, "old", took, took)
-                out["jobs"].append({"protocol": "old", "precision": precision, "seq": [seq], "seconds": took})
+                out["jobs"].append(
+                    {"protocol": "old", "precision": precision, "seq": [seq], "seconds": took}
+                )
                 say("old")(f"{precision} s{seq}: {took:.1f} s")
                 save()
-        for window, launch in ((w, l) for w in args.windows for l in args.launch if not args.old_only):
+        for window, launch in (
+            (w, l) for w in args.windows for l in args.launch if not args.old_only
+        ):
             name = f"new {window:g} s" + {"cuda_graph": " graph", "auto": " auto"}.get(launch, "")
-            specs = [spec(precision, seq, new(window, launch), args.passes, args.model) for seq in args.seq]
+            specs = [
+                spec(precision, seq, new(window, launch), args.passes, args.model)
+                for seq in args.seq
+            ]
             start, ends = time.perf_counter(), []
-            results = job.run_batch(specs, progress=say(f"{precision} {name}"),
-                                    done=lambda i, rows, trace: ends.append(time.perf_counter()))
+            results = job.run_batch(
+                specs,
+                progress=say(f"{precision} {name}"),
+                done=lambda i, rows, trace: ends.append(time.perf_counter()),
+            )
             took = time.perf_counter() - start
             for (rows, trace), began, end in zip(results, [start, *ends[:-1]], ends):
                 out["rows"] += records(rows, name, end - began, took)
                 if args.traces:
                     os.makedirs(args.traces, exist_ok=True)
-                    trace.to_parquet(os.path.join(args.traces, f"{name.replace(' ', '_')}_{precision}_s{int(rows['seq_len'].iloc[0])}.parquet"))
-            out["jobs"].append({"protocol": name, "precision": precision, "seq": args.seq, "seconds": took})
+                    trace.to_parquet(
+                        os.path.join(
+                            args.traces,
+                            f"{name.replace(' ', '_')}_{precision}_s{int(rows['seq_len'].iloc[0])}.parquet",
+                        )
+                    )
+            out["jobs"].append(
+                {"protocol": name, "precision": precision, "seq": args.seq, "seconds": took}
+            )
             say(name)(f"{precision}: {took:.1f} s for {len(specs)} configurations")
             save()
     if args.imports:

@@ -57,18 +57,44 @@ def main() -> int:
                 torch.cuda.synchronize()
                 time.sleep(max(0.0, period_ms / 1e3 - (time.perf_counter() - t)))
 
-            windows = [run_window(mon, f"p{period_ms:g}", step, args.window, guard_s=0.3) for _ in range(args.repeats)]
-            gaps = [100 * (w.readings["energy_j"] - w.readings["energy_trace_j"]) / w.readings["energy_trace_j"]
-                    for w in windows]
+            windows = [
+                run_window(mon, f"p{period_ms:g}", step, args.window, guard_s=0.3)
+                for _ in range(args.repeats)
+            ]
+            gaps = [
+                100
+                * (w.readings["energy_j"] - w.readings["energy_trace_j"])
+                / w.readings["energy_trace_j"]
+                for w in windows
+            ]
             per_iter = [w.readings["energy_j"] / w.iterations for w in windows]
-            results.append({"period_ms_target": period_ms, "matmuls_per_burst": burst,
-                            "period_ms": 1e3 * float(np.mean([w.elapsed_s / w.iterations for w in windows])),
-                            "counter_j_per_iter": float(np.mean(per_iter)),
-                            "counter_j_per_iter_cv": float(np.std(per_iter, ddof=1) / np.mean(per_iter)),
-                            "counter_vs_trace_pct": gaps, "counter_vs_trace_pct_mean": float(np.mean(gaps))})
+            results.append(
+                {
+                    "period_ms_target": period_ms,
+                    "matmuls_per_burst": burst,
+                    "period_ms": 1e3
+                    * float(np.mean([w.elapsed_s / w.iterations for w in windows])),
+                    "counter_j_per_iter": float(np.mean(per_iter)),
+                    "counter_j_per_iter_cv": float(np.std(per_iter, ddof=1) / np.mean(per_iter)),
+                    "counter_vs_trace_pct": gaps,
+                    "counter_vs_trace_pct_mean": float(np.mean(gaps)),
+                }
+            )
             print(json.dumps(results[-1]), flush=True, file=sys.stderr)
-    print(json.dumps({"gpu": gpu.name(), "gpu_uuid": gpu.uuid(), "driver": gpu.driver_version(),
-                      "matmul_s": matmul_s, "window_s": args.window, "guard_s": 0.3, "results": results}, indent=2))
+    print(
+        json.dumps(
+            {
+                "gpu": gpu.name(),
+                "gpu_uuid": gpu.uuid(),
+                "driver": gpu.driver_version(),
+                "matmul_s": matmul_s,
+                "window_s": args.window,
+                "guard_s": 0.3,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -43,24 +43,35 @@ from flopmetrics.workloads.models import resolve
 
 def summary(values: list[float]) -> dict:
     mean = statistics.fmean(values)
-    return {"mean": mean, "cv": statistics.stdev(values) / mean if len(values) > 1 else float("nan"),
-            "values": values}
+    return {
+        "mean": mean,
+        "cv": statistics.stdev(values) / mean if len(values) > 1 else float("nan"),
+        "values": values,
+    }
 
 
 def measure(precision: str, args, zeus_monitor) -> dict:
     name, fields = resolve(args.model)
-    wl = CausalLMWorkload("cuda:0", precision, name, fields, args.batch, args.seq, passes=list(args.passes))
-    setup = setup_meters("cuda:0", EnergySettings(meter="auto", sampler_hz=50, guard_s=args.guard, idle_baseline_s=0))
+    wl = CausalLMWorkload(
+        "cuda:0", precision, name, fields, args.batch, args.seq, passes=list(args.passes)
+    )
+    setup = setup_meters(
+        "cuda:0", EnergySettings(meter="auto", sampler_hz=50, guard_s=args.guard, idle_baseline_s=0)
+    )
     mon = Monitor("cuda:0", setup.meters)
     steps = wl.steps()
-    counter = setup.meters[0] if args.sized else None  # the NVML counter meter: knows when an edge is covered
+    counter = (
+        setup.meters[0] if args.sized else None
+    )  # the NVML counter meter: knows when an edge is covered
     out = {}
     rng = random.Random(args.seed)
     with wl.precision_scope(), setup.sampler, contextlib.ExitStack() as graphs:
         for p in args.passes:
             for _ in range(3):
                 steps[p]()
-        if args.replayed:  # every pass from its CUDA graph, as launch auto replays a launch-bound one
+        if (
+            args.replayed
+        ):  # every pass from its CUDA graph, as launch auto replays a launch-bound one
             steps = {p: graphs.enter_context(wl.replayed(p, steps[p])) for p in args.passes}
             for p in args.passes:
                 for _ in range(3):
@@ -69,12 +80,19 @@ def measure(precision: str, args, zeus_monitor) -> dict:
         zeus = {p: [] for p in args.passes}
         numerics = {p: [] for p in args.passes}
         phases = {p: [] for p in args.passes}
-        raws = {p: [] for p in args.passes}  # our counter's values at the edges, uninterpolated (as Zeus reads)
+        raws = {
+            p: [] for p in args.passes
+        }  # our counter's values at the edges, uninterpolated (as Zeus reads)
         for r in range(args.repeats):
             for p in args.passes:
                 wl.restore()
                 t, rate = time.perf_counter(), None
-                n = run_for(mon, steps[p], args.guard, until=(lambda t=t: counter.covers(t)) if counter else None)
+                n = run_for(
+                    mon,
+                    steps[p],
+                    args.guard,
+                    until=(lambda t=t: counter.covers(t)) if counter else None,
+                )
                 if counter:
                     rate = (time.perf_counter() - t) / n
                 if args.random_phase:  # 0 to one counter period more of whole iterations
@@ -86,9 +104,16 @@ def measure(precision: str, args, zeus_monitor) -> dict:
                 done = run_for(mon, steps[p], args.window, keep=kept, per_iteration_s=rate)
                 z = zeus_monitor.end_window(f"{precision}-{p}-{r}", sync_execution=True)
                 check = wl.health(p, kept.pop("last"))
-                w = mon.end_window(p, settle=lambda: run_for(
-                    mon, steps[p], args.guard, per_iteration_s=rate,
-                    until=(lambda: counter.covers(mon.last_close_s)) if counter else None))
+                w = mon.end_window(
+                    p,
+                    settle=lambda: run_for(
+                        mon,
+                        steps[p],
+                        args.guard,
+                        per_iteration_s=rate,
+                        until=(lambda: counter.covers(mon.last_close_s)) if counter else None,
+                    ),
+                )
                 finite, first = check()
                 numerics[p].append("finite" if finite else f"non_finite: {first}")
                 ours[p].append(w.readings["energy_j"] / done)
@@ -96,13 +121,22 @@ def measure(precision: str, args, zeus_monitor) -> dict:
                 ticks = setup.sampler.ticks()[:, 0]
                 phases[p].append(float(w.start_s - ticks[ticks <= w.start_s].max()))
                 zeus[p].append(sum(z.gpu_energy.values()) / done)
-                print(f"[{precision} {p} {r}] ours {ours[p][-1]:.3f} J/it, zeus {zeus[p][-1]:.3f} J/it, "
-                      f"{numerics[p][-1]}", file=sys.stderr, flush=True)
+                print(
+                    f"[{precision} {p} {r}] ours {ours[p][-1]:.3f} J/it, zeus {zeus[p][-1]:.3f} J/it, "
+                    f"{numerics[p][-1]}",
+                    file=sys.stderr,
+                    flush=True,
+                )
         for p in args.passes:
             o, z = summary(ours[p]), summary(zeus[p])
-            out[p] = {"ours_j_per_iter": o, "zeus_j_per_iter": z,
-                      "zeus_minus_ours_pct": 100 * (z["mean"] - o["mean"]) / o["mean"], "numerics": numerics[p],
-                      "ours_raw_edges_j_per_iter": summary(raws[p]), "start_phase_s": phases[p]}
+            out[p] = {
+                "ours_j_per_iter": o,
+                "zeus_j_per_iter": z,
+                "zeus_minus_ours_pct": 100 * (z["mean"] - o["mean"]) / o["mean"],
+                "numerics": numerics[p],
+                "ours_raw_edges_j_per_iter": summary(raws[p]),
+                "start_phase_s": phases[p],
+            }
     out["gpu_uuid"] = setup.gpu.uuid()
     out["gpu_name"] = setup.gpu.name()
     del wl
@@ -120,21 +154,38 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--window", type=float, default=2.0)
     ap.add_argument("--guard", type=float, default=0.3)
-    ap.add_argument("--sized", action="store_true", help="frame windows as the pipeline does now (see above)")
-    ap.add_argument("--random-phase", action="store_true", help="open windows at random phase (see above)")
+    ap.add_argument(
+        "--sized", action="store_true", help="frame windows as the pipeline does now (see above)"
+    )
+    ap.add_argument(
+        "--random-phase", action="store_true", help="open windows at random phase (see above)"
+    )
     ap.add_argument("--seed", type=int, default=0, help="of the random phases")
-    ap.add_argument("--replayed", action="store_true", help="replay every pass from a CUDA graph (launch auto's "
-                    "launch-bound configurations)")
+    ap.add_argument(
+        "--replayed",
+        action="store_true",
+        help="replay every pass from a CUDA graph (launch auto's launch-bound configurations)",
+    )
     args = ap.parse_args()
     from zeus.monitor import ZeusMonitor
 
     zeus_monitor = ZeusMonitor(gpu_indices=[torch.cuda.current_device()], cpu_indices=[])
     import zeus
 
-    result = {"zeus_version": getattr(zeus, "__version__", "?"), "torch": torch.__version__, "model": args.model,
-              "batch": args.batch, "seq": args.seq, "window_s": args.window, "repeats": args.repeats,
-              "guard_s": args.guard, "sized": args.sized, "random_phase": args.random_phase, "replayed": args.replayed,
-              "precisions": {p: measure(p, args, zeus_monitor) for p in args.precisions}}
+    result = {
+        "zeus_version": getattr(zeus, "__version__", "?"),
+        "torch": torch.__version__,
+        "model": args.model,
+        "batch": args.batch,
+        "seq": args.seq,
+        "window_s": args.window,
+        "repeats": args.repeats,
+        "guard_s": args.guard,
+        "sized": args.sized,
+        "random_phase": args.random_phase,
+        "replayed": args.replayed,
+        "precisions": {p: measure(p, args, zeus_monitor) for p in args.precisions},
+    }
     json.dump(result, sys.stdout, indent=1)
 
 

@@ -17,9 +17,18 @@ import tempfile
 import time
 from pathlib import Path
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--remote-debugging-pipe", "--window-size=1400,1000")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-debugging-pipe",
+    "--window-size=1400,1000",
+)
 
 
 def chromium() -> str | None:
@@ -38,13 +47,27 @@ class Page:
         self._from_chrome_r, self._from_chrome_w = os.pipe()
         self._profile = tempfile.TemporaryDirectory()
         self.log = Path(self._profile.name) / "chromium.log"
-        r, w = (_high(fd) for fd in (self._to_chrome_r, self._from_chrome_w))  # never 3 or 4 themselves
+        r, w = (
+            _high(fd) for fd in (self._to_chrome_r, self._from_chrome_w)
+        )  # never 3 or 4 themselves
         # Chromium reads commands on fd 3 and writes replies and events on fd 4: the shell puts them there
-        command = f"exec 3<&{r} 4>&{w} {r}<&- {w}>&-; exec \"$@\""
+        command = f'exec 3<&{r} 4>&{w} {r}<&- {w}>&-; exec "$@"'
         with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(["bash", "-c", command, "chromium", binary, *FLAGS,
-                                          f"--user-data-dir={self._profile.name}/profile"],
-                                         pass_fds=(r, w), stdout=log, stderr=log, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [
+                    "bash",
+                    "-c",
+                    command,
+                    "chromium",
+                    binary,
+                    *FLAGS,
+                    f"--user-data-dir={self._profile.name}/profile",
+                ],
+                pass_fds=(r, w),
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
         os.close(r)
         os.close(w)
         self._buffer, self._id, self.events, self.session = b"", 0, [], None
@@ -56,7 +79,9 @@ class Page:
                 return None
             chunk = os.read(self._from_chrome_r, 1 << 20)
             if not chunk:
-                raise RuntimeError("Chromium closed the DevTools pipe:\n" + self.log.read_text()[-2000:])
+                raise RuntimeError(
+                    "Chromium closed the DevTools pipe:\n" + self.log.read_text()[-2000:]
+                )
             self._buffer += chunk
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
@@ -102,7 +127,10 @@ class Page:
                 d = p["exceptionDetails"]
                 out.append(f"exception: {d.get('exception', {}).get('description', d.get('text'))}")
             elif e.get("method") == "Runtime.consoleAPICalled" and p.get("type") == "error":
-                out.append("console.error: " + " ".join(str(a.get("value", a.get("description"))) for a in p["args"]))
+                out.append(
+                    "console.error: "
+                    + " ".join(str(a.get("value", a.get("description"))) for a in p["args"])
+                )
             elif e.get("method") == "Log.entryAdded" and p["entry"]["level"] == "error":
                 out.append(f"log: {p['entry']['text']} {p['entry'].get('url', '')}")
         return out
@@ -128,7 +156,9 @@ def open_page(url: str, screenshot: Path, settle_s: float = 3.0) -> list[str]:
     page = Page(chromium())
     try:
         target = page.send("Target.createTarget", url="about:blank")["targetId"]
-        page.session = page.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        page.session = page.send("Target.attachToTarget", targetId=target, flatten=True)[
+            "sessionId"
+        ]
         for domain in ("Page", "Runtime", "Log"):
             page.send(f"{domain}.enable")
         page.send("Page.navigate", url=url)

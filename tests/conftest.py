@@ -69,14 +69,28 @@ class Workflow:
 
     def command(self, *args: str) -> list[str]:
         return [
-            sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(self.workdir),
-            "--configfile", str(self.config_path), "--cores", "2", *args,
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(self.workdir),
+            "--configfile",
+            str(self.config_path),
+            "--cores",
+            "2",
+            *args,
         ]
 
-    def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess:
         proc = subprocess.run(self.command(*args), capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
-            raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     def scheduled(self, *args: str) -> dict[str, int]:
@@ -107,14 +121,40 @@ def workflow(tmp_path, small_config) -> Workflow:
     return Workflow(tmp_path, small_config)
 
 
-def job_spec(experiment: str, workload: dict, target: str = "cpu", precision: str = "fp32", measure=None,
-             energy=None):
+def job_spec(
+    experiment: str,
+    workload: dict,
+    target: str = "cpu",
+    precision: str = "fp32",
+    measure=None,
+    energy=None,
+):
     """A JobSpec in the one shape the workflow builds (flopmetrics.jobs.spec), for unit tests."""
     from flopmetrics.jobs.spec import JobSpec
 
-    return JobSpec.from_params({
-        "experiment": experiment, "target": target, "precision": precision, "workload": workload,
-        "measure": {"repeats": 2, "min_repeats": 2, "target_rse": 0.0, "min_window_s": 0.02, "warmup_iterations": 1, "seed": 0, "profiler_flops": False,
-                    "launch": "eager", **(measure or {})},
-        "energy": {"meter": "auto", "sampler_hz": 50, "guard_s": 0.3, "idle_baseline_s": 0.0, **(energy or {})},
-    })
+    return JobSpec.from_params(
+        {
+            "experiment": experiment,
+            "target": target,
+            "precision": precision,
+            "workload": workload,
+            "measure": {
+                "repeats": 2,
+                "min_repeats": 2,
+                "target_rse": 0.0,
+                "min_window_s": 0.02,
+                "warmup_iterations": 1,
+                "seed": 0,
+                "profiler_flops": False,
+                "launch": "eager",
+                **(measure or {}),
+            },
+            "energy": {
+                "meter": "auto",
+                "sampler_hz": 50,
+                "guard_s": 0.3,
+                "idle_baseline_s": 0.0,
+                **(energy or {}),
+            },
+        }
+    )

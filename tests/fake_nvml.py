@@ -18,8 +18,15 @@ from types import SimpleNamespace
 class FakeNvml:
     NVML_FI_DEV_POWER_INSTANT = 186
 
-    def __init__(self, idle_w=60.0, period_s=0.1, has_counter=True, name="NVIDIA H100 80GB HBM3",
-                 power_limit_w=700.0, counter_delay_s=0.0):
+    def __init__(
+        self,
+        idle_w=60.0,
+        period_s=0.1,
+        has_counter=True,
+        name="NVIDIA H100 80GB HBM3",
+        power_limit_w=700.0,
+        counter_delay_s=0.0,
+    ):
         self._lock = threading.Lock()
         self.t_start = time.perf_counter()
         self.changes = [(self.t_start, idle_w)]  # (time, watts) steps of the power schedule
@@ -72,7 +79,9 @@ class FakeNvml:
         self.calls += 1
         if not self.has_counter:
             raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
-        return int(round(1000 * self.energy_between(self.t_start, self._last_tick(time.perf_counter()))))
+        return int(
+            round(1000 * self.energy_between(self.t_start, self._last_tick(time.perf_counter())))
+        )
 
     def nvmlDeviceGetFieldValues(self, handle, field_ids):
         assert list(field_ids) == [self.NVML_FI_DEV_POWER_INSTANT]

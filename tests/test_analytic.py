@@ -45,7 +45,9 @@ def test_thesis_formula_reproduces_published_hyper_surface(thesis_dir):
     df = pd.read_csv(thesis_dir / "metrics/hyper_surface/hyper_surface_summary.csv")
     assert len(df) == 1280
     fwd = [analytic.mlp_forward_thesis(int(r.n), int(r.d), int(r.m)).total for r in df.itertuples()]
-    bwd = [analytic.mlp_backward_thesis(int(r.n), int(r.d), int(r.m)).total for r in df.itertuples()]
+    bwd = [
+        analytic.mlp_backward_thesis(int(r.n), int(r.d), int(r.m)).total for r in df.itertuples()
+    ]
     assert (df["theoretical_total_flops_fwd"].astype("int64") == pd.Series(fwd)).all()
     assert (df["theoretical_total_flops_bwd"].astype("int64") == pd.Series(bwd)).all()
 
@@ -72,6 +74,8 @@ def test_unknown_pass_or_convention():
 
 
 def test_arithmetic_intensity_bytes_scale_with_dtype():
-    assert analytic.mlp_bytes("forward", 2, 64, 16, 2) * 2 == analytic.mlp_bytes("forward", 2, 64, 16, 4)
+    assert analytic.mlp_bytes("forward", 2, 64, 16, 2) * 2 == analytic.mlp_bytes(
+        "forward", 2, 64, 16, 4
+    )
     # forward: per layer d^2 + 4dm elements
     assert analytic.mlp_bytes("forward", 1, 10, 3, 1) == 100 + 120

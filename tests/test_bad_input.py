@@ -37,32 +37,66 @@ def refuses(workflow, mutate, *expected: str, before=None):
 
 
 def with_llm(cfg, models):
-    cfg["llm"] = {"targets": ["cpu"], "models": models, "seq_len": [8], "batch_size": [1], "repeats": 1,
-                  "min_window_s": 0.01, "warmup_iterations": 0}
+    cfg["llm"] = {
+        "targets": ["cpu"],
+        "models": models,
+        "seq_len": [8],
+        "batch_size": [1],
+        "repeats": 1,
+        "min_window_s": 0.01,
+        "warmup_iterations": 0,
+    }
 
 
 def write_config_json(folder, **fields):
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 32, "intermediate_size": 64,
-                                                    "num_hidden_layers": 1, "num_attention_heads": 2,
-                                                    "vocab_size": 64, **fields}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "vocab_size": 64,
+                **fields,
+            }
+        )
+    )
 
 
 # --- model names that break paths ---------------------------------------------------------------
 def test_model_names_that_break_paths(workflow):
     wd = workflow.workdir
     # the issue's example: a folder with a space would have named the model 'my model'
-    refuses(workflow, lambda c: with_llm(c, [str(wd / "my model/config.json")]), "llm.models[0]", "'my model'",
-            "not a safe file name", before=lambda w: write_config_json(w / "my model"))
+    refuses(
+        workflow,
+        lambda c: with_llm(c, [str(wd / "my model/config.json")]),
+        "llm.models[0]",
+        "'my model'",
+        "not a safe file name",
+        before=lambda w: write_config_json(w / "my model"),
+    )
     # two paths that end in folders of the same name would write the same files
-    refuses(workflow, lambda c: with_llm(c, [str(wd / "a/m/config.json"), str(wd / "b/m/config.json")]),
-            "llm.models[1]", "'m' is also the name of llm.models[0]",
-            before=lambda w: (write_config_json(w / "a/m"), write_config_json(w / "b/m")))
+    refuses(
+        workflow,
+        lambda c: with_llm(c, [str(wd / "a/m/config.json"), str(wd / "b/m/config.json")]),
+        "llm.models[1]",
+        "'m' is also the name of llm.models[0]",
+        before=lambda w: (write_config_json(w / "a/m"), write_config_json(w / "b/m")),
+    )
     # variant: an inline name that is not a file name
-    refuses(workflow, lambda c: with_llm(c, [{"name": "../x", "model_type": "llama"}]), "llm.models[0]")
+    refuses(
+        workflow, lambda c: with_llm(c, [{"name": "../x", "model_type": "llama"}]), "llm.models[0]"
+    )
     # variant: a name starting with a dot, given by a folder
-    refuses(workflow, lambda c: with_llm(c, [str(wd / ".hidden")]), "'.hidden'", "not a safe file name",
-            before=lambda w: write_config_json(w / ".hidden"))
+    refuses(
+        workflow,
+        lambda c: with_llm(c, [str(wd / ".hidden")]),
+        "'.hidden'",
+        "not a safe file name",
+        before=lambda w: write_config_json(w / ".hidden"),
+    )
 
 
 def test_config_json_in_the_working_directory_and_dotdot_get_a_safe_name(workflow):
@@ -85,29 +119,64 @@ def test_model_configs_are_built_at_parse_time(workflow):
     with_llm(cfg, [{"name": "mini", "model_type": "llama"}])
     workflow.write_config(cfg)
     proc = workflow.run("--dry-run")
-    assert "model mini: llama, 32 layers, hidden size 4096, 6,738,415,616 parameters" in proc.stderr + proc.stdout
+    assert (
+        "model mini: llama, 32 layers, hidden size 4096, 6,738,415,616 parameters"
+        in proc.stderr + proc.stdout
+    )
     # a model type transformers does not know, named with transformers' own message
-    refuses(workflow, lambda c: with_llm(c, [{"name": "x", "model_type": "llamma"}]), "llm.models[0]",
-            "transformers rejects this config (model_type 'llamma')", "Unrecognized model identifier")
+    refuses(
+        workflow,
+        lambda c: with_llm(c, [{"name": "x", "model_type": "llamma"}]),
+        "llm.models[0]",
+        "transformers rejects this config (model_type 'llamma')",
+        "Unrecognized model identifier",
+    )
     # a model path that is a folder without a config.json (was a bare IsADirectoryError)
-    refuses(workflow, lambda c: with_llm(c, [str(workflow.workdir / "empty")]), "llm.models[0]",
-            "is a folder without a config.json", before=lambda w: (w / "empty").mkdir())
+    refuses(
+        workflow,
+        lambda c: with_llm(c, [str(workflow.workdir / "empty")]),
+        "llm.models[0]",
+        "is a folder without a config.json",
+        before=lambda w: (w / "empty").mkdir(),
+    )
     # a config.json that does not parse names its line
-    refuses(workflow, lambda c: with_llm(c, [str(workflow.workdir / "bad/config.json")]), "llm.models[0]",
-            "does not parse: line 2", before=lambda w: ((w / "bad").mkdir(), (w / "bad/config.json").write_text(
-                '{"model_type": "llama",\n "hidden_size": }')))
+    refuses(
+        workflow,
+        lambda c: with_llm(c, [str(workflow.workdir / "bad/config.json")]),
+        "llm.models[0]",
+        "does not parse: line 2",
+        before=lambda w: (
+            (w / "bad").mkdir(),
+            (w / "bad/config.json").write_text('{"model_type": "llama",\n "hidden_size": }'),
+        ),
+    )
 
 
 # --- duplicates merged in silence ---------------------------------------------------------------
 def test_reference_folders_that_would_merge_rows_twice(workflow):
     ref = str(REFERENCE)
-    refuses(workflow, lambda c: c["reference"].update(dirs=[ref, ref]), "reference.dirs", "non-unique")
-    refuses(workflow, lambda c: c["reference"].update(dirs=[ref, ref + "/"]), "reference.dirs[1]",
-            "overlaps reference.dirs[0]")
-    refuses(workflow, lambda c: c["reference"].update(dirs=[ref, ref + "/raw/.."]), "reference.dirs[1]",
-            "overlaps reference.dirs[0]")
-    refuses(workflow, lambda c: c["reference"].update(dirs=["results"]), "reference.dirs[0]",
-            "this run's results folder", before=lambda w: None)
+    refuses(
+        workflow, lambda c: c["reference"].update(dirs=[ref, ref]), "reference.dirs", "non-unique"
+    )
+    refuses(
+        workflow,
+        lambda c: c["reference"].update(dirs=[ref, ref + "/"]),
+        "reference.dirs[1]",
+        "overlaps reference.dirs[0]",
+    )
+    refuses(
+        workflow,
+        lambda c: c["reference"].update(dirs=[ref, ref + "/raw/.."]),
+        "reference.dirs[1]",
+        "overlaps reference.dirs[0]",
+    )
+    refuses(
+        workflow,
+        lambda c: c["reference"].update(dirs=["results"]),
+        "reference.dirs[0]",
+        "this run's results folder",
+        before=lambda w: None,
+    )
 
 
 def test_a_file_copied_over_another_jobs_file_is_refused(tmp_path):
@@ -115,38 +184,81 @@ def test_a_file_copied_over_another_jobs_file_is_refused(tmp_path):
 
     raw = tmp_path / "ref/raw/llm/h100/llama-3.2-1b/fp16"
     raw.mkdir(parents=True)
-    shutil.copy(REFERENCE / "raw/llm/h100/llama-3.2-1b/fp16/b8_s256.parquet", raw / "b8_s512.parquet")
-    with pytest.raises(MergeError, match=r"b8_s512.parquet: its path names seq_len=512 but its rows hold seq_len"):
+    shutil.copy(
+        REFERENCE / "raw/llm/h100/llama-3.2-1b/fp16/b8_s256.parquet", raw / "b8_s512.parquet"
+    )
+    with pytest.raises(
+        MergeError, match=r"b8_s512.parquet: its path names seq_len=512 but its rows hold seq_len"
+    ):
         merge_energy([], [str(raw / "b8_s512.parquet")])
     # variant: the same measurement under two names (identity by config hash, GPU, start time)
     other = tmp_path / "other/raw/llm/h100/llama-3.2-1b/fp16"
     other.mkdir(parents=True)
-    shutil.copy(REFERENCE / "raw/llm/h100/llama-3.2-1b/fp16/b8_s256.parquet", other / "b8_s256.parquet")
-    shutil.copy(REFERENCE / "raw/llm/h100/llama-3.2-1b/fp16/b8_s256.parquet", raw / "b8_s256.parquet")
+    shutil.copy(
+        REFERENCE / "raw/llm/h100/llama-3.2-1b/fp16/b8_s256.parquet", other / "b8_s256.parquet"
+    )
+    shutil.copy(
+        REFERENCE / "raw/llm/h100/llama-3.2-1b/fp16/b8_s256.parquet", raw / "b8_s256.parquet"
+    )
     with pytest.raises(MergeError, match="hold the same measurement"):
         merge_energy([], [str(raw / "b8_s256.parquet"), str(other / "b8_s256.parquet")])
     # variant: another precision's file under this precision's name
-    shutil.copy(REFERENCE / "raw/llm/h100/llama-3.2-1b/fp16-mixed/b8_s256.parquet", raw / "b8_s384.parquet")
-    with pytest.raises(MergeError, match="precision=fp16 but its rows hold precision = \\['fp16-mixed'\\]"):
+    shutil.copy(
+        REFERENCE / "raw/llm/h100/llama-3.2-1b/fp16-mixed/b8_s256.parquet", raw / "b8_s384.parquet"
+    )
+    with pytest.raises(
+        MergeError, match="precision=fp16 but its rows hold precision = \\['fp16-mixed'\\]"
+    ):
         merge_energy([], [str(raw / "b8_s384.parquet")])
 
 
 # --- settings that disable a safeguard ----------------------------------------------------------
 def test_settings_that_would_disable_a_safeguard(workflow):
-    refuses(workflow, lambda c: c["mlp"].update(min_window_s=0), "mlp.min_window_s: 0 is less than or equal to")
-    refuses(workflow, lambda c: c.update(calibration={"workloads": []}), "calibration.workloads", "should be non-empty")
-    refuses(workflow, lambda c: c["figures"].update(energy_efficiency={"seq_len": 333}),
-            "figures.energy_efficiency.seq_len", "333 was never measured")
-    refuses(workflow, lambda c: c.update(energy={"sampler_hz": 1e6}), "energy.sampler_hz", "maximum of 1000")
-    refuses(workflow, lambda c: c["figures"].update(efficiency_vs_seq_len={"passes": []}),
-            "figures.efficiency_vs_seq_len.passes", "should be non-empty")
+    refuses(
+        workflow,
+        lambda c: c["mlp"].update(min_window_s=0),
+        "mlp.min_window_s: 0 is less than or equal to",
+    )
+    refuses(
+        workflow,
+        lambda c: c.update(calibration={"workloads": []}),
+        "calibration.workloads",
+        "should be non-empty",
+    )
+    refuses(
+        workflow,
+        lambda c: c["figures"].update(energy_efficiency={"seq_len": 333}),
+        "figures.energy_efficiency.seq_len",
+        "333 was never measured",
+    )
+    refuses(
+        workflow,
+        lambda c: c.update(energy={"sampler_hz": 1e6}),
+        "energy.sampler_hz",
+        "maximum of 1000",
+    )
+    refuses(
+        workflow,
+        lambda c: c["figures"].update(efficiency_vs_seq_len={"passes": []}),
+        "figures.efficiency_vs_seq_len.passes",
+        "should be non-empty",
+    )
 
 
 def test_a_window_of_too_few_counter_periods_fails_the_window_gate():
     from flopmetrics.energy import gates
 
-    row = {"gpu_key": "h100_sxm", "gpu_label": "h100", "precision": "bf16", "status": "ok", "derived": False,
-           "numerics": "finite", "min_window_s": 0.01, "window_s_min": 0.25, "counter_period_s": 0.1}
+    row = {
+        "gpu_key": "h100_sxm",
+        "gpu_label": "h100",
+        "precision": "bf16",
+        "status": "ok",
+        "derived": False,
+        "numerics": "finite",
+        "min_window_s": 0.01,
+        "window_s_min": 0.25,
+        "counter_period_s": 0.1,
+    }
     out = gates.apply(pd.DataFrame([row, {**row, "window_s_min": 0.31}]))
     assert out["gate_window"].tolist() == [False, True]
 
@@ -158,15 +270,29 @@ def test_inputs_that_crashed_without_a_name(workflow):
         pd.DataFrame({"a": [1], "gpu": ["h100"]}).to_parquet(w / "foreign/raw/x/t.parquet")
 
     # the issue's example: a reference parquet with foreign columns (was UnknownGPU: 'nan')
-    refuses(workflow, lambda c: c["reference"].update(dirs=["foreign"]), "reference.dirs",
-            "foreign/raw/x/t.parquet: not a flopmetrics per-job table", before=foreign)
+    refuses(
+        workflow,
+        lambda c: c["reference"].update(dirs=["foreign"]),
+        "reference.dirs",
+        "foreign/raw/x/t.parquet: not a flopmetrics per-job table",
+        before=foreign,
+    )
     # a trace of a model this config does not run (was an InputFunctionException)
-    refuses(workflow, lambda c: c["figures"].update(
-        power_trace={"trace": "results/traces/llm/cpu/nothere/fp32/b8_s256.parquet"}),
-        "figures.power_trace.trace", "is not a trace any job of this config writes")
+    refuses(
+        workflow,
+        lambda c: c["figures"].update(
+            power_trace={"trace": "results/traces/llm/cpu/nothere/fp32/b8_s256.parquet"}
+        ),
+        "figures.power_trace.trace",
+        "is not a trace any job of this config writes",
+    )
     # variant: a trace path outside results that does not exist
-    refuses(workflow, lambda c: c["figures"].update(power_trace={"trace": "nowhere/t.parquet"}),
-            "figures.power_trace", "'nowhere/t.parquet' does not exist")
+    refuses(
+        workflow,
+        lambda c: c["figures"].update(power_trace={"trace": "nowhere/t.parquet"}),
+        "figures.power_trace",
+        "'nowhere/t.parquet' does not exist",
+    )
 
 
 def test_a_reference_file_that_is_not_parquet_is_named(tmp_path):
@@ -176,58 +302,167 @@ def test_a_reference_file_that_is_not_parquet_is_named(tmp_path):
     (tmp_path / "raw/x.parquet").write_text("not parquet")
     with pytest.raises(MergeError, match="x.parquet: not a readable parquet file"):
         merge_energy([], [str(tmp_path / "raw/x.parquet")])
-    pd.DataFrame({"workload": ["llm"], "pass": ["forward"], "precision": ["fp16"], "status": ["ok"],
-                  "gpu_label": [None]}).to_parquet(tmp_path / "raw/y.parquet")
+    pd.DataFrame(
+        {
+            "workload": ["llm"],
+            "pass": ["forward"],
+            "precision": ["fp16"],
+            "status": ["ok"],
+            "gpu_label": [None],
+        }
+    ).to_parquet(tmp_path / "raw/y.parquet")
     with pytest.raises(MergeError, match="y.parquet: gpu_label empty is no datasheet GPU"):
         merge_energy([], [str(tmp_path / "raw/y.parquet")])
 
 
 # --- checked only at job time -------------------------------------------------------------------
 def test_values_checked_only_at_job_time_are_checked_at_parse_time(workflow):
-    refuses(workflow, lambda c: c.update(energy={"meter": "nvml"}), "energy.meter", "'nvml' reads a GPU",
-            "mlp.targets[0] = 'cpu'")
-    refuses(workflow, lambda c: c["figures"]["mlp_pct_diff_heatmap"].update(cmap="vlagg"),
-            "figures.mlp_pct_diff_heatmap.cmap", "'vlagg' is not a matplotlib or seaborn colour map", "vlag")
-    refuses(workflow, lambda c: (c["execution"].update(run_on_cpu=True), c["mlp"].update(targets=["h100"]),
-                                 c.update(energy={"meter": "nvml_trace"})),
-            "energy.meter", "execution.run_on_cpu is on")
+    refuses(
+        workflow,
+        lambda c: c.update(energy={"meter": "nvml"}),
+        "energy.meter",
+        "'nvml' reads a GPU",
+        "mlp.targets[0] = 'cpu'",
+    )
+    refuses(
+        workflow,
+        lambda c: c["figures"]["mlp_pct_diff_heatmap"].update(cmap="vlagg"),
+        "figures.mlp_pct_diff_heatmap.cmap",
+        "'vlagg' is not a matplotlib or seaborn colour map",
+        "vlag",
+    )
+    refuses(
+        workflow,
+        lambda c: (
+            c["execution"].update(run_on_cpu=True),
+            c["mlp"].update(targets=["h100"]),
+            c.update(energy={"meter": "nvml_trace"}),
+        ),
+        "energy.meter",
+        "execution.run_on_cpu is on",
+    )
     refuses(workflow, lambda c: c.update(energy={"sampler_hz": 5000}), "energy.sampler_hz")
-    refuses(workflow, lambda c: c["mlp"].update(launch="cuda_graph"), "mlp.launch", "'cuda_graph' replays CUDA graphs",
-            "mlp.targets[0] = 'cpu'")
+    refuses(
+        workflow,
+        lambda c: c["mlp"].update(launch="cuda_graph"),
+        "mlp.launch",
+        "'cuda_graph' replays CUDA graphs",
+        "mlp.targets[0] = 'cpu'",
+    )
     refuses(workflow, lambda c: c["mlp"].update(launch="graph"), "mlp", "launch", "'graph'")
-    refuses(workflow, lambda c: c.update(thesis={"compare_gpu": "h1000"}), "thesis.compare_gpu", "'h1000'")
-    refuses(workflow, lambda c: c.update(co2e={"workloads": [
-        {"name": "w", "model": "tiny-llama", "tokens": 1e6, "batch_size": 1, "seq_len": 8, "gpu": "h100",
-         "precision": "fp32"},
-        {"name": "w", "model": "tiny-llama", "tokens": 1e6, "batch_size": 1, "seq_len": 8, "gpu": "cuda",
-         "precision": "fp32"}]}), "co2e.workloads[1].name", "'w' also names co2e.workloads[0]")
-    refuses(workflow, lambda c: c.update(co2e={"workloads": [
-        {"name": "w", "model": "tiny-llama", "tokens": 1e6, "batch_size": 1, "seq_len": 8, "gpu": "h100",
-         "precision": "fp32", "world_size": 4}]}), "co2e.workloads[0].strategy", "world_size 4 needs a strategy")
-    refuses(workflow, lambda c: c.update(distributed={"targets": ["cpu"], "scaling": ["strong"], "batch_size": [6],
-                                                      "world_size": [4]}),
-            "distributed.batch_size", "6 cannot be split evenly over world_size 4")
-    refuses(workflow, lambda c: c.update(distributed={"targets": ["cpu"], "zeus": True}), "distributed.zeus",
-            "distributed.targets[0] = 'cpu'")
-    refuses(workflow, lambda c: c.update(distributed={"targets": ["h1000"]}), "distributed.targets[0]", "'h1000'")
-    refuses(workflow, lambda c: c.update(distributed={"targets": ["cpu"], "models": ["no-such-model"]}),
-            "distributed.models[0]", "no-such-model")
+    refuses(
+        workflow,
+        lambda c: c.update(thesis={"compare_gpu": "h1000"}),
+        "thesis.compare_gpu",
+        "'h1000'",
+    )
+    refuses(
+        workflow,
+        lambda c: c.update(
+            co2e={
+                "workloads": [
+                    {
+                        "name": "w",
+                        "model": "tiny-llama",
+                        "tokens": 1e6,
+                        "batch_size": 1,
+                        "seq_len": 8,
+                        "gpu": "h100",
+                        "precision": "fp32",
+                    },
+                    {
+                        "name": "w",
+                        "model": "tiny-llama",
+                        "tokens": 1e6,
+                        "batch_size": 1,
+                        "seq_len": 8,
+                        "gpu": "cuda",
+                        "precision": "fp32",
+                    },
+                ]
+            }
+        ),
+        "co2e.workloads[1].name",
+        "'w' also names co2e.workloads[0]",
+    )
+    refuses(
+        workflow,
+        lambda c: c.update(
+            co2e={
+                "workloads": [
+                    {
+                        "name": "w",
+                        "model": "tiny-llama",
+                        "tokens": 1e6,
+                        "batch_size": 1,
+                        "seq_len": 8,
+                        "gpu": "h100",
+                        "precision": "fp32",
+                        "world_size": 4,
+                    }
+                ]
+            }
+        ),
+        "co2e.workloads[0].strategy",
+        "world_size 4 needs a strategy",
+    )
+    refuses(
+        workflow,
+        lambda c: c.update(
+            distributed={
+                "targets": ["cpu"],
+                "scaling": ["strong"],
+                "batch_size": [6],
+                "world_size": [4],
+            }
+        ),
+        "distributed.batch_size",
+        "6 cannot be split evenly over world_size 4",
+    )
+    refuses(
+        workflow,
+        lambda c: c.update(distributed={"targets": ["cpu"], "zeus": True}),
+        "distributed.zeus",
+        "distributed.targets[0] = 'cpu'",
+    )
+    refuses(
+        workflow,
+        lambda c: c.update(distributed={"targets": ["h1000"]}),
+        "distributed.targets[0]",
+        "'h1000'",
+    )
+    refuses(
+        workflow,
+        lambda c: c.update(distributed={"targets": ["cpu"], "models": ["no-such-model"]}),
+        "distributed.models[0]",
+        "no-such-model",
+    )
 
 
 # --- CPU out of memory --------------------------------------------------------------------------
 def test_cpu_out_of_memory_is_an_oom_row():
     from flopmetrics.jobs.run import run
 
-    rows, trace = run(job_spec("mlp", {"n": 1, "d": 2_000_000, "m": 2}), progress=lambda m: None)  # 16 TB of W
-    assert (rows["status"] == "oom").all() and rows["error"].str.contains("can't allocate memory").all()
+    rows, trace = run(
+        job_spec("mlp", {"n": 1, "d": 2_000_000, "m": 2}), progress=lambda m: None
+    )  # 16 TB of W
+    assert (rows["status"] == "oom").all() and rows["error"].str.contains(
+        "can't allocate memory"
+    ).all()
     assert not rows["gates_passed"].any() and trace.empty
 
 
 def test_a_cuda_graph_job_on_the_cpu_is_refused_before_it_measures():
     from flopmetrics.jobs.run import run
 
-    with pytest.raises(ValueError, match="launch 'cuda_graph' replays passes from CUDA graphs, but this mlp job runs on"):
-        run(job_spec("mlp", {"n": 1, "d": 8, "m": 2}, measure={"launch": "cuda_graph"}), progress=lambda m: None)
+    with pytest.raises(
+        ValueError,
+        match="launch 'cuda_graph' replays passes from CUDA graphs, but this mlp job runs on",
+    ):
+        run(
+            job_spec("mlp", {"n": 1, "d": 8, "m": 2}, measure={"launch": "cuda_graph"}),
+            progress=lambda m: None,
+        )
     with pytest.raises(ValueError, match="unknown launch 'graph'"):
         job_spec("mlp", {"n": 1, "d": 8, "m": 2}, measure={"launch": "graph"})
 
@@ -262,10 +497,27 @@ def test_variant_keys_find_their_labels_calibration():
 
     from flopmetrics.analysis import co2e
 
-    cal = pd.DataFrame([{"gpu_label": "h100", "precision": "bf16-mixed", "pass": "train_step",
-                         "ee_flops_per_j": 4e11, "ee_lo": 3e11, "ee_hi": 5e11}])
-    w = {"name": "x", "model": "llama-3.2-1b", "tokens": 8192, "batch_size": 8, "seq_len": 1024,
-         "precision": "bf16-mixed", "pass": "train_step"}
+    cal = pd.DataFrame(
+        [
+            {
+                "gpu_label": "h100",
+                "precision": "bf16-mixed",
+                "pass": "train_step",
+                "ee_flops_per_j": 4e11,
+                "ee_lo": 3e11,
+                "ee_hi": 5e11,
+            }
+        ]
+    )
+    w = {
+        "name": "x",
+        "model": "llama-3.2-1b",
+        "tokens": 8192,
+        "batch_size": 8,
+        "seq_len": 1024,
+        "precision": "bf16-mixed",
+        "pass": "train_step",
+    }
     assert co2e.estimate([{**w, "gpu": "h100_sxm"}], cal, 1.5, 400).iloc[0]["status"] == "ok"
     assert np.isnan(co2e.estimate([{**w, "gpu": "a100_sxm4_80gb"}], cal, 1.5, 400).iloc[0]["kwh"])
 
@@ -281,14 +533,28 @@ def test_check_devices_fires_under_the_cluster_profile_too(workflow):
     cfg["mlp"]["targets"] = ["cuda"]
     workflow.write_config(cfg)
     proc = workflow.run("--profile", str(REPO / "profiles/slurm"), "--dry-run", check=False)
-    assert proc.returncode != 0 and "mlp.targets: 'cuda' requested but no CUDA GPU" in proc.stdout + proc.stderr
+    assert (
+        proc.returncode != 0
+        and "mlp.targets: 'cuda' requested but no CUDA GPU" in proc.stdout + proc.stderr
+    )
 
 
 def test_nsight_compute_settings_are_checked_at_parse_time(workflow):
-    refuses(workflow, lambda c: c.update(ncu={"targets": ["cpu"]}), "ncu.targets[0]", "GPU kernels only")
-    refuses(workflow, lambda c: c.update(ncu={"targets": ["h1000"]}), "ncu.targets[0]", "no datasheet entry")
+    refuses(
+        workflow, lambda c: c.update(ncu={"targets": ["cpu"]}), "ncu.targets[0]", "GPU kernels only"
+    )
+    refuses(
+        workflow,
+        lambda c: c.update(ncu={"targets": ["h1000"]}),
+        "ncu.targets[0]",
+        "no datasheet entry",
+    )
     refuses(workflow, lambda c: c.update(ncu={"mlp": [[2, 128]]}), "ncu", "mlp")
     refuses(workflow, lambda c: c.update(ncu={"precisions": ["fp16-mixed"]}), "ncu", "fp16-mixed")
     refuses(workflow, lambda c: c.update(ncu={"llm": ["llama-3.2-1b:2"]}), "ncu", "llama-3.2-1b:2")
-    refuses(workflow, lambda c: c["figures"].update(ncu_gap_heatmap={"cmap": "rocket_rr"}),
-            "figures.ncu_gap_heatmap.cmap", "rocket_r")
+    refuses(
+        workflow,
+        lambda c: c["figures"].update(ncu_gap_heatmap={"cmap": "rocket_rr"}),
+        "figures.ncu_gap_heatmap.cmap",
+        "rocket_r",
+    )

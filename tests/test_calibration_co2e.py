@@ -20,7 +20,9 @@ def test_fits_recover_exact_models():
     assert ee_dyn == pytest.approx(8e11) and p_static == pytest.approx(120)
     one, two, timed = calibration.leave_one_out(F, t, F / 8e11 + 120 * t)
     assert calibration.mape(two, F / 8e11 + 120 * t) == pytest.approx(0, abs=1e-9)
-    assert calibration.mape(one, F / 8e11 + 120 * t) > 1  # the one-term model cannot absorb static power
+    assert (
+        calibration.mape(one, F / 8e11 + 120 * t) > 1
+    )  # the one-term model cannot absorb static power
     lo, hi = calibration.bootstrap_ee(F, F / 5e11 * np.array([1.02, 0.98, 1.01, 0.99]), n=500)
     assert lo < 5e11 < hi
 
@@ -40,13 +42,24 @@ def test_reference_rows_pass_every_gate(reference):
     assert len(llm) == 5 * 5 * 6  # precisions x sequence lengths x passes
     # every committed row was measured with the numeric-health check and computed on finite numbers
     # (the fp16 rows of 2026-11-26 were on NaN weights and are gone, as is every 'unknown' row)
-    assert (reference["numerics"] == "finite").all(), reference.loc[reference["numerics"] != "finite", "numerics"]
-    assert (reference["status"] == "ok").all() and reference["gates_passed"].all(), reference["gate_failures"].unique()
+    assert (reference["numerics"] == "finite").all(), reference.loc[
+        reference["numerics"] != "finite", "numerics"
+    ]
+    assert (reference["status"] == "ok").all() and reference["gates_passed"].all(), reference[
+        "gate_failures"
+    ].unique()
     assert (reference["gpu_name"] == "NVIDIA H100 80GB HBM3").all()
     assert (reference["tflops_per_j"] * 1e12 <= reference["max_flops_per_j"]).all()
     direct = reference[~reference["derived"].astype(bool)]
     assert (direct["window_s_min"] >= 2.0).all() and (direct["windows"] >= 3).all()
-    for col in ("gpu_uuid", "driver_version", "git_revision", "config_hash", "torch_version", "hostname"):
+    for col in (
+        "gpu_uuid",
+        "driver_version",
+        "git_revision",
+        "config_hash",
+        "torch_version",
+        "hostname",
+    ):
         assert direct[col].astype(str).str.len().gt(0).all(), col
     assert (direct["power_limit_w"] == 700).all()
 
@@ -57,7 +70,9 @@ def test_reference_energy_is_reproduced_from_the_saved_traces(gpu):
     energy per iteration follow from its raw trace alone (counter steps, window edges). The
     H200's were measured by jobs of several configurations each, every configuration's trace
     a slice of the job's (its own span plus the job's idle baseline)."""
-    rows = merge_energy([], sorted(str(p) for p in (REPO / f"resources/reference/{gpu}/raw").glob("**/*.parquet")))
+    rows = merge_energy(
+        [], sorted(str(p) for p in (REPO / f"resources/reference/{gpu}/raw").glob("**/*.parquet"))
+    )
     direct = rows[~rows["derived"].astype(bool)]
     traces = sorted((REPO / f"resources/reference/{gpu}/traces").glob("**/*.parquet"))
     assert len(traces) == direct.groupby("config_hash").ngroups
@@ -68,9 +83,12 @@ def test_reference_energy_is_reproduced_from_the_saved_traces(gpu):
         windows = windows_from_trace(trace)
         assert set(windows["window"]) == {"idle", *rows.index}
         for p, w in windows[windows["window"] != "idle"].groupby("window"):
-            assert (w["energy_j"] / w["iterations"]).mean() == pytest.approx(rows.loc[p, "energy_j_per_iter"], rel=1e-9)
+            assert (w["energy_j"] / w["iterations"]).mean() == pytest.approx(
+                rows.loc[p, "energy_j_per_iter"], rel=1e-9
+            )
             assert (w["energy_trace_j"] / w["iterations"]).mean() == pytest.approx(
-                rows.loc[p, "energy_trace_j_per_iter"], rel=1e-6)
+                rows.loc[p, "energy_trace_j_per_iter"], rel=1e-6
+            )
             checked += 1
     assert checked == len(direct)
 
@@ -85,14 +103,20 @@ def test_reference_meters_agree_and_repeat(reference):
     outliers = direct[gap > 2]
     assert outliers["time_per_iter_s"].between(0.07, 0.15).all()
     train = direct[(direct["pass"] == "train_step") & (direct["workload"] == "llm")]
-    assert len(train) == 25 and train["energy_cv"].median() <= 0.01 and (train["energy_cv"] <= 0.025).all()
+    assert (
+        len(train) == 25
+        and train["energy_cv"].median() <= 0.01
+        and (train["energy_cv"] <= 0.025).all()
+    )
     # several cards, but each job on one, and every row names it
     assert direct["gpu_uuid"].str.match(r"GPU-[0-9a-f-]{36}$").all()
     assert (direct.groupby("config_hash")["gpu_uuid"].nunique() == 1).all()
 
 
 def test_counted_flops_match_analytic_on_the_h100_llama(reference):
-    llm = reference[(reference["workload"] == "llm") & reference["pass"].isin(["forward", "backward"])]
+    llm = reference[
+        (reference["workload"] == "llm") & reference["pass"].isin(["forward", "backward"])
+    ]
     backward = llm[llm["pass"] == "backward"]
     fused = backward[backward["precision"] != "fp32"]
     assert (fused["flops"] == fused["flops_analytic"]).all()
@@ -108,22 +132,45 @@ def test_counted_flops_match_analytic_on_the_h100_llama(reference):
 
 
 def test_calibration_on_reference_data(reference):
-    usable = calibration.usable(reference, ["llm"], ["forward", "backward", "optimizer", "train_step"])
+    usable = calibration.usable(
+        reference, ["llm"], ["forward", "backward", "optimizer", "train_step"]
+    )
     assert (usable["numerics"] == "finite").all()
     fits, preds = calibration.calibrate(usable, bootstrap=200)
     configs = fits.groupby("precision")["configs"].agg(set).to_dict()
     assert configs == {p: {5} for p in ("fp32", "bf16", "fp16", "bf16-mixed", "fp16-mixed")}
-    assert ((fits["ee_lo"] <= fits["ee_flops_per_j"]) & (fits["ee_flops_per_j"] <= fits["ee_hi"] * 1.0001)).all()
+    assert (
+        (fits["ee_lo"] <= fits["ee_flops_per_j"])
+        & (fits["ee_flops_per_j"] <= fits["ee_hi"] * 1.0001)
+    ).all()
     fp16 = fits.set_index(["precision", "pass"]).loc[("fp16", "forward")]
     assert 0.5e12 < fp16["ee_flops_per_j"] < 989.5e12 / 700  # below the physical limit
     assert len(preds) == len(usable) and preds["predicted_loo_ee_j"].notna().all()
 
 
 def test_co2e_arithmetic():
-    cal = pd.DataFrame([{"gpu_label": "h100", "precision": "bf16-mixed", "pass": "train_step",
-                         "ee_flops_per_j": 4e11, "ee_lo": 3e11, "ee_hi": 5e11}])
-    w = {"name": "x", "model": "llama-3.2-1b", "tokens": 8192 * 10, "batch_size": 8, "seq_len": 1024,
-         "gpu": "h100", "precision": "bf16-mixed", "pass": "train_step"}
+    cal = pd.DataFrame(
+        [
+            {
+                "gpu_label": "h100",
+                "precision": "bf16-mixed",
+                "pass": "train_step",
+                "ee_flops_per_j": 4e11,
+                "ee_lo": 3e11,
+                "ee_hi": 5e11,
+            }
+        ]
+    )
+    w = {
+        "name": "x",
+        "model": "llama-3.2-1b",
+        "tokens": 8192 * 10,
+        "batch_size": 8,
+        "seq_len": 1024,
+        "gpu": "h100",
+        "precision": "bf16-mixed",
+        "pass": "train_step",
+    }
     t = co2e.estimate([w], cal, pue=1.5, intensity_g_per_kwh=400).iloc[0]
     step = co2e.workload_flops("llama-3.2-1b", 8, 1024, "train_step")
     assert t["steps"] == 10 and t["flops"] == pytest.approx(10 * step)
@@ -153,24 +200,49 @@ def test_co2e_bars_are_labelled_with_the_workload_names():
     matplotlib.use("Agg")
     from flopmetrics.figures.calibration import co2e_bars
 
-    table = pd.DataFrame({"name": ["pretrain-1b", "finetune"], "gpu": ["h100", "a100"], "precision": ["bf16", "fp16"],
-                          "pass": ["train_step", "train_step"], "status": ["ok", "ok"], "kg_co2e": [2.0, 1.0],
-                          "kg_co2e_lo": [1.5, 0.8], "kg_co2e_hi": [2.5, 1.2], "kwh": [3.0, 1.5], "pue": [1.58, 1.58],
-                          "grid_intensity_g_per_kwh": [480, 480]})
+    table = pd.DataFrame(
+        {
+            "name": ["pretrain-1b", "finetune"],
+            "gpu": ["h100", "a100"],
+            "precision": ["bf16", "fp16"],
+            "pass": ["train_step", "train_step"],
+            "status": ["ok", "ok"],
+            "kg_co2e": [2.0, 1.0],
+            "kg_co2e_lo": [1.5, 0.8],
+            "kg_co2e_hi": [2.5, 1.2],
+            "kwh": [3.0, 1.5],
+            "pue": [1.58, 1.58],
+            "grid_intensity_g_per_kwh": [480, 480],
+        }
+    )
     fig = co2e_bars({"co2e": table}, {}, {})
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels == ["pretrain-1b\nh100 bf16 train_step", "finetune\na100 fp16 train_step"]
 
 
-def test_co2e_of_a_measured_configuration_is_measured_and_the_model_interval_covers_every_measured_row(reference):
-    usable = calibration.usable(reference, ["llm"], ["forward", "backward", "optimizer", "train_step"])
+def test_co2e_of_a_measured_configuration_is_measured_and_the_model_interval_covers_every_measured_row(
+    reference,
+):
+    usable = calibration.usable(
+        reference, ["llm"], ["forward", "backward", "optimizer", "train_step"]
+    )
     fits, _ = calibration.calibrate(usable, bootstrap=200)
     covered, judged = 0, 0
     for r in usable.to_dict("records"):
-        w = {"name": "x", "model": r["model"], "tokens": r["batch_size"] * r["seq_len"], "batch_size": r["batch_size"],
-             "seq_len": r["seq_len"], "gpu": r["gpu_label"], "precision": r["precision"], "pass": r["pass"]}
+        w = {
+            "name": "x",
+            "model": r["model"],
+            "tokens": r["batch_size"] * r["seq_len"],
+            "batch_size": r["batch_size"],
+            "seq_len": r["seq_len"],
+            "gpu": r["gpu_label"],
+            "precision": r["precision"],
+            "pass": r["pass"],
+        }
         exact = co2e.estimate([w], fits, 1.58, 480, usable).iloc[0]
-        assert exact["basis"].startswith("measured") and exact["energy_j"] == pytest.approx(r["energy_j_per_iter"])
+        assert exact["basis"].startswith("measured") and exact["energy_j"] == pytest.approx(
+            r["energy_j_per_iter"]
+        )
         model = co2e.estimate([w], fits, 1.58, 480).iloc[0]  # as if nobody had measured it
         if model["basis"].startswith("two-term"):
             judged += 1
@@ -184,11 +256,15 @@ def test_an_estimates_flops_are_the_measured_rows_headline_flops(reference):
     # way (meta-device count, attention backward booked per precision), or E = F/EE is off
     llm = calibration.usable(reference, ["llm"])
     for r in llm.to_dict("records"):
-        f = co2e.workload_flops(r["model"], r["batch_size"], r["seq_len"], r["pass"], r["precision"])
+        f = co2e.workload_flops(
+            r["model"], r["batch_size"], r["seq_len"], r["pass"], r["precision"]
+        )
         assert f == pytest.approx(r["flops"], rel=1e-6), (r["precision"], r["pass"], r["seq_len"])
 
 
-NODE_REFERENCE = sorted(str(p) for p in (REPO / "resources/reference/h200_x4/raw").glob("**/*.parquet"))
+NODE_REFERENCE = sorted(
+    str(p) for p in (REPO / "resources/reference/h200_x4/raw").glob("**/*.parquet")
+)
 
 
 def test_a_multi_gpu_node_is_a_calibration_group_and_a_co2e_workload():
@@ -198,13 +274,31 @@ def test_a_multi_gpu_node_is_a_calibration_group_and_a_co2e_workload():
     both = merge_energy([], REFERENCE + NODE_REFERENCE)
     fits, _ = calibration.calibrate(calibration.usable(both, ["llm"], ["train_step"]), bootstrap=50)
     nodes = fits[fits["strategy"] != "none"]
-    assert sorted(set(zip(nodes["world_size"], nodes["strategy"]))) == [(1, "ddp"), (1, "fsdp"), (2, "ddp"),
-                                                                        (2, "fsdp"), (4, "ddp"), (4, "fsdp")]
+    assert sorted(set(zip(nodes["world_size"], nodes["strategy"]))) == [
+        (1, "ddp"),
+        (1, "fsdp"),
+        (2, "ddp"),
+        (2, "fsdp"),
+        (4, "ddp"),
+        (4, "fsdp"),
+    ]
     assert (fits.loc[fits["strategy"] == "none", "world_size"] == 1).all()
-    w = {"name": "node", "model": "llama-3.2-1b", "tokens": 1e9, "batch_size": 8, "seq_len": 1024, "gpu": "h200",
-         "precision": "bf16-mixed", "pass": "train_step", "world_size": 4, "strategy": "fsdp"}
+    w = {
+        "name": "node",
+        "model": "llama-3.2-1b",
+        "tokens": 1e9,
+        "batch_size": 8,
+        "seq_len": 1024,
+        "gpu": "h200",
+        "precision": "bf16-mixed",
+        "pass": "train_step",
+        "world_size": 4,
+        "strategy": "fsdp",
+    }
     row = co2e.estimate([w], fits, 1.0, 400, both).iloc[0]
-    node = both[(both["world_size"] == 4) & (both["strategy"] == "fsdp") & (both["pass"] == "train_step")]
+    node = both[
+        (both["world_size"] == 4) & (both["strategy"] == "fsdp") & (both["pass"] == "train_step")
+    ]
     steps = 1e9 / (8 * 1024 * 4)  # 8 sequences on each of 4 ranks per node step
     assert row["basis"].startswith("measured") and row["steps"] == pytest.approx(steps)
     assert row["energy_j"] == pytest.approx(steps * node["energy_j_per_iter"].iloc[0])

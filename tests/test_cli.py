@@ -16,11 +16,15 @@ from flopmetrics.energy import datasheet
 from flopmetrics.energy.cpu import RaplMeter
 from flopmetrics.energy.windows import MeterError
 
-OPTIMIZED = Path(__file__).resolve().parents[1].parent / "shared/thesis/architecture_tree/results_optimized"
+OPTIMIZED = (
+    Path(__file__).resolve().parents[1].parent / "shared/thesis/architecture_tree/results_optimized"
+)
 
 
 def cli(*args, check=True, cwd=None) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", "flopmetrics", *args], capture_output=True, text=True, cwd=cwd)
+    out = subprocess.run(
+        [sys.executable, "-m", "flopmetrics", *args], capture_output=True, text=True, cwd=cwd
+    )
     if check and out.returncode != 0:
         raise AssertionError(f"exit {out.returncode}\n{out.stdout}\n{out.stderr}")
     return out
@@ -52,8 +56,19 @@ def test_env_says_what_this_machine_can_measure():
 
 def test_measure_times_any_command_and_says_honestly_whether_it_has_a_meter(tmp_path):
     out = tmp_path / "m.parquet"
-    run = cli("measure", "--device", "cpu", "--idle-s", "0.2", "--output", str(out), "--",
-              sys.executable, "-c", "import time; time.sleep(0.3)")
+    run = cli(
+        "measure",
+        "--device",
+        "cpu",
+        "--idle-s",
+        "0.2",
+        "--output",
+        str(out),
+        "--",
+        sys.executable,
+        "-c",
+        "import time; time.sleep(0.3)",
+    )
     row = pd.read_parquet(out).iloc[0]
     assert 0.3 <= row["time_s"] < 5 and row["exit_code"] == 0 and row["device"] == "cpu"
     assert row["git_revision"] and row["config_hash"] and "time.sleep" in row["command"]
@@ -63,30 +78,87 @@ def test_measure_times_any_command_and_says_honestly_whether_it_has_a_meter(tmp_
         assert row["meter"] == "none" and math.isnan(row["energy_j"])
         assert "no CPU energy meter" in row["status"] and "energy not measured" in run.stdout
     # the command's exit status is passed on
-    assert cli("measure", "--device", "cpu", "--idle-s", "0", "--", sys.executable, "-c", "raise SystemExit(3)",
-               check=False).returncode == 3
+    assert (
+        cli(
+            "measure",
+            "--device",
+            "cpu",
+            "--idle-s",
+            "0",
+            "--",
+            sys.executable,
+            "-c",
+            "raise SystemExit(3)",
+            check=False,
+        ).returncode
+        == 3
+    )
 
 
 def test_estimate_without_calibration_gives_the_datasheet_bound_not_nan(tmp_path):
-    result = json.loads(cli("estimate", "--model", "llama-3.2-1b", "--tokens", "1e9", "--gpu", "a100",
-                            "--precision", "bf16", "--calibration", str(tmp_path / "none.parquet"), "--json").stdout)
+    result = json.loads(
+        cli(
+            "estimate",
+            "--model",
+            "llama-3.2-1b",
+            "--tokens",
+            "1e9",
+            "--gpu",
+            "a100",
+            "--precision",
+            "bf16",
+            "--calibration",
+            str(tmp_path / "none.parquet"),
+            "--json",
+        ).stdout
+    )
     assert result["energy_j"] is None and "no measured calibration" in result["status"]
     limit = datasheet.most_lenient("a100", "bf16").max_flops_per_joule("bf16")
     assert result["energy_j_datasheet_bound"] == pytest.approx(result["flops"] / limit)
-    assert result["kg_co2e_datasheet_bound"] == pytest.approx(result["energy_j_datasheet_bound"] / 3.6e6 * 1.58 * 0.480)
-    text = cli("estimate", "--model", "llama-3.2-1b", "--tokens", "1e9", "--gpu", "a100", "--precision", "bf16",
-               "--calibration", str(tmp_path / "none.parquet")).stdout
+    assert result["kg_co2e_datasheet_bound"] == pytest.approx(
+        result["energy_j_datasheet_bound"] / 3.6e6 * 1.58 * 0.480
+    )
+    text = cli(
+        "estimate",
+        "--model",
+        "llama-3.2-1b",
+        "--tokens",
+        "1e9",
+        "--gpu",
+        "a100",
+        "--precision",
+        "bf16",
+        "--calibration",
+        str(tmp_path / "none.parquet"),
+    ).stdout
     assert "lower bound" in text and "nan" not in text.lower()
-    bad = cli("estimate", "--model", "llama-3.2-1b", "--tokens", "1e9", "--gpu", "z9000", "--precision", "bf16",
-              check=False)
+    bad = cli(
+        "estimate",
+        "--model",
+        "llama-3.2-1b",
+        "--tokens",
+        "1e9",
+        "--gpu",
+        "z9000",
+        "--precision",
+        "bf16",
+        check=False,
+    )
     assert bad.returncode == 2 and "z9000" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_audit_flags_the_impossible_rows_of_a_csv(tmp_path):
     limit = datasheet.most_lenient("h100", "bf16").max_flops_per_joule("bf16")
     f = tmp_path / "runs.csv"
-    pd.DataFrame({"flops": [1e15, 1e15], "energy_j": [1e15 / (0.5 * limit), 1e15 / (2 * limit)], "time_s": [5.0, 5.0],
-                  "gpu": ["h100", "h100"], "precision": ["bf16", "bf16"]}).to_csv(f, index=False)
+    pd.DataFrame(
+        {
+            "flops": [1e15, 1e15],
+            "energy_j": [1e15 / (0.5 * limit), 1e15 / (2 * limit)],
+            "time_s": [5.0, 5.0],
+            "gpu": ["h100", "h100"],
+            "precision": ["bf16", "bf16"],
+        }
+    ).to_csv(f, index=False)
     out = cli("audit", str(f), check=False)
     assert out.returncode == 1
     lines = [line for line in out.stdout.splitlines() if line.startswith("IMPOSSIBLE")]
@@ -101,15 +173,22 @@ def test_audit_flags_the_impossible_rows_of_a_csv(tmp_path):
 def test_audit_flags_the_thesis_rows_above_the_physical_limit(thesis_dir):
     path = OPTIMIZED / "a100_bf16_llama3.2_1b_all_configs_results.jsonl"
     out = cli("audit", str(path), check=False)
-    flagged = {int(line.split()[1].rsplit(":", 1)[1]) for line in out.stdout.splitlines() if line.startswith("IMPOSSIBLE")}
+    flagged = {
+        int(line.split()[1].rsplit(":", 1)[1])
+        for line in out.stdout.splitlines()
+        if line.startswith("IMPOSSIBLE")
+    }
     # independently: a line is impossible if any pass's FLOPs / mean window energy beats the most
     # lenient A100's bf16 peak / TDP
     limit = datasheet.most_lenient("a100", "bf16").max_flops_per_joule("bf16")
     expected = set()
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         rec = json.loads(line)
-        if any(rec[f"{p}_flops_sum"] / rec[f"{p}_energy_mean"] > limit for p in ("forward", "backward")
-               if f"{p}_flops_sum" in rec):
+        if any(
+            rec[f"{p}_flops_sum"] / rec[f"{p}_energy_mean"] > limit
+            for p in ("forward", "backward")
+            if f"{p}_flops_sum" in rec
+        ):
             expected.add(lineno)
     assert flagged and flagged == expected
     assert out.returncode == 1
@@ -135,14 +214,23 @@ def test_the_api_measures_ones_own_step_with_the_devices_meters():
         step()
         window = monitor.end_window("w")
     if rapl_readable():
-        assert result.energy_j.mean > 0 and window.readings["energy_j"] > 0 and monitor.status == "ok"
+        assert (
+            result.energy_j.mean > 0 and window.readings["energy_j"] > 0 and monitor.status == "ok"
+        )
     else:
         assert result.energy_j is None and "no CPU energy meter" in result.status
         assert math.isnan(window.readings["energy_j"]) and "no CPU energy meter" in monitor.status
     assert "FLOPs" in result.summary()
     # what the step computed is checked, not only what is reported
-    poisoned = flopmetrics.measure(lambda: model(x) * float("nan"), device="cpu", seconds=0.02, repeats=2, warmup=1,
-                                   guard_s=0, flops=1.0)
+    poisoned = flopmetrics.measure(
+        lambda: model(x) * float("nan"),
+        device="cpu",
+        seconds=0.02,
+        repeats=2,
+        warmup=1,
+        guard_s=0,
+        flops=1.0,
+    )
     assert poisoned.numerics == "non_finite"
 
 
@@ -159,12 +247,18 @@ def test_the_readmes_first_screen_runs_as_written():
     lines = [line for line in readme_block("cli").splitlines() if line.strip()]
     assert len(lines) == 4
     for line in lines:
-        out = subprocess.run(["bash", "-c", line], capture_output=True, text=True, cwd=repo, env=env)
+        out = subprocess.run(
+            ["bash", "-c", line], capture_output=True, text=True, cwd=repo, env=env
+        )
         if line.startswith("flopmetrics audit"):
-            assert out.returncode == 1 and "IMPOSSIBLE" in out.stdout, out.stderr  # the thesis file has such rows
+            assert out.returncode == 1 and "IMPOSSIBLE" in out.stdout, (
+                out.stderr
+            )  # the thesis file has such rows
         else:
             assert out.returncode == 0, f"{line}\n{out.stdout}\n{out.stderr}"
             assert out.stdout.strip()
-    api = subprocess.run([sys.executable, "-c", readme_block("api")], capture_output=True, text=True, cwd=repo)
+    api = subprocess.run(
+        [sys.executable, "-c", readme_block("api")], capture_output=True, text=True, cwd=repo
+    )
     assert api.returncode == 0, api.stderr
     assert "FLOPs" in api.stdout and ("ok" in api.stdout or "no CPU energy meter" in api.stdout)

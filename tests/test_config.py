@@ -34,12 +34,26 @@ def test_defaults_fill_inside_list_items():
 
     from flopmetrics.analysis import co2e
 
-    cal = pd.DataFrame([{"gpu_label": "h100", "precision": cfg["co2e"]["workloads"][0]["precision"],
-                         "pass": "train_step", "ee_flops_per_j": 4e11, "ee_lo": 3e11, "ee_hi": 5e11}])
+    cal = pd.DataFrame(
+        [
+            {
+                "gpu_label": "h100",
+                "precision": cfg["co2e"]["workloads"][0]["precision"],
+                "pass": "train_step",
+                "ee_flops_per_j": 4e11,
+                "ee_lo": 3e11,
+                "ee_hi": 5e11,
+            }
+        ]
+    )
     row = co2e.estimate(cfg["co2e"]["workloads"][:1], cal, 1.5, 400).iloc[0]
     assert row["pass"] == "train_step" and row["status"] == "ok" and row["kwh"] > 0
-    assert cfg["slurm"]["architectures"]["h100"] == {"partition": "gpu", "gpu_type": None, "constraint": None,
-                                                     "account": None}
+    assert cfg["slurm"]["architectures"]["h100"] == {
+        "partition": "gpu",
+        "gpu_type": None,
+        "constraint": None,
+        "account": None,
+    }
 
 
 def test_figure_blocks_come_from_the_registry():
@@ -47,7 +61,10 @@ def test_figure_blocks_come_from_the_registry():
 
     blocks = SCHEMA["properties"]["figures"]["properties"]
     assert set(blocks) == {f.name for f in FIGURES}
-    assert all(b["properties"]["dpi"]["default"] == 120 and b["additionalProperties"] is False for b in blocks.values())
+    assert all(
+        b["properties"]["dpi"]["default"] == 120 and b["additionalProperties"] is False
+        for b in blocks.values()
+    )
     cfg = default_config()
     del cfg["figures"]["co2e"]
     fm_config.validate(cfg, SCHEMA)
@@ -58,18 +75,33 @@ def test_figure_blocks_come_from_the_registry():
     "mutate,expected",
     [
         (lambda c: c["mlp"].update(dd=[1]), "unknown config key mlp.dd"),
-        (lambda c: c["mlp"].update(devices=["cpu"]), "config key mlp.devices was renamed to mlp.targets"),
-        (lambda c: c["mlp"].update(dtypes=["fp32"]), "config key mlp.dtypes was renamed to mlp.precisions"),
+        (
+            lambda c: c["mlp"].update(devices=["cpu"]),
+            "config key mlp.devices was renamed to mlp.targets",
+        ),
+        (
+            lambda c: c["mlp"].update(dtypes=["fp32"]),
+            "config key mlp.dtypes was renamed to mlp.precisions",
+        ),
         (lambda c: c.update(mpl={}), "unknown config key mpl"),
         (lambda c: c["figures"]["mlp_flops_vs_d"].update(colour="red"), "mlp_flops_vs_d.colour"),
-        (lambda c: c["mlp"].update(repeats="three"), "mlp.repeats: 'three' is not of type 'integer'"),
+        (
+            lambda c: c["mlp"].update(repeats="three"),
+            "mlp.repeats: 'three' is not of type 'integer'",
+        ),
         (lambda c: c["mlp"].update(d=[64, 0]), "mlp.d[1]: 0 is less than the minimum of 1"),
         (lambda c: c["mlp"].update(d=[-5]), "mlp.d[0]: -5 is less than the minimum of 1"),
         (lambda c: c["mlp"].update(precisions=["fp8"]), "mlp.precisions[0]: 'fp8' is not one of"),
-        (lambda c: c["mlp"].update(targets=["tpu"]), "mlp.targets[0]: no datasheet entry for GPU 'tpu'"),
+        (
+            lambda c: c["mlp"].update(targets=["tpu"]),
+            "mlp.targets[0]: no datasheet entry for GPU 'tpu'",
+        ),
         (lambda c: c["mlp"].update(targets=["Cuda 0"]), "mlp.targets[0]: 'Cuda 0' does not match"),
         (lambda c: c["mlp"].pop("n"), "'n' is a required property"),
-        (lambda c: c["figures"]["mlp_flops_vs_d"].update(m=7), "figures.mlp_flops_vs_d.m: 7 is not in the sweep"),
+        (
+            lambda c: c["figures"]["mlp_flops_vs_d"].update(m=7),
+            "figures.mlp_flops_vs_d.m: 7 is not in the sweep",
+        ),
     ],
 )
 def test_bad_config_names_key_and_value(mutate, expected):
@@ -90,7 +122,9 @@ def test_all_errors_reported_at_once():
 
 
 def test_cuda_without_gpu_is_refused():
-    with pytest.raises(fm_config.ConfigError, match=r"mlp.targets: 'cuda' requested but no CUDA GPU"):
+    with pytest.raises(
+        fm_config.ConfigError, match=r"mlp.targets: 'cuda' requested but no CUDA GPU"
+    ):
         fm_config.check_devices(["cpu", "cuda"], cuda_available=False, cuda_count=0)
     with pytest.raises(fm_config.ConfigError, match=r"'cuda:2' requested but only 1 GPU"):
         fm_config.check_devices(["cuda:2"], cuda_available=True, cuda_count=1)
@@ -101,17 +135,23 @@ def test_grid_and_job_params():
     cfg = fm_config.validate(default_config(), SCHEMA)
     mlp = cfg["mlp"]
     grid = sweeps.grid(cfg, "mlp")
-    assert len(grid) == len(mlp["targets"]) * len(mlp["precisions"]) * len(mlp["n"]) * len(mlp["d"]) * len(mlp["m"])
+    assert len(grid) == len(mlp["targets"]) * len(mlp["precisions"]) * len(mlp["n"]) * len(
+        mlp["d"]
+    ) * len(mlp["m"])
     params = sweeps.job_params(cfg, "mlp", {"target": "cpu", "precision": "fp32"})
     # one job per (target, precision) measures every size, in the order of its outputs
     sizes = [(w["n"], w["d"], w["m"]) for w in params["workloads"]]
     assert len(sizes) == len(set(sizes)) == len(mlp["n"]) * len(mlp["d"]) * len(mlp["m"])
     outputs = sweeps.job_outputs(cfg, "mlp", "RAW")
     assert [o.format(target="cpu", precision="fp32") for o in outputs] == [
-        f"results/raw/mlp/cpu/fp32/n{n}_d{d}_m{m}.parquet" for n, d, m in sizes]
+        f"results/raw/mlp/cpu/fp32/n{n}_d{d}_m{m}.parquet" for n, d, m in sizes
+    ]
     assert params["measure"]["repeats"] == mlp["repeats"]
     # a CPU job has no sampler and no guards: editing those reruns GPU jobs only
-    assert params["energy"] == {**cfg["energy"], "sampler_hz": None, "guard_s": None} and "run_on_cpu" not in params
+    assert (
+        params["energy"] == {**cfg["energy"], "sampler_hz": None, "guard_s": None}
+        and "run_on_cpu" not in params
+    )
     gpu = sweeps.job_params(cfg, "mlp", {"target": "h100", "precision": "fp32"})
     assert gpu["energy"] == cfg["energy"]
     # profiler_flops: auto = the thesis's slow counter on CPUs only
@@ -119,24 +159,43 @@ def test_grid_and_job_params():
     assert params["measure"]["profiler_flops"] is True and gpu["measure"]["profiler_flops"] is False
     # launch: the schema's default reaches every job, and a job of another launch is another job
     assert params["measure"]["launch"] == "eager"
-    graphs = sweeps.job_params({**cfg, "mlp": {**mlp, "launch": "cuda_graph"}}, "mlp", {"target": "h100", "precision": "fp32"})
+    graphs = sweeps.job_params(
+        {**cfg, "mlp": {**mlp, "launch": "cuda_graph"}},
+        "mlp",
+        {"target": "h100", "precision": "fp32"},
+    )
     assert graphs["measure"] == {**gpu["measure"], "launch": "cuda_graph"}
     # llm: auto by default on a GPU; a CPU has no graphs, so its jobs say eager (and do not rerun)
     assert cfg["llm"]["launch"] == "auto"
     llm_wc = {"model": cfg["llm"]["models"][0], "batch_size": cfg["llm"]["batch_size"][0]}
-    assert sweeps.job_params(cfg, "llm", {**llm_wc, "target": "h100"})["measure"]["launch"] == "auto"
-    assert sweeps.job_params(cfg, "llm", {**llm_wc, "target": "cpu"})["measure"]["launch"] == "eager"
+    assert (
+        sweeps.job_params(cfg, "llm", {**llm_wc, "target": "h100"})["measure"]["launch"] == "auto"
+    )
+    assert (
+        sweeps.job_params(cfg, "llm", {**llm_wc, "target": "cpu"})["measure"]["launch"] == "eager"
+    )
     # every experiment's params have the one shape of JobSpec: one spec per size, same settings
     from flopmetrics.jobs.spec import JobSpec
 
     for experiment in ("mlp", "llm", "matmul"):
-        jobs = {tuple(wc[k] for k in paths.JOB_WILDCARDS[experiment]) for wc in sweeps.grid(cfg, experiment)}
+        jobs = {
+            tuple(wc[k] for k in paths.JOB_WILDCARDS[experiment])
+            for wc in sweeps.grid(cfg, experiment)
+        }
         for job in jobs:
-            params = sweeps.job_params(cfg, experiment, dict(zip(paths.JOB_WILDCARDS[experiment], job)))
+            params = sweeps.job_params(
+                cfg, experiment, dict(zip(paths.JOB_WILDCARDS[experiment], job))
+            )
             specs = JobSpec.batch(params)
-            assert len(specs) == len(params["workloads"]) == len(sweeps.job_outputs(cfg, experiment, "RAW"))
+            assert (
+                len(specs)
+                == len(params["workloads"])
+                == len(sweeps.job_outputs(cfg, experiment, "RAW"))
+            )
             assert {s.experiment for s in specs} == {experiment}
-            assert [{"precision": s.precision, **s.params()["workload"]} for s in specs] == params["workloads"]
+            assert [{"precision": s.precision, **s.params()["workload"]} for s in specs] == params[
+                "workloads"
+            ]
             assert "precision" not in params  # each configuration names its own
     # a causal LM job spans the precisions, precision first: one build per precision
     llm_job = sweeps.job_params(cfg, "llm", {"target": "h100", "model": cfg["llm"]["models"][0]})

@@ -11,12 +11,29 @@ from conftest import REPO, Workflow
 pytestmark = pytest.mark.e2e
 
 REQUIRED_COLUMNS = {
-    "workload": "object", "pass": "object", "derived": "bool", "target": "object", "device": "object", "precision": "object",
-    "n": "int64", "d": "int64", "m": "int64", "flops_analytic": "int64", "flops_analytic_thesis": "int64",
-    "flops_analytic_gemm": "int64", "flops_counted": "int64", "time_per_iter_s": "float64",
-    "time_per_iter_sem_s": "float64", "flops_per_s": "float64", "arithmetic_intensity": "float64",
-    "device_name": "object", "torch_version": "object", "hostname": "object", "git_revision": "object",
-    "timestamp_utc": "object", "config_hash": "object",
+    "workload": "object",
+    "pass": "object",
+    "derived": "bool",
+    "target": "object",
+    "device": "object",
+    "precision": "object",
+    "n": "int64",
+    "d": "int64",
+    "m": "int64",
+    "flops_analytic": "int64",
+    "flops_analytic_thesis": "int64",
+    "flops_analytic_gemm": "int64",
+    "flops_counted": "int64",
+    "time_per_iter_s": "float64",
+    "time_per_iter_sem_s": "float64",
+    "flops_per_s": "float64",
+    "arithmetic_intensity": "float64",
+    "device_name": "object",
+    "torch_version": "object",
+    "hostname": "object",
+    "git_revision": "object",
+    "timestamp_utc": "object",
+    "config_hash": "object",
 }
 
 
@@ -35,7 +52,9 @@ def test_merged_parquet_schema_and_values(default_run):
     for col, dtype in REQUIRED_COLUMNS.items():
         assert col in df.columns, col
         assert str(df[col].dtype).replace("str", "object") == dtype, (col, df[col].dtype)
-    jobs = len(cfg["targets"]) * len(cfg["precisions"]) * len(cfg["n"]) * len(cfg["d"]) * len(cfg["m"])
+    jobs = (
+        len(cfg["targets"]) * len(cfg["precisions"]) * len(cfg["n"]) * len(cfg["d"]) * len(cfg["m"])
+    )
     assert len(df) == 4 * jobs
     assert df.groupby(["precision", "n", "d", "m"]).size().eq(4).all()
     assert "dtype" not in df.columns  # one name per idea: the number format is `precision`
@@ -45,10 +64,15 @@ def test_merged_parquet_schema_and_values(default_run):
     f = df[df["pass"] == "forward"]
     assert (f["flops_analytic"] == f.n * 2 * f.d**2 * f.m + f.n * f.d * f.m).all()
     b = df[df["pass"] == "backward"]
-    assert (b["flops_analytic_thesis"] == (b.n - 1) * 4 * b.d**2 * b.m + 2 * b.d**2 * b.m + (2 * b.n - 1) * b.d * b.m).all()
+    assert (
+        b["flops_analytic_thesis"]
+        == (b.n - 1) * 4 * b.d**2 * b.m + 2 * b.d**2 * b.m + (2 * b.n - 1) * b.d * b.m
+    ).all()
     assert (b["flops_analytic"] - b["flops_analytic_thesis"] == (b.n + 1) * b.d * b.m).all()
     direct = df[~df["derived"]]
-    assert (direct["time_per_iter_s"] > 0).all() and (direct["window_s_mean"] >= cfg["min_window_s"]).all()
+    assert (direct["time_per_iter_s"] > 0).all() and (
+        direct["window_s_mean"] >= cfg["min_window_s"]
+    ).all()
     # a 2-core CPU cannot exceed a few TFLOP/s: a physics check on the timing windows
     assert (direct["flops_per_s"] < 5e12).all()
     assert (df["repeats"] == cfg["repeats"]).all()
@@ -58,7 +82,9 @@ def test_merged_parquet_schema_and_values(default_run):
 def test_figures_exist_and_are_images(default_run):
     figs = sorted((default_run.workdir / "results/figures/mlp").glob("*.png"))
     assert [p.name for p in figs] == [
-        "flops_vs_d.png", "pct_diff_heatmap_backward.png", "pct_diff_heatmap_forward.png",
+        "flops_vs_d.png",
+        "pct_diff_heatmap_backward.png",
+        "pct_diff_heatmap_forward.png",
         "throughput_vs_intensity.png",
     ]
     for p in figs:
@@ -89,22 +115,48 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
     second = h200["gpu_uuid"] == "GPU-fd614aff-d804-1d50-c7d6-7a2f19fca86e"
     assert set(h200.loc[~second, "gpu_uuid"]) == {"GPU-272c57c7-6cbb-bca1-bbc1-c861e1834ef4"}
     assert set(h200.loc[second & (h200["workload"] == "llm"), "precision"]) == {"bf16-mixed"}
-    assert h200.loc[(h200["workload"] == "llm") & (h200["precision"] == "bf16-mixed"), "seq_len"].nunique() == 5
+    assert (
+        h200.loc[
+            (h200["workload"] == "llm") & (h200["precision"] == "bf16-mixed"), "seq_len"
+        ].nunique()
+        == 5
+    )
     assert h200.loc[~h200["derived"], "windows"].between(3, 10).all()
     fits = pd.read_parquet(wd / "results/calibration/calibration.parquet")
     # one fit per (GPU, world size, strategy, precision, pass): the H100's and the H200's side by
     # side, and the 4-GPU node's under DDP and FSDP at 1, 2 and 4 ranks as groups of their own
     assert fits.groupby(["gpu_label", "strategy"]).size().to_dict() == {
-        ("h100", "none"): 20, ("h200", "none"): 20, ("h200", "ddp"): 12, ("h200", "fsdp"): 12}
+        ("h100", "none"): 20,
+        ("h200", "none"): 20,
+        ("h200", "ddp"): 12,
+        ("h200", "fsdp"): 12,
+    }
     nodes = reference[reference["strategy"] != "none"]
-    assert set(zip(nodes["world_size"], nodes["strategy"])) == {(n, s) for n in (1, 2, 4) for s in ("ddp", "fsdp")}
-    assert (nodes["rank"] == -1).all() and (reference.loc[reference["strategy"] == "none", "world_size"] == 1).all()
-    node_row = pd.read_parquet(wd / "results/co2e/co2e.parquet").set_index("name").loc["llama-1b-1B-tokens-4xh200-fsdp"]
+    assert set(zip(nodes["world_size"], nodes["strategy"])) == {
+        (n, s) for n in (1, 2, 4) for s in ("ddp", "fsdp")
+    }
+    assert (nodes["rank"] == -1).all() and (
+        reference.loc[reference["strategy"] == "none", "world_size"] == 1
+    ).all()
+    node_row = (
+        pd.read_parquet(wd / "results/co2e/co2e.parquet")
+        .set_index("name")
+        .loc["llama-1b-1B-tokens-4xh200-fsdp"]
+    )
     assert node_row["basis"].startswith("measured") and node_row["world_size"] == 4
     scaling = pd.read_parquet(wd / "results/distributed/scaling.parquet")
-    assert len(scaling) == 6 and (scaling.loc[scaling["world_size"] == 1, "scaling_efficiency"] == 1).all()
-    assert len(pd.read_parquet(wd / "results/merged/ranks.parquet")) == 8 * (1 + 2 + 4) + 6 * (1 + 2 + 4)  # DDP: 8 passes a rank, FSDP 6
-    h200_row = pd.read_parquet(wd / "results/co2e/co2e.parquet").set_index("name").loc["llama-1b-1B-tokens-fp32-h200"]
+    assert (
+        len(scaling) == 6
+        and (scaling.loc[scaling["world_size"] == 1, "scaling_efficiency"] == 1).all()
+    )
+    assert len(pd.read_parquet(wd / "results/merged/ranks.parquet")) == 8 * (1 + 2 + 4) + 6 * (
+        1 + 2 + 4
+    )  # DDP: 8 passes a rank, FSDP 6
+    h200_row = (
+        pd.read_parquet(wd / "results/co2e/co2e.parquet")
+        .set_index("name")
+        .loc["llama-1b-1B-tokens-fp32-h200"]
+    )
     assert h200_row["gpu"] == "h200" and h200_row["basis"].startswith("measured")
     co2e = pd.read_parquet(wd / "results/co2e/co2e.parquet").set_index("name")
     row = co2e.loc["llama-1b-1B-tokens"]
@@ -112,9 +164,15 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
     # that exact configuration was measured (H100 reference): its rows, not a model, give the energy
     assert row["basis"].startswith("measured")
     ref = pd.read_parquet(wd / "results/merged/energy.parquet")
-    ref = ref[(ref["model"] == row["model"]) & (ref["precision"] == row["precision"]) & (ref["pass"] == row["pass"])
-              & (ref["seq_len"] == row["seq_len"]) & (ref["batch_size"] == row["batch_size"]) & ref["gates_passed"]
-              & (ref["gpu_label"] == row["gpu"])]
+    ref = ref[
+        (ref["model"] == row["model"])
+        & (ref["precision"] == row["precision"])
+        & (ref["pass"] == row["pass"])
+        & (ref["seq_len"] == row["seq_len"])
+        & (ref["batch_size"] == row["batch_size"])
+        & ref["gates_passed"]
+        & (ref["gpu_label"] == row["gpu"])
+    ]
     assert row["energy_j"] == pytest.approx(row["steps"] * ref["energy_j_per_iter"].mean())
     assert row["kg_co2e"] == pytest.approx(row["kwh"] * 1.58 * 0.480)
     # the committed Nsight Compute runs: every launch classified, the formulas judged out of fold
@@ -125,11 +183,23 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
     config = gap[gap["split"] == "config"]
     assert not config.duplicated(["precision", "run", "n", "d", "m", "pass"]).any()
     assert ((config["d"] == 128) & (config["m"] == 16)).any()
-    assert config.groupby(["precision", "pass"])["error_pct"].apply(lambda e: e.abs().median()).le(1).all()
+    assert (
+        config.groupby(["precision", "pass"])["error_pct"]
+        .apply(lambda e: e.abs().median())
+        .le(1)
+        .all()
+    )
     for fig in ("flops_by_class", "gap_heatmap", "parity"):
         assert (wd / f"results/figures/ncu/{fig}.png").stat().st_size > 10_000, fig
-    for fig in ("energy_efficiency", "forward_vs_backward", "efficiency_vs_seq_len", "power_trace",
-                "calibration_parity", "co2e", "distributed_scaling"):
+    for fig in (
+        "energy_efficiency",
+        "forward_vs_backward",
+        "efficiency_vs_seq_len",
+        "power_trace",
+        "calibration_parity",
+        "co2e",
+        "distributed_scaling",
+    ):
         assert (wd / f"results/figures/energy/{fig}.png").stat().st_size > 10_000, fig
 
 
@@ -139,12 +209,40 @@ def test_cli_estimate_matches_the_pipelines_co2e_table(default_run):
     import sys
 
     wd = default_run.workdir
-    row = pd.read_parquet(wd / "results/co2e/co2e.parquet").set_index("name").loc["llama-1b-1B-tokens"]
-    out = subprocess.run([sys.executable, "-m", "flopmetrics", "estimate", "--model", row["model"], "--tokens",
-                          str(row["tokens"]), "--gpu", row["gpu"], "--precision", row["precision"], "--pass", row["pass"],
-                          "--batch-size", str(row["batch_size"]), "--seq-len", str(row["seq_len"]), "--calibration",
-                          str(wd / "results/calibration/calibration.parquet"), "--json"],
-                         capture_output=True, text=True, check=True, cwd=wd)
+    row = (
+        pd.read_parquet(wd / "results/co2e/co2e.parquet")
+        .set_index("name")
+        .loc["llama-1b-1B-tokens"]
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flopmetrics",
+            "estimate",
+            "--model",
+            row["model"],
+            "--tokens",
+            str(row["tokens"]),
+            "--gpu",
+            row["gpu"],
+            "--precision",
+            row["precision"],
+            "--pass",
+            row["pass"],
+            "--batch-size",
+            str(row["batch_size"]),
+            "--seq-len",
+            str(row["seq_len"]),
+            "--calibration",
+            str(wd / "results/calibration/calibration.parquet"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=wd,
+    )
     cli = json.loads(out.stdout)
     for key in ("flops", "energy_j", "kwh", "kg_co2e", "kg_co2e_lo", "kg_co2e_hi"):
         assert cli[key] == pytest.approx(row[key], rel=1e-9), key
@@ -176,6 +274,10 @@ def test_the_readmes_dry_run_and_summary_commands(default_run):
     # `snakemake -n` and `snakemake -n --summary`, as README.md's table gives them, after a full run
     assert default_run.scheduled() == {}
     out = default_run.run("-n", "--summary").stdout
-    for path in ("results/co2e/co2e.parquet", "results/calibration/calibration.csv", "results/merged/energy.parquet"):
+    for path in (
+        "results/co2e/co2e.parquet",
+        "results/calibration/calibration.csv",
+        "results/merged/energy.parquet",
+    ):
         assert path in out, path
     assert "update pending" not in out

@@ -18,21 +18,47 @@ from flopmetrics.distributed.env import NO_MULTICAST
 
 def params(strategy="ddp", scaling="weak", batch_size=2, **measure) -> dict:
     return {
-        "world_size": 2, "strategy": strategy, "scaling": scaling, "collective_timeout_s": 30,
-        "job": {"experiment": "llm", "target": "cpu", "precision": "fp32",
-                "workload": {"model": "tiny-llama", "batch_size": batch_size, "seq_len": 32,
-                             "passes": ["forward", "forward_train", "forward_backward"],
-                             "attn_implementation": "sdpa", "attention_flops": "full"},
-                "measure": {"repeats": 3, "min_repeats": 3, "target_rse": 0.0, "min_window_s": 0.1,
-                            "warmup_iterations": 2, "seed": 0, "profiler_flops": False, "launch": "eager", **measure},
-                "energy": {"meter": "none", "sampler_hz": None, "guard_s": None, "idle_baseline_s": 0}},
+        "world_size": 2,
+        "strategy": strategy,
+        "scaling": scaling,
+        "collective_timeout_s": 30,
+        "job": {
+            "experiment": "llm",
+            "target": "cpu",
+            "precision": "fp32",
+            "workload": {
+                "model": "tiny-llama",
+                "batch_size": batch_size,
+                "seq_len": 32,
+                "passes": ["forward", "forward_train", "forward_backward"],
+                "attn_implementation": "sdpa",
+                "attention_flops": "full",
+            },
+            "measure": {
+                "repeats": 3,
+                "min_repeats": 3,
+                "target_rse": 0.0,
+                "min_window_s": 0.1,
+                "warmup_iterations": 2,
+                "seed": 0,
+                "profiler_flops": False,
+                "launch": "eager",
+                **measure,
+            },
+            "energy": {"meter": "none", "sampler_hz": None, "guard_s": None, "idle_baseline_s": 0},
+        },
     }
 
 
 def test_two_ranks_measure_the_same_windows_and_add_up_to_the_node(tmp_path, monkeypatch):
-    monkeypatch.setenv("NCCL_NVLS_ENABLE", "1")  # what a careless environment says: the launch overrides it
+    monkeypatch.setenv(
+        "NCCL_NVLS_ENABLE", "1"
+    )  # what a careless environment says: the launch overrides it
     ranks, node, _ = launch.run(params(), tmp_path, timeout_s=300)
-    assert sorted(ranks["rank"].unique()) == [0, 1] and sorted(ranks["local_rank"].unique()) == [0, 1]
+    assert sorted(ranks["rank"].unique()) == [0, 1] and sorted(ranks["local_rank"].unique()) == [
+        0,
+        1,
+    ]
     # every rank ran with multicast off
     for key, value in NO_MULTICAST.items():
         assert (ranks[f"env_{key}"] == value).all(), key
@@ -41,14 +67,24 @@ def test_two_ranks_measure_the_same_windows_and_add_up_to_the_node(tmp_path, mon
     per_pass = direct.groupby("pass")["iterations_per_window"].nunique()
     assert (per_pass == 1).all(), per_pass
     # DDP: the step without gradient synchronization too, and what synchronizing adds
-    assert set(node["pass"]) == {"forward", "forward_train", "forward_backward", "forward_backward_local",
-                                 "backward", "communication"}
+    assert set(node["pass"]) == {
+        "forward",
+        "forward_train",
+        "forward_backward",
+        "forward_backward_local",
+        "backward",
+        "communication",
+    }
     # the node's time is each window's slowest rank (at least any rank's mean), its FLOPs the sum
-    windows = pd.concat(pd.read_parquet(tmp_path / f"rank{r}_windows.parquet").assign(rank=r) for r in (0, 1))
+    windows = pd.concat(
+        pd.read_parquet(tmp_path / f"rank{r}_windows.parquet").assign(rank=r) for r in (0, 1)
+    )
     for _, row in node[~node["derived"]].iterrows():
         these = ranks[ranks["pass"] == row["pass"]]
         mine = windows[windows["pass"] == row["pass"]]
-        slowest = mine.groupby("repeat").apply(lambda w: w["elapsed_s"].max() / w["iterations"].iloc[0])
+        slowest = mine.groupby("repeat").apply(
+            lambda w: w["elapsed_s"].max() / w["iterations"].iloc[0]
+        )
         assert row["time_per_iter_s"] == pytest.approx(slowest.mean(), rel=1e-12)
         assert row["time_per_iter_s"] >= these["time_per_iter_s"].max() - 1e-12
         assert row["flops"] == these["flops"].sum() and row["ranks"] == 2
@@ -65,7 +101,9 @@ def test_two_ranks_measure_the_same_windows_and_add_up_to_the_node(tmp_path, mon
     fsdp, fsdp_node, _ = launch.run(fsdp_params, tmp_path / "fsdp", timeout_s=300)
     assert (fsdp["batch_size"] == 2).all() and set(fsdp["strategy"]) == {"fsdp"}
     for p in ("forward", "forward_train", "forward_backward"):
-        assert set(fsdp.loc[fsdp["pass"] == p, "flops"]) == set(direct.loc[direct["pass"] == p, "flops"]), p
+        assert set(fsdp.loc[fsdp["pass"] == p, "flops"]) == set(
+            direct.loc[direct["pass"] == p, "flops"]
+        ), p
     assert "communication" not in set(fsdp_node["pass"]) and fsdp["numerics"].eq("finite").all()
 
 
@@ -89,7 +127,9 @@ def test_a_rank_that_dies_fails_the_job_naming_it(tmp_path):
 
     def job():
         try:
-            launch.run(params(min_window_s=2.0, repeats=10, min_repeats=10), tmp_path, timeout_s=120)
+            launch.run(
+                params(min_window_s=2.0, repeats=10, min_repeats=10), tmp_path, timeout_s=120
+            )
         except launch.RankFailed as err:
             result["error"] = str(err)
 
@@ -110,9 +150,26 @@ def test_a_rank_that_dies_fails_the_job_naming_it(tmp_path):
 
 
 def test_the_command_line_writes_ranks_and_node(tmp_path):
-    launch.main(["--target", "cpu", "--model", "tiny-llama", "--precision", "fp32", "--batch-size", "2",
-                 "--seq-len", "32", "--out", str(tmp_path)])
-    ranks, node = pd.read_parquet(tmp_path / "ranks.parquet"), pd.read_parquet(tmp_path / "node.parquet")
+    launch.main(
+        [
+            "--target",
+            "cpu",
+            "--model",
+            "tiny-llama",
+            "--precision",
+            "fp32",
+            "--batch-size",
+            "2",
+            "--seq-len",
+            "32",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    ranks, node = (
+        pd.read_parquet(tmp_path / "ranks.parquet"),
+        pd.read_parquet(tmp_path / "node.parquet"),
+    )
     # no sampler on a CPU: an empty trace per rank, written all the same (a GPU rank's is labelled)
     assert pd.read_parquet(tmp_path / "trace.parquet").empty
     assert sorted(pd.read_parquet(tmp_path / "windows.parquet")["rank"].unique()) == [0, 1]
@@ -136,13 +193,26 @@ def test_committed_node_rows_are_their_ranks_summed():
         ranks = pd.read_parquet(str(path).replace("/raw/", "/ranks/"))
         windows = pd.read_parquet(str(path).replace("/raw/", "/windows/"))
         world = int(node["world_size"].iloc[0])
-        assert sorted(ranks["rank"].unique()) == list(range(world)) and ranks["gpu_uuid"].nunique() == world
+        assert (
+            sorted(ranks["rank"].unique()) == list(range(world))
+            and ranks["gpu_uuid"].nunique() == world
+        )
         again = node_rows(ranks, windows.drop(columns="rank").assign(rank=windows["rank"]))
-        for col in ("energy_j_per_iter", "energy_cv", "time_per_iter_s", "flops", "energy_zeus_j_per_iter"):
-            assert again[col].to_numpy() == pytest.approx(node[col].to_numpy(), rel=1e-9, nan_ok=True), (path, col)
+        for col in (
+            "energy_j_per_iter",
+            "energy_cv",
+            "time_per_iter_s",
+            "flops",
+            "energy_zeus_j_per_iter",
+        ):
+            assert again[col].to_numpy() == pytest.approx(
+                node[col].to_numpy(), rel=1e-9, nan_ok=True
+            ), (path, col)
         direct = node[~node["derived"]].set_index("pass")
         summed = ranks[~ranks["derived"]].groupby("pass")["energy_j_per_iter"].sum()
-        assert direct["energy_j_per_iter"].to_numpy() == pytest.approx(summed[direct.index].to_numpy(), rel=1e-9)
+        assert direct["energy_j_per_iter"].to_numpy() == pytest.approx(
+            summed[direct.index].to_numpy(), rel=1e-9
+        )
         assert node["gates_passed"].all() and ranks["numerics"].eq("finite").all()
         # at N GPUs the node may do N peaks' FLOP/s: its gate is N times the single GPU's
         peak = gates.limits(node.iloc[0].to_dict())[0]
@@ -154,8 +224,12 @@ def test_a_gpu_ranks_trace_is_saved_and_labelled_with_its_windows():
     samples from its own GPU, every window of the windows table found in them, within its edges."""
     base = REFERENCE.parents[2] / "benchmarks/results/distributed_2026-11-27_host_d"
     name = "distributed/h200/llama-3.2-1b/bf16-mixed/ddp_weak_w2/b8_s1024.parquet"
-    trace, windows, ranks = (pd.read_parquet(base / k / name) for k in ("traces", "windows", "ranks"))
-    assert dict(zip(ranks["rank"], ranks["gpu_uuid"])) == dict(zip(trace["rank"], trace["gpu_uuid"]))
+    trace, windows, ranks = (
+        pd.read_parquet(base / k / name) for k in ("traces", "windows", "ranks")
+    )
+    assert dict(zip(ranks["rank"], ranks["gpu_uuid"])) == dict(
+        zip(trace["rank"], trace["gpu_uuid"])
+    )
     for (rank, p, repeat), w in windows.groupby(["rank", "pass", "repeat"]):
         mine = trace[(trace["rank"] == rank) & (trace["window"] == p) & (trace["repeat"] == repeat)]
         assert len(mine) > 10, (rank, p, repeat)  # 50 Hz over a window of at least 2 s
@@ -194,8 +268,20 @@ def test_kernel_time_is_not_profiled_on_a_cpu(tmp_path):
 def test_kernel_time_counts_overlapping_kernels_once_as_busy_time():
     from flopmetrics.jobs.kernels import kernel_ms
 
-    events = [{"cat": "kernel", "name": "sm90_gemm", "ts": 0, "dur": 1000},
-              {"cat": "kernel", "name": "ncclDevKernel_AllReduce", "ts": 500, "dur": 1000},  # beside the GEMM
-              {"cat": "kernel", "name": "elementwise", "ts": 3000, "dur": 500},
-              {"cat": "cpu_op", "name": "aten::mm", "ts": 0, "dur": 9000}]
-    assert kernel_ms(events) == {"kernel_ms": 2.5, "nccl_kernel_ms": 1.0, "busy_ms": 2.0, "kernels": 3}
+    events = [
+        {"cat": "kernel", "name": "sm90_gemm", "ts": 0, "dur": 1000},
+        {
+            "cat": "kernel",
+            "name": "ncclDevKernel_AllReduce",
+            "ts": 500,
+            "dur": 1000,
+        },  # beside the GEMM
+        {"cat": "kernel", "name": "elementwise", "ts": 3000, "dur": 500},
+        {"cat": "cpu_op", "name": "aten::mm", "ts": 0, "dur": 9000},
+    ]
+    assert kernel_ms(events) == {
+        "kernel_ms": 2.5,
+        "nccl_kernel_ms": 1.0,
+        "busy_ms": 2.0,
+        "kernels": 3,
+    }

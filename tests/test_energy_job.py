@@ -21,11 +21,19 @@ from flopmetrics.jobs import run as job
 
 IDLE_W, BUSY_W = 60.0, 300.0
 
-SPEC = job_spec("llm", {"model": "tiny-llama", "batch_size": 2, "seq_len": 16,
-                        "passes": ["forward", "forward_train", "forward_backward", "train_step"],
-                        "attn_implementation": "sdpa", "attention_flops": "full"},
-                measure={"repeats": 3, "min_window_s": 0.35},
-                energy={"sampler_hz": 100, "guard_s": 0.15, "idle_baseline_s": 0.5})
+SPEC = job_spec(
+    "llm",
+    {
+        "model": "tiny-llama",
+        "batch_size": 2,
+        "seq_len": 16,
+        "passes": ["forward", "forward_train", "forward_backward", "train_step"],
+        "attn_implementation": "sdpa",
+        "attention_flops": "full",
+    },
+    measure={"repeats": 3, "min_window_s": 0.35},
+    energy={"sampler_hz": 100, "guard_s": 0.15, "idle_baseline_s": 0.5},
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +42,13 @@ def measured():
     gpu = NvmlGpu(fake, None)
     mp = pytest.MonkeyPatch()
     sampler = PowerSampler(gpu, hz=100)
-    mp.setattr(job, "setup_meters", lambda device, settings, nvml=None: MeterSetup(
-        [NvmlCounterMeter(sampler), sampler], sampler, gpu, "nvml_counter_interpolated", "ok"))
+    mp.setattr(
+        job,
+        "setup_meters",
+        lambda device, settings, nvml=None: MeterSetup(
+            [NvmlCounterMeter(sampler), sampler], sampler, gpu, "nvml_counter_interpolated", "ok"
+        ),
+    )
     real_idle = job.idle_baseline
 
     def idle(monitor, setup, seconds, progress, *rest):
@@ -57,7 +70,9 @@ def test_energy_per_iteration_matches_the_simulated_power(measured):
     for p in ("forward", "forward_train", "forward_backward", "train_step"):
         r = rows.loc[p]
         assert r["energy_j_per_iter"] == pytest.approx(BUSY_W * r["time_per_iter_s"], rel=0.05), p
-        assert r["dynamic_energy_j_per_iter"] == pytest.approx((BUSY_W - IDLE_W) * r["time_per_iter_s"], rel=0.08), p
+        assert r["dynamic_energy_j_per_iter"] == pytest.approx(
+            (BUSY_W - IDLE_W) * r["time_per_iter_s"], rel=0.08
+        ), p
         assert abs(r["counter_vs_trace_pct"]) < 5
         assert r["windows"] == 3 and r["window_s_min"] >= 0.35
     assert rows.loc["forward", "idle_power_w"] == pytest.approx(IDLE_W, rel=0.05)
@@ -67,8 +82,12 @@ def test_energy_per_iteration_matches_the_simulated_power(measured):
 def test_derived_passes_and_their_errors(measured):
     rows, _, _ = measured
     b, fb, ft = rows.loc["backward"], rows.loc["forward_backward"], rows.loc["forward_train"]
-    assert b["derived"] and b["energy_j_per_iter"] == pytest.approx(fb["energy_j_per_iter"] - ft["energy_j_per_iter"])
-    assert b["energy_j_per_iter_sem"] == pytest.approx(math.hypot(fb["energy_j_per_iter_sem"], ft["energy_j_per_iter_sem"]))
+    assert b["derived"] and b["energy_j_per_iter"] == pytest.approx(
+        fb["energy_j_per_iter"] - ft["energy_j_per_iter"]
+    )
+    assert b["energy_j_per_iter_sem"] == pytest.approx(
+        math.hypot(fb["energy_j_per_iter_sem"], ft["energy_j_per_iter_sem"])
+    )
     o = rows.loc["optimizer"]
     assert o["flops"] == 14 * rows.loc["forward", "parameters"]
     assert rows.loc["train_step", "flops"] == rows.loc["forward_backward", "flops"] + o["flops"]
@@ -84,7 +103,9 @@ def test_rows_carry_provenance_and_gates(measured):
 
 def test_trace_is_labelled_with_every_window(measured):
     _, trace, _ = measured
-    assert {"idle", "forward", "forward_train", "forward_backward", "train_step"} <= set(trace["window"])
+    assert {"idle", "forward", "forward_train", "forward_backward", "train_step"} <= set(
+        trace["window"]
+    )
     assert sorted(trace.loc[trace["window"] == "forward", "repeat"].unique()) == [0, 1, 2]
     assert trace["t_rel_s"].iloc[0] == 0 and trace["t_rel_s"].is_monotonic_increasing
 
@@ -94,13 +115,22 @@ def test_every_row_can_be_recomputed_from_its_saved_trace(measured):
     direct pass is reproduced from the trace alone (what the committed H100 traces allow too)."""
     rows, trace, _ = measured
     windows = windows_from_trace(trace)
-    assert set(windows["window"]) == {"idle", "forward", "forward_train", "forward_backward", "train_step"}
+    assert set(windows["window"]) == {
+        "idle",
+        "forward",
+        "forward_train",
+        "forward_backward",
+        "train_step",
+    }
     for p in ("forward", "forward_train", "forward_backward", "train_step"):
         w = windows[windows["window"] == p]
         assert len(w) == 3 and (w["iterations"] > 0).all()
-        assert (w["energy_j"] / w["iterations"]).mean() == pytest.approx(rows.loc[p, "energy_j_per_iter"], rel=1e-9)
+        assert (w["energy_j"] / w["iterations"]).mean() == pytest.approx(
+            rows.loc[p, "energy_j_per_iter"], rel=1e-9
+        )
         assert (w["energy_trace_j"] / w["iterations"]).mean() == pytest.approx(
-            rows.loc[p, "energy_trace_j_per_iter"], rel=1e-6)
+            rows.loc[p, "energy_trace_j_per_iter"], rel=1e-6
+        )
 
 
 def test_out_of_memory_becomes_a_row_and_the_sweep_goes_on(monkeypatch):
@@ -127,8 +157,12 @@ def _job_seconds(base: Path) -> float:
     import datetime
     import re
 
-    stamps = re.findall(r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$", (base / "snakemake.log").read_text(), re.M)
-    start, end = (datetime.datetime.strptime(s, "%a %b %d %H:%M:%S %Y") for s in (stamps[0], stamps[-1]))
+    stamps = re.findall(
+        r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$", (base / "snakemake.log").read_text(), re.M
+    )
+    start, end = (
+        datetime.datetime.strptime(s, "%a %b %d %H:%M:%S %Y") for s in (stamps[0], stamps[-1])
+    )
     return (end - start).total_seconds()
 
 
@@ -158,9 +192,14 @@ def test_the_old_protocol_costs_three_times_the_new_on_the_same_card():
     3x the new job's; where both ran eager (fp32 at 512 and 1024 tokens) they agree within 0.5 %."""
     import json
 
-    base = Path(__file__).resolve().parents[1] / "benchmarks/results/thesis_sweep_old_new_h200_2026-11-28"
+    base = (
+        Path(__file__).resolve().parents[1]
+        / "benchmarks/results/thesis_sweep_old_new_h200_2026-11-28"
+    )
     new = pd.concat([pd.read_parquet(f) for f in sorted((base / "raw").glob("*/*.parquet"))])
-    parts = [json.loads((base / "old" / f"{name}.json").read_text()) for name in ("old_fp32", "old_16")]
+    parts = [
+        json.loads((base / "old" / f"{name}.json").read_text()) for name in ("old_fp32", "old_16")
+    ]
     old = pd.DataFrame([r for part in parts for r in part["rows"]])
     assert set(old["gpu_uuid"]) == set(new["gpu_uuid"]) and new["gpu_uuid"].nunique() == 1
     for rows in (old, new):
@@ -170,7 +209,9 @@ def test_the_old_protocol_costs_three_times_the_new_on_the_same_card():
     new_s = _job_seconds(base)
     assert new_s <= 180 and old_s >= 3 * new_s
     both = old.merge(new, on=["precision", "seq_len", "pass"], suffixes=("_old", "_new"))
-    eager = both[(both["launch_old"] == "eager") & (both["launch_new"] == "eager") & (both["seq_len"] >= 512)]
+    eager = both[
+        (both["launch_old"] == "eager") & (both["launch_new"] == "eager") & (both["seq_len"] >= 512)
+    ]
     assert len(eager) == 8
     diff = eager["energy_j_per_iter_new"] / eager["energy_j_per_iter_old"] - 1
     assert diff.abs().max() <= 0.005

@@ -7,10 +7,22 @@ H100 = datasheet.by_key("h100_sxm")
 
 
 def row(**kw):
-    base = {"gpu_key": "h100_sxm", "gpu_label": "h100", "precision": "bf16", "status": "ok", "derived": False,
-            "flops_per_s": 400e12, "flops_per_j": 0.6e12, "power_mean_w": 650.0, "power_limit_w": 700.0,
-            "min_window_s": 2.0, "window_s_min": 2.01, "other_processes": 0, "throttle_reasons": "",
-            "numerics": "finite"}
+    base = {
+        "gpu_key": "h100_sxm",
+        "gpu_label": "h100",
+        "precision": "bf16",
+        "status": "ok",
+        "derived": False,
+        "flops_per_s": 400e12,
+        "flops_per_j": 0.6e12,
+        "power_mean_w": 650.0,
+        "power_limit_w": 700.0,
+        "min_window_s": 2.0,
+        "window_s_min": 2.01,
+        "other_processes": 0,
+        "throttle_reasons": "",
+        "numerics": "finite",
+    }
     base.update(kw)
     return base
 
@@ -23,7 +35,11 @@ def test_datasheet_limits():
     assert datasheet.for_device_name("NVIDIA A100-SXM4-80GB").label == "a100"
     # no bf16 path of its own on Volta: judged against the CUDA cores' fp32 rate, never "no limit"
     v100 = datasheet.by_key("v100_sxm2")
-    assert v100.path("bf16") == "fp32" and v100.peak_flops("bf16") == 15.7e12 and v100.path("fp16") == "fp16"
+    assert (
+        v100.path("bf16") == "fp32"
+        and v100.peak_flops("bf16") == 15.7e12
+        and v100.path("fp16") == "fp16"
+    )
     assert datasheet.for_device_name("NVIDIA A100 80GB PCIe").key == "a100_80gb_pcie"
     assert datasheet.for_device_name("NVIDIA A100-PCIE-40GB").key == "a100_pcie"
     assert datasheet.for_device_name("NVIDIA L40").key == "l40"
@@ -40,7 +56,9 @@ def test_unknown_gpu_is_a_clear_error():
 
 
 def test_wrong_architecture_fails_loudly():
-    with pytest.raises(RuntimeError, match="measures GPU architecture 'a100' but runs on 'NVIDIA H100 80GB HBM3'"):
+    with pytest.raises(
+        RuntimeError, match="measures GPU architecture 'a100' but runs on 'NVIDIA H100 80GB HBM3'"
+    ):
         datasheet.check_label_matches("a100", "NVIDIA H100 80GB HBM3")
     assert datasheet.check_label_matches("h100", "NVIDIA H100 80GB HBM3").key == "h100_sxm"
 
@@ -62,7 +80,10 @@ def test_wrong_architecture_fails_loudly():
         ({"throttle_reasons": "sw_power_cap,sw_thermal"}, ""),  # driver thermal regulation: flagged
         ({"throttle_reasons": "hw_slowdown"}, "throttle"),
         ({"throttle_reasons": "sw_thermal,hw_power_brake"}, "throttle"),
-        ({"precision": "fp32", "flops_per_s": 70e12, "flops_per_j": 0.09e12}, "peak_flops"),  # above the 67 TFLOP/s FP32 peak
+        (
+            {"precision": "fp32", "flops_per_s": 70e12, "flops_per_j": 0.09e12},
+            "peak_flops",
+        ),  # above the 67 TFLOP/s FP32 peak
     ],
 )
 def test_each_gate(change, failed):
@@ -72,21 +93,37 @@ def test_each_gate(change, failed):
 
 
 def test_driver_regulation_is_flagged_and_rows_are_kept():
-    df = gates.apply(pd.DataFrame([row(throttle_reasons="sw_power_cap"), row(flops_per_j=9e12),
-                                   row(throttle_reasons="sw_thermal")]))
+    df = gates.apply(
+        pd.DataFrame(
+            [
+                row(throttle_reasons="sw_power_cap"),
+                row(flops_per_j=9e12),
+                row(throttle_reasons="sw_thermal"),
+            ]
+        )
+    )
     assert len(df) == 3 and df["power_capped"].tolist() == [True, False, False]
     assert df["thermally_limited"].tolist() == [False, False, True]
     assert df["gates_passed"].tolist() == [True, False, True]
 
 
 def test_cpu_rows_have_no_physical_limits():
-    df = gates.apply(pd.DataFrame([row(gpu_key="", gpu_label="cpu", flops_per_j=1e15, flops_per_s=1e16,
-                                       power_limit_w=float("nan"))]))
+    df = gates.apply(
+        pd.DataFrame(
+            [
+                row(
+                    gpu_key="",
+                    gpu_label="cpu",
+                    flops_per_j=1e15,
+                    flops_per_s=1e16,
+                    power_limit_w=float("nan"),
+                )
+            ]
+        )
+    )
     assert bool(df.loc[0, "gates_passed"])
 
 
 def test_derived_rows_skip_the_power_gate():
     df = gates.apply(pd.DataFrame([row(derived=True, power_mean_w=float("nan"))]))
     assert bool(df.loc[0, "gate_power"])
-
-

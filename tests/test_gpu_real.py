@@ -52,18 +52,29 @@ def test_real_counter_agrees_with_trace_and_repeats(gpu):
         windows = [run_window(mon, "matmul", lambda: a @ b, 2.0, guard_s=0.3) for _ in range(5)]
         ticks = sampler.ticks()
     per_iter = np.array([w.readings["energy_j"] / w.iterations for w in windows])
-    vs_trace = [100 * (w.readings["energy_j"] - w.readings["energy_trace_j"]) / w.readings["energy_trace_j"]
-                for w in windows]
+    vs_trace = [
+        100 * (w.readings["energy_j"] - w.readings["energy_trace_j"]) / w.readings["energy_trace_j"]
+        for w in windows
+    ]
     cv = float(per_iter.std(ddof=1) / per_iter.mean())
     period = float(np.median(np.diff(ticks[:, 0])))
-    data = {"gpu": gpu.name(), "sampler_hz": hz, "driver": gpu.driver_version(), "power_limit_w": gpu.power_limit_w(),
-            "counter_period_s": period, "guard_s": 0.3, "windows_s": [w.elapsed_s for w in windows],
-            "iterations": [w.iterations for w in windows], "energy_j": [w.readings["energy_j"] for w in windows],
-            "energy_trace_j": [w.readings["energy_trace_j"] for w in windows],
-            "counter_raw_j": [w.readings["energy_counter_raw_j"] for w in windows],
-            "counter_vs_trace_pct": vs_trace, "energy_per_iter_cv": cv,
-            "power_mean_w": [w.readings["power_mean_w"] for w in windows],
-            "trace_samples": [w.readings["trace_samples"] for w in windows]}
+    data = {
+        "gpu": gpu.name(),
+        "sampler_hz": hz,
+        "driver": gpu.driver_version(),
+        "power_limit_w": gpu.power_limit_w(),
+        "counter_period_s": period,
+        "guard_s": 0.3,
+        "windows_s": [w.elapsed_s for w in windows],
+        "iterations": [w.iterations for w in windows],
+        "energy_j": [w.readings["energy_j"] for w in windows],
+        "energy_trace_j": [w.readings["energy_trace_j"] for w in windows],
+        "counter_raw_j": [w.readings["energy_counter_raw_j"] for w in windows],
+        "counter_vs_trace_pct": vs_trace,
+        "energy_per_iter_cv": cv,
+        "power_mean_w": [w.readings["power_mean_w"] for w in windows],
+        "trace_samples": [w.readings["trace_samples"] for w in windows],
+    }
     _evidence("nvml_counter_vs_trace_bf16_matmul" + ("" if hz == 50 else f"_{hz:g}hz"), data)
     assert 0.01 < period < 1.0
     assert all(w.elapsed_s >= 2.0 for w in windows)
@@ -74,6 +85,7 @@ def test_real_counter_agrees_with_trace_and_repeats(gpu):
 
 
 # --- launch: cuda_graph -------------------------------------------------------------------------
+
 
 def _tiny(precision):
     from flopmetrics.workloads.causal_lm import CausalLMWorkload
@@ -113,23 +125,40 @@ def test_a_replayed_pass_computes_what_the_eager_pass_computes(precision):
             torch.cuda.synchronize()
             assert torch.isfinite(loss).all()
             moved = [not torch.equal(p, b) for p, b in zip(wl.trainable, before)]
-            assert all(torch.isfinite(p).all() for p in wl.trainable) and sum(moved) > len(moved) // 2
+            assert (
+                all(torch.isfinite(p).all() for p in wl.trainable) and sum(moved) > len(moved) // 2
+            )
 
 
 def test_a_cuda_graph_job_says_so_in_every_row(gpu):
     from conftest import job_spec
     from flopmetrics.jobs.run import run
 
-    spec = job_spec("llm", {"model": "tiny-llama", "batch_size": 4, "seq_len": 64,
-                            "passes": ["forward", "forward_train", "forward_backward", "train_step"],
-                            "attn_implementation": "sdpa", "attention_flops": "full"},
-                    target="cuda", precision="fp16-mixed",
-                    measure={"launch": "cuda_graph", "min_window_s": 0.3, "repeats": 3, "min_repeats": 3},
-                    energy={"guard_s": 0.05})
+    spec = job_spec(
+        "llm",
+        {
+            "model": "tiny-llama",
+            "batch_size": 4,
+            "seq_len": 64,
+            "passes": ["forward", "forward_train", "forward_backward", "train_step"],
+            "attn_implementation": "sdpa",
+            "attention_flops": "full",
+        },
+        target="cuda",
+        precision="fp16-mixed",
+        measure={"launch": "cuda_graph", "min_window_s": 0.3, "repeats": 3, "min_repeats": 3},
+        energy={"guard_s": 0.05},
+    )
     rows, trace = run(spec, progress=lambda m: None)
     launch = rows.set_index("pass")["launch"].to_dict()
-    assert launch == {"forward": "cuda_graph", "forward_train": "cuda_graph", "forward_backward": "cuda_graph",
-                      "train_step": "eager", "backward": "cuda_graph", "optimizer": "mixed"}
+    assert launch == {
+        "forward": "cuda_graph",
+        "forward_train": "cuda_graph",
+        "forward_backward": "cuda_graph",
+        "train_step": "eager",
+        "backward": "cuda_graph",
+        "optimizer": "mixed",
+    }
     assert (rows["numerics"] == "finite").all() and not trace.empty
 
 
@@ -152,27 +181,44 @@ def test_a_replayed_llama_pass_runs_the_eager_kernels(precision):
         with wl.replayed("forward_backward", step) as replay:
             graph = _kernel_names(replay)
     assert graph <= eager, sorted(graph - eager)
-    attention = {k for k in eager if any(s in k.lower() for s in ("sdpa", "fmha", "flash", "attention"))}
+    attention = {
+        k for k in eager if any(s in k.lower() for s in ("sdpa", "fmha", "flash", "attention"))
+    }
     assert attention <= graph  # the same attention kernels, not a masked variant
-    assert attention or precision == "fp32", sorted(eager)  # 16-bit SDPA runs a fused attention kernel
+    assert attention or precision == "fp32", sorted(
+        eager
+    )  # 16-bit SDPA runs a fused attention kernel
 
 
 def test_launch_auto_replays_a_launch_bound_configuration(gpu):
     from conftest import job_spec
     from flopmetrics.jobs.run import run
 
-    spec = job_spec("llm", {"model": "tiny-llama", "batch_size": 4, "seq_len": 64,
-                            "passes": ["forward", "forward_train", "forward_backward"],
-                            "attn_implementation": "sdpa", "attention_flops": "full"},
-                    target="cuda", precision="bf16",
-                    measure={"launch": "auto", "min_window_s": 0.3, "repeats": 3, "min_repeats": 3},
-                    energy={"guard_s": 0.05})
+    spec = job_spec(
+        "llm",
+        {
+            "model": "tiny-llama",
+            "batch_size": 4,
+            "seq_len": 64,
+            "passes": ["forward", "forward_train", "forward_backward"],
+            "attn_implementation": "sdpa",
+            "attention_flops": "full",
+        },
+        target="cuda",
+        precision="bf16",
+        measure={"launch": "auto", "min_window_s": 0.3, "repeats": 3, "min_repeats": 3},
+        energy={"guard_s": 0.05},
+    )
     rows, _ = run(spec, progress=lambda m: None)
     direct = rows[~rows["derived"]].set_index("pass")
     # a 2-layer model of width 64: the host issues slower than the GPU computes; the forward decides
     forward = direct.loc["forward"]
     # issued over half its time: replayed without the profiler; else the profiler saw it idle
-    assert forward["host_issue_pct"] >= 50 and math.isnan(forward["gpu_idle_pct"]) or forward["gpu_idle_pct"] > 3
+    assert (
+        forward["host_issue_pct"] >= 50
+        and math.isnan(forward["gpu_idle_pct"])
+        or forward["gpu_idle_pct"] > 3
+    )
     assert direct.drop(index="forward")[["host_issue_pct", "gpu_idle_pct"]].isna().all().all()
     assert (rows["launch"] == "cuda_graph").all() and (rows["numerics"] == "finite").all()
 
@@ -183,16 +229,40 @@ def test_scattered_windows_are_measured_again_longer_on_the_gpu(gpu):
     from conftest import job_spec
     from flopmetrics.jobs.run import run
 
-    spec = job_spec("llm", {"model": "tiny-llama", "batch_size": 4, "seq_len": 64, "passes": ["forward"],
-                            "attn_implementation": "sdpa", "attention_flops": "full"},
-                    target="cuda", precision="bf16",
-                    measure={"launch": "eager", "min_window_s": 0.2, "repeats": 10, "min_repeats": 3,
-                             "target_rse": 0.00001},
-                    energy={"guard_s": 0.05})
+    spec = job_spec(
+        "llm",
+        {
+            "model": "tiny-llama",
+            "batch_size": 4,
+            "seq_len": 64,
+            "passes": ["forward"],
+            "attn_implementation": "sdpa",
+            "attention_flops": "full",
+        },
+        target="cuda",
+        precision="bf16",
+        measure={
+            "launch": "eager",
+            "min_window_s": 0.2,
+            "repeats": 10,
+            "min_repeats": 3,
+            "target_rse": 0.00001,
+        },
+        energy={"guard_s": 0.05},
+    )
     said = []
     rows, trace = run(spec, progress=said.append)
     forward = rows.set_index("pass").loc["forward"]
-    assert forward["windows"] == 3 and forward["window_s_min"] >= 0.4 and forward["numerics"] == "finite"
+    assert (
+        forward["windows"] == 3
+        and forward["window_s_min"] >= 0.4
+        and forward["numerics"] == "finite"
+    )
     assert any("measured again in windows of 0.4 s" in line for line in said)
     assert sorted(trace.loc[trace["window"] == "forward", "repeat"].unique()) == [0, 1, 2]
-    assert sorted(trace.loc[trace["window"] == "forward (superseded)", "repeat"].unique()) == [0, 1, 2, 3]
+    assert sorted(trace.loc[trace["window"] == "forward (superseded)", "repeat"].unique()) == [
+        0,
+        1,
+        2,
+        3,
+    ]

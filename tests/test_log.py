@@ -20,7 +20,9 @@ def test_output_at_every_level_lands_in_the_log_and_not_on_the_console(tmp_path)
             subprocess.run([sys.executable, "-c", "print('from a child')"], check=True)
         print("after")
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
     assert proc.stdout.split() == ["before", "after"] and proc.stderr == ""
     text = log.read_text()
     for line in ("from python", "to stderr", "from the file descriptor", "from a child"):

@@ -107,9 +107,13 @@ def test_run_window_does_not_trust_the_first_iteration():
 
 def test_measure_passes_derives_one_pass_after_the_other():
     order = []
-    specs = [PassSpec("a", lambda: (order.append("a"), time.sleep(0.002))),
-             PassSpec("ab", lambda: (order.append("ab"), time.sleep(0.004)))]
-    windows = measure_passes(Monitor("cpu"), specs, repeats=3, min_window_s=0.02, warmup_iterations=1)
+    specs = [
+        PassSpec("a", lambda: (order.append("a"), time.sleep(0.002))),
+        PassSpec("ab", lambda: (order.append("ab"), time.sleep(0.004))),
+    ]
+    windows = measure_passes(
+        Monitor("cpu"), specs, repeats=3, min_window_s=0.02, warmup_iterations=1
+    )
     assert [len(v) for v in windows.values()] == [3, 3]
     est = derive({k: per_iteration(v) for k, v in windows.items()}, [DerivedPass("b", "ab", "a")])
     assert est["b"].mean == pytest.approx(est["ab"].mean - est["a"].mean)
@@ -123,9 +127,13 @@ def test_measure_passes_derives_one_pass_after_the_other():
 
 def test_the_protocol_of_2026_11_27_interleaves_the_passes():
     order = []
-    specs = [PassSpec("a", lambda: (order.append("a"), time.sleep(0.002))),
-             PassSpec("ab", lambda: (order.append("ab"), time.sleep(0.004)))]
-    windows = measure_passes(Monitor("cpu"), specs, repeats=3, min_window_s=0.02, warmup_iterations=1, sized=False)
+    specs = [
+        PassSpec("a", lambda: (order.append("a"), time.sleep(0.002))),
+        PassSpec("ab", lambda: (order.append("ab"), time.sleep(0.004))),
+    ]
+    windows = measure_passes(
+        Monitor("cpu"), specs, repeats=3, min_window_s=0.02, warmup_iterations=1, sized=False
+    )
     assert [len(v) for v in windows.values()] == [3, 3]
     assert order[:2] == ["a", "ab"]  # warm-up of every pass first, then rounds
     assert windows["a"][1].start_s > windows["ab"][0].end_s  # round 2 of "a" after round 1 of "ab"
@@ -155,19 +163,29 @@ def test_one_guard_between_back_to_back_windows_frames_both_edges():
         time.sleep(0.002)
 
     spec = PassSpec("p", step, prepare=lambda: log.append(("restore", time.perf_counter())))
-    windows = measure_passes(Monitor("cpu", [Meter()]), [spec], repeats=3, min_window_s=0.02,
-                             warmup_iterations=1, guard_s=0.005)
+    windows = measure_passes(
+        Monitor("cpu", [Meter()]),
+        [spec],
+        repeats=3,
+        min_window_s=0.02,
+        warmup_iterations=1,
+        guard_s=0.005,
+    )
     assert len(windows["p"]) == 3
     events = [e for e, _ in log]
     begins = [i for i, e in enumerate(events) if e == "begin"]
     reads = [i for i, e in enumerate(events) if e == "read"]
     assert events.count("restore") == 4  # before the first guard, and after each window
     for window, (read, next_begin) in enumerate(zip(reads, begins[1:])):
-        between = events[read + 1:next_begin]
-        assert between == [], f"work between window {window}'s reading and the next window's start: {between}"
+        between = events[read + 1 : next_begin]
+        assert between == [], (
+            f"work between window {window}'s reading and the next window's start: {between}"
+        )
         closed = windows["p"][window].end_s
-        guard = [t for e, t in log[begins[window]:read] if e == "it" and t > closed]
-        assert guard and guard[-1] > closed + 0.03 - 0.003  # the guard ran until the edge was covered
+        guard = [t for e, t in log[begins[window] : read] if e == "it" and t > closed]
+        assert (
+            guard and guard[-1] > closed + 0.03 - 0.003
+        )  # the guard ran until the edge was covered
 
 
 def test_windows_of_a_recording_meter_run_back_to_back_and_are_read_later():
@@ -198,8 +216,16 @@ def test_windows_of_a_recording_meter_run_back_to_back_and_are_read_later():
         time.sleep(0.002)
 
     monitor = Monitor("cpu", [Recorder()])
-    windows = measure_passes(monitor, [PassSpec("p", step)], repeats=4, min_window_s=0.02, warmup_iterations=1,
-                             guard_s=0.005, min_repeats=3, target_rse=0.5)
+    windows = measure_passes(
+        monitor,
+        [PassSpec("p", step)],
+        repeats=4,
+        min_window_s=0.02,
+        warmup_iterations=1,
+        guard_s=0.005,
+        min_repeats=3,
+        target_rse=0.5,
+    )
     w = windows["p"]
     assert len(w) == 3  # precise at the first decision
     assert all(x.readings["energy_j"] == pytest.approx(x.end_s - x.start_s) for x in w)
@@ -207,7 +233,7 @@ def test_windows_of_a_recording_meter_run_back_to_back_and_are_read_later():
     begins = [i for i, e in enumerate(events) if e == "begin"]
     # nothing ran between window 1's close and window 2's start, nor between 2 and 3
     for k in (0, 1):
-        its = [t for e, t in log[begins[k]:begins[k + 1]] if e == "it" and t > w[k].end_s]
+        its = [t for e, t in log[begins[k] : begins[k + 1]] if e == "it" and t > w[k].end_s]
         assert its == []
     # after the third window, a guard ran until its edge was covered, then all three were read
     assert events[-3:] == ["read"] * 3
@@ -238,9 +264,18 @@ def test_each_pass_stops_once_it_is_precise():
     monitor = Monitor("cpu", [Meter()])
     specs = []
     for name in ("steady", "noisy"):
-        specs.append(PassSpec(name, step, prepare=lambda name=name: setattr(monitor, "current", name)))
-    windows = measure_passes(monitor, specs, repeats=8, min_window_s=0.005, warmup_iterations=1, min_repeats=3,
-                             target_rse=0.01)
+        specs.append(
+            PassSpec(name, step, prepare=lambda name=name: setattr(monitor, "current", name))
+        )
+    windows = measure_passes(
+        monitor,
+        specs,
+        repeats=8,
+        min_window_s=0.005,
+        warmup_iterations=1,
+        min_repeats=3,
+        target_rse=0.01,
+    )
     assert len(windows["steady"]) == 3 and not windows["steady"][0].replaces
     # scattered, but 8 repeats cannot pay for 4 short windows and 3 twice as long: all 8 short
     assert len(windows["noisy"]) == 8 and not windows["noisy"][0].replaces
@@ -280,8 +315,14 @@ def test_an_iteration_never_runs_while_the_previous_output_is_alive():
         previous.append(weakref.ref(out))
         return out
 
-    w = run_window(Monitor("cpu"), "p", step, min_seconds=0.05, guard_s=0.01,
-                   check=lambda last: (lambda ok=isinstance(last, Output): (ok, "")))
+    w = run_window(
+        Monitor("cpu"),
+        "p",
+        step,
+        min_seconds=0.05,
+        guard_s=0.01,
+        check=lambda last: lambda ok=isinstance(last, Output): (ok, ""),
+    )
     assert w.iterations >= 1 and w.numerics == "finite"
 
 
@@ -307,12 +348,17 @@ def test_repeats_stop_once_every_pass_is_precise_enough():
         def end(self, t):
             self.windows += 1
             # rounds alternate high and low (two passes per round)
-            return {"energy_j": (calls["n"] - self.first) * (1 + self.scatter * (-1) ** (self.windows // 2))}
+            return {
+                "energy_j": (calls["n"] - self.first)
+                * (1 + self.scatter * (-1) ** (self.windows // 2))
+            }
 
     def run(scatter, **kw):
         monitor = Monitor("cpu", [Meter(scatter)])
         specs = [PassSpec("a", step), PassSpec("b", step)]
-        return measure_passes(monitor, specs, repeats=8, min_window_s=0.01, warmup_iterations=1, **kw)
+        return measure_passes(
+            monitor, specs, repeats=8, min_window_s=0.01, warmup_iterations=1, **kw
+        )
 
     steady = run(0.0, min_repeats=3, target_rse=0.05)
     assert {len(w) for w in steady.values()} == {3}  # precise at once: the minimum, then done
@@ -325,6 +371,7 @@ def test_repeats_stop_once_every_pass_is_precise_enough():
 def test_the_last_warm_up_iteration_is_the_lead_in():
     """Before a pass's first window: one timed iteration, then leading guards until one's rate
     agrees with what ran before it (10 %); a steady pass pays two iterations, not three."""
+
     class Counter:  # covers an edge 5 ms after it, like a counter that steps late
         name = "late"
 
@@ -352,11 +399,15 @@ def test_the_last_warm_up_iteration_is_the_lead_in():
     assert n == 2 and rate == pytest.approx(0.02, rel=0.3)
     n, rate = pre_window([0.08, 0.04, 0.02], 5)  # settling over two iterations: two more lead-ins
     assert n == 4 and rate == pytest.approx(0.02, rel=0.3)
-    n, _ = pre_window([0.08, 0.04, 0.02], 2)  # at most two tries: the timed iteration and one lead-in
+    n, _ = pre_window(
+        [0.08, 0.04, 0.02], 2
+    )  # at most two tries: the timed iteration and one lead-in
     assert n == 2
     n, _ = pre_window([0.02], 0)  # no warm-up: the lead-in alone
     assert n == 1
-    assert warmed_lead_in(Monitor("cpu"), lambda: None, 3, 0.0, edge_covered(Monitor("cpu"))) is None
+    assert (
+        warmed_lead_in(Monitor("cpu"), lambda: None, 3, 0.0, edge_covered(Monitor("cpu"))) is None
+    )
 
 
 def test_launch_auto_replays_without_the_profiler_where_issuing_takes_most_of_the_iteration():
@@ -364,8 +415,10 @@ def test_launch_auto_replays_without_the_profiler_where_issuing_takes_most_of_th
     decides (replayed), and the profiler is not asked (its GPU idle share stays NaN)."""
     from flopmetrics.jobs import launch
 
-    specs = [PassSpec(p, lambda: time.sleep(0.002), replayed=lambda: None, auto=True)
-             for p in ("forward_train", "forward")]
+    specs = [
+        PassSpec(p, lambda: time.sleep(0.002), replayed=lambda: None, auto=True)
+        for p in ("forward_train", "forward")
+    ]
     chosen = launch.choose(Monitor("cpu"), specs)
     assert all(s.replayed is not None for s in chosen)
     judged = {s.name: s.launch_check for s in chosen}
@@ -406,8 +459,16 @@ def test_scattered_windows_are_superseded_by_longer_ones():
 
     monitor = Monitor("cpu", [Meter()])
     said = []
-    windows = measure_passes(monitor, [PassSpec("p", step)], repeats=10, min_window_s=0.02, warmup_iterations=1,
-                             min_repeats=3, target_rse=0.005, progress=said.append)
+    windows = measure_passes(
+        monitor,
+        [PassSpec("p", step)],
+        repeats=10,
+        min_window_s=0.02,
+        warmup_iterations=1,
+        min_repeats=3,
+        target_rse=0.005,
+        progress=said.append,
+    )
     kept = windows["p"]
     assert len(kept[0].replaces) == 4 and all(w.elapsed_s < 0.04 for w in kept[0].replaces)
     assert len(kept) == 3 and all(w.elapsed_s >= 0.04 for w in kept)  # 4 + 2 x 3 = all 10 repeats

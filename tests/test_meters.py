@@ -30,6 +30,7 @@ def fake():
 def busy_window(fake, monitor, seconds, watts=400.0, name="p", guard_s=0.0):
     """A window of whole 10 ms 'iterations' during which the fake GPU draws ``watts``, idle
     before and after (and the same iterations for ``guard_s`` on each side)."""
+
     def step():
         fake.set_power(watts)
         time.sleep(0.01)
@@ -66,7 +67,9 @@ def test_guarded_interpolated_counter_meets_truth_despite_reporting_delay():
         for guard_s in (0.25, 0.0) * 3:
             w = busy_window(fake, mon, 0.55, guard_s=guard_s)
             truth = fake.energy_between(w.start_s, w.end_s)
-            errors["guarded" if guard_s else "unguarded"].append(abs(w.readings["energy_j"] - truth) / truth)
+            errors["guarded" if guard_s else "unguarded"].append(
+                abs(w.readings["energy_j"] - truth) / truth
+            )
             errors["raw"].append(abs(w.readings["energy_counter_raw_j"] - truth) / truth)
             time.sleep(0.15)
     finally:
@@ -81,7 +84,9 @@ def test_counter_window_shorter_than_a_period_is_refused(fake):
     sampler = running_sampler(NvmlGpu(fake, None))
     mon = Monitor("cpu", [NvmlCounterMeter(sampler)])
     try:
-        assert sampler.wait_for(time.perf_counter(), 1.0, tick=True)  # the next step is ~100 ms away
+        assert sampler.wait_for(
+            time.perf_counter(), 1.0, tick=True
+        )  # the next step is ~100 ms away
         mon.begin_window("short")
         with pytest.raises(MeterError, match="shorter than one energy-counter period"):
             mon.end_window("short")
@@ -140,9 +145,17 @@ def test_integrate_power_interpolates_at_edges():
 
 
 def test_window_stats_or_of_throttle_reasons():
-    trace = pd.DataFrame({"t": [0, 1, 2], "power_instant_w": [1.0, 1, 1], "power_average_w": [1.0] * 3,
-                          "sm_clock_mhz": [1.0] * 3, "mem_clock_mhz": [1.0] * 3, "temperature_c": [40, 50, 45],
-                          "clock_event_reasons": [0, 0x40, 0x1]})
+    trace = pd.DataFrame(
+        {
+            "t": [0, 1, 2],
+            "power_instant_w": [1.0, 1, 1],
+            "power_average_w": [1.0] * 3,
+            "sm_clock_mhz": [1.0] * 3,
+            "mem_clock_mhz": [1.0] * 3,
+            "temperature_c": [40, 50, 45],
+            "clock_event_reasons": [0, 0x40, 0x1],
+        }
+    )
     s = window_stats(trace, 0, 2)
     assert s["clock_event_reasons"] == 0x41 and s["temperature_max_c"] == 50
     assert throttle_names(0x41) == ["hw_thermal"]  # idle (0x1) is benign
@@ -153,9 +166,13 @@ def test_setup_meters_chooses_counter_or_trace():
     assert with_counter.method == "nvml_counter_interpolated"
     assert [m.name for m in with_counter.meters] == ["nvml_counter", "nvml_trace"]
     no_counter = meter_setup.setup_meters("cuda:0", SETTINGS, nvml=FakeNvml(has_counter=False))
-    assert no_counter.method == "nvml_trace" and [m.name for m in no_counter.meters] == ["nvml_trace"]
+    assert no_counter.method == "nvml_trace" and [m.name for m in no_counter.meters] == [
+        "nvml_trace"
+    ]
     with pytest.raises(Exception, match="no NVML energy counter"):
-        meter_setup.setup_meters("cuda:0", replace(SETTINGS, meter="nvml"), nvml=FakeNvml(has_counter=False))
+        meter_setup.setup_meters(
+            "cuda:0", replace(SETTINGS, meter="nvml"), nvml=FakeNvml(has_counter=False)
+        )
     with pytest.raises(ValueError, match="needs a cuda device"):
         meter_setup.setup_meters("cpu", replace(SETTINGS, meter="nvml"))
     with pytest.raises(ValueError, match="unknown meter"):
@@ -206,7 +223,9 @@ def test_sampler_process_streams_samples_on_the_shared_clock():
         w = mon.end_window("w")
     trace, ticks = sampler.trace(), sampler.ticks()
     assert sampler._proc.returncode is not None  # stopped
-    assert len(ticks) >= 3 and np.median(np.diff(ticks[:, 0])) == pytest.approx(0.1, rel=0.05)  # steps timed
+    assert len(ticks) >= 3 and np.median(np.diff(ticks[:, 0])) == pytest.approx(
+        0.1, rel=0.05
+    )  # steps timed
     assert len(trace) >= 30 and trace["t"].is_monotonic_increasing and trace["t"].iloc[0] >= t0 - 1
     assert w.readings["power_mean_w"] == pytest.approx(250.0, rel=0.01)
     assert w.readings["energy_trace_j"] == pytest.approx(250.0 * w.elapsed_s, rel=0.02)

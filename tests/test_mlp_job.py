@@ -7,22 +7,35 @@ from flopmetrics.jobs.spec import JobSpec
 
 @pytest.fixture(scope="module")
 def table():
-    return run(job_spec("mlp", {"n": 2, "d": 32, "m": 8}, measure={"profiler_flops": True}), progress=lambda m: None)[0]
+    return run(
+        job_spec("mlp", {"n": 2, "d": 32, "m": 8}, measure={"profiler_flops": True}),
+        progress=lambda m: None,
+    )[0]
 
 
 def test_one_row_per_pass(table):
     assert table["pass"].tolist() == ["forward", "forward_train", "forward_backward", "backward"]
     assert (table["launch"] == "eager").all()  # each row says how its iterations were issued
     assert table.set_index("pass")["derived"].to_dict() == {
-        "forward": False, "forward_train": False, "forward_backward": False, "backward": True}
+        "forward": False,
+        "forward_train": False,
+        "forward_backward": False,
+        "backward": True,
+    }
 
 
 def test_counted_flops_are_exactly_the_measured_work(table):
     t = table.set_index("pass")
     # the counter counts GEMMs only: equals the analytic GEMM term of each pass exactly
     assert (t["flops_counted"] == t["flops_analytic_gemm"]).all()
-    assert t.loc["forward_backward", "flops_counted"] == t.loc["forward", "flops_counted"] + t.loc["backward", "flops_counted"]
-    assert t.loc["backward", "flops_analytic"] == 2 * 2 * 32 * 32 * 8 + 2 * 32 * 32 * 8 + 3 * 2 * 32 * 8
+    assert (
+        t.loc["forward_backward", "flops_counted"]
+        == t.loc["forward", "flops_counted"] + t.loc["backward", "flops_counted"]
+    )
+    assert (
+        t.loc["backward", "flops_analytic"]
+        == 2 * 2 * 32 * 32 * 8 + 2 * 32 * 32 * 8 + 3 * 2 * 32 * 8
+    )
 
 
 def test_profiler_column_matches_counter_on_gemm(table):
@@ -35,12 +48,22 @@ def test_timing_is_positive_and_backward_is_derived(table):
     assert (t.loc[["forward", "forward_train", "forward_backward"], "time_per_iter_s"] > 0).all()
     assert (t.loc[["forward", "forward_train", "forward_backward"], "window_s_mean"] >= 0.02).all()
     assert t.loc["backward", "time_per_iter_s"] == pytest.approx(
-        t.loc["forward_backward", "time_per_iter_s"] - t.loc["forward_train", "time_per_iter_s"])
+        t.loc["forward_backward", "time_per_iter_s"] - t.loc["forward_train", "time_per_iter_s"]
+    )
 
 
 def test_provenance_columns(table):
     row = table.iloc[0]
-    for col in ("device_name", "torch_version", "transformers_version", "hostname", "git_revision", "timestamp_utc", "config_hash", "cpu_model"):
+    for col in (
+        "device_name",
+        "torch_version",
+        "transformers_version",
+        "hostname",
+        "git_revision",
+        "timestamp_utc",
+        "config_hash",
+        "cpu_model",
+    ):
         assert isinstance(row[col], str) and row[col], col
     assert table["config_hash"].nunique() == 1
 

@@ -15,11 +15,19 @@ from flopmetrics.workloads.models import resolve, summary, transformer_shape
 
 @pytest.mark.parametrize("preset", ["tiny-gpt2", "tiny-qwen2"])
 def test_a_non_llama_model_runs_as_a_job_and_its_flops_are_counted(preset):
-    spec = job_spec("llm", {"model": preset, "batch_size": 2, "seq_len": 16,
-                            "passes": ["forward", "forward_train", "forward_backward", "train_step"],
-                            "attn_implementation": "sdpa", "attention_flops": "full"},
-                    measure={"repeats": 2, "min_window_s": 0.05},
-                    energy={"meter": "none", "idle_baseline_s": 0.0})
+    spec = job_spec(
+        "llm",
+        {
+            "model": preset,
+            "batch_size": 2,
+            "seq_len": 16,
+            "passes": ["forward", "forward_train", "forward_backward", "train_step"],
+            "attn_implementation": "sdpa",
+            "attention_flops": "full",
+        },
+        measure={"repeats": 2, "min_window_s": 0.05},
+        energy={"meter": "none", "idle_baseline_s": 0.0},
+    )
     rows, _ = job.run(spec, progress=lambda m: None)
     rows = rows.set_index("pass")
     assert (rows["status"] == "ok").all()
@@ -47,9 +55,25 @@ def test_gpt2_and_qwen_presets_give_their_published_sizes_and_co2e():
     assert f == gemm + attention
     import pandas as pd
 
-    out = estimate([{"name": "gpt2", "model": "gpt2", "tokens": 1e9, "batch_size": 8, "seq_len": 1024,
-                     "gpu": "h100_sxm", "precision": "bf16", "pass": "train_step"}], pd.DataFrame(
-        columns=["gpu_label", "precision", "pass", "ee_flops_per_j", "ee_lo", "ee_hi"]), 1.58, 480).iloc[0]
+    out = estimate(
+        [
+            {
+                "name": "gpt2",
+                "model": "gpt2",
+                "tokens": 1e9,
+                "batch_size": 8,
+                "seq_len": 1024,
+                "gpu": "h100_sxm",
+                "precision": "bf16",
+                "pass": "train_step",
+            }
+        ],
+        pd.DataFrame(
+            columns=["gpu_label", "precision", "pass", "ee_flops_per_j", "ee_lo", "ee_hi"]
+        ),
+        1.58,
+        480,
+    ).iloc[0]
     assert out["flops"] > 0 and out["energy_j_datasheet_bound"] > 0  # no KeyError 'hidden_size'
 
 
@@ -74,8 +98,18 @@ def test_the_backward_count_is_what_a_backward_alone_counts(experiment):
     from flopmetrics import workloads
     from flopmetrics.flops.counted import count_flops
 
-    work = ({"model": "tiny-llama", "batch_size": 2, "seq_len": 32, "attn_implementation": "sdpa",
-             "attention_flops": "full", "passes": ["forward", "forward_train", "forward_backward"]} if experiment == "llm" else {"n": 3, "d": 64, "m": 16})
+    work = (
+        {
+            "model": "tiny-llama",
+            "batch_size": 2,
+            "seq_len": 32,
+            "attn_implementation": "sdpa",
+            "attention_flops": "full",
+            "passes": ["forward", "forward_train", "forward_backward"],
+        }
+        if experiment == "llm"
+        else {"n": 3, "d": 64, "m": 16}
+    )
     wl = workloads.build(experiment, "cpu", "fp32", work, 0)
     counted = wl.counted()
     with wl.context():

@@ -28,28 +28,45 @@ def gemm_rows(df, label):
 
 
 def test_a_gemm_of_known_size_counts_exactly_2mnk_tensor_flops(h100):
-    for precision, pipe in (("bf16", "flops_tensor_bf16"), ("fp16", "flops_tensor_fp16"), ("tf32", "flops_tensor_tf32")):
+    for precision, pipe in (
+        ("bf16", "flops_tensor_bf16"),
+        ("fp16", "flops_tensor_fp16"),
+        ("tf32", "flops_tensor_tf32"),
+    ):
         rows = h100[h100["precision"] == precision]
         big = gemm_rows(rows, "gemm M4096 N4096 K4096")
         assert len(big) == 1 and big[pipe].iloc[0] == 2 * 4096**3, precision
         # 1000^3 runs on 64x128 tiles with K in steps of 64: every dimension padded to 1024
         odd = gemm_rows(rows, "gemm M1000 N1000 K1000")
         assert odd[pipe].iloc[0] == 2 * 1024**3, precision
-        assert odd[pipe].iloc[0] / odd["flops"].iloc[0] > 0.998  # the rest: SIMT work of the epilogue
+        assert (
+            odd[pipe].iloc[0] / odd["flops"].iloc[0] > 0.998
+        )  # the rest: SIMT work of the epilogue
     fp32 = gemm_rows(h100[h100["precision"] == "fp32"], "gemm M4096 N4096 K4096")
-    assert fp32["flops_simt_fp32"].iloc[0] == pytest.approx(2 * 4096**3, rel=3e-4)  # FFMA x2 + FADD + FMUL
-    assert (fp32.filter(like="flops_tensor_").fillna(0) == 0).all(axis=None)  # TF32 off: no tensor cores
+    assert fp32["flops_simt_fp32"].iloc[0] == pytest.approx(
+        2 * 4096**3, rel=3e-4
+    )  # FFMA x2 + FADD + FMUL
+    assert (fp32.filter(like="flops_tensor_").fillna(0) == 0).all(
+        axis=None
+    )  # TF32 off: no tensor cores
 
 
 def test_every_launch_is_classified_and_the_classes_sum_to_the_total(h100):
     assert h100["class"].isin(classify.CLASSES).all()
-    by_class = h100.groupby(["run", "label", "pass", "class"])["flops"].sum().groupby(["run", "label", "pass"]).sum()
+    by_class = (
+        h100.groupby(["run", "label", "pass", "class"])["flops"]
+        .sum()
+        .groupby(["run", "label", "pass"])
+        .sum()
+    )
     total = h100.groupby(["run", "label", "pass"])["flops"].sum()
     assert (by_class == total).all()
     other = h100[h100["class"] == "other"]
     assert set(other["kernel"].str.extract(r"(nll_loss\w+|embedding_backward\w+)")[0]) <= {
-        "nll_loss_forward_reduce_cuda_kernel_2d", "nll_loss_backward_reduce_cuda_kernel_2d",
-        "embedding_backward_feature_kernel"}
+        "nll_loss_forward_reduce_cuda_kernel_2d",
+        "nll_loss_backward_reduce_cuda_kernel_2d",
+        "embedding_backward_feature_kernel",
+    }
     assert not (h100["kernel"].str.contains(parse.MARKER)).any()
 
 
@@ -75,7 +92,9 @@ def test_passes_are_assigned_by_markers_and_checked_against_nvtx(tmp_path):
     keep = [i for i, c in enumerate(cols) if "hfma" not in c]
 
     def cut(line):
-        return ",".join(f'"{v}"' for i, v in enumerate(next(csv.reader(io.StringIO(line)))) if i in keep)
+        return ",".join(
+            f'"{v}"' for i, v in enumerate(next(csv.reader(io.StringIO(line)))) if i in keep
+        )
 
     path = tmp_path / "no_hfma.csv"
     path.write_text("\n".join(cut(line) for line in [header, units, *rows]) + "\n")
@@ -87,7 +106,9 @@ def test_thesis_raw_csvs_reproduce_the_thesis_totals(thesis_dir):
     raw = classify.classify(parse.read_thesis_raw(thesis_dir / "metrics/hyper_surface/raw"))
     assert raw["label"].nunique() == 60
     assert not raw["class"].isin(["setup", "other"]).any()  # set-up subtracted by kernel identity
-    summary = pd.read_csv(thesis_dir / "metrics/hyper_surface/hyper_surface_summary.csv").set_index(["n", "d", "m"])
+    summary = pd.read_csv(thesis_dir / "metrics/hyper_surface/hyper_surface_summary.csv").set_index(
+        ["n", "d", "m"]
+    )
     ours = raw.groupby(["n", "d", "m", "pass"])["flops_simt_fp32"].sum().unstack()
     both = summary.join(ours, how="inner")
     assert len(both) == 60
@@ -98,7 +119,11 @@ def test_thesis_raw_csvs_reproduce_the_thesis_totals(thesis_dir):
 
 
 def test_gemm_calls_follow_the_model(h100):
-    mlp = h100[(h100["run"] == "run1_bf16") & h100["label"].str.startswith("mlp") & (h100["pass"] != "loss")]
+    mlp = h100[
+        (h100["run"] == "run1_bf16")
+        & h100["label"].str.startswith("mlp")
+        & (h100["pass"] != "loss")
+    ]
     calls = gap.gemm_calls(mlp)
     n8 = calls[calls["label"] == "mlp n8 d1024 m256"]
     assert (n8.groupby("pass").size() == pd.Series({"backward": 15, "forward": 8})).all()
@@ -110,19 +135,30 @@ def test_gemm_calls_follow_the_model(h100):
 def test_backward_computes_each_layers_input_gradient_before_its_weight_gradient(h100):
     # n=4, d=2048, m=16 in bf16: dX and dW of one layer run on different kernels; read in the
     # wrong order, the dW calls would show two kernels and the dX calls the other one
-    one = h100[(h100["run"] == "run3_bf16") & (h100["label"] == "mlp n4 d2048 m16") & (h100["pass"] == "backward")]
+    one = h100[
+        (h100["run"] == "run3_bf16")
+        & (h100["label"] == "mlp n4 d2048 m16")
+        & (h100["pass"] == "backward")
+    ]
     calls = gap.gemm_calls(one)
     kernels = calls.groupby("role")["kernel"].nunique()
     assert kernels.to_dict() == {"dW": 1, "dX": 1}
-    assert calls.loc[calls["role"] == "dW", "kernel"].iloc[0] != calls.loc[calls["role"] == "dX", "kernel"].iloc[0]
+    assert (
+        calls.loc[calls["role"] == "dW", "kernel"].iloc[0]
+        != calls.loc[calls["role"] == "dX", "kernel"].iloc[0]
+    )
 
 
 def test_folds_judge_every_config_once_and_keep_shapes_together_only_when_asked():
-    configs = pd.DataFrame([(n, d, m) for n in (1, 2, 4, 8) for d in (128, 256) for m in (16, 32, 48)],
-                           columns=["n", "d", "m"])
+    configs = pd.DataFrame(
+        [(n, d, m) for n in (1, 2, 4, 8) for d in (128, 256) for m in (16, 32, 48)],
+        columns=["n", "d", "m"],
+    )
     dealt = configs.assign(fold=gap.folds(configs, 3, seed=0))
     assert dealt["fold"].between(0, 2).all()
-    assert (dealt.groupby(["d", "m"])["fold"].nunique() == 3).all()  # 4 depths of a shape span the 3 folds
+    assert (
+        dealt.groupby(["d", "m"])["fold"].nunique() == 3
+    ).all()  # 4 depths of a shape span the 3 folds
     whole = configs.assign(fold=gap.folds(configs, 3, seed=0, unseen_shapes=True))
     assert (whole.groupby(["d", "m"])["fold"].nunique() == 1).all()
     assert whole["fold"].nunique() == 3
@@ -145,16 +181,22 @@ def test_formulas_predict_configs_they_never_saw_on_the_h100(h100):
     for _, g in config.groupby(["precision", "pass"]):
         assert target_met(g)
     # with no depth of a shape seen, the tile terms alone are far from it: reported, not hidden
-    assert not target_met(e[(e["split"] == "shape") & (e["precision"] == "fp32") & (e["pass"] == "forward")])
+    assert not target_met(
+        e[(e["split"] == "shape") & (e["precision"] == "fp32") & (e["pass"] == "forward")]
+    )
 
 
 def test_formulas_predict_all_1280_thesis_configs_out_of_fold(thesis_dir):
     hs = thesis_dir / "metrics/hyper_surface"
     raw = classify.classify(parse.read_thesis_raw(hs / "raw"))
     summary = pd.read_csv(hs / "hyper_surface_summary.csv")
-    totals = pd.concat([summary[["n", "d", "m"]].assign(**{"pass": p, "flops": summary[c]})
-                        for p, c in (("forward", "ncu_total_flops_fwd"), ("backward", "ncu_total_flops_bwd"))],
-                       ignore_index=True)
+    totals = pd.concat(
+        [
+            summary[["n", "d", "m"]].assign(**{"pass": p, "flops": summary[c]})
+            for p, c in (("forward", "ncu_total_flops_fwd"), ("backward", "ncu_total_flops_bwd"))
+        ],
+        ignore_index=True,
+    )
     e = gap.cross_validated(raw, 3, 0, totals)
     assert len(e) == 2 * 1280
     for _, g in e.groupby("pass"):
@@ -166,7 +208,9 @@ def test_ncu_missing_or_without_permission_is_a_clear_error(tmp_path, monkeypatc
     with pytest.raises(metrics.NcuError, match="not on PATH"):
         metrics.run(str(tmp_path / "r"), ["true"], str(tmp_path / "r.csv"))
     fake = tmp_path / "ncu"  # the hardware edge: what ncu prints without access to the counters
-    fake.write_text("#!/bin/sh\necho '==ERROR== ERR_NVGPUCTRPERM - The user does not have permission'\nexit 1\n")
+    fake.write_text(
+        "#!/bin/sh\necho '==ERROR== ERR_NVGPUCTRPERM - The user does not have permission'\nexit 1\n"
+    )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     with pytest.raises(metrics.NcuError, match="performance counters"):
         metrics.run(str(tmp_path / "r"), ["true"], str(tmp_path / "r.csv"))
@@ -174,7 +218,11 @@ def test_ncu_missing_or_without_permission_is_a_clear_error(tmp_path, monkeypatc
 
 def test_kernel_classes_do_not_depend_on_one_gpus_naming():
     k = classify.kernel_class
-    assert k("ampere_sgemm_32x32_sliced1x4_nn") == k("nvjet_sm90_tst_64x8_64x16_1x4_h_bz_NNT") == "gemm"
+    assert (
+        k("ampere_sgemm_32x32_sliced1x4_nn")
+        == k("nvjet_sm90_tst_64x8_64x16_1x4_h_bz_NNT")
+        == "gemm"
+    )
     assert k("sm80_xmma_gemm_f32f32_f32f32_f32_nn_n_tilesize64x64x8") == "gemm"
     assert k("void cutlass::Kernel2<cutlass_80_tensorop_s1688gemm_64x64>") == "gemm"
     assert k("mystery_kernel", tensor_flops=1e9) == "gemm" and k("mystery_kernel") == "other"

@@ -11,7 +11,10 @@ import yaml
 
 from conftest import REPO
 
-CONDA_NAMES = {"torch": "pytorch", "snakemake": "snakemake-minimal"}  # where conda-forge names a package otherwise
+CONDA_NAMES = {
+    "torch": "pytorch",
+    "snakemake": "snakemake-minimal",
+}  # where conda-forge names a package otherwise
 
 
 def split(requirement: str) -> tuple[str, str]:
@@ -22,7 +25,9 @@ def split(requirement: str) -> tuple[str, str]:
 def test_the_conda_env_matches_pyproject():
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     env = yaml.safe_load((REPO / "envs/flopmetrics.yaml").read_text())["dependencies"]
-    conda = dict(split(d) for d in env if isinstance(d, str) and not d.startswith(("python=", "pip")))
+    conda = dict(
+        split(d) for d in env if isinstance(d, str) and not d.startswith(("python=", "pip"))
+    )
     wanted = {CONDA_NAMES.get(name, name): spec for name, spec in map(split, deps)}
     assert conda == wanted
     pip = next(d["pip"] for d in env if isinstance(d, dict))
@@ -34,9 +39,15 @@ def test_every_rule_that_runs_python_names_its_conda_env():
         text = smk.read_text()
         for rule in re.split(r"\n(?=rule |    rule )", text)[1:]:
             if "script:" in rule or "run:" in rule:
-                assert 'conda:\n        "../../envs/flopmetrics.yaml"' in rule or "conda:" in rule, (smk.name, rule[:60])
+                assert (
+                    'conda:\n        "../../envs/flopmetrics.yaml"' in rule or "conda:" in rule
+                ), (smk.name, rule[:60])
 
 
 def test_docs_name_the_flags_snakemake_has():
-    for doc in [REPO / "README.md", REPO / "envs/flopmetrics.yaml", *sorted((REPO / "docs").glob("*.md"))]:
+    for doc in [
+        REPO / "README.md",
+        REPO / "envs/flopmetrics.yaml",
+        *sorted((REPO / "docs").glob("*.md")),
+    ]:
         assert "--sw-env" not in doc.read_text(), doc

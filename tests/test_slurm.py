@@ -23,25 +23,56 @@ pytestmark = pytest.mark.slurm
 
 SLURM_CONFIG = {
     "execution": {"check_devices": True, "run_on_cpu": True},
-    "mlp": {"targets": ["h100", "a100"], "precisions": ["fp32"], "n": [2], "d": [16], "m": [4], "repeats": 2,
-            "min_window_s": 0.01, "warmup_iterations": 1, "profiler_flops": False, "launch": "eager"},
+    "mlp": {
+        "targets": ["h100", "a100"],
+        "precisions": ["fp32"],
+        "n": [2],
+        "d": [16],
+        "m": [4],
+        "repeats": 2,
+        "min_window_s": 0.01,
+        "warmup_iterations": 1,
+        "profiler_flops": False,
+        "launch": "eager",
+    },
     "llm": {"targets": []},
-    "matmul": {"targets": ["h100", "a100"], "precisions": ["fp32"], "sizes": [64], "repeats": 2,
-               "min_window_s": 0.01, "warmup_iterations": 1},
+    "matmul": {
+        "targets": ["h100", "a100"],
+        "precisions": ["fp32"],
+        "sizes": [64],
+        "repeats": 2,
+        "min_window_s": 0.01,
+        "warmup_iterations": 1,
+    },
     "reference": {"dirs": []},
-    "slurm": {"gpu_request": "gres", "architectures": {"h100": {"partition": "h100", "gpu_type": "h100"},
-                                                       "a100": {"partition": "a100", "gpu_type": "a100"},
-                                                       "l40s": {"partition": "l40s", "gpu_type": "l40s"}}},
+    "slurm": {
+        "gpu_request": "gres",
+        "architectures": {
+            "h100": {"partition": "h100", "gpu_type": "h100"},
+            "a100": {"partition": "a100", "gpu_type": "a100"},
+            "l40s": {"partition": "l40s", "gpu_type": "l40s"},
+        },
+    },
     "figures": {"power_trace": {"trace": None}, "mlp_flops_vs_d": {"n": None, "m": None}},
 }
 # this cluster has no accounting daemon: poll with squeue, guess no account
-CLUSTER_ARGS = ("--profile", str(REPO / "profiles/slurm"), "--slurm-status-command", "squeue",
-                "--slurm-no-account", "--slurm-init-seconds-before-status-checks", "5")
+CLUSTER_ARGS = (
+    "--profile",
+    str(REPO / "profiles/slurm"),
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-no-account",
+    "--slurm-init-seconds-before-status-checks",
+    "5",
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def cluster():
-    up = shutil.which("sinfo") and subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
+    up = (
+        shutil.which("sinfo")
+        and subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
+    )
     if not up:
         if os.environ.get("FLOPMETRICS_SLURM_REQUIRED"):
             pytest.fail("no Slurm cluster answers sinfo, but .ci/run started one")
@@ -51,13 +82,31 @@ def cluster():
 class SlurmWorkflow(Workflow):
     def command(self, *args):
         # the cluster flags replace --cores; SIGINT (not SIGTERM) stops the Slurm plugin cleanly
-        return ["timeout", "-s", "INT", "-k", "30", "240", sys.executable, "-m", "snakemake",
-                "-s", str(REPO / "Snakefile"), "-d", str(self.workdir), "--configfile", str(self.config_path),
-                *CLUSTER_ARGS, *args]
+        return [
+            "timeout",
+            "-s",
+            "INT",
+            "-k",
+            "30",
+            "240",
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(self.workdir),
+            "--configfile",
+            str(self.config_path),
+            *CLUSTER_ARGS,
+            *args,
+        ]
 
 
 def scontrol(job_id: str) -> dict:
-    out = subprocess.run(["scontrol", "show", "job", str(job_id)], capture_output=True, text=True, timeout=20).stdout
+    out = subprocess.run(
+        ["scontrol", "show", "job", str(job_id)], capture_output=True, text=True, timeout=20
+    ).stdout
     return dict(re.findall(r"(\w+)=(\S+)", out))
 
 
@@ -69,8 +118,15 @@ def test_each_architecture_lands_on_its_nodes(tmp_path):
         assert f"slurm_partition={arch}" in text and f"gres=gpu:{arch}:1" in text
 
     wf.run()
-    rows = pd.concat(pd.read_parquet(p) for p in sorted((tmp_path / "results/raw").glob("*/*/*/*.parquet")))
-    assert sorted(rows.drop_duplicates("slurm_job_id")["target"]) == ["a100", "a100", "h100", "h100"]
+    rows = pd.concat(
+        pd.read_parquet(p) for p in sorted((tmp_path / "results/raw").glob("*/*/*/*.parquet"))
+    )
+    assert sorted(rows.drop_duplicates("slurm_job_id")["target"]) == [
+        "a100",
+        "a100",
+        "h100",
+        "h100",
+    ]
     for _, r in rows.drop_duplicates("slurm_job_id").iterrows():
         job = scontrol(r["slurm_job_id"])  # Slurm's own record of the job
         assert job["Partition"] == r["target"], job
@@ -100,7 +156,9 @@ def test_wrong_mapping_is_refused_by_slurm(tmp_path):
     cfg = copy.deepcopy(SLURM_CONFIG)
     cfg["mlp"]["targets"] = ["h100"]
     cfg["matmul"]["targets"] = []
-    cfg["slurm"]["architectures"]["h100"]["partition"] = "a100"  # an h100 job sent to the a100 nodes
+    cfg["slurm"]["architectures"]["h100"]["partition"] = (
+        "a100"  # an h100 job sent to the a100 nodes
+    )
     wf = SlurmWorkflow(tmp_path, cfg)
     proc = wf.run(check=False)
     out = proc.stdout + proc.stderr
@@ -141,9 +199,19 @@ def test_a_distributed_job_gets_all_its_gpus_on_one_node(tmp_path):
     rows add them up."""
     cfg = copy.deepcopy(SLURM_CONFIG)
     cfg["mlp"]["targets"], cfg["matmul"]["targets"] = ["h100"], []  # the figures need an MLP job
-    cfg["distributed"] = {"targets": ["h100"], "models": ["tiny-llama"], "precisions": ["fp32"], "batch_size": [2],
-                          "seq_len": [32], "world_size": [2], "strategy": ["ddp"], "repeats": 3,
-                          "min_window_s": 0.05, "warmup_iterations": 1, "collective_timeout_s": 60}
+    cfg["distributed"] = {
+        "targets": ["h100"],
+        "models": ["tiny-llama"],
+        "precisions": ["fp32"],
+        "batch_size": [2],
+        "seq_len": [32],
+        "world_size": [2],
+        "strategy": ["ddp"],
+        "repeats": 3,
+        "min_window_s": 0.05,
+        "warmup_iterations": 1,
+        "collective_timeout_s": 60,
+    }
     cfg["energy"] = {"meter": "none", "idle_baseline_s": 0}
     wf = SlurmWorkflow(tmp_path, cfg)
     dry = wf.run("--dry-run")
@@ -156,10 +224,14 @@ def test_a_distributed_job_gets_all_its_gpus_on_one_node(tmp_path):
     assert job["NumNodes"] == "1" and job["JobState"] == "COMPLETED", job
     # both ranks ran in that one job, on the node Slurm chose, and saw both of its GPUs
     assert sorted(ranks["rank"].unique()) == [0, 1] and ranks["slurm_job_id"].nunique() == 1
-    assert set(ranks["slurm_nodename"]) == {"gpu-h100"} and set(ranks["slurm_gpus_on_node"]) == {"2"}
+    assert set(ranks["slurm_nodename"]) == {"gpu-h100"} and set(ranks["slurm_gpus_on_node"]) == {
+        "2"
+    }
     assert (node["rank"] == -1).all() and set(node["world_size"]) == {2}
     for _, row in node.iterrows():
-        summed = ranks.loc[ranks["pass"] == row["pass"], "flops"].sum(min_count=2)  # communication: NaN
+        summed = ranks.loc[ranks["pass"] == row["pass"], "flops"].sum(
+            min_count=2
+        )  # communication: NaN
         assert row["flops"] == pytest.approx(summed, nan_ok=True)
     # the node rows are merged with the energy rows, the ranks' with each other
     merged = pd.read_parquet(tmp_path / "results/merged/energy.parquet")
@@ -168,7 +240,12 @@ def test_a_distributed_job_gets_all_its_gpus_on_one_node(tmp_path):
     # timeouts are the job's resources, not its parameters: editing them reruns nothing, and
     # the job got them (under Slurm, where its jobstep evaluates the rule again)
     assert wf.scheduled() == {}
-    wf.write_config({**cfg, "distributed": {**cfg["distributed"], "collective_timeout_s": 90, "timeout_s": 1800}})
+    wf.write_config(
+        {
+            **cfg,
+            "distributed": {**cfg["distributed"], "collective_timeout_s": 90, "timeout_s": 1800},
+        }
+    )
     assert wf.scheduled() == {}
     log = (tmp_path / "logs/distributed/h100/tiny-llama/fp32/ddp_weak_w2/b2_s32.log").read_text()
     assert "timeouts: the job 3600 s, a collective 60 s" in log

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.e2e
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +52,20 @@ def env(root: Path) -> dict:
 
 
 def run(root: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-d", str(root),
-           "--configfile", str(root / "test_config.yaml"), "--cores", "2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(root / "Snakefile"),
+        "-d",
+        str(root),
+        "--configfile",
+        str(root / "test_config.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env(root), cwd=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -77,24 +91,48 @@ def append_comment(path: Path) -> None:
 def test_plot_function_edit_makes_only_figures_stale(tree):
     assert scheduled(tree) == {}
     append_comment(tree / "src/flopmetrics/figures/mlp.py")
-    assert scheduled(tree) == {"fig_mlp_flops_vs_d": 1, "fig_mlp_pct_diff_heatmap": 2,
-                               "fig_mlp_throughput_vs_intensity": 1, "all": 1, "total": 5}
+    assert scheduled(tree) == {
+        "fig_mlp_flops_vs_d": 1,
+        "fig_mlp_pct_diff_heatmap": 2,
+        "fig_mlp_throughput_vs_intensity": 1,
+        "all": 1,
+        "total": 5,
+    }
     run(tree)
     append_comment(tree / "src/flopmetrics/analysis/calibration.py")
-    assert scheduled(tree) == {"calibrate": 1, "co2e": 1, "fig_calibration_parity": 1, "fig_co2e": 1, "all": 1,
-                               "total": 5}
+    assert scheduled(tree) == {
+        "calibrate": 1,
+        "co2e": 1,
+        "fig_calibration_parity": 1,
+        "fig_co2e": 1,
+        "all": 1,
+        "total": 5,
+    }
     run(tree)
 
 
 def test_measuring_code_edit_reruns_no_job_and_the_listing_names_the_rows(tree):
     listing = [sys.executable, "-m", "flopmetrics.analysis.revisions", "results/raw"]
-    before = subprocess.run(listing, capture_output=True, text=True, env=env(tree), cwd=tree, check=True).stdout
+    before = subprocess.run(
+        listing, capture_output=True, text=True, env=env(tree), cwd=tree, check=True
+    ).stdout
     assert "measured with the measuring code as it is now" in before
     measured_at = git(tree, "rev-parse", "HEAD").strip()
     append_comment(tree / "src/flopmetrics/energy/windows.py")
-    git(tree, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "edit a measuring module")
+    git(
+        tree,
+        "-c",
+        "user.email=t@t",
+        "-c",
+        "user.name=t",
+        "commit",
+        "-qam",
+        "edit a measuring module",
+    )
     assert scheduled(tree) == {}  # expensive measurements are not redone for a code edit
-    out = subprocess.run(listing, capture_output=True, text=True, env=env(tree), cwd=tree, check=True).stdout
+    out = subprocess.run(
+        listing, capture_output=True, text=True, env=env(tree), cwd=tree, check=True
+    ).stdout
     lines = [line for line in out.splitlines() if line.startswith("results/raw/")]
     assert len(lines) == 4 and all(measured_at in line for line in lines), out
     assert all("src/flopmetrics/energy/windows.py" in line for line in lines)

@@ -25,7 +25,12 @@ def test_full_run_outputs_and_rerun_semantics(workflow):
     assert set(merged["pass"]) == {"forward", "forward_train", "forward_backward", "backward"}
     assert (merged["flops_counted"] == merged["flops_analytic_gemm"]).all()
     assert (merged["time_per_iter_s"] > 0).all()
-    for fig in ("pct_diff_heatmap_forward", "pct_diff_heatmap_backward", "flops_vs_d", "throughput_vs_intensity"):
+    for fig in (
+        "pct_diff_heatmap_forward",
+        "pct_diff_heatmap_backward",
+        "flops_vs_d",
+        "throughput_vs_intensity",
+    ):
         path = wd / f"results/figures/mlp/{fig}.png"
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", fig
 
@@ -45,8 +50,13 @@ def test_full_run_outputs_and_rerun_semantics(workflow):
     cfg["mlp"]["m"] = [4, 8, 12]
     workflow.write_config(cfg)
     assert workflow.scheduled() == {
-        "profile_mlp": 1, "merge_mlp": 1, "fig_mlp_flops_vs_d": 1, "fig_mlp_pct_diff_heatmap": 2,
-        "fig_mlp_throughput_vs_intensity": 1, "all": 1, "total": 7,
+        "profile_mlp": 1,
+        "merge_mlp": 1,
+        "fig_mlp_flops_vs_d": 1,
+        "fig_mlp_pct_diff_heatmap": 2,
+        "fig_mlp_throughput_vs_intensity": 1,
+        "all": 1,
+        "total": 7,
     }
     workflow.run()
     assert (wd / "results/raw/mlp/cpu/fp32/n2_d16_m4.parquet").stat().st_mtime_ns > before
@@ -76,7 +86,10 @@ def test_full_run_outputs_and_rerun_semantics(workflow):
     "mutate,expected",
     [
         (lambda c: c["mlp"].update(nn=[2]), "unknown config key mlp.nn"),
-        (lambda c: c["mlp"].update(repeats="three"), "mlp.repeats: 'three' is not of type 'integer'"),
+        (
+            lambda c: c["mlp"].update(repeats="three"),
+            "mlp.repeats: 'three' is not of type 'integer'",
+        ),
         (lambda c: c["mlp"].update(d=[16, 0]), "mlp.d[1]: 0 is less than the minimum of 1"),
         (lambda c: c["mlp"].update(precisions=["fp64"]), "mlp.precisions[0]: 'fp64' is not one of"),
     ],
@@ -116,8 +129,12 @@ def test_killed_run_leaves_no_partial_output_and_resumes(workflow):
     workflow.write_config(cfg)
     wd = workflow.workdir
     log = wd / "logs/mlp/cpu/fp32.log"
-    proc = subprocess.Popen(workflow.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        workflow.command(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 120
         while "repeat 1/3" not in (log.read_text() if log.exists() else ""):
@@ -138,16 +155,42 @@ def test_killed_run_leaves_no_partial_output_and_resumes(workflow):
 @pytest.mark.parametrize(
     "mutate,expected",
     [
-        (lambda c, d: c["llm"].update(targets=["cpu"], models=["llama-9b"]),
-         "config error at llm.models[0]: unknown model preset 'llama-9b'"),
-        (lambda c, d: c["llm"].update(targets=["cpu"], models=[str(d / "config.json")]),
-         "does not parse: line 2"),
-        (lambda c, d: c["llm"].update(targets=["x100"]), "config error at llm.targets[0]: no datasheet entry for GPU 'x100'"),
-        (lambda c, d: c["matmul"].update(targets=["cuda:0"]), "config error at matmul.targets: 'cuda:0' requested but no CUDA GPU"),
-        (lambda c, d: c.setdefault("co2e", {}).update(workloads=[{"name": "w", "model": "llama-3.2-1b", "tokens": 1e9, "batch_size": 8,
-                                                  "seq_len": 1024, "gpu": "b200", "precision": "bf16"}]),
-         "config error at co2e.workloads[0].gpu: no datasheet entry for GPU 'b200'"),
-        (lambda c, d: c["reference"].update(dirs=[str(d / "nothing")]), "config error at reference.dirs[0]: no raw/**/*.parquet"),
+        (
+            lambda c, d: c["llm"].update(targets=["cpu"], models=["llama-9b"]),
+            "config error at llm.models[0]: unknown model preset 'llama-9b'",
+        ),
+        (
+            lambda c, d: c["llm"].update(targets=["cpu"], models=[str(d / "config.json")]),
+            "does not parse: line 2",
+        ),
+        (
+            lambda c, d: c["llm"].update(targets=["x100"]),
+            "config error at llm.targets[0]: no datasheet entry for GPU 'x100'",
+        ),
+        (
+            lambda c, d: c["matmul"].update(targets=["cuda:0"]),
+            "config error at matmul.targets: 'cuda:0' requested but no CUDA GPU",
+        ),
+        (
+            lambda c, d: c.setdefault("co2e", {}).update(
+                workloads=[
+                    {
+                        "name": "w",
+                        "model": "llama-3.2-1b",
+                        "tokens": 1e9,
+                        "batch_size": 8,
+                        "seq_len": 1024,
+                        "gpu": "b200",
+                        "precision": "bf16",
+                    }
+                ]
+            ),
+            "config error at co2e.workloads[0].gpu: no datasheet entry for GPU 'b200'",
+        ),
+        (
+            lambda c, d: c["reference"].update(dirs=[str(d / "nothing")]),
+            "config error at reference.dirs[0]: no raw/**/*.parquet",
+        ),
     ],
 )
 def test_bad_energy_input_fails_before_any_job(workflow, mutate, expected):
@@ -173,11 +216,20 @@ def test_thesis_import_audit_and_comparison_figure(workflow, thesis_dir):
     cfg["reference"] = {"dirs": ["resources/reference/h100"]}  # shipped with the workflow
     workflow.write_config(cfg)
     wd = workflow.workdir
-    workflow.run("results/thesis/audit.md", "results/thesis/audit.html", "results/figures/energy/thesis_vs_ours.png")
+    workflow.run(
+        "results/thesis/audit.md",
+        "results/thesis/audit.html",
+        "results/figures/energy/thesis_vs_ours.png",
+    )
     thesis = pd.read_parquet(wd / "results/merged/thesis.parquet")
-    assert (thesis["source"] == "thesis").all() and len(thesis) == 70 + 16  # optimized + baseline rows
+    assert (thesis["source"] == "thesis").all() and len(
+        thesis
+    ) == 70 + 16  # optimized + baseline rows
     opt = thesis[(thesis["protocol"] == "optimized") & (thesis["pass"] == "forward")]
-    assert opt["impossible_every_variant"].sum() == 31 and opt["impossible_consistent_variant"].sum() == 32
+    assert (
+        opt["impossible_every_variant"].sum() == 31
+        and opt["impossible_consistent_variant"].sum() == 32
+    )
     # the import log accounts for every file of the tree, one line each, and sums up
     log = (wd / "logs/merge/thesis.log").read_text()
     for path in tree.rglob("*"):
@@ -186,7 +238,10 @@ def test_thesis_import_audit_and_comparison_figure(workflow, thesis_dir):
     assert "total: 66 files, 80 records read, 44 imported, 36 duplicates, 0 rejected" in log
     audit = pd.read_parquet(wd / "results/thesis/audit.parquet")
     assert audit["rows"].sum() == len(thesis)
-    assert "| **optimized** | all | all | forward | 36 | 31 | 32 | 0 |" in (wd / "results/thesis/audit.md").read_text()
+    assert (
+        "| **optimized** | all | all | forward | 36 | 31 | 32 | 0 |"
+        in (wd / "results/thesis/audit.md").read_text()
+    )
     assert "<table" in (wd / "results/thesis/audit.html").read_text()
     assert (wd / "results/figures/energy/thesis_vs_ours.png").stat().st_size > 10_000
 
@@ -200,7 +255,9 @@ def test_local_gpu_jobs_never_overlap(workflow):
     cfg["figures"]["mlp_flops_vs_d"].update(n=None, m=None)
     workflow.write_config(cfg)
     wd = workflow.workdir
-    workflow.run("--workflow-profile", str(REPO_ROOT / "profiles/default"), "results/merged/mlp.parquet")
+    workflow.run(
+        "--workflow-profile", str(REPO_ROOT / "profiles/default"), "results/merged/mlp.parquet"
+    )
     spans = []
     for target in ("h100", "a100"):
         row = pd.read_parquet(wd / f"results/raw/mlp/{target}/fp32/n2_d16_m4.parquet").iloc[0]

@@ -7,7 +7,9 @@ from flopmetrics.jobs.log import logged
 
 with logged(snakemake.log[0]):
     s = snakemake.params.settings
-    df = calibration.usable(pd.read_parquet(snakemake.input.energy), s["workloads"], s["passes"], s["require_gates"])
+    df = calibration.usable(
+        pd.read_parquet(snakemake.input.energy), s["workloads"], s["passes"], s["require_gates"]
+    )
     fits, predictions = calibration.calibrate(df, bootstrap=s["bootstrap"], seed=s["seed"])
     print(fits.to_string())
     write_parquet(predictions, snakemake.output.predictions)

@@ -7,8 +7,13 @@ from flopmetrics.jobs.log import logged
 
 with logged(snakemake.log[0]):
     s = snakemake.params.settings
-    table = co2e.estimate(s["workloads"], pd.read_parquet(snakemake.input.fits), s["pue"], s["grid_intensity_g_per_kwh"],
-                          pd.read_parquet(snakemake.input.energy))
+    table = co2e.estimate(
+        s["workloads"],
+        pd.read_parquet(snakemake.input.fits),
+        s["pue"],
+        s["grid_intensity_g_per_kwh"],
+        pd.read_parquet(snakemake.input.energy),
+    )
     table["pue_source"] = s["pue_source"]
     table["grid_intensity_source"] = s["grid_intensity_source"]
     print(table.to_string())

@@ -5,4 +5,6 @@ from flopmetrics.jobs.log import logged
 from flopmetrics.analysis.merge import merge_energy
 
 with logged(snakemake.log[0]):
-    write_parquet(merge_energy(snakemake.input.measured, snakemake.input.reference), snakemake.output[0])
+    write_parquet(
+        merge_energy(snakemake.input.measured, snakemake.input.reference), snakemake.output[0]
+    )

@@ -18,14 +18,22 @@ with logged(snakemake.log[0]):
     if device.startswith("cuda:"):
         os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":")[1]  # the capture uses "cuda"
     with tempfile.TemporaryDirectory() as tmp:
-        argv = capture_command(snakemake.wildcards.precision, f"{tmp}/manifest.json", snakemake.params.mlp,
-                               snakemake.params.gemm, snakemake.params.llm)
+        argv = capture_command(
+            snakemake.wildcards.precision,
+            f"{tmp}/manifest.json",
+            snakemake.params.mlp,
+            snakemake.params.gemm,
+            snakemake.params.llm,
+        )
         run(f"{tmp}/report.ncu-rep", argv, f"{tmp}/report.csv")
         manifest = json.loads(Path(f"{tmp}/manifest.json").read_text())
         if label:
             datasheet.check_label_matches(label, manifest["device"])
-        with atomic_path(snakemake.output.table) as out, open(f"{tmp}/report.csv", "rb") as src, \
-                gzip.open(out, "wb") as dst:
+        with (
+            atomic_path(snakemake.output.table) as out,
+            open(f"{tmp}/report.csv", "rb") as src,
+            gzip.open(out, "wb") as dst,
+        ):
             shutil.copyfileobj(src, dst)
         with atomic_path(snakemake.output.manifest) as out:
             shutil.copy(f"{tmp}/manifest.json", out)

@@ -47,7 +47,9 @@ def fit_time(flops, seconds) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def bootstrap_ee(flops, energy, n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ee(
+    flops, energy, n: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     flops, energy = np.asarray(flops, float), np.asarray(energy, float)
     if len(flops) < 2:
         return math.nan, math.nan
@@ -82,21 +84,32 @@ def leave_one_out(flops, seconds, energy) -> tuple[np.ndarray, np.ndarray, np.nd
 def mape(pred, actual) -> float:
     pred, actual = np.asarray(pred, float), np.asarray(actual, float)
     ok = ~np.isnan(pred) & ~np.isnan(actual)
-    return float(np.mean(np.abs(pred[ok] - actual[ok]) / np.abs(actual[ok])) * 100) if ok.any() else math.nan
+    return (
+        float(np.mean(np.abs(pred[ok] - actual[ok]) / np.abs(actual[ok])) * 100)
+        if ok.any()
+        else math.nan
+    )
 
 
 # a node of N GPUs under a strategy is a group of its own: its FLOPs/J include communication
 GROUP = ["gpu_label", "world_size", "strategy", "precision", "pass"]
 
 
-def usable(df: pd.DataFrame, workloads=None, passes=None, require_gates: bool = True) -> pd.DataFrame:
+def usable(
+    df: pd.DataFrame, workloads=None, passes=None, require_gates: bool = True
+) -> pd.DataFrame:
     """Rows with finite FLOPs, energy and time (and passing gates, by default); the node rows of
     distributed jobs, not their ranks' (``rank`` -1 or absent)."""
     df = without_ranks(with_single(df))
-    if not {"flops", "energy_j_per_iter", "time_per_iter_s", "workload", "pass", *GROUP} <= set(df.columns):
+    if not {"flops", "energy_j_per_iter", "time_per_iter_s", "workload", "pass", *GROUP} <= set(
+        df.columns
+    ):
         return df.iloc[0:0]
-    ok = df["flops"].astype(float).gt(0) & np.isfinite(df["energy_j_per_iter"].astype(float)) \
+    ok = (
+        df["flops"].astype(float).gt(0)
+        & np.isfinite(df["energy_j_per_iter"].astype(float))
         & df["energy_j_per_iter"].astype(float).gt(0)
+    )
     if workloads:
         ok &= df["workload"].isin(workloads)
     if passes:
@@ -106,13 +119,17 @@ def usable(df: pd.DataFrame, workloads=None, passes=None, require_gates: bool = 
     return df[ok]
 
 
-def calibrate(df: pd.DataFrame, group=GROUP, bootstrap: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def calibrate(
+    df: pd.DataFrame, group=GROUP, bootstrap: int = 1000, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (one row per group: EE with interval, two-term fit, LOO MAPEs; one row per config
     with measured and LOO-predicted energy)."""
     fits, preds = [], []
     groups = df.groupby(list(group), sort=True) if len(df) else []
     for key, g in groups:
-        F, t, E = (g[c].astype(float).to_numpy() for c in ("flops", "time_per_iter_s", "energy_j_per_iter"))
+        F, t, E = (
+            g[c].astype(float).to_numpy() for c in ("flops", "time_per_iter_s", "energy_j_per_iter")
+        )
         ee = fit_ee(F, E)
         lo, hi = bootstrap_ee(F, E, bootstrap, seed)
         ee_dyn, p_static = fit_two_term(F, t, E)
@@ -122,13 +139,27 @@ def calibrate(df: pd.DataFrame, group=GROUP, bootstrap: int = 1000, seed: int = 
         # relative errors of what an estimate would predict: out of sample (LOO) and of the fit
         # itself, so the interval an estimate carries covers every configuration measured
         err = np.concatenate([(timed - E) / E, (fitted - E) / E])
-        fits.append({**dict(zip(group, key)), "configs": len(g), "ee_flops_per_j": ee, "ee_lo": lo, "ee_hi": hi,
-                     "ee_dyn_flops_per_j": ee_dyn, "p_static_w": p_static, "time_s_per_flop": a, "time_s_per_step": b,
-                     "loo_mape_ee_pct": mape(one, E), "loo_mape_two_term_pct": mape(two, E),
-                     "loo_mape_two_term_timed_pct": mape(timed, E),
-                     "loo_err_timed_min": float(np.nanmin(err)) if np.isfinite(err).any() else math.nan,
-                     "loo_err_timed_max": float(np.nanmax(err)) if np.isfinite(err).any() else math.nan,
-                     "source": ",".join(sorted(set(g.get("source", pd.Series(["measured"])).astype(str))))})
+        fits.append(
+            {
+                **dict(zip(group, key)),
+                "configs": len(g),
+                "ee_flops_per_j": ee,
+                "ee_lo": lo,
+                "ee_hi": hi,
+                "ee_dyn_flops_per_j": ee_dyn,
+                "p_static_w": p_static,
+                "time_s_per_flop": a,
+                "time_s_per_step": b,
+                "loo_mape_ee_pct": mape(one, E),
+                "loo_mape_two_term_pct": mape(two, E),
+                "loo_mape_two_term_timed_pct": mape(timed, E),
+                "loo_err_timed_min": float(np.nanmin(err)) if np.isfinite(err).any() else math.nan,
+                "loo_err_timed_max": float(np.nanmax(err)) if np.isfinite(err).any() else math.nan,
+                "source": ",".join(
+                    sorted(set(g.get("source", pd.Series(["measured"])).astype(str)))
+                ),
+            }
+        )
         p = g[[*group, "workload", "flops", "time_per_iter_s", "energy_j_per_iter"]].copy()
         for col in ("model", "seq_len", "batch_size", "n", "d", "m", "size"):
             if col in g:
@@ -137,11 +168,33 @@ def calibrate(df: pd.DataFrame, group=GROUP, bootstrap: int = 1000, seed: int = 
         p["predicted_loo_two_term_j"] = two
         p["predicted_loo_two_term_timed_j"] = timed
         preds.append(p)
-    fit_cols = [*group, "configs", "ee_flops_per_j", "ee_lo", "ee_hi", "ee_dyn_flops_per_j", "p_static_w",
-                "time_s_per_flop", "time_s_per_step", "loo_mape_ee_pct", "loo_mape_two_term_pct", "loo_mape_two_term_timed_pct",
-                "loo_err_timed_min", "loo_err_timed_max", "source"]
+    fit_cols = [
+        *group,
+        "configs",
+        "ee_flops_per_j",
+        "ee_lo",
+        "ee_hi",
+        "ee_dyn_flops_per_j",
+        "p_static_w",
+        "time_s_per_flop",
+        "time_s_per_step",
+        "loo_mape_ee_pct",
+        "loo_mape_two_term_pct",
+        "loo_mape_two_term_timed_pct",
+        "loo_err_timed_min",
+        "loo_err_timed_max",
+        "source",
+    ]
     fit_df = pd.DataFrame(fits, columns=fit_cols)
-    pred_cols = [*group, "workload", "flops", "time_per_iter_s", "energy_j_per_iter", "predicted_loo_ee_j",
-                 "predicted_loo_two_term_j", "predicted_loo_two_term_timed_j"]
+    pred_cols = [
+        *group,
+        "workload",
+        "flops",
+        "time_per_iter_s",
+        "energy_j_per_iter",
+        "predicted_loo_ee_j",
+        "predicted_loo_two_term_j",
+        "predicted_loo_two_term_timed_j",
+    ]
     pred_df = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(columns=pred_cols)
     return fit_df, pred_df

@@ -14,7 +14,9 @@ from .merge import with_single, without_ranks
 J_PER_KWH = 3.6e6
 
 
-def workload_flops(model, batch_size: int, seq_len: int, pass_name: str, precision: str = "bf16") -> float:
+def workload_flops(
+    model, batch_size: int, seq_len: int, pass_name: str, precision: str = "bf16"
+) -> float:
     """FLOPs of one step of a declared workload: any Hugging Face causal LM, counted on the meta
     device as a measured job counts its headline FLOPs (full attention, AdamW per parameter)."""
     _, fields = resolve(model)
@@ -45,7 +47,11 @@ MATCH = ("model", "batch_size", "seq_len", "precision", "pass", "world_size", "s
 def measured_step(rows: pd.DataFrame | None, w: dict, label: str) -> tuple[float, float] | None:
     """(energy per step, its SEM) of gated measured rows of exactly this configuration, or None.
     A multi-GPU workload's ``batch_size`` is per rank: a node row's ``rank_batch_size``."""
-    if rows is None or rows.empty or not {"model", "batch_size", "seq_len", "precision", "pass"} <= set(rows.columns):
+    if (
+        rows is None
+        or rows.empty
+        or not {"model", "batch_size", "seq_len", "precision", "pass"} <= set(rows.columns)
+    ):
         return None
     rows = without_ranks(with_single(rows))
     if "rank_batch_size" in rows:
@@ -55,8 +61,12 @@ def measured_step(rows: pd.DataFrame | None, w: dict, label: str) -> tuple[float
         hit = hit[hit[key] == w[key]]
     if hit.empty:
         return None
-    sem = hit["energy_j_per_iter_sem"] if "energy_j_per_iter_sem" in hit else pd.Series(math.nan, index=hit.index)
-    return float(hit["energy_j_per_iter"].mean()), float(np.sqrt((sem ** 2).sum()) / len(hit))
+    sem = (
+        hit["energy_j_per_iter_sem"]
+        if "energy_j_per_iter_sem" in hit
+        else pd.Series(math.nan, index=hit.index)
+    )
+    return float(hit["energy_j_per_iter"].mean()), float(np.sqrt((sem**2).sum()) / len(hit))
 
 
 def _energy(w: dict, label: str, flops_step: float, calibration: pd.DataFrame, rows) -> dict:
@@ -64,28 +74,59 @@ def _energy(w: dict, label: str, flops_step: float, calibration: pd.DataFrame, r
     measured = measured_step(rows, w, label)
     if measured is not None and math.isfinite(measured[1]):
         e, sem = measured
-        return {"basis": "measured: this configuration's rows", "step": e, "lo": e - 1.96 * sem, "hi": e + 1.96 * sem}
+        return {
+            "basis": "measured: this configuration's rows",
+            "step": e,
+            "lo": e - 1.96 * sem,
+            "hi": e + 1.96 * sem,
+        }
     calibration = with_single(calibration)
-    match = calibration[(calibration["gpu_label"] == label) & (calibration["precision"] == w["precision"])
-                        & (calibration["pass"] == w["pass"]) & (calibration["world_size"] == w["world_size"])
-                        & (calibration["strategy"] == w["strategy"])]
+    match = calibration[
+        (calibration["gpu_label"] == label)
+        & (calibration["precision"] == w["precision"])
+        & (calibration["pass"] == w["pass"])
+        & (calibration["world_size"] == w["world_size"])
+        & (calibration["strategy"] == w["strategy"])
+    ]
     if match.empty:
         return {}
     c = match.iloc[0]
-    two = [c.get(k, math.nan) for k in ("ee_dyn_flops_per_j", "p_static_w", "time_s_per_flop", "time_s_per_step",
-                                         "loo_err_timed_min", "loo_err_timed_max")]
+    two = [
+        c.get(k, math.nan)
+        for k in (
+            "ee_dyn_flops_per_j",
+            "p_static_w",
+            "time_s_per_flop",
+            "time_s_per_step",
+            "loo_err_timed_min",
+            "loo_err_timed_max",
+        )
+    ]
     if all(isinstance(v, (int, float)) and math.isfinite(v) for v in two):
         ee_dyn, p_static, a, b, err_min, err_max = two
         e = flops_step / ee_dyn + p_static * (a * flops_step + b)
         # the range of out-of-sample errors this model made on the group's measured configurations
-        return {"basis": "two-term model E = F/EE_dyn + P_static t, t = a F + b", "step": e,
-                "lo": e / (1 + err_max), "hi": e / (1 + err_min)}
-    return {"basis": "one-term model E = F/EE", "step": flops_step / c["ee_flops_per_j"],
-            "lo": flops_step / c["ee_hi"], "hi": flops_step / c["ee_lo"]}
+        return {
+            "basis": "two-term model E = F/EE_dyn + P_static t, t = a F + b",
+            "step": e,
+            "lo": e / (1 + err_max),
+            "hi": e / (1 + err_min),
+        }
+    return {
+        "basis": "one-term model E = F/EE",
+        "step": flops_step / c["ee_flops_per_j"],
+        "lo": flops_step / c["ee_hi"],
+        "hi": flops_step / c["ee_lo"],
+    }
 
 
-def estimate(workloads: list[dict], calibration: pd.DataFrame, pue: float, intensity_g_per_kwh: float,
-             measured: pd.DataFrame | None = None) -> pd.DataFrame:
+def estimate(
+    workloads: list[dict],
+    calibration: pd.DataFrame,
+    pue: float,
+    intensity_g_per_kwh: float,
+    measured: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """One row per declared workload: FLOPs, energy with its interval, kWh, kg CO2e, and the
     ``basis`` of the energy: the measured rows of that exact configuration (``measured``: energy
     rows with gates), else the group's two-term model, else ``E = F/EE``; with no calibration,
@@ -97,32 +138,91 @@ def estimate(workloads: list[dict], calibration: pd.DataFrame, pue: float, inten
         # a node step: every rank runs batch_size sequences (weak scaling), so world_size times the work
         n = w["world_size"]
         steps = w["tokens"] / (w["batch_size"] * w["seq_len"] * n)
-        step_flops = n * workload_flops(w["model"], w["batch_size"], w["seq_len"], w["pass"], w["precision"])
+        step_flops = n * workload_flops(
+            w["model"], w["batch_size"], w["seq_len"], w["pass"], w["precision"]
+        )
         flops = steps * step_flops
-        row = {**{k: w[k] for k in ("name", "model", "gpu", "world_size", "strategy", "precision", "pass", "tokens",
-                                    "batch_size", "seq_len")},
-               "steps": steps, "flops": flops, "pue": pue, "grid_intensity_g_per_kwh": intensity_g_per_kwh}
+        row = {
+            **{
+                k: w[k]
+                for k in (
+                    "name",
+                    "model",
+                    "gpu",
+                    "world_size",
+                    "strategy",
+                    "precision",
+                    "pass",
+                    "tokens",
+                    "batch_size",
+                    "seq_len",
+                )
+            },
+            "steps": steps,
+            "flops": flops,
+            "pue": pue,
+            "grid_intensity_g_per_kwh": intensity_g_per_kwh,
+        }
         try:
             row["energy_j_datasheet_bound"] = flops / datasheet_limit(label, w["precision"])
         except KeyError:  # a GPU the datasheet does not know (a CPU): no bound, not a failure
             row["energy_j_datasheet_bound"] = math.nan
         e = _energy(w, label, step_flops, calibration, measured)
         if not e:
-            where = w["gpu"] if n == 1 and w["strategy"] == "none" else f"{n} x {w['gpu']} {w['strategy']}"
-            row.update(status=f"no measured calibration for ({where}, {w['precision']}, {w['pass']}): "
-                              "only the datasheet bound, a lower bound on energy", basis="",
-                       energy_j=math.nan, energy_j_lo=math.nan, energy_j_hi=math.nan)
+            where = (
+                w["gpu"]
+                if n == 1 and w["strategy"] == "none"
+                else f"{n} x {w['gpu']} {w['strategy']}"
+            )
+            row.update(
+                status=f"no measured calibration for ({where}, {w['precision']}, {w['pass']}): "
+                "only the datasheet bound, a lower bound on energy",
+                basis="",
+                energy_j=math.nan,
+                energy_j_lo=math.nan,
+                energy_j_hi=math.nan,
+            )
         else:
-            row.update(status="ok", basis=e["basis"], energy_j=steps * e["step"], energy_j_lo=steps * e["lo"],
-                       energy_j_hi=steps * e["hi"])
+            row.update(
+                status="ok",
+                basis=e["basis"],
+                energy_j=steps * e["step"],
+                energy_j_lo=steps * e["lo"],
+                energy_j_hi=steps * e["hi"],
+            )
         for suffix in ("", "_lo", "_hi", "_datasheet_bound"):
             kwh = row[f"energy_j{suffix}"] / J_PER_KWH
             row[f"kwh{suffix}"] = kwh
             row[f"kg_co2e{suffix}"] = kwh * pue * intensity_g_per_kwh / 1000
         rows.append(row)
-    columns = ["name", "model", "gpu", "world_size", "strategy", "precision", "pass", "tokens", "batch_size", "seq_len",
-               "steps", "flops",
-               "pue", "grid_intensity_g_per_kwh", "status", "basis", "energy_j", "energy_j_lo",
-               "energy_j_hi", "kwh", "kg_co2e", "kwh_lo", "kg_co2e_lo", "kwh_hi", "kg_co2e_hi",
-               "energy_j_datasheet_bound", "kwh_datasheet_bound", "kg_co2e_datasheet_bound"]
+    columns = [
+        "name",
+        "model",
+        "gpu",
+        "world_size",
+        "strategy",
+        "precision",
+        "pass",
+        "tokens",
+        "batch_size",
+        "seq_len",
+        "steps",
+        "flops",
+        "pue",
+        "grid_intensity_g_per_kwh",
+        "status",
+        "basis",
+        "energy_j",
+        "energy_j_lo",
+        "energy_j_hi",
+        "kwh",
+        "kg_co2e",
+        "kwh_lo",
+        "kg_co2e_lo",
+        "kwh_hi",
+        "kg_co2e_hi",
+        "energy_j_datasheet_bound",
+        "kwh_datasheet_bound",
+        "kg_co2e_datasheet_bound",
+    ]
     return pd.DataFrame(rows, columns=columns)

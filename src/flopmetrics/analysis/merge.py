@@ -49,7 +49,9 @@ def read_job_table(path) -> pd.DataFrame:
     try:
         df = pd.read_parquet(path)
     except Exception as err:  # pyarrow raises several kinds for a file that is not parquet
-        raise MergeError(f"{path}: not a readable parquet file ({type(err).__name__}: {err})") from None
+        raise MergeError(
+            f"{path}: not a readable parquet file ({type(err).__name__}: {err})"
+        ) from None
     if df.empty:
         return df
     missing = [c for c in REQUIRED if c not in df]
@@ -66,8 +68,10 @@ def read_job_table(path) -> pd.DataFrame:
     labels = set(df["gpu_label"].dropna().astype(str))
     unknown = labels - {"cpu", *datasheet.labels(), *datasheet.table()}
     if df["gpu_label"].isna().any() or unknown:
-        raise MergeError(f"{path}: gpu_label {sorted(unknown) or 'empty'} is no datasheet GPU "
-                         f"(known: {datasheet.labels()} or cpu)")
+        raise MergeError(
+            f"{path}: gpu_label {sorted(unknown) or 'empty'} is no datasheet GPU "
+            f"(known: {datasheet.labels()} or cpu)"
+        )
     check_identity(df, path)
     return df
 
@@ -78,7 +82,9 @@ def path_identity(path) -> dict[str, str]:
 
     text = str(Path(path).as_posix())
     for template in RAW.values():
-        tail = template.removeprefix("results/")  # raw/<experiment>/...: also under a reference folder
+        tail = template.removeprefix(
+            "results/"
+        )  # raw/<experiment>/...: also under a reference folder
         m = pattern(tail).search(text)
         if m and text.endswith(m.group(0)) and (m.start() == 0 or text[m.start() - 1] == "/"):
             return m.groupdict()
@@ -89,11 +95,17 @@ def check_identity(df: pd.DataFrame, path) -> None:
     """Every row must be the job its path names (a file copied over another's is refused)."""
     for col, value in path_identity(path).items():  # wildcards are named like their columns
         if col not in df:
-            raise MergeError(f"{path}: its path names {col}={value} but the rows have no {col!r} column")
-        found = sorted({str(int(v)) if isinstance(v, float) and v == int(v) else str(v) for v in df[col]})
+            raise MergeError(
+                f"{path}: its path names {col}={value} but the rows have no {col!r} column"
+            )
+        found = sorted(
+            {str(int(v)) if isinstance(v, float) and v == int(v) else str(v) for v in df[col]}
+        )
         if found != [value]:
-            raise MergeError(f"{path}: its path names {col}={value} but its rows hold {col} = {found}: the "
-                             "file belongs to another job (copied over?); rerun the job or remove the file")
+            raise MergeError(
+                f"{path}: its path names {col}={value} but its rows hold {col} = {found}: the "
+                "file belongs to another job (copied over?); rerun the job or remove the file"
+            )
 
 
 def no_duplicates(frames: Sequence[pd.DataFrame]) -> None:
@@ -103,11 +115,15 @@ def no_duplicates(frames: Sequence[pd.DataFrame]) -> None:
         if not {"config_hash", "timestamp_utc"} <= set(f.columns) or f.empty:
             continue
         uuid = f["gpu_uuid"] if "gpu_uuid" in f else pd.Series([""] * len(f), index=f.index)
-        for key in set(zip(f["config_hash"].astype(str), uuid.astype(str), f["timestamp_utc"].astype(str))):
+        for key in set(
+            zip(f["config_hash"].astype(str), uuid.astype(str), f["timestamp_utc"].astype(str))
+        ):
             path = str(f["source_file"].iloc[0])
             if key in seen and seen[key] != path:
-                raise MergeError(f"{path} and {seen[key]} hold the same measurement (config hash {key[0]}, "
-                                 f"started {key[2]}): a folder listed twice, or results merged as reference?")
+                raise MergeError(
+                    f"{path} and {seen[key]} hold the same measurement (config hash {key[0]}, "
+                    f"started {key[2]}): a folder listed twice, or results merged as reference?"
+                )
             seen[key] = path
 
 
@@ -121,7 +137,9 @@ def merge_parquets(paths: Sequence[str]) -> pd.DataFrame:
         if set(f.columns) != set(columns):
             missing = sorted(set(columns) - set(f.columns))
             extra = sorted(set(f.columns) - set(columns))
-            raise ValueError(f"{p}: columns differ from {paths[0]} (missing {missing}, extra {extra}); rerun that job")
+            raise ValueError(
+                f"{p}: columns differ from {paths[0]} (missing {missing}, extra {extra}); rerun that job"
+            )
     return pd.concat(frames, ignore_index=True)
 
 

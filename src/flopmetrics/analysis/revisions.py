@@ -24,14 +24,18 @@ MEASURING_MODULE = "flopmetrics.jobs.run"
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def repository() -> Path:
     """The git checkout that holds this package's source."""
     proc = _git(ROOT, "rev-parse", "--show-toplevel")
     if proc.returncode != 0:
-        raise RuntimeError(f"flopmetrics at {ROOT} is not in a git checkout: cannot compare revisions")
+        raise RuntimeError(
+            f"flopmetrics at {ROOT} is not in a git checkout: cannot compare revisions"
+        )
     return Path(proc.stdout.strip())
 
 
@@ -60,7 +64,14 @@ def older_rows(paths: list[str | Path]) -> pd.DataFrame:
     for f in files:
         df = pd.read_parquet(f)
         if "git_revision" not in df:
-            out.append({"file": str(f), "rows": len(df), "git_revision": "", "changed": "no git_revision column"})
+            out.append(
+                {
+                    "file": str(f),
+                    "rows": len(df),
+                    "git_revision": "",
+                    "changed": "no git_revision column",
+                }
+            )
             continue
         for rev, g in df.groupby(df["git_revision"].astype(str)):
             if rev not in cache:
@@ -68,8 +79,16 @@ def older_rows(paths: list[str | Path]) -> pd.DataFrame:
             changed = cache[rev]
             if changed == []:
                 continue
-            out.append({"file": str(f), "rows": len(g), "git_revision": rev,
-                        "changed": "revision unknown to this repository" if changed is None else " ".join(changed)})
+            out.append(
+                {
+                    "file": str(f),
+                    "rows": len(g),
+                    "git_revision": rev,
+                    "changed": "revision unknown to this repository"
+                    if changed is None
+                    else " ".join(changed),
+                }
+            )
     return pd.DataFrame(out, columns=["file", "rows", "git_revision", "changed"])
 
 
@@ -79,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     if table.empty:
         print("every row was measured with the measuring code as it is now")
         return 0
-    print(f"{int(table['rows'].sum())} rows in {table['file'].nunique()} files were measured with measuring code "
-          "that has changed since:")
+    print(
+        f"{int(table['rows'].sum())} rows in {table['file'].nunique()} files were measured with measuring code "
+        "that has changed since:"
+    )
     for r in table.itertuples():
         print(f"{r.file}\t{r.rows} rows\t{r.git_revision}\t{r.changed}")
     return 0

@@ -18,7 +18,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="flopmetrics",
         description="FLOPs, Joules and CO2e of ML work, measured honestly. The pipeline: `snakemake -c all`.",
-        epilog="Run `flopmetrics COMMAND --help` for a command's options.")
+        epilog="Run `flopmetrics COMMAND --help` for a command's options.",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add(sub)

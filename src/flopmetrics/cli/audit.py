@@ -16,7 +16,9 @@ CSV_COLUMNS = ("flops", "energy_j", "time_s", "gpu", "precision")
 
 
 def add(sub) -> None:
-    p = sub.add_parser("audit", help="gate a results file against physics", description=__doc__.split("\n\n")[1])
+    p = sub.add_parser(
+        "audit", help="gate a results file against physics", description=__doc__.split("\n\n")[1]
+    )
     p.add_argument("file")
     p.set_defaults(run=run)
 
@@ -30,10 +32,19 @@ def read_csv(path: Path):
     missing = [c for c in CSV_COLUMNS if c not in df]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; a CSV needs {list(CSV_COLUMNS)}")
-    df = df.assign(gpu_label=df["gpu"], flops_per_s=df["flops"] / df["time_s"], flops_per_j=df["flops"] / df["energy_j"],
-                   power_mean_w=df["energy_j"] / df["time_s"], source_file=[f"{path}:{i + 2}" for i in range(len(df))])
-    if "power_limit_w" not in df or df["power_limit_w"].isna().all():  # judge power against the board's TDP
-        df["power_limit_w"] = [datasheet.most_lenient(g, p).tdp_w for g, p in zip(df["gpu"], df["precision"])]
+    df = df.assign(
+        gpu_label=df["gpu"],
+        flops_per_s=df["flops"] / df["time_s"],
+        flops_per_j=df["flops"] / df["energy_j"],
+        power_mean_w=df["energy_j"] / df["time_s"],
+        source_file=[f"{path}:{i + 2}" for i in range(len(df))],
+    )
+    if (
+        "power_limit_w" not in df or df["power_limit_w"].isna().all()
+    ):  # judge power against the board's TDP
+        df["power_limit_w"] = [
+            datasheet.most_lenient(g, p).tdp_w for g, p in zip(df["gpu"], df["precision"])
+        ]
     return gates.apply(df)
 
 
@@ -59,9 +70,13 @@ def read(path: Path):
 def why(r: dict) -> str:
     parts = []
     if not r["gate_flops_per_joule"]:
-        parts.append(f"{r['flops_per_j'] / 1e12:.3g} TFLOPs/J > limit {r['max_flops_per_j'] / 1e12:.3g}")
+        parts.append(
+            f"{r['flops_per_j'] / 1e12:.3g} TFLOPs/J > limit {r['max_flops_per_j'] / 1e12:.3g}"
+        )
     if not r["gate_peak_flops"]:
-        parts.append(f"{r['flops_per_s'] / 1e12:.4g} TFLOP/s > peak {r['peak_flops_per_s'] / 1e12:.4g}")
+        parts.append(
+            f"{r['flops_per_s'] / 1e12:.4g} TFLOP/s > peak {r['peak_flops_per_s'] / 1e12:.4g}"
+        )
     if not r["gate_power"]:
         parts.append(f"{r['power_mean_w']:.0f} W > limit {r['power_limit_w']:.0f} W + 10 %")
     return "; ".join(parts)
@@ -77,12 +92,23 @@ def run(args) -> int:
         return 0
     bad = ~df[[f"gate_{g}" for g in PHYSICS]].all(axis=1)
     for r in df[bad].to_dict("records"):
-        label = " ".join(str(r.get(k, "")) for k in ("gpu_label", "precision", "pass", "config_name") if r.get(k) == r.get(k)
-                         and r.get(k) not in (None, ""))
+        label = " ".join(
+            str(r.get(k, ""))
+            for k in ("gpu_label", "precision", "pass", "config_name")
+            if r.get(k) == r.get(k) and r.get(k) not in (None, "")
+        )
         print(f"IMPOSSIBLE {r.get('source_file', '')} {label}: {why(r)}")
-    failures = df["gate_failures"].where(df["numerics"] != "unknown",
-                                         df["gate_failures"].str.replace("finite", "finite (numerics never checked)"))
+    failures = df["gate_failures"].where(
+        df["numerics"] != "unknown",
+        df["gate_failures"].str.replace("finite", "finite (numerics never checked)"),
+    )
     other = failures[~bad & ~df["gates_passed"]].value_counts()
-    print(f"{path}: {int(bad.sum())} of {len(df)} rows physically impossible" + (
-        "; not trusted for other reasons: " + ", ".join(f"{n} x {g}" for g, n in other.items()) if len(other) else ""))
+    print(
+        f"{path}: {int(bad.sum())} of {len(df)} rows physically impossible"
+        + (
+            "; not trusted for other reasons: " + ", ".join(f"{n} x {g}" for g, n in other.items())
+            if len(other)
+            else ""
+        )
+    )
     return 1 if bad.any() else 0

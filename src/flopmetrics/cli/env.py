@@ -10,9 +10,12 @@ from pathlib import Path
 
 
 def add(sub) -> None:
-    p = sub.add_parser("env", help="what this machine can measure",
-                       description="GPUs and their NVML energy counter, RAPL, Nsight Compute and its counter "
-                                   "permission, Slurm, torch and CUDA versions.")
+    p = sub.add_parser(
+        "env",
+        help="what this machine can measure",
+        description="GPUs and their NVML energy counter, RAPL, Nsight Compute and its counter "
+        "permission, Slurm, torch and CUDA versions.",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object instead of lines")
     p.set_defaults(run=run)
 
@@ -38,13 +41,23 @@ def gpus() -> list[dict]:
     try:
         nvml = load_nvml()
     except NvmlUnavailable as err:
-        return [{"index": i, "name": torch.cuda.get_device_name(i), "nvml": f"unavailable: {err}"}
-                for i in range(torch.cuda.device_count())]
+        return [
+            {"index": i, "name": torch.cuda.get_device_name(i), "nvml": f"unavailable: {err}"}
+            for i in range(torch.cuda.device_count())
+        ]
     out = []
     for i in range(torch.cuda.device_count()):
         g = NvmlGpu.for_torch_device(nvml, i)
-        out.append({"index": i, "name": g.name(), "uuid": g.uuid(), "driver": g.driver_version(),
-                    "power_limit_w": g.power_limit_w(), "energy_counter": g.has_energy_counter()})
+        out.append(
+            {
+                "index": i,
+                "name": g.name(),
+                "uuid": g.uuid(),
+                "driver": g.driver_version(),
+                "power_limit_w": g.power_limit_w(),
+                "energy_counter": g.has_energy_counter(),
+            }
+        )
     return out
 
 
@@ -54,12 +67,20 @@ def ncu_permission() -> str:
     if os.geteuid() == 0:
         return "yes (root)"
     try:
-        admin_only = next((line.split(":")[1].strip() for line in params.read_text().splitlines()
-                           if line.startswith("RmProfilingAdminOnly")), None)
+        admin_only = next(
+            (
+                line.split(":")[1].strip()
+                for line in params.read_text().splitlines()
+                if line.startswith("RmProfilingAdminOnly")
+            ),
+            None,
+        )
     except OSError:
         return "unknown (no NVIDIA driver parameters to read)"
-    return {"0": "yes", "1": "no: RmProfilingAdminOnly=1 (run as root or set NVreg_RestrictProfilingToAdminUsers=0)"}.get(
-        admin_only, "unknown")
+    return {
+        "0": "yes",
+        "1": "no: RmProfilingAdminOnly=1 (run as root or set NVreg_RestrictProfilingToAdminUsers=0)",
+    }.get(admin_only, "unknown")
 
 
 def facts() -> dict:
@@ -75,10 +96,15 @@ def facts() -> dict:
         rapl = f"not readable: {err}"
     ncu_ok, ncu = _tool(["ncu", "--version"])
     slurm_ok, slurm = _tool(["sinfo", "-h", "-o", "%P %a %D"])
-    return {"torch": torch.__version__, "cuda": torch.version.cuda or "none (CPU build)",
-            "gpus": gpus(), "rapl": rapl, "ncu": ncu if ncu_ok else f"missing: {ncu}",
-            "ncu_counters": ncu_permission() if ncu_ok else "n/a",
-            "slurm": f"reachable: {slurm}" if slurm_ok else f"not reachable: {slurm}"}
+    return {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda or "none (CPU build)",
+        "gpus": gpus(),
+        "rapl": rapl,
+        "ncu": ncu if ncu_ok else f"missing: {ncu}",
+        "ncu_counters": ncu_permission() if ncu_ok else "n/a",
+        "slurm": f"reachable: {slurm}" if slurm_ok else f"not reachable: {slurm}",
+    }
 
 
 def run(args) -> int:
@@ -90,10 +116,13 @@ def run(args) -> int:
     if not f["gpus"]:
         print("GPUs         none visible to torch")
     for g in f["gpus"]:
-        counter = {True: "energy counter yes", False: "energy counter NO (trace only)"}.get(g.get("energy_counter"),
-                                                                                          g.get("nvml", ""))
-        print(f"GPU {g['index']}        {g['name']} {g.get('uuid', '')}, {counter}, "
-              f"power limit {g.get('power_limit_w', float('nan')):.0f} W, driver {g.get('driver', '?')}")
+        counter = {True: "energy counter yes", False: "energy counter NO (trace only)"}.get(
+            g.get("energy_counter"), g.get("nvml", "")
+        )
+        print(
+            f"GPU {g['index']}        {g['name']} {g.get('uuid', '')}, {counter}, "
+            f"power limit {g.get('power_limit_w', float('nan')):.0f} W, driver {g.get('driver', '?')}"
+        )
     print(f"RAPL         {f['rapl']}")
     print(f"ncu          {f['ncu']}; counters: {f['ncu_counters']}")
     print(f"Slurm        {f['slurm']}")

@@ -19,20 +19,43 @@ MEASURED = "results/merged/energy.parquet"
 
 
 def add(sub) -> None:
-    p = sub.add_parser("estimate", help="FLOPs, energy and CO2e of a run", description=__doc__.split("\n\n")[1])
-    p.add_argument("--model", required=True, help="a preset (e.g. llama-3.2-1b) or a Hugging Face config.json")
+    p = sub.add_parser(
+        "estimate", help="FLOPs, energy and CO2e of a run", description=__doc__.split("\n\n")[1]
+    )
+    p.add_argument(
+        "--model", required=True, help="a preset (e.g. llama-3.2-1b) or a Hugging Face config.json"
+    )
     p.add_argument("--tokens", required=True, type=float, help="tokens processed, e.g. 1e9")
-    p.add_argument("--gpu", required=True, help="datasheet label or variant key, e.g. h100, h100_sxm")
-    p.add_argument("--precision", required=True, choices=["fp32", "tf32", "fp16", "bf16", "fp16-mixed", "bf16-mixed"])
-    p.add_argument("--pass", dest="pass_", default="train_step",
-                   choices=["forward", "backward", "optimizer", "train_step"])
+    p.add_argument(
+        "--gpu", required=True, help="datasheet label or variant key, e.g. h100, h100_sxm"
+    )
+    p.add_argument(
+        "--precision",
+        required=True,
+        choices=["fp32", "tf32", "fp16", "bf16", "fp16-mixed", "bf16-mixed"],
+    )
+    p.add_argument(
+        "--pass",
+        dest="pass_",
+        default="train_step",
+        choices=["forward", "backward", "optimizer", "train_step"],
+    )
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seq-len", type=int, default=1024)
     p.add_argument("--pue", type=float, help="default: the config schema's co2e.pue")
-    p.add_argument("--grid-intensity", type=float, help="g CO2e per kWh (default: co2e.grid_intensity_g_per_kwh)")
-    p.add_argument("--calibration", default=CALIBRATION, help=f"calibration table (default: {CALIBRATION})")
-    p.add_argument("--measured", default=MEASURED,
-                   help=f"measured energy rows: an exact configuration's are used as measured (default: {MEASURED})")
+    p.add_argument(
+        "--grid-intensity",
+        type=float,
+        help="g CO2e per kWh (default: co2e.grid_intensity_g_per_kwh)",
+    )
+    p.add_argument(
+        "--calibration", default=CALIBRATION, help=f"calibration table (default: {CALIBRATION})"
+    )
+    p.add_argument(
+        "--measured",
+        default=MEASURED,
+        help=f"measured energy rows: an exact configuration's are used as measured (default: {MEASURED})",
+    )
     p.add_argument("--json", action="store_true", help="the result row as JSON")
     p.set_defaults(run=run)
 
@@ -44,34 +67,65 @@ def run(args) -> int:
     from ..energy import datasheet
     from ..workflow.schema import defaults
 
-    datasheet.most_lenient(gpu_label(args.gpu), args.precision)  # an unknown GPU fails here, naming the known ones
+    datasheet.most_lenient(
+        gpu_label(args.gpu), args.precision
+    )  # an unknown GPU fails here, naming the known ones
 
     co2e = defaults("co2e")
     pue = co2e["pue"] if args.pue is None else args.pue
-    intensity = co2e["grid_intensity_g_per_kwh"] if args.grid_intensity is None else args.grid_intensity
+    intensity = (
+        co2e["grid_intensity_g_per_kwh"] if args.grid_intensity is None else args.grid_intensity
+    )
     path = Path(args.calibration)
-    calibration = pd.read_parquet(path) if path.exists() else pd.DataFrame(
-        columns=["gpu_label", "precision", "pass", "ee_flops_per_j", "ee_lo", "ee_hi"])
-    workload = {"name": "cli", "model": args.model, "tokens": args.tokens, "batch_size": args.batch_size,
-                "seq_len": args.seq_len, "gpu": args.gpu, "precision": args.precision, "pass": args.pass_}
+    calibration = (
+        pd.read_parquet(path)
+        if path.exists()
+        else pd.DataFrame(
+            columns=["gpu_label", "precision", "pass", "ee_flops_per_j", "ee_lo", "ee_hi"]
+        )
+    )
+    workload = {
+        "name": "cli",
+        "model": args.model,
+        "tokens": args.tokens,
+        "batch_size": args.batch_size,
+        "seq_len": args.seq_len,
+        "gpu": args.gpu,
+        "precision": args.precision,
+        "pass": args.pass_,
+    }
     measured = pd.read_parquet(args.measured) if Path(args.measured).exists() else None
     r = estimate([workload], calibration, pue, intensity, measured).iloc[0].to_dict()
     if args.json:
-        print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()},
-                         default=str))
+        print(
+            json.dumps(
+                {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()},
+                default=str,
+            )
+        )
         return 0
-    print(f"{args.model}, {args.tokens:.3g} tokens ({r['steps']:.4g} steps of batch {args.batch_size} x "
-          f"{args.seq_len}), {args.pass_}, {args.gpu} {args.precision}")
-    print(f"  FLOPs       {r['flops']:.4g}  (FlopCounterMode on the meta device, from the model's configuration)")
+    print(
+        f"{args.model}, {args.tokens:.3g} tokens ({r['steps']:.4g} steps of batch {args.batch_size} x "
+        f"{args.seq_len}), {args.pass_}, {args.gpu} {args.precision}"
+    )
+    print(
+        f"  FLOPs       {r['flops']:.4g}  (FlopCounterMode on the meta device, from the model's configuration)"
+    )
     if r["status"] == "ok":
-        print(f"  energy      {r['energy_j']:.4g} J (95 % interval {r['energy_j_lo']:.4g}-{r['energy_j_hi']:.4g})  "
-              f"({r['basis']})")
+        print(
+            f"  energy      {r['energy_j']:.4g} J (95 % interval {r['energy_j_lo']:.4g}-{r['energy_j_hi']:.4g})  "
+            f"({r['basis']})"
+        )
         print(f"  kWh         {r['kwh']:.4g} ({r['kwh_lo']:.4g}-{r['kwh_hi']:.4g})")
-        print(f"  kg CO2e     {r['kg_co2e']:.4g} ({r['kg_co2e_lo']:.4g}-{r['kg_co2e_hi']:.4g})  "
-              f"(PUE {pue:g}, {intensity:g} g/kWh)")
+        print(
+            f"  kg CO2e     {r['kg_co2e']:.4g} ({r['kg_co2e_lo']:.4g}-{r['kg_co2e_hi']:.4g})  "
+            f"(PUE {pue:g}, {intensity:g} g/kWh)"
+        )
     else:
         print(f"  energy      {r['status']}" + ("" if path.exists() else f" ({path} not found)"))
-    print(f"  at least    {r['energy_j_datasheet_bound']:.4g} J = {r['kwh_datasheet_bound']:.4g} kWh = "
-          f"{r['kg_co2e_datasheet_bound']:.4g} kg CO2e  (datasheet peak/TDP of the most efficient {args.gpu} "
-          f"variant in {args.precision}: a lower bound)")
+    print(
+        f"  at least    {r['energy_j_datasheet_bound']:.4g} J = {r['kwh_datasheet_bound']:.4g} kWh = "
+        f"{r['kg_co2e_datasheet_bound']:.4g} kg CO2e  (datasheet peak/TDP of the most efficient {args.gpu} "
+        f"variant in {args.precision}: a lower bound)"
+    )
     return 0

@@ -17,13 +17,25 @@ import time
 
 
 def add(sub) -> None:
-    p = sub.add_parser("measure", help="time and energy of any command",
-                       description=__doc__.split("\n\n")[1],
-                       usage="flopmetrics measure [--device DEV ...] [--output FILE.parquet] -- CMD [ARGS ...]")
-    p.add_argument("--device", action="append", help="cpu, cuda:<i> (repeatable; default: every GPU, else cpu)")
-    p.add_argument("--meter", choices=["auto", "nvml", "nvml_trace", "rapl", "none"],
-                   help="default: the config schema's energy.meter")
-    p.add_argument("--idle-s", type=float, help="idle baseline before the command (default: energy.idle_baseline_s)")
+    p = sub.add_parser(
+        "measure",
+        help="time and energy of any command",
+        description=__doc__.split("\n\n")[1],
+        usage="flopmetrics measure [--device DEV ...] [--output FILE.parquet] -- CMD [ARGS ...]",
+    )
+    p.add_argument(
+        "--device", action="append", help="cpu, cuda:<i> (repeatable; default: every GPU, else cpu)"
+    )
+    p.add_argument(
+        "--meter",
+        choices=["auto", "nvml", "nvml_trace", "rapl", "none"],
+        help="default: the config schema's energy.meter",
+    )
+    p.add_argument(
+        "--idle-s",
+        type=float,
+        help="idle baseline before the command (default: energy.idle_baseline_s)",
+    )
     p.add_argument("--output", help="write one parquet row per device, with provenance")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
     p.set_defaults(run=run)
@@ -39,14 +51,25 @@ def devices(asked: list[str] | None) -> list[str]:
 
 def row(device: str, monitor, idle, window, command: list[str], code: int) -> dict:
     energy = window.readings.get("energy_j", math.nan)
-    idle_w = idle.readings.get("energy_j", math.nan) / idle.elapsed_s if idle is not None else math.nan
+    idle_w = (
+        idle.readings.get("energy_j", math.nan) / idle.elapsed_s if idle is not None else math.nan
+    )
     setup = monitor.setup
-    return {"device": device, "command": shlex.join(command), "exit_code": code, "time_s": window.elapsed_s,
-            "energy_j": energy, "idle_power_w": idle_w, "energy_dynamic_j": energy - idle_w * window.elapsed_s,
-            "power_mean_w": window.readings.get("power_mean_w", energy / window.elapsed_s),
-            "power_max_w": window.readings.get("power_max_w", math.nan),
-            "energy_trace_j": window.readings.get("energy_trace_j", math.nan),
-            "meter": setup.method, "status": monitor.status, **setup.gpu_info()}
+    return {
+        "device": device,
+        "command": shlex.join(command),
+        "exit_code": code,
+        "time_s": window.elapsed_s,
+        "energy_j": energy,
+        "idle_power_w": idle_w,
+        "energy_dynamic_j": energy - idle_w * window.elapsed_s,
+        "power_mean_w": window.readings.get("power_mean_w", energy / window.elapsed_s),
+        "power_max_w": window.readings.get("power_max_w", math.nan),
+        "energy_trace_j": window.readings.get("energy_trace_j", math.nan),
+        "meter": setup.method,
+        "status": monitor.status,
+        **setup.gpu_info(),
+    }
 
 
 def run(args) -> int:
@@ -76,18 +99,32 @@ def run(args) -> int:
             m.close()
     rows = [row(d, monitors[d], idle.get(d), windows[d], command, code) for d in monitors]
     for r in rows:
-        print(f"{r['device']}: {r['time_s']:.3f} s, " + (
-            f"{r['energy_j']:.2f} J ({r['energy_dynamic_j']:.2f} J above idle {r['idle_power_w']:.1f} W), "
-            f"mean {r['power_mean_w']:.1f} W, max {r['power_max_w']:.1f} W, meter {r['meter']}"
-            if math.isfinite(r["energy_j"]) else f"energy not measured: {r['status']}"))
+        print(
+            f"{r['device']}: {r['time_s']:.3f} s, "
+            + (
+                f"{r['energy_j']:.2f} J ({r['energy_dynamic_j']:.2f} J above idle {r['idle_power_w']:.1f} W), "
+                f"mean {r['power_mean_w']:.1f} W, max {r['power_max_w']:.1f} W, meter {r['meter']}"
+                if math.isfinite(r["energy_j"])
+                else f"energy not measured: {r['status']}"
+            )
+        )
     if args.output:
         import pandas as pd
 
         from ..jobs.output import write_parquet
         from ..jobs.provenance import collect
 
-        table = pd.DataFrame([{**r, **collect(r["device"], {"command": command, "idle_s": idle_s,
-                                                            "meter": r["meter"]})} for r in rows])
+        table = pd.DataFrame(
+            [
+                {
+                    **r,
+                    **collect(
+                        r["device"], {"command": command, "idle_s": idle_s, "meter": r["meter"]}
+                    ),
+                }
+                for r in rows
+            ]
+        )
         write_parquet(table, args.output)
         print(f"[measure] wrote {args.output}", file=sys.stderr)
     return code

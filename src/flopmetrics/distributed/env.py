@@ -11,7 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-NO_MULTICAST = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+NO_MULTICAST = {
+    "NCCL_NVLS_ENABLE": "0",
+    "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+    "NVSHMEM_DISABLE_NVLS": "1",
+}
 
 
 def with_no_multicast(env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -24,5 +28,7 @@ def check_no_multicast(env: Mapping[str, str] | None = None) -> None:
     env = os.environ if env is None else env
     wrong = {k: env.get(k) for k, v in NO_MULTICAST.items() if env.get(k) != v}
     if wrong:
-        raise RuntimeError(f"NVLink multicast must be off on every rank; this rank has {wrong} "
-                           f"(expected {NO_MULTICAST})")
+        raise RuntimeError(
+            f"NVLink multicast must be off on every rank; this rank has {wrong} "
+            f"(expected {NO_MULTICAST})"
+        )

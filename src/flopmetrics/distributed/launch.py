@@ -23,7 +23,9 @@ class RankFailed(RuntimeError):
     """A rank exited with an error (or was killed); the message names it."""
 
 
-def run(params: dict, out_dir: str | Path, *, timeout_s: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def run(
+    params: dict, out_dir: str | Path, *, timeout_s: float
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Run ``params["world_size"]`` ranks of ``params["job"]`` on this node; return the ranks'
     rows, the node's (one per pass) and the ranks' windows they are made of. The ranks' output
     goes to ``out_dir/ranks.log`` and, as it comes, to stderr; ``timeout_s`` bounds the whole
@@ -32,13 +34,28 @@ def run(params: dict, out_dir: str | Path, *, timeout_s: float) -> tuple[pd.Data
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "spec.json"
     spec.write_text(json.dumps(params, indent=1))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={params['world_size']}",
-           "-m", "flopmetrics.distributed.rank", str(spec), str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={params['world_size']}",
+        "-m",
+        "flopmetrics.distributed.rank",
+        str(spec),
+        str(out),
+    ]
     lines: list[str] = []
     with open(out / "ranks.log", "w") as log:
         # a session of its own: on a timeout the whole group (torchrun and its ranks) is killed
-        proc = subprocess.Popen(cmd, env=with_no_multicast(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            env=with_no_multicast(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         reader = threading.Thread(target=_tee, args=(proc.stdout, log, lines), daemon=True)
         reader.start()
         try:
@@ -46,15 +63,21 @@ def run(params: dict, out_dir: str | Path, *, timeout_s: float) -> tuple[pd.Data
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            raise RankFailed(f"the job ran past its {timeout_s:g} s; every rank was killed; the ranks' output "
-                             f"is in {out / 'ranks.log'}") from None
+            raise RankFailed(
+                f"the job ran past its {timeout_s:g} s; every rank was killed; the ranks' output "
+                f"is in {out / 'ranks.log'}"
+            ) from None
         finally:
             reader.join(timeout=10)
     if code != 0:
-        raise RankFailed(f"{failed_ranks(''.join(lines))} (torchrun exit {code}); "
-                         f"the ranks' output is in {out / 'ranks.log'}")
-    ranks = pd.concat([pd.read_parquet(out / f"rank{r}.parquet") for r in range(params["world_size"])],
-                      ignore_index=True)
+        raise RankFailed(
+            f"{failed_ranks(''.join(lines))} (torchrun exit {code}); "
+            f"the ranks' output is in {out / 'ranks.log'}"
+        )
+    ranks = pd.concat(
+        [pd.read_parquet(out / f"rank{r}.parquet") for r in range(params["world_size"])],
+        ignore_index=True,
+    )
     measured = windows(out, params["world_size"])
     return ranks, node_rows(ranks, measured), measured
 
@@ -70,11 +93,23 @@ def _tee(stream, log, lines: list[str]) -> None:
 def windows(out_dir: str | Path, world_size: int, kind: str = "windows") -> pd.DataFrame:
     """Every rank's windows (``kind="trace"``: power traces), column ``rank``, as the ranks wrote
     them to ``out_dir``."""
-    return pd.concat([pd.read_parquet(Path(out_dir) / f"rank{r}_{kind}.parquet").assign(rank=r)
-                      for r in range(world_size)], ignore_index=True)
+    return pd.concat(
+        [
+            pd.read_parquet(Path(out_dir) / f"rank{r}_{kind}.parquet").assign(rank=r)
+            for r in range(world_size)
+        ],
+        ignore_index=True,
+    )
 
 
-def job(params: dict, node_path: str, ranks_path: str, windows_path: str, trace_path: str, timeouts: dict) -> None:
+def job(
+    params: dict,
+    node_path: str,
+    ranks_path: str,
+    windows_path: str,
+    trace_path: str,
+    timeouts: dict,
+) -> None:
     """One distributed job of the pipeline (rule ``profile_distributed``): its ranks run in a
     scratch folder beside the outputs; the ranks' traces, windows and rows are written, then the
     node's rows (their presence means the job finished). ``timeouts``: ``timeout_s`` (the whole
@@ -84,8 +119,11 @@ def job(params: dict, node_path: str, ranks_path: str, windows_path: str, trace_
     from ..workflow.sweeps import TIMEOUTS
 
     params = {**params, **{k: timeouts[k] for k in TIMEOUTS}}
-    print(f"timeouts: the job {params['timeout_s']:g} s, a collective {params['collective_timeout_s']:g} s",
-          file=sys.stderr, flush=True)
+    print(
+        f"timeouts: the job {params['timeout_s']:g} s, a collective {params['collective_timeout_s']:g} s",
+        file=sys.stderr,
+        flush=True,
+    )
     Path(ranks_path).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".ranks-", dir=Path(ranks_path).parent) as scratch:
         ranks, node, measured = run(params, scratch, timeout_s=params["timeout_s"])
@@ -93,20 +131,32 @@ def job(params: dict, node_path: str, ranks_path: str, windows_path: str, trace_
         write_parquet(measured, windows_path)
     write_parquet(ranks, ranks_path)
     write_parquet(node, node_path)
-    cols = ["pass", "time_per_iter_s", "energy_j_per_iter", "energy_cv", "power_mean_w", "flops_per_j"]
+    cols = [
+        "pass",
+        "time_per_iter_s",
+        "energy_j_per_iter",
+        "energy_cv",
+        "power_mean_w",
+        "flops_per_j",
+    ]
     print(node[cols].to_string(index=False))
 
 
 def failed_ranks(output: str) -> str:
     """Which rank failed first, as torchrun's failure report says ("rank 1 failed first (exit code
     -9, SIGKILL); stopped after it: rank 0"), or "a rank failed" where it names none."""
-    entry = re.compile(r"rank\s*:\s*(\d+).*?\n\s*exitcode\s*:\s*(-?\d+)[^\n]*?(?:\((\w+)\))?\s*$", re.M | re.S)
+    entry = re.compile(
+        r"rank\s*:\s*(\d+).*?\n\s*exitcode\s*:\s*(-?\d+)[^\n]*?(?:\((\w+)\))?\s*$", re.M | re.S
+    )
     cause, _, rest = output.partition("Root Cause")
     first = entry.search(rest)
     if not first:
         return "a rank failed"
     signal = f", {first.group(3)}" if first.group(3) else ""
-    others = sorted({int(r) for r, *_ in entry.findall(cause.rpartition("Failures:")[2])} - {int(first.group(1))})
+    others = sorted(
+        {int(r) for r, *_ in entry.findall(cause.rpartition("Failures:")[2])}
+        - {int(first.group(1))}
+    )
     after = f"; stopped after it: rank {', '.join(map(str, others))}" if others else ""
     return f"rank {first.group(1)} failed first (exit code {first.group(2)}{signal}){after}"
 
@@ -121,33 +171,69 @@ def main(argv: list[str] | None = None) -> None:
     from ..workflow.sweeps import distributed_params
     from ..workloads.models import resolve
 
-    ap = argparse.ArgumentParser(prog="python -m flopmetrics.distributed.launch", description=main.__doc__)
+    ap = argparse.ArgumentParser(
+        prog="python -m flopmetrics.distributed.launch", description=main.__doc__
+    )
     ap.add_argument("--world-size", type=int, default=2)
     ap.add_argument("--strategy", choices=("ddp", "fsdp"), default="ddp")
     ap.add_argument("--scaling", choices=("weak", "strong"), default="weak")
-    ap.add_argument("--target", default="cuda", help="cpu (gloo), cuda or a GPU label (NCCL, one GPU per rank)")
+    ap.add_argument(
+        "--target", default="cuda", help="cpu (gloo), cuda or a GPU label (NCCL, one GPU per rank)"
+    )
     ap.add_argument("--model", default="llama-3.2-1b")
     ap.add_argument("--precision", default="bf16-mixed")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seq-len", type=int, default=1024)
-    ap.add_argument("--collective-timeout", type=float, default=defaults("distributed")["collective_timeout_s"])
-    ap.add_argument("--timeout", type=float, default=defaults("distributed")["timeout_s"], help="the whole job, s")
-    ap.add_argument("--zeus", action="store_true", help="Zeus's monitor watches every GPU too (rank 0)")
-    ap.add_argument("--profile-iterations", type=int, default=defaults("distributed")["profile_iterations"],
-                    help="profiled iterations per pass after the windows (kernel and NCCL time); 0: none")
+    ap.add_argument(
+        "--collective-timeout", type=float, default=defaults("distributed")["collective_timeout_s"]
+    )
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=defaults("distributed")["timeout_s"],
+        help="the whole job, s",
+    )
+    ap.add_argument(
+        "--zeus", action="store_true", help="Zeus's monitor watches every GPU too (rank 0)"
+    )
+    ap.add_argument(
+        "--profile-iterations",
+        type=int,
+        default=defaults("distributed")["profile_iterations"],
+        help="profiled iterations per pass after the windows (kernel and NCCL time); 0: none",
+    )
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     # the schema's defaults of block `distributed`, as a pipeline job with these wildcards gets them
-    config = {"distributed": {**defaults("distributed"), "models": [args.model], "zeus": args.zeus,
-                              "profile_iterations": args.profile_iterations},
-              "energy": defaults("energy"), "execution": {"run_on_cpu": False}}
-    params = distributed_params(config, {"target": args.target, "model": resolve(args.model)[0],
-                                         "precision": args.precision, "strategy": args.strategy,
-                                         "scaling": args.scaling, "world_size": args.world_size,
-                                         "batch_size": args.batch_size, "seq_len": args.seq_len})
+    config = {
+        "distributed": {
+            **defaults("distributed"),
+            "models": [args.model],
+            "zeus": args.zeus,
+            "profile_iterations": args.profile_iterations,
+        },
+        "energy": defaults("energy"),
+        "execution": {"run_on_cpu": False},
+    }
+    params = distributed_params(
+        config,
+        {
+            "target": args.target,
+            "model": resolve(args.model)[0],
+            "precision": args.precision,
+            "strategy": args.strategy,
+            "scaling": args.scaling,
+            "world_size": args.world_size,
+            "batch_size": args.batch_size,
+            "seq_len": args.seq_len,
+        },
+    )
     out = Path(args.out)
-    job(params, *(str(out / f"{k}.parquet") for k in ("node", "ranks", "windows", "trace")),
-        timeouts={"timeout_s": args.timeout, "collective_timeout_s": args.collective_timeout})
+    job(
+        params,
+        *(str(out / f"{k}.parquet") for k in ("node", "ranks", "windows", "trace")),
+        timeouts={"timeout_s": args.timeout, "collective_timeout_s": args.collective_timeout},
+    )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,15 @@ class RankMonitor(Monitor):
     def __init__(self, device: str, meters=(), zeus_gpus=None):
         super().__init__(device, meters)
         own = synchronizer(device)
-        self._flag = torch.zeros(1, dtype=torch.float64, device=device if dist.get_backend() == "nccl" else "cpu")
-        self._zeus, self._zeus_open, self._zeus_pending, self._names = None, {}, {}, itertools.count()
+        self._flag = torch.zeros(
+            1, dtype=torch.float64, device=device if dist.get_backend() == "nccl" else "cpu"
+        )
+        self._zeus, self._zeus_open, self._zeus_pending, self._names = (
+            None,
+            {},
+            {},
+            itertools.count(),
+        )
         if zeus_gpus is not None:
             from zeus.monitor import ZeusMonitor  # only where asked for: an optional dependency
 

@@ -48,13 +48,25 @@ def main(spec_file: str, out_dir: str) -> None:
         torch.cuda.set_device(device)
     # a rank that stops answering fails the others' collectives after this long, instead of a hang
     # device_id binds this rank's communicator to its GPU (NCCL would otherwise guess it from the rank)
-    dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=params["collective_timeout_s"]),
-                            device_id=torch.device(device) if cuda else None)
+    dist.init_process_group(
+        "nccl" if cuda else "gloo",
+        timeout=timedelta(seconds=params["collective_timeout_s"]),
+        device_id=torch.device(device) if cuda else None,
+    )
     try:
-        rows, windows, trace = measure(spec, device, {"rank": rank, "local_rank": local_rank, "world_size": world,
-                                                      "strategy": params["strategy"], "scaling": params["scaling"]},
-                                       zeus=bool(params.get("zeus")) and rank == 0,
-                                       profile_iterations=int(params.get("profile_iterations", 0)))
+        rows, windows, trace = measure(
+            spec,
+            device,
+            {
+                "rank": rank,
+                "local_rank": local_rank,
+                "world_size": world,
+                "strategy": params["strategy"],
+                "scaling": params["scaling"],
+            },
+            zeus=bool(params.get("zeus")) and rank == 0,
+            profile_iterations=int(params.get("profile_iterations", 0)),
+        )
         write_parquet(trace, Path(out_dir) / f"rank{rank}_trace.parquet")
         write_parquet(windows, Path(out_dir) / f"rank{rank}_windows.parquet")
         write_parquet(rows, Path(out_dir) / f"rank{rank}.parquet")
@@ -70,7 +82,9 @@ STRATEGIES = ("ddp", "fsdp")
 SCALING = ("weak", "strong")
 
 
-def measure(spec: JobSpec, device: str, identity: dict, zeus: bool = False, profile_iterations: int = 0):
+def measure(
+    spec: JobSpec, device: str, identity: dict, zeus: bool = False, profile_iterations: int = 0
+):
     """This rank's rows, windows and power trace: the step under DDP or FSDP (full sharding), windows at barriers, this
     rank's meters. Weak scaling: ``batch_size`` per rank; strong: ``batch_size`` in all, split
     over the ranks. Under DDP the job also measures ``forward_backward_local``, the step without
@@ -81,8 +95,10 @@ def measure(spec: JobSpec, device: str, identity: dict, zeus: bool = False, prof
     kernel time and NCCL's (:mod:`flopmetrics.jobs.kernels`)."""
     strategy, scaling, world = identity["strategy"], identity["scaling"], identity["world_size"]
     if strategy not in STRATEGIES or scaling not in SCALING:
-        raise ValueError(f"strategy must be one of {STRATEGIES} and scaling one of {SCALING}; "
-                         f"got {strategy!r}, {scaling!r}")
+        raise ValueError(
+            f"strategy must be one of {STRATEGIES} and scaling one of {SCALING}; "
+            f"got {strategy!r}, {scaling!r}"
+        )
     progress = say(identity["rank"])
     # the datasheet entry of the GPU this rank got (a generic target such as 'cuda' has none of
     # its own): the gates judge each row against it
@@ -95,29 +111,49 @@ def measure(spec: JobSpec, device: str, identity: dict, zeus: bool = False, prof
     work = dict(spec.workload)
     if scaling == "strong":
         if work["batch_size"] % world:
-            raise ValueError(f"strong scaling splits batch_size {work['batch_size']} over {world} ranks: "
-                             "it must divide evenly")
+            raise ValueError(
+                f"strong scaling splits batch_size {work['batch_size']} over {world} ranks: "
+                "it must divide evenly"
+            )
         work["batch_size"] //= world
     workload = workloads.build(spec.experiment, device, spec.precision, work, m.seed)
     steps = wrap(workload, strategy, device)
-    base = {**identity, **{f"env_{k}": os.environ.get(k, "") for k in NO_MULTICAST}, "target": spec.target,
-            "device": device, "energy_method": setup.method, "meter_status": setup.status,
-            "gpu_key": gpu_spec.key if gpu_spec else "", "gpu_label": gpu_spec.label if gpu_spec else "cpu",
-            **setup.gpu_info(), **provenance.collect(device, {**spec.params(), **identity})}
+    base = {
+        **identity,
+        **{f"env_{k}": os.environ.get(k, "") for k in NO_MULTICAST},
+        "target": spec.target,
+        "device": device,
+        "energy_method": setup.method,
+        "meter_status": setup.status,
+        "gpu_key": gpu_spec.key if gpu_spec else "",
+        "gpu_label": gpu_spec.label if gpu_spec else "cpu",
+        **setup.gpu_info(),
+        **provenance.collect(device, {**spec.params(), **identity}),
+    }
     guard_s = spec.energy.guard_s if setup.sampler else 0.0
     with workload.precision_scope(), setup.sampler if setup.sampler else contextlib.nullcontext():
-        idle = idle_baseline(monitor, setup, spec.energy.idle_baseline_s, progress, guard_s, m.target_rse)
+        idle = idle_baseline(
+            monitor, setup, spec.energy.idle_baseline_s, progress, guard_s, m.target_rse
+        )
         counted = workload.counted()
         if "forward_backward_local" in steps:
             counted["forward_backward_local"] = counted["forward_backward"]  # the same arithmetic
         windows = measure_workload(monitor, workload, steps, m, guard_s=guard_s, progress=progress)
         # the raw trace, each sample labelled with its window (none without a sampler: a CPU)
-        trace = (label_trace(setup.sampler.trace_with_steps(), windows, idle.get("_window")) if setup.sampler
-                 else pd.DataFrame({"t": pd.Series(dtype=float)}))
+        trace = (
+            label_trace(setup.sampler.trace_with_steps(), windows, idle.get("_window"))
+            if setup.sampler
+            else pd.DataFrame({"t": pd.Series(dtype=float)})
+        )
         kernels = profile_steps(steps, profile_iterations, device)
-    rows = add_kernel_columns(build_rows(workload, windows, counted, {}, {}, idle, m, base, []), kernels,
-                              profile_iterations)
-    trace = trace.assign(rank=identity["rank"], gpu_uuid=base["gpu_uuid"], config_hash=rows["config_hash"].iloc[0])
+    rows = add_kernel_columns(
+        build_rows(workload, windows, counted, {}, {}, idle, m, base, []),
+        kernels,
+        profile_iterations,
+    )
+    trace = trace.assign(
+        rank=identity["rank"], gpu_uuid=base["gpu_uuid"], config_hash=rows["config_hash"].iloc[0]
+    )
     return gates.apply(rows), window_table(windows), trace
 
 
@@ -145,11 +181,14 @@ def wrap(workload, strategy: str, device: str) -> dict:
         return {p: steps[p] for p in workload.passes}
     from torch.nn.parallel import DistributedDataParallel
 
-    ddp = DistributedDataParallel(workload.model, device_ids=[torch.device(device)] if device != "cpu" else None)
+    ddp = DistributedDataParallel(
+        workload.model, device_ids=[torch.device(device)] if device != "cpu" else None
+    )
     workload.model = ddp
     steps = workload.steps()
     out = {p: steps[p] for p in workload.passes}
     if "forward_backward" in out:
+
         def local(step=steps["forward_backward"]):
             with ddp.no_sync():
                 return step()

@@ -48,7 +48,9 @@ class NvmlCounterMeter:
     def read(self, t_start: float, t_end: float) -> dict[str, float]:
         """The reading of any past window ``[t_start, t_end]`` (the record keeps every step)."""
         if not self.sampler.wait_for(t_end, self.wait_s, tick=True):
-            raise MeterError(f"the NVML energy counter did not step within {self.wait_s} s after the window")
+            raise MeterError(
+                f"the NVML energy counter did not step within {self.wait_s} s after the window"
+            )
         ticks = self.sampler.ticks()
         return counter_window(ticks[:, 0], ticks[:, 1], t_start, t_end)
 
@@ -58,13 +60,18 @@ def counter_window(t: np.ndarray, e: np.ndarray, t0: float, t1: float) -> dict[s
     linearly between steps at both edges; also the plain difference of the last values before
     each edge, and the step period near the window."""
     if not len(t) or t[0] > t0:
-        raise MeterError("no energy-counter step was recorded before the window opened; start the sampler earlier")
+        raise MeterError(
+            "no energy-counter step was recorded before the window opened; start the sampler earlier"
+        )
     if len(t) < 2 or t[-1] <= t1:
         raise MeterError("no energy-counter step was recorded after the window closed")
     if not ((t > t0) & (t <= t1)).any():
         raise MeterError("window shorter than one energy-counter period; use longer windows")
-    before_start, before_end = np.searchsorted(t, t0, "right") - 1, np.searchsorted(t, t1, "right") - 1
-    near = t[max(before_start - 1, 0):before_end + 3]
+    before_start, before_end = (
+        np.searchsorted(t, t0, "right") - 1,
+        np.searchsorted(t, t1, "right") - 1,
+    )
+    near = t[max(before_start - 1, 0) : before_end + 3]
     return {
         "energy_j": float(np.interp(t1, t, e) - np.interp(t0, t, e)),
         "energy_counter_raw_j": float(e[before_end] - e[before_start]),
@@ -76,17 +83,29 @@ def windows_from_trace(trace: pd.DataFrame) -> pd.DataFrame:
     """Recompute every window's energy from a saved job trace (its counter steps and instant
     power): one row per (window, repeat) with its edges, iterations, ``energy_j`` (counter) and
     ``energy_trace_j`` (integrated instant power)."""
-    steps = trace[["counter_step_t", "counter_step_j"]].dropna().drop_duplicates().sort_values("counter_step_t")
+    steps = (
+        trace[["counter_step_t", "counter_step_j"]]
+        .dropna()
+        .drop_duplicates()
+        .sort_values("counter_step_t")
+    )
     t, e = steps["counter_step_t"].to_numpy(), steps["counter_step_j"].to_numpy()
     sample_t, power = trace["t"].to_numpy(), trace["power_instant_w"].to_numpy(float)
     out = []
     labelled = trace[trace["window"].ne("")]
     for (name, repeat), g in labelled.groupby(["window", "repeat"], sort=False):
         t0, t1 = float(g["window_start_t"].iloc[0]), float(g["window_end_t"].iloc[0])
-        out.append({"window": name, "repeat": int(repeat), "start_t": t0, "end_t": t1,
-                    "iterations": int(g["window_iterations"].iloc[0]),
-                    "energy_j": counter_window(t, e, t0, t1)["energy_j"],
-                    "energy_trace_j": integrate_power(sample_t, power, t0, t1)})
+        out.append(
+            {
+                "window": name,
+                "repeat": int(repeat),
+                "start_t": t0,
+                "end_t": t1,
+                "iterations": int(g["window_iterations"].iloc[0]),
+                "energy_j": counter_window(t, e, t0, t1)["energy_j"],
+                "energy_trace_j": integrate_power(sample_t, power, t0, t1),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -105,7 +124,9 @@ def integrate_power(t: np.ndarray, p: np.ndarray, t0: float, t1: float) -> float
 def window_stats(trace: pd.DataFrame, t0: float, t1: float) -> dict[str, float]:
     """Trace-derived readings of one window."""
     inside = trace[(trace["t"] >= t0) & (trace["t"] <= t1)]
-    energy = integrate_power(trace["t"].to_numpy(), trace["power_instant_w"].to_numpy(float), t0, t1)
+    energy = integrate_power(
+        trace["t"].to_numpy(), trace["power_instant_w"].to_numpy(float), t0, t1
+    )
     reasons = 0
     for r in inside["clock_event_reasons"]:
         reasons |= int(r)
@@ -113,7 +134,9 @@ def window_stats(trace: pd.DataFrame, t0: float, t1: float) -> dict[str, float]:
         "energy_trace_j": energy,
         "power_mean_w": energy / (t1 - t0) if t1 > t0 else math.nan,
         "power_max_w": float(inside["power_instant_w"].max()) if len(inside) else math.nan,
-        "power_average_1s_mean_w": float(inside["power_average_w"].mean()) if len(inside) else math.nan,
+        "power_average_1s_mean_w": float(inside["power_average_w"].mean())
+        if len(inside)
+        else math.nan,
         "sm_clock_mean_mhz": float(inside["sm_clock_mhz"].mean()) if len(inside) else math.nan,
         "mem_clock_mean_mhz": float(inside["mem_clock_mhz"].mean()) if len(inside) else math.nan,
         "temperature_max_c": float(inside["temperature_c"].max()) if len(inside) else math.nan,

@@ -23,7 +23,9 @@ class GPUSpec:
     peaks_tflops: dict  # precision -> dense peak TFLOP/s or None
     tdp_w: float
     source: str
-    runs_as: dict = field(default_factory=dict)  # precision without a path of its own -> the one that runs it
+    runs_as: dict = field(
+        default_factory=dict
+    )  # precision without a path of its own -> the one that runs it
 
     def path(self, precision: str) -> str:
         """The precision whose hardware path runs ``precision`` (``bf16`` on a V100: ``fp32``)."""
@@ -48,14 +50,23 @@ PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 def table() -> dict[str, GPUSpec]:
     raw = yaml.safe_load(resources.files("flopmetrics").joinpath("data/datasheet.yaml").read_text())
     out = {
-        key: GPUSpec(key, v["label"], v["match"], {p: v[p] for p in PRECISIONS}, float(v["tdp_w"]), v["source"],
-                     dict(v.get("runs_as") or {}))
+        key: GPUSpec(
+            key,
+            v["label"],
+            v["match"],
+            {p: v[p] for p in PRECISIONS},
+            float(v["tdp_w"]),
+            v["source"],
+            dict(v.get("runs_as") or {}),
+        )
         for key, v in raw.items()
     }
     for spec in out.values():
         for p in PRECISIONS:  # a null peak with no path named would wave every value through
             if spec.peak_flops(p) is None:
-                raise ValueError(f"datasheet.yaml: {spec.key}.{p} is null and {spec.key}.runs_as names no path for it")
+                raise ValueError(
+                    f"datasheet.yaml: {spec.key}.{p} is null and {spec.key}.runs_as names no path for it"
+                )
     return out
 
 
@@ -75,7 +86,9 @@ def for_device_name(name: str) -> GPUSpec:
     for spec in table().values():
         if re.search(spec.match, name, re.IGNORECASE):
             return spec
-    raise UnknownGPU(f"no datasheet entry matches GPU {name!r}; add it to flopmetrics/data/datasheet.yaml")
+    raise UnknownGPU(
+        f"no datasheet entry matches GPU {name!r}; add it to flopmetrics/data/datasheet.yaml"
+    )
 
 
 def most_lenient(label: str, precision: str) -> GPUSpec:

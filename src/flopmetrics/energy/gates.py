@@ -38,7 +38,16 @@ from . import datasheet
 POWER_TOLERANCE = 1.10
 COUNTER_PERIODS = 3
 FLAGGED_ONLY = ("sw_power_cap", "sw_thermal")  # driver regulation: flagged in a column, not failed
-GATES = ("status", "finite", "peak_flops", "flops_per_joule", "power", "window", "exclusive", "throttle")
+GATES = (
+    "status",
+    "finite",
+    "peak_flops",
+    "flops_per_joule",
+    "power",
+    "window",
+    "exclusive",
+    "throttle",
+)
 
 
 def limits(row) -> tuple[float, float]:
@@ -56,7 +65,9 @@ def limits(row) -> tuple[float, float]:
     return (math.nan if peak is None else peak * gpus(row)), (math.nan if per_j is None else per_j)
 
 
-NODE_RANK = -1  # the ``rank`` of a distributed job's node row (its ranks' rows: 0..N-1; one device: none)
+NODE_RANK = (
+    -1
+)  # the ``rank`` of a distributed job's node row (its ranks' rows: 0..N-1; one device: none)
 
 
 def gpus(row) -> int:
@@ -84,26 +95,47 @@ def apply(df: pd.DataFrame, limits=limits) -> pd.DataFrame:
     df["max_flops_per_j"] = [j for _, j in lims]
     get = lambda col: df[col] if col in df else pd.Series([np.nan] * len(df), index=df.index)  # noqa: E731
     status = df["status"] if "status" in df else pd.Series(["ok"] * len(df), index=df.index)
-    derived = df["derived"].astype(bool) if "derived" in df else pd.Series([False] * len(df), index=df.index)
+    derived = (
+        df["derived"].astype(bool)
+        if "derived" in df
+        else pd.Series([False] * len(df), index=df.index)
+    )
     df["gate_status"] = status.eq("ok")
-    numerics = df["numerics"].fillna("unknown") if "numerics" in df else pd.Series(["unknown"] * len(df), index=df.index)
+    numerics = (
+        df["numerics"].fillna("unknown")
+        if "numerics" in df
+        else pd.Series(["unknown"] * len(df), index=df.index)
+    )
     df["numerics"] = numerics
     df["gate_finite"] = numerics.eq("finite")
     df["gate_peak_flops"] = [_le(v, p) for v, p in zip(get("flops_per_s"), df["peak_flops_per_s"])]
-    df["gate_flops_per_joule"] = [_le(v, j) for v, j in zip(get("flops_per_j"), df["max_flops_per_j"])]
+    df["gate_flops_per_joule"] = [
+        _le(v, j) for v, j in zip(get("flops_per_j"), df["max_flops_per_j"])
+    ]
     df["gate_power"] = [
         True if d else _le(p, (lim * POWER_TOLERANCE) if not pd.isna(lim) else math.nan)
         for d, p, lim in zip(derived, get("power_mean_w"), get("power_limit_w"))
     ]
-    df["gate_window"] = [_le(m, w) and _le(COUNTER_PERIODS * c, w)
-                         for m, w, c in zip(get("min_window_s"), get("window_s_min"), get("counter_period_s"))]
+    df["gate_window"] = [
+        _le(m, w) and _le(COUNTER_PERIODS * c, w)
+        for m, w, c in zip(get("min_window_s"), get("window_s_min"), get("counter_period_s"))
+    ]
     df["gate_exclusive"] = get("other_processes").fillna(0).astype(float).eq(0)
-    reasons = (df["throttle_reasons"].astype(object).where(df["throttle_reasons"].notna(), "")
-               if "throttle_reasons" in df else pd.Series([""] * len(df), index=df.index)).astype(str).str.split(",")
+    reasons = (
+        (
+            df["throttle_reasons"].astype(object).where(df["throttle_reasons"].notna(), "")
+            if "throttle_reasons" in df
+            else pd.Series([""] * len(df), index=df.index)
+        )
+        .astype(str)
+        .str.split(",")
+    )
     df["power_capped"] = [("sw_power_cap" in r) for r in reasons]
     df["thermally_limited"] = [("sw_thermal" in r) for r in reasons]
     df["gate_throttle"] = [not (set(r) - {"", *FLAGGED_ONLY}) for r in reasons]
     gate_cols = [f"gate_{g}" for g in GATES]
     df["gates_passed"] = df[gate_cols].all(axis=1)
-    df["gate_failures"] = [";".join(g for g in GATES if not r[f"gate_{g}"]) for r in df[gate_cols].to_dict("records")]
+    df["gate_failures"] = [
+        ";".join(g for g in GATES if not r[f"gate_{g}"]) for r in df[gate_cols].to_dict("records")
+    ]
     return df

@@ -66,7 +66,11 @@ class NvmlGpu:
         except Exception:
             visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
             entries = [v.strip() for v in visible.split(",") if v.strip()]
-            index = int(entries[torch_index]) if torch_index < len(entries) and entries[torch_index].isdigit() else torch_index
+            index = (
+                int(entries[torch_index])
+                if torch_index < len(entries) and entries[torch_index].isdigit()
+                else torch_index
+            )
             return cls(nvml, nvml.nvmlDeviceGetHandleByIndex(index))
 
     # --- readings -------------------------------------------------------------------------
@@ -99,7 +103,8 @@ class NvmlGpu:
 
     def clock_event_reasons(self) -> int:
         fn = getattr(self.nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
-            self.nvml, "nvmlDeviceGetCurrentClocksThrottleReasons")
+            self.nvml, "nvmlDeviceGetCurrentClocksThrottleReasons"
+        )
         return int(fn(self.handle))
 
     # --- identity -------------------------------------------------------------------------
@@ -141,11 +146,22 @@ def read_sample(gpu: "NvmlGpu") -> tuple:
         energy = gpu.energy_j()
     except Exception:
         energy = math.nan
-    return (t, wall, instant, gpu.power_average_w(), energy, gpu.sm_clock_mhz(), gpu.mem_clock_mhz(),
-            gpu.temperature_c(), gpu.clock_event_reasons())
+    return (
+        t,
+        wall,
+        instant,
+        gpu.power_average_w(),
+        energy,
+        gpu.sm_clock_mhz(),
+        gpu.mem_clock_mhz(),
+        gpu.temperature_c(),
+        gpu.clock_event_reasons(),
+    )
 
 
-def sampling_loop(gpu: "NvmlGpu", interval_s: float, tick_poll_s: float, on_sample, on_tick, stop) -> None:
+def sampling_loop(
+    gpu: "NvmlGpu", interval_s: float, tick_poll_s: float, on_sample, on_tick, stop
+) -> None:
     """Sample ``gpu`` every ``interval_s`` and, between samples, poll its energy counter every
     ``tick_poll_s`` to time its steps ("ticks"): ``on_tick(t, joules)`` gets the new value and
     the midpoint of the two polls that bracket the change (on an H100 the counter steps every
@@ -158,7 +174,9 @@ def sampling_loop(gpu: "NvmlGpu", interval_s: float, tick_poll_s: float, on_samp
         if now >= next_sample:
             on_sample(read_sample(gpu))
             next_sample += interval_s
-            if next_sample < now:  # fell behind (a stalled host): keep the cadence, skip the backlog
+            if (
+                next_sample < now
+            ):  # fell behind (a stalled host): keep the cadence, skip the backlog
                 next_sample = now + interval_s
         pause = next_sample - time.perf_counter()
         if has_counter:
@@ -179,7 +197,9 @@ def cuda_uuid(torch_index: int) -> str:
     return uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
 
 
-def sample_forever(uuid: str, interval_s: float, out, module: str = "pynvml", tick_poll_s: float = 0.001) -> None:
+def sample_forever(
+    uuid: str, interval_s: float, out, module: str = "pynvml", tick_poll_s: float = 0.001
+) -> None:
     """Body of the sampler *process* (``python -m flopmetrics.energy.nvml UUID INTERVAL [MODULE [POLL]]``):
     its own NVML session in its own interpreter, so sampling is never held up by the measured
     program's GIL, which a busy kernel-launch loop holds for long stretches, releasing it mostly
@@ -214,5 +234,10 @@ def sample_forever(uuid: str, interval_s: float, out, module: str = "pynvml", ti
 if __name__ == "__main__":
     import sys
 
-    sample_forever(sys.argv[1], float(sys.argv[2]), sys.stdout, *(sys.argv[3:4] or []),
-                   *(float(v) for v in sys.argv[4:5]))
+    sample_forever(
+        sys.argv[1],
+        float(sys.argv[2]),
+        sys.stdout,
+        *(sys.argv[3:4] or []),
+        *(float(v) for v in sys.argv[4:5]),
+    )

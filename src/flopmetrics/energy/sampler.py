@@ -22,8 +22,17 @@ from .counter import window_stats
 from .nvml import NvmlGpu, sampling_loop
 from .windows import MeterError
 
-SAMPLE_COLUMNS = ["t", "wall", "power_instant_w", "power_average_w", "energy_counter_j", "sm_clock_mhz",
-                  "mem_clock_mhz", "temperature_c", "clock_event_reasons"]
+SAMPLE_COLUMNS = [
+    "t",
+    "wall",
+    "power_instant_w",
+    "power_average_w",
+    "energy_counter_j",
+    "sm_clock_mhz",
+    "mem_clock_mhz",
+    "temperature_c",
+    "clock_event_reasons",
+]
 
 
 class PowerSampler:
@@ -38,8 +47,14 @@ class PowerSampler:
 
     name = "nvml_trace"
 
-    def __init__(self, gpu: NvmlGpu, hz: float = 50.0, process: bool | None = None, module: str = "pynvml",
-                 tick_poll_s: float = 0.001):
+    def __init__(
+        self,
+        gpu: NvmlGpu,
+        hz: float = 50.0,
+        process: bool | None = None,
+        module: str = "pynvml",
+        tick_poll_s: float = 0.001,
+    ):
         if hz < 20:
             raise ValueError(f"sampler rate must be >= 20 Hz to resolve pass windows, got {hz}")
         self.gpu = gpu
@@ -73,8 +88,18 @@ class PowerSampler:
     def start(self) -> "PowerSampler":
         if not self.process:
             self._thread = threading.Thread(
-                target=sampling_loop, name="flopmetrics-power-sampler", daemon=True,
-                args=(self.gpu, self.interval_s, self.tick_poll_s, self._add_sample, self._add_tick, self._stop.is_set))
+                target=sampling_loop,
+                name="flopmetrics-power-sampler",
+                daemon=True,
+                args=(
+                    self.gpu,
+                    self.interval_s,
+                    self.tick_poll_s,
+                    self._add_sample,
+                    self._add_tick,
+                    self._stop.is_set,
+                ),
+            )
             self._thread.start()
             return self
         import os
@@ -83,13 +108,29 @@ class PowerSampler:
 
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "flopmetrics.energy.nvml", self.gpu.uuid(), repr(self.interval_s), self.module,
-             repr(self.tick_poll_s)],
-            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, bufsize=1, env=env)
+            [
+                sys.executable,
+                "-m",
+                "flopmetrics.energy.nvml",
+                self.gpu.uuid(),
+                repr(self.interval_s),
+                self.module,
+                repr(self.tick_poll_s),
+            ],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+            env=env,
+        )
         if self._proc.stdout.readline().strip() != "ready":
             self._proc.kill()
-            raise MeterError(f"the power-sampler process did not start (exit code {self._proc.poll()})")
-        self._thread = threading.Thread(target=self._receive, args=(self._proc.stdout,), daemon=True)
+            raise MeterError(
+                f"the power-sampler process did not start (exit code {self._proc.poll()})"
+            )
+        self._thread = threading.Thread(
+            target=self._receive, args=(self._proc.stdout,), daemon=True
+        )
         self._thread.start()
         return self
 
@@ -119,8 +160,13 @@ class PowerSampler:
         steps = pd.DataFrame(self.ticks(), columns=["counter_step_t", "counter_step_j"])
         if trace.empty or steps.empty:
             return trace.assign(counter_step_t=np.nan, counter_step_j=np.nan)
-        return pd.merge_asof(trace.sort_values("t"), steps, left_on="t", right_on="counter_step_t",
-                             direction="backward")
+        return pd.merge_asof(
+            trace.sort_values("t"),
+            steps,
+            left_on="t",
+            right_on="counter_step_t",
+            direction="backward",
+        )
 
     def ticks(self) -> np.ndarray:
         """The energy counter's steps seen so far: rows of (time, joules)."""

@@ -53,8 +53,12 @@ class MeterSetup:
         g = self.gpu
         if g is None:
             return {"gpu_name": "", "gpu_uuid": "", "driver_version": "", "power_limit_w": math.nan}
-        return {"gpu_name": g.name(), "gpu_uuid": g.uuid(), "driver_version": g.driver_version(),
-                "power_limit_w": g.power_limit_w()}
+        return {
+            "gpu_name": g.name(),
+            "gpu_uuid": g.uuid(),
+            "driver_version": g.driver_version(),
+            "power_limit_w": g.power_limit_w(),
+        }
 
 
 def setup_meters(device: str, settings: EnergySettings, nvml=None) -> MeterSetup:
@@ -65,15 +69,27 @@ def setup_meters(device: str, settings: EnergySettings, nvml=None) -> MeterSetup
         return MeterSetup([NullMeter("meter: none")], None, None, "none", "no meter requested")
     if dev.type == "cuda":
         if want == "rapl":
-            raise ValueError("meter 'rapl' measures the CPU; a cuda job needs 'auto', 'nvml' or 'nvml_trace'")
+            raise ValueError(
+                "meter 'rapl' measures the CPU; a cuda job needs 'auto', 'nvml' or 'nvml_trace'"
+            )
         if nvml is None:
-            nvml = load_nvml()  # NvmlUnavailable propagates: a GPU job must not silently lose energy
+            nvml = (
+                load_nvml()
+            )  # NvmlUnavailable propagates: a GPU job must not silently lose energy
         gpu = NvmlGpu.for_torch_device(nvml, dev.index or 0)
         sampler = PowerSampler(gpu, settings.sampler_hz)
         if want in ("auto", "nvml") and gpu.has_energy_counter():
-            return MeterSetup([NvmlCounterMeter(sampler), sampler], sampler, gpu, "nvml_counter_interpolated", "ok")
+            return MeterSetup(
+                [NvmlCounterMeter(sampler), sampler],
+                sampler,
+                gpu,
+                "nvml_counter_interpolated",
+                "ok",
+            )
         if want == "nvml":
-            raise NvmlUnavailable(f"{gpu.name()} has no NVML energy counter (pre-Volta); use meter: nvml_trace")
+            raise NvmlUnavailable(
+                f"{gpu.name()} has no NVML energy counter (pre-Volta); use meter: nvml_trace"
+            )
         return MeterSetup([sampler], sampler, gpu, "nvml_trace", "ok")
     if want in ("nvml", "nvml_trace"):
         raise ValueError(f"meter {want!r} needs a cuda device, not {device!r}")

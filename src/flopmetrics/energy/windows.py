@@ -64,11 +64,15 @@ class Window:
     readings: dict[str, float] = field(default_factory=dict)
     wall_start: float = 0.0  # time.time() at open, to line windows up with sampler traces
     wall_end: float = 0.0
-    numerics: str = "unknown"  # finite | non_finite (what the window computed), unknown: not checked
+    numerics: str = (
+        "unknown"  # finite | non_finite (what the window computed), unknown: not checked
+    )
     first_nonfinite: str = ""  # the first tensor found non-finite
     launch: str = "eager"  # how the iterations were issued: eager | cuda_graph (replayed)
     launch_check: dict = field(default_factory=dict)  # launch auto: the shares that chose it
-    replaces: list = field(default_factory=list)  # shorter windows of the pass this one's length superseded
+    replaces: list = field(
+        default_factory=list
+    )  # shorter windows of the pass this one's length superseded
 
     @property
     def elapsed_s(self) -> float:
@@ -98,7 +102,9 @@ class Monitor:
         self.last_close_s = math.nan  # when the last window closed (perf_counter clock)
 
     @classmethod
-    def for_device(cls, device: str = "cuda:0", meter: str | None = None, sampler_hz: float | None = None) -> "Monitor":
+    def for_device(
+        cls, device: str = "cuda:0", meter: str | None = None, sampler_hz: float | None = None
+    ) -> "Monitor":
         """A monitor with the meters of ``device``: on a GPU the NVML energy counter (interpolated
         at the window's edges) and a power sampler, which starts now; on a CPU RAPL where readable,
         else a stand-in whose energy is NaN and whose ``status`` says why. ``meter`` and
@@ -108,8 +114,9 @@ class Monitor:
         from .setup import EnergySettings, setup_meters
 
         d = defaults("energy")
-        settings = EnergySettings(meter or d["meter"], sampler_hz or d["sampler_hz"], d["guard_s"],
-                                  d["idle_baseline_s"])
+        settings = EnergySettings(
+            meter or d["meter"], sampler_hz or d["sampler_hz"], d["guard_s"], d["idle_baseline_s"]
+        )
         setup = setup_meters(device, settings)
         monitor = cls(device, setup.meters)
         monitor.setup = setup
@@ -155,7 +162,9 @@ class Monitor:
             meter.begin(start_s)
         self._open[name] = (start_s, wall_start)
 
-    def end_window(self, name: str, settle: Callable[[], object] | None = None, defer: bool = False) -> Window:
+    def end_window(
+        self, name: str, settle: Callable[[], object] | None = None, defer: bool = False
+    ) -> Window:
         """Close ``name`` at the next synchronization. ``settle``, if given, runs after the close
         and before the meters are read (guard iterations that keep power steady past the edge).
         With ``defer`` the meters are not read now but by :meth:`read`, later (once work of the
@@ -172,7 +181,9 @@ class Monitor:
         window = Window(name, start_s, end_s, wall_start=wall_start, wall_end=wall_end)
         if defer:
             if not self.can_defer():
-                raise WindowError("a meter of this monitor cannot read a past window; read it at its close")
+                raise WindowError(
+                    "a meter of this monitor cannot read a past window; read it at its close"
+                )
             return window
         for meter in self.meters:
             window.readings.update(meter.end(end_s))
@@ -189,9 +200,15 @@ class Monitor:
         return window
 
 
-def run_for(monitor: Monitor, step: Callable[[], object], min_seconds: float,
-            max_iterations: int = 10_000_000, keep: dict | None = None,
-            per_iteration_s: float | None = None, until: Callable[[], bool] | None = None) -> int:
+def run_for(
+    monitor: Monitor,
+    step: Callable[[], object],
+    min_seconds: float,
+    max_iterations: int = 10_000_000,
+    keep: dict | None = None,
+    per_iteration_s: float | None = None,
+    until: Callable[[], bool] | None = None,
+) -> int:
     """Run whole iterations of ``step`` until ``min_seconds`` have elapsed; return how many.
 
     The decision is made on synchronized elapsed time, never predicted from one iteration:
@@ -206,7 +223,9 @@ def run_for(monitor: Monitor, step: Callable[[], object], min_seconds: float,
     """
     start = time.perf_counter()
     done, last = 0, None
-    batch = int(monitor.agree(max(1, math.ceil(min_seconds / per_iteration_s)) if per_iteration_s else 1))
+    batch = int(
+        monitor.agree(max(1, math.ceil(min_seconds / per_iteration_s)) if per_iteration_s else 1)
+    )
     while True:
         for _ in range(batch):
             # drop the previous output first: a kept loss holds its whole autograd graph, and two
@@ -226,7 +245,9 @@ def run_for(monitor: Monitor, step: Callable[[], object], min_seconds: float,
         if remaining <= 0:
             wanted = 0.02 / per_iteration  # waiting on ``until``
         else:
-            wanted = remaining / per_iteration if per_iteration_s else 0.5 * remaining / per_iteration
+            wanted = (
+                remaining / per_iteration if per_iteration_s else 0.5 * remaining / per_iteration
+            )
         batch = int(monitor.agree(max(1, min(max_iterations - done, math.ceil(wanted)))))
 
 
@@ -241,8 +262,12 @@ def edge_covered(monitor: Monitor) -> Callable[[float], Callable[[], bool] | Non
     return covered
 
 
-def lead_in(monitor: Monitor, step: Callable[[], object], guard_s: float,
-            covered: Callable[[float], Callable[[], bool] | None]) -> float | None:
+def lead_in(
+    monitor: Monitor,
+    step: Callable[[], object],
+    guard_s: float,
+    covered: Callable[[float], Callable[[], bool] | None],
+) -> float | None:
     """The leading guard: iterations of ``step`` for at least ``guard_s`` and until the edge at
     their start is covered; returns their rate (seconds per iteration), None without a guard."""
     if not guard_s:
@@ -290,7 +315,9 @@ def run_window(
         if check is not None:
             kept["result"] = check(kept.pop("last"))  # queued before the guard overwrites the state
         if guard_s:
-            run_for(monitor, step, guard_s, per_iteration_s=rate, until=covered(monitor.last_close_s))
+            run_for(
+                monitor, step, guard_s, per_iteration_s=rate, until=covered(monitor.last_close_s)
+            )
 
     window = monitor.end_window(name, settle=settle)
     window.iterations = done

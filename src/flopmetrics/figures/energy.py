@@ -25,29 +25,63 @@ def efficiency_bars(tables, style: dict, wildcards: dict):
     passes = [p for p in PASS_ORDER if p in set(sub["pass"]) and p != "optimizer"]
     seen = set(sub["precision"])
     precisions = [p for p in PRECISIONS if p in seen] + sorted(seen - set(PRECISIONS))
-    fig, axes = plt.subplots(1, len(gpus), figsize=(1.2 + 1.3 * len(passes) * len(gpus) + 2, 4.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(gpus), figsize=(1.2 + 1.3 * len(passes) * len(gpus) + 2, 4.2), squeeze=False
+    )
     width = 0.8 / len(precisions)
     palette = precision_colors()
     for ax, gpu in zip(axes[0], gpus):
-        g = sub[sub["gpu"] == gpu].groupby(["pass", "precision"], as_index=False).agg(
-            tflops_per_j=("tflops_per_j", "mean"), lo=("tflops_per_j", "min"), hi=("tflops_per_j", "max"),
-            limit=("max_flops_per_j", "first"), failed=("gates_passed", lambda s: (~s.astype(bool)).any()),
-            hot=("thermally_limited", "any"))
+        g = (
+            sub[sub["gpu"] == gpu]
+            .groupby(["pass", "precision"], as_index=False)
+            .agg(
+                tflops_per_j=("tflops_per_j", "mean"),
+                lo=("tflops_per_j", "min"),
+                hi=("tflops_per_j", "max"),
+                limit=("max_flops_per_j", "first"),
+                failed=("gates_passed", lambda s: (~s.astype(bool)).any()),
+                hot=("thermally_limited", "any"),
+            )
+        )
         for i, prec in enumerate(precisions):
             gp = g[g["precision"] == prec].set_index("pass").reindex(passes)
             x = np.arange(len(passes)) + (i - (len(precisions) - 1) / 2) * width
             spread = np.vstack([gp["tflops_per_j"] - gp["lo"], gp["hi"] - gp["tflops_per_j"]])
-            ax.bar(x, gp["tflops_per_j"], width, yerr=spread, color=palette.get(prec, "grey"), label=prec, capsize=2,
-                   hatch=["//" if f is True else "" for f in gp["failed"]])
-            ax.hlines(gp["limit"] / 1e12, x - width / 2, x + width / 2, colors="k", linestyles="--", linewidth=1)
+            ax.bar(
+                x,
+                gp["tflops_per_j"],
+                width,
+                yerr=spread,
+                color=palette.get(prec, "grey"),
+                label=prec,
+                capsize=2,
+                hatch=["//" if f is True else "" for f in gp["failed"]],
+            )
+            ax.hlines(
+                gp["limit"] / 1e12,
+                x - width / 2,
+                x + width / 2,
+                colors="k",
+                linestyles="--",
+                linewidth=1,
+            )
             hot = gp["hot"].eq(True).to_numpy()
-            ax.scatter(x[hot], gp["hi"].to_numpy()[hot] * 1.04 + 0.01, marker="v", s=14,
-                       color="k", zorder=3)
+            ax.scatter(
+                x[hot],
+                gp["hi"].to_numpy()[hot] * 1.04 + 0.01,
+                marker="v",
+                s=14,
+                color="k",
+                zorder=3,
+            )
         ax.set_xticks(np.arange(len(passes)), passes, rotation=30, ha="right")
         ax.set_title(gpu)
         ax.set_ylabel("TFLOPs per joule")
     axes[0][-1].legend(title="precision", fontsize=8, loc="upper right")
-    fig.suptitle("Efficiency per pass: mean over sequence lengths, bars their range; dashes: peak/TDP", fontsize=9)
+    fig.suptitle(
+        "Efficiency per pass: mean over sequence lengths, bars their range; dashes: peak/TDP",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
@@ -65,24 +99,58 @@ def forward_vs_backward(tables, style: dict, wildcards: dict):
     """Forward vs backward TFLOPs/J of every configuration measured both ways, Pareto front marked."""
     sub = with_energy(tables["energy"])
     sub = sub[sub["pass"].isin(["forward", "backward"])]
-    keys = [c for c in ("source", "gpu_label", "workload", "model", "precision", "batch_size", "seq_len", "n", "d", "m")
-            if c in sub]
+    keys = [
+        c
+        for c in (
+            "source",
+            "gpu_label",
+            "workload",
+            "model",
+            "precision",
+            "batch_size",
+            "seq_len",
+            "n",
+            "d",
+            "m",
+        )
+        if c in sub
+    ]
     if sub.empty:
         return empty("no forward/backward energy measurements")
     # workloads leave each other's keys empty (an LLM row has no MLP width): fill, or the
     # pivot drops every row that has a NaN key
-    sub = sub.assign(**{c: sub[c].fillna(-1) if pd.api.types.is_numeric_dtype(sub[c]) else sub[c].fillna("")
-                        for c in keys})
+    sub = sub.assign(
+        **{
+            c: sub[c].fillna(-1) if pd.api.types.is_numeric_dtype(sub[c]) else sub[c].fillna("")
+            for c in keys
+        }
+    )
     wide = sub.pivot_table(index=keys, columns="pass", values="tflops_per_j").dropna().reset_index()
     if wide.empty:
         return empty("no configuration with both forward and backward energy")
     wide["gpu"] = gpu_label(wide)
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    sns.scatterplot(data=wide, x="forward", y="backward", hue="precision", style="gpu", s=60, ax=ax,
-                    palette=precision_colors())
+    sns.scatterplot(
+        data=wide,
+        x="forward",
+        y="backward",
+        hue="precision",
+        style="gpu",
+        s=60,
+        ax=ax,
+        palette=precision_colors(),
+    )
     pts = wide[["forward", "backward"]].to_numpy()
     front = wide.iloc[pareto_front(pts)].sort_values("forward")
-    ax.plot(front["forward"], front["backward"], "k:", marker="o", mfc="none", ms=12, label="Pareto front")
+    ax.plot(
+        front["forward"],
+        front["backward"],
+        "k:",
+        marker="o",
+        mfc="none",
+        ms=12,
+        label="Pareto front",
+    )
     ax.set_xlabel("forward TFLOPs/J")
     ax.set_ylabel("backward TFLOPs/J")
     ax.legend(fontsize=7)
@@ -98,10 +166,21 @@ def efficiency_vs_seq_len(tables, style: dict, wildcards: dict):
     if sub.empty or "seq_len" not in sub:
         return empty("no LLM energy measurements")
     sub = sub.assign(gpu=gpu_label(sub))
-    g = sns.relplot(data=sub, x="seq_len", y="tflops_per_j", hue="precision", style="gpu", col="pass",
-                    palette=precision_colors(),
-                    col_order=[p for p in PASS_ORDER if p in set(sub["pass"])], kind="line", markers=True,
-                    height=3.2, aspect=0.9, err_style="bars")
+    g = sns.relplot(
+        data=sub,
+        x="seq_len",
+        y="tflops_per_j",
+        hue="precision",
+        style="gpu",
+        col="pass",
+        palette=precision_colors(),
+        col_order=[p for p in PASS_ORDER if p in set(sub["pass"])],
+        kind="line",
+        markers=True,
+        height=3.2,
+        aspect=0.9,
+        err_style="bars",
+    )
     g.set(xscale="log", xlabel="sequence length", ylabel="TFLOPs/J")
     lengths = sorted(int(s) for s in sub["seq_len"].unique())
     for ax in g.axes.flat:
@@ -120,12 +199,20 @@ def power_trace(tables, style: dict, wildcards: dict):
     fig, ax = plt.subplots(figsize=(11, 3.8))
     t = trace["t_rel_s"]
     ax.plot(t, trace["power_instant_w"], lw=0.7, label="instant power")
-    ax.plot(t, trace["power_average_w"], lw=0.7, ls="--", label="1 s average (nvidia-smi power.draw)")
+    ax.plot(
+        t, trace["power_average_w"], lw=0.7, ls="--", label="1 s average (nvidia-smi power.draw)"
+    )
     names = [w for w in trace["window"].unique() if w]
     colours = dict(zip(names, sns.color_palette("pastel", len(names))))
     for (name, rep), g in trace[trace["window"] != ""].groupby(["window", "repeat"]):
-        ax.axvspan(g["t_rel_s"].min(), g["t_rel_s"].max(), color=colours[name], alpha=0.5, lw=0,
-                   label=name if rep == 0 else None)
+        ax.axvspan(
+            g["t_rel_s"].min(),
+            g["t_rel_s"].max(),
+            color=colours[name],
+            alpha=0.5,
+            lw=0,
+            label=name if rep == 0 else None,
+        )
     ax.set_xlabel("time [s]")
     ax.set_ylabel("board power [W]")
     ax.legend(fontsize=7, ncol=4, loc="lower right")
@@ -134,16 +221,31 @@ def power_trace(tables, style: dict, wildcards: dict):
     return fig
 
 
-VERDICT_COLORS = {"thesis: possible": "#9e9e9e",
-                  "thesis: impossible on its power-consistent variants": "#f0a030",
-                  "thesis: impossible on every variant": "#d62728", "ours": "#1f77b4"}
+VERDICT_COLORS = {
+    "thesis: possible": "#9e9e9e",
+    "thesis: impossible on its power-consistent variants": "#f0a030",
+    "thesis: impossible on every variant": "#d62728",
+    "ours": "#1f77b4",
+}
 
 
 def _verdict(df: pd.DataFrame) -> pd.Series:
-    every, consistent = df["impossible_every_variant"].astype(bool), df["impossible_consistent_variant"].astype(bool)
-    return pd.Series(np.where(every, "thesis: impossible on every variant",
-                              np.where(consistent, "thesis: impossible on its power-consistent variants",
-                                       "thesis: possible")), index=df.index)
+    every, consistent = (
+        df["impossible_every_variant"].astype(bool),
+        df["impossible_consistent_variant"].astype(bool),
+    )
+    return pd.Series(
+        np.where(
+            every,
+            "thesis: impossible on every variant",
+            np.where(
+                consistent,
+                "thesis: impossible on its power-consistent variants",
+                "thesis: possible",
+            ),
+        ),
+        index=df.index,
+    )
 
 
 def thesis_vs_ours(tables, style: dict, wildcards: dict):
@@ -154,20 +256,34 @@ def thesis_vs_ours(tables, style: dict, wildcards: dict):
     t = thesis[(thesis["gpu_label"] == gpu) & thesis["seq_len"].notna()]
     t = t.assign(data=_verdict(t))
     o = with_energy(ours)
-    o = o[(o["gpu_label"] == gpu) & (o["workload"] == "llm") & o["pass"].isin(["forward", "backward"])].assign(data="ours")
+    o = o[
+        (o["gpu_label"] == gpu) & (o["workload"] == "llm") & o["pass"].isin(["forward", "backward"])
+    ].assign(data="ours")
     both = pd.concat([t, o], ignore_index=True)
     if both.empty:
         return empty(f"no {gpu} data from the thesis or from us")
     precisions = sorted(both["precision"].unique())
     seqs = sorted(both["seq_len"].unique())
-    fig, axes = plt.subplots(len(precisions), 2, figsize=(9, 2.4 * len(precisions) + 0.8), squeeze=False)
-    for (prec, p), ax in zip([(a, b) for a in precisions for b in ("forward", "backward")], axes.flat):
+    fig, axes = plt.subplots(
+        len(precisions), 2, figsize=(9, 2.4 * len(precisions) + 0.8), squeeze=False
+    )
+    for (prec, p), ax in zip(
+        [(a, b) for a in precisions for b in ("forward", "backward")], axes.flat
+    ):
         x = np.arange(len(seqs))
         for k, rows in enumerate((t, o)):
-            r = rows[(rows["precision"] == prec) & (rows["pass"] == p)].groupby("seq_len").agg(
-                tflops_per_j=("tflops_per_j", "mean"), data=("data", "first")).reindex(seqs)
-            ax.bar(x + (k - 0.5) * 0.4, r["tflops_per_j"], 0.4,
-                   color=[VERDICT_COLORS.get(d, "white") for d in r["data"].fillna("")])
+            r = (
+                rows[(rows["precision"] == prec) & (rows["pass"] == p)]
+                .groupby("seq_len")
+                .agg(tflops_per_j=("tflops_per_j", "mean"), data=("data", "first"))
+                .reindex(seqs)
+            )
+            ax.bar(
+                x + (k - 0.5) * 0.4,
+                r["tflops_per_j"],
+                0.4,
+                color=[VERDICT_COLORS.get(d, "white") for d in r["data"].fillna("")],
+            )
         lim = o[(o["precision"] == prec)]["max_flops_per_j"].dropna()
         if len(lim):
             ax.axhline(lim.min() / 1e12, color="r", ls="--", lw=1)
@@ -177,7 +293,9 @@ def thesis_vs_ours(tables, style: dict, wildcards: dict):
         ax.set_ylabel("TFLOPs/J")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in VERDICT_COLORS.values()]
     fig.legend(handles, list(VERDICT_COLORS), loc="lower center", ncol=2, fontsize=7, frameon=False)
-    fig.suptitle(f"{gpu}: thesis (left bars, coloured by the audit) vs ours (right; red: our card's peak/TDP)",
-                 fontsize=10)
+    fig.suptitle(
+        f"{gpu}: thesis (left bars, coloured by the audit) vs ours (right; red: our card's peak/TDP)",
+        fontsize=10,
+    )
     fig.tight_layout(rect=(0, 0.08, 1, 0.97))
     return fig

@@ -23,11 +23,20 @@ def pct_diff_heatmap(tables, style: dict, wildcards: dict):
     fig, axes = plt.subplots(1, len(ns), figsize=(4.2 * len(ns) + 1, 4), squeeze=False, sharey=True)
     vmax = float(np.nanmax(np.abs(sub["pct_diff_counted_vs_analytic"]))) or 1.0
     for ax, n in zip(axes[0], ns):
-        grid = sub[sub["n"] == n].pivot(index="d", columns="m", values="pct_diff_counted_vs_analytic")
+        grid = sub[sub["n"] == n].pivot(
+            index="d", columns="m", values="pct_diff_counted_vs_analytic"
+        )
         sns.heatmap(
-            grid.sort_index(ascending=False), ax=ax, cmap=style["cmap"], center=0,
-            vmin=-vmax, vmax=vmax, annot=style["annotate"] and grid.size <= 64, fmt=".2f",
-            cbar=ax is axes[0][-1], cbar_kws={"label": "counted vs analytic [%]"},
+            grid.sort_index(ascending=False),
+            ax=ax,
+            cmap=style["cmap"],
+            center=0,
+            vmin=-vmax,
+            vmax=vmax,
+            annot=style["annotate"] and grid.size <= 64,
+            fmt=".2f",
+            cbar=ax is axes[0][-1],
+            cbar_kws={"label": "counted vs analytic [%]"},
         )
         ax.set_title(f"n = {n}")
     fig.suptitle(f"MLP {mlp_pass}: FlopCounterMode vs analytic FLOPs (ours)")
@@ -46,11 +55,28 @@ def flops_vs_d(tables, style: dict, wildcards: dict):
         ["flops_analytic_thesis", "flops_analytic", "flops_counted"]
     ].first()
     long = sub.melt(id_vars=["pass", "d"], var_name="source", value_name="flops").replace(
-        {"source": {"flops_analytic_thesis": "analytic (thesis)", "flops_analytic": "analytic (ours)",
-                    "flops_counted": "FlopCounterMode"}}
+        {
+            "source": {
+                "flops_analytic_thesis": "analytic (thesis)",
+                "flops_analytic": "analytic (ours)",
+                "flops_counted": "FlopCounterMode",
+            }
+        }
     )
-    g = sns.relplot(data=long, x="d", y="flops", hue="source", style="source", col="pass", kind="line",
-                    markers=True, dashes=False, height=3.8, aspect=1.1, facet_kws={"sharey": False})
+    g = sns.relplot(
+        data=long,
+        x="d",
+        y="flops",
+        hue="source",
+        style="source",
+        col="pass",
+        kind="line",
+        markers=True,
+        dashes=False,
+        height=3.8,
+        aspect=1.1,
+        facet_kws={"sharey": False},
+    )
     if style["logy"]:
         g.set(yscale="log")
     g.set_axis_labels("width d", "FLOPs per iteration")
@@ -61,11 +87,22 @@ def flops_vs_d(tables, style: dict, wildcards: dict):
 def throughput_vs_intensity(tables, style: dict, wildcards: dict):
     """Achieved FLOP/s (analytic FLOPs / synchronized time) vs arithmetic intensity."""
     df = tables["mlp"]
-    sub = require(df[df["pass"].isin(["forward", "backward"])].dropna(subset=["flops_per_s"]), "throughput")
+    sub = require(
+        df[df["pass"].isin(["forward", "backward"])].dropna(subset=["flops_per_s"]), "throughput"
+    )
     sub = sub[sub["flops_per_s"] > 0]
-    g = sns.relplot(data=sub, x="arithmetic_intensity", y="flops_per_s", hue="precision", style="target",
-                    palette=precision_colors(),
-                    col="pass", size="n", height=3.8, aspect=1.1)
+    g = sns.relplot(
+        data=sub,
+        x="arithmetic_intensity",
+        y="flops_per_s",
+        hue="precision",
+        style="target",
+        palette=precision_colors(),
+        col="pass",
+        size="n",
+        height=3.8,
+        aspect=1.1,
+    )
     g.set(xscale="log" if style["logx"] else "linear", yscale="log" if style["logy"] else "linear")
     for ax in g.axes.flat:
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # avoid overlapping labels

@@ -8,24 +8,46 @@ import seaborn as sns
 from ..flops import analytic
 from .style import empty, plt, precision_colors
 
-CLASS_ORDER = ["gemm", "split_k", "attention", "elementwise", "reduction", "optimizer", "setup", "other"]
+CLASS_ORDER = [
+    "gemm",
+    "split_k",
+    "attention",
+    "elementwise",
+    "reduction",
+    "optimizer",
+    "setup",
+    "other",
+]
 
 
 def flops_by_class(tables, style: dict, wildcards: dict):
     """Executed FLOPs of the MLP's forward and backward, stacked by kernel class, as a multiple
     of the closed form's FLOPs; one bar per config, one panel per GPU, precision and pass."""
     launches = tables["launches"]
-    mlp = launches[launches["label"].str.startswith("mlp") & launches["pass"].isin(["forward", "backward"])] \
-        if len(launches) else launches
+    mlp = (
+        launches[
+            launches["label"].str.startswith("mlp") & launches["pass"].isin(["forward", "backward"])
+        ]
+        if len(launches)
+        else launches
+    )
     if mlp.empty:
         return empty("no Nsight Compute runs of the MLP (ncu.targets and ncu.dirs are empty)")
-    per = mlp.groupby(["gpu_label", "precision", "pass", "n", "d", "m", "class"])["flops"].sum().unstack(fill_value=0)
+    per = (
+        mlp.groupby(["gpu_label", "precision", "pass", "n", "d", "m", "class"])["flops"]
+        .sum()
+        .unstack(fill_value=0)
+    )
     per = per.reset_index()
-    per["analytic"] = [analytic.mlp_flops(p, int(n), int(d), int(m), "ours").total
-                       for p, n, d, m in zip(per["pass"], per["n"], per["d"], per["m"])]
+    per["analytic"] = [
+        analytic.mlp_flops(p, int(n), int(d), int(m), "ours").total
+        for p, n, d, m in zip(per["pass"], per["n"], per["d"], per["m"])
+    ]
     panels = list(per.groupby(["gpu_label", "precision", "pass"]))
     cols = 2
-    fig, axes = plt.subplots(-(-len(panels) // cols), cols, figsize=(11, 2.6 * -(-len(panels) // cols)), squeeze=False)
+    fig, axes = plt.subplots(
+        -(-len(panels) // cols), cols, figsize=(11, 2.6 * -(-len(panels) // cols)), squeeze=False
+    )
     palette = dict(zip(CLASS_ORDER, sns.color_palette("colorblind", len(CLASS_ORDER))))
     for ax, ((gpu, prec, p), g) in zip(axes.flat, panels):
         g = g.sort_values(["n", "d", "m"])
@@ -36,10 +58,15 @@ def flops_by_class(tables, style: dict, wildcards: dict):
             ax.bar(x, share, bottom=bottom, color=palette[cls], label=cls)
             bottom += share
         ax.axhline(1, color="k", ls=":", lw=1)
-        ax.set_xticks(x, [f"{n:.0f}/{d:.0f}/{m:.0f}" for n, d, m in zip(g["n"], g["d"], g["m"])], rotation=60, fontsize=6)
+        ax.set_xticks(
+            x,
+            [f"{n:.0f}/{d:.0f}/{m:.0f}" for n, d, m in zip(g["n"], g["d"], g["m"])],
+            rotation=60,
+            fontsize=6,
+        )
         ax.set_title(f"{gpu} {prec} {p}", fontsize=9)
         ax.set_ylabel("executed / analytic")
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper right", fontsize=7)
@@ -52,8 +79,15 @@ def gap_heatmap(tables, style: dict, wildcards: dict):
     """Percent gap between executed and analytic FLOPs over (d, m), one panel per n, for one
     GPU, precision and pass (``style``); configs not measured are blank."""
     gap = tables["gap"]
-    sel = (gap[(gap["precision"] == style["precision"]) & (gap["pass"] == style["pass"]) & (gap["split"] == "config")]
-           if len(gap) else gap)
+    sel = (
+        gap[
+            (gap["precision"] == style["precision"])
+            & (gap["pass"] == style["pass"])
+            & (gap["split"] == "config")
+        ]
+        if len(gap)
+        else gap
+    )
     if sel.empty:
         return empty(f"no Nsight Compute runs of the MLP in {style['precision']} {style['pass']}")
     sel = sel.assign(gap_pct=100 * (sel["flops"] - sel["flops_analytic"]) / sel["flops_analytic"])
@@ -61,9 +95,19 @@ def gap_heatmap(tables, style: dict, wildcards: dict):
     fig, axes = plt.subplots(1, len(ns), figsize=(3.2 * len(ns) + 1, 3.4), squeeze=False)
     for ax, n in zip(axes[0], ns):
         grid = sel[sel["n"] == n].pivot_table(index="d", columns="m", values="gap_pct")
-        sns.heatmap(grid, ax=ax, cmap=style["cmap"], annot=True, fmt=".0f", cbar=False, annot_kws={"fontsize": 6})
+        sns.heatmap(
+            grid,
+            ax=ax,
+            cmap=style["cmap"],
+            annot=True,
+            fmt=".0f",
+            cbar=False,
+            annot_kws={"fontsize": 6},
+        )
         ax.set_title(f"n = {int(n)}", fontsize=9)
-    fig.suptitle(f"executed vs analytic FLOPs [%], {style['precision']} {style['pass']}", fontsize=10)
+    fig.suptitle(
+        f"executed vs analytic FLOPs [%], {style['precision']} {style['pass']}", fontsize=10
+    )
     fig.tight_layout()
     return fig
 
@@ -72,15 +116,30 @@ def parity(tables, style: dict, wildcards: dict):
     """Executed FLOPs against the GPU-adjusted formulas' out-of-fold prediction, per split."""
     gap = tables["gap"]
     if gap.empty:
-        return empty("no Nsight Compute runs of the MLP to fit and judge the GPU-adjusted formulas on")
-    gap = gap.assign(split=gap["split"].map({"config": "shape seen at other n", "shape": "shape unseen"}))
-    g = sns.relplot(data=gap, x="flops", y="predicted", hue="precision", style="split", col="pass", height=3.6,
-                    palette=precision_colors(),
-                    aspect=1, style_order=["shape seen at other n", "shape unseen"], markers=["o", "X"])
+        return empty(
+            "no Nsight Compute runs of the MLP to fit and judge the GPU-adjusted formulas on"
+        )
+    gap = gap.assign(
+        split=gap["split"].map({"config": "shape seen at other n", "shape": "shape unseen"})
+    )
+    g = sns.relplot(
+        data=gap,
+        x="flops",
+        y="predicted",
+        hue="precision",
+        style="split",
+        col="pass",
+        height=3.6,
+        palette=precision_colors(),
+        aspect=1,
+        style_order=["shape seen at other n", "shape unseen"],
+        markers=["o", "X"],
+    )
     lo, hi = gap[["flops", "predicted"]].min().min(), gap[["flops", "predicted"]].max().max()
     for ax, (p, sub) in zip(g.axes.flat, gap.groupby("pass")):
-        err = sub.groupby("split")["error_pct"].apply(lambda e: f"median {e.abs().median():.1f} %, "
-                                                      f"max {e.abs().max():.0f} %")
+        err = sub.groupby("split")["error_pct"].apply(
+            lambda e: f"median {e.abs().median():.1f} %, max {e.abs().max():.0f} %"
+        )
         ax.plot([lo, hi], [lo, hi], "k:", lw=1)
         ax.set(xscale="log", yscale="log")
         ax.set_title(f"{p}\n" + "\n".join(f"{k}: {v}" for k, v in err.items()), fontsize=8)

@@ -31,7 +31,9 @@ class Figure:
     inputs: Callable[[dict], dict[str, str | list]]  # config -> {name: path (or [] for none)}
     category: str
     labels: dict
-    style: dict = field(default_factory=dict)  # JSON-schema properties of figures.<name> (dpi added)
+    style: dict = field(
+        default_factory=dict
+    )  # JSON-schema properties of figures.<name> (dpi added)
     expand: dict = field(default_factory=dict)  # wildcard -> values
     enabled: Callable[[dict], bool] = lambda config: True
     extra_style: Callable[[dict], dict] = lambda config: {}  # style taken from other config keys
@@ -43,7 +45,9 @@ class Figure:
         return out
 
     def log(self) -> str:
-        return self.output.replace("results/figures/", "logs/figures/", 1).rsplit(".", 1)[0] + ".log"
+        return (
+            self.output.replace("results/figures/", "logs/figures/", 1).rsplit(".", 1)[0] + ".log"
+        )
 
     def style_params(self, config: dict) -> dict:
         return {**config["figures"][self.name], **self.extra_style(config)}
@@ -53,63 +57,183 @@ def _fixed(**inputs) -> Callable[[dict], dict]:
     return lambda config: dict(inputs)
 
 
-MLP_CATEGORY, ENERGY_CATEGORY, CALIBRATION_CATEGORY = "MLP FLOP validation", "Energy", "Calibration and CO2e"
+MLP_CATEGORY, ENERGY_CATEGORY, CALIBRATION_CATEGORY = (
+    "MLP FLOP validation",
+    "Energy",
+    "Calibration and CO2e",
+)
 NCU_CATEGORY = "Nsight Compute FLOPs"
 
 
 def _ncu_enabled(config: dict) -> bool:
     return bool(config["ncu"]["targets"] or config["ncu"]["dirs"])
 
+
 FIGURES = (
-    Figure("mlp_pct_diff_heatmap", mlp.pct_diff_heatmap, "results/figures/mlp/pct_diff_heatmap_{mlp_pass}.png",
-           _fixed(mlp=paths.MERGED_MLP), MLP_CATEGORY, {"figure": "counted vs analytic", "pass": "{mlp_pass}"},
-           style={"cmap": {"type": "string", "default": "vlag"}, "annotate": {"type": "boolean", "default": True}},
-           expand={"mlp_pass": ("forward", "backward")}),
-    Figure("mlp_flops_vs_d", mlp.flops_vs_d, "results/figures/mlp/flops_vs_d.png", _fixed(mlp=paths.MERGED_MLP),
-           MLP_CATEGORY, {"figure": "FLOPs vs d", "pass": "forward, backward"},
-           style={"n": {"type": ["integer", "null"], "minimum": 1, "default": None},
-                  "m": {"type": ["integer", "null"], "minimum": 1, "default": None},
-                  "logy": {"type": "boolean", "default": True}}),
-    Figure("mlp_throughput_vs_intensity", mlp.throughput_vs_intensity, "results/figures/mlp/throughput_vs_intensity.png",
-           _fixed(mlp=paths.MERGED_MLP), MLP_CATEGORY, {"figure": "FLOP/s vs intensity", "pass": "forward, backward"},
-           style={"logx": {"type": "boolean", "default": True}, "logy": {"type": "boolean", "default": True}}),
-    Figure("energy_efficiency", energy.efficiency_bars, "results/figures/energy/energy_efficiency.png",
-           _fixed(energy=paths.MERGED_ENERGY), ENERGY_CATEGORY, {"figure": "TFLOPs/J per pass"},
-           style={"workload": {"type": "string", "enum": ["llm", "mlp", "matmul"], "default": "llm"},
-                  "seq_len": {"type": ["integer", "null"], "default": None}}),
-    Figure("forward_vs_backward", energy.forward_vs_backward, "results/figures/energy/forward_vs_backward.png",
-           _fixed(energy=paths.MERGED_ENERGY), ENERGY_CATEGORY, {"figure": "forward vs backward"}),
-    Figure("efficiency_vs_seq_len", energy.efficiency_vs_seq_len, "results/figures/energy/efficiency_vs_seq_len.png",
-           _fixed(energy=paths.MERGED_ENERGY), ENERGY_CATEGORY, {"figure": "efficiency vs sequence length"},
-           style={"passes": {"type": "array", "minItems": 1, "uniqueItems": True,
-                             "items": {"type": "string", "enum": ["forward", "forward_train", "backward",
-                                                                  "forward_backward", "optimizer", "train_step"]},
-                             "default": ["forward", "backward", "train_step"]}}),
-    Figure("power_trace", energy.power_trace, "results/figures/energy/power_trace.png",
-           lambda config: {"trace": config["figures"]["power_trace"]["trace"] or []},
-           ENERGY_CATEGORY, {"figure": "power trace"},
-           style={"trace": {"type": ["string", "null"], "default": None}}),
-    Figure("calibration_parity", calibration.calibration_parity, "results/figures/energy/calibration_parity.png",
-           _fixed(fits=paths.CALIBRATION, predictions=paths.PREDICTIONS), CALIBRATION_CATEGORY,
-           {"figure": "calibration parity"}),
-    Figure("co2e", calibration.co2e_bars, "results/figures/energy/co2e.png", _fixed(co2e=paths.CO2E),
-           CALIBRATION_CATEGORY, {"figure": "CO2e"}),
-    Figure("ncu_flops_by_class", ncu.flops_by_class, "results/figures/ncu/flops_by_class.png",
-           _fixed(launches=paths.MERGED_NCU), NCU_CATEGORY, {"figure": "executed FLOPs by kernel class"},
-           enabled=_ncu_enabled),
-    Figure("ncu_gap_heatmap", ncu.gap_heatmap, "results/figures/ncu/gap_heatmap.png", _fixed(gap=paths.NCU_GAP),
-           NCU_CATEGORY, {"figure": "executed vs analytic over (d, m)"}, enabled=_ncu_enabled,
-           style={"precision": {"type": "string", "enum": ["fp32", "tf32", "fp16", "bf16"], "default": "bf16"},
-                  "pass": {"type": "string", "enum": ["forward", "backward"], "default": "forward"},
-                  "cmap": {"type": "string", "default": "rocket_r"}}),
-    Figure("ncu_parity", ncu.parity, "results/figures/ncu/parity.png", _fixed(gap=paths.NCU_GAP), NCU_CATEGORY,
-           {"figure": "GPU-adjusted formulas: predicted vs executed"}, enabled=_ncu_enabled),
-    Figure("distributed_scaling", distributed.scaling, "results/figures/energy/distributed_scaling.png",
-           _fixed(scaling=paths.SCALING), ENERGY_CATEGORY, {"figure": "scaling from 1 to N GPUs"}),
-    Figure("thesis_vs_ours", energy.thesis_vs_ours, "results/figures/energy/thesis_vs_ours.png",
-           _fixed(thesis=paths.MERGED_THESIS, energy=paths.MERGED_ENERGY), ENERGY_CATEGORY,
-           {"figure": "thesis vs ours"}, enabled=lambda config: config["thesis"]["architecture_dir"] is not None,
-           extra_style=lambda config: {"gpu": config["thesis"]["compare_gpu"]}),
+    Figure(
+        "mlp_pct_diff_heatmap",
+        mlp.pct_diff_heatmap,
+        "results/figures/mlp/pct_diff_heatmap_{mlp_pass}.png",
+        _fixed(mlp=paths.MERGED_MLP),
+        MLP_CATEGORY,
+        {"figure": "counted vs analytic", "pass": "{mlp_pass}"},
+        style={
+            "cmap": {"type": "string", "default": "vlag"},
+            "annotate": {"type": "boolean", "default": True},
+        },
+        expand={"mlp_pass": ("forward", "backward")},
+    ),
+    Figure(
+        "mlp_flops_vs_d",
+        mlp.flops_vs_d,
+        "results/figures/mlp/flops_vs_d.png",
+        _fixed(mlp=paths.MERGED_MLP),
+        MLP_CATEGORY,
+        {"figure": "FLOPs vs d", "pass": "forward, backward"},
+        style={
+            "n": {"type": ["integer", "null"], "minimum": 1, "default": None},
+            "m": {"type": ["integer", "null"], "minimum": 1, "default": None},
+            "logy": {"type": "boolean", "default": True},
+        },
+    ),
+    Figure(
+        "mlp_throughput_vs_intensity",
+        mlp.throughput_vs_intensity,
+        "results/figures/mlp/throughput_vs_intensity.png",
+        _fixed(mlp=paths.MERGED_MLP),
+        MLP_CATEGORY,
+        {"figure": "FLOP/s vs intensity", "pass": "forward, backward"},
+        style={
+            "logx": {"type": "boolean", "default": True},
+            "logy": {"type": "boolean", "default": True},
+        },
+    ),
+    Figure(
+        "energy_efficiency",
+        energy.efficiency_bars,
+        "results/figures/energy/energy_efficiency.png",
+        _fixed(energy=paths.MERGED_ENERGY),
+        ENERGY_CATEGORY,
+        {"figure": "TFLOPs/J per pass"},
+        style={
+            "workload": {"type": "string", "enum": ["llm", "mlp", "matmul"], "default": "llm"},
+            "seq_len": {"type": ["integer", "null"], "default": None},
+        },
+    ),
+    Figure(
+        "forward_vs_backward",
+        energy.forward_vs_backward,
+        "results/figures/energy/forward_vs_backward.png",
+        _fixed(energy=paths.MERGED_ENERGY),
+        ENERGY_CATEGORY,
+        {"figure": "forward vs backward"},
+    ),
+    Figure(
+        "efficiency_vs_seq_len",
+        energy.efficiency_vs_seq_len,
+        "results/figures/energy/efficiency_vs_seq_len.png",
+        _fixed(energy=paths.MERGED_ENERGY),
+        ENERGY_CATEGORY,
+        {"figure": "efficiency vs sequence length"},
+        style={
+            "passes": {
+                "type": "array",
+                "minItems": 1,
+                "uniqueItems": True,
+                "items": {
+                    "type": "string",
+                    "enum": [
+                        "forward",
+                        "forward_train",
+                        "backward",
+                        "forward_backward",
+                        "optimizer",
+                        "train_step",
+                    ],
+                },
+                "default": ["forward", "backward", "train_step"],
+            }
+        },
+    ),
+    Figure(
+        "power_trace",
+        energy.power_trace,
+        "results/figures/energy/power_trace.png",
+        lambda config: {"trace": config["figures"]["power_trace"]["trace"] or []},
+        ENERGY_CATEGORY,
+        {"figure": "power trace"},
+        style={"trace": {"type": ["string", "null"], "default": None}},
+    ),
+    Figure(
+        "calibration_parity",
+        calibration.calibration_parity,
+        "results/figures/energy/calibration_parity.png",
+        _fixed(fits=paths.CALIBRATION, predictions=paths.PREDICTIONS),
+        CALIBRATION_CATEGORY,
+        {"figure": "calibration parity"},
+    ),
+    Figure(
+        "co2e",
+        calibration.co2e_bars,
+        "results/figures/energy/co2e.png",
+        _fixed(co2e=paths.CO2E),
+        CALIBRATION_CATEGORY,
+        {"figure": "CO2e"},
+    ),
+    Figure(
+        "ncu_flops_by_class",
+        ncu.flops_by_class,
+        "results/figures/ncu/flops_by_class.png",
+        _fixed(launches=paths.MERGED_NCU),
+        NCU_CATEGORY,
+        {"figure": "executed FLOPs by kernel class"},
+        enabled=_ncu_enabled,
+    ),
+    Figure(
+        "ncu_gap_heatmap",
+        ncu.gap_heatmap,
+        "results/figures/ncu/gap_heatmap.png",
+        _fixed(gap=paths.NCU_GAP),
+        NCU_CATEGORY,
+        {"figure": "executed vs analytic over (d, m)"},
+        enabled=_ncu_enabled,
+        style={
+            "precision": {
+                "type": "string",
+                "enum": ["fp32", "tf32", "fp16", "bf16"],
+                "default": "bf16",
+            },
+            "pass": {"type": "string", "enum": ["forward", "backward"], "default": "forward"},
+            "cmap": {"type": "string", "default": "rocket_r"},
+        },
+    ),
+    Figure(
+        "ncu_parity",
+        ncu.parity,
+        "results/figures/ncu/parity.png",
+        _fixed(gap=paths.NCU_GAP),
+        NCU_CATEGORY,
+        {"figure": "GPU-adjusted formulas: predicted vs executed"},
+        enabled=_ncu_enabled,
+    ),
+    Figure(
+        "distributed_scaling",
+        distributed.scaling,
+        "results/figures/energy/distributed_scaling.png",
+        _fixed(scaling=paths.SCALING),
+        ENERGY_CATEGORY,
+        {"figure": "scaling from 1 to N GPUs"},
+    ),
+    Figure(
+        "thesis_vs_ours",
+        energy.thesis_vs_ours,
+        "results/figures/energy/thesis_vs_ours.png",
+        _fixed(thesis=paths.MERGED_THESIS, energy=paths.MERGED_ENERGY),
+        ENERGY_CATEGORY,
+        {"figure": "thesis vs ours"},
+        enabled=lambda config: config["thesis"]["architecture_dir"] is not None,
+        extra_style=lambda config: {"gpu": config["thesis"]["compare_gpu"]},
+    ),
 )
 BY_NAME = {f.name: f for f in FIGURES}
 
@@ -117,8 +241,12 @@ BY_NAME = {f.name: f for f in FIGURES}
 def style_schema() -> dict:
     """The ``figures`` block of the config schema: one object per figure, unknown keys refused."""
     return {
-        f.name: {"type": "object", "additionalProperties": False, "default": {},
-                 "properties": {**f.style, "dpi": DPI}}
+        f.name: {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "properties": {**f.style, "dpi": DPI},
+        }
         for f in FIGURES
     }
 
@@ -132,7 +260,9 @@ class Tables(dict):
     (an empty list) is absent."""
 
     def __init__(self, files: dict):
-        files = {name: str(path) for name, path in files.items() if isinstance(path, str) or len(path)}
+        files = {
+            name: str(path) for name, path in files.items() if isinstance(path, str) or len(path)
+        }
         super().__init__({name: pd.read_parquet(path) for name, path in files.items()})
         self.paths = files
 

@@ -10,8 +10,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["plt", "FigureError", "PASS_ORDER", "PRECISIONS", "precision_colors", "require", "empty", "with_energy",
-           "gpu_label"]
+__all__ = [
+    "plt",
+    "FigureError",
+    "PASS_ORDER",
+    "PRECISIONS",
+    "precision_colors",
+    "require",
+    "empty",
+    "with_energy",
+    "gpu_label",
+]
 
 PASS_ORDER = ["forward", "forward_train", "backward", "forward_backward", "optimizer", "train_step"]
 PRECISIONS = ["fp32", "tf32", "fp16", "bf16", "fp16-mixed", "bf16-mixed"]
@@ -51,7 +60,11 @@ def with_energy(df: pd.DataFrame, nodes: bool = False) -> pd.DataFrame:
     if not NEEDED <= set(df.columns):
         return df.iloc[0:0].reindex(columns=sorted(NEEDED | set(df.columns)))
     ok = np.isfinite(df["tflops_per_j"].astype(float)) & (df["tflops_per_j"].astype(float) > 0)
-    node = df["strategy"].fillna("none").ne("none") if "strategy" in df else pd.Series(False, index=df.index)
+    node = (
+        df["strategy"].fillna("none").ne("none")
+        if "strategy" in df
+        else pd.Series(False, index=df.index)
+    )
     return df[ok & df["status"].eq("ok") & (node if nodes else ~node)]
 
 

@@ -69,7 +69,9 @@ def mlp_backward_thesis(n: int, d: int, m: int) -> FlopBreakdown:
     published numbers are reproduced; it is not what the hardware executes.
     """
     _check(n, d, m)
-    return FlopBreakdown(gemm=(n - 1) * 4 * d * d * m + 2 * d * d * m, activation=(2 * n - 1) * d * m)
+    return FlopBreakdown(
+        gemm=(n - 1) * 4 * d * d * m + 2 * d * d * m, activation=(2 * n - 1) * d * m
+    )
 
 
 def mlp_flops(pass_name: str, n: int, d: int, m: int, convention: str = "ours") -> FlopBreakdown:
@@ -83,7 +85,9 @@ def mlp_flops(pass_name: str, n: int, d: int, m: int, convention: str = "ours") 
     try:
         fn = table[(pass_name, convention)]
     except KeyError:
-        raise ValueError(f"no analytic MLP formula for pass={pass_name!r}, convention={convention!r}") from None
+        raise ValueError(
+            f"no analytic MLP formula for pass={pass_name!r}, convention={convention!r}"
+        ) from None
     return fn(n, d, m)
 
 

@@ -46,14 +46,20 @@ def _gqa_sdpa(query_shape, key_shape, value_shape, *args, out_shape=None, **kwar
     return fc.sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-def _gqa_sdpa_backward(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+def _gqa_sdpa_backward(
+    grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs
+) -> int:
     key_shape, value_shape = _expand_kv(query_shape, key_shape, value_shape)
     return fc.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
 
 
 def _attention_mapping() -> dict:
-    forward_ops = ["_scaled_dot_product_efficient_attention", "_scaled_dot_product_flash_attention",
-                   "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_flash_attention_for_cpu"]
+    forward_ops = [
+        "_scaled_dot_product_efficient_attention",
+        "_scaled_dot_product_flash_attention",
+        "_scaled_dot_product_cudnn_attention",
+        "_scaled_dot_product_flash_attention_for_cpu",
+    ]
     backward_ops = [f"{name}_backward" for name in forward_ops]
     mapping = {}
     for names, formula in ((forward_ops, _gqa_sdpa), (backward_ops, _gqa_sdpa_backward)):
@@ -65,8 +71,11 @@ def _attention_mapping() -> dict:
 
 ATTENTION_MAPPING = _attention_mapping()
 ATTENTION_OPS = {str(op) for op in ATTENTION_MAPPING} | {
-    "aten._flash_attention_forward", "aten._efficient_attention_forward",
-    "aten._flash_attention_backward", "aten._efficient_attention_backward"}
+    "aten._flash_attention_forward",
+    "aten._efficient_attention_forward",
+    "aten._flash_attention_backward",
+    "aten._efficient_attention_backward",
+}
 
 
 @dataclass
@@ -80,13 +89,20 @@ class FlopCount:
 
     def __sub__(self, other: "FlopCount") -> "FlopCount":
         """The FLOPs of what ``self`` ran beyond ``other`` (op by op; ops at zero dropped)."""
-        ops = {op: self.by_op.get(op, 0) - other.by_op.get(op, 0) for op in set(self.by_op) | set(other.by_op)}
-        return FlopCount(total=self.total - other.total, by_op={op: v for op, v in ops.items() if v})
+        ops = {
+            op: self.by_op.get(op, 0) - other.by_op.get(op, 0)
+            for op in set(self.by_op) | set(other.by_op)
+        }
+        return FlopCount(
+            total=self.total - other.total, by_op={op: v for op, v in ops.items() if v}
+        )
 
     def with_convention(self, convention: str = "full") -> int:
         """Total FLOPs with attention counted ``full`` or ``causal`` (attention halved)."""
         if convention not in CONVENTIONS:
-            raise ValueError(f"unknown attention convention {convention!r}; expected one of {CONVENTIONS}")
+            raise ValueError(
+                f"unknown attention convention {convention!r}; expected one of {CONVENTIONS}"
+            )
         return self.total if convention == "full" else self.total - self.attention // 2
 
 

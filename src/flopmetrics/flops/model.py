@@ -31,7 +31,9 @@ def _counted(blob: str, batch: int, seq: int) -> tuple[int, int, int, int]:
     ids = torch.zeros(batch, seq, dtype=torch.long, device="meta")
     forward = count_flops(lambda: model(input_ids=ids, labels=ids).loss)
     both = count_flops(lambda: model(input_ids=ids, labels=ids).loss.backward())
-    attention = sum(v for op, v in forward.by_op.items() if "bmm" in op or "scaled_dot_product" in op)
+    attention = sum(
+        v for op, v in forward.by_op.items() if "bmm" in op or "scaled_dot_product" in op
+    )
     # the meta device runs attention on the math path (batched matmuls, backward 2x forward); where
     # it ran a fused op, bring its 2.5x back to 2x
     fused = any("scaled_dot_product" in op for op in both.by_op)
@@ -61,5 +63,11 @@ def pass_flops(fields: dict, batch: int, seq: int, precision: str = "bf16") -> d
     if precision.split("-")[0] in FUSED:
         both += attention // 2
     optimizer = transformer.adamw_step(params)
-    return {"forward": forward, "forward_train": forward, "backward": both - forward, "forward_backward": both,
-            "optimizer": optimizer, "train_step": both + optimizer}
+    return {
+        "forward": forward,
+        "forward_train": forward,
+        "backward": both - forward,
+        "forward_backward": both,
+        "optimizer": optimizer,
+        "train_step": both + optimizer,
+    }

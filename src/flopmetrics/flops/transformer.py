@@ -6,6 +6,7 @@ workload (FLOPs of a configuration nobody measured).
 
 from __future__ import annotations
 
+
 def transformer_forward(shape: dict, batch: int, seq: int) -> dict[str, int]:
     """Forward FLOPs of a Llama-style decoder (GEMMs and attention; no norms or activations).
 
@@ -66,7 +67,10 @@ def pass_flops(shape: dict, batch: int, seq: int, parameters: int) -> dict[str, 
     bwd = {"total": b["gemm"] + b["attention"], "attention": b["attention"]}
     both = {k: fwd[k] + bwd[k] for k in fwd}
     return {
-        "forward": fwd, "forward_train": dict(fwd), "backward": bwd, "forward_backward": both,
+        "forward": fwd,
+        "forward_train": dict(fwd),
+        "backward": bwd,
+        "forward_backward": both,
         "train_step": {"total": both["total"] + opt, "attention": both["attention"]},
         "optimizer": {"total": opt, "attention": 0},
     }

@@ -34,9 +34,12 @@ def kernel_ms(trace_events: list[dict]) -> dict[str, float]:
     for start, dur, _ in kernels:  # the union of [start, start + dur)
         busy += max(0.0, start + dur - max(start, end))
         end = max(end, start + dur)
-    return {"kernel_ms": sum(d for _, d, _ in kernels) / 1e3,
-            "nccl_kernel_ms": sum(d for _, d, n in kernels if n.lower().startswith(NCCL)) / 1e3,
-            "busy_ms": busy / 1e3, "kernels": len(kernels)}
+    return {
+        "kernel_ms": sum(d for _, d, _ in kernels) / 1e3,
+        "nccl_kernel_ms": sum(d for _, d, n in kernels if n.lower().startswith(NCCL)) / 1e3,
+        "busy_ms": busy / 1e3,
+        "kernels": len(kernels),
+    }
 
 
 def _profiled(step, iterations: int, device: str) -> tuple[list[dict], float]:

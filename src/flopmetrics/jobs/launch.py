@@ -55,8 +55,10 @@ def idle_shares(monitor, step, device: str, what: str) -> dict[str, float]:
     try:
         p = profile(step, PROFILED_ITERATIONS, device, what)
     except RuntimeError as err:  # e.g. a profiler that sees no kernels: say what to do instead
-        raise RuntimeError(f"launch auto could not measure how long the GPU idles in {what} ({err}); "
-                           "set launch to eager or cuda_graph for this job") from err
+        raise RuntimeError(
+            f"launch auto could not measure how long the GPU idles in {what} ({err}); "
+            "set launch to eager or cuda_graph for this job"
+        ) from err
     return {"host_issue_share": share, "gpu_idle_share": max(0.0, 1 - p["busy_ms"] / p["wall_ms"])}
 
 
@@ -68,14 +70,22 @@ def choose(monitor, specs: list, progress=None) -> list:
     # still inflates the issue time, the profiled iterations that follow decide
     start = time.perf_counter()
     check = idle_shares(monitor, judged.step, monitor.device, judged.name)
-    bound = check["host_issue_share"] >= AUTO_ISSUE or check["gpu_idle_share"] > AUTO_IDLE  # NaN is not
+    bound = (
+        check["host_issue_share"] >= AUTO_ISSUE or check["gpu_idle_share"] > AUTO_IDLE
+    )  # NaN is not
     if progress:
         verdict = "launch-bound, replayed from CUDA graphs" if bound else "eager"
         took = time.perf_counter() - start
-        progress(f"launch auto: {judged.name} host issue {_pct(check['host_issue_share'])} %, "
-                 f"GPU idle {_pct(check['gpu_idle_share'])} % (checked in {took:.1f} s): {verdict}")
-    return [dataclasses.replace(s, replayed=s.replayed if bound else None,
-                                launch_check=check if s is judged else {}) for s in specs]
+        progress(
+            f"launch auto: {judged.name} host issue {_pct(check['host_issue_share'])} %, "
+            f"GPU idle {_pct(check['gpu_idle_share'])} % (checked in {took:.1f} s): {verdict}"
+        )
+    return [
+        dataclasses.replace(
+            s, replayed=s.replayed if bound else None, launch_check=check if s is judged else {}
+        )
+        for s in specs
+    ]
 
 
 def _pct(share: float) -> str:

@@ -72,24 +72,57 @@ def measure_passes(
     (f, b, f, b, ...), each window with guards of its own, stopping once every pass is precise.
     """
     if not sized:
-        return _interleaved(monitor, specs, repeats, min_window_s, warmup_iterations, guard_s, progress,
-                            min_repeats, target_rse)
-    if any(spec.auto and spec.replayed for spec in specs):  # none can be replayed: nothing to choose
+        return _interleaved(
+            monitor,
+            specs,
+            repeats,
+            min_window_s,
+            warmup_iterations,
+            guard_s,
+            progress,
+            min_repeats,
+            target_rse,
+        )
+    if any(
+        spec.auto and spec.replayed for spec in specs
+    ):  # none can be replayed: nothing to choose
         specs = launch.choose(monitor, list(specs), progress)
     out: dict[str, list[Window]] = {}
     for spec in specs:
         with spec.replayed() if spec.replayed else contextlib.nullcontext(spec.step) as step:
-            out[spec.name] = _back_to_back(monitor, spec, step, repeats, min(min_repeats or repeats, repeats),
-                                           min_window_s, warmup_iterations, guard_s, target_rse, progress)
+            out[spec.name] = _back_to_back(
+                monitor,
+                spec,
+                step,
+                repeats,
+                min(min_repeats or repeats, repeats),
+                min_window_s,
+                warmup_iterations,
+                guard_s,
+                target_rse,
+                progress,
+            )
     return out
 
 
-def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, warmup_iterations, guard_s, target_rse,
-                  progress):
+def _back_to_back(
+    monitor,
+    spec,
+    step,
+    repeats,
+    min_repeats,
+    min_window_s,
+    warmup_iterations,
+    guard_s,
+    target_rse,
+    progress,
+):
     covered = edge_covered(monitor)
     # windows whose meters read the past need no guard between them: the next window frames the
     # edge, and they are read once a guard has run past a later edge
-    defer = bool(guard_s) and any(hasattr(m, "covers") for m in monitor.meters) and monitor.can_defer()
+    defer = (
+        bool(guard_s) and any(hasattr(m, "covers") for m in monitor.meters) and monitor.can_defer()
+    )
     if spec.prepare:
         spec.prepare()
     rate = warmed_lead_in(monitor, step, warmup_iterations, guard_s, covered)
@@ -108,11 +141,19 @@ def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, warmu
 
         def settle():  # the trailing guard, and the next window's leading one
             if spec.check:
-                kept["result"] = spec.check(kept.pop("last"))  # queued before the guard overwrites the state
+                kept["result"] = spec.check(
+                    kept.pop("last")
+                )  # queued before the guard overwrites the state
             if spec.prepare:
                 spec.prepare()
             if guard_s and (decide or not defer):
-                run_for(monitor, step, guard_s, per_iteration_s=rate, until=covered(monitor.last_close_s))
+                run_for(
+                    monitor,
+                    step,
+                    guard_s,
+                    per_iteration_s=rate,
+                    until=covered(monitor.last_close_s),
+                )
 
         w = monitor.end_window(spec.name, settle=settle, defer=defer and not decide)
         w.iterations, w.launch, w.launch_check = done, spec.launch, spec.launch_check
@@ -133,9 +174,11 @@ def _back_to_back(monitor, spec, step, repeats, min_repeats, min_window_s, warmu
         scattered = len(windows) >= 4 and math.isfinite(cv) and cv > SPREAD * target_rse
         if scattered and repeats - spent >= 2 * k * min_repeats:
             if progress:
-                progress(f"{spec.name}: {len(windows)} windows of {k * min_window_s:g} s scatter {100 * cv:.2f} % "
-                         f"(over {100 * SPREAD * target_rse:g} %): measured again in windows of "
-                         f"{2 * k * min_window_s:g} s")
+                progress(
+                    f"{spec.name}: {len(windows)} windows of {k * min_window_s:g} s scatter {100 * cv:.2f} % "
+                    f"(over {100 * SPREAD * target_rse:g} %): measured again in windows of "
+                    f"{2 * k * min_window_s:g} s"
+                )
             short, windows, k = short + windows, [], 2 * k
             continue
         if _precise(worst, target_rse, len(windows), not last, progress, spec.name):
@@ -159,8 +202,10 @@ def _worst_rse(monitor, window_lists) -> float:
 def _precise(worst, target_rse, n, more, progress, what) -> bool:
     """Whether ``worst`` has reached ``target_rse``; says so where ``more`` repeats were allowed."""
     if worst <= target_rse and progress and more:
-        progress(f"{what} within {100 * target_rse:g} % relative standard error after {n} repeats "
-                 f"(worst {100 * worst:.2f} %): done")
+        progress(
+            f"{what} within {100 * target_rse:g} % relative standard error after {n} repeats "
+            f"(worst {100 * worst:.2f} %): done"
+        )
     return worst <= target_rse
 
 
@@ -169,13 +214,26 @@ def _report(progress, r, repeats, name, w) -> None:
         health = "" if w.numerics == "unknown" else f", {w.numerics}"
         bad = f" ({w.first_nonfinite})" if w.first_nonfinite else ""
         graph = ", CUDA graph" if w.launch == "cuda_graph" else ""
-        progress(f"repeat {r + 1}/{repeats} {name}: {w.iterations} it in {w.elapsed_s:.3f} s{graph}{health}{bad}")
+        progress(
+            f"repeat {r + 1}/{repeats} {name}: {w.iterations} it in {w.elapsed_s:.3f} s{graph}{health}{bad}"
+        )
 
 
-def _interleaved(monitor, specs, repeats, min_window_s, warmup_iterations, guard_s, progress, min_repeats,
-                 target_rse) -> dict[str, list[Window]]:
+def _interleaved(
+    monitor,
+    specs,
+    repeats,
+    min_window_s,
+    warmup_iterations,
+    guard_s,
+    progress,
+    min_repeats,
+    target_rse,
+) -> dict[str, list[Window]]:
     if any(spec.replayed for spec in specs):
-        raise ValueError("CUDA-graph replay (launch cuda_graph or auto) needs the back-to-back protocol (sized=True)")
+        raise ValueError(
+            "CUDA-graph replay (launch cuda_graph or auto) needs the back-to-back protocol (sized=True)"
+        )
     for spec in specs:
         warm_up(monitor, spec.step, warmup_iterations)
     windows: dict[str, list[Window]] = {spec.name: [] for spec in specs}
@@ -183,19 +241,37 @@ def _interleaved(monitor, specs, repeats, min_window_s, warmup_iterations, guard
         for spec in specs:
             if spec.prepare:
                 spec.prepare()
-            w = run_window(monitor, spec.name, spec.step, min_window_s, guard_s, check=spec.check, sized=False)
+            w = run_window(
+                monitor, spec.name, spec.step, min_window_s, guard_s, check=spec.check, sized=False
+            )
             windows[spec.name].append(w)
             _report(progress, r, repeats, spec.name, w)
-        if r + 1 >= min(min_repeats or repeats, repeats) and target_rse > 0 and _precise(
-                _worst_rse(monitor, list(windows.values())), target_rse, r + 1, r + 1 < repeats, progress,
-                "every pass"):
+        if (
+            r + 1 >= min(min_repeats or repeats, repeats)
+            and target_rse > 0
+            and _precise(
+                _worst_rse(monitor, list(windows.values())),
+                target_rse,
+                r + 1,
+                r + 1 < repeats,
+                progress,
+                "every pass",
+            )
+        ):
             break
     return windows
 
 
-def measure_workload(monitor: Monitor, workload, steps: dict[str, Callable[[], object]], measure, *,
-                     guard_s: float, progress: Callable[[str], None] | None = None,
-                     sized: bool = True) -> dict[str, list[Window]]:
+def measure_workload(
+    monitor: Monitor,
+    workload,
+    steps: dict[str, Callable[[], object]],
+    measure,
+    *,
+    guard_s: float,
+    progress: Callable[[str], None] | None = None,
+    sized: bool = True,
+) -> dict[str, list[Window]]:
     """``steps`` (pass name -> one iteration) of ``workload`` measured by :func:`measure_passes`
     with a job's measuring settings (``measure``: its ``MeasureSettings``): the workload's starting
     state is put back before every window, and what each window computed is checked finite. With ``launch:
@@ -203,17 +279,41 @@ def measure_workload(monitor: Monitor, workload, steps: dict[str, Callable[[], o
     graph_blocker`) is replayed from a CUDA graph; the others run eager, and their windows say so.
     With ``launch: auto`` they are replayed only where the configuration is launch-bound."""
     graphs = measure.launch in ("cuda_graph", "auto")
-    specs = [PassSpec(p, step, prepare=workload.restore, check=lambda out, p=p: workload.health(p, out),
-                      replayed=(lambda p=p, step=step: workload.replayed(p, step))
-                      if graphs and not workload.graph_blocker(p) else None, auto=measure.launch == "auto")
-             for p, step in steps.items()]
-    return measure_passes(monitor, specs, repeats=measure.repeats, min_window_s=measure.min_window_s,
-                          warmup_iterations=measure.warmup_iterations, guard_s=guard_s, progress=progress,
-                          min_repeats=measure.min_repeats, target_rse=measure.target_rse, sized=sized)
+    specs = [
+        PassSpec(
+            p,
+            step,
+            prepare=workload.restore,
+            check=lambda out, p=p: workload.health(p, out),
+            replayed=(lambda p=p, step=step: workload.replayed(p, step))
+            if graphs and not workload.graph_blocker(p)
+            else None,
+            auto=measure.launch == "auto",
+        )
+        for p, step in steps.items()
+    ]
+    return measure_passes(
+        monitor,
+        specs,
+        repeats=measure.repeats,
+        min_window_s=measure.min_window_s,
+        warmup_iterations=measure.warmup_iterations,
+        guard_s=guard_s,
+        progress=progress,
+        min_repeats=measure.min_repeats,
+        target_rse=measure.target_rse,
+        sized=sized,
+    )
 
 
-def warmed_lead_in(monitor: Monitor, step: Callable[[], object], max_iterations: int, guard_s: float,
-                   covered, tolerance: float = 0.1) -> float | None:
+def warmed_lead_in(
+    monitor: Monitor,
+    step: Callable[[], object],
+    max_iterations: int,
+    guard_s: float,
+    covered,
+    tolerance: float = 0.1,
+) -> float | None:
     """The warm-up and the leading guard in one; returns the lead-in's rate (seconds per
     iteration; None without a guard, after :func:`warm_up`).
 
@@ -233,13 +333,17 @@ def warmed_lead_in(monitor: Monitor, step: Callable[[], object], max_iterations:
         previous = _one_iteration_s(monitor, step)
     for _ in range(max(1, max_iterations - 1)):
         rate = lead_in(monitor, step, guard_s, covered)
-        if monitor.agree(float(abs(rate - previous) <= tolerance * previous), "min"):  # NaN: no timed iteration
+        if monitor.agree(
+            float(abs(rate - previous) <= tolerance * previous), "min"
+        ):  # NaN: no timed iteration
             break
         previous = rate
     return rate
 
 
-def warm_up(monitor: Monitor, step: Callable[[], object], max_iterations: int, tolerance: float = 0.1) -> int:
+def warm_up(
+    monitor: Monitor, step: Callable[[], object], max_iterations: int, tolerance: float = 0.1
+) -> int:
     """Run ``step`` until two consecutive iterations take the same time within ``tolerance`` (the
     first ones pay for kernel selection and memory growth), at least 2 and at most
     ``max_iterations`` times (fewer than 2 if that is fewer). Returns how many ran."""

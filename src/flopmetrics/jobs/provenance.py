@@ -29,11 +29,18 @@ def git_revision(start: str | os.PathLike | None = None) -> str:
     for where in (Path(start) if start else Path.cwd(), Path(__file__).resolve().parent):
         try:
             sha = subprocess.run(
-                ["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+                ["git", "-C", str(where), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
             ).stdout.strip()
             dirty = subprocess.run(
                 ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True, text=True, timeout=10, check=True,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
             ).stdout.strip()
             return f"{sha}-dirty" if dirty else sha
         except (OSError, subprocess.SubprocessError):

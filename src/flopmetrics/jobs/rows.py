@@ -33,11 +33,17 @@ def label_trace(trace, windows, idle_window):
     for name, ws in windows.items():
         spans += [(w, name, i) for i, w in enumerate(ws)]
         # windows superseded by longer ones (jobs/passes.SPREAD): in the trace, under their own name
-        spans += [(w, f"{name} (superseded)", i) for i, w in enumerate(ws[0].replaces if ws else [])]
+        spans += [
+            (w, f"{name} (superseded)", i) for i, w in enumerate(ws[0].replaces if ws else [])
+        ]
     for w, name, i in spans:
         inside = (trace["t"] >= w.start_s) & (trace["t"] <= w.end_s)
         trace.loc[inside, ["window", "repeat"]] = [name, i]
-        trace.loc[inside, ["window_start_t", "window_end_t", "window_iterations"]] = [w.start_s, w.end_s, w.iterations]
+        trace.loc[inside, ["window_start_t", "window_end_t", "window_iterations"]] = [
+            w.start_s,
+            w.end_s,
+            w.iterations,
+        ]
     t0 = trace["t"].iloc[0]
     trace["t_rel_s"] = trace["t"] - t0
     return trace
@@ -46,9 +52,18 @@ def label_trace(trace, windows, idle_window):
 def _flops_for(workload, counted, convention, headline, analytic_cols):
     """Headline FLOPs per pass, and where they came from."""
     out = {}
-    for name in ("forward", "forward_train", "forward_backward", "forward_backward_local", "backward"):
+    for name in (
+        "forward",
+        "forward_train",
+        "forward_backward",
+        "forward_backward_local",
+        "backward",
+    ):
         if name in counted:
-            out[name] = (counted[name].with_convention(convention), f"FlopCounterMode ({convention} attention)")
+            out[name] = (
+                counted[name].with_convention(convention),
+                f"FlopCounterMode ({convention} attention)",
+            )
     opt = workload.optimizer_flops() if hasattr(workload, "optimizer_flops") else 0
     if "forward_backward" in out:
         out["optimizer"] = (opt, "analytic AdamW (14 FLOPs/parameter)")
@@ -69,7 +84,9 @@ def build_rows(workload, windows, counted, analytic_cols, profiled, idle, measur
     }
     has_trace = all("energy_trace_j" in w.readings for ws in windows.values() for w in ws)
     if has_trace:
-        est["trace"] = derive({p: per_iteration(ws, "energy_trace_j") for p, ws in windows.items()}, derived)
+        est["trace"] = derive(
+            {p: per_iteration(ws, "energy_trace_j") for p, ws in windows.items()}, derived
+        )
     idle_w = idle.get("idle_power_w", math.nan)
     # dynamic energy: above what the idle device would have used over the same time
     dyn = {p: _dynamic(ws, idle_w) for p, ws in windows.items()}
@@ -83,35 +100,53 @@ def build_rows(workload, windows, counted, analytic_cols, profiled, idle, measur
         c = counted.get(p)
         row = {
             **base,
-            "workload": workload.kind, "pass": p, "derived": p not in windows,
+            "workload": workload.kind,
+            "pass": p,
+            "derived": p not in windows,
             **_numerics(p, windows, derived),
             "launch": _launch(p, windows, derived),
             **_launch_check(p, windows),
             "precision": workload.precision_mode,
             **workload.describe(),
-            "flops": f, "flops_source": source,
+            "flops": f,
+            "flops_source": source,
             "flops_counted": c.total if c else pd.NA,
             "flops_counted_attention": c.attention if c else pd.NA,
             **analytic_cols.get(p, {}),
             "flops_profiler": profiled.get(p, pd.NA),
-            "repeats": measure.repeats, "min_window_s": measure.min_window_s,
-            "windows": len(ws) if ws else min(len(windows[d.minuend]) for d in derived if d.name == p),
+            "repeats": measure.repeats,
+            "min_window_s": measure.min_window_s,
+            "windows": len(ws)
+            if ws
+            else min(len(windows[d.minuend]) for d in derived if d.name == p),
             "iterations_per_window": min((w.iterations for w in ws), default=pd.NA),
-            "window_s_min": min((w.elapsed_s for w in ws), default=_component_min(windows, derived, p)),
+            "window_s_min": min(
+                (w.elapsed_s for w in ws), default=_component_min(windows, derived, p)
+            ),
             "window_s_mean": float(np.mean([w.elapsed_s for w in ws])) if ws else math.nan,
-            "time_per_iter_s": t.mean, "time_per_iter_sem_s": t.sem,
-            "energy_j_per_iter": e.mean, "energy_j_per_iter_sem": e.sem, "energy_cv": e.cv,
+            "time_per_iter_s": t.mean,
+            "time_per_iter_sem_s": t.sem,
+            "energy_j_per_iter": e.mean,
+            "energy_j_per_iter_sem": e.sem,
+            "energy_cv": e.cv,
             "energy_trace_j_per_iter": est["trace"][p].mean if has_trace else math.nan,
             "dynamic_energy_j_per_iter": est["dynamic"][p].mean,
             "dynamic_energy_j_per_iter_sem": est["dynamic"][p].sem,
             "idle_power_w": idle_w,
             "power_mean_w": _mean_reading(ws, "power_mean_w") if ws else math.nan,
-            "power_max_w": max((w.readings.get("power_max_w", math.nan) for w in ws), default=math.nan),
-            "power_counter_mean_w": (sum(w.readings.get("energy_j", math.nan) for w in ws) /
-                                     sum(w.elapsed_s for w in ws)) if ws else math.nan,
+            "power_max_w": max(
+                (w.readings.get("power_max_w", math.nan) for w in ws), default=math.nan
+            ),
+            "power_counter_mean_w": (
+                sum(w.readings.get("energy_j", math.nan) for w in ws) / sum(w.elapsed_s for w in ws)
+            )
+            if ws
+            else math.nan,
             "sm_clock_mean_mhz": _mean_reading(ws, "sm_clock_mean_mhz") if ws else math.nan,
             "mem_clock_mean_mhz": _mean_reading(ws, "mem_clock_mean_mhz") if ws else math.nan,
-            "temperature_max_c": max((w.readings.get("temperature_max_c", math.nan) for w in ws), default=math.nan),
+            "temperature_max_c": max(
+                (w.readings.get("temperature_max_c", math.nan) for w in ws), default=math.nan
+            ),
             "clock_event_reasons": int(_or_reasons(ws)),
             "throttle_reasons": ",".join(throttle_names(_or_reasons(ws))),
             "counter_period_s": _mean_reading(ws, "counter_period_s") if ws else math.nan,
@@ -119,14 +154,22 @@ def build_rows(workload, windows, counted, analytic_cols, profiled, idle, measur
         }
         rows.append(row)
     df = add_efficiency(pd.DataFrame(rows))
-    df["counter_vs_trace_pct"] = 100 * (df["energy_j_per_iter"] - df["energy_trace_j_per_iter"]) / df["energy_trace_j_per_iter"]
+    df["counter_vs_trace_pct"] = (
+        100
+        * (df["energy_j_per_iter"] - df["energy_trace_j_per_iter"])
+        / df["energy_trace_j_per_iter"]
+    )
     return df
 
 
 def _numerics(p, windows, derived) -> dict:
     """``numerics`` of a pass (finite, non_finite or unknown over all its windows; a derived
     pass takes both of its parts), the first non-finite tensor, and the status that follows."""
-    parts = [p] if p in windows else [x for d in derived if d.name == p for x in (d.minuend, d.subtrahend)]
+    parts = (
+        [p]
+        if p in windows
+        else [x for d in derived if d.name == p for x in (d.minuend, d.subtrahend)]
+    )
     ws = [w for name in parts for w in windows[name]]
     bad = [w for w in ws if w.numerics == "non_finite"]
     if bad:
@@ -134,14 +177,22 @@ def _numerics(p, windows, derived) -> dict:
     else:
         numerics = "finite" if ws and all(w.numerics == "finite" for w in ws) else "unknown"
     first = f"{bad[0].name}: {bad[0].first_nonfinite}" if bad else ""
-    return {"numerics": numerics, "numerics_first_nonfinite": first,
-            "status": "non_finite" if bad else "ok", "error": f"non-finite values in {first}" if bad else ""}
+    return {
+        "numerics": numerics,
+        "numerics_first_nonfinite": first,
+        "status": "non_finite" if bad else "ok",
+        "error": f"non-finite values in {first}" if bad else "",
+    }
 
 
 def _launch(p, windows, derived) -> str:
     """How a pass's iterations were issued: eager or cuda_graph; a derived pass whose two parts
     were issued differently is ``mixed``."""
-    parts = [p] if p in windows else [x for d in derived if d.name == p for x in (d.minuend, d.subtrahend)]
+    parts = (
+        [p]
+        if p in windows
+        else [x for d in derived if d.name == p for x in (d.minuend, d.subtrahend)]
+    )
     kinds = {w.launch for name in parts for w in windows[name]}
     return kinds.pop() if len(kinds) == 1 else "mixed"
 
@@ -150,8 +201,10 @@ def _launch_check(p, windows) -> dict:
     """``launch: auto``'s measurements of a direct pass, eager (%): the host's time to issue
     one iteration over its time, and, where that did not clear it, the GPU's profiled idle share."""
     check = windows[p][0].launch_check if p in windows and windows[p] else {}
-    return {"host_issue_pct": 100 * check.get("host_issue_share", math.nan),
-            "gpu_idle_pct": 100 * check.get("gpu_idle_share", math.nan)}
+    return {
+        "host_issue_pct": 100 * check.get("host_issue_share", math.nan),
+        "gpu_idle_pct": 100 * check.get("gpu_idle_share", math.nan),
+    }
 
 
 def _component_min(windows, derived, p):
@@ -170,4 +223,6 @@ def _or_reasons(ws) -> int:
 
 
 def _dynamic(ws, idle_w) -> Estimate:
-    return estimate([(w.readings.get("energy_j", math.nan) - idle_w * w.elapsed_s) / w.iterations for w in ws])
+    return estimate(
+        [(w.readings.get("energy_j", math.nan) - idle_w * w.elapsed_s) / w.iterations for w in ws]
+    )

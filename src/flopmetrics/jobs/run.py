@@ -29,7 +29,9 @@ from .stats import estimate
 from .targets import resolve_target
 
 
-def run(spec: JobSpec, *, nvml=None, progress=None, sized: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run(
+    spec: JobSpec, *, nvml=None, progress=None, sized: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Measure the one configuration ``spec`` describes. Returns ``(rows, trace)``; ``trace`` is
     empty without a sampler. ``nvml``: the NVML bindings module (the real ``pynvml`` when None);
     ``sized``: see :func:`flopmetrics.energy.windows.run_window`.
@@ -39,8 +41,14 @@ def run(spec: JobSpec, *, nvml=None, progress=None, sized: bool = True) -> tuple
     return run_batch([spec], nvml=nvml, progress=progress, sized=sized)[0]
 
 
-def run_batch(specs: list[JobSpec], *, nvml=None, progress=None, sized: bool = True,
-              done: Callable[[int, pd.DataFrame, pd.DataFrame], None] | None = None) -> list[tuple]:
+def run_batch(
+    specs: list[JobSpec],
+    *,
+    nvml=None,
+    progress=None,
+    sized: bool = True,
+    done: Callable[[int, pd.DataFrame, pd.DataFrame], None] | None = None,
+) -> list[tuple]:
     """Measure several configurations of one experiment on one target, with the same measuring
     and energy settings, as one job: the meters are set up and the idle baseline measured once,
     and a causal LM is built once per precision and resized for each batch size and sequence
@@ -54,20 +62,29 @@ def run_batch(specs: list[JobSpec], *, nvml=None, progress=None, sized: bool = T
     if device == "cuda":
         device = "cuda:0"  # the first GPU this job was given (CUDA_VISIBLE_DEVICES / Slurm)
     if first.measure.launch == "cuda_graph" and torch.device(device).type != "cuda":
-        raise ValueError(f"launch 'cuda_graph' replays passes from CUDA graphs, but this {first.experiment} job "
-                         f"runs on {device!r} (target {first.target!r}{', run_on_cpu' if first.run_on_cpu else ''}); "
-                         "use launch 'eager' there")
+        raise ValueError(
+            f"launch 'cuda_graph' replays passes from CUDA graphs, but this {first.experiment} job "
+            f"runs on {device!r} (target {first.target!r}{', run_on_cpu' if first.run_on_cpu else ''}); "
+            "use launch 'eager' there"
+        )
     gpu_spec = check_gpu(device, expected_gpu)
     setup = setup_meters(device, first.energy, nvml)
     monitor = Monitor(device, setup.meters)
-    gpu = {"device": device, "energy_method": setup.method, "meter_status": setup.status,
-           "gpu_key": gpu_spec.key if gpu_spec else "", "gpu_label": gpu_spec.label if gpu_spec else "cpu",
-           **setup.gpu_info()}
+    gpu = {
+        "device": device,
+        "energy_method": setup.method,
+        "meter_status": setup.status,
+        "gpu_key": gpu_spec.key if gpu_spec else "",
+        "gpu_label": gpu_spec.label if gpu_spec else "cpu",
+        **setup.gpu_info(),
+    }
     # guards matter where a meter reports late (the GPU counter); CPU meters need none
     guard_s = first.energy.guard_s if setup.sampler else 0.0
     out, workload = [], None
     with setup.sampler if setup.sampler else contextlib.nullcontext():
-        idle = idle_baseline(monitor, setup, first.energy.idle_baseline_s, say, guard_s, first.measure.target_rse)
+        idle = idle_baseline(
+            monitor, setup, first.energy.idle_baseline_s, say, guard_s, first.measure.target_rse
+        )
         for i, spec in enumerate(specs):
             if len(specs) > 1:
                 say(f"configuration {i + 1}/{len(specs)}: {spec.precision} {_identity(spec)}")
@@ -75,7 +92,9 @@ def run_batch(specs: list[JobSpec], *, nvml=None, progress=None, sized: bool = T
             # the previous workload is handed over, not kept here: its optimizer state must not
             # stay alive while the next configuration runs
             held, workload = [workload], None
-            rows, windows, workload = _measure(spec, device, gpu, setup, monitor, idle, guard_s, sized, say, held)
+            rows, windows, workload = _measure(
+                spec, device, gpu, setup, monitor, idle, guard_s, sized, say, held
+            )
             trace = pd.DataFrame()
             if setup.sampler and windows:
                 trace = _trace_slice(setup.sampler.trace_with_steps(), began, idle.get("_window"))
@@ -96,17 +115,28 @@ def _measure(spec, device, gpu, setup, monitor, idle, guard_s, sized, say, held:
     m = spec.measure
     try:
         start = time.perf_counter()
-        workload = workloads.build(spec.experiment, device, spec.precision, spec.workload, m.seed, held.pop())
+        workload = workloads.build(
+            spec.experiment, device, spec.precision, spec.workload, m.seed, held.pop()
+        )
         built = time.perf_counter()
         with workload.precision_scope():
             counted = workload.counted()
             analytic_cols = workload.analytic()
             profiled = workload.profiled() if m.profiler_flops else {}
             # what a configuration costs before its first window (issue 15: where GPU time goes)
-            say(f"workload built in {built - start:.1f} s, FLOPs counted in {time.perf_counter() - built:.1f} s")
+            say(
+                f"workload built in {built - start:.1f} s, FLOPs counted in {time.perf_counter() - built:.1f} s"
+            )
             steps = workload.steps()
-            windows = measure_workload(monitor, workload, {p: steps[p] for p in workload.passes}, m,
-                                       guard_s=guard_s, progress=say, sized=sized)
+            windows = measure_workload(
+                monitor,
+                workload,
+                {p: steps[p] for p in workload.passes},
+                m,
+                guard_s=guard_s,
+                progress=say,
+                sized=sized,
+            )
     except OUT_OF_MEMORY as err:
         if not is_out_of_memory(err):
             raise
@@ -129,8 +159,10 @@ def _check_batch(specs: list[JobSpec]) -> None:
         raise ValueError("a job needs at least one configuration")
     shared = {(s.experiment, s.target, s.measure, s.energy, s.run_on_cpu) for s in specs}
     if len(shared) > 1:
-        raise ValueError("one job measures configurations of one experiment and target with the same "
-                         f"measuring and energy settings; got {len(shared)} different sets")
+        raise ValueError(
+            "one job measures configurations of one experiment and target with the same "
+            f"measuring and energy settings; got {len(shared)} different sets"
+        )
 
 
 def _batch_name(specs: list[JobSpec]) -> str:
@@ -160,12 +192,17 @@ def _identity(spec: JobSpec) -> dict:
 
 # GPU: torch.cuda.OutOfMemoryError; CPU: PyTorch's allocator raises a plain RuntimeError, Python a MemoryError
 OUT_OF_MEMORY = (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError)
-CPU_OOM_MESSAGES = ("DefaultCPUAllocator: can't allocate memory", "not enough memory", "out of memory")
+CPU_OOM_MESSAGES = (
+    "DefaultCPUAllocator: can't allocate memory",
+    "not enough memory",
+    "out of memory",
+)
 
 
 def is_out_of_memory(err: BaseException) -> bool:
     return isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)) or any(
-        m in str(err) for m in CPU_OOM_MESSAGES)
+        m in str(err) for m in CPU_OOM_MESSAGES
+    )
 
 
 def check_gpu(device: str, expected_gpu: str | None):
@@ -185,8 +222,9 @@ def check_gpu(device: str, expected_gpu: str | None):
         return None
 
 
-def idle_baseline(monitor: Monitor, setup, seconds: float, progress, guard_s: float = 0.0,
-                  target_rse: float = 0.0) -> dict:
+def idle_baseline(
+    monitor: Monitor, setup, seconds: float, progress, guard_s: float = 0.0, target_rse: float = 0.0
+) -> dict:
     """Idle power of the metered device (``setup``: its :class:`MeterSetup`, whose sampler runs)
     from consecutive 0.5 s windows: at least two, stopping once their mean has ``target_rse``
     relative standard error, at most ``seconds`` in all (one window of ``seconds`` where that is
@@ -206,20 +244,46 @@ def idle_baseline(monitor: Monitor, setup, seconds: float, progress, guard_s: fl
         powers = [w.readings.get("energy_j", math.nan) / w.elapsed_s for w in parts]
         total = sum(w.elapsed_s for w in parts)
         rse = estimate(powers).sem / abs(estimate(powers).mean) if len(parts) > 1 else math.inf
-        done = total >= seconds - 1e-9 or (len(parts) >= 2 and math.isfinite(rse) and rse <= target_rse)
+        done = total >= seconds - 1e-9 or (
+            len(parts) >= 2 and math.isfinite(rse) and rse <= target_rse
+        )
         if monitor.agree(float(done), "min"):  # ranks measuring together stop together
             break
-    w = Window("idle", parts[0].start_s, parts[-1].end_s, wall_start=parts[0].wall_start, wall_end=parts[-1].wall_end,
-               readings={k: sum(p.readings.get(k, math.nan) for p in parts) for k in ("energy_j", "energy_trace_j")})
+    w = Window(
+        "idle",
+        parts[0].start_s,
+        parts[-1].end_s,
+        wall_start=parts[0].wall_start,
+        wall_end=parts[-1].wall_end,
+        readings={
+            k: sum(p.readings.get(k, math.nan) for p in parts)
+            for k in ("energy_j", "energy_trace_j")
+        },
+    )
     elapsed = sum(p.elapsed_s for p in parts)
-    progress(f"idle baseline: {w.readings['energy_j'] / elapsed:.1f} W over {elapsed:.2f} s ({len(parts)} windows)")
-    return {"idle_power_w": w.readings["energy_j"] / elapsed,
-            "idle_power_trace_w": w.readings["energy_trace_j"] / elapsed,
-            "_window": w}
+    progress(
+        f"idle baseline: {w.readings['energy_j'] / elapsed:.1f} W over {elapsed:.2f} s ({len(parts)} windows)"
+    )
+    return {
+        "idle_power_w": w.readings["energy_j"] / elapsed,
+        "idle_power_trace_w": w.readings["energy_trace_j"] / elapsed,
+        "_window": w,
+    }
 
 
 def _finish_oom(base, describe, err):
     """One row per direct pass with status ``oom``: the sweep goes on and the gap is visible."""
-    rows = pd.DataFrame([{**base, "pass": p, "derived": False, "status": "oom", "error": str(err)[:500], **describe}
-                         for p in ("forward", "forward_train", "forward_backward", "train_step")])
+    rows = pd.DataFrame(
+        [
+            {
+                **base,
+                "pass": p,
+                "derived": False,
+                "status": "oom",
+                "error": str(err)[:500],
+                **describe,
+            }
+            for p in ("forward", "forward_train", "forward_backward", "train_step")
+        ]
+    )
     return gates.apply(rows)

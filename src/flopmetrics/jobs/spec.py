@@ -28,7 +28,9 @@ LAUNCHES = ("eager", "cuda_graph", "auto")
 class MeasureSettings:
     repeats: int  # at most this many windows per pass
     min_repeats: int  # at least this many (or ``repeats``, if fewer)
-    target_rse: float  # stop once every pass's estimate has this relative standard error (0: never early)
+    target_rse: (
+        float  # stop once every pass's estimate has this relative standard error (0: never early)
+    )
     min_window_s: float
     warmup_iterations: int
     seed: int
@@ -54,22 +56,37 @@ class JobSpec:
 
     def __post_init__(self):
         if self.experiment not in EXPERIMENTS:
-            raise ValueError(f"unknown experiment {self.experiment!r}; expected one of {EXPERIMENTS}")
+            raise ValueError(
+                f"unknown experiment {self.experiment!r}; expected one of {EXPERIMENTS}"
+            )
 
     @classmethod
     def from_params(cls, params: dict) -> "JobSpec":
         p = dict(params)
-        return cls(experiment=p["experiment"], target=p["target"], precision=p["precision"],
-                   workload=dict(p["workload"]), measure=MeasureSettings(**p["measure"]),
-                   energy=EnergySettings(**p["energy"]), run_on_cpu=bool(p.get("run_on_cpu", False)))
+        return cls(
+            experiment=p["experiment"],
+            target=p["target"],
+            precision=p["precision"],
+            workload=dict(p["workload"]),
+            measure=MeasureSettings(**p["measure"]),
+            energy=EnergySettings(**p["energy"]),
+            run_on_cpu=bool(p.get("run_on_cpu", False)),
+        )
 
     @classmethod
     def batch(cls, params: dict) -> list["JobSpec"]:
         """One spec per configuration of a job's parameters (the ``workloads`` shape)."""
         shared = {k: v for k, v in params.items() if k != "workloads"}
-        return [cls.from_params({**shared, "precision": w["precision"],
-                                 "workload": {k: v for k, v in w.items() if k != "precision"}})
-                for w in params["workloads"]]
+        return [
+            cls.from_params(
+                {
+                    **shared,
+                    "precision": w["precision"],
+                    "workload": {k: v for k, v in w.items() if k != "precision"},
+                }
+            )
+            for w in params["workloads"]
+        ]
 
     def params(self) -> dict:
         out = asdict(self)

@@ -24,7 +24,9 @@ class Estimate:
 
     def __sub__(self, other: "Estimate") -> "Estimate":
         """Difference of two independent estimates; their SEMs add in quadrature."""
-        return Estimate(self.mean - other.mean, math.hypot(self.sem, other.sem), min(self.count, other.count))
+        return Estimate(
+            self.mean - other.mean, math.hypot(self.sem, other.sem), min(self.count, other.count)
+        )
 
     def scale(self, factor: float) -> "Estimate":
         return Estimate(self.mean * factor, abs(self.sem * factor), self.count)

@@ -40,17 +40,27 @@ class Measurement:
 
     @property
     def flops_per_j(self) -> float:
-        return self.flops / self.energy_j.mean if self.energy_j and self.energy_j.mean > 0 else math.nan
+        return (
+            self.flops / self.energy_j.mean
+            if self.energy_j and self.energy_j.mean > 0
+            else math.nan
+        )
 
     @property
     def power_w(self) -> float:
         return self.energy_j.mean / self.time_s.mean if self.energy_j else math.nan
 
     def summary(self) -> str:
-        energy = (f"{self.energy_j.mean:.4g} J +- {self.energy_j.sem:.2g} ({self.power_w:.1f} W, "
-                  f"{self.flops_per_j:.4g} FLOPs/J)" if self.energy_j else f"not measured ({self.status})")
-        return (f"{self.device}: {self.time_s.mean * 1e3:.4g} ms +- {self.time_s.sem * 1e3:.2g} per iteration, "
-                f"{self.flops:.4g} FLOPs, energy {energy}, meter {self.meter}, numerics {self.numerics}")
+        energy = (
+            f"{self.energy_j.mean:.4g} J +- {self.energy_j.sem:.2g} ({self.power_w:.1f} W, "
+            f"{self.flops_per_j:.4g} FLOPs/J)"
+            if self.energy_j
+            else f"not measured ({self.status})"
+        )
+        return (
+            f"{self.device}: {self.time_s.mean * 1e3:.4g} ms +- {self.time_s.sem * 1e3:.2g} per iteration, "
+            f"{self.flops:.4g} FLOPs, energy {energy}, meter {self.meter}, numerics {self.numerics}"
+        )
 
 
 def _tensors(output) -> list[torch.Tensor]:
@@ -70,9 +80,17 @@ def _check(output) -> Callable[[], tuple[bool, str]]:
     return finite_check(tensors, [f"output[{i}]" for i in range(len(tensors))])
 
 
-def measure(step: Callable[[], object], device: str = "cuda:0", seconds: float = 2.0, repeats: int = 5,
-            warmup: int = 3, guard_s: float = 0.3, flops: float | None = None, monitor: Monitor | None = None,
-            progress: bool = False) -> Measurement:
+def measure(
+    step: Callable[[], object],
+    device: str = "cuda:0",
+    seconds: float = 2.0,
+    repeats: int = 5,
+    warmup: int = 3,
+    guard_s: float = 0.3,
+    flops: float | None = None,
+    monitor: Monitor | None = None,
+    progress: bool = False,
+) -> Measurement:
     """Measure ``step`` (one iteration of one's own work; what it returns is checked for finite
     values) on ``device``. ``flops``: per iteration, counted with ``FlopCounterMode`` when None."""
     if flops is None:
@@ -82,16 +100,33 @@ def measure(step: Callable[[], object], device: str = "cuda:0", seconds: float =
     own = monitor is None
     monitor = Monitor.for_device(device) if own else monitor
     try:
-        windows = measure_passes(monitor, [PassSpec("step", step, check=_check)], repeats=repeats,
-                                 min_window_s=seconds, warmup_iterations=warmup, guard_s=guard_s,
-                                 progress=stderr_progress("measure") if progress else None)["step"]
+        windows = measure_passes(
+            monitor,
+            [PassSpec("step", step, check=_check)],
+            repeats=repeats,
+            min_window_s=seconds,
+            warmup_iterations=warmup,
+            guard_s=guard_s,
+            progress=stderr_progress("measure") if progress else None,
+        )["step"]
     finally:
         if own:
             monitor.close()
     energies = [w.readings.get("energy_j", math.nan) for w in windows]
     measured = all(math.isfinite(e) for e in energies)
     checked = {w.first_nonfinite for w in windows} != {"unchecked"}
-    numerics = ("finite" if all(w.numerics == "finite" for w in windows) else "non_finite") if checked else "unknown"
-    return Measurement(device, sum(w.iterations for w in windows), per_iteration(windows),
-                       per_iteration(windows, "energy_j") if measured else None, flops, numerics, monitor.status,
-                       monitor.setup.method if monitor.setup else "custom")
+    numerics = (
+        ("finite" if all(w.numerics == "finite" for w in windows) else "non_finite")
+        if checked
+        else "unknown"
+    )
+    return Measurement(
+        device,
+        sum(w.iterations for w in windows),
+        per_iteration(windows),
+        per_iteration(windows, "energy_j") if measured else None,
+        flops,
+        numerics,
+        monitor.status,
+        monitor.setup.method if monitor.setup else "custom",
+    )

@@ -26,5 +26,7 @@ def resolve_target(target: str, run_on_cpu: bool = False) -> tuple[str, str | No
         return target, None
     known = datasheet.labels() + sorted(datasheet.table())
     if target not in known:
-        raise TargetError(f"no datasheet entry for GPU {target!r}; known labels: {datasheet.labels()}")
+        raise TargetError(
+            f"no datasheet entry for GPU {target!r}; known labels: {datasheet.labels()}"
+        )
     return "cuda", target

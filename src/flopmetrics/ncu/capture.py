@@ -73,7 +73,9 @@ def gemm_passes(mm: int, nn: int, kk: int, precision: str, device: str):
     return {"gemm": lambda: a @ b}
 
 
-def llm_passes(model_name: str, layers: int, batch: int, seq: int, precision: str, device: str, counted: dict):
+def llm_passes(
+    model_name: str, layers: int, batch: int, seq: int, precision: str, device: str, counted: dict
+):
     from ..workloads.models import build_causal_lm, resolve
 
     _, fields = resolve(model_name)
@@ -111,23 +113,43 @@ def main(argv=None) -> int:
     with matmul_precision(get_precision(args.precision)):
         for spec in args.gemm:
             mm, nn, kk = (int(v) for v in spec.split(","))
-            profiled(gemm_passes(mm, nn, kk, args.precision, device), f"gemm M{mm} N{nn} K{kk}", manifest)
+            profiled(
+                gemm_passes(mm, nn, kk, args.precision, device), f"gemm M{mm} N{nn} K{kk}", manifest
+            )
         for i, spec in enumerate(args.mlp):
             n, d, m = (int(v) for v in spec.split(","))
             profiled(mlp_passes(n, d, m, args.precision, device), f"mlp n{n} d{d} m{m}", manifest)
-            print(f"[capture {args.precision}] mlp {i + 1}/{len(args.mlp)} n{n} d{d} m{m} "
-                  f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+            print(
+                f"[capture {args.precision}] mlp {i + 1}/{len(args.mlp)} n{n} d{d} m{m} "
+                f"({time.perf_counter() - start:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
         for spec in args.llm:
             name, layers, batch, seq = spec.split(":")
             label = f"llm {name} layers{layers} b{batch} s{seq}"
             counted[label] = {}
-            profiled(llm_passes(name, int(layers), int(batch), int(seq), args.precision, device, counted[label]),
-                     label, manifest)
+            profiled(
+                llm_passes(
+                    name, int(layers), int(batch), int(seq), args.precision, device, counted[label]
+                ),
+                label,
+                manifest,
+            )
     with open(args.manifest, "w") as fh:
-        json.dump({"precision": args.precision, "marker": MARKER, "passes": manifest,
-                   "flop_counter": counted, "device": torch.cuda.get_device_name(),
-                   "gpu_uuid": f"GPU-{torch.cuda.get_device_properties(0).uuid}",
-                   "torch": torch.__version__}, fh, indent=1)
+        json.dump(
+            {
+                "precision": args.precision,
+                "marker": MARKER,
+                "passes": manifest,
+                "flop_counter": counted,
+                "device": torch.cuda.get_device_name(),
+                "gpu_uuid": f"GPU-{torch.cuda.get_device_properties(0).uuid}",
+                "torch": torch.__version__,
+            },
+            fh,
+            indent=1,
+        )
     return 0
 
 

@@ -25,7 +25,16 @@ import re
 
 import pandas as pd
 
-CLASSES = ("setup", "attention", "split_k", "gemm", "reduction", "optimizer", "elementwise", "other")
+CLASSES = (
+    "setup",
+    "attention",
+    "split_k",
+    "gemm",
+    "reduction",
+    "optimizer",
+    "elementwise",
+    "other",
+)
 RULES = (
     ("setup", r"distribution_|normal_kernel|uniform_|randperm|random_"),
     ("attention", r"flash|fmha|sdpa|attention|dot_do_o|convert_dq"),
@@ -33,7 +42,10 @@ RULES = (
     ("gemm", r"gemm|gemv|nvjet|xmma|cutlass|wgmma"),
     ("reduction", r"reduce_kernel"),
     ("optimizer", r"multi_tensor_apply|adam"),
-    ("elementwise", r"elementwise|vectorized|unrolled|gather|index|softmax|norm|triu|cat_|copy|fill"),
+    (
+        "elementwise",
+        r"elementwise|vectorized|unrolled|gather|index|softmax|norm|triu|cat_|copy|fill",
+    ),
 )
 _COMPILED = tuple((name, re.compile(pattern)) for name, pattern in RULES)
 

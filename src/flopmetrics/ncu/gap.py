@@ -56,19 +56,40 @@ def gemm_calls(launches: pd.DataFrame) -> pd.DataFrame:
     for (_, label, p), g in launches.groupby(["run", "label", "pass"], sort=False):
         n, d, m = (int(g[k].iloc[0]) for k in ("n", "d", "m"))
         expected = calls(n, d, m, p)
-        kind, flops, kernel = g["class"].to_numpy(), g["flops"].to_numpy(dtype=float), g["kernel"].to_numpy()
+        kind, flops, kernel = (
+            g["class"].to_numpy(),
+            g["flops"].to_numpy(dtype=float),
+            g["kernel"].to_numpy(),
+        )
         gemm_rows = np.flatnonzero(kind == "gemm")
         if len(gemm_rows) != len(expected):
-            raise ValueError(f"{label} {p}: {len(gemm_rows)} GEMM launches, the model has {len(expected)} calls")
+            raise ValueError(
+                f"{label} {p}: {len(gemm_rows)} GEMM launches, the model has {len(expected)} calls"
+            )
         split_k = np.concatenate([[0.0], np.cumsum(np.where(kind == "split_k", flops, 0.0))])
         bounds = list(gemm_rows) + [len(g)]
         for (role, mm, nn, kk), start, stop in zip(expected, bounds, bounds[1:]):
-            out.append({"label": label, "pass": p, "n": n, "d": d, "m": m, "role": role, "M": mm, "N": nn, "K": kk,
-                        "kernel": kernel[start], "flops": flops[start],
-                        "flops_split_k": split_k[stop] - split_k[start + 1]})
+            out.append(
+                {
+                    "label": label,
+                    "pass": p,
+                    "n": n,
+                    "d": d,
+                    "m": m,
+                    "role": role,
+                    "M": mm,
+                    "N": nn,
+                    "K": kk,
+                    "kernel": kernel[start],
+                    "flops": flops[start],
+                    "flops_split_k": split_k[stop] - split_k[start + 1],
+                }
+            )
     df = pd.DataFrame(out)
     per_output = df["flops_split_k"] / (df["M"] * df["N"])
-    df["splits"] = np.where(per_output > 0.5, np.maximum(1, np.round(per_output) - 1), 1).astype(int)
+    df["splits"] = np.where(per_output > 0.5, np.maximum(1, np.round(per_output) - 1), 1).astype(
+        int
+    )
     return df
 
 
@@ -108,13 +129,22 @@ def fit_kernel(rows: pd.DataFrame, kernel: str = "") -> dict:
     keys, choices = [], []
     for swap in (False, True):
         a, b = (n, m) if swap else (m, n)
-        exe = 2 * (np.ceil(a / t) * t)[:, None, None] * (np.ceil(b / t) * t)[None, :, None] * pad_k[None, None]
+        exe = (
+            2
+            * (np.ceil(a / t) * t)[:, None, None]
+            * (np.ceil(b / t) * t)[None, :, None]
+            * pad_k[None, None]
+        )
         ratio = flops / exe  # (t_m, t_n, t_k, call)
         c = np.median(ratio, axis=-1)
         spread = np.max(np.abs(np.log(ratio / c[..., None])), axis=-1)
         tm, tn, tk = np.meshgrid(TILES, TILES, TILES, indexing="ij")
-        unnamed = sum((tile != st) for tile, st in zip((tm, tn, tk), stated) if st is not None) + 0 * tm
-        keys.append(np.stack([np.round(spread, 6), np.round(np.abs(np.log(c)), 6), unnamed, tm * tn * tk]))
+        unnamed = (
+            sum((tile != st) for tile, st in zip((tm, tn, tk), stated) if st is not None) + 0 * tm
+        )
+        keys.append(
+            np.stack([np.round(spread, 6), np.round(np.abs(np.log(c)), 6), unnamed, tm * tn * tk])
+        )
         choices.append((swap, tm, tn, tk, c))
     key = np.concatenate([x.reshape(4, -1) for x in keys], axis=1)
     best = np.lexsort(key[::-1])[0]
@@ -140,31 +170,40 @@ class GapModel:
         self.calls = gemm_calls(launches)
         # one count per call shape: the same call on several cards or in several configs agrees
         self.calls = self.calls.groupby(["role", "M", "N", "K", "kernel"], as_index=False).agg(
-            flops=("flops", "median"), flops_split_k=("flops_split_k", "median"), splits=("splits", "max"))
+            flops=("flops", "median"),
+            flops_split_k=("flops_split_k", "median"),
+            splits=("splits", "max"),
+        )
         self._near = {}
         self.kernels = {k: fit_kernel(g, k) for k, g in self.calls.groupby("kernel")}
         self.calls["k_per_slice"] = np.ceil(self.calls["K"] / self.calls["splits"])
-        self.calls["split_k_per_output"] = self.calls["flops_split_k"] / (self.calls["M"] * self.calls["N"])
+        self.calls["split_k_per_output"] = self.calls["flops_split_k"] / (
+            self.calls["M"] * self.calls["N"]
+        )
         self.pointwise = {}
         point = launches.assign(
             elementwise=np.where(launches["class"].isin(ELEMENTWISE), launches["flops"], 0.0),
-            reduction=np.where(launches["class"] == "reduction", launches["flops"], 0.0))
+            reduction=np.where(launches["class"] == "reduction", launches["flops"], 0.0),
+        )
         for p, g in point.groupby("pass"):
             per = g.groupby(["run", "n", "d", "m"])[["elementwise", "reduction"]].sum()
             n, d, m = (per.index.get_level_values(k).to_numpy(dtype=float) for k in ("n", "d", "m"))
             X = np.column_stack([n * d * m, d * m])
-            self.pointwise[p] = {col: np.linalg.lstsq(X, per[col].to_numpy(dtype=float), rcond=None)[0]
-                                 for col in per}
+            self.pointwise[p] = {
+                col: np.linalg.lstsq(X, per[col].to_numpy(dtype=float), rcond=None)[0]
+                for col in per
+            }
         totals = config_totals(launches) if totals is None else totals
         # one executed count per (pass, d, m, n): runs of one config on several cards agree
-        self.shapes = {key: g.groupby("n")["flops"].median()
-                       for key, g in totals.groupby(["pass", "d", "m"])}
+        self.shapes = {
+            key: g.groupby("n")["flops"].median() for key, g in totals.groupby(["pass", "d", "m"])
+        }
 
     def _nearest(self, role: str, mm: int, nn: int, kk: int) -> pd.Series:
         key = (role, mm, nn, kk)
         if key not in self._near:
             c = self.calls[self.calls["role"] == role]
-            dist = (np.log(c["M"] / mm) ** 2 + np.log(c["N"] / nn) ** 2 + np.log(c["K"] / kk) ** 2)
+            dist = np.log(c["M"] / mm) ** 2 + np.log(c["N"] / nn) ** 2 + np.log(c["K"] / kk) ** 2
             self._near[key] = c.loc[dist.idxmin()]
         return self._near[key]
 
@@ -190,7 +229,12 @@ class GapModel:
             gemm, split_k = gemm + times * g, split_k + times * s
         x = np.array([n * d * m, d * m], dtype=float)
         point = {col: float(coef @ x) for col, coef in self.pointwise.get(pass_, {}).items()}
-        return {"gemm": gemm, "split_k": split_k, **point, "total": gemm + split_k + sum(point.values())}
+        return {
+            "gemm": gemm,
+            "split_k": split_k,
+            **point,
+            "total": gemm + split_k + sum(point.values()),
+        }
 
     def predict(self, n: int, d: int, m: int, pass_: str) -> dict:
         """``total`` executed FLOPs, ``layer`` (L) and ``once`` (C), and the ``basis`` they came
@@ -202,19 +246,29 @@ class GapModel:
         seen = self.shapes.get((pass_, d, m))
         basis = "tiles"
         if seen is not None and len(seen) >= 2:
-            layer, once = np.polyfit(seen.index.to_numpy(dtype=float), seen.to_numpy(dtype=float), 1)
+            layer, once = np.polyfit(
+                seen.index.to_numpy(dtype=float), seen.to_numpy(dtype=float), 1
+            )
             basis = "shape"
         elif seen is not None and len(seen) == 1:
             layer = (float(seen.iloc[0]) - once) / float(seen.index[0])
             basis = "shape at one n"
-        return {**tiles, "layer": float(layer), "once": float(once), "total": float(n * layer + once),
-                "tiles": tiles["total"], "basis": basis}
+        return {
+            **tiles,
+            "layer": float(layer),
+            "once": float(once),
+            "total": float(n * layer + once),
+            "tiles": tiles["total"],
+            "basis": basis,
+        }
 
 
 def evaluate(model: GapModel, measured: pd.DataFrame) -> pd.DataFrame:
     """``measured``: n, d, m, pass, flops (totals). Adds the prediction, its basis and percent error."""
-    pred = [model.predict(int(n), int(d), int(m), p) for n, d, m, p in
-            zip(measured["n"], measured["d"], measured["m"], measured["pass"])]
+    pred = [
+        model.predict(int(n), int(d), int(m), p)
+        for n, d, m, p in zip(measured["n"], measured["d"], measured["m"], measured["pass"])
+    ]
     out = measured.assign(predicted=[x["total"] for x in pred], basis=[x["basis"] for x in pred])
     out["error_pct"] = 100 * (out["predicted"] - out["flops"]) / out["flops"]
     return out
@@ -237,13 +291,23 @@ def folds(configs: pd.DataFrame, k: int, seed: int, unseen_shapes: bool = False)
     return fold
 
 
-def cross_validated(launches: pd.DataFrame, k: int, seed: int, totals: pd.DataFrame | None = None,
-                    unseen_shapes: bool = False) -> pd.DataFrame:
+def cross_validated(
+    launches: pd.DataFrame,
+    k: int,
+    seed: int,
+    totals: pd.DataFrame | None = None,
+    unseen_shapes: bool = False,
+) -> pd.DataFrame:
     """Each config's executed FLOPs against the formulas' prediction, fitted without its fold
     (``k`` folds, ``seed``, see :func:`folds`). ``launches``: one GPU and precision, classified;
     ``totals``: the configs to judge (default: every run's totals of ``launches``)."""
     totals = config_totals(launches) if totals is None else totals
-    configs = totals[["n", "d", "m"]].drop_duplicates().sort_values(["n", "d", "m"]).reset_index(drop=True)
+    configs = (
+        totals[["n", "d", "m"]]
+        .drop_duplicates()
+        .sort_values(["n", "d", "m"])
+        .reset_index(drop=True)
+    )
     configs["fold"] = folds(configs, k, seed, unseen_shapes)
     totals = totals.merge(configs, on=["n", "d", "m"])
     launches = launches.merge(configs, on=["n", "d", "m"], how="left")
@@ -268,16 +332,42 @@ def held_out_errors(launches: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
     from ..flops import analytic
 
     out = []
-    mlp = (launches[launches["label"].str.startswith("mlp") & launches["pass"].isin(["forward", "backward"])]
-           if len(launches) else launches)
-    for (gpu, precision), g in (mlp.groupby(["gpu_label", "precision"]) if len(mlp) else ()):
+    mlp = (
+        launches[
+            launches["label"].str.startswith("mlp") & launches["pass"].isin(["forward", "backward"])
+        ]
+        if len(launches)
+        else launches
+    )
+    for (gpu, precision), g in mlp.groupby(["gpu_label", "precision"]) if len(mlp) else ():
         if g[["d", "m"]].drop_duplicates().shape[0] < k:
             continue  # too few shapes to leave a fold of them out
         for name, unseen in SPLITS.items():
             e = cross_validated(g, k, seed, unseen_shapes=unseen)
-            e["flops_analytic"] = [analytic.mlp_flops(p, int(n), int(d), int(m), "ours").total
-                                   for n, d, m, p in zip(e["n"], e["d"], e["m"], e["pass"])]
+            e["flops_analytic"] = [
+                analytic.mlp_flops(p, int(n), int(d), int(m), "ours").total
+                for n, d, m, p in zip(e["n"], e["d"], e["m"], e["pass"])
+            ]
             out.append(e.assign(gpu_label=gpu, precision=precision, split=name))
-    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(
-        columns=["gpu_label", "precision", "split", "run", "n", "d", "m", "pass", "flops", "predicted", "basis",
-                 "error_pct", "fold", "flops_analytic"])
+    return (
+        pd.concat(out, ignore_index=True)
+        if out
+        else pd.DataFrame(
+            columns=[
+                "gpu_label",
+                "precision",
+                "split",
+                "run",
+                "n",
+                "d",
+                "m",
+                "pass",
+                "flops",
+                "predicted",
+                "basis",
+                "error_pct",
+                "fold",
+                "flops_analytic",
+            ]
+        )
+    )

@@ -45,19 +45,48 @@ def metrics() -> list[str]:
 def capture_command(precision: str, manifest: str, mlp=(), gemm=(), llm=()) -> list[str]:
     """The capture (:mod:`flopmetrics.ncu.capture`) of MLP configs ``(n, d, m)``, GEMMs
     ``(M, N, K)`` and LLM shapes ``model:layers:batch:seq`` in one precision."""
+
     def join(shapes):
         return [",".join(map(str, s)) for s in shapes]
 
-    return ["python3", "-m", "flopmetrics.ncu.capture", "--precision", precision, "--manifest", manifest,
-            "--gemm", *join(gemm), "--mlp", *join(mlp), "--llm", *llm]
+    return [
+        "python3",
+        "-m",
+        "flopmetrics.ncu.capture",
+        "--precision",
+        precision,
+        "--manifest",
+        manifest,
+        "--gemm",
+        *join(gemm),
+        "--mlp",
+        *join(mlp),
+        "--llm",
+        *llm,
+    ]
 
 
 def command(report: str, argv: list[str]) -> list[str]:
     """``ncu`` around ``argv`` (a capture run): profiled region only, every launch, our metrics
     and the launch statistics (grid, block), written to ``report`` (``.ncu-rep``)."""
-    return ["ncu", "--profile-from-start", "off", "--target-processes", "all", "--replay-mode", "kernel",
-            "--section", "LaunchStats", "--metrics", ",".join(metrics()), "--nvtx",
-            "--export", report, "--force-overwrite", *argv]
+    return [
+        "ncu",
+        "--profile-from-start",
+        "off",
+        "--target-processes",
+        "all",
+        "--replay-mode",
+        "kernel",
+        "--section",
+        "LaunchStats",
+        "--metrics",
+        ",".join(metrics()),
+        "--nvtx",
+        "--export",
+        report,
+        "--force-overwrite",
+        *argv,
+    ]
 
 
 def export_command(report: str) -> list[str]:
@@ -73,8 +102,12 @@ def run(report: str, argv: list[str], csv_path: str) -> None:
     """Profile ``argv`` under ncu into ``report`` and export it to ``csv_path``; a missing ncu,
     missing permission to read the GPU's counters or a failed run is a clear error."""
     if shutil.which("ncu") is None:
-        raise NcuError("ncu (Nsight Compute 2025.3 or later) is not on PATH: install it, or profile on a host that has it")
-    proc = subprocess.Popen(command(report, argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        raise NcuError(
+            "ncu (Nsight Compute 2025.3 or later) is not on PATH: install it, or profile on a host that has it"
+        )
+    proc = subprocess.Popen(
+        command(report, argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     lines = []
     for line in proc.stdout:  # ncu's per-kernel progress, passed on as it comes
         sys.stderr.write(line)
@@ -82,11 +115,15 @@ def run(report: str, argv: list[str], csv_path: str) -> None:
     proc.wait()
     output = "".join(lines)
     if "ERR_NVGPUCTRPERM" in output:
-        raise NcuError("ncu may not read this GPU's performance counters (ERR_NVGPUCTRPERM): run as root, or "
-                       "load the driver with NVreg_RestrictProfilingToAdminUsers=0")
+        raise NcuError(
+            "ncu may not read this GPU's performance counters (ERR_NVGPUCTRPERM): run as root, or "
+            "load the driver with NVreg_RestrictProfilingToAdminUsers=0"
+        )
     if proc.returncode != 0:
         raise NcuError(f"ncu exited with {proc.returncode}:\n{output[-2000:]}")
     with open(csv_path, "w") as fh:
-        export = subprocess.run(export_command(report), stdout=fh, stderr=subprocess.PIPE, text=True)
+        export = subprocess.run(
+            export_command(report), stdout=fh, stderr=subprocess.PIPE, text=True
+        )
     if export.returncode != 0:
         raise NcuError(f"ncu --import {report} failed: {export.stderr[-1000:]}")

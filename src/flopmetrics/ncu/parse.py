@@ -38,13 +38,18 @@ def _flops(metric) -> pd.DataFrame:
     out = {}
     for pipe, ops in SIMT.items():
         parts = [metric(simt_metric(op)) for op in ops]
-        out[f"flops_simt_{pipe}"] = (sum(w * s for w, s in zip(ops.values(), parts))
-                                     if all(s is not None for s in parts) else None)
+        out[f"flops_simt_{pipe}"] = (
+            sum(w * s for w, s in zip(ops.values(), parts))
+            if all(s is not None for s in parts)
+            else None
+        )
     for prec, name in TENSOR.items():
         s = metric(name)
         out[f"flops_tensor_{prec}"] = None if s is None else s * TENSOR_FLOPS_PER_OP
     index = next(v.index for v in out.values() if v is not None)
-    df = pd.DataFrame({k: (v if v is not None else pd.Series(np.nan, index=index)) for k, v in out.items()})
+    df = pd.DataFrame(
+        {k: (v if v is not None else pd.Series(np.nan, index=index)) for k, v in out.items()}
+    )
     df["flops"] = df[PIPES].sum(axis=1, min_count=1)
     return df
 
@@ -60,7 +65,9 @@ def read_report_csv(path: str | Path, passes: list[dict], source: str = "ncu") -
     raw = pd.read_csv(path, low_memory=False, dtype=str)
     if "Kernel Name" not in raw or "ID" not in raw:
         raise NcuParseError(f"{path}: not an ncu raw CSV (no 'ID' and 'Kernel Name' columns)")
-    raw = raw[raw["ID"].notna() & raw["Kernel Name"].notna()].reset_index(drop=True)  # drops the units row
+    raw = raw[raw["ID"].notna() & raw["Kernel Name"].notna()].reset_index(
+        drop=True
+    )  # drops the units row
 
     def metric(name):
         if name not in raw:
@@ -73,30 +80,44 @@ def read_report_csv(path: str | Path, passes: list[dict], source: str = "ncu") -
     segments = list(dict.fromkeys(segment[~marker]))
     complete = segments[:-1] if ends_open else segments
     if len(complete) > len(passes) or (not ends_open and len(complete) != len(passes)):
-        raise NcuParseError(f"{path}: {len(complete)} marker-delimited passes, the manifest lists {len(passes)}")
+        raise NcuParseError(
+            f"{path}: {len(complete)} marker-delimited passes, the manifest lists {len(passes)}"
+        )
     names = {seg: f"{passes[i]['label']}/{passes[i]['pass']}" for i, seg in enumerate(complete)}
     assigned = pd.Series([names.get(seg) for seg in segment], dtype=object)
-    ranges = (raw[NVTX].str.extract(r"<default domain>:(.*?):none")[0] if NVTX in raw
-              else pd.Series(np.nan, index=raw.index))
+    ranges = (
+        raw[NVTX].str.extract(r"<default domain>:(.*?):none")[0]
+        if NVTX in raw
+        else pd.Series(np.nan, index=raw.index)
+    )
     clash = ranges.notna() & assigned.notna() & (ranges != assigned)
     if clash.any():
         i = int(np.flatnonzero(clash)[0])
-        raise NcuParseError(f"{path}: launch {raw['ID'][i]} ran in NVTX range {ranges[i]!r} "
-                            f"but the markers give {assigned[i]!r}")
-    df = pd.DataFrame({
-        "source": source,
-        "label": assigned.str.rsplit("/", n=1).str[0],
-        "pass": assigned.str.rsplit("/", n=1).str[1],
-        "launch": pd.to_numeric(raw["ID"]).astype(int),
-        "kernel": raw["Kernel Name"],
-        "grid": raw.get("Grid Size"), "block": raw.get("Block Size"),
-        "duration_s": metric("gpu__time_duration.sum") / 1e3,  # the export reports ms
-    })
+        raise NcuParseError(
+            f"{path}: launch {raw['ID'][i]} ran in NVTX range {ranges[i]!r} "
+            f"but the markers give {assigned[i]!r}"
+        )
+    df = pd.DataFrame(
+        {
+            "source": source,
+            "label": assigned.str.rsplit("/", n=1).str[0],
+            "pass": assigned.str.rsplit("/", n=1).str[1],
+            "launch": pd.to_numeric(raw["ID"]).astype(int),
+            "kernel": raw["Kernel Name"],
+            "grid": raw.get("Grid Size"),
+            "block": raw.get("Block Size"),
+            "duration_s": metric("gpu__time_duration.sum") / 1e3,  # the export reports ms
+        }
+    )
     df = pd.concat([df, _flops(metric)], axis=1)
     cut = ~marker & assigned.isna().to_numpy()
     out = df[~marker & ~cut].reset_index(drop=True)
-    out.attrs["incomplete"] = (f"{passes[len(complete)]['label']}/{passes[len(complete)]['pass']}: "
-                               f"{int(cut.sum())} launches without a closing marker, left out" if cut.any() else "")
+    out.attrs["incomplete"] = (
+        f"{passes[len(complete)]['label']}/{passes[len(complete)]['pass']}: "
+        f"{int(cut.sum())} launches without a closing marker, left out"
+        if cut.any()
+        else ""
+    )
     return out
 
 
@@ -108,15 +129,22 @@ def read_thesis_csv(path: str | Path) -> pd.DataFrame:
         raise NcuParseError(f"{path}: missing columns {sorted(missing)}")
     names = list(dict.fromkeys(raw["Metric Name"]))
     if len(raw) % len(names):
-        raise NcuParseError(f"{path}: {len(raw)} rows are not whole launches of {len(names)} metrics")
+        raise NcuParseError(
+            f"{path}: {len(raw)} rows are not whole launches of {len(names)} metrics"
+        )
     raw = raw.assign(launch=np.arange(len(raw)) // len(names))
     if (raw.groupby("launch")["Metric Name"].apply(list).map(tuple) != tuple(names)).any():
         raise NcuParseError(f"{path}: a launch does not list the metrics {names} in order")
     wide = raw.pivot(index="launch", columns="Metric Name", values="Metric Value")
     kernels = raw.groupby("launch")["Kernel Name"].first()
     flops = _flops(lambda name: wide[name].astype(float) if name in wide else None)
-    return pd.concat([pd.DataFrame({"launch": wide.index, "kernel": kernels.values}), flops.reset_index(drop=True)],
-                     axis=1)
+    return pd.concat(
+        [
+            pd.DataFrame({"launch": wide.index, "kernel": kernels.values}),
+            flops.reset_index(drop=True),
+        ],
+        axis=1,
+    )
 
 
 def _identity(df: pd.DataFrame) -> list[tuple]:
@@ -144,7 +172,9 @@ def difference(after: pd.DataFrame, before: pd.DataFrame, what: str) -> pd.DataF
     for ident in left:
         candidates = [i for i, a in enumerate(after_id) if not taken[i] and a[0] == ident[0]]
         if not candidates:
-            raise NcuParseError(f"{what}: launch of {ident[0][:80]!r} in the earlier run is missing from the later one")
+            raise NcuParseError(
+                f"{what}: launch of {ident[0][:80]!r} in the earlier run is missing from the later one"
+            )
         taken[min(candidates, key=lambda i: abs(flops[i] - np.nansum(ident[1:])))] = True
     return after[~taken].reset_index(drop=True)
 
@@ -158,13 +188,25 @@ def read_thesis_raw(directory: str | Path) -> pd.DataFrame:
     for setup in sorted(Path(directory).glob("hyper_surface_n*_setup.csv")):
         m = THESIS_FILE.search(setup.name)
         stem = str(setup)[: -len("_setup.csv")]
-        s, sf, sfb = (read_thesis_csv(f"{stem}{suffix}.csv") for suffix in ("_setup", "_setup_forward",
-                                                                             "_setup_forward_backward"))
+        s, sf, sfb = (
+            read_thesis_csv(f"{stem}{suffix}.csv")
+            for suffix in ("_setup", "_setup_forward", "_setup_forward_backward")
+        )
         n, d, mm = int(m["n"]), int(m["d"]), int(m["m"])
-        for name, rows in (("forward", difference(sf, s, f"{stem}: forward")),
-                           ("backward", difference(sfb, sf, f"{stem}: backward"))):
-            out.append(rows.assign(source="thesis", label=f"mlp n{n} d{d} m{m['m']}", n=n, d=d, m=mm,
-                                   **{"pass": name}))
+        for name, rows in (
+            ("forward", difference(sf, s, f"{stem}: forward")),
+            ("backward", difference(sfb, sf, f"{stem}: backward")),
+        ):
+            out.append(
+                rows.assign(
+                    source="thesis",
+                    label=f"mlp n{n} d{d} m{m['m']}",
+                    n=n,
+                    d=d,
+                    m=mm,
+                    **{"pass": name},
+                )
+            )
     if not out:
         raise NcuParseError(f"no thesis ncu files (hyper_surface_n*_setup.csv) in {directory}")
     return pd.concat(out, ignore_index=True)
@@ -185,9 +227,16 @@ def read_runs(directory: str | Path) -> pd.DataFrame:
         if df.attrs["incomplete"]:
             print(f"{csv.name}: {df.attrs['incomplete']}")
         shape = df["label"].str.extract(r"^mlp n(\d+) d(\d+) m(\d+)$").astype(float)
-        out.append(df.assign(run=csv.name.removesuffix(".csv.gz"), precision=manifest["precision"],
-                             gpu_label=datasheet.for_device_name(manifest["device"]).label,
-                             n=shape[0], d=shape[1], m=shape[2]))
+        out.append(
+            df.assign(
+                run=csv.name.removesuffix(".csv.gz"),
+                precision=manifest["precision"],
+                gpu_label=datasheet.for_device_name(manifest["device"]).label,
+                n=shape[0],
+                d=shape[1],
+                m=shape[2],
+            )
+        )
     if not out:
         raise NcuParseError(f"no ncu runs (*.csv.gz with a .json manifest) in {directory}")
     return pd.concat(out, ignore_index=True)

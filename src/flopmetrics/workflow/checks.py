@@ -8,7 +8,14 @@ import sys
 
 from . import paths, sweeps
 
-SEABORN_CMAPS = {"rocket", "mako", "flare", "crest", "vlag", "icefire"}  # registered when seaborn loads
+SEABORN_CMAPS = {
+    "rocket",
+    "mako",
+    "flare",
+    "crest",
+    "vlag",
+    "icefire",
+}  # registered when seaborn loads
 
 
 def fail(key: str, message: str):
@@ -37,7 +44,10 @@ def check_targets(config: dict) -> None:
     for section in ("mlp", "llm", "matmul", "distributed", "ncu"):
         for i, target in enumerate(config.get(section, {}).get("targets", [])):
             if section == "ncu" and target == "cpu":
-                fail(f"ncu.targets[{i}]", "'cpu': Nsight Compute profiles GPU kernels only; name a GPU target")
+                fail(
+                    f"ncu.targets[{i}]",
+                    "'cpu': Nsight Compute profiles GPU kernels only; name a GPU target",
+                )
             try:
                 resolve_target(target)
             except TargetError as err:
@@ -64,12 +74,17 @@ def _check_models(config: dict, section: str, report) -> None:
         except ModelConfigError as err:
             fail(key, str(err))
         if name in names:
-            fail(key, f"model name {name!r} is also the name of {section}.models[{names[name]}]: two models would "
-                      "write the same files; name them apart ({name: <name>, config: <path>})")
+            fail(
+                key,
+                f"model name {name!r} is also the name of {section}.models[{names[name]}]: two models would "
+                "write the same files; name them apart ({name: <name>, config: <path>})",
+            )
         names[name] = i
         if config[section]["targets"]:
-            report(f"model {name}: {size['model_type']}, {size['layers']} layers, hidden size {size['hidden_size']}, "
-                   f"{size['parameters']:,} parameters")
+            report(
+                f"model {name}: {size['model_type']}, {size['layers']} layers, hidden size {size['hidden_size']}, "
+                f"{size['parameters']:,} parameters"
+            )
 
 
 def check_co2e(config: dict) -> None:
@@ -79,8 +94,11 @@ def check_co2e(config: dict) -> None:
     names: dict[str, int] = {}
     for i, w in enumerate(config.get("co2e", {}).get("workloads", [])):
         if w["name"] in names:
-            fail(f"co2e.workloads[{i}].name", f"{w['name']!r} also names co2e.workloads[{names[w['name']]}]: "
-                                              "each workload's row is found by its name")
+            fail(
+                f"co2e.workloads[{i}].name",
+                f"{w['name']!r} also names co2e.workloads[{names[w['name']]}]: "
+                "each workload's row is found by its name",
+            )
         names[w["name"]] = i
         try:
             summary(resolve(w["model"])[1])
@@ -91,11 +109,17 @@ def check_co2e(config: dict) -> None:
         except TargetError as err:
             fail(f"co2e.workloads[{i}].gpu", str(err))
         if label is None:
-            fail(f"co2e.workloads[{i}].gpu", f"{w['gpu']!r} is not a GPU label (e.g. h100, a100, or a variant key "
-                                              "such as h100_sxm)")
+            fail(
+                f"co2e.workloads[{i}].gpu",
+                f"{w['gpu']!r} is not a GPU label (e.g. h100, a100, or a variant key "
+                "such as h100_sxm)",
+            )
         if w.get("strategy", "none") == "none" and w.get("world_size", 1) != 1:
-            fail(f"co2e.workloads[{i}].strategy", f"world_size {w['world_size']} needs a strategy (ddp or fsdp) "
-                                                  "whose measured node rows calibrate it")
+            fail(
+                f"co2e.workloads[{i}].strategy",
+                f"world_size {w['world_size']} needs a strategy (ddp or fsdp) "
+                "whose measured node rows calibrate it",
+            )
 
 
 def check_thesis(config: dict) -> None:
@@ -103,7 +127,10 @@ def check_thesis(config: dict) -> None:
 
     gpu = config["thesis"]["compare_gpu"]
     if gpu not in datasheet.labels():
-        fail("thesis.compare_gpu", f"{gpu!r} is not a GPU label of the datasheet ({datasheet.labels()})")
+        fail(
+            "thesis.compare_gpu",
+            f"{gpu!r} is not a GPU label of the datasheet ({datasheet.labels()})",
+        )
 
 
 def check_meter(config: dict) -> None:
@@ -111,19 +138,28 @@ def check_meter(config: dict) -> None:
     meter = config["energy"]["meter"]
     for section, i, target, cpu_why in _targets(config):
         if meter in ("nvml", "nvml_trace") and cpu_why:
-            fail("energy.meter", f"{meter!r} reads a GPU, but {section}.targets[{i}] = {target!r} runs on the "
-                                 f"CPU ({cpu_why}); use 'auto', 'rapl' or 'none'")
+            fail(
+                "energy.meter",
+                f"{meter!r} reads a GPU, but {section}.targets[{i}] = {target!r} runs on the "
+                f"CPU ({cpu_why}); use 'auto', 'rapl' or 'none'",
+            )
         if meter == "rapl" and not cpu_why:
-            fail("energy.meter", f"'rapl' reads the CPU, but {section}.targets[{i}] = {target!r} is a GPU; "
-                                 "use 'auto', 'nvml' or 'nvml_trace'")
+            fail(
+                "energy.meter",
+                f"'rapl' reads the CPU, but {section}.targets[{i}] = {target!r} is a GPU; "
+                "use 'auto', 'nvml' or 'nvml_trace'",
+            )
 
 
 def check_launch(config: dict) -> None:
     """CUDA graphs replay GPU work only."""
     for section, i, target, cpu_why in _targets(config):
         if cpu_why and config[section].get("launch") == "cuda_graph":
-            fail(f"{section}.launch", f"'cuda_graph' replays CUDA graphs, but {section}.targets[{i}] = {target!r} "
-                                      f"runs on the CPU ({cpu_why}); use 'eager'")
+            fail(
+                f"{section}.launch",
+                f"'cuda_graph' replays CUDA graphs, but {section}.targets[{i}] = {target!r} "
+                f"runs on the CPU ({cpu_why}); use 'eager'",
+            )
 
 
 def check_distributed(config: dict) -> None:
@@ -135,12 +171,18 @@ def check_distributed(config: dict) -> None:
         for b in ds["batch_size"]:
             for n in ds["world_size"]:
                 if b % n:
-                    fail("distributed.batch_size", f"{b} cannot be split evenly over world_size {n} ranks "
-                                                   "(strong scaling: batch_size is the batch of all ranks)")
+                    fail(
+                        "distributed.batch_size",
+                        f"{b} cannot be split evenly over world_size {n} ranks "
+                        "(strong scaling: batch_size is the batch of all ranks)",
+                    )
     for section, i, target, cpu_why in _targets(config):
         if section == "distributed" and cpu_why and ds["zeus"]:
-            fail("distributed.zeus", f"Zeus watches GPUs, but distributed.targets[{i}] = {target!r} runs on the "
-                                     f"CPU ({cpu_why}); set it false")
+            fail(
+                "distributed.zeus",
+                f"Zeus watches GPUs, but distributed.targets[{i}] = {target!r} runs on the "
+                f"CPU ({cpu_why}); set it false",
+            )
 
 
 def _targets(config: dict):
@@ -148,7 +190,13 @@ def _targets(config: dict):
     run_on_cpu = config["execution"]["run_on_cpu"]
     for section in ("mlp", "llm", "matmul", "distributed"):
         for i, target in enumerate(config.get(section, {}).get("targets", [])):
-            why = "execution.run_on_cpu is on" if run_on_cpu else "it is the CPU" if target == "cpu" else ""
+            why = (
+                "execution.run_on_cpu is on"
+                if run_on_cpu
+                else "it is the CPU"
+                if target == "cpu"
+                else ""
+            )
             yield section, i, target, why
 
 
@@ -165,8 +213,11 @@ def check_figures(config: dict) -> None:
     for key in ("n", "m"):
         chosen = style.get(key)
         if chosen is not None and chosen not in config["mlp"][key]:
-            fail(f"figures.mlp_flops_vs_d.{key}", f"{chosen} is not in the sweep mlp.{key} = {config['mlp'][key]} "
-                                                 "(pick one of those, or null for the largest)")
+            fail(
+                f"figures.mlp_flops_vs_d.{key}",
+                f"{chosen} is not in the sweep mlp.{key} = {config['mlp'][key]} "
+                "(pick one of those, or null for the largest)",
+            )
     for figure in ("mlp_pct_diff_heatmap", "ncu_gap_heatmap"):
         cmap = figs.get(figure, {}).get("cmap")
         if cmap is not None and not _is_cmap(cmap):
@@ -174,24 +225,39 @@ def check_figures(config: dict) -> None:
             import matplotlib
 
             near = difflib.get_close_matches(cmap, [*matplotlib.colormaps, *SEABORN_CMAPS], n=3)
-            fail(f"figures.{figure}.cmap", f"{cmap!r} is not a matplotlib or seaborn colour map"
-                                           + (f" (did you mean {', '.join(near)}?)" if near else ""))
+            fail(
+                f"figures.{figure}.cmap",
+                f"{cmap!r} is not a matplotlib or seaborn colour map"
+                + (f" (did you mean {', '.join(near)}?)" if near else ""),
+            )
     trace = figs.get("power_trace", {}).get("trace")
     if trace and trace.startswith("results/"):
-        made = [paths.TRACE[e].format(**w) for e in ("llm", "matmul", "mlp") for w in sweeps.grid(config, e)]
+        made = [
+            paths.TRACE[e].format(**w)
+            for e in ("llm", "matmul", "mlp")
+            for w in sweeps.grid(config, e)
+        ]
         if trace not in made:
-            fail("figures.power_trace.trace", f"{trace!r} is not a trace any job of this config writes "
-                                              f"({len(made)} do, e.g. {made[:3]}); name one of those, a committed "
-                                              "trace under resources/, or null")
+            fail(
+                "figures.power_trace.trace",
+                f"{trace!r} is not a trace any job of this config writes "
+                f"({len(made)} do, e.g. {made[:3]}); name one of those, a committed "
+                "trace under resources/, or null",
+            )
 
 
 def check_figure_lengths(config: dict, reference_lengths: set[int]) -> None:
     """A sequence length a figure is asked to show must have been measured (or be in the sweep)."""
     seq = config["figures"]["energy_efficiency"]["seq_len"]
-    known = set(config["llm"]["seq_len"] if config["llm"]["targets"] else []) | set(reference_lengths)
+    known = set(config["llm"]["seq_len"] if config["llm"]["targets"] else []) | set(
+        reference_lengths
+    )
     if seq is not None and seq not in known:
-        fail("figures.energy_efficiency.seq_len", f"{seq} was never measured: the sweep and the reference data "
-                                                   f"have {sorted(known)} (or null for all)")
+        fail(
+            "figures.energy_efficiency.seq_len",
+            f"{seq} was never measured: the sweep and the reference data "
+            f"have {sorted(known)} (or null for all)",
+        )
 
 
 def check_round_trip(config: dict) -> None:
@@ -203,14 +269,19 @@ def check_round_trip(config: dict) -> None:
             path = template.format(**w)
             m = pattern.match(path)
             if not m or {k: str(v) for k, v in w.items()} != m.groupdict():
-                fail(experiment, f"the job {w} would be written to {path!r}, which does not read back as the "
-                                 "same job: a value holds characters its path cannot carry")
+                fail(
+                    experiment,
+                    f"the job {w} would be written to {path!r}, which does not read back as the "
+                    "same job: a value holds characters its path cannot carry",
+                )
             if path in seen:
                 fail(experiment, f"the jobs {seen[path]} and {w} would both write {path!r}")
             seen[path] = w
 
 
-def reference_files(dirs: list[str], locate=lambda d: d, results: str = "results", kind: str = "raw") -> list[str]:
+def reference_files(
+    dirs: list[str], locate=lambda d: d, results: str = "results", kind: str = "raw"
+) -> list[str]:
     """Per-job parquet files under the configured reference folders (``raw/**/*.parquet``; with
     ``kind="ranks"`` the per-rank tables of distributed jobs, ``ranks/**/*.parquet``, which a
     folder need not have).
@@ -223,11 +294,17 @@ def reference_files(dirs: list[str], locate=lambda d: d, results: str = "results
     for i, d in enumerate(dirs):
         key, where = f"reference.dirs[{i}]", Path(locate(d)).resolve()
         if where == results_dir or results_dir in where.parents or where in results_dir.parents:
-            fail(key, f"{d!r} is (or holds, or lies in) this run's results folder: its rows are merged as "
-                      "measured already; merging them as reference too would count each twice")
+            fail(
+                key,
+                f"{d!r} is (or holds, or lies in) this run's results folder: its rows are merged as "
+                "measured already; merging them as reference too would count each twice",
+            )
         for j, other in seen.items():
             if where == other or other in where.parents or where in other.parents:
-                fail(key, f"{d!r} overlaps reference.dirs[{j}] ({dirs[j]!r}): rows would be merged twice")
+                fail(
+                    key,
+                    f"{d!r} overlaps reference.dirs[{j}] ({dirs[j]!r}): rows would be merged twice",
+                )
         seen[i] = where
         found = sorted(str(p) for p in where.glob(f"{kind}/**/*.parquet"))
         if not found and kind == "raw":
@@ -248,10 +325,19 @@ def reference_lengths(files: list[str]) -> set[int]:
         try:
             names = pq.read_schema(f).names
         except Exception as err:  # pyarrow raises several kinds for a file that is not parquet
-            fail("reference.dirs", f"{f}: not a readable parquet file ({type(err).__name__}: {err})")
+            fail(
+                "reference.dirs", f"{f}: not a readable parquet file ({type(err).__name__}: {err})"
+            )
         missing = [c for c in REQUIRED if c not in names]
         if missing:
-            fail("reference.dirs", f"{f}: not a flopmetrics per-job table: columns {missing} are missing")
+            fail(
+                "reference.dirs",
+                f"{f}: not a flopmetrics per-job table: columns {missing} are missing",
+            )
         if "seq_len" in names:
-            lengths |= {int(v) for v in pq.read_table(f, columns=["seq_len"]).column(0).to_pylist() if v == v}
+            lengths |= {
+                int(v)
+                for v in pq.read_table(f, columns=["seq_len"]).column(0).to_pylist()
+                if v == v
+            }
     return lengths

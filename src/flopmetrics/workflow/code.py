@@ -57,9 +57,15 @@ def _direct(path: Path) -> tuple[tuple[str, ...], tuple[Path, ...]]:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, *([base] if base else [])])
             names.add(base)
-            names.update(f"{base}.{alias.name}" for alias in node.names)  # submodules, where they are
+            names.update(
+                f"{base}.{alias.name}" for alias in node.names
+            )  # submodules, where they are
     modules = tuple(sorted(n for n in names if module_file(n)))
-    data = tuple(sorted(ROOT / "data" / m for m in DATA_FILE.findall(source) if (ROOT / "data" / m).is_file()))
+    data = tuple(
+        sorted(
+            ROOT / "data" / m for m in DATA_FILE.findall(source) if (ROOT / "data" / m).is_file()
+        )
+    )
     return modules, data
 
 

@@ -37,8 +37,10 @@ def check_renamed(config: dict) -> None:
     for old, new in RENAMED_KEYS.items():
         section, key = old.split(".")
         if isinstance(config.get(section), dict) and key in config[section]:
-            found.append(f"config key {old} was renamed to {new}: rename it in your config "
-                         "(config/README.md, 'Renamed keys and columns')")
+            found.append(
+                f"config key {old} was renamed to {new}: rename it in your config "
+                "(config/README.md, 'Renamed keys and columns')"
+            )
     if found:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(found))
 
@@ -60,12 +62,18 @@ def numbers_from_strings(config: dict, validator) -> None:
     for err in list(validator.iter_errors(config)):
         if err.validator != "type" or not isinstance(err.instance, str) or not err.absolute_path:
             continue
-        types = set(err.validator_value) if isinstance(err.validator_value, list) else {err.validator_value}
+        types = (
+            set(err.validator_value)
+            if isinstance(err.validator_value, list)
+            else {err.validator_value}
+        )
         if not types & {"number", "integer"}:
             continue
         text = err.instance.strip()
         try:
-            value = int(text) if "integer" in types and re.fullmatch(r"[+-]?\d+", text) else float(text)
+            value = (
+                int(text) if "integer" in types and re.fullmatch(r"[+-]?\d+", text) else float(text)
+            )
         except ValueError:
             continue  # not a number: the error stands, naming key and value
         *parents, last = err.absolute_path
@@ -91,11 +99,15 @@ def validate(config: dict, schema: dict) -> dict:
             if err.validator == "additionalProperties":
                 extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
                 where_unknown = ", ".join(f"{where}.{k}" if err.absolute_path else k for k in extra)
-                lines.append(f"unknown config key {where_unknown} (allowed: {sorted(err.schema.get('properties', {}))})")
+                lines.append(
+                    f"unknown config key {where_unknown} (allowed: {sorted(err.schema.get('properties', {}))})"
+                )
             else:
                 lines.append(f"config error at {where}: {err.message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
-    for _ in FillingValidator(schema).iter_errors(config):  # valid already: this only fills defaults
+    for _ in FillingValidator(schema).iter_errors(
+        config
+    ):  # valid already: this only fills defaults
         pass
     from .checks import check_consistency
 
@@ -123,9 +135,15 @@ def check_devices(devices, cuda_available=None, cuda_count=None, key="mlp.target
             )
         index = int(dev.split(":")[1]) if dev.startswith("cuda:") else 0
         if index >= cuda_count:
-            raise ConfigError(f"config error at {key}: {dev!r} requested but only {cuda_count} GPU(s) exist")
+            raise ConfigError(
+                f"config error at {key}: {dev!r} requested but only {cuda_count} GPU(s) exist"
+            )
 
 
 def all_targets(config: dict) -> list[tuple[str, str]]:
     """(config key, target) of every experiment that runs somewhere."""
-    return [(f"{s}.targets", t) for s in ("mlp", "llm", "matmul", "distributed", "ncu") for t in config.get(s, {}).get("targets", [])]
+    return [
+        (f"{s}.targets", t)
+        for s in ("mlp", "llm", "matmul", "distributed", "ncu")
+        for t in config.get(s, {}).get("targets", [])
+    ]

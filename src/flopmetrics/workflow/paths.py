@@ -27,19 +27,34 @@ RAW = {
     "matmul": "results/raw/matmul/{target}/{precision}/n{size}.parquet",
     # the node's rows of a job of N ranks on one node (its ranks' rows and windows: RANKS, WINDOWS)
     "distributed": "results/raw/distributed/{target}/{model}/{precision}/{strategy}_{scaling}_w{world_size}/"
-                   "b{batch_size}_s{seq_len}.parquet",
+    "b{batch_size}_s{seq_len}.parquet",
 }
-TRACE = {k: v.replace("results/raw/", "results/traces/", 1) for k, v in RAW.items()}  # distributed: every rank's
+TRACE = {
+    k: v.replace("results/raw/", "results/traces/", 1) for k, v in RAW.items()
+}  # distributed: every rank's
 RANKS = RAW["distributed"].replace("results/raw/", "results/ranks/", 1)
 WINDOWS = RAW["distributed"].replace("results/raw/", "results/windows/", 1)
 # one profiling job measures every size of one (target, precision), a causal LM's every precision
 # and size of one (target, model): its wildcards and log
-JOB_WILDCARDS = {"mlp": ("target", "precision"), "llm": ("target", "model"),
-                 "matmul": ("target", "precision"),
-                 "distributed": ("target", "model", "precision", "strategy", "scaling", "world_size", "batch_size",
-                                 "seq_len")}
+JOB_WILDCARDS = {
+    "mlp": ("target", "precision"),
+    "llm": ("target", "model"),
+    "matmul": ("target", "precision"),
+    "distributed": (
+        "target",
+        "model",
+        "precision",
+        "strategy",
+        "scaling",
+        "world_size",
+        "batch_size",
+        "seq_len",
+    ),
+}
 LOG = {k: f"logs/{k}/" + "/".join("{%s}" % w for w in JOB_WILDCARDS[k]) + ".log" for k in RAW}
-LOG["distributed"] = RAW["distributed"].replace("results/raw/", "logs/", 1).replace(".parquet", ".log")
+LOG["distributed"] = (
+    RAW["distributed"].replace("results/raw/", "logs/", 1).replace(".parquet", ".log")
+)
 
 NCU = "results/ncu/{target}/{precision}.csv.gz"  # ncu's raw CSV; the capture's manifest beside it
 NCU_MANIFEST = "results/ncu/{target}/{precision}.json"
@@ -69,6 +84,6 @@ def pattern(template: str) -> re.Pattern:
     """A regular expression that reads a template's wildcard values back from a path."""
     out, pos = "", 0
     for m in re.finditer(r"\{(\w+)\}", template):
-        out += re.escape(template[pos:m.start()]) + f"(?P<{m.group(1)}>{WILDCARDS[m.group(1)]})"
+        out += re.escape(template[pos : m.start()]) + f"(?P<{m.group(1)}>{WILDCARDS[m.group(1)]})"
         pos = m.end()
     return re.compile(out + re.escape(template[pos:]) + "$")

@@ -23,7 +23,9 @@ def _set_defaults(validator, properties, instance, schema):
 
 
 _PROPERTIES = jsonschema.Draft202012Validator.VALIDATORS["properties"]
-FillingValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"properties": _set_defaults})
+FillingValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"properties": _set_defaults}
+)
 
 
 def packaged_text() -> str:
@@ -33,6 +35,8 @@ def packaged_text() -> str:
 def defaults(block: str) -> dict:
     """The schema's defaults of one top-level block (``energy``, ``co2e``, ...)."""
     filled: dict = {}
-    for _ in FillingValidator(yaml.safe_load(packaged_text())["properties"][block]).iter_errors(filled):
+    for _ in FillingValidator(yaml.safe_load(packaged_text())["properties"][block]).iter_errors(
+        filled
+    ):
         pass  # the validator fills defaults in as it walks
     return filled

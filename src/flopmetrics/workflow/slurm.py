@@ -17,7 +17,14 @@ def slurm_resources(config: dict, target: str, strict: bool = True, gpus: int = 
     without a mapping through with empty values.
     """
     s = config["slurm"]
-    res = {"slurm_partition": "", "constraint": "", "slurm_account": "", "gres": "", "gpu": 0, "gpu_model": ""}
+    res = {
+        "slurm_partition": "",
+        "constraint": "",
+        "slurm_account": "",
+        "gres": "",
+        "gpu": 0,
+        "gpu_model": "",
+    }
     if target == "cpu":
         res["slurm_partition"] = s["cpu"].get("partition") or ""
         res["slurm_account"] = s["cpu"].get("account") or ""
@@ -31,8 +38,11 @@ def slurm_resources(config: dict, target: str, strict: bool = True, gpus: int = 
             f"(known: {sorted(s['architectures'])}); add its partition and gres type"
         )
     gpu_type = arch.get("gpu_type") or target
-    res.update(slurm_partition=arch.get("partition") or "", constraint=arch.get("constraint") or "",
-               slurm_account=arch.get("account") or s.get("account") or "")
+    res.update(
+        slurm_partition=arch.get("partition") or "",
+        constraint=arch.get("constraint") or "",
+        slurm_account=arch.get("account") or s.get("account") or "",
+    )
     if s["gpu_request"] == "gres":
         res["gres"] = f"gpu:{gpu_type}:{gpus}"
     else:

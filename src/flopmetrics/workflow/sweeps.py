@@ -9,8 +9,16 @@ from ..workloads.models import resolve
 from . import paths
 
 # config keys of an experiment that say how to measure (the rest say what to build)
-MEASURE_KEYS = ("repeats", "min_repeats", "target_rse", "min_window_s", "warmup_iterations", "seed", "profiler_flops",
-                "launch")
+MEASURE_KEYS = (
+    "repeats",
+    "min_repeats",
+    "target_rse",
+    "min_window_s",
+    "warmup_iterations",
+    "seed",
+    "profiler_flops",
+    "launch",
+)
 ENERGY_KEYS = ("meter", "sampler_hz", "guard_s", "idle_baseline_s")
 GPU_ONLY_ENERGY_KEYS = ("sampler_hz", "guard_s")  # no sampler and no guards on a CPU
 
@@ -19,25 +27,53 @@ def grid(config: dict, experiment: str) -> list[dict]:
     """Wildcard values of every job of ``experiment`` (mlp, llm, matmul), in a stable order."""
     if experiment == "mlp":
         mlp = config["mlp"]
-        return [{"target": t, "precision": p, "n": n, "d": d, "m": m}
-                for t, p, n, d, m in itertools.product(mlp["targets"], mlp["precisions"], mlp["n"], mlp["d"], mlp["m"])]
+        return [
+            {"target": t, "precision": p, "n": n, "d": d, "m": m}
+            for t, p, n, d, m in itertools.product(
+                mlp["targets"], mlp["precisions"], mlp["n"], mlp["d"], mlp["m"]
+            )
+        ]
     if experiment == "llm":
         llm = config["llm"]
         names = [resolve(s)[0] for s in llm["models"]]
-        return [{"target": t, "model": mo, "precision": p, "batch_size": b, "seq_len": s}
-                for t, mo, p, b, s in itertools.product(llm["targets"], names, llm["precisions"],
-                                                         llm["batch_size"], llm["seq_len"])]
+        return [
+            {"target": t, "model": mo, "precision": p, "batch_size": b, "seq_len": s}
+            for t, mo, p, b, s in itertools.product(
+                llm["targets"], names, llm["precisions"], llm["batch_size"], llm["seq_len"]
+            )
+        ]
     if experiment == "distributed":
         ds = config["distributed"]
         names = [resolve(s)[0] for s in ds["models"]]
-        keys = ("target", "model", "precision", "strategy", "scaling", "world_size", "batch_size", "seq_len")
-        return [dict(zip(keys, v)) for v in itertools.product(ds["targets"], names, ds["precisions"], ds["strategy"],
-                                                             ds["scaling"], ds["world_size"], ds["batch_size"],
-                                                             ds["seq_len"])]
+        keys = (
+            "target",
+            "model",
+            "precision",
+            "strategy",
+            "scaling",
+            "world_size",
+            "batch_size",
+            "seq_len",
+        )
+        return [
+            dict(zip(keys, v))
+            for v in itertools.product(
+                ds["targets"],
+                names,
+                ds["precisions"],
+                ds["strategy"],
+                ds["scaling"],
+                ds["world_size"],
+                ds["batch_size"],
+                ds["seq_len"],
+            )
+        ]
     if experiment == "matmul":
         mm = config["matmul"]
-        return [{"target": t, "precision": p, "size": n}
-                for t, p, n in itertools.product(mm["targets"], mm["precisions"], mm["sizes"])]
+        return [
+            {"target": t, "precision": p, "size": n}
+            for t, p, n in itertools.product(mm["targets"], mm["precisions"], mm["sizes"])
+        ]
     raise ValueError(f"unknown experiment {experiment!r}")
 
 
@@ -58,7 +94,10 @@ def model_specs(config: dict, experiment: str = "llm") -> dict:
 def energy_params(energy: dict, target: str) -> dict:
     """The energy settings a job on ``target`` uses: a CPU job has no sampler and no guards, so
     editing those reruns the GPU jobs only."""
-    return {k: (None if target == "cpu" and k in GPU_ONLY_ENERGY_KEYS else energy[k]) for k in ENERGY_KEYS}
+    return {
+        k: (None if target == "cpu" and k in GPU_ONLY_ENERGY_KEYS else energy[k])
+        for k in ENERGY_KEYS
+    }
 
 
 def configurations(config: dict, experiment: str) -> list[dict]:
@@ -70,7 +109,11 @@ def configurations(config: dict, experiment: str) -> list[dict]:
     if experiment == "mlp":
         lists = {k: section[k] for k in ("n", "d", "m")}
     elif experiment == "llm":
-        lists = {"precision": section["precisions"], "batch_size": section["batch_size"], "seq_len": section["seq_len"]}
+        lists = {
+            "precision": section["precisions"],
+            "batch_size": section["batch_size"],
+            "seq_len": section["seq_len"],
+        }
     else:
         lists = {"size": section["sizes"]}
     return [dict(zip(lists, v)) for v in itertools.product(*lists.values())]
@@ -92,9 +135,15 @@ def job_params(config: dict, experiment: str, wildcards) -> dict:
     wc = dict(wildcards)
     workloads = configurations(config, experiment)
     if experiment == "llm":
-        workloads = [{"precision": c["precision"],
-                      **_lm_workload(config, "llm", wc["model"], {k: c[k] for k in ("batch_size", "seq_len")})}
-                     for c in workloads]
+        workloads = [
+            {
+                "precision": c["precision"],
+                **_lm_workload(
+                    config, "llm", wc["model"], {k: c[k] for k in ("batch_size", "seq_len")}
+                ),
+            }
+            for c in workloads
+        ]
     else:
         workloads = [{"precision": wc["precision"], **c} for c in workloads]
     return _job(config, experiment, experiment, wc, "workloads", workloads)
@@ -107,21 +156,42 @@ def distributed_params(config: dict, wildcards) -> dict:
     wc = dict(wildcards)
     ds = config["distributed"]
     size = {"batch_size": int(wc["batch_size"]), "seq_len": int(wc["seq_len"])}
-    job = _job(config, "distributed", "llm", wc, "workload", _lm_workload(config, "distributed", wc["model"], size))
+    job = _job(
+        config,
+        "distributed",
+        "llm",
+        wc,
+        "workload",
+        _lm_workload(config, "distributed", wc["model"], size),
+    )
     # the timeouts are the rule's resources (distributed_resources): editing one reruns nothing
-    return {"world_size": int(wc["world_size"]), "strategy": wc["strategy"], "scaling": wc["scaling"],
-            "zeus": ds["zeus"], "profile_iterations": ds["profile_iterations"], "job": job}
+    return {
+        "world_size": int(wc["world_size"]),
+        "strategy": wc["strategy"],
+        "scaling": wc["scaling"],
+        "zeus": ds["zeus"],
+        "profile_iterations": ds["profile_iterations"],
+        "job": job,
+    }
 
 
 # a distributed job's timeouts: the rule's resources, not its params (they change no measurement)
 TIMEOUTS = ("timeout_s", "collective_timeout_s")
 
-LM_KEYS = ("passes", "attn_implementation", "attention_flops")  # what a causal LM job builds, beside its size
+LM_KEYS = (
+    "passes",
+    "attn_implementation",
+    "attention_flops",
+)  # what a causal LM job builds, beside its size
 
 
 def _lm_workload(config: dict, section: str, model: str, size: dict) -> dict:
     """One causal LM workload of config ``section`` (``llm`` or ``distributed``)."""
-    return {"model": model_specs(config, section)[model], **size, **{k: config[section][k] for k in LM_KEYS}}
+    return {
+        "model": model_specs(config, section)[model],
+        **size,
+        **{k: config[section][k] for k in LM_KEYS},
+    }
 
 
 def _job(config: dict, section: str, experiment: str, wc: dict, key: str, work) -> dict:
@@ -129,16 +199,28 @@ def _job(config: dict, section: str, experiment: str, wc: dict, key: str, work) 
     ``workload``) and the measuring and energy settings of config ``section``."""
     target = wc["target"]
     measure = {k: config[section][k] for k in MEASURE_KEYS if k in config[section]}
-    measure.setdefault("profiler_flops", False)  # an experiment without the key has no profiler count
-    measure.setdefault("launch", "eager")  # distributed: the ranks of one step are not replayed from a graph
-    if measure["profiler_flops"] == "auto":  # the thesis's slow counter: on CPUs, off where GPU time is paid for
+    measure.setdefault(
+        "profiler_flops", False
+    )  # an experiment without the key has no profiler count
+    measure.setdefault(
+        "launch", "eager"
+    )  # distributed: the ranks of one step are not replayed from a graph
+    if (
+        measure["profiler_flops"] == "auto"
+    ):  # the thesis's slow counter: on CPUs, off where GPU time is paid for
         measure["profiler_flops"] = target == "cpu"
-    if measure["launch"] == "auto" and target == "cpu":  # no graphs on a CPU: its jobs' params say what runs
+    if (
+        measure["launch"] == "auto" and target == "cpu"
+    ):  # no graphs on a CPU: its jobs' params say what runs
         measure["launch"] = "eager"
     params = {"experiment": experiment, "target": target}
     if key == "workload":  # one configuration; a batch's workloads each name their precision
         params["precision"] = wc["precision"]
-    params.update({key: work, "measure": measure, "energy": energy_params(config["energy"], target)})
+    params.update(
+        {key: work, "measure": measure, "energy": energy_params(config["energy"], target)}
+    )
     if config["execution"]["run_on_cpu"]:
-        params["run_on_cpu"] = True  # only when on: turning it on reruns exactly the jobs it changes
+        params["run_on_cpu"] = (
+            True  # only when on: turning it on reruns exactly the jobs it changes
+        )
     return params

@@ -10,23 +10,59 @@ def build(experiment: str, device: str, precision: str, workload: dict, seed: in
     if experiment == "mlp":
         from .mlp import MLPWorkload
 
-        return MLPWorkload(device, precision, workload["n"], workload["d"], workload["m"], seed,
-                           passes=("forward", "forward_train", "forward_backward"))
+        return MLPWorkload(
+            device,
+            precision,
+            workload["n"],
+            workload["d"],
+            workload["m"],
+            seed,
+            passes=("forward", "forward_train", "forward_backward"),
+        )
     if experiment == "llm":
         from .causal_lm import CausalLMWorkload
         from .models import resolve
 
         name, fields = resolve(workload["model"])
-        same = (name, fields, precision, workload["attn_implementation"], seed, frozenset(workload["passes"]),
-                workload["attention_flops"])
-        if isinstance(previous, CausalLMWorkload) and previous.device == device and same == (
-                previous.model_name, previous.model_fields, previous.precision_mode, previous.attn_implementation,
-                previous.seed, frozenset(previous.passes), previous.attention_convention):
+        same = (
+            name,
+            fields,
+            precision,
+            workload["attn_implementation"],
+            seed,
+            frozenset(workload["passes"]),
+            workload["attention_flops"],
+        )
+        if (
+            isinstance(previous, CausalLMWorkload)
+            and previous.device == device
+            and same
+            == (
+                previous.model_name,
+                previous.model_fields,
+                previous.precision_mode,
+                previous.attn_implementation,
+                previous.seed,
+                frozenset(previous.passes),
+                previous.attention_convention,
+            )
+        ):
             return previous.resized(workload["batch_size"], workload["seq_len"])
-        previous = None  # the last reference (the job hands it over): freed before the next model is built
-        return CausalLMWorkload(device, precision, name, fields, workload["batch_size"], workload["seq_len"],
-                                workload["attn_implementation"], seed, passes=workload["passes"],
-                                attention_convention=workload["attention_flops"])
+        previous = (
+            None  # the last reference (the job hands it over): freed before the next model is built
+        )
+        return CausalLMWorkload(
+            device,
+            precision,
+            name,
+            fields,
+            workload["batch_size"],
+            workload["seq_len"],
+            workload["attn_implementation"],
+            seed,
+            passes=workload["passes"],
+            attention_convention=workload["attention_flops"],
+        )
     if experiment == "matmul":
         from .matmul import MatmulWorkload
 

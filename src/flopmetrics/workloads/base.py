@@ -43,6 +43,8 @@ DERIVED_PASSES = {
     "optimizer": DerivedPass("optimizer", "train_step", "forward_backward"),
     "communication": DerivedPass("communication", "forward_backward", "forward_backward_local"),
 }
+
+
 def finite_check(tensors, names) -> Callable[[], tuple[bool, str]]:
     """Queue one small reduction per tensor; the returned call gives (all finite, first bad name)."""
     # a sharded parameter (FSDP's DTensor): this rank checks its own shard
@@ -126,7 +128,11 @@ class Workload:
 
     def profiled(self) -> dict[str, int]:
         steps = self.steps()
-        return {name: profiler_flops(steps[name]) for name in ("forward", "forward_backward") if name in steps}
+        return {
+            name: profiler_flops(steps[name])
+            for name in ("forward", "forward_backward")
+            if name in steps
+        }
 
 
 class TrainableWorkload(Workload):
@@ -139,7 +145,9 @@ class TrainableWorkload(Workload):
         if passes:
             unknown = set(passes) - set(self.passes)
             if unknown:
-                raise ValueError(f"unknown passes {sorted(unknown)}; direct passes are {self.passes}")
+                raise ValueError(
+                    f"unknown passes {sorted(unknown)}; direct passes are {self.passes}"
+                )
             self.passes = tuple(p for p in self.passes if p in passes)
 
     sharded = False  # parameters sharded over ranks (FSDP): set by flopmetrics.distributed
@@ -148,7 +156,9 @@ class TrainableWorkload(Workload):
         why = super().graph_blocker(name)
         if why:
             return why
-        if self.sharded or (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        if self.sharded or (
+            torch.distributed.is_available() and torch.distributed.is_initialized()
+        ):
             return "a pass of several ranks runs eager (collectives and sharded parameters are not captured)"
         if name == "train_step" and self.scaler.is_enabled():
             return "the loss scaler's step reads its overflow check on the host"
@@ -174,8 +184,9 @@ class TrainableWorkload(Workload):
         params = self.trainable
         self.optimizer = torch.optim.AdamW(params, lr=1e-5, eps=adamw_eps(params[0].dtype))
         # fp16-mixed: the standard recipe, loss scaling (a pure fp16 step has no scaler, like the thesis)
-        self.scaler = torch.amp.GradScaler(torch.device(self.device).type,
-                                           enabled=self.mixed and self.precision.name == "fp16")
+        self.scaler = torch.amp.GradScaler(
+            torch.device(self.device).type, enabled=self.mixed and self.precision.name == "fp16"
+        )
 
     def restore(self) -> None:
         """Put the starting weights back (before every window, outside it): each pass computes on
@@ -219,8 +230,12 @@ class TrainableWorkload(Workload):
             scaler.update()
             return loss
 
-        return {"forward": forward, "forward_train": forward_train, "forward_backward": forward_backward,
-                "train_step": train_step}
+        return {
+            "forward": forward,
+            "forward_train": forward_train,
+            "forward_backward": forward_backward,
+            "train_step": train_step,
+        }
 
     def health(self, name: str, output) -> Callable[[], tuple[bool, str]]:
         """Check, where the device is synchronized anyway (a window's end), that what pass
@@ -235,7 +250,10 @@ class TrainableWorkload(Workload):
 
     def counted(self):
         steps = self.steps()
-        out = {name: count_flops(steps[name]) for name in ("forward", "forward_train", "forward_backward")}
+        out = {
+            name: count_flops(steps[name])
+            for name in ("forward", "forward_train", "forward_backward")
+        }
         # the counter books matmuls and attention only, so the backward is exactly what forward_backward
         # ran beyond forward_train (a separate count cost one more forward and backward per configuration)
         out["backward"] = out["forward_backward"] - out["forward_train"]

@@ -18,8 +18,19 @@ class CausalLMWorkload(TrainableWorkload):
 
     kind = "llm"
 
-    def __init__(self, device, precision, model_name, model_fields, batch, seq_len, attn_implementation="sdpa",
-                 seed=0, passes=None, attention_convention="full"):
+    def __init__(
+        self,
+        device,
+        precision,
+        model_name,
+        model_fields,
+        batch,
+        seq_len,
+        attn_implementation="sdpa",
+        seed=0,
+        passes=None,
+        attention_convention="full",
+    ):
         super().__init__(device, precision, passes)
         torch.manual_seed(seed)
         self.model_name, self.batch, self.seq_len = model_name, batch, seq_len
@@ -67,12 +78,20 @@ class CausalLMWorkload(TrainableWorkload):
         return self.model(input_ids=self.input_ids).logits
 
     def describe(self):
-        return {"model": self.model_name, "batch_size": self.batch, "seq_len": self.seq_len,
-                "tokens": self.batch * self.seq_len, "attn_implementation": self.attn_implementation,
-                "parameters": self.parameters}
+        return {
+            "model": self.model_name,
+            "batch_size": self.batch,
+            "seq_len": self.seq_len,
+            "tokens": self.batch * self.seq_len,
+            "attn_implementation": self.attn_implementation,
+            "parameters": self.parameters,
+        }
 
     def analytic(self):
         if self.shape is None:
             return {}
         table = transformer.pass_flops(self.shape, self.batch, self.seq_len, self.parameters)
-        return {p: {"flops_analytic": v["total"], "flops_analytic_attention": v["attention"]} for p, v in table.items()}
+        return {
+            p: {"flops_analytic": v["total"], "flops_analytic_attention": v["attention"]}
+            for p, v in table.items()
+        }

@@ -45,8 +45,9 @@ class MLPWorkload(TrainableWorkload):
     def __init__(self, device, precision, n, d, m, seed=0, passes=None):
         super().__init__(device, precision, passes)
         self.n, self.d, self.m = n, d, m
-        self.model, self.x = build_mlp(n, d, m, self.precision if not self.mixed else get_precision("fp32"),
-                                       device, seed)
+        self.model, self.x = build_mlp(
+            n, d, m, self.precision if not self.mixed else get_precision("fp32"), device, seed
+        )
         self._build_optimizer()
 
     def loss(self):
@@ -61,9 +62,14 @@ class MLPWorkload(TrainableWorkload):
         return {"n": self.n, "d": self.d, "m": self.m, "tokens": self.m}
 
     def analytic(self):
-        parts = {"forward": ("forward",), "forward_train": ("forward",), "backward": ("backward",),
-                 "forward_backward": ("forward", "backward"), "train_step": ("forward", "backward"),
-                 "optimizer": ()}
+        parts = {
+            "forward": ("forward",),
+            "forward_train": ("forward",),
+            "backward": ("backward",),
+            "forward_backward": ("forward", "backward"),
+            "train_step": ("forward", "backward"),
+            "optimizer": (),
+        }
         out = {}
         for name, ps in parts.items():
             cols = {}
@@ -75,8 +81,10 @@ class MLPWorkload(TrainableWorkload):
             if name in ("optimizer", "train_step"):
                 for suffix in ("", "_thesis"):
                     cols[f"flops_analytic{suffix}"] += self.optimizer_flops()
-            cols["bytes_analytic"] = sum(analytic.mlp_bytes(p, self.n, self.d, self.m,
-                                                            self.precision.bytes_per_element) for p in ps)
+            cols["bytes_analytic"] = sum(
+                analytic.mlp_bytes(p, self.n, self.d, self.m, self.precision.bytes_per_element)
+                for p in ps
+            )
             out[name] = cols
         return out
 
@@ -85,13 +93,19 @@ class MLPWorkload(TrainableWorkload):
             rows["flops_per_s"] = rows["flops_analytic"] / rows["time_per_iter_s"]
             rows["arithmetic_intensity"] = rows["flops_analytic"] / rows["bytes_analytic"]
             rows["pct_diff_counted_vs_analytic"] = (
-                100 * (rows["flops_counted"] - rows["flops_analytic"]) / rows["flops_analytic"])
+                100 * (rows["flops_counted"] - rows["flops_analytic"]) / rows["flops_analytic"]
+            )
             rows["pct_diff_counted_vs_analytic_gemm"] = (
-                100 * (rows["flops_counted"] - rows["flops_analytic_gemm"]) / rows["flops_analytic_gemm"])
+                100
+                * (rows["flops_counted"] - rows["flops_analytic_gemm"])
+                / rows["flops_analytic_gemm"]
+            )
         return rows
 
     def health(self, name, output):
         # the sigmoid hides an overflow of its input (sigmoid(inf) = 1): check what goes in too,
         # for every pass (the weights are the only parameters)
-        return finite_check([output.detach(), self.x, *[w.detach() for w in self.trainable]],
-                            [f"output of {name}", "input x", *[f"parameter {n}" for n in self.parameter_names]])
+        return finite_check(
+            [output.detach(), self.x, *[w.detach() for w in self.trainable]],
+            [f"output of {name}", "input x", *[f"parameter {n}" for n in self.parameter_names]],
+        )

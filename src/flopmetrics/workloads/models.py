@@ -38,18 +38,26 @@ def resolve(spec) -> tuple[str, dict]:
         fields = dict(spec)
         name = fields.pop("name", None)
         if name is None:
-            raise ModelConfigError(f"an inline model needs a 'name' (a safe file name), got {spec!r}")
+            raise ModelConfigError(
+                f"an inline model needs a 'name' (a safe file name), got {spec!r}"
+            )
         if "config" in fields:
             extra = sorted(set(fields) - {"config"})
             if extra:
-                raise ModelConfigError(f"model {name!r}: give either 'config' (a path) or config fields, not both "
-                                       f"(also got {extra})")
+                raise ModelConfigError(
+                    f"model {name!r}: give either 'config' (a path) or config fields, not both "
+                    f"(also got {extra})"
+                )
             fields = _read_config(Path(fields["config"]))
         elif "model_type" not in fields:
-            raise ModelConfigError(f"inline model config {name!r} needs a 'model_type' (e.g. llama) or a 'config' path")
+            raise ModelConfigError(
+                f"inline model config {name!r} needs a 'model_type' (e.g. llama) or a 'config' path"
+            )
         return _safe_name(str(name), spec), fields
     if not isinstance(spec, str) or not spec:
-        raise ModelConfigError(f"model must be a preset name, a config.json path or a mapping, got {spec!r}")
+        raise ModelConfigError(
+            f"model must be a preset name, a config.json path or a mapping, got {spec!r}"
+        )
     if spec in presets():
         return spec, dict(presets()[spec])
     path = Path(spec)
@@ -62,7 +70,9 @@ def resolve(spec) -> tuple[str, dict]:
         resolved = path.resolve()
         name = resolved.parent.name if path.name == "config.json" else path.stem
         return _safe_name(name, spec), fields
-    raise ModelConfigError(f"unknown model preset {spec!r}; presets: {sorted(presets())}, or give a config.json path")
+    raise ModelConfigError(
+        f"unknown model preset {spec!r}; presets: {sorted(presets())}, or give a config.json path"
+    )
 
 
 def _read_config(path: Path) -> dict:
@@ -73,7 +83,9 @@ def _read_config(path: Path) -> dict:
     except IsADirectoryError:
         raise ModelConfigError(f"model config {path} is a folder without a config.json") from None
     except json.JSONDecodeError as err:
-        raise ModelConfigError(f"model config file {path} does not parse: line {err.lineno}: {err.msg}") from None
+        raise ModelConfigError(
+            f"model config file {path} does not parse: line {err.lineno}: {err.msg}"
+        ) from None
     if not isinstance(fields, dict) or "model_type" not in fields:
         raise ModelConfigError(f"model config file {path} has no 'model_type'")
     return fields
@@ -83,7 +95,8 @@ def _safe_name(name: str, spec) -> str:
     if not SAFE_NAME.match(name):
         raise ModelConfigError(
             f"model {spec!r} gives the name {name!r}, which is not a safe file name (letters, digits, '_', '.', "
-            "'-', not starting with '.'): name it yourself with {name: <name>, config: <path>}")
+            "'-', not starting with '.'): name it yourself with {name: <name>, config: <path>}"
+        )
     return name
 
 
@@ -99,8 +112,10 @@ def hf_config(fields: dict):
     try:
         return AutoConfig.for_model(model_type, **fields)
     except (ValueError, TypeError, KeyError) as err:
-        raise ModelConfigError(f"transformers rejects this config (model_type {model_type!r}): "
-                               f"{str(err).splitlines()[0][:300]}") from None
+        raise ModelConfigError(
+            f"transformers rejects this config (model_type {model_type!r}): "
+            f"{str(err).splitlines()[0][:300]}"
+        ) from None
 
 
 @lru_cache(maxsize=32)
@@ -113,9 +128,15 @@ def _summary(blob: str) -> dict:
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config)
     except (ValueError, TypeError, KeyError, AttributeError) as err:
-        raise ModelConfigError(f"transformers cannot build a causal LM from this config: {str(err)[:300]}") from None
-    return {"model_type": config.model_type, "parameters": sum(p.numel() for p in model.parameters()),
-            "layers": getattr(config, "num_hidden_layers", None), "hidden_size": getattr(config, "hidden_size", None)}
+        raise ModelConfigError(
+            f"transformers cannot build a causal LM from this config: {str(err)[:300]}"
+        ) from None
+    return {
+        "model_type": config.model_type,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "layers": getattr(config, "num_hidden_layers", None),
+        "hidden_size": getattr(config, "hidden_size", None),
+    }
 
 
 def summary(fields: dict) -> dict:
@@ -151,5 +172,7 @@ def transformer_shape(fields: dict) -> dict:
             "vocab": config.vocab_size,
         }
     except AttributeError as err:
-        raise ModelConfigError(f"the closed-form FLOP count needs a Llama-style config ({config.model_type} has no "
-                               f"{err.name!r})") from None
+        raise ModelConfigError(
+            f"the closed-form FLOP count needs a Llama-style config ({config.model_type} has no "
+            f"{err.name!r})"
+        ) from None

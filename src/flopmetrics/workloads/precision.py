@@ -31,7 +31,9 @@ def get_precision(name: str) -> Precision:
     try:
         return PRECISIONS[name]
     except KeyError:
-        raise ValueError(f"unknown precision {name!r}; expected one of {sorted(PRECISIONS)}") from None
+        raise ValueError(
+            f"unknown precision {name!r}; expected one of {sorted(PRECISIONS)}"
+        ) from None
 
 
 @contextlib.contextmanager

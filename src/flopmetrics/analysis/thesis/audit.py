@@ -28,24 +28,45 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
 
 def markdown(table: pd.DataFrame) -> str:
     """The summary as a Markdown table, with a totals line per protocol and pass."""
-    head = ("| protocol | GPU | precision | pass | rows | impossible on every variant | impossible on its "
-            "power-consistent variants | power above every TDP | max TFLOPs/J | implied power [W] |")
+    head = (
+        "| protocol | GPU | precision | pass | rows | impossible on every variant | impossible on its "
+        "power-consistent variants | power above every TDP | max TFLOPs/J | implied power [W] |"
+    )
     lines = [head, "|" + "---|" * 10]
     for r in table.to_dict("records"):
-        lines.append(f"| {r['protocol']} | {r['gpu_name']} | {r['precision']} | {r['pass']} | {r['rows']} | "
-                     f"{r['impossible_every_variant']} | {r['impossible_consistent_variant']} | {r['power_impossible']} | "
-                     f"{r['tflops_per_j_max']:.3g} | {r['power_w_min']:.0f}-{r['power_w_max']:.0f} |")
-    totals = table.groupby(["protocol", "pass"])[["rows", "impossible_every_variant", "impossible_consistent_variant",
-                                                   "power_impossible"]].sum().reset_index()
+        lines.append(
+            f"| {r['protocol']} | {r['gpu_name']} | {r['precision']} | {r['pass']} | {r['rows']} | "
+            f"{r['impossible_every_variant']} | {r['impossible_consistent_variant']} | {r['power_impossible']} | "
+            f"{r['tflops_per_j_max']:.3g} | {r['power_w_min']:.0f}-{r['power_w_max']:.0f} |"
+        )
+    totals = (
+        table.groupby(["protocol", "pass"])[
+            [
+                "rows",
+                "impossible_every_variant",
+                "impossible_consistent_variant",
+                "power_impossible",
+            ]
+        ]
+        .sum()
+        .reset_index()
+    )
     for r in totals.to_dict("records"):
-        lines.append(f"| **{r['protocol']}** | all | all | {r['pass']} | {r['rows']} | {r['impossible_every_variant']} | "
-                     f"{r['impossible_consistent_variant']} | {r['power_impossible']} | | |")
+        lines.append(
+            f"| **{r['protocol']}** | all | all | {r['pass']} | {r['rows']} | {r['impossible_every_variant']} | "
+            f"{r['impossible_consistent_variant']} | {r['power_impossible']} | | |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def html(table: pd.DataFrame) -> str:
     """The summary as a standalone HTML page (the report shows it)."""
-    body = table.rename(columns={"gpu_name": "GPU"}).to_html(index=False, float_format=lambda v: f"{v:.3g}",
-                                                               border=0)
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>Thesis audit</title></head><body>"
-            "<h1>Thesis audit: every published result, judged per datasheet variant</h1>" + body + "</body></html>\n")
+    body = table.rename(columns={"gpu_name": "GPU"}).to_html(
+        index=False, float_format=lambda v: f"{v:.3g}", border=0
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Thesis audit</title></head><body>"
+        "<h1>Thesis audit: every published result, judged per datasheet variant</h1>"
+        + body
+        + "</body></html>\n"
+    )

@@ -37,8 +37,10 @@ class FileReport:
 
     def line(self) -> str:
         if self.kind in ORDER:
-            return (f"{self.path}: {self.kind} records: {self.read} read, {self.imported} imported, "
-                    f"{self.duplicates} duplicates, {len(self.rejected)} rejected")
+            return (
+                f"{self.path}: {self.kind} records: {self.read} read, {self.imported} imported, "
+                f"{self.duplicates} duplicates, {len(self.rejected)} rejected"
+            )
         return f"{self.path}: {self.kind}"
 
 
@@ -50,8 +52,10 @@ class ImportLog:
         out = [r.line() for r in self.files]
         out += [reason for r in self.files for reason in r.rejected]
         total = lambda a: sum(getattr(r, a) for r in self.files)
-        out.append(f"total: {len(self.files)} files, {total('read')} records read, {total('imported')} imported, "
-                   f"{total('duplicates')} duplicates, {sum(len(r.rejected) for r in self.files)} rejected")
+        out.append(
+            f"total: {len(self.files)} files, {total('read')} records read, {total('imported')} imported, "
+            f"{total('duplicates')} duplicates, {sum(len(r.rejected) for r in self.files)} rejected"
+        )
         return out
 
 
@@ -79,10 +83,14 @@ def _records(path: Path, report: FileReport):
         try:
             yield lineno, json.loads(line)
         except json.JSONDecodeError as err:
-            report.rejected.append(f"{report.path}:{lineno}: not JSON: {err.msg} (column {err.colno})")
+            report.rejected.append(
+                f"{report.path}:{lineno}: not JSON: {err.msg} (column {err.colno})"
+            )
 
 
-def read_architecture(directory: str | Path, table: dict | None = None) -> tuple[pd.DataFrame, ImportLog]:
+def read_architecture(
+    directory: str | Path, table: dict | None = None
+) -> tuple[pd.DataFrame, ImportLog]:
     """Every record under ``directory`` as judged rows, and the import log."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -90,7 +98,9 @@ def read_architecture(directory: str | Path, table: dict | None = None) -> tuple
     found = sorted(p for p in directory.rglob("*") if p.is_file())
     kinds = {p: classify(p) for p in found}
     log, rows, seen = ImportLog(), [], {}
-    for path in sorted(found, key=lambda p: (ORDER.index(kinds[p][0]) if kinds[p][0] in ORDER else len(ORDER), p)):
+    for path in sorted(
+        found, key=lambda p: (ORDER.index(kinds[p][0]) if kinds[p][0] in ORDER else len(ORDER), p)
+    ):
         kind, parts = kinds[path]
         rel = str(path.relative_to(directory.parent))
         report = FileReport(rel, kind)
@@ -98,7 +108,9 @@ def read_architecture(directory: str | Path, table: dict | None = None) -> tuple
         if kind in ORDER:
             rows += _import(path, kind, parts, report, seen)
     if not rows:
-        raise ThesisImportError(f"no thesis records imported from {directory}:\n" + "\n".join(log.lines()))
+        raise ThesisImportError(
+            f"no thesis records imported from {directory}:\n" + "\n".join(log.lines())
+        )
     return judged(pd.DataFrame(rows), table), log
 
 
@@ -108,8 +120,10 @@ def read_file(path: str | Path) -> tuple[pd.DataFrame, FileReport]:
     kind, parts = classify(path)
     report = FileReport(str(path), kind)
     if kind not in ORDER:
-        raise ThesisImportError(f"{path}: {kind}; a thesis record file is named like "
-                                "<gpu>_<precision>_llama3.2_1b_{all_configs_results,<config>_result,energy_results}.jsonl")
+        raise ThesisImportError(
+            f"{path}: {kind}; a thesis record file is named like "
+            "<gpu>_<precision>_llama3.2_1b_{all_configs_results,<config>_result,energy_results}.jsonl"
+        )
     rows = _import(path, kind, parts, report, {})
     return (judged(pd.DataFrame(rows)) if rows else pd.DataFrame()), report
 
@@ -131,8 +145,12 @@ def _import(path: Path, kind: str, parts: dict, report: FileReport, seen: dict) 
             if first_rec == rec:
                 report.duplicates += 1
             else:
-                differ = sorted(k for k in set(rec) | set(first_rec) if rec.get(k) != first_rec.get(k))
-                report.rejected.append(f"{where}: conflicts with {first} in {', '.join(differ)}; {first} is kept")
+                differ = sorted(
+                    k for k in set(rec) | set(first_rec) if rec.get(k) != first_rec.get(k)
+                )
+                report.rejected.append(
+                    f"{where}: conflicts with {first} in {', '.join(differ)}; {first} is kept"
+                )
             continue
         seen[key] = (where, rec)
         rows += records.rows(rec, kind, parts["gpu"], parts["precision"], where)
@@ -143,7 +161,16 @@ def _import(path: Path, kind: str, parts: dict, report: FileReport, seen: dict) 
 def judged(df: pd.DataFrame, table: dict | None = None) -> pd.DataFrame:
     """Efficiency columns, per-variant verdicts (:mod:`.physics`) and the gates."""
     df = add_efficiency(df)
-    verdicts = [physics.judge(r["gpu_name"], r["precision"], r["flops_per_j"], r["flops_per_s"], r["power_mean_w"], table)
-                for r in df.to_dict("records")]
+    verdicts = [
+        physics.judge(
+            r["gpu_name"],
+            r["precision"],
+            r["flops_per_j"],
+            r["flops_per_s"],
+            r["power_mean_w"],
+            table,
+        )
+        for r in df.to_dict("records")
+    ]
     df = pd.concat([df.reset_index(drop=True), pd.DataFrame(verdicts)], axis=1)
     return gates.apply(df, limits=physics.limits_of)

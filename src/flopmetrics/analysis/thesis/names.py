@@ -19,8 +19,16 @@ VARIANTS = {
 # the thesis's analysis notebook plotted the baseline `l40_*` files as "L40S"
 NOTEBOOK_NAMES = {"l40": "l40s"}
 # the thesis's derived tables name GPUs in capitals; `A100` covers both baseline A100 files
-TABLE_NAMES = {"a100-40g": "A100", "a100-80g": "A100", "a40": "A40", "l40": "L40S", "a100": "A100",
-               "h100": "H100", "l40s": "L40S", "v100": "V100"}
+TABLE_NAMES = {
+    "a100-40g": "A100",
+    "a100-80g": "A100",
+    "a40": "A40",
+    "l40": "L40S",
+    "a100": "A100",
+    "h100": "H100",
+    "l40s": "L40S",
+    "v100": "V100",
+}
 
 
 class UnknownName(ValueError):

@@ -27,8 +27,14 @@ def _fmt(values: dict[str, float]) -> str:
     return ", ".join(f"{k} ({v / 1e12:.2f})" for k, v in values.items())
 
 
-def judge(name: str, precision: str, flops_per_j: float, flops_per_s: float, power_w: float,
-          table: dict | None = None) -> dict:
+def judge(
+    name: str,
+    precision: str,
+    flops_per_j: float,
+    flops_per_s: float,
+    power_w: float,
+    table: dict | None = None,
+) -> dict:
     """Per-variant verdicts and the limits the gates use, for one row."""
     table = table if table is not None else datasheet.table()
     specs = [table[k] for k in names.variants(name) if k in table]
@@ -41,11 +47,13 @@ def judge(name: str, precision: str, flops_per_j: float, flops_per_s: float, pow
     judged = consistent or list(limit)
     tdp = max(s.tdp_w for s in specs)
     possible = {k: limit[k] for k in limit if k not in impossible}
-    verdict = (f"{flops_per_j / 1e12:.3g} TFLOPs/J at {power_w:.0f} W implied: "
-               + (f"possible on {_fmt(possible)}" if possible else "possible on no variant")
-               + (f"; impossible on {_fmt({k: limit[k] for k in impossible})}" if impossible else "")
-               + ("" if consistent else f"; the power exceeds every variant's TDP (at most {tdp:.0f} W)")
-               + (f"; power-consistent: {', '.join(consistent)}" if consistent else ""))
+    verdict = (
+        f"{flops_per_j / 1e12:.3g} TFLOPs/J at {power_w:.0f} W implied: "
+        + (f"possible on {_fmt(possible)}" if possible else "possible on no variant")
+        + (f"; impossible on {_fmt({k: limit[k] for k in impossible})}" if impossible else "")
+        + ("" if consistent else f"; the power exceeds every variant's TDP (at most {tdp:.0f} W)")
+        + (f"; power-consistent: {', '.join(consistent)}" if consistent else "")
+    )
     return {
         "gpu_label": specs[0].label,
         "variants": ",".join(limit),

@@ -17,8 +17,10 @@ import pandas as pd
 
 from . import names, physics
 
-CONVENTIONS = {"energy_mean": "flops_sum / energy_mean (profiling script)",
-               "energy_sum": "flops_sum / energy_sum (analysis notebook)"}
+CONVENTIONS = {
+    "energy_mean": "flops_sum / energy_mean (profiling script)",
+    "energy_sum": "flops_sum / energy_sum (analysis notebook)",
+}
 
 
 def table_values(directory: Path) -> dict[tuple[str, str, str], float]:
@@ -39,7 +41,9 @@ def readings(rows: pd.DataFrame, directory: Path, table: dict | None = None) -> 
     published = table_values(directory)
     out = []
     for r in base.to_dict("records"):
-        gpus = [r["gpu_name"]] + ([names.NOTEBOOK_NAMES[r["gpu_name"]]] if r["gpu_name"] in names.NOTEBOOK_NAMES else [])
+        gpus = [r["gpu_name"]] + (
+            [names.NOTEBOOK_NAMES[r["gpu_name"]]] if r["gpu_name"] in names.NOTEBOOK_NAMES else []
+        )
         shown = published.get((names.TABLE_NAMES[r["gpu_name"]], r["precision_file"], r["pass"]))
         for convention, label in CONVENTIONS.items():
             energy = r["energy_j_per_iter"] if convention == "energy_mean" else r["energy_j_sum"]
@@ -47,20 +51,34 @@ def readings(rows: pd.DataFrame, directory: Path, table: dict | None = None) -> 
             matches = shown is not None and abs(flops_per_j - shown) <= 1e-6 * shown
             for precision in dict.fromkeys([r["precision"], r["precision_file"]]):
                 for gpu in gpus:
-                    v = physics.judge(gpu, precision, flops_per_j, r["flops_per_s"], r["power_mean_w"], table)
-                    out.append({
-                        "source_file": r["source_file"], "gpu_name": r["gpu_name"], "pass": r["pass"],
-                        "precision_file": r["precision_file"], "convention": label, "precision_read": precision,
-                        "gpu_read": gpu, "tflops_per_j": flops_per_j / 1e12, "power_mean_w": r["power_mean_w"],
-                        "max_tflops_per_j": v["max_flops_per_j"] / 1e12,
-                        "impossible_every_variant": v["impossible_every_variant"],
-                        "impossible_consistent_variant": v["impossible_consistent_variant"],
-                        "power_consistent": bool(v["variants_power_consistent"]),
-                        "primary": (convention == "energy_mean" and precision == r["precision"]
-                                    and gpu == r["gpu_name"]),
-                        "thesis_table_tflops_per_j": None if shown is None else shown / 1e12,
-                        "used_by_thesis_table": matches and gpu == names.NOTEBOOK_NAMES.get(r["gpu_name"], r["gpu_name"])
-                                                and precision == r["precision_file"],
-                        "verdict": v["verdict"],
-                    })
+                    v = physics.judge(
+                        gpu, precision, flops_per_j, r["flops_per_s"], r["power_mean_w"], table
+                    )
+                    out.append(
+                        {
+                            "source_file": r["source_file"],
+                            "gpu_name": r["gpu_name"],
+                            "pass": r["pass"],
+                            "precision_file": r["precision_file"],
+                            "convention": label,
+                            "precision_read": precision,
+                            "gpu_read": gpu,
+                            "tflops_per_j": flops_per_j / 1e12,
+                            "power_mean_w": r["power_mean_w"],
+                            "max_tflops_per_j": v["max_flops_per_j"] / 1e12,
+                            "impossible_every_variant": v["impossible_every_variant"],
+                            "impossible_consistent_variant": v["impossible_consistent_variant"],
+                            "power_consistent": bool(v["variants_power_consistent"]),
+                            "primary": (
+                                convention == "energy_mean"
+                                and precision == r["precision"]
+                                and gpu == r["gpu_name"]
+                            ),
+                            "thesis_table_tflops_per_j": None if shown is None else shown / 1e12,
+                            "used_by_thesis_table": matches
+                            and gpu == names.NOTEBOOK_NAMES.get(r["gpu_name"], r["gpu_name"])
+                            and precision == r["precision_file"],
+                            "verdict": v["verdict"],
+                        }
+                    )
     return pd.DataFrame(out)
