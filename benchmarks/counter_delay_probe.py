@@ -25,8 +25,8 @@ import time
 import numpy as np
 import torch
 
-from flopmetrics.energy.sampler import PowerSampler
 from flopmetrics.energy.nvml import NvmlGpu, load_nvml
+from flopmetrics.energy.sampler import PowerSampler
 
 
 def square_wave(a, cycles: int, on_s: float, off_s: float) -> list[tuple[float, float]]:

@@ -17,9 +17,10 @@ import sys
 from collections import Counter
 
 import torch
+
+from flopmetrics.flops.models import resolve
 from flopmetrics.jobs.kernels import by_kernel
 from flopmetrics.workloads.causal_lm import CausalLMWorkload
-from flopmetrics.workloads.models import resolve
 
 
 def kernel_times(step, iterations: int) -> Counter:

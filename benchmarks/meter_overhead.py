@@ -16,11 +16,11 @@ import time
 import numpy as np
 import torch
 
-from flopmetrics.energy.windows import Monitor, run_window
 from flopmetrics.energy.counter import NvmlCounterMeter
-from flopmetrics.energy.sampler import PowerSampler
-from flopmetrics.workloads.models import resolve
 from flopmetrics.energy.nvml import NvmlGpu, load_nvml
+from flopmetrics.energy.sampler import PowerSampler
+from flopmetrics.energy.windows import Monitor, run_window
+from flopmetrics.flops.models import resolve
 from flopmetrics.workloads.causal_lm import CausalLMWorkload
 
 

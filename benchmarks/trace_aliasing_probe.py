@@ -21,10 +21,10 @@ import time
 import numpy as np
 import torch
 
-from flopmetrics.energy.windows import Monitor, run_window
 from flopmetrics.energy.counter import NvmlCounterMeter
-from flopmetrics.energy.sampler import PowerSampler
 from flopmetrics.energy.nvml import NvmlGpu, load_nvml
+from flopmetrics.energy.sampler import PowerSampler
+from flopmetrics.energy.windows import Monitor, run_window
 
 
 def main() -> int:

@@ -37,8 +37,8 @@ import torch
 
 from flopmetrics.energy.setup import EnergySettings, setup_meters
 from flopmetrics.energy.windows import Monitor, run_for
+from flopmetrics.flops.models import resolve
 from flopmetrics.workloads.causal_lm import CausalLMWorkload
-from flopmetrics.workloads.models import resolve
 
 
 def summary(values: list[float]) -> dict:

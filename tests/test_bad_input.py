@@ -11,7 +11,6 @@ import shutil
 
 import pandas as pd
 import pytest
-
 from conftest import REPO, job_spec
 
 pytestmark = pytest.mark.e2e

@@ -3,8 +3,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flopmetrics.workflow import config as fm_config
-from flopmetrics.workflow import paths, sweeps
+from flopmetrics.contracts import paths
+from flopmetrics.jobs import params as job_params
+from flopmetrics.pipeline import config as fm_config
+from flopmetrics.pipeline import devices, sweeps
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = fm_config.load_schema()
@@ -125,10 +127,10 @@ def test_cuda_without_gpu_is_refused():
     with pytest.raises(
         fm_config.ConfigError, match=r"mlp.targets: 'cuda' requested but no CUDA GPU"
     ):
-        fm_config.check_devices(["cpu", "cuda"], cuda_available=False, cuda_count=0)
+        devices.check_devices(["cpu", "cuda"], cuda_available=False, cuda_count=0)
     with pytest.raises(fm_config.ConfigError, match=r"'cuda:2' requested but only 1 GPU"):
-        fm_config.check_devices(["cuda:2"], cuda_available=True, cuda_count=1)
-    fm_config.check_devices(["cpu", "cuda:0"], cuda_available=True, cuda_count=1)
+        devices.check_devices(["cuda:2"], cuda_available=True, cuda_count=1)
+    devices.check_devices(["cpu", "cuda:0"], cuda_available=True, cuda_count=1)
 
 
 def test_grid_and_job_params():
@@ -138,7 +140,7 @@ def test_grid_and_job_params():
     assert len(grid) == len(mlp["targets"]) * len(mlp["precisions"]) * len(mlp["n"]) * len(
         mlp["d"]
     ) * len(mlp["m"])
-    params = sweeps.job_params(cfg, "mlp", {"target": "cpu", "precision": "fp32"})
+    params = job_params.job_params(cfg, "mlp", {"target": "cpu", "precision": "fp32"})
     # one job per (target, precision) measures every size, in the order of its outputs
     sizes = [(w["n"], w["d"], w["m"]) for w in params["workloads"]]
     assert len(sizes) == len(set(sizes)) == len(mlp["n"]) * len(mlp["d"]) * len(mlp["m"])
@@ -152,14 +154,14 @@ def test_grid_and_job_params():
         params["energy"] == {**cfg["energy"], "sampler_hz": None, "guard_s": None}
         and "run_on_cpu" not in params
     )
-    gpu = sweeps.job_params(cfg, "mlp", {"target": "h100", "precision": "fp32"})
+    gpu = job_params.job_params(cfg, "mlp", {"target": "h100", "precision": "fp32"})
     assert gpu["energy"] == cfg["energy"]
     # profiler_flops: auto = the thesis's slow counter on CPUs only
     assert mlp["profiler_flops"] == "auto"
     assert params["measure"]["profiler_flops"] is True and gpu["measure"]["profiler_flops"] is False
     # launch: the schema's default reaches every job, and a job of another launch is another job
     assert params["measure"]["launch"] == "eager"
-    graphs = sweeps.job_params(
+    graphs = job_params.job_params(
         {**cfg, "mlp": {**mlp, "launch": "cuda_graph"}},
         "mlp",
         {"target": "h100", "precision": "fp32"},
@@ -169,10 +171,12 @@ def test_grid_and_job_params():
     assert cfg["llm"]["launch"] == "auto"
     llm_wc = {"model": cfg["llm"]["models"][0], "batch_size": cfg["llm"]["batch_size"][0]}
     assert (
-        sweeps.job_params(cfg, "llm", {**llm_wc, "target": "h100"})["measure"]["launch"] == "auto"
+        job_params.job_params(cfg, "llm", {**llm_wc, "target": "h100"})["measure"]["launch"]
+        == "auto"
     )
     assert (
-        sweeps.job_params(cfg, "llm", {**llm_wc, "target": "cpu"})["measure"]["launch"] == "eager"
+        job_params.job_params(cfg, "llm", {**llm_wc, "target": "cpu"})["measure"]["launch"]
+        == "eager"
     )
     # every experiment's params have the one shape of JobSpec: one spec per size, same settings
     from flopmetrics.jobs.spec import JobSpec
@@ -183,7 +187,7 @@ def test_grid_and_job_params():
             for wc in sweeps.grid(cfg, experiment)
         }
         for job in jobs:
-            params = sweeps.job_params(
+            params = job_params.job_params(
                 cfg, experiment, dict(zip(paths.JOB_WILDCARDS[experiment], job))
             )
             specs = JobSpec.batch(params)
@@ -198,7 +202,9 @@ def test_grid_and_job_params():
             ]
             assert "precision" not in params  # each configuration names its own
     # a causal LM job spans the precisions, precision first: one build per precision
-    llm_job = sweeps.job_params(cfg, "llm", {"target": "h100", "model": cfg["llm"]["models"][0]})
+    llm_job = job_params.job_params(
+        cfg, "llm", {"target": "h100", "model": cfg["llm"]["models"][0]}
+    )
     precisions = [w["precision"] for w in llm_job["workloads"]]
     assert list(dict.fromkeys(precisions)) == cfg["llm"]["precisions"]
     assert precisions == sorted(precisions, key=cfg["llm"]["precisions"].index)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO, Workflow
 
 pytestmark = pytest.mark.e2e

@@ -219,46 +219,6 @@ def test_committed_node_rows_are_their_ranks_summed():
         assert peak == pytest.approx(world * gates.limits({**node.iloc[0].to_dict(), "rank": 0})[0])
 
 
-def test_a_gpu_ranks_trace_is_saved_and_labelled_with_its_windows():
-    """The rank traces of a real 2-GPU job (H200s, benchmarks/results/..._host_d): every rank's
-    samples from its own GPU, every window of the windows table found in them, within its edges."""
-    base = REFERENCE.parents[2] / "benchmarks/results/distributed_2026-11-27_host_d"
-    name = "distributed/h200/llama-3.2-1b/bf16-mixed/ddp_weak_w2/b8_s1024.parquet"
-    trace, windows, ranks = (
-        pd.read_parquet(base / k / name) for k in ("traces", "windows", "ranks")
-    )
-    assert dict(zip(ranks["rank"], ranks["gpu_uuid"])) == dict(
-        zip(trace["rank"], trace["gpu_uuid"])
-    )
-    for (rank, p, repeat), w in windows.groupby(["rank", "pass", "repeat"]):
-        mine = trace[(trace["rank"] == rank) & (trace["window"] == p) & (trace["repeat"] == repeat)]
-        assert len(mine) > 10, (rank, p, repeat)  # 50 Hz over a window of at least 2 s
-        assert mine["t"].between(mine["window_start_t"], mine["window_end_t"]).all()
-        assert (mine["window_iterations"] == w["iterations"].iloc[0]).all()
-
-
-def test_nccl_kernel_time_of_a_real_two_gpu_job():
-    """The profiled kernel times of a real DDP job at 1 and 2 GPUs (H200s, host E): NCCL kernels
-    only where there is a peer to talk to, in the steps that synchronize gradients and not in the
-    one under no_sync; a part of all kernel time; the node row holds the busiest rank's."""
-    base = REFERENCE.parents[2] / "benchmarks/results/distributed_2026-11-28_host_e"
-    name = "distributed/h200/llama-3.2-1b/bf16-mixed/ddp_weak_w{}/b8_s1024.parquet"
-    for world in (1, 2):
-        ranks, node = (pd.read_parquet(base / k / name.format(world)) for k in ("ranks", "raw"))
-        direct = ranks[~ranks["derived"]].set_index(["rank", "pass"])
-        assert (direct["profile_iterations"] == 3).all() and (direct["kernel_ms"] > 0).all()
-        assert (direct["nccl_kernel_ms"] < direct["kernel_ms"]).all()
-        nccl = direct["nccl_kernel_ms"].unstack("pass")
-        if world == 1:
-            assert (nccl == 0).all().all()
-        else:
-            assert (nccl[["forward_backward", "train_step"]] > 5).all().all()  # ms per step
-            assert (nccl["forward_backward_local"] == 0).all()
-        by_pass = node[~node["derived"]].set_index("pass")
-        assert by_pass["nccl_kernel_ms"].to_dict() == nccl.max().to_dict()
-        assert ranks.loc[ranks["derived"], "kernel_ms"].isna().all()
-
-
 def test_kernel_time_is_not_profiled_on_a_cpu(tmp_path):
     ranks, node, _ = launch.run({**params(), "profile_iterations": 2}, tmp_path, timeout_s=300)
     assert ranks["kernel_ms"].isna().all() and (ranks["profile_iterations"] == 0).all()

@@ -91,8 +91,8 @@ def schema_keys(schema: dict, prefix: str = "") -> list[str]:
 
 
 def test_config_readme_documents_every_key_and_no_removed_one():
-    from flopmetrics.workflow import config as fm_config
-    from flopmetrics.workflow.config import RENAMED_KEYS
+    from flopmetrics.pipeline import config as fm_config
+    from flopmetrics.pipeline.config import RENAMED_KEYS
 
     schema = fm_config.load_schema()
     readme = (REPO / "config/README.md").read_text()

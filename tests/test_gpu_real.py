@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from flopmetrics.energy.windows import Monitor, run_window
 from flopmetrics.energy.counter import NvmlCounterMeter
-from flopmetrics.energy.sampler import PowerSampler
 from flopmetrics.energy.nvml import NvmlGpu, NvmlUnavailable, load_nvml
+from flopmetrics.energy.sampler import PowerSampler
+from flopmetrics.energy.windows import Monitor, run_window
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -88,8 +88,8 @@ def test_real_counter_agrees_with_trace_and_repeats(gpu):
 
 
 def _tiny(precision):
+    from flopmetrics.flops.models import resolve
     from flopmetrics.workloads.causal_lm import CausalLMWorkload
-    from flopmetrics.workloads.models import resolve
 
     name, fields = resolve("tiny-llama")
     return CausalLMWorkload("cuda:0", precision, name, fields, 4, 64)
@@ -132,6 +132,7 @@ def test_a_replayed_pass_computes_what_the_eager_pass_computes(precision):
 
 def test_a_cuda_graph_job_says_so_in_every_row(gpu):
     from conftest import job_spec
+
     from flopmetrics.jobs.run import run
 
     spec = job_spec(
@@ -192,6 +193,7 @@ def test_a_replayed_llama_pass_runs_the_eager_kernels(precision):
 
 def test_launch_auto_replays_a_launch_bound_configuration(gpu):
     from conftest import job_spec
+
     from flopmetrics.jobs.run import run
 
     spec = job_spec(
@@ -227,6 +229,7 @@ def test_scattered_windows_are_measured_again_longer_on_the_gpu(gpu):
     """jobs/passes.SPREAD on real NVML windows: a target no real window meets (0.001 %) makes the
     pass supersede its first 4 windows by 3 twice as long (10 repeats); the trace keeps both."""
     from conftest import job_spec
+
     from flopmetrics.jobs.run import run
 
     spec = job_spec(

@@ -3,9 +3,9 @@ import time
 
 import pytest
 
+from flopmetrics.contracts.vocabulary import DerivedPass
 from flopmetrics.energy.windows import Monitor, WindowError, edge_covered, run_window
 from flopmetrics.jobs.passes import PassSpec, derive, measure_passes, per_iteration, warmed_lead_in
-from flopmetrics.workloads.base import DerivedPass
 from flopmetrics.jobs.stats import Estimate, estimate
 
 

@@ -1,6 +1,6 @@
 import pytest
-
 from conftest import job_spec
+
 from flopmetrics.jobs.run import run
 from flopmetrics.jobs.spec import JobSpec
 

@@ -4,13 +4,13 @@ FLOPs and parameters come from the built model, not from a Llama formula."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import job_spec
+
 from flopmetrics.analysis.co2e import estimate, workload_flops
-from flopmetrics.flops import model as model_flops
+from flopmetrics.flops import causal_lm as model_flops
 from flopmetrics.flops import transformer
+from flopmetrics.flops.models import resolve, summary, transformer_shape
 from flopmetrics.jobs import run as job
-from flopmetrics.workloads.models import resolve, summary, transformer_shape
 
 
 @pytest.mark.parametrize("preset", ["tiny-gpt2", "tiny-qwen2"])

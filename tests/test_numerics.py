@@ -8,13 +8,13 @@ import math
 import pandas as pd
 import pytest
 import torch
-
 from conftest import job_spec
+
 from flopmetrics import workloads
 from flopmetrics.analysis import calibration
+from flopmetrics.flops.models import resolve
 from flopmetrics.jobs.run import run
 from flopmetrics.workloads.causal_lm import CausalLMWorkload
-from flopmetrics.workloads.models import resolve
 
 LLM = {
     "model": "tiny-llama",

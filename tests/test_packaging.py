@@ -8,7 +8,6 @@ import re
 import tomllib
 
 import yaml
-
 from conftest import REPO
 
 CONDA_NAMES = {

@@ -16,7 +16,6 @@ import sys
 
 import pandas as pd
 import pytest
-
 from conftest import REPO, Workflow
 
 pytestmark = pytest.mark.slurm

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, SMALL_CONFIG
 
 pytestmark = pytest.mark.e2e
@@ -112,7 +111,7 @@ def test_plot_function_edit_makes_only_figures_stale(tree):
 
 
 def test_measuring_code_edit_reruns_no_job_and_the_listing_names_the_rows(tree):
-    listing = [sys.executable, "-m", "flopmetrics.analysis.revisions", "results/raw"]
+    listing = [sys.executable, "-m", "flopmetrics.pipeline.revisions", "results/raw"]
     before = subprocess.run(
         listing, capture_output=True, text=True, env=env(tree), cwd=tree, check=True
     ).stdout

@@ -244,7 +244,7 @@ def test_gate_limits_come_from_the_judged_variants():
 
 
 def test_the_rules_depend_on_the_files_they_run():
-    from flopmetrics.workflow.code import sources
+    from flopmetrics.pipeline.code import sources
 
     names = lambda files: {f.rsplit("/", 1)[-1] for f in files if "/thesis/" in f}
     assert names(sources("flopmetrics.analysis.thesis")) == {

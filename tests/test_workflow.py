@@ -10,7 +10,6 @@ import time
 
 import pandas as pd
 import pytest
-
 from conftest import REPO as REPO_ROOT
 
 pytestmark = pytest.mark.e2e

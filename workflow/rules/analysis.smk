@@ -30,7 +30,7 @@ rule co2e:
     input:
         fits=paths.CALIBRATION,
         energy=paths.MERGED_ENERGY,
-        code=library("flopmetrics.analysis.co2e", "flopmetrics.flops.model"),
+        code=library("flopmetrics.analysis.co2e", "flopmetrics.flops.causal_lm"),
     output:
         table=paths.CO2E,
         csv=report(

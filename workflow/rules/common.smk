@@ -3,21 +3,26 @@ import math
 from pathlib import Path
 
 from flopmetrics.figures import registry as figure_registry
-from flopmetrics.workflow import config as fm_config
-from flopmetrics.workflow import checks, code, paths, sweeps
-from flopmetrics.workflow.slurm import slurm_resources
+from flopmetrics.pipeline import config as fm_config
+from flopmetrics.contracts import paths
+import flopmetrics.jobs.params
+from flopmetrics.pipeline import checks, code, sweeps
+from flopmetrics.pipeline.slurm import slurm_resources
 
 fm_config.validate(config, fm_config.load_schema())
 # `cuda`/`cuda:<i>` name this machine's GPUs: check them here. Architecture labels (h100,
 # ...) may be meant for a cluster's nodes, so the job checks those on the node it lands on.
 if config["execution"]["check_devices"] and not config["execution"]["run_on_cpu"]:
-    for key, target in fm_config.all_targets(config):
-        if target.startswith("cuda"):
-            fm_config.check_devices([target], key=key)
-    if any(t == "cuda" for t in config["distributed"]["targets"]):
-        # one GPU per rank: the largest job needs world_size of this machine's GPUs
-        top = max(config["distributed"]["world_size"])
-        fm_config.check_devices([f"cuda:{top - 1}"], key="distributed.world_size")
+    cuda = [(k, t) for k, t in fm_config.all_targets(config) if t.startswith("cuda")]
+    if cuda or "cuda" in config["distributed"]["targets"]:
+        from flopmetrics.pipeline import devices  # loads torch: only where a GPU is named
+
+        for key, target in cuda:
+            devices.check_devices([target], key=key)
+        if "cuda" in config["distributed"]["targets"]:
+            # one GPU per rank: the largest job needs world_size of this machine's GPUs
+            top = max(config["distributed"]["world_size"])
+            devices.check_devices([f"cuda:{top - 1}"], key="distributed.world_size")
 
 FIGURES = figure_registry.enabled(config)
 
@@ -82,19 +87,19 @@ def distributed_resources():
     )[key]
     res["cpus_per_task"] = lambda wc: 4 * int(wc.world_size)
     # timeouts change no measurement: as resources, an edit reruns nothing (params would)
-    for timeout in sweeps.TIMEOUTS:
+    for timeout in flopmetrics.jobs.params.TIMEOUTS:
         res[timeout] = math.ceil(config["distributed"][timeout])
     return res
 
 
 def job_params(experiment):
     """The `params:` of a profiling job: one shape for every experiment (flopmetrics.jobs.spec)."""
-    return lambda wc: sweeps.job_params(config, experiment, wc)
+    return lambda wc: flopmetrics.jobs.params.job_params(config, experiment, wc)
 
 
 def library(*modules, alone=()):
     """The package files a cheap rule's work runs (modules and what they import): inputs, so a
-    library edit makes that rule stale. Profiling jobs do not list them (see flopmetrics.workflow.code).
+    library edit makes that rule stale. Profiling jobs do not list them (see flopmetrics.pipeline.code).
     """
     return code.sources(*modules, alone=alone)
 

@@ -16,7 +16,7 @@ rule profile_distributed:
     resources:
         **distributed_resources(),
     params:
-        job=lambda wc: sweeps.distributed_params(config, wc),
+        job=lambda wc: flopmetrics.jobs.params.distributed_params(config, wc),
     script:
         "../scripts/profile_distributed.py"
 

@@ -9,7 +9,7 @@ for fig in FIGURES:
         input:
             **figure_inputs(fig),
             code=library(
-                fig.draw.__module__,
+                fig.module,
                 "flopmetrics.jobs.output",
                 alone=("flopmetrics.figures.registry",),
             ),

@@ -2,8 +2,8 @@
 import pandas as pd
 
 from flopmetrics.analysis import co2e
-from flopmetrics.jobs.output import write_csv, write_parquet
 from flopmetrics.jobs.log import logged
+from flopmetrics.jobs.output import write_csv, write_parquet
 
 with logged(snakemake.log[0]):
     s = snakemake.params.settings

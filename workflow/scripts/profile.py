@@ -10,7 +10,7 @@ assert len(specs) == len(snakemake.output.tables) == len(snakemake.output.traces
 
 
 def done(i, rows, trace):
-    # the params' workloads and the rule's outputs are expanded in the same order (sweeps.job_params)
+    # the params' workloads and the rule's outputs are expanded in the same order (jobs.params.job_params)
     write_parquet(trace, snakemake.output.traces[i])
     write_parquet(rows, snakemake.output.tables[i])  # last: its presence means it finished
 

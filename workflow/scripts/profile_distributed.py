@@ -2,7 +2,7 @@
 # torchrun) -> atomic parquet files: the ranks' traces, windows and rows, then the node's rows.
 from flopmetrics.distributed.launch import job
 from flopmetrics.jobs.log import logged
-from flopmetrics.workflow.sweeps import TIMEOUTS
+from flopmetrics.jobs.params import TIMEOUTS
 
 with logged(snakemake.log[0]):
     out = snakemake.output

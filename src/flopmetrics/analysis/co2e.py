@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..flops.model import pass_flops
-from ..workloads.models import resolve
+from ..energy import datasheet
+from ..flops.causal_lm import pass_flops
+from ..flops.models import resolve
 from .merge import with_single, without_ranks
 
 J_PER_KWH = 3.6e6
@@ -28,16 +29,12 @@ def workload_flops(
 
 def gpu_label(gpu: str) -> str:
     """The datasheet label of a GPU label or variant key (``h100_sxm`` -> ``h100``)."""
-    from ..energy import datasheet
-
     return datasheet.table()[gpu].label if gpu in datasheet.table() else gpu
 
 
 def datasheet_limit(label: str, precision: str) -> float:
     """The most FLOPs per Joule any datasheet variant of ``label`` allows in ``precision`` (peak /
     TDP): FLOPs divided by it is a lower bound on energy."""
-    from ..energy import datasheet
-
     return datasheet.most_lenient(label, precision).max_flops_per_joule(precision)
 
 

@@ -8,18 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..contracts.errors import MergeError
+from ..contracts.paths import RAW, pattern
+from ..contracts.vocabulary import NODE_RANK, REQUIRED_COLUMNS, SINGLE
 from ..energy import datasheet, gates
 
 # column -> the column that holds its value now (config/README.md, "Renamed keys and columns")
 RENAMED_COLUMNS = {"dtype": "precision"}
 TORCH_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
-
-
-class MergeError(ValueError):
-    """A per-job file that cannot be merged as it is; the message names the file."""
-
-
-SINGLE = {"world_size": 1, "strategy": "none", "scaling": "none"}  # a job on one device
 
 
 def with_single(df: pd.DataFrame) -> pd.DataFrame:
@@ -33,10 +29,7 @@ def with_single(df: pd.DataFrame) -> pd.DataFrame:
 
 def without_ranks(df: pd.DataFrame) -> pd.DataFrame:
     """One row per run and pass: one-device rows and distributed jobs' node rows, not their ranks'."""
-    return df[df["rank"].isna() | df["rank"].eq(gates.NODE_RANK)] if "rank" in df else df
-
-
-REQUIRED = ("workload", "pass", "precision", "status", "gpu_label")
+    return df[df["rank"].isna() | df["rank"].eq(NODE_RANK)] if "rank" in df else df
 
 
 def read_job_table(path) -> pd.DataFrame:
@@ -54,7 +47,7 @@ def read_job_table(path) -> pd.DataFrame:
         ) from None
     if df.empty:
         return df
-    missing = [c for c in REQUIRED if c not in df]
+    missing = [c for c in REQUIRED_COLUMNS if c not in df]
     if missing:
         raise MergeError(f"{path}: not a flopmetrics per-job table: columns {missing} are missing")
     for old, new in RENAMED_COLUMNS.items():
@@ -78,13 +71,10 @@ def read_job_table(path) -> pd.DataFrame:
 
 def path_identity(path) -> dict[str, str]:
     """The wildcard values a per-job path names ({} where it follows no known template)."""
-    from ..workflow.paths import RAW, pattern
-
     text = str(Path(path).as_posix())
     for template in RAW.values():
-        tail = template.removeprefix(
-            "results/"
-        )  # raw/<experiment>/...: also under a reference folder
+        # raw/<experiment>/...: also under a reference folder
+        tail = template.removeprefix("results/")
         m = pattern(tail).search(text)
         if m and text.endswith(m.group(0)) and (m.start() == 0 or text[m.start() - 1] == "/"):
             return m.groupdict()

@@ -19,7 +19,7 @@ import math
 
 import pandas as pd
 
-from ..energy.gates import NODE_RANK
+from ..contracts.vocabulary import NODE_RANK
 
 KEYS = ["source", "gpu_label", "model", "precision", "seq_len", "rank_batch_size", "strategy"]
 COLUMNS = [

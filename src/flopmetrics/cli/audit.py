@@ -11,6 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
+from ..analysis.thesis import files
+from ..energy import datasheet, gates
+
 PHYSICS = ("peak_flops", "flops_per_joule", "power")
 CSV_COLUMNS = ("flops", "energy_j", "time_s", "gpu", "precision")
 
@@ -24,9 +29,6 @@ def add(sub) -> None:
 
 
 def read_csv(path: Path):
-    import pandas as pd
-
-    from ..energy import datasheet, gates
 
     df = pd.read_csv(path)
     missing = [c for c in CSV_COLUMNS if c not in df]
@@ -49,10 +51,6 @@ def read_csv(path: Path):
 
 
 def read(path: Path):
-    import pandas as pd
-
-    from ..analysis.thesis import files
-    from ..energy import gates
 
     if path.suffix == ".parquet":
         df = gates.apply(pd.read_parquet(path))

@@ -8,6 +8,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import torch
+
+from ..contracts.errors import MeterError
+from ..energy.cpu import RaplMeter
+from ..energy.nvml import NvmlGpu, NvmlUnavailable, load_nvml
+
 
 def add(sub) -> None:
     p = sub.add_parser(
@@ -32,9 +38,6 @@ def _tool(cmd: list[str]) -> tuple[bool, str]:
 
 
 def gpus() -> list[dict]:
-    import torch
-
-    from ..energy.nvml import NvmlGpu, NvmlUnavailable, load_nvml
 
     if not torch.cuda.is_available():
         return []
@@ -84,10 +87,6 @@ def ncu_permission() -> str:
 
 
 def facts() -> dict:
-    import torch
-
-    from ..energy.cpu import RaplMeter
-    from ..energy.windows import MeterError
 
     try:
         RaplMeter()

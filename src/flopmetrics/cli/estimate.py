@@ -14,6 +14,12 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
+
+from ..analysis.co2e import estimate, gpu_label
+from ..contracts.schema import defaults
+from ..energy import datasheet
+
 CALIBRATION = "results/calibration/calibration.parquet"
 MEASURED = "results/merged/energy.parquet"
 
@@ -61,11 +67,6 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    import pandas as pd
-
-    from ..analysis.co2e import estimate, gpu_label
-    from ..energy import datasheet
-    from ..workflow.schema import defaults
 
     datasheet.most_lenient(
         gpu_label(args.gpu), args.precision

@@ -15,6 +15,14 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
+import torch
+
+from ..contracts.schema import defaults
+from ..energy.windows import Monitor
+from ..jobs.output import write_parquet
+from ..jobs.provenance import collect
+
 
 def add(sub) -> None:
     p = sub.add_parser(
@@ -44,7 +52,6 @@ def add(sub) -> None:
 def devices(asked: list[str] | None) -> list[str]:
     if asked:
         return asked
-    import torch
 
     return [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"]
 
@@ -73,8 +80,6 @@ def row(device: str, monitor, idle, window, command: list[str], code: int) -> di
 
 
 def run(args) -> int:
-    from ..energy.windows import Monitor
-    from ..workflow.schema import defaults
 
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not command:
@@ -109,11 +114,6 @@ def run(args) -> int:
             )
         )
     if args.output:
-        import pandas as pd
-
-        from ..jobs.output import write_parquet
-        from ..jobs.provenance import collect
-
         table = pd.DataFrame(
             [
                 {

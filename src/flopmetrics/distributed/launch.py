@@ -3,6 +3,7 @@ reduce their rows to the node (:mod:`flopmetrics.distributed.node`)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -15,6 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..contracts.schema import defaults
+from ..flops.models import resolve
+from ..jobs.output import write_parquet
+from ..jobs.params import TIMEOUTS, distributed_params
 from .env import with_no_multicast
 from .node import node_rows
 
@@ -115,8 +120,6 @@ def job(
     node's rows (their presence means the job finished). ``timeouts``: ``timeout_s`` (the whole
     job) and ``collective_timeout_s`` (a collective), which change no measurement and so come
     as resources, not parameters."""
-    from ..jobs.output import write_parquet
-    from ..workflow.sweeps import TIMEOUTS
 
     params = {**params, **{k: timeouts[k] for k in TIMEOUTS}}
     print(
@@ -165,11 +168,6 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m flopmetrics.distributed.launch``: one distributed job from the command line,
     measured with the schema's defaults (blocks ``distributed`` and ``energy``); ``node.parquet``,
     ``ranks.parquet``, ``windows.parquet`` and ``trace.parquet`` are written to ``--out``."""
-    import argparse
-
-    from ..workflow.schema import defaults
-    from ..workflow.sweeps import distributed_params
-    from ..workloads.models import resolve
 
     ap = argparse.ArgumentParser(
         prog="python -m flopmetrics.distributed.launch", description=main.__doc__

@@ -11,12 +11,12 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..contracts.vocabulary import NODE_RANK, derivable
 from ..energy import gates
 from ..energy.efficiency import add_efficiency
 from ..jobs.passes import derive
 from ..jobs.provenance import config_hash
 from ..jobs.stats import estimate
-from ..workloads.base import derivable
 
 # columns that differ from rank to rank and are reduced here (the rest must agree, or are dropped)
 SUMMED = (
@@ -122,8 +122,8 @@ def node_rows(ranks: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
         row.update({c: these[c].max() for c in SLOWEST if c in these})
         t, e = est["time"][p], est["energy"][p]
         row.update(
-            rank=gates.NODE_RANK,
-            local_rank=gates.NODE_RANK,
+            rank=NODE_RANK,
+            local_rank=NODE_RANK,
             device="node",
             ranks=len(these),
             gpu_uuid=",".join(these.sort_values("rank")["gpu_uuid"].astype(str)),

@@ -19,6 +19,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.distributed as dist
+from torch.distributed.fsdp import fully_shard
+from torch.nn.parallel import DistributedDataParallel
 
 from .. import workloads
 from ..energy import gates
@@ -30,8 +32,8 @@ from ..jobs.output import write_parquet
 from ..jobs.passes import measure_workload
 from ..jobs.rows import build_rows, label_trace
 from ..jobs.run import check_gpu, idle_baseline
-from ..jobs.targets import resolve_target
 from ..jobs.spec import JobSpec
+from ..jobs.targets import resolve_target
 from .env import NO_MULTICAST, check_no_multicast
 from .monitor import RankMonitor
 from .node import window_table
@@ -170,8 +172,6 @@ def check_mapping(device: str, setup) -> None:
 def wrap(workload, strategy: str, device: str) -> dict:
     """Wrap the workload's model for ``strategy``; return the steps to measure, in order."""
     if strategy == "fsdp":
-        from torch.distributed.fsdp import fully_shard
-
         for layer in workload.model.model.layers:  # one unit per decoder layer, then the rest
             fully_shard(layer)
         fully_shard(workload.model)
@@ -179,7 +179,6 @@ def wrap(workload, strategy: str, device: str) -> dict:
         workload._build_optimizer()  # over the sharded parameters
         steps = workload.steps()
         return {p: steps[p] for p in workload.passes}
-    from torch.nn.parallel import DistributedDataParallel
 
     ddp = DistributedDataParallel(
         workload.model, device_ids=[torch.device(device)] if device != "cpu" else None

@@ -1,7 +1,7 @@
 """Window energy from the GPU's energy counter, and recomputing windows from a saved trace.
 
-On an H100 the counter (Volta and newer) steps only about every 100 ms and each step is
-reported some time after the energy it holds was spent. :class:`NvmlCounterMeter` therefore
+The counter (Volta and newer) steps only about every 100 ms on the cards measured here and each
+step is reported some time after the energy it holds was spent. :class:`NvmlCounterMeter` therefore
 reads the counter *between* its steps: it interpolates the sampler's record of (step time,
 value) linearly at the window's two edges. Where the GPU runs the same work just before and
 just after the window (the guard iterations of :func:`flopmetrics.energy.windows.run_window`),
@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .windows import MeterError
+from ..contracts.errors import MeterError
 
 
 class NvmlCounterMeter:

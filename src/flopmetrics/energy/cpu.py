@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .windows import MeterError
+from ..contracts.errors import MeterError
 
 
 class RaplMeter:

@@ -33,6 +33,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..contracts.vocabulary import NODE_RANK
 from . import datasheet
 
 POWER_TOLERANCE = 1.10
@@ -63,11 +64,6 @@ def limits(row) -> tuple[float, float]:
     peak, per_j = spec.peak_flops(precision), spec.max_flops_per_joule(precision)
     # a node row sums N GPUs' FLOPs over the same time: N peaks (FLOPs/J, a ratio, is unchanged)
     return (math.nan if peak is None else peak * gpus(row)), (math.nan if per_j is None else per_j)
-
-
-NODE_RANK = (
-    -1
-)  # the ``rank`` of a distributed job's node row (its ranks' rows: 0..N-1; one device: none)
 
 
 def gpus(row) -> int:

@@ -8,8 +8,10 @@ above this edge is the same in both places.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
+import sys
 import time
 
 # clock-event (throttle) reason bits that mean the clocks were held down by power or heat;
@@ -32,7 +34,7 @@ class NvmlUnavailable(RuntimeError):
 def load_nvml():
     """Import and initialise the real bindings, or raise :class:`NvmlUnavailable` saying why."""
     try:
-        import pynvml
+        import pynvml  # optional: absent (or without a driver) on machines with no NVIDIA GPU
     except ImportError as err:
         raise NvmlUnavailable("nvidia-ml-py is not installed (pip install nvidia-ml-py)") from err
     try:
@@ -164,8 +166,8 @@ def sampling_loop(
 ) -> None:
     """Sample ``gpu`` every ``interval_s`` and, between samples, poll its energy counter every
     ``tick_poll_s`` to time its steps ("ticks"): ``on_tick(t, joules)`` gets the new value and
-    the midpoint of the two polls that bracket the change (on an H100 the counter steps every
-    ~100 ms, so a 1 ms poll times each step to +-0.5 ms). ``stop()`` ends the loop."""
+    the midpoint of the two polls that bracket the change (where the counter steps every
+    ~100 ms, a 1 ms poll times each step to +-0.5 ms). ``stop()`` ends the loop."""
     has_counter = gpu.has_energy_counter()
     next_sample = time.perf_counter()
     last_e = last_t = None
@@ -191,6 +193,7 @@ def sampling_loop(
 
 def cuda_uuid(torch_index: int) -> str:
     """The UUID of ``cuda:<torch_index>`` as NVML writes it (``GPU-...``)."""
+    # torch here only: the sampler process (this module run as a script) starts without it
     import torch
 
     uuid = str(torch.cuda.get_device_properties(torch_index).uuid)
@@ -209,8 +212,6 @@ def sample_forever(
     if module == "pynvml":
         nvml = load_nvml()
     else:  # a stand-in bindings module (tests)
-        import importlib
-
         nvml = importlib.import_module(module)
         nvml.nvmlInit()
     gpu = NvmlGpu(nvml, nvml.nvmlDeviceGetHandleByUUID(uuid))
@@ -232,8 +233,6 @@ def sample_forever(
 
 
 if __name__ == "__main__":
-    import sys
-
     sample_forever(
         sys.argv[1],
         float(sys.argv[2]),

@@ -4,13 +4,16 @@ the GPU's energy counter.
 
 It saves the raw trace of every job, integrates power over each window (a cross-check of the
 counter, see :mod:`flopmetrics.energy.counter`) and is the energy source where no counter
-exists. On an H100 the instant-power field updates only every ~100 ms and averages a shorter
-span, so its integral aliases with work that repeats near that period (measured: up to tens of
-percent per window for a load swinging between idle and full power); the counter does not.
+exists. The instant-power field updates only every ~100 ms and averages a shorter span, so its
+integral aliases with work that repeats near that period (``benchmarks/trace_aliasing_probe.py``);
+the counter does not.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import types
@@ -18,9 +21,9 @@ import types
 import numpy as np
 import pandas as pd
 
+from ..contracts.errors import MeterError
 from .counter import window_stats
 from .nvml import NvmlGpu, sampling_loop
-from .windows import MeterError
 
 SAMPLE_COLUMNS = [
     "t",
@@ -39,8 +42,8 @@ class PowerSampler:
     """Background sampler of one GPU; also a meter (trace-integrated energy per window).
 
     With ``process=True`` (the default for the real NVML bindings) sampling runs in a separate
-    process: a sampler *thread* in the measured process was measured to read the instantaneous
-    power 1-8 % low on an H100, because a thread gets the GIL mostly while the main thread
+    process: a sampler *thread* in the measured process reads the instantaneous power low,
+    because a thread gets the GIL mostly while the main thread
     waits at synchronisation points, when the GPU drains and power dips. A thread (``False``)
     remains for fakes that cannot cross a process boundary (the CPU tests).
     """
@@ -102,10 +105,6 @@ class PowerSampler:
             )
             self._thread.start()
             return self
-        import os
-        import subprocess
-        import sys
-
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self._proc = subprocess.Popen(
             [

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ..contracts.errors import MeterError
+from ..contracts.vocabulary import METERS
 from .counter import NvmlCounterMeter
 from .cpu import NullMeter, RaplMeter
 from .nvml import NvmlGpu, NvmlUnavailable, load_nvml
 from .sampler import PowerSampler
-from .windows import MeterError
-
-METERS = ("auto", "nvml", "nvml_trace", "rapl", "none")
 
 
 @dataclass(frozen=True)

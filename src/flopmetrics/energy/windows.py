@@ -28,6 +28,10 @@ from typing import Protocol
 
 import torch
 
+from ..contracts.errors import MeterError, WindowError
+from ..contracts.schema import defaults
+from .setup import EnergySettings, setup_meters
+
 
 class Meter(Protocol):
     """Something that measures over a window.
@@ -79,14 +83,6 @@ class Window:
         return self.end_s - self.start_s
 
 
-class WindowError(RuntimeError):
-    pass
-
-
-class MeterError(RuntimeError):
-    """A meter could not produce a reading (and will not make one up)."""
-
-
 class Monitor:
     """Opens and closes named, synchronized windows and collects each meter's readings.
 
@@ -110,9 +106,6 @@ class Monitor:
         else a stand-in whose energy is NaN and whose ``status`` says why. ``meter`` and
         ``sampler_hz`` default to the config schema's ``energy`` block. Close it (``close()``, or
         use it in a ``with`` block) to stop the sampler."""
-        from ..workflow.schema import defaults
-        from .setup import EnergySettings, setup_meters
-
         d = defaults("energy")
         settings = EnergySettings(
             meter or d["meter"], sampler_hz or d["sampler_hz"], d["guard_s"], d["idle_baseline_s"]

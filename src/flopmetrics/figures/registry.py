@@ -7,18 +7,21 @@ built in ``workflow/rules/figures.smk``), its config block ``figures.<name>`` in
 
 A plot function is ``draw(tables, style, wildcards) -> matplotlib Figure``: ``tables`` maps each
 input name to its DataFrame (``tables.paths`` to its file), ``style`` is the figure's config
-block, ``wildcards`` the rule's wildcards.
+block, ``wildcards`` the rule's wildcards. An entry names it as ``"<module>.<function>"`` of this
+package, imported when the figure is drawn: reading the registry (validating a config, building
+the DAG) loads no plotting library.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..workflow import paths
-from . import calibration, distributed, energy, mlp, ncu
+from ..contracts import paths
+from ..jobs.output import save_figure
 
 DPI = {"type": "integer", "minimum": 50, "default": 120}
 
@@ -26,17 +29,24 @@ DPI = {"type": "integer", "minimum": 50, "default": 120}
 @dataclass(frozen=True)
 class Figure:
     name: str  # config key figures.<name>, rule fig_<name>, caption workflow/report/<name>.rst
-    draw: Callable
+    draw: str  # "<module>.<function>" of flopmetrics.figures
     output: str  # may hold wildcards, each listed in `expand`
     inputs: Callable[[dict], dict[str, str | list]]  # config -> {name: path (or [] for none)}
     category: str
     labels: dict
-    style: dict = field(
-        default_factory=dict
-    )  # JSON-schema properties of figures.<name> (dpi added)
+    # JSON-schema properties of figures.<name> (dpi added)
+    style: dict = field(default_factory=dict)
     expand: dict = field(default_factory=dict)  # wildcard -> values
     enabled: Callable[[dict], bool] = lambda config: True
     extra_style: Callable[[dict], dict] = lambda config: {}  # style taken from other config keys
+
+    @property
+    def module(self) -> str:
+        """The plot function's module (its code is the figure's rule's input)."""
+        return f"{__package__}.{self.draw.rsplit('.', 1)[0]}"
+
+    def plot_function(self) -> Callable:
+        return getattr(importlib.import_module(self.module), self.draw.rsplit(".", 1)[1])
 
     def outputs(self) -> list[str]:
         out = [self.output]
@@ -72,7 +82,7 @@ def _ncu_enabled(config: dict) -> bool:
 FIGURES = (
     Figure(
         "mlp_pct_diff_heatmap",
-        mlp.pct_diff_heatmap,
+        "mlp.pct_diff_heatmap",
         "results/figures/mlp/pct_diff_heatmap_{mlp_pass}.png",
         _fixed(mlp=paths.MERGED_MLP),
         MLP_CATEGORY,
@@ -85,7 +95,7 @@ FIGURES = (
     ),
     Figure(
         "mlp_flops_vs_d",
-        mlp.flops_vs_d,
+        "mlp.flops_vs_d",
         "results/figures/mlp/flops_vs_d.png",
         _fixed(mlp=paths.MERGED_MLP),
         MLP_CATEGORY,
@@ -98,7 +108,7 @@ FIGURES = (
     ),
     Figure(
         "mlp_throughput_vs_intensity",
-        mlp.throughput_vs_intensity,
+        "mlp.throughput_vs_intensity",
         "results/figures/mlp/throughput_vs_intensity.png",
         _fixed(mlp=paths.MERGED_MLP),
         MLP_CATEGORY,
@@ -110,7 +120,7 @@ FIGURES = (
     ),
     Figure(
         "energy_efficiency",
-        energy.efficiency_bars,
+        "energy.efficiency_bars",
         "results/figures/energy/energy_efficiency.png",
         _fixed(energy=paths.MERGED_ENERGY),
         ENERGY_CATEGORY,
@@ -122,7 +132,7 @@ FIGURES = (
     ),
     Figure(
         "forward_vs_backward",
-        energy.forward_vs_backward,
+        "energy.forward_vs_backward",
         "results/figures/energy/forward_vs_backward.png",
         _fixed(energy=paths.MERGED_ENERGY),
         ENERGY_CATEGORY,
@@ -130,7 +140,7 @@ FIGURES = (
     ),
     Figure(
         "efficiency_vs_seq_len",
-        energy.efficiency_vs_seq_len,
+        "energy.efficiency_vs_seq_len",
         "results/figures/energy/efficiency_vs_seq_len.png",
         _fixed(energy=paths.MERGED_ENERGY),
         ENERGY_CATEGORY,
@@ -157,7 +167,7 @@ FIGURES = (
     ),
     Figure(
         "power_trace",
-        energy.power_trace,
+        "energy.power_trace",
         "results/figures/energy/power_trace.png",
         lambda config: {"trace": config["figures"]["power_trace"]["trace"] or []},
         ENERGY_CATEGORY,
@@ -166,7 +176,7 @@ FIGURES = (
     ),
     Figure(
         "calibration_parity",
-        calibration.calibration_parity,
+        "calibration.calibration_parity",
         "results/figures/energy/calibration_parity.png",
         _fixed(fits=paths.CALIBRATION, predictions=paths.PREDICTIONS),
         CALIBRATION_CATEGORY,
@@ -174,7 +184,7 @@ FIGURES = (
     ),
     Figure(
         "co2e",
-        calibration.co2e_bars,
+        "calibration.co2e_bars",
         "results/figures/energy/co2e.png",
         _fixed(co2e=paths.CO2E),
         CALIBRATION_CATEGORY,
@@ -182,7 +192,7 @@ FIGURES = (
     ),
     Figure(
         "ncu_flops_by_class",
-        ncu.flops_by_class,
+        "ncu.flops_by_class",
         "results/figures/ncu/flops_by_class.png",
         _fixed(launches=paths.MERGED_NCU),
         NCU_CATEGORY,
@@ -191,7 +201,7 @@ FIGURES = (
     ),
     Figure(
         "ncu_gap_heatmap",
-        ncu.gap_heatmap,
+        "ncu.gap_heatmap",
         "results/figures/ncu/gap_heatmap.png",
         _fixed(gap=paths.NCU_GAP),
         NCU_CATEGORY,
@@ -209,7 +219,7 @@ FIGURES = (
     ),
     Figure(
         "ncu_parity",
-        ncu.parity,
+        "ncu.parity",
         "results/figures/ncu/parity.png",
         _fixed(gap=paths.NCU_GAP),
         NCU_CATEGORY,
@@ -218,7 +228,7 @@ FIGURES = (
     ),
     Figure(
         "distributed_scaling",
-        distributed.scaling,
+        "distributed.scaling",
         "results/figures/energy/distributed_scaling.png",
         _fixed(scaling=paths.SCALING),
         ENERGY_CATEGORY,
@@ -226,7 +236,7 @@ FIGURES = (
     ),
     Figure(
         "thesis_vs_ours",
-        energy.thesis_vs_ours,
+        "energy.thesis_vs_ours",
         "results/figures/energy/thesis_vs_ours.png",
         _fixed(thesis=paths.MERGED_THESIS, energy=paths.MERGED_ENERGY),
         ENERGY_CATEGORY,
@@ -269,7 +279,5 @@ class Tables(dict):
 
 def render(name: str, inputs: dict[str, str], style: dict, wildcards: dict, output: str) -> None:
     """Draw figure ``name`` from its input files and save it atomically to ``output``."""
-    from ..jobs.output import save_figure
-
-    fig = BY_NAME[name].draw(Tables(inputs), style, wildcards)
+    fig = BY_NAME[name].plot_function()(Tables(inputs), style, wildcards)
     save_figure(fig, output, dpi=style["dpi"], bbox_inches="tight")

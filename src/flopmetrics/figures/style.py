@@ -9,6 +9,9 @@ matplotlib.use("Agg")  # headless: jobs and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from ..contracts.vocabulary import PASSES, PRECISIONS  # noqa: E402
 
 __all__ = [
     "plt",
@@ -22,14 +25,11 @@ __all__ = [
     "gpu_label",
 ]
 
-PASS_ORDER = ["forward", "forward_train", "backward", "forward_backward", "optimizer", "train_step"]
-PRECISIONS = ["fp32", "tf32", "fp16", "bf16", "fp16-mixed", "bf16-mixed"]
+PASS_ORDER = list(PASSES)
 
 
 def precision_colors() -> dict[str, tuple]:
     """One colour per precision, the same in every figure (colourblind-safe)."""
-    import seaborn as sns
-
     return dict(zip(PRECISIONS, sns.color_palette("colorblind", len(PRECISIONS))))
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+import torch.profiler as tp
 from torch.utils import flop_counter as fc
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -117,8 +118,6 @@ def count_flops(fn: Callable[[], object]) -> FlopCount:
 
 def profiler_flops(fn: Callable[[], object]) -> int:
     """FLOPs reported by ``torch.profiler`` with ``with_flops=True`` (the thesis's counter)."""
-    import torch.profiler as tp
-
     activities = [tp.ProfilerActivity.CPU]
     if torch.cuda.is_available():
         activities.append(tp.ProfilerActivity.CUDA)

@@ -5,8 +5,8 @@ profiler's own cost never enters an energy reading.
 NCCL kernels of DDP run on their own stream beside the backward's compute, and a rank that
 reaches a collective first waits inside its kernel for the others: their time is how long
 communication occupied the GPU, waiting included, not how long it delayed the step (that is
-what the energy and time of ``communication`` say). On one H200 pair (host E, 2026-11-28) a
-DDP train step held 25 ms of NCCL kernels on one rank and 32 ms on the other."""
+what the energy and time of ``communication`` say), and it differs between the ranks of one
+step."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 import torch
+from torch.profiler import ProfilerActivity
+from torch.profiler import profile as torch_profile
 
 NCCL = "nccl"  # every NCCL device kernel's name starts with it (ncclDevKernel_..., ncclKernel_...)
 
@@ -45,8 +47,6 @@ def kernel_ms(trace_events: list[dict]) -> dict[str, float]:
 def _profiled(step, iterations: int, device: str) -> tuple[list[dict], float]:
     """The Chrome-trace events of ``iterations`` back-to-back iterations of ``step`` under
     ``torch.profiler`` (GPU activity), and their wall time in seconds."""
-    from torch.profiler import ProfilerActivity, profile as torch_profile
-
     torch.cuda.synchronize(device)
     with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
         start = time.perf_counter()

@@ -3,13 +3,12 @@ holds the GPU up.
 
 An eager pass is launch-bound when the host issues its kernels more slowly than the GPU runs
 them: the GPU then idles between kernels and the pass's time and energy follow the host's speed
-from window to window (on one H200 host an eager bf16 forward at 256 tokens took 12.4 to 20.7 ms
-at an unchanged SM clock, 4.7 % energy CV over 1 s windows; replayed, 0.6 %). A GPU-bound pass
-loses nothing eager, and its graph would cost a capture.
+from window to window, at an unchanged SM clock. A GPU-bound pass loses nothing eager, and its
+graph would cost a capture. (The measurements behind every threshold here: ``docs/benchmarks.md``,
+"`launch: auto`".)
 
-The configuration is judged by its forward, its cheapest pass to check: on an H200
-(2026-11-28, every pass checked; ``docs/benchmarks.md``) the other passes of a configuration
-idled 0.5 to 1.6 times as much as its forward. Cheaply first: after one iteration from a
+The configuration is judged by its forward, its cheapest pass to check (the other passes of a
+configuration idle about as much as its forward). Cheaply first: after one iteration from a
 synchronized, idle GPU, the GPU can have idled at most while the host was still issuing, so
 where issuing took at most ``AUTO_IDLE`` of the iteration the configuration is GPU-bound.
 Otherwise two back-to-back iterations under ``torch.profiler`` say how much of the time no
@@ -17,14 +16,12 @@ kernel ran. Above ``AUTO_IDLE`` every pass that can be captured is replayed, so 
 passes (``backward`` = ``forward_backward`` - ``forward_train``) subtract like from like.
 
 Where issuing took at least ``AUTO_ISSUE`` (half) of the iteration, the passes are replayed
-without the profiler: on one H200 (2026-11-28) every forward issued that slowly idled 6 to 60 %
-(profiled), and a replay that was not needed costs only its capture, for it runs eager's kernels
+without the profiler (every forward issued that slowly was found idle for a large share of its
+time), and a replay that was not needed costs only its capture, for it runs eager's kernels
 (``tests/test_gpu_real.py``). The profiler's first start in a job costs seconds.
 
-``AUTO_IDLE`` is 3 %: on one H200 (2026-11-28) an fp32 forward at 256 tokens idled 3.7 % of its
-time (transformers syncs with the host at the start of every forward) and its 1 s windows
-scattered by 1.0-1.4 % (CV) over repeats, above the 1 % the campaign asks for, while passes
-idling at most 1.1 % scattered at most 0.6 %.
+``AUTO_IDLE`` is 3 %: passes that idle more than that scatter over 1 % (CV) between 1 s windows,
+the target of the thesis sweep, and those idling less do not.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 
@@ -58,8 +59,6 @@ def logged(log_path: str):
                 try:
                     yield
                 except BaseException:
-                    import traceback
-
                     traceback.print_exc(file=stamped)
                     raise
         finally:

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ..contracts.vocabulary import DerivedPass
 from ..energy.windows import Monitor, Window, edge_covered, lead_in, run_for, run_window
-from ..workloads.base import DerivedPass
 from . import launch
 from .stats import Estimate, estimate
 
@@ -319,8 +319,8 @@ def warmed_lead_in(
 
     One iteration is timed, then leading guards (:func:`~flopmetrics.energy.windows.lead_in`) run
     until one's rate agrees with what ran just before it within ``tolerance``: the last warm-up
-    iteration is the lead-in itself, one iteration less per pass than a warm-up followed by a lead-in
-    (1.4 s of an fp32 forward_backward at 1024 tokens on an H200). First use (kernel selection,
+    iteration is the lead-in itself, one iteration less per pass than a warm-up followed by a lead-in.
+    First use (kernel selection,
     the allocator's growth) is paid before: a job's FLOP count has run every pass once, a
     replayed pass's capture one eager iteration. At most ``max_iterations`` tries, the timed
     iteration included (none, and only a lead-in, where it is 0)."""

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..contracts.vocabulary import derivable
 from ..energy.efficiency import add_efficiency
 from ..energy.nvml import throttle_names
-from ..workloads.base import derivable
 from .passes import derive, per_iteration
 from .stats import Estimate, estimate
 

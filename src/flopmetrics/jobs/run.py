@@ -20,7 +20,7 @@ from .. import workloads
 from ..energy import datasheet, gates
 from ..energy.setup import setup_meters
 from ..energy.windows import Monitor, Window
-from ..workloads.models import resolve as resolve_model
+from ..flops.models import resolve as resolve_model
 from . import provenance
 from .passes import measure_workload, stderr_progress
 from .rows import build_rows, label_trace
@@ -123,7 +123,7 @@ def _measure(spec, device, gpu, setup, monitor, idle, guard_s, sized, say, held:
             counted = workload.counted()
             analytic_cols = workload.analytic()
             profiled = workload.profiled() if m.profiler_flops else {}
-            # what a configuration costs before its first window (issue 15: where GPU time goes)
+            # what a configuration costs before its first window: where GPU time goes
             say(
                 f"workload built in {built - start:.1f} s, FLOPs counted in {time.perf_counter() - built:.1f} s"
             )

@@ -1,6 +1,6 @@
 """One job-parameter shape for every profiling job.
 
-The workflow builds it from the config (:func:`flopmetrics.workflow.sweeps.job_params`) and
+The workflow builds it from the config (:func:`flopmetrics.jobs.params.job_params`) and
 passes it to the job through ``params:``; the job reads it back with :meth:`JobSpec.batch`, one
 :class:`JobSpec` per configuration it measures. Nothing here has a default: every value comes
 from the validated config, whose schema holds the defaults.
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..contracts.vocabulary import LAUNCHES
 from ..energy.setup import EnergySettings
 
 EXPERIMENTS = ("mlp", "llm", "matmul")
-LAUNCHES = ("eager", "cuda_graph", "auto")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from ..energy.windows import Monitor
+from ..flops.counted import count_flops
 from ..workloads.base import finite_check
 from .passes import PassSpec, measure_passes, per_iteration, stderr_progress
 from .stats import Estimate
@@ -94,8 +95,6 @@ def measure(
     """Measure ``step`` (one iteration of one's own work; what it returns is checked for finite
     values) on ``device``. ``flops``: per iteration, counted with ``FlopCounterMode`` when None."""
     if flops is None:
-        from ..flops.counted import count_flops
-
         flops = float(count_flops(step).total)
     own = monitor is None
     monitor = Monitor.for_device(device) if own else monitor

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import re
 
+from ..contracts.errors import TargetError
 from ..energy import datasheet
 
 CUDA = re.compile(r"^cuda(:\d+)?$")
-
-
-class TargetError(ValueError):
-    pass
 
 
 def resolve_target(target: str, run_on_cpu: bool = False) -> tuple[str, str | None]:

@@ -22,6 +22,7 @@ import time
 import torch
 
 from ..flops.counted import count_flops
+from ..flops.models import build_causal_lm, resolve
 from ..workloads.mlp import build_mlp
 from ..workloads.precision import get_precision, matmul_precision, parse_precision
 from .metrics import MARKER
@@ -76,7 +77,6 @@ def gemm_passes(mm: int, nn: int, kk: int, precision: str, device: str):
 def llm_passes(
     model_name: str, layers: int, batch: int, seq: int, precision: str, device: str, counted: dict
 ):
-    from ..workloads.models import build_causal_lm, resolve
 
     _, fields = resolve(model_name)
     fields = {**fields, "num_hidden_layers": layers} if layers else fields

@@ -29,12 +29,14 @@ judged run's own kernels or counts.
 
 from __future__ import annotations
 
-from collections import Counter
 import math
 import re
+from collections import Counter
 
 import numpy as np
 import pandas as pd
+
+from ..flops import analytic
 
 TILES = (8, 16, 24, 32, 40, 48, 64, 96, 112, 128, 160, 192, 256, 320)
 ELEMENTWISE = ("elementwise", "setup", "other")
@@ -329,7 +331,6 @@ def held_out_errors(launches: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
     backward, judged out of fold twice (``split``: ``config``, its shape known from other depths
     where measured; ``shape``, no depth of its shape seen), with the prediction, its ``basis``,
     the percent error, the ``fold`` and the analytic FLOPs."""
-    from ..flops import analytic
 
     out = []
     mlp = (

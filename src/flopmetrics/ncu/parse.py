@@ -16,6 +16,7 @@ A metric the input does not have is NaN in its FLOP columns, never 0.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -215,7 +216,6 @@ def read_thesis_raw(directory: str | Path) -> pd.DataFrame:
 def read_runs(directory: str | Path) -> pd.DataFrame:
     """Every ``<run>.csv.gz`` under ``directory`` with its manifest ``<run>.json``: launches in our
     schema, with ``run``, ``precision`` and, for MLP passes, ``n``, ``d``, ``m``."""
-    import json
 
     out = []
     for csv in sorted(Path(directory).glob("*.csv.gz")):

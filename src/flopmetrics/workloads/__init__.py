@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from ..flops.models import resolve
+from .causal_lm import CausalLMWorkload
+from .matmul import MatmulWorkload
+from .mlp import MLPWorkload
+
 
 def build(experiment: str, device: str, precision: str, workload: dict, seed: int, previous=None):
     """The workload of one configuration: ``workload`` is the spec's experiment-specific part.
     ``previous``: the workload this job built before; a causal LM that differs only in batch size
     and sequence length is resized rather than built again."""
     if experiment == "mlp":
-        from .mlp import MLPWorkload
-
         return MLPWorkload(
             device,
             precision,
@@ -20,9 +23,6 @@ def build(experiment: str, device: str, precision: str, workload: dict, seed: in
             passes=("forward", "forward_train", "forward_backward"),
         )
     if experiment == "llm":
-        from .causal_lm import CausalLMWorkload
-        from .models import resolve
-
         name, fields = resolve(workload["model"])
         same = (
             name,
@@ -64,7 +64,5 @@ def build(experiment: str, device: str, precision: str, workload: dict, seed: in
             attention_convention=workload["attention_flops"],
         )
     if experiment == "matmul":
-        from .matmul import MatmulWorkload
-
         return MatmulWorkload(device, precision, workload["size"], seed)
     raise ValueError(f"unknown experiment {experiment!r}")

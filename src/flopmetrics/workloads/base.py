@@ -19,30 +19,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
+from ..contracts.vocabulary import DIRECT_PASSES
 from ..flops import transformer
 from ..flops.counted import count_flops, profiler_flops
 from . import graphs
 from .precision import adamw_eps, get_precision, matmul_precision, parse_precision
-
-
-@dataclass(frozen=True)
-class DerivedPass:
-    """A pass that cannot run alone, measured as ``minuend - subtrahend`` per iteration."""
-
-    name: str
-    minuend: str
-    subtrahend: str
-
-
-DERIVED_PASSES = {
-    "backward": DerivedPass("backward", "forward_backward", "forward_train"),
-    "optimizer": DerivedPass("optimizer", "train_step", "forward_backward"),
-    "communication": DerivedPass("communication", "forward_backward", "forward_backward_local"),
-}
 
 
 def finite_check(tensors, names) -> Callable[[], tuple[bool, str]]:
@@ -58,10 +42,6 @@ def finite_check(tensors, names) -> Callable[[], tuple[bool, str]]:
         return False, names[int((~ok).nonzero()[0])]
 
     return result
-
-
-def derivable(direct: tuple[str, ...]) -> list[DerivedPass]:
-    return [d for d in DERIVED_PASSES.values() if d.minuend in direct and d.subtrahend in direct]
 
 
 class Workload:
@@ -138,7 +118,7 @@ class Workload:
 class TrainableWorkload(Workload):
     """Shared pass logic for models with parameters, a loss and an AdamW optimizer."""
 
-    passes = ("forward", "forward_train", "forward_backward", "train_step")
+    passes = DIRECT_PASSES
 
     def __init__(self, device, precision, passes=None):
         super().__init__(device, precision)

@@ -7,10 +7,11 @@ import copy
 
 import torch
 
+from ..contracts.errors import ModelConfigError
 from ..flops import transformer
+from ..flops.models import build_causal_lm, hf_config, transformer_shape
 from . import graphs
 from .base import TrainableWorkload
-from .models import ModelConfigError, build_causal_lm, hf_config, transformer_shape
 
 
 class CausalLMWorkload(TrainableWorkload):

@@ -2,8 +2,7 @@
 
 An eager pass launches each kernel from Python. Where launching is slower than the GPU (a
 1B-parameter model at batch 8 and 256 tokens in 16-bit), the GPU waits between kernels and the
-pass's time and energy follow the host's speed: on one H200 host a forward varied from 12.4 to
-20 ms per iteration between 1 s windows at an unchanged SM clock, 5 % in energy
+pass's time and energy follow the host's speed, which varies between windows
 (``benchmarks/host_jitter.py``, ``docs/benchmarks.md``). A graph replays the same kernels with
 one launch, so what is measured is the GPU's own work.
 """
@@ -56,9 +55,10 @@ def unmasked_sdpa(model) -> Iterator[None]:
 
     Eager, transformers checks on the host that the inputs hold no packed sequences and then
     lets SDPA apply causality itself. Under graph capture it cannot read a tensor, so it
-    builds a mask instead: other kernels (on an H200, cuDNN's masked attention at 2.8x the
-    time of its causal one, plus mask copies; ``benchmarks/graph_kernels.py``). Our inputs
+    builds a mask instead, and other, slower kernels run (masked attention, mask copies;
+    ``benchmarks/graph_kernels.py``). Our inputs
     are never padded or packed, so the unmasked call is the eager one."""
+    # late: transformers takes seconds to import; workloads that are no HF model never need it
     from transformers import AttentionInterface
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 

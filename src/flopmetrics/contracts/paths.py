@@ -1,14 +1,17 @@
-"""Output path templates of the profiling rules, written once: the rules use them as outputs and
-the sweeps fill them in to list every job's files."""
+"""Where results go: the output path templates of the profiling rules and the merged tables,
+written once; the rules use them as outputs and the sweeps fill them in to list every job's
+files."""
 
 from __future__ import annotations
 
 import re
 
+from .vocabulary import PRECISIONS, SCALINGS, STRATEGIES
+
 # the wildcards' patterns, shared with the rules (workflow/rules/common.smk)
 WILDCARDS = {
     "target": r"[a-z0-9_:]+",
-    "precision": "fp32|tf32|fp16|bf16|fp16-mixed|bf16-mixed",
+    "precision": "|".join(PRECISIONS),
     "model": r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     "n": r"\d+",
     "d": r"\d+",
@@ -16,8 +19,8 @@ WILDCARDS = {
     "batch_size": r"\d+",
     "seq_len": r"\d+",
     "size": r"\d+",
-    "strategy": "ddp|fsdp",
-    "scaling": "weak|strong",
+    "strategy": "|".join(STRATEGIES),
+    "scaling": "|".join(SCALINGS),
     "world_size": r"\d+",
 }
 

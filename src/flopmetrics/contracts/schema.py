@@ -1,11 +1,12 @@
 """The config schema in the package (``data/config.schema.yaml``): the one place defaults live,
-for the workflow, the API and the command alike. Reading a block's defaults here imports nothing
-of the figures, so measuring code that needs a default does not depend on plotting code."""
+for the workflow, the API and the command alike. The figure blocks are not in the file: the
+pipeline adds them from the figure registry (:func:`flopmetrics.pipeline.config.load_schema`)."""
 
 from __future__ import annotations
 
 import copy
 from importlib import resources
+from pathlib import Path
 
 import jsonschema
 import jsonschema.validators
@@ -30,6 +31,11 @@ FillingValidator = jsonschema.validators.extend(
 
 def packaged_text() -> str:
     return resources.files("flopmetrics").joinpath("data/config.schema.yaml").read_text()
+
+
+def load(path: str | Path | None = None) -> dict:
+    """The schema at ``path``, by default the packaged one (its ``figures`` block still empty)."""
+    return yaml.safe_load(Path(path).read_text() if path else packaged_text())
 
 
 def defaults(block: str) -> dict:

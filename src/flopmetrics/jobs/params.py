@@ -1,12 +1,12 @@
-"""Expand the config's sweeps into jobs, and build each job's parameters (the one shape of
-:mod:`flopmetrics.jobs.spec`) from the config and its wildcards."""
+"""A profiling job's parameters, built from the config and the job's wildcards: the one shape
+:class:`flopmetrics.jobs.spec.JobSpec` reads back, which reaches the job through ``params:`` (so
+editing a value reruns exactly the jobs that use it)."""
 
 from __future__ import annotations
 
 import itertools
 
-from ..workloads.models import resolve
-from . import paths
+from ..flops.models import resolve
 
 # config keys of an experiment that say how to measure (the rest say what to build)
 MEASURE_KEYS = (
@@ -21,69 +21,6 @@ MEASURE_KEYS = (
 )
 ENERGY_KEYS = ("meter", "sampler_hz", "guard_s", "idle_baseline_s")
 GPU_ONLY_ENERGY_KEYS = ("sampler_hz", "guard_s")  # no sampler and no guards on a CPU
-
-
-def grid(config: dict, experiment: str) -> list[dict]:
-    """Wildcard values of every job of ``experiment`` (mlp, llm, matmul), in a stable order."""
-    if experiment == "mlp":
-        mlp = config["mlp"]
-        return [
-            {"target": t, "precision": p, "n": n, "d": d, "m": m}
-            for t, p, n, d, m in itertools.product(
-                mlp["targets"], mlp["precisions"], mlp["n"], mlp["d"], mlp["m"]
-            )
-        ]
-    if experiment == "llm":
-        llm = config["llm"]
-        names = [resolve(s)[0] for s in llm["models"]]
-        return [
-            {"target": t, "model": mo, "precision": p, "batch_size": b, "seq_len": s}
-            for t, mo, p, b, s in itertools.product(
-                llm["targets"], names, llm["precisions"], llm["batch_size"], llm["seq_len"]
-            )
-        ]
-    if experiment == "distributed":
-        ds = config["distributed"]
-        names = [resolve(s)[0] for s in ds["models"]]
-        keys = (
-            "target",
-            "model",
-            "precision",
-            "strategy",
-            "scaling",
-            "world_size",
-            "batch_size",
-            "seq_len",
-        )
-        return [
-            dict(zip(keys, v))
-            for v in itertools.product(
-                ds["targets"],
-                names,
-                ds["precisions"],
-                ds["strategy"],
-                ds["scaling"],
-                ds["world_size"],
-                ds["batch_size"],
-                ds["seq_len"],
-            )
-        ]
-    if experiment == "matmul":
-        mm = config["matmul"]
-        return [
-            {"target": t, "precision": p, "size": n}
-            for t, p, n in itertools.product(mm["targets"], mm["precisions"], mm["sizes"])
-        ]
-    raise ValueError(f"unknown experiment {experiment!r}")
-
-
-def raw_files(config: dict, experiment: str) -> list[str]:
-    return [paths.RAW[experiment].format(**w) for w in grid(config, experiment)]
-
-
-def ranks_files(config: dict) -> list[str]:
-    """The per-rank tables of every distributed job."""
-    return [paths.RANKS.format(**w) for w in grid(config, "distributed")]
 
 
 def model_specs(config: dict, experiment: str = "llm") -> dict:
@@ -104,7 +41,7 @@ def configurations(config: dict, experiment: str) -> list[dict]:
     """What one job of ``experiment`` measures, in the one order both its outputs and its params'
     workloads follow: the product of its size lists; a causal LM job's also spans the precisions
     (precision first, so the model is built once per precision): each job process pays its start,
-    transformers' import (8-14 s on the H200 hosts, ``benchmarks/first_use.py``) and first use once."""
+    transformers' import (``benchmarks/first_use.py``) and first use once."""
     section = config[experiment]
     if experiment == "mlp":
         lists = {k: section[k] for k in ("n", "d", "m")}
@@ -117,15 +54,6 @@ def configurations(config: dict, experiment: str) -> list[dict]:
     else:
         lists = {"size": section["sizes"]}
     return [dict(zip(lists, v)) for v in itertools.product(*lists.values())]
-
-
-def job_outputs(config: dict, experiment: str, kind: str) -> list[str]:
-    """A profiling rule's outputs (``kind``: RAW or TRACE): one file per configuration, the job's
-    own wildcards (:data:`~flopmetrics.workflow.paths.JOB_WILDCARDS`) left in place."""
-    template = getattr(paths, kind)[experiment]
-    for w in paths.JOB_WILDCARDS[experiment]:
-        template = template.replace("{%s}" % w, "{{%s}}" % w)
-    return [template.format(**c) for c in configurations(config, experiment)]
 
 
 def job_params(config: dict, experiment: str, wildcards) -> dict:

@@ -13,7 +13,11 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
+import torch
+
 from . import transformer
+from .counted import count_flops
+from .models import build_causal_lm, summary
 
 PASSES = ("forward", "forward_train", "backward", "forward_backward", "optimizer", "train_step")
 FUSED = ("fp16", "bf16")  # precisions whose attention runs on fused kernels on GPUs
@@ -22,11 +26,6 @@ FUSED = ("fp16", "bf16")  # precisions whose attention runs on fused kernels on 
 @lru_cache(maxsize=64)
 def _counted(blob: str, batch: int, seq: int) -> tuple[int, int, int, int]:
     """(forward, forward+backward with attention backward at 2x, parameters, forward attention)."""
-    import torch
-
-    from ..workloads.models import build_causal_lm
-    from .counted import count_flops
-
     model = build_causal_lm(json.loads(blob), "sdpa", "meta")
     ids = torch.zeros(batch, seq, dtype=torch.long, device="meta")
     forward = count_flops(lambda: model(input_ids=ids, labels=ids).loss)
@@ -47,8 +46,6 @@ def _key(fields: dict) -> str:
 
 def parameters(fields: dict) -> int:
     """Parameters of the model ``fields`` builds (tied weights once), from its meta-device build."""
-    from ..workloads.models import summary
-
     return summary(fields)["parameters"]
 
 

@@ -1,11 +1,11 @@
 """Which measured rows were made with measuring code that has changed since.
 
 Profiling jobs are expensive, so editing the library does not rerun them (the cheap stages do
-rerun: :mod:`flopmetrics.workflow.code`). Each row records the ``git_revision`` it was measured
+rerun: :mod:`flopmetrics.pipeline.code`). Each row records the ``git_revision`` it was measured
 with; this lists every per-job file whose revision differs from the working tree in any file the
 measurement runs (``flopmetrics.jobs.run`` and everything it imports), and names those files::
 
-    python -m flopmetrics.analysis.revisions [PATH ...]      # default: results/raw
+    python -m flopmetrics.pipeline.revisions [PATH ...]      # default: results/raw
 
 Rerun a listed job by deleting its parquet (or ``snakemake -c all --forcerun profile_mlp``).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..workflow.code import ROOT, sources
+from .code import ROOT, sources
 
 MEASURING_MODULE = "flopmetrics.jobs.run"
 

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import yaml
 
-
-class ModelConfigError(ValueError):
-    pass
+from ..contracts.errors import ModelConfigError
 
 
 @lru_cache(maxsize=1)
@@ -103,7 +101,7 @@ def _safe_name(name: str, spec) -> str:
 def hf_config(fields: dict):
     """The transformers configuration of ``fields`` (``AutoConfig``): any architecture
     transformers knows; what it rejects raises :class:`ModelConfigError` with its message."""
-    try:
+    try:  # transformers takes seconds to import: only where a model is built or checked
         from transformers import AutoConfig
     except ImportError as err:
         raise ModelConfigError("transformers is not installed (pip install transformers)") from err
@@ -120,6 +118,7 @@ def hf_config(fields: dict):
 
 @lru_cache(maxsize=32)
 def _summary(blob: str) -> dict:
+    # late: transformers takes seconds to import, and only model checks and builds need it
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -148,6 +147,7 @@ def summary(fields: dict) -> dict:
 def build_causal_lm(fields: dict, attn_implementation: str = "sdpa", device: str = "cpu"):
     """A randomly initialised ``AutoModelForCausalLM`` from config fields, in fp32, created
     directly on ``device`` (initialising 1B parameters on a GPU takes a fraction of the CPU time)."""
+    # late: transformers takes seconds to import, and only model checks and builds need it
     import torch
     from transformers import AutoModelForCausalLM
 

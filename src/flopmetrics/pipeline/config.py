@@ -13,11 +13,11 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .schema import FillingValidator, packaged_text
-
-
-class ConfigError(ValueError):
-    pass
+from ..contracts import schema as contracts_schema
+from ..contracts.errors import ConfigError
+from ..contracts.schema import FillingValidator
+from ..figures.registry import style_schema
+from .checks import check_consistency
 
 
 def _key_path(path) -> str:
@@ -49,9 +49,7 @@ def load_schema(path: str | Path | None = None) -> dict:
     """The config schema (``path``, by default the package's ``data/config.schema.yaml``: the one
     place defaults live, for the workflow, the API and the command alike) with its ``figures``
     block filled in from the figure registry (each figure's style keys and defaults live with it)."""
-    from ..figures.registry import style_schema
-
-    schema = yaml.safe_load(Path(path).read_text() if path else packaged_text())
+    schema = contracts_schema.load(path)
     schema["properties"]["figures"]["properties"] = style_schema()
     return schema
 
@@ -109,35 +107,8 @@ def validate(config: dict, schema: dict) -> dict:
         config
     ):  # valid already: this only fills defaults
         pass
-    from .checks import check_consistency
-
     check_consistency(config)
     return config
-
-
-def check_devices(devices, cuda_available=None, cuda_count=None, key="mlp.targets") -> None:
-    """Fail if a requested device does not exist here (``cuda`` with no GPU, ``cuda:3`` of 2).
-    GPU labels (``h100``) need a GPU too; which one is checked by the job itself."""
-    wanted = [d for d in devices if d != "cpu"]
-    if not wanted:
-        return
-    if cuda_available is None or cuda_count is None:
-        import torch
-
-        cuda_available = torch.cuda.is_available()
-        cuda_count = torch.cuda.device_count() if cuda_available else 0
-    for dev in wanted:
-        if not cuda_available:
-            raise ConfigError(
-                f"config error at {key}: {dev!r} requested but no CUDA GPU is available on this machine "
-                "(torch.cuda.is_available() is False). Use 'cpu', or set execution.check_devices: false "
-                "if jobs run on other (GPU) nodes."
-            )
-        index = int(dev.split(":")[1]) if dev.startswith("cuda:") else 0
-        if index >= cuda_count:
-            raise ConfigError(
-                f"config error at {key}: {dev!r} requested but only {cuda_count} GPU(s) exist"
-            )
 
 
 def all_targets(config: dict) -> list[tuple[str, str]]:

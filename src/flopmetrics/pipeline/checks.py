@@ -4,9 +4,20 @@ an error names the key, the value and what would be valid."""
 
 from __future__ import annotations
 
+import difflib
 import sys
+from pathlib import Path
 
-from . import paths, sweeps
+import matplotlib
+import pyarrow.parquet as pq
+
+from ..contracts import paths
+from ..contracts.errors import ConfigError, ModelConfigError, TargetError
+from ..contracts.vocabulary import REQUIRED_COLUMNS
+from ..energy import datasheet
+from ..flops.models import resolve, summary
+from ..jobs.targets import resolve_target
+from . import sweeps
 
 SEABORN_CMAPS = {
     "rocket",
@@ -19,7 +30,6 @@ SEABORN_CMAPS = {
 
 
 def fail(key: str, message: str):
-    from .config import ConfigError
 
     raise ConfigError(f"config error at {key}: {message}")
 
@@ -39,7 +49,6 @@ def check_consistency(config: dict, report=None) -> None:
 
 
 def check_targets(config: dict) -> None:
-    from ..jobs.targets import TargetError, resolve_target
 
     for section in ("mlp", "llm", "matmul", "distributed", "ncu"):
         for i, target in enumerate(config.get(section, {}).get("targets", [])):
@@ -63,7 +72,6 @@ def check_models(config: dict, report) -> None:
 
 
 def _check_models(config: dict, section: str, report) -> None:
-    from ..workloads.models import ModelConfigError, resolve, summary
 
     names = {}
     for i, spec in enumerate(config.get(section, {}).get("models", [])):
@@ -88,8 +96,6 @@ def _check_models(config: dict, section: str, report) -> None:
 
 
 def check_co2e(config: dict) -> None:
-    from ..jobs.targets import TargetError, resolve_target
-    from ..workloads.models import ModelConfigError, resolve, summary
 
     names: dict[str, int] = {}
     for i, w in enumerate(config.get("co2e", {}).get("workloads", [])):
@@ -123,7 +129,6 @@ def check_co2e(config: dict) -> None:
 
 
 def check_thesis(config: dict) -> None:
-    from ..energy import datasheet
 
     gpu = config["thesis"]["compare_gpu"]
     if gpu not in datasheet.labels():
@@ -201,8 +206,6 @@ def _targets(config: dict):
 
 
 def _is_cmap(name: str) -> bool:
-    import matplotlib
-
     base = name.removesuffix("_r")
     return name in matplotlib.colormaps or base in matplotlib.colormaps or base in SEABORN_CMAPS
 
@@ -221,9 +224,6 @@ def check_figures(config: dict) -> None:
     for figure in ("mlp_pct_diff_heatmap", "ncu_gap_heatmap"):
         cmap = figs.get(figure, {}).get("cmap")
         if cmap is not None and not _is_cmap(cmap):
-            import difflib
-            import matplotlib
-
             near = difflib.get_close_matches(cmap, [*matplotlib.colormaps, *SEABORN_CMAPS], n=3)
             fail(
                 f"figures.{figure}.cmap",
@@ -287,7 +287,6 @@ def reference_files(
     folder need not have).
     A folder listed twice, folders that hold one another, and the results folder itself are
     refused: their rows would be merged twice (``locate`` finds a configured path)."""
-    from pathlib import Path
 
     out, seen = [], {}
     results_dir = Path(results).resolve()
@@ -316,9 +315,6 @@ def reference_files(
 def reference_lengths(files: list[str]) -> set[int]:
     """Sequence lengths present in the reference files (their seq_len column alone is read).
     A file that is no flopmetrics per-job table is refused here, before anything runs."""
-    import pyarrow.parquet as pq
-
-    from ..analysis.merge import REQUIRED
 
     lengths = set()
     for f in files:
@@ -328,7 +324,7 @@ def reference_lengths(files: list[str]) -> set[int]:
             fail(
                 "reference.dirs", f"{f}: not a readable parquet file ({type(err).__name__}: {err})"
             )
-        missing = [c for c in REQUIRED if c not in names]
+        missing = [c for c in REQUIRED_COLUMNS if c not in names]
         if missing:
             fail(
                 "reference.dirs",

@@ -3,7 +3,7 @@ site maps GPU architectures to partitions, gres/gpu types, constraints and accou
 
 from __future__ import annotations
 
-from .config import ConfigError
+from ..contracts.errors import ConfigError
 
 
 def slurm_resources(config: dict, target: str, strict: bool = True, gpus: int = 1) -> dict:

@@ -5,7 +5,7 @@ Snakemake tracks a rule's own script, not the package the script imports. The ch
 call and of every flopmetrics module those import (found by reading the source, transitively,
 lazy imports included), plus the package data files those modules read (``data/...``).
 Profiling jobs do not: measurements are expensive and are not redone for a code edit;
-:mod:`flopmetrics.analysis.revisions` lists the rows measured with code that changed since.
+:mod:`flopmetrics.pipeline.revisions` lists the rows measured with code that changed since.
 """
 
 from __future__ import annotations
