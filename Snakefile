@@ -1,7 +1,7 @@
 # flopmetrics: FLOPs and energy of ML passes, measured honestly.
 # Run: snakemake -c all          (embedded default: config/config.yaml)
 #      snakemake --report results/report.html
-# Stages: profile (mlp.smk, energy.smk, distributed.smk) -> merge -> analysis (calibration, CO2e) -> figures.
+# Stages: profile (profile.smk: a rule per registered experiment) -> merge -> analysis -> figures.
 # Cheap steps are `localrule: True`: they run on the submitting host, never as cluster jobs.
 
 
@@ -12,8 +12,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/mlp.smk"
-include: "workflow/rules/energy.smk"
+include: "workflow/rules/profile.smk"
 include: "workflow/rules/distributed.smk"
 include: "workflow/rules/ncu.smk"
 include: "workflow/rules/merge.smk"

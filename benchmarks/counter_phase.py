@@ -7,7 +7,8 @@ Guards that run until the counter has stepped past the edge make each window ope
 milliseconds after a step; a raw edge read then counts from that step and misses energy at the
 end on average. The interpolated reading does not depend on the phase.
 
-    python benchmarks/counter_phase.py resources/reference/h200/traces resources/reference/h100/traces
+    python benchmarks/counter_phase.py resources/reference/h200/traces \
+        resources/reference/h100/traces
 """
 
 from __future__ import annotations
@@ -52,14 +53,16 @@ def main() -> None:
     ap.add_argument("folders", nargs="+", type=Path)
     args = ap.parse_args()
     print(
-        "| traces | windows | window s (median) | opens after a step, ms (mean, sd) | raw - interpolated, % (mean, median, sd) |"
+        "| traces | windows | window s (median) | opens after a step, ms (mean, sd) | raw - "
+        "interpolated, % (mean, median, sd) |"
     )
     print("|---|---|---|---|---|")
     for folder in args.folders:
         d = pd.DataFrame([w for f in sorted(folder.rglob("*.parquet")) for w in windows(f)])
         r, s = d["raw_minus_interpolated_pct"], d["start_after_step_ms"]
         print(
-            f"| {folder} | {len(d)} | {d['window_s'].median():.2f} | {s.mean():.0f}, {s.std():.0f} | "
+            f"| {folder} | {len(d)} | {d['window_s'].median():.2f} | {s.mean():.0f}, "
+            f"{s.std():.0f} | "
             f"{r.mean():+.2f}, {r.median():+.2f}, {r.std():.2f} |"
         )
 

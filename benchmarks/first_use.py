@@ -42,7 +42,7 @@ def main() -> None:
     import transformers.models.llama.modeling_llama  # noqa: F401  (what from_config imports lazily)
 
     t = mark("import transformers' llama", t)
-    from flopmetrics.workloads import build
+    from flopmetrics.workloads.causal_lm import build
 
     t = mark("import flopmetrics", t)
     torch.cuda.init()
@@ -59,7 +59,7 @@ def main() -> None:
     }
     profiler = cProfile.Profile()
     profiler.enable()
-    wl = build("llm", "cuda:0", args.precision, workload, 0)
+    wl = build("cuda:0", args.precision, workload, 0)
     torch.cuda.synchronize()
     profiler.disable()
     t = mark("model build", t)

@@ -18,9 +18,8 @@ from collections import Counter
 
 import torch
 
-from flopmetrics.flops.models import resolve
 from flopmetrics.jobs.kernels import by_kernel
-from flopmetrics.workloads.causal_lm import CausalLMWorkload
+from flopmetrics.workloads.causal_lm import CausalLMWorkload, LMConfig
 
 
 def kernel_times(step, iterations: int) -> Counter:
@@ -39,8 +38,11 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--top", type=int, default=12)
     args = ap.parse_args()
-    name, fields = resolve(args.model)
-    wl = CausalLMWorkload("cuda:0", args.precision, name, fields, args.batch, args.seq)
+    wl = CausalLMWorkload(
+        "cuda:0",
+        args.precision,
+        LMConfig.of({"model": args.model, "batch_size": args.batch, "seq_len": args.seq}),
+    )
     step = wl.steps()[args.pass_]
     with wl.precision_scope():
         eager = kernel_times(step, args.iterations)
@@ -50,7 +52,7 @@ def main() -> None:
     diff = sorted(names, key=lambda k: -abs(graph.get(k, 0) - eager.get(k, 0)))[: args.top]
     result = {
         "gpu": torch.cuda.get_device_name(0),
-        "model": name,
+        "model": wl.model_name,
         "precision": args.precision,
         "batch": args.batch,
         "seq": args.seq,

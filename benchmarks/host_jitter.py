@@ -29,9 +29,9 @@ import time
 import torch
 
 from flopmetrics.energy.setup import EnergySettings, setup_meters
-from flopmetrics.energy.windows import Monitor, run_window
-from flopmetrics.flops.models import resolve
-from flopmetrics.workloads.causal_lm import CausalLMWorkload
+from flopmetrics.energy.windows import Monitor
+from flopmetrics.jobs.protocol import run_window
+from flopmetrics.workloads.causal_lm import CausalLMWorkload, LMConfig
 
 
 def steal_jiffies() -> int:
@@ -59,6 +59,34 @@ def graphed_forward(wl: CausalLMWorkload):
     return replay
 
 
+def one_window(monitor, step, variant: str, cores: list, args) -> dict:
+    """One window of ``step`` under a variant (garbage collector frozen, thread pinned)."""
+    if variant in ("gc", "both"):
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+    if variant in ("pinned", "both"):
+        os.sched_setaffinity(0, {cores[-1]})
+    steal, load = steal_jiffies(), os.getloadavg()[0]
+    cpu0 = time.thread_time()
+    w = run_window(monitor, f"{variant}", step, args.window, args.guard)
+    cpu = time.thread_time() - cpu0
+    os.sched_setaffinity(0, cores)
+    gc.enable()
+    gc.unfreeze()
+    energy = w.readings.get("energy_j", float("nan"))
+    return {
+        "iterations": w.iterations,
+        "elapsed_s": w.elapsed_s,
+        "time_per_iter_ms": 1e3 * w.elapsed_s / w.iterations,
+        "energy_j_per_iter": energy / w.iterations,
+        "power_w": energy / w.elapsed_s,
+        "thread_cpu_share": cpu / (time.perf_counter() - w.start_s + 1e-9),
+        "steal_jiffies": steal_jiffies() - steal,
+        "loadavg": load,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="llama-3.2-1b")
@@ -72,10 +100,15 @@ def main() -> None:
     ap.add_argument("--guard", type=float, default=0.05)
     ap.add_argument("--output", required=True)
     args = ap.parse_args()
-    name, fields = resolve(args.model)
-    wl = CausalLMWorkload(
-        "cuda:0", args.precision, name, fields, args.batch, args.seq, passes=list(args.passes)
+    config = LMConfig.of(
+        {
+            "model": args.model,
+            "batch_size": args.batch,
+            "seq_len": args.seq,
+            "passes": list(args.passes),
+        }
     )
+    wl = CausalLMWorkload("cuda:0", args.precision, config)
     setup = setup_meters("cuda:0", EnergySettings("auto", 50, args.guard, 0))
     monitor = Monitor("cuda:0", setup.meters)
     cores = sorted(os.sched_getaffinity(0))
@@ -97,40 +130,14 @@ def main() -> None:
                         continue
                     step = steps["graph_forward" if v == "graph" else p]
                     wl.restore()
-                    if v in ("gc", "both"):
-                        gc.collect()
-                        gc.freeze()
-                        gc.disable()
-                    if v in ("pinned", "both"):
-                        os.sched_setaffinity(0, {cores[-1]})
-                    steal, load = steal_jiffies(), os.getloadavg()[0]
-                    cpu0 = time.thread_time()
-                    w = run_window(monitor, f"{p}:{v}", step, args.window, args.guard)
-                    cpu = time.thread_time() - cpu0
-                    os.sched_setaffinity(0, cores)
-                    gc.enable()
-                    gc.unfreeze()
-                    rec = {
-                        "round": r,
-                        "pass": p,
-                        "variant": v,
-                        "iterations": w.iterations,
-                        "elapsed_s": w.elapsed_s,
-                        "time_per_iter_ms": 1e3 * w.elapsed_s / w.iterations,
-                        "energy_j_per_iter": w.readings.get("energy_j", float("nan"))
-                        / w.iterations,
-                        "power_w": w.readings.get("energy_j", float("nan")) / w.elapsed_s,
-                        "thread_cpu_share": cpu / (time.perf_counter() - w.start_s + 1e-9),
-                        "steal_jiffies": steal_jiffies() - steal,
-                        "loadavg": load,
-                        "gpu_uuid": setup.gpu.uuid(),
-                        "precision": args.precision,
-                        "seq": args.seq,
-                    }
+                    rec = {"round": r, "pass": p, "variant": v}
+                    rec.update(one_window(monitor, step, v, cores, args))
+                    rec.update(gpu_uuid=setup.gpu.uuid(), precision=args.precision, seq=args.seq)
                     out.write(json.dumps(rec) + "\n")
                     out.flush()
                     print(
-                        f"[{r} {p} {v}] {rec['time_per_iter_ms']:.2f} ms/it {rec['energy_j_per_iter']:.3f} J/it "
+                        f"[{r} {p} {v}] {rec['time_per_iter_ms']:.2f} ms/it "
+                        f"{rec['energy_j_per_iter']:.3f} J/it "
                         f"cpu {rec['thread_cpu_share']:.2f} steal {rec['steal_jiffies']}",
                         flush=True,
                     )

@@ -19,9 +19,9 @@ import torch
 from flopmetrics.energy.counter import NvmlCounterMeter
 from flopmetrics.energy.nvml import NvmlGpu, load_nvml
 from flopmetrics.energy.sampler import PowerSampler
-from flopmetrics.energy.windows import Monitor, run_window
-from flopmetrics.flops.models import resolve
-from flopmetrics.workloads.causal_lm import CausalLMWorkload
+from flopmetrics.energy.windows import Monitor
+from flopmetrics.jobs.protocol import run_window
+from flopmetrics.workloads.causal_lm import CausalLMWorkload, LMConfig
 
 
 def main() -> int:
@@ -33,10 +33,15 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--window", type=float, default=2.0)
     args = ap.parse_args()
-    name, fields = resolve(args.model)
-    wl = CausalLMWorkload(
-        "cuda", args.precision, name, fields, args.batch, args.seq, passes=["train_step"]
+    config = LMConfig.of(
+        {
+            "model": args.model,
+            "batch_size": args.batch,
+            "seq_len": args.seq,
+            "passes": ["train_step"],
+        }
     )
+    wl = CausalLMWorkload("cuda", args.precision, config)
     step = wl.steps()["train_step"]
     for _ in range(3):
         step()
@@ -54,7 +59,7 @@ def main() -> int:
     a, b = np.mean(times["without"]), np.mean(times["with"])
     result = {
         "gpu": torch.cuda.get_device_name(0),
-        "model": name,
+        "model": wl.model_name,
         "precision": args.precision,
         "batch": args.batch,
         "seq": args.seq,

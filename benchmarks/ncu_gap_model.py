@@ -18,15 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from flopmetrics.ncu.classify import classify
-from flopmetrics.ncu.gap import (
-    SPLITS,
-    GapModel,
-    config_totals,
-    cross_validated,
-    evaluate,
-    held_out_errors,
-)
+from flopmetrics.ncu.gap import GapModel, config_totals
 from flopmetrics.ncu.parse import read_runs, read_thesis_raw
+from flopmetrics.ncu.validation import SPLITS, cross_validated, evaluate, held_out_errors
 
 REPO = Path(__file__).resolve().parents[1]
 CARDS = {
@@ -53,7 +47,8 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=3)
     args = ap.parse_args()
     print(
-        "| GPU, precision, split | pass | judged | median abs % | max abs % | above 5 % | basis of those |"
+        "| GPU, precision, split | pass | judged | median abs % | max abs % | above 5 % | basis "
+        "of those |"
     )
     print("|---|---|---|---|---|---|---|")
     runs = classify(read_runs(REPO / "resources/reference/h100/ncu"))

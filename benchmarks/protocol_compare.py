@@ -20,7 +20,8 @@ jobs skip first-use costs (CUDA libraries, the profiler) that every pipeline job
 ``--processes`` runs each precision in a process of its own and records its whole wall time.
 
     python benchmarks/protocol_compare.py --precisions fp32 --windows 1.0 --output out.json
-    python benchmarks/protocol_compare.py --old-only --imports --output old.json   # then thesis_sweep.sh
+    # then thesis_sweep.sh
+    python benchmarks/protocol_compare.py --old-only --imports --output old.json
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ import time
 import torch
 
 from flopmetrics.jobs import run as job
+from flopmetrics.jobs.iterations import lead_in, run_for, warm_up
+from flopmetrics.jobs.protocol import precise, worst_rse
 from flopmetrics.jobs.spec import JobSpec
 
 OLD = {
@@ -47,6 +50,59 @@ OLD = {
     },
     "energy": {"guard_s": 0.3, "idle_baseline_s": 2.0},
 }
+
+
+def fixed_protocol(monitor, passes, protocol, progress=None):
+    """The protocol of 2026-11-27 (``old``), kept here alone to compare against: every pass
+    warmed up first, then rounds of one window per pass interleaved (f, b, f, b, ...), each
+    window with fixed guards of its own (not waiting for the counter to step past an edge) and
+    issued in halving batches, stopping once every pass is precise. Same signature as
+    :func:`flopmetrics.jobs.protocol.measure_passes`, which ``job.run(measure=...)`` takes."""
+    if any(spec.replayed for spec in passes):
+        raise ValueError("the fixed protocol runs eager only (launch eager)")
+    for spec in passes:
+        warm_up(monitor, spec.step, protocol.warmup_iterations)
+    windows = {spec.name: [] for spec in passes}
+    least = min(protocol.min_repeats, protocol.repeats)
+    for r in range(protocol.repeats):
+        for spec in passes:
+            if spec.prepare:
+                spec.prepare()
+            w = _fixed_window(monitor, spec, protocol)
+            windows[spec.name].append(w)
+            if progress:
+                progress(
+                    f"repeat {r + 1}/{protocol.repeats} {spec.name}: {w.iterations} it in "
+                    f"{w.elapsed_s:.3f} s, {w.numerics}"
+                )
+        if r + 1 >= least and protocol.target_rse > 0:
+            worst = worst_rse(monitor, list(windows.values()))
+            more = progress if r + 1 < protocol.repeats else None
+            if precise(worst, protocol.target_rse, r + 1, more, "every pass"):
+                break
+    return windows
+
+
+def _fixed_window(monitor, spec, protocol):
+    """One window: a fixed leading guard, whole iterations in halving batches, a fixed trailing
+    guard (after the numeric check is queued)."""
+    lead_in(monitor, spec.step, protocol.guard_s, lambda t: None)
+    kept = {}
+    monitor.begin_window(spec.name)
+    done = run_for(monitor, spec.step, protocol.min_window_s, keep=kept)
+
+    def settle():
+        if spec.check:
+            kept["result"] = spec.check(kept.pop("last"))
+        if protocol.guard_s:
+            run_for(monitor, spec.step, protocol.guard_s)
+
+    w = monitor.end_window(spec.name, settle=settle)
+    w.iterations = done
+    if spec.check:
+        finite, first = kept["result"]()
+        w.numerics, w.first_nonfinite = ("finite" if finite else "non_finite"), first
+    return w
 
 
 def new(window: float, launch: str = "eager") -> dict:
@@ -137,7 +193,10 @@ def records(rows, protocol: str, seconds: float, batch_seconds: float) -> list[d
 
 def import_seconds() -> float:
     """Wall time to start a Python process and import what a job imports (median of 3)."""
-    code = "import torch, transformers, pandas, flopmetrics.jobs.run; torch.cuda.is_available() and torch.cuda.init()"
+    code = (
+        "import torch, transformers, pandas, flopmetrics.jobs.run; "
+        "torch.cuda.is_available() and torch.cuda.init()"
+    )
     times = []
     for _ in range(3):
         start = time.perf_counter()
@@ -189,6 +248,52 @@ def in_processes(args) -> None:
         write(out, args.output)
 
 
+def say(tag: str):
+    return lambda m: print(f"[{tag}] {m}", file=sys.stderr, flush=True)
+
+
+def run_old(args, precision: str, out: dict, save) -> None:
+    """The old protocol: one job (one process start's worth) per configuration."""
+    for seq in args.seq:
+        start = time.perf_counter()
+        rows, _ = job.run(
+            spec(precision, seq, OLD, args.passes, args.model),
+            measure=fixed_protocol,
+            progress=say(f"{precision} s{seq} old"),
+        )
+        took = time.perf_counter() - start
+        out["rows"] += records(rows, "old", took, took)
+        out["jobs"].append(
+            {"protocol": "old", "precision": precision, "seq": [seq], "seconds": took}
+        )
+        say("old")(f"{precision} s{seq}: {took:.1f} s")
+        save()
+
+
+def run_new(args, precision: str, how: tuple, out: dict, save) -> None:
+    """The new protocol: one job measuring every length of ``precision``."""
+    window, launch = how
+    name = f"new {window:g} s" + {"cuda_graph": " graph", "auto": " auto"}.get(launch, "")
+    specs = [spec(precision, seq, new(window, launch), args.passes, args.model) for seq in args.seq]
+    start, ends = time.perf_counter(), []
+    results = job.run_batch(
+        specs,
+        progress=say(f"{precision} {name}"),
+        done=lambda i, rows, trace: ends.append(time.perf_counter()),
+    )
+    took = time.perf_counter() - start
+    for (rows, trace), began, end in zip(results, [start, *ends[:-1]], ends, strict=False):
+        out["rows"] += records(rows, name, end - began, took)
+        if args.traces:
+            os.makedirs(args.traces, exist_ok=True)
+            seq = int(rows["seq_len"].iloc[0])
+            file = f"{name.replace(' ', '_')}_{precision}_s{seq}.parquet"
+            trace.to_parquet(os.path.join(args.traces, file))
+    out["jobs"].append({"protocol": name, "precision": precision, "seq": args.seq, "seconds": took})
+    say(name)(f"{precision}: {took:.1f} s for {len(specs)} configurations")
+    save()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--precisions", nargs="+", default=["fp32", "fp16", "bf16"])
@@ -222,13 +327,12 @@ def main() -> None:
     ap.add_argument(
         "--processes",
         action="store_true",
-        help="each precision in a process of its own, as pipeline jobs run (first-use costs paid by "
-        "each; jobs[].process_s is the process's whole wall time); needs --output",
+        help="each precision in a process of its own, as pipeline jobs run (first-use costs paid "
+        "by each; jobs[].process_s is the process's whole wall time); needs --output",
     )
     args = ap.parse_args()
     if args.processes:
         return in_processes(args)
-    say = lambda tag: lambda m: print(f"[{tag}] {m}", file=sys.stderr, flush=True)  # noqa: E731
     out = {"rows": [], "jobs": []}
 
     def save():  # after every job: a run cut short keeps what it measured
@@ -237,50 +341,11 @@ def main() -> None:
 
     for precision in args.precisions:
         if not args.no_old:
-            for seq in args.seq:
-                start = time.perf_counter()
-                rows, _ = job.run(
-                    spec(precision, seq, OLD, args.passes, args.model),
-                    sized=False,
-                    progress=say(f"{precision} s{seq} old"),
-                )
-                took = time.perf_counter() - start
-                out["rows"] += records(rows, "old", took, took)
-                out["jobs"].append(
-                    {"protocol": "old", "precision": precision, "seq": [seq], "seconds": took}
-                )
-                say("old")(f"{precision} s{seq}: {took:.1f} s")
-                save()
+            run_old(args, precision, out, save)
         for window, launch in (
-            (w, l) for w in args.windows for l in args.launch if not args.old_only
+            (w, mode) for w in args.windows for mode in args.launch if not args.old_only
         ):
-            name = f"new {window:g} s" + {"cuda_graph": " graph", "auto": " auto"}.get(launch, "")
-            specs = [
-                spec(precision, seq, new(window, launch), args.passes, args.model)
-                for seq in args.seq
-            ]
-            start, ends = time.perf_counter(), []
-            results = job.run_batch(
-                specs,
-                progress=say(f"{precision} {name}"),
-                done=lambda i, rows, trace: ends.append(time.perf_counter()),
-            )
-            took = time.perf_counter() - start
-            for (rows, trace), began, end in zip(results, [start, *ends[:-1]], ends):
-                out["rows"] += records(rows, name, end - began, took)
-                if args.traces:
-                    os.makedirs(args.traces, exist_ok=True)
-                    trace.to_parquet(
-                        os.path.join(
-                            args.traces,
-                            f"{name.replace(' ', '_')}_{precision}_s{int(rows['seq_len'].iloc[0])}.parquet",
-                        )
-                    )
-            out["jobs"].append(
-                {"protocol": name, "precision": precision, "seq": args.seq, "seconds": took}
-            )
-            say(name)(f"{precision}: {took:.1f} s for {len(specs)} configurations")
-            save()
+            run_new(args, precision, (window, launch), out, save)
     if args.imports:
         out["import_s"] = import_seconds()
         save()

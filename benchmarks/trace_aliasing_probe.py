@@ -24,7 +24,8 @@ import torch
 from flopmetrics.energy.counter import NvmlCounterMeter
 from flopmetrics.energy.nvml import NvmlGpu, load_nvml
 from flopmetrics.energy.sampler import PowerSampler
-from flopmetrics.energy.windows import Monitor, run_window
+from flopmetrics.energy.windows import Monitor
+from flopmetrics.jobs.protocol import run_window
 
 
 def main() -> int:
@@ -50,7 +51,7 @@ def main() -> int:
         for period_ms in (float(p) for p in args.periods_ms.split(",")):
             burst = max(1, round(period_ms / 2e3 / matmul_s))
 
-            def step():
+            def step(burst=burst, period_ms=period_ms):
                 t = time.perf_counter()
                 for _ in range(burst):
                     a @ a

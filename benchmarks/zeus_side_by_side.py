@@ -14,9 +14,12 @@ a user's windows would), not a few tens of milliseconds after one; each window's
 since the counter's last step at its start) is recorded.
 
     python benchmarks/zeus_side_by_side.py --precisions fp16 bf16 > zeus_side_by_side.json
-    python benchmarks/zeus_side_by_side.py --sized --window 1.0 --guard 0.05 --repeats 10 --precisions bf16
-    python benchmarks/zeus_side_by_side.py --sized --random-phase --window 1.0 --guard 0.05 --repeats 20
-    python benchmarks/zeus_side_by_side.py --sized --replayed --window 1.0 --guard 0.05 --seq 256 --precisions bf16
+    python benchmarks/zeus_side_by_side.py --sized --window 1.0 --guard 0.05 --repeats 10 \
+        --precisions bf16
+    python benchmarks/zeus_side_by_side.py --sized --random-phase --window 1.0 --guard 0.05 \
+        --repeats 20
+    python benchmarks/zeus_side_by_side.py --sized --replayed --window 1.0 --guard 0.05 \
+        --seq 256 --precisions bf16
 
 ``--replayed`` replays every pass from a CUDA graph (captured after three eager iterations), as
 ``launch: auto`` does on a launch-bound configuration.
@@ -36,9 +39,9 @@ import time
 import torch
 
 from flopmetrics.energy.setup import EnergySettings, setup_meters
-from flopmetrics.energy.windows import Monitor, run_for
-from flopmetrics.flops.models import resolve
-from flopmetrics.workloads.causal_lm import CausalLMWorkload
+from flopmetrics.energy.windows import Monitor
+from flopmetrics.jobs.iterations import run_for
+from flopmetrics.workloads.causal_lm import CausalLMWorkload, LMConfig
 
 
 def summary(values: list[float]) -> dict:
@@ -50,83 +53,103 @@ def summary(values: list[float]) -> dict:
     }
 
 
-def measure(precision: str, args, zeus_monitor) -> dict:
-    name, fields = resolve(args.model)
-    wl = CausalLMWorkload(
-        "cuda:0", precision, name, fields, args.batch, args.seq, passes=list(args.passes)
-    )
-    setup = setup_meters(
-        "cuda:0", EnergySettings(meter="auto", sampler_hz=50, guard_s=args.guard, idle_baseline_s=0)
-    )
-    mon = Monitor("cuda:0", setup.meters)
-    steps = wl.steps()
-    counter = (
-        setup.meters[0] if args.sized else None
-    )  # the NVML counter meter: knows when an edge is covered
-    out = {}
-    rng = random.Random(args.seed)
-    with wl.precision_scope(), setup.sampler, contextlib.ExitStack() as graphs:
+class SideBySide:
+    """Windows of one pass read by our meters and by Zeus over the same iterations."""
+
+    def __init__(self, args, setup, zeus_monitor):
+        self.args, self.setup, self.zeus = args, setup, zeus_monitor
+        self.mon = Monitor("cuda:0", setup.meters)
+        # the NVML counter meter: knows when an edge is covered
+        self.counter = setup.meters[0] if args.sized else None
+        self.rng = random.Random(args.seed)
+
+    def lead_in(self, step) -> float | None:
+        """The leading guard (until the counter has stepped past its start where sized), and
+        with random phase up to one counter period more; returns its rate."""
+        t = time.perf_counter()
+        until = (lambda: self.counter.covers(t)) if self.counter else None
+        n = run_for(self.mon, step, self.args.guard, until=until)
+        rate = (time.perf_counter() - t) / n if self.counter else None
+        if self.args.random_phase:  # 0 to one counter period more of whole iterations
+            for _ in range(self.rng.randint(0, math.ceil(0.1 / rate))):
+                step()
+        return rate
+
+    def window(self, name: str, label: str, step, wl) -> dict:
+        rate = self.lead_in(step)
+        self.zeus.begin_window(label, sync_execution=True)
+        self.mon.begin_window(name)
+        kept = {}
+        done = run_for(self.mon, step, self.args.window, keep=kept, per_iteration_s=rate)
+        z = self.zeus.end_window(label, sync_execution=True)
+        check = wl.health(name, kept.pop("last"))
+
+        def settle():
+            covered = self.mon.last_close_s
+            until = (lambda: self.counter.covers(covered)) if self.counter else None
+            run_for(self.mon, step, self.args.guard, per_iteration_s=rate, until=until)
+
+        w = self.mon.end_window(name, settle=settle)
+        finite, first = check()
+        ticks = self.setup.sampler.ticks()[:, 0]
+        return {
+            "numerics": "finite" if finite else f"non_finite: {first}",
+            "ours": w.readings["energy_j"] / done,
+            "raw": w.readings["energy_counter_raw_j"] / done,
+            "phase": float(w.start_s - ticks[ticks <= w.start_s].max()),
+            "zeus": sum(z.gpu_energy.values()) / done,
+        }
+
+
+def warmed_steps(wl, args, graphs) -> dict:
+    """Each pass run three times; with ``--replayed`` then captured in a CUDA graph (as launch
+    auto replays a launch-bound one) and its replay run three times."""
+    steps = {p: wl.steps()[p] for p in args.passes}
+    for p in args.passes:
+        for _ in range(3):
+            steps[p]()
+    if args.replayed:
+        steps = {p: graphs.enter_context(wl.replayed(p, steps[p])) for p in args.passes}
         for p in args.passes:
             for _ in range(3):
                 steps[p]()
-        if (
-            args.replayed
-        ):  # every pass from its CUDA graph, as launch auto replays a launch-bound one
-            steps = {p: graphs.enter_context(wl.replayed(p, steps[p])) for p in args.passes}
-            for p in args.passes:
-                for _ in range(3):
-                    steps[p]()
-        ours = {p: [] for p in args.passes}
-        zeus = {p: [] for p in args.passes}
-        numerics = {p: [] for p in args.passes}
-        phases = {p: [] for p in args.passes}
-        raws = {
-            p: [] for p in args.passes
-        }  # our counter's values at the edges, uninterpolated (as Zeus reads)
+    return steps
+
+
+def measure(precision: str, args, zeus_monitor) -> dict:
+    config = LMConfig.of(
+        {
+            "model": args.model,
+            "batch_size": args.batch,
+            "seq_len": args.seq,
+            "passes": list(args.passes),
+        }
+    )
+    wl = CausalLMWorkload("cuda:0", precision, config)
+    setup = setup_meters(
+        "cuda:0", EnergySettings(meter="auto", sampler_hz=50, guard_s=args.guard, idle_baseline_s=0)
+    )
+    both = SideBySide(args, setup, zeus_monitor)
+    out = {}
+    readings = {p: [] for p in args.passes}
+    with wl.precision_scope(), setup.sampler, contextlib.ExitStack() as graphs:
+        steps = warmed_steps(wl, args, graphs)
         for r in range(args.repeats):
             for p in args.passes:
                 wl.restore()
-                t, rate = time.perf_counter(), None
-                n = run_for(
-                    mon,
-                    steps[p],
-                    args.guard,
-                    until=(lambda t=t: counter.covers(t)) if counter else None,
-                )
-                if counter:
-                    rate = (time.perf_counter() - t) / n
-                if args.random_phase:  # 0 to one counter period more of whole iterations
-                    for _ in range(rng.randint(0, math.ceil(0.1 / rate))):
-                        steps[p]()
-                zeus_monitor.begin_window(f"{precision}-{p}-{r}", sync_execution=True)
-                mon.begin_window(p)
-                kept = {}
-                done = run_for(mon, steps[p], args.window, keep=kept, per_iteration_s=rate)
-                z = zeus_monitor.end_window(f"{precision}-{p}-{r}", sync_execution=True)
-                check = wl.health(p, kept.pop("last"))
-                w = mon.end_window(
-                    p,
-                    settle=lambda: run_for(
-                        mon,
-                        steps[p],
-                        args.guard,
-                        per_iteration_s=rate,
-                        until=(lambda: counter.covers(mon.last_close_s)) if counter else None,
-                    ),
-                )
-                finite, first = check()
-                numerics[p].append("finite" if finite else f"non_finite: {first}")
-                ours[p].append(w.readings["energy_j"] / done)
-                raws[p].append(w.readings["energy_counter_raw_j"] / done)
-                ticks = setup.sampler.ticks()[:, 0]
-                phases[p].append(float(w.start_s - ticks[ticks <= w.start_s].max()))
-                zeus[p].append(sum(z.gpu_energy.values()) / done)
+                got = both.window(p, f"{precision}-{p}-{r}", steps[p], wl)
+                readings[p].append(got)
                 print(
-                    f"[{precision} {p} {r}] ours {ours[p][-1]:.3f} J/it, zeus {zeus[p][-1]:.3f} J/it, "
-                    f"{numerics[p][-1]}",
+                    f"[{precision} {p} {r}] ours {got['ours']:.3f} J/it, zeus {got['zeus']:.3f} "
+                    f"J/it, {got['numerics']}",
                     file=sys.stderr,
                     flush=True,
                 )
+        ours = {p: [g["ours"] for g in readings[p]] for p in args.passes}
+        zeus = {p: [g["zeus"] for g in readings[p]] for p in args.passes}
+        raws = {p: [g["raw"] for g in readings[p]] for p in args.passes}
+        numerics = {p: [g["numerics"] for g in readings[p]] for p in args.passes}
+        phases = {p: [g["phase"] for g in readings[p]] for p in args.passes}
         for p in args.passes:
             o, z = summary(ours[p]), summary(zeus[p])
             out[p] = {

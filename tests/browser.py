@@ -50,7 +50,8 @@ class Page:
         r, w = (
             _high(fd) for fd in (self._to_chrome_r, self._from_chrome_w)
         )  # never 3 or 4 themselves
-        # Chromium reads commands on fd 3 and writes replies and events on fd 4: the shell puts them there
+        # Chromium reads commands on fd 3 and writes replies and events on fd 4: the shell puts
+        # them there
         command = f'exec 3<&{r} 4>&{w} {r}<&- {w}>&-; exec "$@"'
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(

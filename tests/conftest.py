@@ -89,7 +89,8 @@ class Workflow:
         proc = subprocess.run(self.command(*args), capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(
-                f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+                f"snakemake {' '.join(args)} failed "
+                f"({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
             )
         return proc
 

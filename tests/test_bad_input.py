@@ -220,8 +220,8 @@ def test_settings_that_would_disable_a_safeguard(workflow):
     )
     refuses(
         workflow,
-        lambda c: c.update(calibration={"workloads": []}),
-        "calibration.workloads",
+        lambda c: c.update(calibration={"experiments": []}),
+        "calibration.experiments",
         "should be non-empty",
     )
     refuses(
@@ -303,7 +303,7 @@ def test_a_reference_file_that_is_not_parquet_is_named(tmp_path):
         merge_energy([], [str(tmp_path / "raw/x.parquet")])
     pd.DataFrame(
         {
-            "workload": ["llm"],
+            "experiment": ["llm"],
             "pass": ["forward"],
             "precision": ["fp16"],
             "status": ["ok"],
@@ -366,7 +366,7 @@ def test_values_checked_only_at_job_time_are_checked_at_parse_time(workflow):
                         "tokens": 1e6,
                         "batch_size": 1,
                         "seq_len": 8,
-                        "gpu": "h100",
+                        "target": "h100",
                         "precision": "fp32",
                     },
                     {
@@ -375,7 +375,7 @@ def test_values_checked_only_at_job_time_are_checked_at_parse_time(workflow):
                         "tokens": 1e6,
                         "batch_size": 1,
                         "seq_len": 8,
-                        "gpu": "cuda",
+                        "target": "cuda",
                         "precision": "fp32",
                     },
                 ]
@@ -395,7 +395,7 @@ def test_values_checked_only_at_job_time_are_checked_at_parse_time(workflow):
                         "tokens": 1e6,
                         "batch_size": 1,
                         "seq_len": 8,
-                        "gpu": "h100",
+                        "target": "h100",
                         "precision": "fp32",
                         "world_size": 4,
                     }
@@ -467,25 +467,25 @@ def test_a_cuda_graph_job_on_the_cpu_is_refused_before_it_measures():
 
 
 def test_python_memory_error_is_an_oom_row(monkeypatch):
-    from flopmetrics import workloads
+    from flopmetrics.jobs import run as run_module
     from flopmetrics.jobs.run import run
 
     def exhausted(*args):
         raise MemoryError("no room for the activations")
 
-    monkeypatch.setattr(workloads, "build", exhausted)
+    monkeypatch.setattr(run_module, "build", exhausted)
     rows, _ = run(job_spec("mlp", {"n": 1, "d": 4, "m": 2}), progress=lambda m: None)
     assert (rows["status"] == "oom").all() and rows["error"].str.contains("no room").all()
 
 
 def test_other_runtime_errors_still_fail(monkeypatch):
-    from flopmetrics import workloads
+    from flopmetrics.jobs import run as run_module
     from flopmetrics.jobs.run import run
 
     def broken(*args):
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
-    monkeypatch.setattr(workloads, "build", broken)
+    monkeypatch.setattr(run_module, "build", broken)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         run(job_spec("mlp", {"n": 1, "d": 4, "m": 2}), progress=lambda m: None)
 
@@ -517,8 +517,10 @@ def test_variant_keys_find_their_labels_calibration():
         "precision": "bf16-mixed",
         "pass": "train_step",
     }
-    assert co2e.estimate([{**w, "gpu": "h100_sxm"}], cal, 1.5, 400).iloc[0]["status"] == "ok"
-    assert np.isnan(co2e.estimate([{**w, "gpu": "a100_sxm4_80gb"}], cal, 1.5, 400).iloc[0]["kwh"])
+    assert co2e.estimate([{**w, "target": "h100_sxm"}], cal, 1.5, 400).iloc[0]["status"] == "ok"
+    assert np.isnan(
+        co2e.estimate([{**w, "target": "a100_sxm4_80gb"}], cal, 1.5, 400).iloc[0]["kwh"]
+    )
 
 
 def test_check_devices_fires_under_the_cluster_profile_too(workflow):
@@ -557,3 +559,21 @@ def test_nsight_compute_settings_are_checked_at_parse_time(workflow):
         "figures.ncu_gap_heatmap.cmap",
         "rocket_r",
     )
+
+
+def test_a_workload_key_the_builder_would_not_read_is_refused():
+    """From the API or the shell a job's parameters are not schema-checked: a key the workload's
+    builder ignores (or one it needs) is named instead of measuring something else."""
+    with pytest.raises(ValueError, match=r"mlp workload: unknown keys \['passes'\]"):
+        job_spec("mlp", {"n": 2, "d": 4, "m": 2, "passes": ["forward"]})
+    with pytest.raises(ValueError, match=r"missing \['seq_len'\]"):
+        job_spec(
+            "llm",
+            {
+                "model": "tiny-llama",
+                "batch_size": 2,
+                "passes": ["forward"],
+                "attn_implementation": "sdpa",
+                "attention_flops": "full",
+            },
+        )

@@ -38,7 +38,7 @@ def reference():
 
 
 def test_reference_rows_pass_every_gate(reference):
-    llm = reference[reference["workload"] == "llm"]
+    llm = reference[reference["experiment"] == "llm"]
     assert len(llm) == 5 * 5 * 6  # precisions x sequence lengths x passes
     # every committed row was measured with the numeric-health check and computed on finite numbers
     # (the fp16 rows of 2026-11-26 were on NaN weights and are gone, as is every 'unknown' row)
@@ -129,7 +129,7 @@ def test_co2e_arithmetic():
         "tokens": 8192 * 10,
         "batch_size": 8,
         "seq_len": 1024,
-        "gpu": "h100",
+        "target": "h100",
         "precision": "bf16-mixed",
         "pass": "train_step",
     }
@@ -141,7 +141,7 @@ def test_co2e_arithmetic():
     assert t["kg_co2e"] == pytest.approx(t["kwh"] * 1.5 * 0.4)
     assert t["kg_co2e_lo"] < t["kg_co2e"] < t["kg_co2e_hi"]
     assert t["basis"] == "one-term model E = F/EE"  # this calibration has no two-term fit
-    missing = co2e.estimate([{**w, "gpu": "a100"}], cal, 1.5, 400).iloc[0]
+    missing = co2e.estimate([{**w, "target": "a100"}], cal, 1.5, 400).iloc[0]
     assert missing["status"].startswith("no measured calibration") and np.isnan(missing["kg_co2e"])
     assert missing["kg_co2e_datasheet_bound"] > 0
 
@@ -165,7 +165,7 @@ def test_co2e_bars_are_labelled_with_the_workload_names():
     table = pd.DataFrame(
         {
             "name": ["pretrain-1b", "finetune"],
-            "gpu": ["h100", "a100"],
+            "target": ["h100", "a100"],
             "precision": ["bf16", "fp16"],
             "pass": ["train_step", "train_step"],
             "status": ["ok", "ok"],
@@ -182,7 +182,7 @@ def test_co2e_bars_are_labelled_with_the_workload_names():
     assert labels == ["pretrain-1b\nh100 bf16 train_step", "finetune\na100 fp16 train_step"]
 
 
-def test_co2e_of_a_measured_configuration_is_measured_and_the_model_interval_covers_every_measured_row(
+def test_co2e_of_a_measured_configuration_is_measured_and_the_model_interval_covers_every_row(
     reference,
 ):
     usable = calibration.usable(
@@ -197,7 +197,7 @@ def test_co2e_of_a_measured_configuration_is_measured_and_the_model_interval_cov
             "tokens": r["batch_size"] * r["seq_len"],
             "batch_size": r["batch_size"],
             "seq_len": r["seq_len"],
-            "gpu": r["gpu_label"],
+            "target": r["gpu_label"],
             "precision": r["precision"],
             "pass": r["pass"],
         }
@@ -234,9 +234,11 @@ def test_a_multi_gpu_node_is_a_calibration_group_and_a_co2e_workload():
     own, and a CO2e workload naming such a node gets their energy, not one GPU's."""
     assert len(NODE_REFERENCE) == 6, "the committed distributed reference is missing"
     both = merge_energy([], REFERENCE + NODE_REFERENCE)
-    fits, _ = calibration.calibrate(calibration.usable(both, ["llm"], ["train_step"]), bootstrap=50)
+    fits, _ = calibration.calibrate(
+        calibration.usable(both, ["llm", "distributed"], ["train_step"]), bootstrap=50
+    )
     nodes = fits[fits["strategy"] != "none"]
-    assert sorted(set(zip(nodes["world_size"], nodes["strategy"]))) == [
+    assert sorted(set(zip(nodes["world_size"], nodes["strategy"], strict=False))) == [
         (1, "ddp"),
         (1, "fsdp"),
         (2, "ddp"),
@@ -251,7 +253,7 @@ def test_a_multi_gpu_node_is_a_calibration_group_and_a_co2e_workload():
         "tokens": 1e9,
         "batch_size": 8,
         "seq_len": 1024,
-        "gpu": "h200",
+        "target": "h200",
         "precision": "bf16-mixed",
         "pass": "train_step",
         "world_size": 4,

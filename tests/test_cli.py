@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from flopmetrics.contracts.errors import MeterError
 from flopmetrics.energy import datasheet
 from flopmetrics.energy.cpu import RaplMeter
-from flopmetrics.energy.windows import MeterError
 
 OPTIMIZED = (
     Path(__file__).resolve().parents[1].parent / "shared/thesis/architecture_tree/results_optimized"
@@ -43,6 +43,11 @@ def test_help_of_every_command_reads_and_exits_0():
     for command in ("env", "measure", "estimate", "audit"):
         assert command in top
         assert "usage:" in cli(command, "--help").stdout
+
+
+def test_a_renamed_option_names_its_new_name():
+    out = cli("estimate", "--model", "tiny-llama", "--tokens", "1e6", "--gpu", "h100", check=False)
+    assert out.returncode == 2 and "option --gpu was renamed to --target" in out.stderr
 
 
 def test_env_says_what_this_machine_can_measure():
@@ -103,7 +108,7 @@ def test_estimate_without_calibration_gives_the_datasheet_bound_not_nan(tmp_path
             "llama-3.2-1b",
             "--tokens",
             "1e9",
-            "--gpu",
+            "--target",
             "a100",
             "--precision",
             "bf16",
@@ -124,7 +129,7 @@ def test_estimate_without_calibration_gives_the_datasheet_bound_not_nan(tmp_path
         "llama-3.2-1b",
         "--tokens",
         "1e9",
-        "--gpu",
+        "--target",
         "a100",
         "--precision",
         "bf16",
@@ -138,7 +143,7 @@ def test_estimate_without_calibration_gives_the_datasheet_bound_not_nan(tmp_path
         "llama-3.2-1b",
         "--tokens",
         "1e9",
-        "--gpu",
+        "--target",
         "z9000",
         "--precision",
         "bf16",

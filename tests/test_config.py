@@ -1,9 +1,10 @@
+import copy
 from pathlib import Path
 
 import pytest
 import yaml
 
-from flopmetrics.contracts import paths
+from flopmetrics.contracts.experiments import BY_NAME
 from flopmetrics.jobs import params as job_params
 from flopmetrics.pipeline import config as fm_config
 from flopmetrics.pipeline import devices, sweeps
@@ -25,10 +26,10 @@ def test_default_config_is_valid_and_defaults_fill_in():
 
 def test_defaults_fill_inside_list_items():
     """A co2e workload without `pass` gets the schema's default (train_step); so does every
-    other object the schema describes, list items and Slurm architectures included."""
+    other object the schema describes, list items and Slurm targets included."""
     cfg = default_config()
     del cfg["co2e"]["workloads"][0]["pass"]
-    cfg["slurm"]["architectures"]["h100"] = {"partition": "gpu"}
+    cfg["slurm"]["targets"]["h100"] = {"partition": "gpu"}
     fm_config.validate(cfg, SCHEMA)
     assert cfg["co2e"]["workloads"][0]["pass"] == "train_step"
     # and it runs: the CO2e table is computed for train_step
@@ -50,7 +51,7 @@ def test_defaults_fill_inside_list_items():
     )
     row = co2e.estimate(cfg["co2e"]["workloads"][:1], cal, 1.5, 400).iloc[0]
     assert row["pass"] == "train_step" and row["status"] == "ok" and row["kwh"] > 0
-    assert cfg["slurm"]["architectures"]["h100"] == {
+    assert cfg["slurm"]["targets"]["h100"] == {
         "partition": "gpu",
         "gpu_type": None,
         "constraint": None,
@@ -133,28 +134,28 @@ def test_cuda_without_gpu_is_refused():
     devices.check_devices(["cpu", "cuda:0"], cuda_available=True, cuda_count=1)
 
 
-def test_grid_and_job_params():
+def test_configurations_and_job_params():
     cfg = fm_config.validate(default_config(), SCHEMA)
     mlp = cfg["mlp"]
-    grid = sweeps.grid(cfg, "mlp")
-    assert len(grid) == len(mlp["targets"]) * len(mlp["precisions"]) * len(mlp["n"]) * len(
-        mlp["d"]
-    ) * len(mlp["m"])
-    params = job_params.job_params(cfg, "mlp", {"target": "cpu", "precision": "fp32"})
-    # one job per (target, precision) measures every size, in the order of its outputs
-    sizes = [(w["n"], w["d"], w["m"]) for w in params["workloads"]]
-    assert len(sizes) == len(set(sizes)) == len(mlp["n"]) * len(mlp["d"]) * len(mlp["m"])
-    outputs = sweeps.job_outputs(cfg, "mlp", "RAW")
-    assert [o.format(target="cpu", precision="fp32") for o in outputs] == [
-        f"results/raw/mlp/cpu/fp32/n{n}_d{d}_m{m}.parquet" for n, d, m in sizes
-    ]
+    configurations = sweeps.configurations(cfg, "mlp")
+    assert len(configurations) == len(mlp["targets"]) * len(mlp["precisions"]) * len(
+        mlp["n"]
+    ) * len(mlp["d"]) * len(mlp["m"])
+    first = configurations[0]
+    assert sweeps.files(cfg, "mlp")[0] == (
+        f"results/raw/mlp/cpu/{first['precision']}/n{first['n']}_d{first['d']}_m{first['m']}.parquet"
+    )
+    wc = {"target": "cpu", "precision": "fp32", "n": "2", "d": "64", "m": "16"}
+    params = job_params.job_params(cfg, "mlp", wc)
+    # one job per configuration: its own sizes, as numbers, and nothing of the other values
+    assert params["workload"] == {"n": 2, "d": 64, "m": 16} and params["precision"] == "fp32"
     assert params["measure"]["repeats"] == mlp["repeats"]
     # a CPU job has no sampler and no guards: editing those reruns GPU jobs only
     assert (
         params["energy"] == {**cfg["energy"], "sampler_hz": None, "guard_s": None}
         and "run_on_cpu" not in params
     )
-    gpu = job_params.job_params(cfg, "mlp", {"target": "h100", "precision": "fp32"})
+    gpu = job_params.job_params(cfg, "mlp", {**wc, "target": "h100"})
     assert gpu["energy"] == cfg["energy"]
     # profiler_flops: auto = the thesis's slow counter on CPUs only
     assert mlp["profiler_flops"] == "auto"
@@ -162,52 +163,42 @@ def test_grid_and_job_params():
     # launch: the schema's default reaches every job, and a job of another launch is another job
     assert params["measure"]["launch"] == "eager"
     graphs = job_params.job_params(
-        {**cfg, "mlp": {**mlp, "launch": "cuda_graph"}},
-        "mlp",
-        {"target": "h100", "precision": "fp32"},
+        {**cfg, "mlp": {**mlp, "launch": "cuda_graph"}}, "mlp", {**wc, "target": "h100"}
     )
     assert graphs["measure"] == {**gpu["measure"], "launch": "cuda_graph"}
     # llm: auto by default on a GPU; a CPU has no graphs, so its jobs say eager (and do not rerun)
     assert cfg["llm"]["launch"] == "auto"
-    llm_wc = {"model": cfg["llm"]["models"][0], "batch_size": cfg["llm"]["batch_size"][0]}
-    assert (
-        job_params.job_params(cfg, "llm", {**llm_wc, "target": "h100"})["measure"]["launch"]
-        == "auto"
-    )
-    assert (
-        job_params.job_params(cfg, "llm", {**llm_wc, "target": "cpu"})["measure"]["launch"]
-        == "eager"
-    )
-    # every experiment's params have the one shape of JobSpec: one spec per size, same settings
+    model = cfg["llm"]["models"][0]
+    llm_wc = {"model": model, "precision": "fp32", "batch_size": "2", "seq_len": "32"}
+    h100 = job_params.job_params(cfg, "llm", {**llm_wc, "target": "h100"})
+    assert h100["measure"]["launch"] == "auto"
+    cpu = job_params.job_params(cfg, "llm", {**llm_wc, "target": "cpu"})
+    assert cpu["measure"]["launch"] == "eager"
+    assert cpu["workload"] == {
+        "model": model,
+        "batch_size": 2,
+        "seq_len": 32,
+        **{k: cfg["llm"][k] for k in ("passes", "attn_implementation", "attention_flops")},
+    }
+    # every experiment's params have the one shape of JobSpec, and a job's params do not
+    # depend on the sweep lists: adding a value leaves every other configuration's alone
     from flopmetrics.jobs.spec import JobSpec
 
     for experiment in ("mlp", "llm", "matmul"):
-        jobs = {
-            tuple(wc[k] for k in paths.JOB_WILDCARDS[experiment])
-            for wc in sweeps.grid(cfg, experiment)
+        for wc in sweeps.configurations(cfg, experiment):
+            params = job_params.job_params(cfg, experiment, {k: str(v) for k, v in wc.items()})
+            spec = JobSpec.from_params(params)
+            assert spec.experiment == experiment and spec.params() == params
+        wider = copy.deepcopy(cfg)
+        axis = BY_NAME[experiment].axes[-1]
+        wider[experiment][axis.key] = [*wider[experiment][axis.key], 4096]
+        old = {
+            str(w): job_params.job_params(cfg, experiment, w)
+            for w in sweeps.configurations(cfg, experiment)
         }
-        for job in jobs:
-            params = job_params.job_params(
-                cfg, experiment, dict(zip(paths.JOB_WILDCARDS[experiment], job))
-            )
-            specs = JobSpec.batch(params)
-            assert (
-                len(specs)
-                == len(params["workloads"])
-                == len(sweeps.job_outputs(cfg, experiment, "RAW"))
-            )
-            assert {s.experiment for s in specs} == {experiment}
-            assert [{"precision": s.precision, **s.params()["workload"]} for s in specs] == params[
-                "workloads"
-            ]
-            assert "precision" not in params  # each configuration names its own
-    # a causal LM job spans the precisions, precision first: one build per precision
-    llm_job = job_params.job_params(
-        cfg, "llm", {"target": "h100", "model": cfg["llm"]["models"][0]}
-    )
-    precisions = [w["precision"] for w in llm_job["workloads"]]
-    assert list(dict.fromkeys(precisions)) == cfg["llm"]["precisions"]
-    assert precisions == sorted(precisions, key=cfg["llm"]["precisions"].index)
+        for w in sweeps.configurations(wider, experiment):
+            if str(w) in old:
+                assert job_params.job_params(wider, experiment, w) == old[str(w)]
 
 
 def test_nested_numbers_given_on_the_command_line_are_numbers(tmp_path):

@@ -10,7 +10,7 @@ from conftest import REPO, Workflow
 pytestmark = pytest.mark.e2e
 
 REQUIRED_COLUMNS = {
-    "workload": "object",
+    "experiment": "object",
     "pass": "object",
     "derived": "bool",
     "target": "object",
@@ -101,7 +101,7 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
     energy = pd.read_parquet(wd / "results/merged/energy.parquet")
     assert set(energy["source"]) == {"measured", "reference"}
     measured = energy[energy["source"] == "measured"]
-    assert set(measured["workload"]) == {"llm", "matmul"} and (measured["device"] == "cpu").all()
+    assert set(measured["experiment"]) == {"llm", "matmul"} and (measured["device"] == "cpu").all()
     # no CPU meter here: energy is NaN with a status saying why, never a made-up number
     assert measured["energy_j_per_iter"].isna().all() or measured["energy_method"].eq("rapl").all()
     reference = energy[energy["source"] == "reference"]
@@ -113,10 +113,10 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
     # two cards: the first sweep's, and the one that measured bf16 mixed, the MLP and the matmuls
     second = h200["gpu_uuid"] == "GPU-fd614aff-d804-1d50-c7d6-7a2f19fca86e"
     assert set(h200.loc[~second, "gpu_uuid"]) == {"GPU-272c57c7-6cbb-bca1-bbc1-c861e1834ef4"}
-    assert set(h200.loc[second & (h200["workload"] == "llm"), "precision"]) == {"bf16-mixed"}
+    assert set(h200.loc[second & (h200["experiment"] == "llm"), "precision"]) == {"bf16-mixed"}
     assert (
         h200.loc[
-            (h200["workload"] == "llm") & (h200["precision"] == "bf16-mixed"), "seq_len"
+            (h200["experiment"] == "llm") & (h200["precision"] == "bf16-mixed"), "seq_len"
         ].nunique()
         == 5
     )
@@ -131,7 +131,7 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
         ("h200", "fsdp"): 12,
     }
     nodes = reference[reference["strategy"] != "none"]
-    assert set(zip(nodes["world_size"], nodes["strategy"])) == {
+    assert set(zip(nodes["world_size"], nodes["strategy"], strict=False)) == {
         (n, s) for n in (1, 2, 4) for s in ("ddp", "fsdp")
     }
     assert (nodes["rank"] == -1).all() and (
@@ -156,7 +156,7 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
         .set_index("name")
         .loc["llama-1b-1B-tokens-fp32-h200"]
     )
-    assert h200_row["gpu"] == "h200" and h200_row["basis"].startswith("measured")
+    assert h200_row["target"] == "h200" and h200_row["basis"].startswith("measured")
     co2e = pd.read_parquet(wd / "results/co2e/co2e.parquet").set_index("name")
     row = co2e.loc["llama-1b-1B-tokens"]
     assert row["status"] == "ok" and row["kg_co2e_lo"] < row["kg_co2e"] < row["kg_co2e_hi"]
@@ -170,7 +170,7 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
         & (ref["seq_len"] == row["seq_len"])
         & (ref["batch_size"] == row["batch_size"])
         & ref["gates_passed"]
-        & (ref["gpu_label"] == row["gpu"])
+        & (ref["gpu_label"] == row["target"])
     ]
     assert row["energy_j"] == pytest.approx(row["steps"] * ref["energy_j_per_iter"].mean())
     assert row["kg_co2e"] == pytest.approx(row["kwh"] * 1.58 * 0.480)
@@ -223,8 +223,8 @@ def test_cli_estimate_matches_the_pipelines_co2e_table(default_run):
             row["model"],
             "--tokens",
             str(row["tokens"]),
-            "--gpu",
-            row["gpu"],
+            "--target",
+            row["target"],
             "--precision",
             row["precision"],
             "--pass",

@@ -52,10 +52,10 @@ def test_readme_layout_lists_every_rule_file_and_script():
     assert sorted(set(re.findall(r"(\w+\.py)", line))) == scripts
 
 
-def test_no_module_over_400_lines():
-    """Measured on formatted code (ruff format, CI checks it)."""
+def test_no_module_over_300_lines():
+    """Measured on formatted code (ruff format, CI checks it): a larger module is split."""
     for f in (REPO / "src/flopmetrics").rglob("*.py"):
-        assert len(f.read_text().splitlines()) <= 400, f
+        assert len(f.read_text().splitlines()) <= 300, f
 
 
 def test_benchmarks_import_only_what_exists():
@@ -77,7 +77,8 @@ def test_benchmarks_import_only_what_exists():
 
 
 def schema_keys(schema: dict, prefix: str = "") -> list[str]:
-    """Dotted paths of every configurable key (list items as `key[]`, open mappings as `key.<name>`)."""
+    """Dotted paths of every configurable key (list items as `key[]`, open mappings as
+    `key.<name>`)."""
     out = []
     for key, sub in schema.get("properties", {}).items():
         path = f"{prefix}{key}"
@@ -114,7 +115,7 @@ def test_config_readme_documents_every_key_and_no_removed_one():
             assert (
                 key.split(".")[-1] in readme.split("`co2e.workloads[]`", 1)[1].split("\n", 1)[0]
             ), key
-        elif key.startswith("slurm.cpu") or key.startswith("slurm.architectures"):
+        elif key.startswith("slurm.cpu") or key.startswith("slurm.targets"):
             assert key.split(".")[-1] in readme, key
         else:
             assert key in documented, key
@@ -128,7 +129,7 @@ def test_config_readme_documents_every_key_and_no_removed_one():
         r"\.[a-z0-9_]+(?:\.[a-z0-9_]+)?)`",
         outside,
     ):
-        assert key in known or key.startswith("slurm.architectures"), (
+        assert key in known or key.startswith("slurm.targets"), (
             f"config/README.md names {key}, not in the schema"
         )
 
@@ -151,3 +152,40 @@ def test_every_registered_figure_has_a_written_caption():
     for fig in FIGURES:
         caption = REPO / "workflow/report" / f"{fig.name}.rst"
         assert len(caption.read_text().split()) >= 30, caption
+
+
+# retired words -> the word that names the idea now (config/README.md, "Vocabulary"); the
+# rename tables and the code that reads old files are the only places that may name them
+RETIRED = {
+    r"\battention_convention\b": "attention_flops",
+    r"\bwith_convention\b": "with_attention",
+    r"\barchitectures\s*:|\[.architectures.\]": "targets (slurm.targets)",
+    r"calibration\W+workloads|\[.workloads.\]\s*,\s*s\[": "calibration.experiments",
+    r"\bworkload\.kind\b|\bkind = \"(?:mlp|llm|matmul)\"": "the experiment (spec.experiment)",
+    r"\[.workload.\] ==|\[\"workload\"\]\]": "column experiment",
+    r"\bargs\.gpu\b|\"--gpu\"": "--target",
+}
+# the places that map an old name to its new one
+EXEMPT = {"src/flopmetrics/pipeline/config.py", "src/flopmetrics/analysis/merge.py"}
+EXEMPT_LINE = re.compile(r"action=Renamed")
+
+
+def test_no_retired_word_in_code_or_config():
+    files = [
+        *(REPO / "src/flopmetrics").rglob("*.py"),
+        *(REPO / "workflow").rglob("*.py"),
+        *(REPO / "workflow").rglob("*.smk"),
+        *(REPO / "config").glob("*.yaml"),
+        *(REPO / "benchmarks").glob("*.py"),
+        REPO / "src/flopmetrics/data/config.schema.yaml",
+    ]
+    found = []
+    for path in files:
+        rel = str(path.relative_to(REPO))
+        if rel in EXEMPT:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            for word, now in RETIRED.items():
+                if re.search(word, line) and not EXEMPT_LINE.search(line):
+                    found.append(f"{rel}:{number}: {line.strip()} (now: {now})")
+    assert not found, "\n".join(found)

@@ -10,12 +10,12 @@ import torch
 from conftest import job_spec
 from fake_nvml import FakeNvml
 
-from flopmetrics import workloads
 from flopmetrics.energy.counter import NvmlCounterMeter, windows_from_trace
 from flopmetrics.energy.nvml import NvmlGpu
 from flopmetrics.energy.sampler import PowerSampler
 from flopmetrics.energy.setup import MeterSetup
 from flopmetrics.jobs import run as job
+from flopmetrics.jobs import session
 
 IDLE_W, BUSY_W = 60.0, 300.0
 
@@ -41,21 +41,21 @@ def measured():
     mp = pytest.MonkeyPatch()
     sampler = PowerSampler(gpu, hz=100)
     mp.setattr(
-        job,
+        session,
         "setup_meters",
         lambda device, settings, nvml=None: MeterSetup(
             [NvmlCounterMeter(sampler), sampler], sampler, gpu, "nvml_counter_interpolated", "ok"
         ),
     )
-    real_idle = job.idle_baseline
+    real_idle = session.idle_baseline
 
-    def idle(monitor, setup, seconds, progress, *rest):
+    def idle(monitor, setup, seconds, progress, **rest):
         fake.set_power(IDLE_W)
-        out = real_idle(monitor, setup, seconds, progress, *rest)
+        out = real_idle(monitor, setup, seconds, progress, **rest)
         fake.set_power(BUSY_W)  # 'the GPU' is busy from here on: every window measures work
         return out
 
-    mp.setattr(job, "idle_baseline", idle)
+    mp.setattr(session, "idle_baseline", idle)
     try:
         rows, trace = job.run(SPEC, progress=lambda m: None)
     finally:
@@ -135,7 +135,7 @@ def test_out_of_memory_becomes_a_row_and_the_sweep_goes_on(monkeypatch):
     def boom(*args):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 80 GiB")
 
-    monkeypatch.setattr(workloads, "build", boom)
+    monkeypatch.setattr(job, "build", boom)
     spec = job_spec("mlp", {"n": 2, "d": 8, "m": 4}, energy={"meter": "none"})
     rows, trace = job.run(spec, progress=lambda m: None)
     assert (rows["status"] == "oom").all() and not rows["gates_passed"].any()

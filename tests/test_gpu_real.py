@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import torch
 from flopmetrics.energy.counter import NvmlCounterMeter
 from flopmetrics.energy.nvml import NvmlGpu, NvmlUnavailable, load_nvml
 from flopmetrics.energy.sampler import PowerSampler
-from flopmetrics.energy.windows import Monitor, run_window
+from flopmetrics.energy.windows import Monitor
+from flopmetrics.jobs.protocol import run_window
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -88,11 +90,10 @@ def test_real_counter_agrees_with_trace_and_repeats(gpu):
 
 
 def _tiny(precision):
-    from flopmetrics.flops.models import resolve
-    from flopmetrics.workloads.causal_lm import CausalLMWorkload
+    from flopmetrics.workloads.causal_lm import CausalLMWorkload, LMConfig
 
-    name, fields = resolve("tiny-llama")
-    return CausalLMWorkload("cuda:0", precision, name, fields, 4, 64)
+    config = LMConfig.of({"model": "tiny-llama", "batch_size": 4, "seq_len": 64})
+    return CausalLMWorkload("cuda:0", precision, config)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "bf16-mixed", "fp16-mixed"])
@@ -110,10 +111,11 @@ def test_a_replayed_pass_computes_what_the_eager_pass_computes(precision):
         with wl.replayed("forward_backward", steps["forward_backward"]) as forward_backward:
             wl.restore()
             torch.testing.assert_close(forward_backward(), eager_loss)
-            # mixed precision: fp32 gradients of 16-bit GEMMs, whose algorithm may differ under capture
+            # mixed precision: fp32 gradients of 16-bit GEMMs, whose algorithm may differ under
+            # capture
             # (fp16-mixed: gradients of the loss scaled by the scaler's factor, 65536 at first)
             tol = {"rtol": 1.6e-2, "atol": 1e-3 * wl.scaler.get_scale()} if wl.mixed else {}
-            for p, g in zip(wl.trainable, eager_grads):
+            for p, g in zip(wl.trainable, eager_grads, strict=False):
                 torch.testing.assert_close(p.grad, g, **tol)
         if wl.graph_blocker("train_step"):
             assert precision == "fp16-mixed" and "loss scaler" in wl.graph_blocker("train_step")
@@ -124,7 +126,7 @@ def test_a_replayed_pass_computes_what_the_eager_pass_computes(precision):
             loss = train_step()
             torch.cuda.synchronize()
             assert torch.isfinite(loss).all()
-            moved = [not torch.equal(p, b) for p, b in zip(wl.trainable, before)]
+            moved = [not torch.equal(p, b) for p, b in zip(wl.trainable, before, strict=False)]
             assert (
                 all(torch.isfinite(p).all() for p in wl.trainable) and sum(moved) > len(moved) // 2
             )
@@ -226,7 +228,7 @@ def test_launch_auto_replays_a_launch_bound_configuration(gpu):
 
 
 def test_scattered_windows_are_measured_again_longer_on_the_gpu(gpu):
-    """jobs/passes.SPREAD on real NVML windows: a target no real window meets (0.001 %) makes the
+    """jobs/protocol.SPREAD on real NVML windows: a target no real window meets (0.001 %) makes the
     pass supersede its first 4 windows by 3 twice as long (10 repeats); the trace keeps both."""
     from conftest import job_spec
 
@@ -269,3 +271,42 @@ def test_scattered_windows_are_measured_again_longer_on_the_gpu(gpu):
         2,
         3,
     ]
+
+
+def test_the_measuring_worker_serves_jobs_on_the_gpu_one_worker_at_a_time(
+    gpu, tmp_path, monkeypatch
+):
+    """Profiling jobs' clients on a real GPU: two LLM configurations served by one worker, then a
+    matmul configuration, whose worker asks the LLM's to leave the GPU first: never two workers
+    on one GPU."""
+    import pandas as pd
+    from conftest import job_spec
+
+    from flopmetrics.jobs import client
+
+    monkeypatch.setenv("FLOPMETRICS_WORKER_DIR", str(tmp_path / "run"))
+    llm = {
+        "model": "tiny-llama",
+        "passes": ["forward", "forward_backward"],
+        "attn_implementation": "sdpa",
+        "attention_flops": "full",
+    }
+    fast = {"min_window_s": 0.2, "repeats": 3, "min_repeats": 3, "launch": "eager"}
+    jobs = [
+        job_spec("llm", {**llm, "batch_size": 4, "seq_len": s}, "cuda", "bf16", fast)
+        for s in (64, 128)
+    ]
+    jobs.append(job_spec("matmul", {"size": 1024}, "cuda", "bf16", fast))
+    logs = []
+    for i, spec in enumerate(jobs):
+        out = {k: str(tmp_path / f"{k}{i}.parquet") for k in ("table", "trace")}
+        logs.append(tmp_path / f"job{i}.log")
+        client.measure(spec.params(), out, str(logs[-1]))
+        rows = pd.read_parquet(out["table"])
+        # (the exclusive-GPU gate sees this test's own CUDA context: not asserted here)
+        assert rows["numerics"].eq("finite").all() and (rows["energy_j_per_iter"] > 0).all()
+        assert rows["gpu_uuid"].str.startswith("GPU-").all()
+        assert not pd.read_parquet(out["trace"]).empty
+    pids = [re.search(r"measured by worker (\d+)", p.read_text()).group(1) for p in logs]
+    assert pids[0] == pids[1] != pids[2]
+    assert not client._alive(int(pids[0]))  # it left the GPU to the matmul's worker

@@ -5,7 +5,6 @@ imports inside functions are left only for heavy optional dependencies, each say
 from __future__ import annotations
 
 import ast
-import itertools
 import subprocess
 import sys
 from collections import defaultdict
@@ -88,36 +87,26 @@ def graph() -> dict[str, set[str]]:
     return out
 
 
+def reachable(edges: dict[str, set[str]], start: str) -> set[str]:
+    """Every node reached from ``start`` along one edge or more."""
+    out, todo = set(), list(edges.get(start, ()))
+    while todo:
+        v = todo.pop()
+        if v not in out:
+            out.add(v)
+            todo.extend(edges.get(v, ()))
+    return out
+
+
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one node (Tarjan's algorithm)."""
-    index, low, stack, on, out = {}, {}, [], set(), []
-    counter = itertools.count()
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
-
-    def visit(v):
-        index[v] = low[v] = next(counter)
-        stack.append(v)
-        on.add(v)
-        for w in edges.get(v, ()):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                out.append(sorted(component))
-
-    for v in list(edges):
-        if v not in index:
-            visit(v)
+    """The groups of nodes that reach one another (strongly connected, more than one node)."""
+    reach = {v: reachable(edges, v) for v in edges}
+    out, seen = [], set()
+    for v in edges:
+        group = sorted(u for u in reach[v] if v in reach.get(u, ()))
+        if len(group) > 1 and v not in seen:
+            out.append(group)
+            seen.update(group)
     return out
 
 
@@ -165,7 +154,7 @@ def test_no_cycle_between_packages():
 
 def late_imports():
     """``(file, line, module)`` of every import inside a function."""
-    for module, path in MODULES.items():
+    for path in MODULES.values():
         for name, line, in_function in imports(path):
             if in_function:
                 yield path, line, name
@@ -184,7 +173,8 @@ def test_imports_inside_functions_only_for_heavy_optional_dependencies():
     bad = []
     for path, line, name in late_imports():
         if path == SRC / "__init__.py":
-            continue  # flopmetrics.Monitor and .measure, resolved on first use (the module says why)
+            # flopmetrics.Monitor and .measure, resolved on first use (the module says why)
+            continue
         where = f"{path.relative_to(REPO)}:{line} imports {name}"
         if name.split(".")[0] not in HEAVY_OPTIONAL:
             bad.append(f"{where}: import it at the top of the module")

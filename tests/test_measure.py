@@ -1,12 +1,29 @@
 import math
+import sys
 import time
 
 import pytest
+from conftest import REPO
 
+from flopmetrics.contracts.errors import WindowError
 from flopmetrics.contracts.vocabulary import DerivedPass
-from flopmetrics.energy.windows import Monitor, WindowError, edge_covered, run_window
-from flopmetrics.jobs.passes import PassSpec, derive, measure_passes, per_iteration, warmed_lead_in
-from flopmetrics.jobs.stats import Estimate, estimate
+from flopmetrics.energy.windows import Monitor
+from flopmetrics.jobs.iterations import warmed_lead_in
+from flopmetrics.jobs.protocol import PassSpec, Protocol, measure_passes, run_window
+from flopmetrics.jobs.stats import Estimate, derive, estimate, per_iteration
+
+
+def measure(monitor, specs, progress=None, **settings):
+    """measure_passes with a protocol of these settings (unset: every window, no guard)."""
+    protocol = Protocol(
+        settings["repeats"],
+        settings.get("min_repeats", settings["repeats"]),
+        settings.get("target_rse", 0.0),
+        settings["min_window_s"],
+        settings["warmup_iterations"],
+        settings.get("guard_s", 0.0),
+    )
+    return measure_passes(monitor, specs, protocol, progress)
 
 
 class CountingMeter:
@@ -111,9 +128,7 @@ def test_measure_passes_derives_one_pass_after_the_other():
         PassSpec("a", lambda: (order.append("a"), time.sleep(0.002))),
         PassSpec("ab", lambda: (order.append("ab"), time.sleep(0.004))),
     ]
-    windows = measure_passes(
-        Monitor("cpu"), specs, repeats=3, min_window_s=0.02, warmup_iterations=1
-    )
+    windows = measure(Monitor("cpu"), specs, repeats=3, min_window_s=0.02, warmup_iterations=1)
     assert [len(v) for v in windows.values()] == [3, 3]
     est = derive({k: per_iteration(v) for k, v in windows.items()}, [DerivedPass("b", "ab", "a")])
     assert est["b"].mean == pytest.approx(est["ab"].mean - est["a"].mean)
@@ -125,15 +140,18 @@ def test_measure_passes_derives_one_pass_after_the_other():
     assert windows["a"][-1].end_s <= windows["ab"][0].start_s
 
 
-def test_the_protocol_of_2026_11_27_interleaves_the_passes():
+def test_the_fixed_protocol_of_the_benchmark_interleaves_the_passes():
+    """benchmarks/protocol_compare.py compares the pipeline against the protocol of 2026-11-27,
+    which it alone holds: passes warmed up first, then rounds of one window per pass."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from protocol_compare import fixed_protocol
+
     order = []
     specs = [
         PassSpec("a", lambda: (order.append("a"), time.sleep(0.002))),
         PassSpec("ab", lambda: (order.append("ab"), time.sleep(0.004))),
     ]
-    windows = measure_passes(
-        Monitor("cpu"), specs, repeats=3, min_window_s=0.02, warmup_iterations=1, sized=False
-    )
+    windows = fixed_protocol(Monitor("cpu"), specs, Protocol(3, 3, 0.0, 0.02, 1, 0.0))
     assert [len(v) for v in windows.values()] == [3, 3]
     assert order[:2] == ["a", "ab"]  # warm-up of every pass first, then rounds
     assert windows["a"][1].start_s > windows["ab"][0].end_s  # round 2 of "a" after round 1 of "ab"
@@ -163,7 +181,7 @@ def test_one_guard_between_back_to_back_windows_frames_both_edges():
         time.sleep(0.002)
 
     spec = PassSpec("p", step, prepare=lambda: log.append(("restore", time.perf_counter())))
-    windows = measure_passes(
+    windows = measure(
         Monitor("cpu", [Meter()]),
         [spec],
         repeats=3,
@@ -176,7 +194,7 @@ def test_one_guard_between_back_to_back_windows_frames_both_edges():
     begins = [i for i, e in enumerate(events) if e == "begin"]
     reads = [i for i, e in enumerate(events) if e == "read"]
     assert events.count("restore") == 4  # before the first guard, and after each window
-    for window, (read, next_begin) in enumerate(zip(reads, begins[1:])):
+    for window, (read, next_begin) in enumerate(zip(reads, begins[1:], strict=False)):
         between = events[read + 1 : next_begin]
         assert between == [], (
             f"work between window {window}'s reading and the next window's start: {between}"
@@ -216,7 +234,7 @@ def test_windows_of_a_recording_meter_run_back_to_back_and_are_read_later():
         time.sleep(0.002)
 
     monitor = Monitor("cpu", [Recorder()])
-    windows = measure_passes(
+    windows = measure(
         monitor,
         [PassSpec("p", step)],
         repeats=4,
@@ -267,7 +285,7 @@ def test_each_pass_stops_once_it_is_precise():
         specs.append(
             PassSpec(name, step, prepare=lambda name=name: setattr(monitor, "current", name))
         )
-    windows = measure_passes(
+    windows = measure(
         monitor,
         specs,
         repeats=8,
@@ -297,6 +315,11 @@ def test_difference_propagates_in_quadrature():
     assert Estimate(2.0, 0.1, 3).scale(-3).sem == pytest.approx(0.3)
 
 
+def answered(ok: bool):
+    """A numeric check's result call that holds no reference to what was checked."""
+    return lambda: (ok, "")
+
+
 def test_an_iteration_never_runs_while_the_previous_output_is_alive():
     # a kept loss holds its autograd graph: two alive at once doubled activation memory (Llama fp32
     # s768 ran out of memory on an 80 GB H100); the window keeps only the last output, for the check
@@ -321,14 +344,12 @@ def test_an_iteration_never_runs_while_the_previous_output_is_alive():
         step,
         min_seconds=0.05,
         guard_s=0.01,
-        check=lambda last: lambda ok=isinstance(last, Output): (ok, ""),
+        check=lambda last: answered(isinstance(last, Output)),
     )
     assert w.iterations >= 1 and w.numerics == "finite"
 
 
 def test_repeats_stop_once_every_pass_is_precise_enough():
-    from flopmetrics.energy.windows import Monitor
-    from flopmetrics.jobs.passes import PassSpec, measure_passes
 
     calls = {"n": 0}
 
@@ -356,9 +377,7 @@ def test_repeats_stop_once_every_pass_is_precise_enough():
     def run(scatter, **kw):
         monitor = Monitor("cpu", [Meter(scatter)])
         specs = [PassSpec("a", step), PassSpec("b", step)]
-        return measure_passes(
-            monitor, specs, repeats=8, min_window_s=0.01, warmup_iterations=1, **kw
-        )
+        return measure(monitor, specs, repeats=8, min_window_s=0.01, warmup_iterations=1, **kw)
 
     steady = run(0.0, min_repeats=3, target_rse=0.05)
     assert {len(w) for w in steady.values()} == {3}  # precise at once: the minimum, then done
@@ -392,7 +411,12 @@ def test_the_last_warm_up_iteration_is_the_lead_in():
             ran.append(1)
 
         monitor = Monitor("cpu", [Counter()])
-        rate = warmed_lead_in(monitor, step, max_iterations, 0.001, edge_covered(monitor))
+        rate = warmed_lead_in(
+            monitor,
+            step,
+            max_iterations,
+            0.001,
+        )
         return len(ran), rate
 
     n, rate = pre_window([0.02], 3)
@@ -405,9 +429,7 @@ def test_the_last_warm_up_iteration_is_the_lead_in():
     assert n == 2
     n, _ = pre_window([0.02], 0)  # no warm-up: the lead-in alone
     assert n == 1
-    assert (
-        warmed_lead_in(Monitor("cpu"), lambda: None, 3, 0.0, edge_covered(Monitor("cpu"))) is None
-    )
+    assert warmed_lead_in(Monitor("cpu"), lambda: None, 3, 0.0) is None
 
 
 def test_launch_auto_replays_without_the_profiler_where_issuing_takes_most_of_the_iteration():
@@ -433,8 +455,6 @@ def test_scattered_windows_are_superseded_by_longer_ones():
     ones stay in the trace under their own name."""
     import pandas as pd
 
-    from flopmetrics.energy.windows import Monitor
-    from flopmetrics.jobs.passes import PassSpec, measure_passes
     from flopmetrics.jobs.rows import label_trace
 
     calls = {"n": 0}
@@ -459,7 +479,7 @@ def test_scattered_windows_are_superseded_by_longer_ones():
 
     monitor = Monitor("cpu", [Meter()])
     said = []
-    windows = measure_passes(
+    windows = measure(
         monitor,
         [PassSpec("p", step)],
         repeats=10,

@@ -11,12 +11,14 @@ import pandas as pd
 import pytest
 from fake_nvml import FakeNvml
 
+from flopmetrics.contracts.errors import MeterError
 from flopmetrics.energy import setup as meter_setup
 from flopmetrics.energy.counter import NvmlCounterMeter, integrate_power, window_stats
 from flopmetrics.energy.cpu import NullMeter, RaplMeter
 from flopmetrics.energy.nvml import NvmlGpu, throttle_names
 from flopmetrics.energy.sampler import PowerSampler
-from flopmetrics.energy.windows import MeterError, Monitor, run_window
+from flopmetrics.energy.windows import Monitor
+from flopmetrics.jobs.protocol import run_window
 
 SETTINGS = meter_setup.EnergySettings(meter="auto", sampler_hz=50, guard_s=0.3, idle_baseline_s=2.0)
 

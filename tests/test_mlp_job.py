@@ -84,10 +84,10 @@ def test_tf32_setting_covers_backward(monkeypatch):
     autocast): record the flag each time a matmul executes."""
     import torch
 
-    from flopmetrics.workloads.mlp import MLPWorkload
+    from flopmetrics.workloads.mlp import MLPWorkload, Shape
 
     seen = []
-    wl = MLPWorkload("cpu", "tf32", 2, 8, 4)
+    wl = MLPWorkload("cpu", "tf32", Shape(2, 8, 4))
     step = wl.steps()["forward_backward"]
 
     def hook(*args):

@@ -44,7 +44,8 @@ def test_a_non_llama_model_runs_as_a_job_and_its_flops_are_counted(preset):
 
 
 def test_gpt2_and_qwen_presets_give_their_published_sizes_and_co2e():
-    # published parameter counts: GPT-2 small 124,439,808; Qwen2.5-0.5B 494,032,768 (tied embeddings)
+    # published parameter counts: GPT-2 small 124,439,808; Qwen2.5-0.5B 494,032,768 (tied
+    # embeddings)
     assert summary(resolve("gpt2")[1])["parameters"] == 124_439_808
     assert model_flops.parameters(resolve("qwen2.5-0.5b")[1]) == 494_032_768
     f = workload_flops("gpt2", 8, 1024, "forward")
@@ -63,7 +64,7 @@ def test_gpt2_and_qwen_presets_give_their_published_sizes_and_co2e():
                 "tokens": 1e9,
                 "batch_size": 8,
                 "seq_len": 1024,
-                "gpu": "h100_sxm",
+                "target": "h100_sxm",
                 "precision": "bf16",
                 "pass": "train_step",
             }
@@ -95,8 +96,8 @@ def test_the_backward_count_is_what_a_backward_alone_counts(experiment):
     on its own (one more forward and backward per configuration) gives the same, op by op."""
     import torch
 
-    from flopmetrics import workloads
     from flopmetrics.flops.counted import count_flops
+    from flopmetrics.workloads import causal_lm, mlp
 
     work = (
         {
@@ -110,7 +111,7 @@ def test_the_backward_count_is_what_a_backward_alone_counts(experiment):
         if experiment == "llm"
         else {"n": 3, "d": 64, "m": 16}
     )
-    wl = workloads.build(experiment, "cpu", "fp32", work, 0)
+    wl = {"llm": causal_lm.build, "mlp": mlp.build}[experiment]("cpu", "fp32", work, 0)
     counted = wl.counted()
     with wl.context():
         loss = wl.loss()

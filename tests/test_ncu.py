@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flopmetrics.ncu import classify, gap, metrics, parse
+from flopmetrics.ncu import classify, gap, metrics, parse, validation
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = REPO / "resources/reference/h100/ncu"
@@ -127,7 +127,8 @@ def test_gemm_calls_follow_the_model(h100):
     calls = gap.gemm_calls(mlp)
     n8 = calls[calls["label"] == "mlp n8 d1024 m256"]
     assert (n8.groupby("pass").size() == pd.Series({"backward": 15, "forward": 8})).all()
-    # tensor-core GEMMs on the H100 execute 2 x padded M x padded N x padded K: c = 1 for each kernel
+    # tensor-core GEMMs on the H100 execute 2 x padded M x padded N x padded K: c = 1 for each
+    # kernel
     model = gap.GapModel(mlp)
     assert all(abs(k["c"] - 1) < 1e-9 for k in model.kernels.values())
 
@@ -154,15 +155,15 @@ def test_folds_judge_every_config_once_and_keep_shapes_together_only_when_asked(
         [(n, d, m) for n in (1, 2, 4, 8) for d in (128, 256) for m in (16, 32, 48)],
         columns=["n", "d", "m"],
     )
-    dealt = configs.assign(fold=gap.folds(configs, 3, seed=0))
+    dealt = configs.assign(fold=validation.folds(configs, 3, seed=0))
     assert dealt["fold"].between(0, 2).all()
     assert (
         dealt.groupby(["d", "m"])["fold"].nunique() == 3
     ).all()  # 4 depths of a shape span the 3 folds
-    whole = configs.assign(fold=gap.folds(configs, 3, seed=0, unseen_shapes=True))
+    whole = configs.assign(fold=validation.folds(configs, 3, seed=0, unseen_shapes=True))
     assert (whole.groupby(["d", "m"])["fold"].nunique() == 1).all()
     assert whole["fold"].nunique() == 3
-    assert (gap.folds(configs, 3, seed=1) != dealt["fold"]).any()  # the seed matters
+    assert (validation.folds(configs, 3, seed=1) != dealt["fold"]).any()  # the seed matters
 
 
 def target_met(e: pd.DataFrame) -> bool:
@@ -171,7 +172,7 @@ def target_met(e: pd.DataFrame) -> bool:
 
 
 def test_formulas_predict_configs_they_never_saw_on_the_h100(h100):
-    e = gap.held_out_errors(h100, 3, seed=0)
+    e = validation.held_out_errors(h100, 3, seed=0)
     config = e[e["split"] == "config"]
     # every run's config judged once per pass, the smallest ones included
     assert not config.duplicated(["gpu_label", "precision", "run", "n", "d", "m", "pass"]).any()
@@ -197,7 +198,7 @@ def test_formulas_predict_all_1280_thesis_configs_out_of_fold(thesis_dir):
         ],
         ignore_index=True,
     )
-    e = gap.cross_validated(raw, 3, 0, totals)
+    e = validation.cross_validated(raw, 3, 0, totals)
     assert len(e) == 2 * 1280
     for _, g in e.groupby("pass"):
         assert target_met(g)

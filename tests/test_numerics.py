@@ -10,11 +10,10 @@ import pytest
 import torch
 from conftest import job_spec
 
-from flopmetrics import workloads
 from flopmetrics.analysis import calibration
-from flopmetrics.flops.models import resolve
+from flopmetrics.jobs import run as run_module
 from flopmetrics.jobs.run import run
-from flopmetrics.workloads.causal_lm import CausalLMWorkload
+from flopmetrics.workloads.causal_lm import CausalLMWorkload, LMConfig
 
 LLM = {
     "model": "tiny-llama",
@@ -27,8 +26,7 @@ LLM = {
 
 
 def tiny(precision: str) -> CausalLMWorkload:
-    name, fields = resolve("tiny-llama")
-    return CausalLMWorkload("cpu", precision, name, fields, 2, 16, passes=LLM["passes"])
+    return CausalLMWorkload("cpu", precision, LMConfig.of(LLM))
 
 
 def nan_parameters(wl) -> int:
@@ -54,9 +52,11 @@ def test_fp16_train_step_stays_finite_and_restore_gives_the_starting_weights():
     for _ in range(4):
         step()
     assert nan_parameters(wl) == 0
-    assert any(not torch.equal(p, s) for p, s in zip(wl.model.parameters(), wl._start))
+    assert any(
+        not torch.equal(p, s) for p, s in zip(wl.model.parameters(), wl._start, strict=False)
+    )
     wl.restore()
-    assert all(torch.equal(p, s) for p, s in zip(wl.model.parameters(), wl._start))
+    assert all(torch.equal(p, s) for p, s in zip(wl.model.parameters(), wl._start, strict=False))
 
 
 @pytest.mark.parametrize("precision", ["fp16", "fp16-mixed"])
@@ -79,7 +79,7 @@ def test_fp16_jobs_are_finite_or_say_which_tensor_is_not(precision):
 
 
 def test_a_nan_weight_fails_the_gate_names_the_tensor_and_stays_out_of_calibration(monkeypatch):
-    real_build = workloads.build
+    real_build = run_module.build
 
     def poisoned(*args):
         wl = real_build(*args)
@@ -88,7 +88,7 @@ def test_a_nan_weight_fails_the_gate_names_the_tensor_and_stays_out_of_calibrati
             wl._start[0][0, 0] = math.nan  # the starting weights themselves are bad
         return wl
 
-    monkeypatch.setattr(workloads, "build", poisoned)
+    monkeypatch.setattr(run_module, "build", poisoned)
     rows, _ = run(job_spec("mlp", {"n": 2, "d": 8, "m": 4}), progress=lambda m: None)
     assert (rows["numerics"] == "non_finite").all() and not rows["gate_finite"].any()
     assert not rows["gates_passed"].any() and (rows["status"] == "non_finite").all()
@@ -97,7 +97,7 @@ def test_a_nan_weight_fails_the_gate_names_the_tensor_and_stays_out_of_calibrati
         == "forward: output of forward"
     )
     usable = calibration.usable(
-        rows.assign(workload="llm", gpu_label="h100", flops=1e9, energy_j_per_iter=1.0),
+        rows.assign(experiment="llm", gpu_label="h100", flops=1e9, energy_j_per_iter=1.0),
         ["llm"],
         None,
     )
@@ -128,7 +128,7 @@ def test_an_fp16_product_that_overflows_is_caught():
     )
     assert rows["numerics"].eq("finite").all()
 
-    real_build = workloads.build
+    real_build = run_module.build
 
     def huge(*args):
         wl = real_build(*args)
@@ -139,7 +139,7 @@ def test_an_fp16_product_that_overflows_is_caught():
     import flopmetrics.jobs.run as job
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(job.workloads, "build", huge)
+    mp.setattr(job, "build", huge)
     try:
         rows, _ = run(
             job_spec(

@@ -46,7 +46,7 @@ SLURM_CONFIG = {
     "reference": {"dirs": []},
     "slurm": {
         "gpu_request": "gres",
-        "architectures": {
+        "targets": {
             "h100": {"partition": "h100", "gpu_type": "h100"},
             "a100": {"partition": "a100", "gpu_type": "a100"},
             "l40s": {"partition": "l40s", "gpu_type": "l40s"},
@@ -155,9 +155,7 @@ def test_wrong_mapping_is_refused_by_slurm(tmp_path):
     cfg = copy.deepcopy(SLURM_CONFIG)
     cfg["mlp"]["targets"] = ["h100"]
     cfg["matmul"]["targets"] = []
-    cfg["slurm"]["architectures"]["h100"]["partition"] = (
-        "a100"  # an h100 job sent to the a100 nodes
-    )
+    cfg["slurm"]["targets"]["h100"]["partition"] = "a100"  # an h100 job sent to the a100 nodes
     wf = SlurmWorkflow(tmp_path, cfg)
     proc = wf.run(check=False)
     out = proc.stdout + proc.stderr
@@ -173,7 +171,7 @@ def test_unmapped_architecture_fails_before_submitting(tmp_path):
     proc = wf.run(check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "config error at slurm.architectures: no entry for GPU target 'v100'" in out
+    assert "config error at slurm.targets: no entry for GPU target 'v100'" in out
     assert "has been submitted" not in out
 
 

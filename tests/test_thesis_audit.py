@@ -207,11 +207,12 @@ def test_baseline_readings_side_by_side(tree):
     used = r[r["used_by_thesis_table"]]
     assert set(used["convention"]) == {readings.CONVENTIONS["energy_sum"]}
     assert set(used.loc[used.gpu_name == "l40", "gpu_read"]) == {"l40s"}
-    assert set(zip(used.gpu_name, used.precision_file, used["pass"])) >= {
+    assert set(zip(used.gpu_name, used.precision_file, used["pass"], strict=False)) >= {
         ("l40", "fp16", "forward"),
         ("a40", "fp32", "backward"),
     }
-    # every baseline row has one primary reading (what ran, the script's convention) and its l40 twin
+    # every baseline row has one primary reading (what ran, the script's convention) and its l40
+    # twin
     assert r.groupby(["source_file", "pass"])["primary"].sum().eq(1).all()
     assert (
         len(r[r.gpu_name == "l40"]) == 2 * 2 * 2 * 2 * 2
@@ -246,7 +247,9 @@ def test_gate_limits_come_from_the_judged_variants():
 def test_the_rules_depend_on_the_files_they_run():
     from flopmetrics.pipeline.code import sources
 
-    names = lambda files: {f.rsplit("/", 1)[-1] for f in files if "/thesis/" in f}
+    def names(files):
+        return {f.rsplit("/", 1)[-1] for f in files if "/thesis/" in f}
+
     assert names(sources("flopmetrics.analysis.thesis")) == {
         "__init__.py",
         "files.py",
@@ -254,5 +257,6 @@ def test_the_rules_depend_on_the_files_they_run():
         "names.py",
         "physics.py",
     }
-    # the audit summarizes judged rows: an edit of the import reruns it through its input, not its code
+    # the audit summarizes judged rows: an edit of the import reruns it through its input, not its
+    # code
     assert names(sources("flopmetrics.analysis.thesis.audit")) == {"audit.py"}

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_full_run_outputs_and_rerun_semantics(workflow):
-    assert workflow.scheduled()["profile_mlp"] == 1  # one job per (target, precision), 4 sizes
+    assert workflow.scheduled()["profile_mlp"] == 4  # one job per configuration
     workflow.run()
     wd = workflow.workdir
     merged = pd.read_parquet(wd / "results/merged/mlp.parquet")
@@ -43,35 +43,39 @@ def test_full_run_outputs_and_rerun_semantics(workflow):
     assert workflow.scheduled() == {"fig_mlp_flops_vs_d": 1, "all": 1, "total": 2}
     workflow.run()
 
-    # one more m -> the job of that (target, precision) measures its sizes again (one parquet
-    # each, none left stale), then the merge and the figures that read it
+    # one more m -> its two configurations alone, then the merge and the figures that read it;
+    # the files measured before are neither rewritten nor touched
     before = (wd / "results/raw/mlp/cpu/fp32/n2_d16_m4.parquet").stat().st_mtime_ns
     cfg["mlp"]["m"] = [4, 8, 12]
     workflow.write_config(cfg)
     assert workflow.scheduled() == {
-        "profile_mlp": 1,
+        "profile_mlp": 2,
         "merge_mlp": 1,
         "fig_mlp_flops_vs_d": 1,
         "fig_mlp_pct_diff_heatmap": 2,
         "fig_mlp_throughput_vs_intensity": 1,
         "all": 1,
-        "total": 7,
+        "total": 8,
     }
     workflow.run()
-    assert (wd / "results/raw/mlp/cpu/fp32/n2_d16_m4.parquet").stat().st_mtime_ns > before
+    assert (wd / "results/raw/mlp/cpu/fp32/n2_d16_m4.parquet").stat().st_mtime_ns == before
     assert len(pd.read_parquet(wd / "results/merged/mlp.parquet")) == 6 * 4
-    log = (wd / "logs/mlp/cpu/fp32.log").read_text()
-    assert "configuration 6/6" in log and "configuration 7/" not in log
+    assert (wd / "logs/mlp/cpu/fp32/n2_d32_m12.log").exists()
 
-    # one more precision -> only its job: the fp32 job is not redone
+    # one more precision -> only its configurations
     cfg["mlp"]["precisions"] = ["fp32", "bf16"]
     workflow.write_config(cfg)
-    assert workflow.scheduled()["profile_mlp"] == 1
+    assert workflow.scheduled()["profile_mlp"] == 6
 
-    # a job parameter (repeats) -> every profiling job reruns
-    cfg["mlp"].update(precisions=["fp32"], m=[4, 8], repeats=3)
+    # a value removed -> nothing measured, only the merge and its figures
+    cfg["mlp"].update(precisions=["fp32"], m=[4, 8])
     workflow.write_config(cfg)
-    assert workflow.scheduled()["profile_mlp"] == 1
+    assert "profile_mlp" not in workflow.scheduled()
+
+    # a measurement setting (repeats) -> every configuration it affects reruns
+    cfg["mlp"]["repeats"] = 3
+    workflow.write_config(cfg)
+    assert workflow.scheduled()["profile_mlp"] == 4
 
     # the report builds from the finished run
     cfg["mlp"]["repeats"] = 2
@@ -118,16 +122,16 @@ def test_cuda_requested_without_gpu(workflow):
     # with the device check off (jobs run elsewhere) the DAG builds
     cfg["execution"]["check_devices"] = False
     workflow.write_config(cfg)
-    assert workflow.scheduled()["profile_mlp"] == 1
+    assert workflow.scheduled()["profile_mlp"] == 4
 
 
 def test_killed_run_leaves_no_partial_output_and_resumes(workflow):
     cfg = copy.deepcopy(workflow.config)
-    cfg["mlp"].update(d=[16], m=[4], min_window_s=1.0, repeats=3)
+    cfg["mlp"].update(d=[16], m=[4, 8], min_window_s=1.0, repeats=3)
     cfg["figures"]["mlp_flops_vs_d"].update(n=None, m=None)
     workflow.write_config(cfg)
     wd = workflow.workdir
-    log = wd / "logs/mlp/cpu/fp32.log"
+    log = wd / "logs/mlp/cpu/fp32/n2_d16_m4.log"
     proc = subprocess.Popen(
         workflow.command(),
         stdout=subprocess.DEVNULL,
@@ -144,11 +148,17 @@ def test_killed_run_leaves_no_partial_output_and_resumes(workflow):
     finally:
         proc.wait(timeout=60)
     raw = wd / "results/raw/mlp/cpu/fp32"
-    assert not any(raw.glob("*")) if raw.exists() else True  # no parquet, no partial file
-    # as README.md says: unlock, then rerun (jobs cut off mid-write are redone)
+    # the measuring worker outlives the kill, notices its job gone and writes nothing
+    time.sleep(3)
+    assert not (raw / "n2_d16_m4.parquet").exists()
+    assert not list(raw.glob(".*")) if raw.exists() else True  # no partial file either
+    finished = {p.name: p.stat().st_mtime_ns for p in raw.glob("*.parquet")} if raw.exists() else {}
+    # as README.md says: unlock, then rerun: only what is missing is measured
     workflow.run("--unlock")
     workflow.run("--rerun-incomplete")
     assert len(pd.read_parquet(wd / "results/raw/mlp/cpu/fp32/n2_d16_m4.parquet")) == 4
+    for name, mtime in finished.items():
+        assert (raw / name).stat().st_mtime_ns == mtime, name
 
 
 @pytest.mark.parametrize(
@@ -179,12 +189,12 @@ def test_killed_run_leaves_no_partial_output_and_resumes(workflow):
                         "tokens": 1e9,
                         "batch_size": 8,
                         "seq_len": 1024,
-                        "gpu": "b200",
+                        "target": "b200",
                         "precision": "bf16",
                     }
                 ]
             ),
-            "config error at co2e.workloads[0].gpu: no datasheet entry for GPU 'b200'",
+            "config error at co2e.workloads[0].target: no datasheet entry for GPU 'b200'",
         ),
         (
             lambda c, d: c["reference"].update(dirs=[str(d / "nothing")]),

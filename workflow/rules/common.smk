@@ -1,12 +1,15 @@
 # Validation and helpers shared by all rules. Logic lives in the flopmetrics package.
+import json
 import math
+import shlex
+import sys
 from pathlib import Path
 
 from flopmetrics.figures import registry as figure_registry
 from flopmetrics.pipeline import config as fm_config
 from flopmetrics.contracts import paths
 import flopmetrics.jobs.params
-from flopmetrics.pipeline import checks, code, sweeps
+from flopmetrics.pipeline import code, references, sweeps
 from flopmetrics.pipeline.slurm import slurm_resources
 
 fm_config.validate(config, fm_config.load_schema())
@@ -15,7 +18,9 @@ fm_config.validate(config, fm_config.load_schema())
 if config["execution"]["check_devices"] and not config["execution"]["run_on_cpu"]:
     cuda = [(k, t) for k, t in fm_config.all_targets(config) if t.startswith("cuda")]
     if cuda or "cuda" in config["distributed"]["targets"]:
-        from flopmetrics.pipeline import devices  # loads torch: only where a GPU is named
+        from flopmetrics.pipeline import (
+            devices,
+        )  # loads torch: only where a GPU is named
 
         for key, target in cuda:
             devices.check_devices([target], key=key)
@@ -48,7 +53,7 @@ def job_resources(target_wildcard):
         for t in targets
     }
     unmapped = {
-        t for t in targets if t != "cpu" and t not in config["slurm"]["architectures"]
+        t for t in targets if t != "cpu" and t not in config["slurm"]["targets"]
     }
     keys = {"gpu_slot", "slurm_partition"}
     keys |= (
@@ -92,9 +97,26 @@ def distributed_resources():
     return res
 
 
-def job_params(experiment):
-    """The `params:` of a profiling job: one shape for every experiment (flopmetrics.jobs.spec)."""
-    return lambda wc: flopmetrics.jobs.params.job_params(config, experiment, wc)
+# the interpreter of a profiling job's client: the conda environment's where rules run in one
+# (--sdm conda), else Snakemake's own (whatever is first on PATH may lack flopmetrics)
+PYTHON = (
+    "python"
+    if "conda" in str(getattr(workflow.deployment_settings, "deployment_method", ""))
+    else shlex.quote(sys.executable)
+)
+
+
+def profile_params(experiment):
+    """The `params:` of a profiling job: one configuration (flopmetrics.jobs.spec), as JSON
+    for a measuring worker's client; an Nsight Compute job's: what it captures."""
+    if experiment.runner == "ncu":
+        return flopmetrics.jobs.params.ncu_params(config, {})
+    if experiment.runner == "ranks":
+        return lambda wc: flopmetrics.jobs.params.job_params(config, experiment, wc)
+    # in the parameters' own order: a workload's keys name its configuration in that order
+    return lambda wc: json.dumps(
+        flopmetrics.jobs.params.job_params(config, experiment, wc)
+    )
 
 
 def library(*modules, alone=()):
@@ -102,22 +124,6 @@ def library(*modules, alone=()):
     library edit makes that rule stale. Profiling jobs do not list them (see flopmetrics.pipeline.code).
     """
     return code.sources(*modules, alone=alone)
-
-
-def energy_raw_files():
-    """Measured rows that can carry energy: LLM, matmul, the MLP's GPU jobs and the node rows
-    of distributed jobs."""
-    gpu_mlp = [
-        p
-        for p in sweeps.raw_files(config, "mlp")
-        if not p.startswith("results/raw/mlp/cpu/")
-    ]
-    return (
-        sweeps.raw_files(config, "llm")
-        + sweeps.raw_files(config, "matmul")
-        + gpu_mlp
-        + sweeps.raw_files(config, "distributed")
-    )
 
 
 def repo_path(path):
@@ -133,10 +139,10 @@ def repo_path(path):
 def reference_files(kind="raw"):
     """Committed reference measurements (per-job parquet) under config reference.dirs; with
     kind="ranks" the per-rank tables of their distributed jobs."""
-    return checks.reference_files(config["reference"]["dirs"], repo_path, kind=kind)
+    return references.reference_files(config["reference"]["dirs"], repo_path, kind=kind)
 
 
-checks.check_figure_lengths(config, checks.reference_lengths(reference_files()))
+references.check_figure_lengths(config, references.reference_lengths(reference_files()))
 
 
 def figure_inputs(figure):
@@ -163,7 +169,7 @@ def all_targets():
         paths.MERGED_ENERGY,
         *(
             [paths.MERGED_RANKS]
-            if sweeps.ranks_files(config) or reference_files("ranks")
+            if sweeps.table_files(config, "ranks") or reference_files("ranks")
             else []
         ),
         paths.CALIBRATION,

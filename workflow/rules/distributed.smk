@@ -1,29 +1,11 @@
-# Distributed jobs: one job per (target, model, precision, strategy, scaling, world size,
-# batch size, sequence length) runs its ranks on one node through torchrun, one GPU per rank,
-# and writes the node's rows (raw), every rank's rows, windows and raw power trace.
-
-
-rule profile_distributed:
-    output:
-        node=paths.RAW["distributed"],
-        ranks=paths.RANKS,
-        windows=paths.WINDOWS,
-        traces=paths.TRACE["distributed"],
-    log:
-        paths.LOG["distributed"],
-    conda:
-        "../../envs/flopmetrics.yaml"
-    resources:
-        **distributed_resources(),
-    params:
-        job=lambda wc: flopmetrics.jobs.params.distributed_params(config, wc),
-    script:
-        "../scripts/profile_distributed.py"
+# Distributed jobs (profile.smk, runner "ranks": torchrun starts the ranks on one node, one GPU
+# each) write the node's rows, every rank's rows, windows and raw power trace; here the ranks'
+# rows are merged and the scaling table made.
 
 
 rule merge_ranks:
     input:
-        measured=sweeps.ranks_files(config),
+        measured=sweeps.table_files(config, "ranks"),
         reference=reference_files("ranks"),
         code=library("flopmetrics.analysis.merge"),
     output:

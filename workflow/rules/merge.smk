@@ -3,7 +3,7 @@
 
 rule merge_mlp:
     input:
-        tables=sweeps.raw_files(config, "mlp"),
+        tables=sweeps.table_files(config, "mlp"),
         code=library("flopmetrics.analysis.merge"),
     output:
         paths.MERGED_MLP,
@@ -18,7 +18,7 @@ rule merge_mlp:
 
 rule merge_energy:
     input:
-        measured=energy_raw_files(),
+        measured=sweeps.table_files(config, "energy"),
         reference=reference_files(),
         code=library("flopmetrics.analysis.merge"),
     output:

@@ -1,33 +1,11 @@
-# Nsight Compute FLOPs: one job per GPU target and precision runs the configured MLP configs,
-# GEMMs and LLM shapes under ncu (GPU targets only); the merge reads those and the committed runs
-# (`ncu.dirs`), classifies every launch and judges the GPU-adjusted formulas out of fold.
-
-
-rule profile_ncu:
-    output:
-        table=paths.NCU,
-        manifest=paths.NCU_MANIFEST,
-    log:
-        paths.NCU_LOG,
-    conda:
-        "../../envs/flopmetrics.yaml"
-    resources:
-        **job_resources("target"),
-    params:
-        mlp=config["ncu"]["mlp"],
-        gemm=config["ncu"]["gemm"],
-        llm=config["ncu"]["llm"],
-    script:
-        "../scripts/profile_ncu.py"
+# Nsight Compute FLOPs: one job per GPU target and precision (profile.smk, runner "ncu") runs
+# the configured MLP configs, GEMMs and LLM shapes under ncu; here those and the committed runs
+# (`ncu.dirs`) are merged, every launch classified and the GPU-adjusted formulas judged out of fold.
 
 
 rule merge_ncu:
     input:
-        measured=expand(
-            paths.NCU,
-            target=config["ncu"]["targets"],
-            precision=config["ncu"]["precisions"],
-        ),
+        measured=sweeps.files(config, "ncu"),
         reference=[repo_path(d) for d in config["ncu"]["dirs"]],
         code=library(
             "flopmetrics.ncu.parse", "flopmetrics.ncu.classify", "flopmetrics.ncu.gap"

@@ -1,4 +1,5 @@
-# Adapter: judged thesis rows -> the audit table (parquet; Markdown to read; HTML; CSV for the report).
+# Adapter: judged thesis rows -> the audit table (parquet; Markdown to read; HTML; CSV for the
+# report).
 import pandas as pd
 
 from flopmetrics.analysis.thesis import audit

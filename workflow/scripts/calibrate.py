@@ -8,7 +8,7 @@ from flopmetrics.jobs.output import write_csv, write_parquet
 with logged(snakemake.log[0]):
     s = snakemake.params.settings
     df = calibration.usable(
-        pd.read_parquet(snakemake.input.energy), s["workloads"], s["passes"], s["require_gates"]
+        pd.read_parquet(snakemake.input.energy), s["experiments"], s["passes"], s["require_gates"]
     )
     fits, predictions = calibration.calibrate(df, bootstrap=s["bootstrap"], seed=s["seed"])
     print(fits.to_string())

@@ -7,8 +7,8 @@ import pandas as pd
 from flopmetrics.jobs.log import logged
 from flopmetrics.jobs.output import write_parquet
 from flopmetrics.ncu.classify import classify
-from flopmetrics.ncu.gap import held_out_errors
 from flopmetrics.ncu.parse import read_runs
+from flopmetrics.ncu.validation import held_out_errors
 
 with logged(snakemake.log[0]):
     parts = [read_runs(d).assign(source="reference") for d in snakemake.input.reference]

@@ -5,6 +5,5 @@ from flopmetrics.jobs.log import logged
 from flopmetrics.jobs.params import TIMEOUTS
 
 with logged(snakemake.log[0]):
-    out = snakemake.output
     timeouts = {k: snakemake.resources[k] for k in TIMEOUTS}
-    job(snakemake.params.job, out.node, out.ranks, out.windows, out.traces, timeouts)
+    job(snakemake.params.job, dict(snakemake.output.items()), timeouts)

@@ -21,9 +21,9 @@ with logged(snakemake.log[0]):
         argv = capture_command(
             snakemake.wildcards.precision,
             f"{tmp}/manifest.json",
-            snakemake.params.mlp,
-            snakemake.params.gemm,
-            snakemake.params.llm,
+            snakemake.params.job["mlp"],
+            snakemake.params.job["gemm"],
+            snakemake.params.job["llm"],
         )
         run(f"{tmp}/report.ncu-rep", argv, f"{tmp}/report.csv")
         manifest = json.loads(Path(f"{tmp}/manifest.json").read_text())

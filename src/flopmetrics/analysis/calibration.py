@@ -1,6 +1,7 @@
 """Predict energy from FLOPs: ``E = F / EE`` and ``E = F / EE_dyn + P_static * t``.
 
-Both are fitted per group (GPU, world size and strategy, precision, pass) by least squares through the origin and
+Both are fitted per group (GPU, world size and strategy, precision, pass) by least squares through
+the origin and
 judged by leave-one-config-out: each configuration (row) is predicted by a fit to the others;
 the mean absolute percentage error (MAPE) over those predictions is the model's score. EE gets
 a bootstrap interval (resampling configurations).
@@ -96,12 +97,12 @@ GROUP = ["gpu_label", "world_size", "strategy", "precision", "pass"]
 
 
 def usable(
-    df: pd.DataFrame, workloads=None, passes=None, require_gates: bool = True
+    df: pd.DataFrame, experiments=None, passes=None, require_gates: bool = True
 ) -> pd.DataFrame:
     """Rows with finite FLOPs, energy and time (and passing gates, by default); the node rows of
     distributed jobs, not their ranks' (``rank`` -1 or absent)."""
     df = without_ranks(with_single(df))
-    if not {"flops", "energy_j_per_iter", "time_per_iter_s", "workload", "pass", *GROUP} <= set(
+    if not {"flops", "energy_j_per_iter", "time_per_iter_s", "experiment", "pass", *GROUP} <= set(
         df.columns
     ):
         return df.iloc[0:0]
@@ -110,8 +111,8 @@ def usable(
         & np.isfinite(df["energy_j_per_iter"].astype(float))
         & df["energy_j_per_iter"].astype(float).gt(0)
     )
-    if workloads:
-        ok &= df["workload"].isin(workloads)
+    if experiments:
+        ok &= df["experiment"].isin(experiments)
     if passes:
         ok &= df["pass"].isin(passes)
     if require_gates and "gates_passed" in df:
@@ -141,7 +142,7 @@ def calibrate(
         err = np.concatenate([(timed - E) / E, (fitted - E) / E])
         fits.append(
             {
-                **dict(zip(group, key)),
+                **dict(zip(group, key, strict=False)),
                 "configs": len(g),
                 "ee_flops_per_j": ee,
                 "ee_lo": lo,
@@ -160,7 +161,7 @@ def calibrate(
                 ),
             }
         )
-        p = g[[*group, "workload", "flops", "time_per_iter_s", "energy_j_per_iter"]].copy()
+        p = g[[*group, "experiment", "flops", "time_per_iter_s", "energy_j_per_iter"]].copy()
         for col in ("model", "seq_len", "batch_size", "n", "d", "m", "size"):
             if col in g:
                 p[col] = g[col]
@@ -188,7 +189,7 @@ def calibrate(
     fit_df = pd.DataFrame(fits, columns=fit_cols)
     pred_cols = [
         *group,
-        "workload",
+        "experiment",
         "flops",
         "time_per_iter_s",
         "energy_j_per_iter",

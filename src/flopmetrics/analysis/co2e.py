@@ -131,8 +131,9 @@ def estimate(
     rows = []
     for w in workloads:
         w = {"world_size": 1, "strategy": "none", **w}
-        label = gpu_label(w["gpu"])  # a variant key (h100_sxm) uses its label's calibration (h100)
-        # a node step: every rank runs batch_size sequences (weak scaling), so world_size times the work
+        label = gpu_label(w["target"])  # a variant key (h100_sxm) uses its label's calibration
+        # a node step: every rank runs batch_size sequences (weak scaling), so world_size times the
+        # work
         n = w["world_size"]
         steps = w["tokens"] / (w["batch_size"] * w["seq_len"] * n)
         step_flops = n * workload_flops(
@@ -145,7 +146,7 @@ def estimate(
                 for k in (
                     "name",
                     "model",
-                    "gpu",
+                    "target",
                     "world_size",
                     "strategy",
                     "precision",
@@ -167,9 +168,9 @@ def estimate(
         e = _energy(w, label, step_flops, calibration, measured)
         if not e:
             where = (
-                w["gpu"]
+                w["target"]
                 if n == 1 and w["strategy"] == "none"
-                else f"{n} x {w['gpu']} {w['strategy']}"
+                else f"{n} x {w['target']} {w['strategy']}"
             )
             row.update(
                 status=f"no measured calibration for ({where}, {w['precision']}, {w['pass']}): "
@@ -195,7 +196,7 @@ def estimate(
     columns = [
         "name",
         "model",
-        "gpu",
+        "target",
         "world_size",
         "strategy",
         "precision",

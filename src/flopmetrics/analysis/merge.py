@@ -9,12 +9,15 @@ from pathlib import Path
 import pandas as pd
 
 from ..contracts.errors import MergeError
-from ..contracts.paths import RAW, pattern
+from ..contracts.experiments import EXPERIMENTS
+from ..contracts.paths import pattern
 from ..contracts.vocabulary import NODE_RANK, REQUIRED_COLUMNS, SINGLE
 from ..energy import datasheet, gates
 
 # column -> the column that holds its value now (config/README.md, "Renamed keys and columns")
 RENAMED_COLUMNS = {"dtype": "precision"}
+# older columns whose idea has another column now (dropped where that one is filled in)
+RETIRED_COLUMNS = ("workload",)
 TORCH_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
@@ -28,17 +31,19 @@ def with_single(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def without_ranks(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per run and pass: one-device rows and distributed jobs' node rows, not their ranks'."""
+    """One row per run and pass: one-device rows and distributed jobs' node rows, not their
+    ranks'."""
     return df[df["rank"].isna() | df["rank"].eq(NODE_RANK)] if "rank" in df else df
 
 
 def read_job_table(path) -> pd.DataFrame:
     """One job's parquet in today's vocabulary, its identity checked against its path.
 
-    Files written before the rename carry ``dtype`` beside ``precision`` (the same value:
-    dropped, a mismatch is an error naming the file), and MLP rows held the target label in
-    ``device``; ``device`` is the torch device now, and the old jobs ran every GPU target on
-    ``cuda:0``. Every error names the file."""
+    Files written before the renames carry ``dtype`` beside ``precision`` (the same value:
+    dropped, a mismatch is an error naming the file); ``workload`` (the kind of work) where
+    ``experiment`` (the experiment that measured the row) is now, taken from the file's path;
+    and MLP rows held the target label in ``device``: ``device`` is the torch device now, and
+    the old jobs ran every GPU target on ``cuda:0``. Every error names the file."""
     try:
         df = pd.read_parquet(path)
     except Exception as err:  # pyarrow raises several kinds for a file that is not parquet
@@ -47,6 +52,7 @@ def read_job_table(path) -> pd.DataFrame:
         ) from None
     if df.empty:
         return df
+    df = _with_experiment(df, path)
     missing = [c for c in REQUIRED_COLUMNS if c not in df]
     if missing:
         raise MergeError(f"{path}: not a flopmetrics per-job table: columns {missing} are missing")
@@ -56,7 +62,7 @@ def read_job_table(path) -> pd.DataFrame:
                 raise MergeError(f"{path}: column {old!r} (renamed {new!r}) disagrees with {new!r}")
             df = df.drop(columns=old) if new in df else df.rename(columns={old: new})
     if "device" in df:
-        old_mlp = df["workload"].eq("mlp") & ~df["device"].astype(str).str.match(TORCH_DEVICE)
+        old_mlp = df["experiment"].eq("mlp") & ~df["device"].astype(str).str.match(TORCH_DEVICE)
         df.loc[old_mlp, "device"] = "cuda:0"
     labels = set(df["gpu_label"].dropna().astype(str))
     unknown = labels - {"cpu", *datasheet.labels(), *datasheet.table()}
@@ -69,16 +75,40 @@ def read_job_table(path) -> pd.DataFrame:
     return df
 
 
+def _with_experiment(df: pd.DataFrame, path) -> pd.DataFrame:
+    """Rows from before the ``experiment`` column: it is the experiment their path names (the
+    retired ``workload`` column said what ran: ``llm`` for distributed jobs too)."""
+    if "experiment" not in df:
+        experiment = path_identity(path).get("experiment")
+        if experiment is None and "workload" in df:
+            experiment = df["workload"]  # a file outside results/raw: what it says it ran
+        if experiment is not None:
+            df = df.assign(experiment=experiment)
+    return df.drop(columns=[c for c in RETIRED_COLUMNS if c in df and "experiment" in df])
+
+
 def path_identity(path) -> dict[str, str]:
-    """The wildcard values a per-job path names ({} where it follows no known template)."""
+    """The wildcard values a per-configuration path names, ``experiment`` included ({} where
+    it follows no known template; older names of files are read too)."""
     text = str(Path(path).as_posix())
-    for template in RAW.values():
-        # raw/<experiment>/...: also under a reference folder
-        tail = template.removeprefix("results/")
-        m = pattern(tail).search(text)
-        if m and text.endswith(m.group(0)) and (m.start() == 0 or text[m.start() - 1] == "/"):
-            return m.groupdict()
+    for experiment in EXPERIMENTS:
+        for name in ("table", "ranks"):  # the files that hold rows
+            template = experiment.outputs().get(name, "")
+            if not template.startswith(("results/raw/", "results/ranks/")):
+                continue
+            for stem in (experiment.stem, *experiment.renamed_stems):
+                # raw/<experiment>/...: also under a reference folder
+                tail = template.replace(experiment.stem, stem).removeprefix("results/")
+                m = pattern(tail).search(text)
+                if m and text.endswith(m.group(0)) and text[: m.start()][-1:] in ("", "/"):
+                    return {"experiment": experiment.name, **m.groupdict()}
     return {}
+
+
+def missing_columns(columns) -> list[str]:
+    """The required columns a table lacks (an older table's retired names count)."""
+    present = set(columns) | ({"experiment"} if RETIRED_COLUMNS[0] in columns else set())
+    return [c for c in REQUIRED_COLUMNS if c not in present]
 
 
 def check_identity(df: pd.DataFrame, path) -> None:
@@ -106,7 +136,12 @@ def no_duplicates(frames: Sequence[pd.DataFrame]) -> None:
             continue
         uuid = f["gpu_uuid"] if "gpu_uuid" in f else pd.Series([""] * len(f), index=f.index)
         for key in set(
-            zip(f["config_hash"].astype(str), uuid.astype(str), f["timestamp_utc"].astype(str))
+            zip(
+                f["config_hash"].astype(str),
+                uuid.astype(str),
+                f["timestamp_utc"].astype(str),
+                strict=False,
+            )
         ):
             path = str(f["source_file"].iloc[0])
             if key in seen and seen[key] != path:
@@ -123,12 +158,13 @@ def merge_parquets(paths: Sequence[str]) -> pd.DataFrame:
     frames = [read_job_table(p).assign(source_file=str(p)) for p in paths]
     no_duplicates(frames)
     columns = frames[0].columns
-    for p, f in zip(paths, frames):
+    for p, f in zip(paths, frames, strict=False):
         if set(f.columns) != set(columns):
             missing = sorted(set(columns) - set(f.columns))
             extra = sorted(set(f.columns) - set(columns))
             raise ValueError(
-                f"{p}: columns differ from {paths[0]} (missing {missing}, extra {extra}); rerun that job"
+                f"{p}: columns differ from {paths[0]} (missing {missing}, extra {extra}); rerun "
+                "that job"
             )
     return pd.concat(frames, ignore_index=True)
 
@@ -141,12 +177,12 @@ def merge_energy(measured: Sequence[str], reference: Sequence[str]) -> pd.DataFr
     for kind, files in (("measured", measured), ("reference", reference)):
         rows = sum(len(f) for f in frames if len(f) and f["source"].iloc[0] == kind)
         print(f"{kind}: {len(files)} files, {rows} rows")
-    for f, p in zip(frames, [*measured, *reference]):
+    for f, p in zip(frames, [*measured, *reference], strict=False):
         if not len(f):
             print(f"skipped {p}: no rows")
     frames = [f for f in frames if len(f)]
     no_duplicates(frames)
     if not frames:
-        return pd.DataFrame({"source": pd.Series(dtype=str), "workload": pd.Series(dtype=str)})
+        return pd.DataFrame({"source": pd.Series(dtype=str), "experiment": pd.Series(dtype=str)})
     # gates are re-applied here so every row, old reference data included, meets today's rules
     return gates.apply(with_single(pd.concat(frames, ignore_index=True, sort=False)))

@@ -77,7 +77,7 @@ def scaling(energy: pd.DataFrame) -> pd.DataFrame:
             one_step_e = _one(one, "train_step", "energy_j_per_iter")
             out.append(
                 {
-                    **dict(zip(KEYS, key)),
+                    **dict(zip(KEYS, key, strict=False)),
                     "world_size": int(n),
                     "step_time_s": step_t,
                     "node_power_w": step_e / step_t,

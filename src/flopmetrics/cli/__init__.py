@@ -17,7 +17,8 @@ COMMANDS = (env, measure, estimate, audit)
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="flopmetrics",
-        description="FLOPs, Joules and CO2e of ML work, measured honestly. The pipeline: `snakemake -c all`.",
+        description="FLOPs, Joules and CO2e of ML work, measured honestly. "
+        "The pipeline: `snakemake -c all`.",
         epilog="Run `flopmetrics COMMAND --help` for a command's options.",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")

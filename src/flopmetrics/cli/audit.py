@@ -45,7 +45,8 @@ def read_csv(path: Path):
         "power_limit_w" not in df or df["power_limit_w"].isna().all()
     ):  # judge power against the board's TDP
         df["power_limit_w"] = [
-            datasheet.most_lenient(g, p).tdp_w for g, p in zip(df["gpu"], df["precision"])
+            datasheet.most_lenient(g, p).tdp_w
+            for g, p in zip(df["gpu"], df["precision"], strict=False)
         ]
     return gates.apply(df)
 

@@ -82,7 +82,8 @@ def ncu_permission() -> str:
         return "unknown (no NVIDIA driver parameters to read)"
     return {
         "0": "yes",
-        "1": "no: RmProfilingAdminOnly=1 (run as root or set NVreg_RestrictProfilingToAdminUsers=0)",
+        "1": "no: RmProfilingAdminOnly=1 "
+        "(run as root or set NVreg_RestrictProfilingToAdminUsers=0)",
     }.get(admin_only, "unknown")
 
 
@@ -120,7 +121,8 @@ def run(args) -> int:
         )
         print(
             f"GPU {g['index']}        {g['name']} {g.get('uuid', '')}, {counter}, "
-            f"power limit {g.get('power_limit_w', float('nan')):.0f} W, driver {g.get('driver', '?')}"
+            f"power limit {g.get('power_limit_w', float('nan')):.0f} W, driver "
+            f"{g.get('driver', '?')}"
         )
     print(f"RAPL         {f['rapl']}")
     print(f"ncu          {f['ncu']}; counters: {f['ncu_counters']}")

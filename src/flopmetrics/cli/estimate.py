@@ -3,13 +3,15 @@
 FLOPs come from the model's configuration (counted on the meta device, per pass); energy from
 the measured rows of that exact configuration where there are some, else from the calibration the
 pipeline fitted (``results/calibration/calibration.parquet``, ``results/merged/energy.parquet`` by
-default): the same function the pipeline's CO2e table uses. Where no measured calibration exists for the
+default): the same function the pipeline's CO2e table uses. Where no measured calibration exists
+for the
 GPU, precision and pass, it says so and gives the datasheet bound (peak FLOPs per Joule at TDP):
 a lower bound on energy.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -18,10 +20,22 @@ import pandas as pd
 
 from ..analysis.co2e import estimate, gpu_label
 from ..contracts.schema import defaults
+from ..contracts.vocabulary import PRECISIONS
 from ..energy import datasheet
 
 CALIBRATION = "results/calibration/calibration.parquet"
 MEASURED = "results/merged/energy.parquet"
+
+
+class Renamed(argparse.Action):
+    """An option that was renamed: using it names the new one (instead of "required")."""
+
+    def __init__(self, option_strings, dest, to: str, **kwargs):
+        self.to = to
+        super().__init__(option_strings, dest, nargs="?", **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"option {option_string} was renamed to {self.to}")
 
 
 def add(sub) -> None:
@@ -33,13 +47,12 @@ def add(sub) -> None:
     )
     p.add_argument("--tokens", required=True, type=float, help="tokens processed, e.g. 1e9")
     p.add_argument(
-        "--gpu", required=True, help="datasheet label or variant key, e.g. h100, h100_sxm"
-    )
-    p.add_argument(
-        "--precision",
+        "--target",
         required=True,
-        choices=["fp32", "tf32", "fp16", "bf16", "fp16-mixed", "bf16-mixed"],
+        help="the GPU: a datasheet label or variant key, e.g. h100, h100_sxm",
     )
+    p.add_argument("--gpu", action=Renamed, to="--target", help=argparse.SUPPRESS)
+    p.add_argument("--precision", required=True, choices=PRECISIONS)
     p.add_argument(
         "--pass",
         dest="pass_",
@@ -60,16 +73,16 @@ def add(sub) -> None:
     p.add_argument(
         "--measured",
         default=MEASURED,
-        help=f"measured energy rows: an exact configuration's are used as measured (default: {MEASURED})",
+        help="measured energy rows: an exact configuration's are used as measured "
+        f"(default: {MEASURED})",
     )
     p.add_argument("--json", action="store_true", help="the result row as JSON")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-
     datasheet.most_lenient(
-        gpu_label(args.gpu), args.precision
+        gpu_label(args.target), args.precision
     )  # an unknown GPU fails here, naming the known ones
 
     co2e = defaults("co2e")
@@ -91,7 +104,7 @@ def run(args) -> int:
         "tokens": args.tokens,
         "batch_size": args.batch_size,
         "seq_len": args.seq_len,
-        "gpu": args.gpu,
+        "target": args.target,
         "precision": args.precision,
         "pass": args.pass_,
     }
@@ -106,15 +119,18 @@ def run(args) -> int:
         )
         return 0
     print(
-        f"{args.model}, {args.tokens:.3g} tokens ({r['steps']:.4g} steps of batch {args.batch_size} x "
-        f"{args.seq_len}), {args.pass_}, {args.gpu} {args.precision}"
+        f"{args.model}, {args.tokens:.3g} tokens ({r['steps']:.4g} steps of batch "
+        f"{args.batch_size} x "
+        f"{args.seq_len}), {args.pass_}, {args.target} {args.precision}"
     )
     print(
-        f"  FLOPs       {r['flops']:.4g}  (FlopCounterMode on the meta device, from the model's configuration)"
+        f"  FLOPs       {r['flops']:.4g}  (FlopCounterMode on the meta device, from the model's "
+        "configuration)"
     )
     if r["status"] == "ok":
         print(
-            f"  energy      {r['energy_j']:.4g} J (95 % interval {r['energy_j_lo']:.4g}-{r['energy_j_hi']:.4g})  "
+            f"  energy      {r['energy_j']:.4g} J (95 % interval "
+            f"{r['energy_j_lo']:.4g}-{r['energy_j_hi']:.4g})  "
             f"({r['basis']})"
         )
         print(f"  kWh         {r['kwh']:.4g} ({r['kwh_lo']:.4g}-{r['kwh_hi']:.4g})")
@@ -125,8 +141,9 @@ def run(args) -> int:
     else:
         print(f"  energy      {r['status']}" + ("" if path.exists() else f" ({path} not found)"))
     print(
-        f"  at least    {r['energy_j_datasheet_bound']:.4g} J = {r['kwh_datasheet_bound']:.4g} kWh = "
-        f"{r['kg_co2e_datasheet_bound']:.4g} kg CO2e  (datasheet peak/TDP of the most efficient {args.gpu} "
-        f"variant in {args.precision}: a lower bound)"
+        f"  at least    {r['energy_j_datasheet_bound']:.4g} J = {r['kwh_datasheet_bound']:.4g} "
+        "kWh = "
+        f"{r['kg_co2e_datasheet_bound']:.4g} kg CO2e  (datasheet peak/TDP of the most efficient "
+        f"{args.target} variant in {args.precision}: a lower bound)"
     )
     return 0

@@ -90,7 +90,7 @@ def run(args) -> int:
         idle = {}
         if idle_s > 0:
             print(f"[measure] idle baseline {idle_s:g} s ...", file=sys.stderr, flush=True)
-            for d, m in monitors.items():
+            for m in monitors.values():
                 m.begin_window("idle")
             time.sleep(idle_s)
             idle = {d: m.end_window("idle") for d, m in monitors.items()}
@@ -107,7 +107,8 @@ def run(args) -> int:
         print(
             f"{r['device']}: {r['time_s']:.3f} s, "
             + (
-                f"{r['energy_j']:.2f} J ({r['energy_dynamic_j']:.2f} J above idle {r['idle_power_w']:.1f} W), "
+                f"{r['energy_j']:.2f} J ({r['energy_dynamic_j']:.2f} J above idle "
+                f"{r['idle_power_w']:.1f} W), "
                 f"mean {r['power_mean_w']:.1f} W, max {r['power_max_w']:.1f} W, meter {r['meter']}"
                 if math.isfinite(r["energy_j"])
                 else f"energy not measured: {r['status']}"

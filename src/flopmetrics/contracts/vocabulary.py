@@ -48,4 +48,4 @@ SINGLE = {"world_size": 1, "strategy": "none", "scaling": "none"}
 NODE_RANK = -1  # the rank column of a distributed job's node rows (the sum over its ranks)
 
 # columns every per-job table has; a file without them is no flopmetrics table
-REQUIRED_COLUMNS = ("workload", "pass", "precision", "status", "gpu_label")
+REQUIRED_COLUMNS = ("experiment", "pass", "precision", "status", "gpu_label")

@@ -19,7 +19,7 @@ import pandas as pd
 from ..contracts.schema import defaults
 from ..flops.models import resolve
 from ..jobs.output import write_parquet
-from ..jobs.params import TIMEOUTS, distributed_params
+from ..jobs.params import TIMEOUTS, job_params
 from .env import with_no_multicast
 from .node import node_rows
 
@@ -107,33 +107,29 @@ def windows(out_dir: str | Path, world_size: int, kind: str = "windows") -> pd.D
     )
 
 
-def job(
-    params: dict,
-    node_path: str,
-    ranks_path: str,
-    windows_path: str,
-    trace_path: str,
-    timeouts: dict,
-) -> None:
+def job(params: dict, outputs: dict, timeouts: dict) -> None:
     """One distributed job of the pipeline (rule ``profile_distributed``): its ranks run in a
-    scratch folder beside the outputs; the ranks' traces, windows and rows are written, then the
-    node's rows (their presence means the job finished). ``timeouts``: ``timeout_s`` (the whole
-    job) and ``collective_timeout_s`` (a collective), which change no measurement and so come
-    as resources, not parameters."""
+    scratch folder beside the outputs (``table``: the node's rows; ``ranks``, ``windows``,
+    ``traces``); the ranks' traces, windows and rows are written, then the node's rows (their
+    presence means the job finished). ``timeouts``: ``timeout_s`` (the whole job) and
+    ``collective_timeout_s`` (a collective), which change no measurement and so come as
+    resources, not parameters."""
 
     params = {**params, **{k: timeouts[k] for k in TIMEOUTS}}
     print(
-        f"timeouts: the job {params['timeout_s']:g} s, a collective {params['collective_timeout_s']:g} s",
+        f"timeouts: the job {params['timeout_s']:g} s, a collective "
+        f"{params['collective_timeout_s']:g} s",
         file=sys.stderr,
         flush=True,
     )
-    Path(ranks_path).parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".ranks-", dir=Path(ranks_path).parent) as scratch:
+    folder = Path(outputs["ranks"]).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".ranks-", dir=folder) as scratch:
         ranks, node, measured = run(params, scratch, timeout_s=params["timeout_s"])
-        write_parquet(windows(scratch, params["world_size"], "trace"), trace_path)
-        write_parquet(measured, windows_path)
-    write_parquet(ranks, ranks_path)
-    write_parquet(node, node_path)
+        write_parquet(windows(scratch, params["world_size"], "trace"), outputs["traces"])
+        write_parquet(measured, outputs["windows"])
+    write_parquet(ranks, outputs["ranks"])
+    write_parquet(node, outputs["table"])
     cols = [
         "pass",
         "time_per_iter_s",
@@ -213,8 +209,9 @@ def main(argv: list[str] | None = None) -> None:
         "energy": defaults("energy"),
         "execution": {"run_on_cpu": False},
     }
-    params = distributed_params(
+    params = job_params(
         config,
+        "distributed",
         {
             "target": args.target,
             "model": resolve(args.model)[0],
@@ -227,11 +224,10 @@ def main(argv: list[str] | None = None) -> None:
         },
     )
     out = Path(args.out)
-    job(
-        params,
-        *(str(out / f"{k}.parquet") for k in ("node", "ranks", "windows", "trace")),
-        timeouts={"timeout_s": args.timeout, "collective_timeout_s": args.collective_timeout},
-    )
+    names = {"table": "node", "ranks": "ranks", "windows": "windows", "traces": "trace"}
+    outputs = {k: str(out / f"{v}.parquet") for k, v in names.items()}
+    timeouts = {"timeout_s": args.timeout, "collective_timeout_s": args.collective_timeout}
+    job(params, outputs, timeouts)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,8 @@ import pandas as pd
 from ..contracts.vocabulary import NODE_RANK, derivable
 from ..energy import gates
 from ..energy.efficiency import add_efficiency
-from ..jobs.passes import derive
 from ..jobs.provenance import config_hash
-from ..jobs.stats import estimate
+from ..jobs.stats import derive, estimate
 
 # columns that differ from rank to rank and are reduced here (the rest must agree, or are dropped)
 SUMMED = (

@@ -4,12 +4,13 @@ that all ranks open and close together: one row per pass written to ``OUT_DIR/ra
 every window to ``OUT_DIR/rank<r>_windows.parquet``, the raw power trace to
 ``OUT_DIR/rank<r>_trace.parquet``.
 
-    python -m torch.distributed.run --standalone --nproc-per-node N -m flopmetrics.distributed.rank SPEC OUT_DIR
+    python -m torch.distributed.run --standalone --nproc-per-node N -m flopmetrics.distributed.rank
+    SPEC OUT_DIR
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -22,16 +23,14 @@ import torch.distributed as dist
 from torch.distributed.fsdp import fully_shard
 from torch.nn.parallel import DistributedDataParallel
 
-from .. import workloads
-from ..energy import gates
+from ..contracts.vocabulary import SCALINGS, STRATEGIES
 from ..energy.nvml import cuda_uuid
-from ..energy.setup import setup_meters
 from ..jobs import provenance
 from ..jobs.kernels import add_kernel_columns, profile_steps
 from ..jobs.output import write_parquet
-from ..jobs.passes import measure_workload
-from ..jobs.rows import build_rows, label_trace
-from ..jobs.run import check_gpu, idle_baseline
+from ..jobs.rows import label_trace
+from ..jobs.run import Counts, build, measure_configuration
+from ..jobs.session import Session
 from ..jobs.spec import JobSpec
 from ..jobs.targets import resolve_target
 from .env import NO_MULTICAST, check_no_multicast
@@ -49,7 +48,8 @@ def main(spec_file: str, out_dir: str) -> None:
     if cuda:
         torch.cuda.set_device(device)
     # a rank that stops answering fails the others' collectives after this long, instead of a hang
-    # device_id binds this rank's communicator to its GPU (NCCL would otherwise guess it from the rank)
+    # device_id binds this rank's communicator to its GPU (NCCL would otherwise guess it from the
+    # rank)
     dist.init_process_group(
         "nccl" if cuda else "gloo",
         timeout=timedelta(seconds=params["collective_timeout_s"]),
@@ -80,83 +80,77 @@ def say(rank: int):
     return lambda message: print(f"[rank {rank}] {message}", file=sys.stderr, flush=True)
 
 
-STRATEGIES = ("ddp", "fsdp")
-SCALING = ("weak", "strong")
-
-
 def measure(
     spec: JobSpec, device: str, identity: dict, zeus: bool = False, profile_iterations: int = 0
 ):
-    """This rank's rows, windows and power trace: the step under DDP or FSDP (full sharding), windows at barriers, this
-    rank's meters. Weak scaling: ``batch_size`` per rank; strong: ``batch_size`` in all, split
-    over the ranks. Under DDP the job also measures ``forward_backward_local``, the step without
-    gradient synchronization (``no_sync``), from which ``communication`` is derived. With
-    ``zeus`` (rank 0 of a GPU job) Zeus's monitor watches every GPU of the node over the same
-    windows: an independent reading of the node's energy (column ``energy_zeus_j``). After the
-    windows, ``profile_iterations`` iterations of each pass under ``torch.profiler`` give its GPU
-    kernel time and NCCL's (:mod:`flopmetrics.jobs.kernels`)."""
+    """This rank's rows, windows and power trace: the step under DDP or FSDP (full sharding),
+    windows at barriers, this rank's meters. Weak scaling: ``batch_size`` per rank; strong:
+    ``batch_size`` in all, split over the ranks. Under DDP the job also measures
+    ``forward_backward_local``, the step without gradient synchronization (``no_sync``), from which
+    ``communication`` is derived. With ``zeus`` (rank 0 of a GPU job) Zeus's monitor watches every
+    GPU of the node over the same windows: an independent reading of the node's energy (column
+    ``energy_zeus_j``). After the windows, ``profile_iterations`` iterations of each pass under
+    ``torch.profiler`` give its GPU kernel time and NCCL's (:mod:`flopmetrics.jobs.kernels`)."""
     strategy, scaling, world = identity["strategy"], identity["scaling"], identity["world_size"]
-    if strategy not in STRATEGIES or scaling not in SCALING:
+    if strategy not in STRATEGIES or scaling not in SCALINGS:
         raise ValueError(
-            f"strategy must be one of {STRATEGIES} and scaling one of {SCALING}; "
+            f"strategy must be one of {STRATEGIES} and scaling one of {SCALINGS}; "
             f"got {strategy!r}, {scaling!r}"
         )
     progress = say(identity["rank"])
     # the datasheet entry of the GPU this rank got (a generic target such as 'cuda' has none of
-    # its own): the gates judge each row against it
-    gpu_spec = check_gpu(device, resolve_target(spec.target, spec.run_on_cpu)[1])
-    setup = setup_meters(device, spec.energy)
-    check_mapping(device, setup)
-    # one node: local ranks 0..N-1 are cuda:0..N-1
-    monitor = RankMonitor(device, setup.meters, zeus_gpus=range(world) if zeus else None)
-    m = spec.measure
-    work = dict(spec.workload)
-    if scaling == "strong":
-        if work["batch_size"] % world:
-            raise ValueError(
-                f"strong scaling splits batch_size {work['batch_size']} over {world} ranks: "
-                "it must divide evenly"
-            )
-        work["batch_size"] //= world
-    workload = workloads.build(spec.experiment, device, spec.precision, work, m.seed)
+    # its own) judges each row; one node: local ranks 0..N-1 are cuda:0..N-1
+    zeus_gpus = range(world) if zeus else None
+    session = Session.open(
+        spec,
+        device=device,
+        monitor_type=lambda d, meters: RankMonitor(d, meters, zeus_gpus),
+        progress=progress,
+    )
+    check_mapping(device, session.setup)
+    workload = build(session, _rank_spec(spec, scaling, world))
     steps = wrap(workload, strategy, device)
     base = {
+        "experiment": spec.experiment,
         **identity,
         **{f"env_{k}": os.environ.get(k, "") for k in NO_MULTICAST},
         "target": spec.target,
-        "device": device,
-        "energy_method": setup.method,
-        "meter_status": setup.status,
-        "gpu_key": gpu_spec.key if gpu_spec else "",
-        "gpu_label": gpu_spec.label if gpu_spec else "cpu",
-        **setup.gpu_info(),
+        **session.columns,
         **provenance.collect(device, {**spec.params(), **identity}),
+        # the node's other ranks hold contexts on its GPUs: they are this job, not a neighbour
+        "other_processes": 0,
     }
-    guard_s = spec.energy.guard_s if setup.sampler else 0.0
-    with workload.precision_scope(), setup.sampler if setup.sampler else contextlib.nullcontext():
-        idle = idle_baseline(
-            monitor, setup, spec.energy.idle_baseline_s, progress, guard_s, m.target_rse
-        )
+    with workload.precision_scope(), session.sampling():
+        session.measure_idle(spec)
         counted = workload.counted()
         if "forward_backward_local" in steps:
             counted["forward_backward_local"] = counted["forward_backward"]  # the same arithmetic
-        windows = measure_workload(monitor, workload, steps, m, guard_s=guard_s, progress=progress)
+        rows, windows = measure_configuration(session, spec, workload, steps, Counts(counted), base)
         # the raw trace, each sample labelled with its window (none without a sampler: a CPU)
-        trace = (
-            label_trace(setup.sampler.trace_with_steps(), windows, idle.get("_window"))
-            if setup.sampler
-            else pd.DataFrame({"t": pd.Series(dtype=float)})
-        )
+        trace = session.trace_since(0.0)
+        if trace.empty:
+            trace = pd.DataFrame({"t": pd.Series(dtype=float)})
+        else:
+            trace = label_trace(trace, windows, session.idle.get("_window"))
         kernels = profile_steps(steps, profile_iterations, device)
-    rows = add_kernel_columns(
-        build_rows(workload, windows, counted, {}, {}, idle, m, base, []),
-        kernels,
-        profile_iterations,
-    )
+    rows = add_kernel_columns(rows, kernels, profile_iterations)
     trace = trace.assign(
         rank=identity["rank"], gpu_uuid=base["gpu_uuid"], config_hash=rows["config_hash"].iloc[0]
     )
-    return gates.apply(rows), window_table(windows), trace
+    return rows, window_table(windows), trace
+
+
+def _rank_spec(spec: JobSpec, scaling: str, world: int) -> JobSpec:
+    """``spec`` as one rank builds it: weak scaling keeps ``batch_size`` per rank, strong splits
+    it over the ranks."""
+    if scaling != "strong":
+        return spec
+    batch = spec.workload["batch_size"]
+    if batch % world:
+        raise ValueError(
+            f"strong scaling splits batch_size {batch} over {world} ranks: it must divide evenly"
+        )
+    return dataclasses.replace(spec, workload={**spec.workload, "batch_size": batch // world})
 
 
 def check_mapping(device: str, setup) -> None:

@@ -61,7 +61,8 @@ def counter_window(t: np.ndarray, e: np.ndarray, t0: float, t1: float) -> dict[s
     each edge, and the step period near the window."""
     if not len(t) or t[0] > t0:
         raise MeterError(
-            "no energy-counter step was recorded before the window opened; start the sampler earlier"
+            "no energy-counter step was recorded before the window opened; start the sampler "
+            "earlier"
         )
     if len(t) < 2 or t[-1] <= t1:
         raise MeterError("no energy-counter step was recorded after the window closed")
@@ -110,7 +111,8 @@ def windows_from_trace(trace: pd.DataFrame) -> pd.DataFrame:
 
 
 def integrate_power(t: np.ndarray, p: np.ndarray, t0: float, t1: float) -> float:
-    """Trapezoid integral of power samples ``p(t)`` over ``[t0, t1]`` (J), interpolating at edges."""
+    """Trapezoid integral of power samples ``p(t)`` over ``[t0, t1]`` (J), interpolating at the
+    edges."""
     ok = ~np.isnan(p)
     t, p = t[ok], p[ok]
     if len(t) < 2 or t0 >= t1:

@@ -35,7 +35,7 @@ class RaplMeter:
 
     def end(self, t_end: float) -> dict[str, float]:
         total = 0
-        for (_, max_range), a, b in zip(self.zones, self._e0, self._read()):
+        for (_, max_range), a, b in zip(self.zones, self._e0, self._read(), strict=False):
             total += b - a if b >= a else b + max_range - a
         return {"energy_j": total / 1e6}
 

@@ -65,7 +65,8 @@ def table() -> dict[str, GPUSpec]:
         for p in PRECISIONS:  # a null peak with no path named would wave every value through
             if spec.peak_flops(p) is None:
                 raise ValueError(
-                    f"datasheet.yaml: {spec.key}.{p} is null and {spec.key}.runs_as names no path for it"
+                    f"datasheet.yaml: {spec.key}.{p} is null and {spec.key}.runs_as names no path "
+                    "for it"
                 )
     return out
 
@@ -101,11 +102,13 @@ def most_lenient(label: str, precision: str) -> GPUSpec:
 
 
 def check_label_matches(label: str, device_name: str) -> GPUSpec:
-    """Fail unless the GPU we got (``device_name``) is of the architecture we were told to measure."""
+    """Fail unless the GPU we got (``device_name``) is of the architecture we were told to
+    measure."""
     spec = for_device_name(device_name)
     if label not in (spec.label, spec.key):
         raise RuntimeError(
-            f"this job measures GPU architecture {label!r} but runs on {device_name!r} ({spec.key}, "
+            f"this job measures GPU architecture {label!r} but runs on {device_name!r} "
+            f"({spec.key}, "
             f"label {spec.label!r}): check the scheduler's mapping of architectures to nodes"
         )
     return spec

@@ -84,7 +84,8 @@ def _le(value, limit) -> bool:
 
 def apply(df: pd.DataFrame, limits=limits) -> pd.DataFrame:
     """Gate every row; ``limits(row) -> (peak FLOP/s, FLOPs/J limit)`` (default: the datasheet
-    entry of the row's GPU; the thesis audit passes the limits of the variants a row's power allows)."""
+    entry of the row's GPU; the thesis audit passes the limits of the variants a row's power
+    allows)."""
     df = df.copy()
     lims = [limits(r) for r in df.to_dict("records")]
     df["peak_flops_per_s"] = [p for p, _ in lims]
@@ -104,17 +105,21 @@ def apply(df: pd.DataFrame, limits=limits) -> pd.DataFrame:
     )
     df["numerics"] = numerics
     df["gate_finite"] = numerics.eq("finite")
-    df["gate_peak_flops"] = [_le(v, p) for v, p in zip(get("flops_per_s"), df["peak_flops_per_s"])]
+    df["gate_peak_flops"] = [
+        _le(v, p) for v, p in zip(get("flops_per_s"), df["peak_flops_per_s"], strict=False)
+    ]
     df["gate_flops_per_joule"] = [
-        _le(v, j) for v, j in zip(get("flops_per_j"), df["max_flops_per_j"])
+        _le(v, j) for v, j in zip(get("flops_per_j"), df["max_flops_per_j"], strict=False)
     ]
     df["gate_power"] = [
         True if d else _le(p, (lim * POWER_TOLERANCE) if not pd.isna(lim) else math.nan)
-        for d, p, lim in zip(derived, get("power_mean_w"), get("power_limit_w"))
+        for d, p, lim in zip(derived, get("power_mean_w"), get("power_limit_w"), strict=False)
     ]
     df["gate_window"] = [
         _le(m, w) and _le(COUNTER_PERIODS * c, w)
-        for m, w, c in zip(get("min_window_s"), get("window_s_min"), get("counter_period_s"))
+        for m, w, c in zip(
+            get("min_window_s"), get("window_s_min"), get("counter_period_s"), strict=False
+        )
     ]
     df["gate_exclusive"] = get("other_processes").fillna(0).astype(float).eq(0)
     reasons = (

@@ -60,7 +60,7 @@ class NvmlGpu:
         self.handle = handle
 
     @classmethod
-    def for_torch_device(cls, nvml, torch_index: int = 0) -> "NvmlGpu":
+    def for_torch_device(cls, nvml, torch_index: int = 0) -> NvmlGpu:
         """The NVML device behind ``cuda:<torch_index>``, matched by UUID where possible
         (CUDA_VISIBLE_DEVICES renumbers devices; NVML does not)."""
         try:
@@ -104,8 +104,9 @@ class NvmlGpu:
         return float(self.nvml.nvmlDeviceGetTemperature(self.handle, NVML_TEMPERATURE_GPU))
 
     def clock_event_reasons(self) -> int:
-        fn = getattr(self.nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
-            self.nvml, "nvmlDeviceGetCurrentClocksThrottleReasons"
+        fn = (
+            getattr(self.nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+            or self.nvml.nvmlDeviceGetCurrentClocksThrottleReasons
         )
         return int(fn(self.handle))
 
@@ -138,7 +139,7 @@ class NvmlGpu:
             return False
 
 
-def read_sample(gpu: "NvmlGpu") -> tuple:
+def read_sample(gpu: NvmlGpu) -> tuple:
     """One trace sample: (perf_counter time, wall time, instant W, 1 s average W, energy J,
     SM MHz, memory MHz, temperature C, clock-event reasons). The clock is read right before the
     instantaneous power, so the two belong together."""
@@ -162,7 +163,7 @@ def read_sample(gpu: "NvmlGpu") -> tuple:
 
 
 def sampling_loop(
-    gpu: "NvmlGpu", interval_s: float, tick_poll_s: float, on_sample, on_tick, stop
+    gpu: NvmlGpu, interval_s: float, tick_poll_s: float, on_sample, on_tick, stop
 ) -> None:
     """Sample ``gpu`` every ``interval_s`` and, between samples, poll its energy counter every
     ``tick_poll_s`` to time its steps ("ticks"): ``on_tick(t, joules)`` gets the new value and
@@ -203,12 +204,12 @@ def cuda_uuid(torch_index: int) -> str:
 def sample_forever(
     uuid: str, interval_s: float, out, module: str = "pynvml", tick_poll_s: float = 0.001
 ) -> None:
-    """Body of the sampler *process* (``python -m flopmetrics.energy.nvml UUID INTERVAL [MODULE [POLL]]``):
-    its own NVML session in its own interpreter, so sampling is never held up by the measured
-    program's GIL, which a busy kernel-launch loop holds for long stretches, releasing it mostly
-    at synchronisation points, when power is low. Each sample is one line of numbers on ``out``,
-    each counter tick a line ``T <time> <joules>``; ``time.perf_counter`` is CLOCK_MONOTONIC,
-    shared by all processes. Ends when killed or when the reader goes away."""
+    """Body of the sampler *process* (``python -m flopmetrics.energy.nvml UUID INTERVAL [MODULE
+    [POLL]]``): its own NVML session in its own interpreter, so sampling is never held up by the
+    measured program's GIL, which a busy kernel-launch loop holds for long stretches, releasing it
+    mostly at synchronisation points, when power is low. Each sample is one line of numbers on
+    ``out``, each counter tick a line ``T <time> <joules>``; ``time.perf_counter`` is
+    CLOCK_MONOTONIC, shared by all processes. Ends when killed or when the reader goes away."""
     if module == "pynvml":
         nvml = load_nvml()
     else:  # a stand-in bindings module (tests)

@@ -88,7 +88,7 @@ class PowerSampler:
             elif len(values) == len(SAMPLE_COLUMNS):
                 self._add_sample(tuple(float(v) for v in values))
 
-    def start(self) -> "PowerSampler":
+    def start(self) -> PowerSampler:
         if not self.process:
             self._thread = threading.Thread(
                 target=sampling_loop,
@@ -166,6 +166,15 @@ class PowerSampler:
             right_on="counter_step_t",
             direction="backward",
         )
+
+    def forget_before(self, t: float) -> None:
+        """Drop the samples recorded before ``t`` and the counter's steps before the last one
+        before ``t`` (a long-lived worker's record would otherwise grow without end)."""
+        with self._lock:
+            self.samples = [s for s in self.samples if s[0] >= t]
+            earlier = [i for i, (when, _) in enumerate(self._ticks) if when < t]
+            if earlier:
+                self._ticks = self._ticks[earlier[-1] :]
 
     def ticks(self) -> np.ndarray:
         """The energy counter's steps seen so far: rows of (time, joules)."""

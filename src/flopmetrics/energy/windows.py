@@ -11,11 +11,8 @@ Typical use::
         ...                                          # whole iterations of the pass
         window = monitor.end_window("forward")       # window.elapsed_s, window.readings["energy_j"]
 
-and, for a pass that must run at least ``min_seconds``, :func:`run_window` runs whole
-iterations until that much time has really elapsed (synchronized), then closes the window.
-With ``guard_s`` it also runs the same iterations for that long just before and after the
-window, so power is steady across both edges: meters that report late (the H100's energy
-counter steps every ~100 ms, after the fact) see the window's own power there, not an idle gap.
+The measuring protocol built on these windows (warm-up, guards, repeats of whole iterations):
+:mod:`flopmetrics.jobs.protocol`.
 """
 
 from __future__ import annotations
@@ -28,7 +25,7 @@ from typing import Protocol
 
 import torch
 
-from ..contracts.errors import MeterError, WindowError
+from ..contracts.errors import WindowError
 from ..contracts.schema import defaults
 from .setup import EnergySettings, setup_meters
 
@@ -100,7 +97,7 @@ class Monitor:
     @classmethod
     def for_device(
         cls, device: str = "cuda:0", meter: str | None = None, sampler_hz: float | None = None
-    ) -> "Monitor":
+    ) -> Monitor:
         """A monitor with the meters of ``device``: on a GPU the NVML energy counter (interpolated
         at the window's edges) and a power sampler, which starts now; on a CPU RAPL where readable,
         else a stand-in whose energy is NaN and whose ``status`` says why. ``meter`` and
@@ -129,7 +126,7 @@ class Monitor:
         if self.setup is not None and self.setup.sampler is not None:
             self.setup.sampler.stop()
 
-    def __enter__(self) -> "Monitor":
+    def __enter__(self) -> Monitor:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -191,130 +188,3 @@ class Monitor:
         for meter in self.meters:
             window.readings.update(meter.read(window.start_s, window.end_s))
         return window
-
-
-def run_for(
-    monitor: Monitor,
-    step: Callable[[], object],
-    min_seconds: float,
-    max_iterations: int = 10_000_000,
-    keep: dict | None = None,
-    per_iteration_s: float | None = None,
-    until: Callable[[], bool] | None = None,
-) -> int:
-    """Run whole iterations of ``step`` until ``min_seconds`` have elapsed; return how many.
-
-    The decision is made on synchronized elapsed time, never predicted from one iteration:
-    iterations are issued in batches, the device is synchronized after each batch and the
-    clock read. With ``per_iteration_s`` (the rate just seen, e.g. in the guard) the first batch
-    covers ``min_seconds`` at once, so the run holds one synchronization: every synchronization is
-    a gap in the device's work, and a dozen of them lengthened 0.5 s windows of a launch-bound
-    pass by 20 %. Without it the first batch is one iteration and each next one about half of the
-    remaining time at the rate seen so far. ``until``, if given, is checked after each batch once
-    ``min_seconds`` have passed; the run goes on in batches of about 20 ms until it holds.
-    ``keep``, if given, receives the last iteration's return value under ``"last"``.
-    """
-    start = time.perf_counter()
-    done, last = 0, None
-    batch = int(
-        monitor.agree(max(1, math.ceil(min_seconds / per_iteration_s)) if per_iteration_s else 1)
-    )
-    while True:
-        for _ in range(batch):
-            # drop the previous output first: a kept loss holds its whole autograd graph, and two
-            # graphs alive at once ran Llama fp32 s768 out of memory on an 80 GB H100
-            last = None
-            last = step()
-        done += batch
-        monitor.synchronize()
-        elapsed = time.perf_counter() - start
-        finished = done >= max_iterations or (elapsed >= min_seconds and (until is None or until()))
-        if monitor.agree(float(finished), "min"):
-            if keep is not None:
-                keep["last"] = last
-            return done
-        per_iteration = elapsed / done
-        remaining = min_seconds - elapsed
-        if remaining <= 0:
-            wanted = 0.02 / per_iteration  # waiting on ``until``
-        else:
-            wanted = (
-                remaining / per_iteration if per_iteration_s else 0.5 * remaining / per_iteration
-            )
-        batch = int(monitor.agree(max(1, min(max_iterations - done, math.ceil(wanted)))))
-
-
-def edge_covered(monitor: Monitor) -> Callable[[float], Callable[[], bool] | None]:
-    """For an edge at ``t``, a check that every meter able to say so (``covers(t)``: the energy
-    counter has stepped after ``t``) sees work past it; None where no meter can say."""
-    covers = [m.covers for m in monitor.meters if hasattr(m, "covers")]
-
-    def covered(t: float) -> Callable[[], bool] | None:
-        return (lambda: all(c(t) for c in covers)) if covers else None
-
-    return covered
-
-
-def lead_in(
-    monitor: Monitor,
-    step: Callable[[], object],
-    guard_s: float,
-    covered: Callable[[float], Callable[[], bool] | None],
-) -> float | None:
-    """The leading guard: iterations of ``step`` for at least ``guard_s`` and until the edge at
-    their start is covered; returns their rate (seconds per iteration), None without a guard."""
-    if not guard_s:
-        return None
-    t = time.perf_counter()
-    n = run_for(monitor, step, guard_s, until=covered(t))
-    return (time.perf_counter() - t) / n
-
-
-def run_window(
-    monitor: Monitor,
-    name: str,
-    step: Callable[[], object],
-    min_seconds: float,
-    guard_s: float = 0.0,
-    max_iterations: int = 10_000_000,
-    check: Callable[[object], Callable[[], tuple[bool, str]]] | None = None,
-    sized: bool = True,
-) -> Window:
-    """One window of whole iterations of ``step`` lasting at least ``min_seconds``, with at least
-    ``guard_s`` of the same iterations just before it and just after it (outside the window).
-
-    Where a meter says when an edge is covered (``covers(t)``: the energy counter has stepped
-    after ``t``), each guard also lasts until it is: the counter's step before the window's start
-    falls inside the first guard and its step after the end inside the second, so the power it
-    interpolates across each edge is the window's own. With ``sized`` (the default) the window
-    is issued as one batch sized by the first guard's rate (see :func:`run_for`); ``sized=False``
-    is the reference protocol of 2026-11 (fixed guards, batches halving toward the end).
-
-    ``check(last_output)``, if given, runs at the window's close (the device is synchronized
-    there) before the guard: it queues a numeric-health check of what the window's last
-    iteration computed and returns a call that gives ``(finite, first non-finite tensor)``,
-    read once the meters are; the window records it in ``numerics``/``first_nonfinite``.
-    """
-    if min_seconds < 0 or guard_s < 0:
-        raise ValueError(f"min_seconds and guard_s must be >= 0, got {min_seconds} and {guard_s}")
-    covered = edge_covered(monitor) if sized else (lambda t: None)
-    rate = lead_in(monitor, step, guard_s, covered)
-    rate = rate if sized else None
-    kept: dict = {}
-    monitor.begin_window(name)
-    done = run_for(monitor, step, min_seconds, max_iterations, keep=kept, per_iteration_s=rate)
-
-    def settle():
-        if check is not None:
-            kept["result"] = check(kept.pop("last"))  # queued before the guard overwrites the state
-        if guard_s:
-            run_for(
-                monitor, step, guard_s, per_iteration_s=rate, until=covered(monitor.last_close_s)
-            )
-
-    window = monitor.end_window(name, settle=settle)
-    window.iterations = done
-    if check is not None:
-        finite, first = kept["result"]()
-        window.numerics, window.first_nonfinite = ("finite" if finite else "non_finite"), first
-    return window

@@ -43,7 +43,7 @@ def calibration_parity(tables, style: dict, wildcards: dict):
         long[["energy_j_per_iter", "predicted"]].min().min(),
         long[["energy_j_per_iter", "predicted"]].max().max(),
     )
-    for gpu, axes in zip(gpus, g.axes):
+    for gpu, axes in zip(gpus, g.axes, strict=False):
         mine = fits[fits["gpu_label"] == gpu]
         for ax, (model, col) in zip(
             axes,
@@ -51,6 +51,7 @@ def calibration_parity(tables, style: dict, wildcards: dict):
                 ("E = F / EE", "loo_mape_ee_pct"),
                 ("E = F / EE_dyn + P_static t", "loo_mape_two_term_pct"),
             ],
+            strict=False,
         ):
             ax.plot([lo, hi], [lo, hi], "k:", lw=1)
             ax.set(xscale="log", yscale="log")
@@ -75,10 +76,10 @@ def co2e_bars(tables, style: dict, wildcards: dict):
     ax.barh(y, ok["kg_co2e"], xerr=err, capsize=3, color=sns.color_palette("colorblind")[2])
     ax.set_yticks(
         y,
-        [f"{r['name']}\n{r['gpu']} {r['precision']} {r['pass']}" for _, r in ok.iterrows()],
+        [f"{r['name']}\n{r['target']} {r['precision']} {r['pass']}" for _, r in ok.iterrows()],
         fontsize=8,
     )
-    for yi, (_, r) in zip(y, ok.iterrows()):
+    for yi, (_, r) in zip(y, ok.iterrows(), strict=False):
         ax.text(
             r["kg_co2e"],
             yi,

@@ -14,13 +14,14 @@ def scaling(tables, style: dict, wildcards: dict):
     table = tables["scaling"]
     if table.empty:
         return empty(
-            "no distributed measurements (config distributed.targets, or a reference folder with them)"
+            "no distributed measurements (config distributed.targets, or a reference folder with "
+            "them)"
         )
     configs = table.groupby(
         ["gpu_label", "model", "precision", "seq_len", "rank_batch_size"], sort=True
     )
     fig, axes = plt.subplots(len(configs), 2, figsize=(11, 4 * len(configs)), squeeze=False)
-    for (key, rows), (left, right) in zip(configs, axes):
+    for (key, rows), (left, right) in zip(configs, axes, strict=False):
         gpu, model, precision, seq, batch = key
         for i, (strategy, s) in enumerate(rows.groupby("strategy", sort=True)):
             color, marker = STRATEGY_STYLE.get(strategy, ("tab:gray", "^"))

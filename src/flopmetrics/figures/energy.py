@@ -14,7 +14,7 @@ def efficiency_bars(tables, style: dict, wildcards: dict):
     """TFLOPs/J per GPU x precision x pass (mean over sequence lengths), the range over sequence
     lengths as error bars (the repeat SEM is far smaller), the peak/TDP limit as a dash."""
     sub = with_energy(tables["energy"])
-    sub = sub[sub["workload"] == style["workload"]]
+    sub = sub[sub["experiment"] == style["experiment"]]
     seq = style["seq_len"]
     if seq is not None and "seq_len" in sub:
         sub = sub[sub["seq_len"] == seq]
@@ -30,7 +30,7 @@ def efficiency_bars(tables, style: dict, wildcards: dict):
     )
     width = 0.8 / len(precisions)
     palette = precision_colors()
-    for ax, gpu in zip(axes[0], gpus):
+    for ax, gpu in zip(axes[0], gpus, strict=False):
         g = (
             sub[sub["gpu"] == gpu]
             .groupby(["pass", "precision"], as_index=False)
@@ -96,7 +96,8 @@ def pareto_front(points: np.ndarray) -> np.ndarray:
 
 
 def forward_vs_backward(tables, style: dict, wildcards: dict):
-    """Forward vs backward TFLOPs/J of every configuration measured both ways, Pareto front marked."""
+    """Forward vs backward TFLOPs/J of every configuration measured both ways, Pareto front
+    marked."""
     sub = with_energy(tables["energy"])
     sub = sub[sub["pass"].isin(["forward", "backward"])]
     keys = [
@@ -104,7 +105,7 @@ def forward_vs_backward(tables, style: dict, wildcards: dict):
         for c in (
             "source",
             "gpu_label",
-            "workload",
+            "experiment",
             "model",
             "precision",
             "batch_size",
@@ -162,7 +163,7 @@ def forward_vs_backward(tables, style: dict, wildcards: dict):
 def efficiency_vs_seq_len(tables, style: dict, wildcards: dict):
     """TFLOPs/J of the LLM passes against sequence length, per precision and GPU."""
     sub = with_energy(tables["energy"])
-    sub = sub[(sub["workload"] == "llm") & sub["pass"].isin(style["passes"])]
+    sub = sub[(sub["experiment"] == "llm") & sub["pass"].isin(style["passes"])]
     if sub.empty or "seq_len" not in sub:
         return empty("no LLM energy measurements")
     sub = sub.assign(gpu=gpu_label(sub))
@@ -188,114 +189,3 @@ def efficiency_vs_seq_len(tables, style: dict, wildcards: dict):
         ax.set_xticks(lengths, [str(s) for s in lengths])
     g.figure.suptitle("Efficiency vs sequence length", y=1.03)
     return g.figure
-
-
-def power_trace(tables, style: dict, wildcards: dict):
-    """Instantaneous power (and the 1 s average NVML reports) with each pass window shaded."""
-    trace = tables.get("trace", pd.DataFrame())
-    title = str(tables.paths.get("trace", ""))
-    if trace.empty:
-        return empty("no power trace (CPU job or no sampler)")
-    fig, ax = plt.subplots(figsize=(11, 3.8))
-    t = trace["t_rel_s"]
-    ax.plot(t, trace["power_instant_w"], lw=0.7, label="instant power")
-    ax.plot(
-        t, trace["power_average_w"], lw=0.7, ls="--", label="1 s average (nvidia-smi power.draw)"
-    )
-    names = [w for w in trace["window"].unique() if w]
-    colours = dict(zip(names, sns.color_palette("pastel", len(names))))
-    for (name, rep), g in trace[trace["window"] != ""].groupby(["window", "repeat"]):
-        ax.axvspan(
-            g["t_rel_s"].min(),
-            g["t_rel_s"].max(),
-            color=colours[name],
-            alpha=0.5,
-            lw=0,
-            label=name if rep == 0 else None,
-        )
-    ax.set_xlabel("time [s]")
-    ax.set_ylabel("board power [W]")
-    ax.legend(fontsize=7, ncol=4, loc="lower right")
-    ax.set_title(title or "Power trace")
-    fig.tight_layout()
-    return fig
-
-
-VERDICT_COLORS = {
-    "thesis: possible": "#9e9e9e",
-    "thesis: impossible on its power-consistent variants": "#f0a030",
-    "thesis: impossible on every variant": "#d62728",
-    "ours": "#1f77b4",
-}
-
-
-def _verdict(df: pd.DataFrame) -> pd.Series:
-    every, consistent = (
-        df["impossible_every_variant"].astype(bool),
-        df["impossible_consistent_variant"].astype(bool),
-    )
-    return pd.Series(
-        np.where(
-            every,
-            "thesis: impossible on every variant",
-            np.where(
-                consistent,
-                "thesis: impossible on its power-consistent variants",
-                "thesis: possible",
-            ),
-        ),
-        index=df.index,
-    )
-
-
-def thesis_vs_ours(tables, style: dict, wildcards: dict):
-    """The thesis's forward/backward TFLOPs/J of one GPU label beside ours, each thesis bar coloured
-    by the audit's verdict, with our card's peak/TDP limit."""
-    thesis, ours = tables["thesis"], tables["energy"]
-    gpu = style["gpu"]
-    t = thesis[(thesis["gpu_label"] == gpu) & thesis["seq_len"].notna()]
-    t = t.assign(data=_verdict(t))
-    o = with_energy(ours)
-    o = o[
-        (o["gpu_label"] == gpu) & (o["workload"] == "llm") & o["pass"].isin(["forward", "backward"])
-    ].assign(data="ours")
-    both = pd.concat([t, o], ignore_index=True)
-    if both.empty:
-        return empty(f"no {gpu} data from the thesis or from us")
-    precisions = sorted(both["precision"].unique())
-    seqs = sorted(both["seq_len"].unique())
-    fig, axes = plt.subplots(
-        len(precisions), 2, figsize=(9, 2.4 * len(precisions) + 0.8), squeeze=False
-    )
-    for (prec, p), ax in zip(
-        [(a, b) for a in precisions for b in ("forward", "backward")], axes.flat
-    ):
-        x = np.arange(len(seqs))
-        for k, rows in enumerate((t, o)):
-            r = (
-                rows[(rows["precision"] == prec) & (rows["pass"] == p)]
-                .groupby("seq_len")
-                .agg(tflops_per_j=("tflops_per_j", "mean"), data=("data", "first"))
-                .reindex(seqs)
-            )
-            ax.bar(
-                x + (k - 0.5) * 0.4,
-                r["tflops_per_j"],
-                0.4,
-                color=[VERDICT_COLORS.get(d, "white") for d in r["data"].fillna("")],
-            )
-        lim = o[(o["precision"] == prec)]["max_flops_per_j"].dropna()
-        if len(lim):
-            ax.axhline(lim.min() / 1e12, color="r", ls="--", lw=1)
-        ax.set_xticks(x, [str(int(s)) for s in seqs])
-        ax.set_title(f"{prec} {p}", fontsize=9)
-        ax.set_xlabel("sequence length")
-        ax.set_ylabel("TFLOPs/J")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in VERDICT_COLORS.values()]
-    fig.legend(handles, list(VERDICT_COLORS), loc="lower center", ncol=2, fontsize=7, frameon=False)
-    fig.suptitle(
-        f"{gpu}: thesis (left bars, coloured by the audit) vs ours (right; red: our card's peak/TDP)",
-        fontsize=10,
-    )
-    fig.tight_layout(rect=(0, 0.08, 1, 0.97))
-    return fig

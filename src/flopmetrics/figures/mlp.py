@@ -22,7 +22,7 @@ def pct_diff_heatmap(tables, style: dict, wildcards: dict):
     ns = sorted(sub["n"].unique())
     fig, axes = plt.subplots(1, len(ns), figsize=(4.2 * len(ns) + 1, 4), squeeze=False, sharey=True)
     vmax = float(np.nanmax(np.abs(sub["pct_diff_counted_vs_analytic"]))) or 1.0
-    for ax, n in zip(axes[0], ns):
+    for ax, n in zip(axes[0], ns, strict=False):
         grid = sub[sub["n"] == n].pivot(
             index="d", columns="m", values="pct_diff_counted_vs_analytic"
         )

@@ -41,15 +41,17 @@ def flops_by_class(tables, style: dict, wildcards: dict):
     per = per.reset_index()
     per["analytic"] = [
         analytic.mlp_flops(p, int(n), int(d), int(m), "ours").total
-        for p, n, d, m in zip(per["pass"], per["n"], per["d"], per["m"])
+        for p, n, d, m in zip(per["pass"], per["n"], per["d"], per["m"], strict=False)
     ]
     panels = list(per.groupby(["gpu_label", "precision", "pass"]))
     cols = 2
     fig, axes = plt.subplots(
         -(-len(panels) // cols), cols, figsize=(11, 2.6 * -(-len(panels) // cols)), squeeze=False
     )
-    palette = dict(zip(CLASS_ORDER, sns.color_palette("colorblind", len(CLASS_ORDER))))
-    for ax, ((gpu, prec, p), g) in zip(axes.flat, panels):
+    palette = dict(
+        zip(CLASS_ORDER, sns.color_palette("colorblind", len(CLASS_ORDER)), strict=False)
+    )
+    for ax, ((gpu, prec, p), g) in zip(axes.flat, panels, strict=False):
         g = g.sort_values(["n", "d", "m"])
         x = np.arange(len(g))
         bottom = np.zeros(len(g))
@@ -60,7 +62,7 @@ def flops_by_class(tables, style: dict, wildcards: dict):
         ax.axhline(1, color="k", ls=":", lw=1)
         ax.set_xticks(
             x,
-            [f"{n:.0f}/{d:.0f}/{m:.0f}" for n, d, m in zip(g["n"], g["d"], g["m"])],
+            [f"{n:.0f}/{d:.0f}/{m:.0f}" for n, d, m in zip(g["n"], g["d"], g["m"], strict=False)],
             rotation=60,
             fontsize=6,
         )
@@ -93,7 +95,7 @@ def gap_heatmap(tables, style: dict, wildcards: dict):
     sel = sel.assign(gap_pct=100 * (sel["flops"] - sel["flops_analytic"]) / sel["flops_analytic"])
     ns = sorted(sel["n"].unique())
     fig, axes = plt.subplots(1, len(ns), figsize=(3.2 * len(ns) + 1, 3.4), squeeze=False)
-    for ax, n in zip(axes[0], ns):
+    for ax, n in zip(axes[0], ns, strict=False):
         grid = sel[sel["n"] == n].pivot_table(index="d", columns="m", values="gap_pct")
         sns.heatmap(
             grid,
@@ -136,7 +138,7 @@ def parity(tables, style: dict, wildcards: dict):
         markers=["o", "X"],
     )
     lo, hi = gap[["flops", "predicted"]].min().min(), gap[["flops", "predicted"]].max().max()
-    for ax, (p, sub) in zip(g.axes.flat, gap.groupby("pass")):
+    for ax, (p, sub) in zip(g.axes.flat, gap.groupby("pass"), strict=False):
         err = sub.groupby("split")["error_pct"].apply(
             lambda e: f"median {e.abs().median():.1f} %, max {e.abs().max():.0f} %"
         )

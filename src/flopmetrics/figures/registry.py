@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..contracts import paths
+from ..contracts.experiments import feeding
 from ..jobs.output import save_figure
 
 DPI = {"type": "integer", "minimum": 50, "default": 120}
@@ -126,7 +127,11 @@ FIGURES = (
         ENERGY_CATEGORY,
         {"figure": "TFLOPs/J per pass"},
         style={
-            "workload": {"type": "string", "enum": ["llm", "mlp", "matmul"], "default": "llm"},
+            "experiment": {
+                "type": "string",
+                "enum": [e.name for e in feeding("energy")],
+                "default": "llm",
+            },
             "seq_len": {"type": ["integer", "null"], "default": None},
         },
     ),
@@ -167,7 +172,7 @@ FIGURES = (
     ),
     Figure(
         "power_trace",
-        "energy.power_trace",
+        "trace.power_trace",
         "results/figures/energy/power_trace.png",
         lambda config: {"trace": config["figures"]["power_trace"]["trace"] or []},
         ENERGY_CATEGORY,
@@ -236,7 +241,7 @@ FIGURES = (
     ),
     Figure(
         "thesis_vs_ours",
-        "energy.thesis_vs_ours",
+        "thesis.thesis_vs_ours",
         "results/figures/energy/thesis_vs_ours.png",
         _fixed(thesis=paths.MERGED_THESIS, energy=paths.MERGED_ENERGY),
         ENERGY_CATEGORY,

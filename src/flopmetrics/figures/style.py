@@ -30,10 +30,10 @@ PASS_ORDER = list(PASSES)
 
 def precision_colors() -> dict[str, tuple]:
     """One colour per precision, the same in every figure (colourblind-safe)."""
-    return dict(zip(PRECISIONS, sns.color_palette("colorblind", len(PRECISIONS))))
+    return dict(zip(PRECISIONS, sns.color_palette("colorblind", len(PRECISIONS)), strict=False))
 
 
-NEEDED = {"tflops_per_j", "status", "workload", "pass", "precision", "gpu_label"}
+NEEDED = {"tflops_per_j", "status", "experiment", "pass", "precision", "gpu_label"}
 
 
 class FigureError(ValueError):
@@ -47,7 +47,8 @@ def require(df: pd.DataFrame, what: str) -> pd.DataFrame:
 
 
 def empty(message: str):
-    """A figure that says why there is nothing to draw (a run without such data still has a report)."""
+    """A figure that says why there is nothing to draw (a run without such data still has a
+    report)."""
     fig, ax = plt.subplots(figsize=(6, 2))
     ax.axis("off")
     ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)

@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 aten = torch.ops.aten
 
-CONVENTIONS = ("full", "causal")
+ATTENTION_FLOPS = ("full", "causal")  # config llm.attention_flops
 
 
 def _expand_kv(query_shape, key_shape, value_shape):
@@ -88,7 +88,7 @@ class FlopCount:
     def attention(self) -> int:
         return sum(v for op, v in self.by_op.items() if op in ATTENTION_OPS)
 
-    def __sub__(self, other: "FlopCount") -> "FlopCount":
+    def __sub__(self, other: FlopCount) -> FlopCount:
         """The FLOPs of what ``self`` ran beyond ``other`` (op by op; ops at zero dropped)."""
         ops = {
             op: self.by_op.get(op, 0) - other.by_op.get(op, 0)
@@ -98,13 +98,13 @@ class FlopCount:
             total=self.total - other.total, by_op={op: v for op, v in ops.items() if v}
         )
 
-    def with_convention(self, convention: str = "full") -> int:
+    def with_attention(self, attention_flops: str = "full") -> int:
         """Total FLOPs with attention counted ``full`` or ``causal`` (attention halved)."""
-        if convention not in CONVENTIONS:
+        if attention_flops not in ATTENTION_FLOPS:
             raise ValueError(
-                f"unknown attention convention {convention!r}; expected one of {CONVENTIONS}"
+                f"unknown attention_flops {attention_flops!r}; expected one of {ATTENTION_FLOPS}"
             )
-        return self.total if convention == "full" else self.total - self.attention // 2
+        return self.total if attention_flops == "full" else self.total - self.attention // 2
 
 
 def count_flops(fn: Callable[[], object]) -> FlopCount:

@@ -33,25 +33,7 @@ def resolve(spec) -> tuple[str, dict]:
     what is wrong.
     """
     if isinstance(spec, dict):
-        fields = dict(spec)
-        name = fields.pop("name", None)
-        if name is None:
-            raise ModelConfigError(
-                f"an inline model needs a 'name' (a safe file name), got {spec!r}"
-            )
-        if "config" in fields:
-            extra = sorted(set(fields) - {"config"})
-            if extra:
-                raise ModelConfigError(
-                    f"model {name!r}: give either 'config' (a path) or config fields, not both "
-                    f"(also got {extra})"
-                )
-            fields = _read_config(Path(fields["config"]))
-        elif "model_type" not in fields:
-            raise ModelConfigError(
-                f"inline model config {name!r} needs a 'model_type' (e.g. llama) or a 'config' path"
-            )
-        return _safe_name(str(name), spec), fields
+        return _resolve_mapping(spec)
     if not isinstance(spec, str) or not spec:
         raise ModelConfigError(
             f"model must be a preset name, a config.json path or a mapping, got {spec!r}"
@@ -60,17 +42,42 @@ def resolve(spec) -> tuple[str, dict]:
         return spec, dict(presets()[spec])
     path = Path(spec)
     if path.suffix == ".json" or path.exists() or "/" in spec:
-        if path.is_dir():
-            if not (path / "config.json").is_file():
-                raise ModelConfigError(f"model path {path} is a folder without a config.json")
-            path = path / "config.json"
-        fields = _read_config(path)
-        resolved = path.resolve()
-        name = resolved.parent.name if path.name == "config.json" else path.stem
-        return _safe_name(name, spec), fields
+        return _resolve_path(path, spec)
     raise ModelConfigError(
         f"unknown model preset {spec!r}; presets: {sorted(presets())}, or give a config.json path"
     )
+
+
+def _resolve_mapping(spec: dict) -> tuple[str, dict]:
+    """``{name, model_type, <config fields>}`` inline, or ``{name, config: <path>}``."""
+    fields = dict(spec)
+    name = fields.pop("name", None)
+    if name is None:
+        raise ModelConfigError(f"an inline model needs a 'name' (a safe file name), got {spec!r}")
+    if "config" in fields:
+        extra = sorted(set(fields) - {"config"})
+        if extra:
+            raise ModelConfigError(
+                f"model {name!r}: give either 'config' (a path) or config fields, not both "
+                f"(also got {extra})"
+            )
+        fields = _read_config(Path(fields["config"]))
+    elif "model_type" not in fields:
+        raise ModelConfigError(
+            f"inline model config {name!r} needs a 'model_type' (e.g. llama) or a 'config' path"
+        )
+    return _safe_name(str(name), spec), fields
+
+
+def _resolve_path(path: Path, spec: str) -> tuple[str, dict]:
+    """A ``config.json`` path (or a folder holding one), named after its folder or stem."""
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelConfigError(f"model path {path} is a folder without a config.json")
+        path = path / "config.json"
+    fields = _read_config(path)
+    name = path.resolve().parent.name if path.name == "config.json" else path.stem
+    return _safe_name(name, spec), fields
 
 
 def _read_config(path: Path) -> dict:
@@ -92,7 +99,8 @@ def _read_config(path: Path) -> dict:
 def _safe_name(name: str, spec) -> str:
     if not SAFE_NAME.match(name):
         raise ModelConfigError(
-            f"model {spec!r} gives the name {name!r}, which is not a safe file name (letters, digits, '_', '.', "
+            f"model {spec!r} gives the name {name!r}, which is not a safe file name (letters, "
+            "digits, '_', '.', "
             "'-', not starting with '.'): name it yourself with {name: <name>, config: <path>}"
         )
     return name
@@ -146,7 +154,8 @@ def summary(fields: dict) -> dict:
 
 def build_causal_lm(fields: dict, attn_implementation: str = "sdpa", device: str = "cpu"):
     """A randomly initialised ``AutoModelForCausalLM`` from config fields, in fp32, created
-    directly on ``device`` (initialising 1B parameters on a GPU takes a fraction of the CPU time)."""
+    directly on ``device`` (initialising 1B parameters on a GPU takes a fraction of the CPU
+    time)."""
     # late: transformers takes seconds to import, and only model checks and builds need it
     import torch
     from transformers import AutoModelForCausalLM

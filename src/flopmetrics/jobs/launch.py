@@ -61,7 +61,8 @@ def idle_shares(monitor, step, device: str, what: str) -> dict[str, float]:
 
 def choose(monitor, specs: list, progress=None) -> list:
     """``specs`` of one configuration with ``replayed`` kept only if the configuration is
-    launch-bound; the judged pass (the forward, else the first) gets its shares in ``launch_check``."""
+    launch-bound; the judged pass (the forward, else the first) gets its shares in
+    ``launch_check``."""
     judged = next((s for s in specs if s.name == "forward"), specs[0])
     # no first-use iteration here: the job's FLOP count has run every pass once; where a first use
     # still inflates the issue time, the profiled iterations that follow decide

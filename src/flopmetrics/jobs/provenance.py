@@ -94,7 +94,7 @@ def collect(device: str, params: dict) -> dict:
         "slurm_job_gpus": os.environ.get("SLURM_JOB_GPUS", os.environ.get("SLURM_STEP_GPUS", "")),
         "slurm_gpus_on_node": os.environ.get("SLURM_GPUS_ON_NODE", ""),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-        "timestamp_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
+        "timestamp_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
         "config_hash": config_hash(params),
         "config_json": json.dumps(params, sort_keys=True, default=str),
     }

@@ -11,8 +11,7 @@ import pandas as pd
 from ..contracts.vocabulary import derivable
 from ..energy.efficiency import add_efficiency
 from ..energy.nvml import throttle_names
-from .passes import derive, per_iteration
-from .stats import Estimate, estimate
+from .stats import Estimate, derive, estimate, per_iteration
 
 
 def _mean_reading(windows, key) -> float:
@@ -32,7 +31,8 @@ def label_trace(trace, windows, idle_window):
     spans = [(idle_window, "idle", 0)] if idle_window else []
     for name, ws in windows.items():
         spans += [(w, name, i) for i, w in enumerate(ws)]
-        # windows superseded by longer ones (jobs/passes.SPREAD): in the trace, under their own name
+        # windows superseded by longer ones (jobs/protocol.SPREAD): in the trace, under their own
+        # name
         spans += [
             (w, f"{name} (superseded)", i) for i, w in enumerate(ws[0].replaces if ws else [])
         ]
@@ -49,8 +49,9 @@ def label_trace(trace, windows, idle_window):
     return trace
 
 
-def _flops_for(workload, counted, convention, headline, analytic_cols):
+def _flops_for(workload, counted, analytic):
     """Headline FLOPs per pass, and where they came from."""
+    attention_flops = workload.attention_flops
     out = {}
     for name in (
         "forward",
@@ -61,98 +62,48 @@ def _flops_for(workload, counted, convention, headline, analytic_cols):
     ):
         if name in counted:
             out[name] = (
-                counted[name].with_convention(convention),
-                f"FlopCounterMode ({convention} attention)",
+                counted[name].with_attention(attention_flops),
+                f"FlopCounterMode ({attention_flops} attention)",
             )
     opt = workload.optimizer_flops() if hasattr(workload, "optimizer_flops") else 0
     if "forward_backward" in out:
         out["optimizer"] = (opt, "analytic AdamW (14 FLOPs/parameter)")
         out["train_step"] = (out["forward_backward"][0] + opt, "FlopCounterMode + analytic AdamW")
-    if headline == "analytic":
-        out = {k: (v["flops_analytic"], "analytic") for k, v in analytic_cols.items()}
+    if workload.headline == "analytic":
+        out = {k: (v["flops_analytic"], "analytic") for k, v in analytic.items()}
     return out
 
 
-def build_rows(workload, windows, counted, analytic_cols, profiled, idle, measure, base, other):
-    """One row per direct and derived pass; ``base``: the job's identity and provenance columns."""
-    convention, headline = workload.attention_convention, workload.headline
-    direct = tuple(windows)
-    derived = derivable(direct)
-    est = {
-        "time": derive({p: per_iteration(ws) for p, ws in windows.items()}, derived),
-        "energy": derive({p: per_iteration(ws, "energy_j") for p, ws in windows.items()}, derived),
-    }
-    has_trace = all("energy_trace_j" in w.readings for ws in windows.values() for w in ws)
-    if has_trace:
-        est["trace"] = derive(
-            {p: per_iteration(ws, "energy_trace_j") for p, ws in windows.items()}, derived
-        )
+def build_rows(workload, windows, counts, idle, measure, base) -> pd.DataFrame:
+    """One row per direct and derived pass; ``counts``: the configuration's FLOP counts
+    (``counted``, ``analytic``, ``profiled``), ``base``: its identity, device and provenance
+    columns."""
+    derived = derivable(tuple(windows))
     idle_w = idle.get("idle_power_w", math.nan)
-    # dynamic energy: above what the idle device would have used over the same time
-    dyn = {p: _dynamic(ws, idle_w) for p, ws in windows.items()}
-    est["dynamic"] = derive(dyn, derived)
-    flops = _flops_for(workload, counted, convention, headline, analytic_cols)
+    est = _estimates(windows, derived, idle_w)
+    flops = _flops_for(workload, counts.counted, counts.analytic)
     rows = []
-    for p in (*direct, *(d.name for d in derived)):
+    for p in (*windows, *(d.name for d in derived)):
         ws = windows.get(p, [])
-        t, e = est["time"][p], est["energy"][p]
-        f, source = flops.get(p, (math.nan, ""))
-        c = counted.get(p)
-        row = {
-            **base,
-            "workload": workload.kind,
-            "pass": p,
-            "derived": p not in windows,
-            **_numerics(p, windows, derived),
-            "launch": _launch(p, windows, derived),
-            **_launch_check(p, windows),
-            "precision": workload.precision_mode,
-            **workload.describe(),
-            "flops": f,
-            "flops_source": source,
-            "flops_counted": c.total if c else pd.NA,
-            "flops_counted_attention": c.attention if c else pd.NA,
-            **analytic_cols.get(p, {}),
-            "flops_profiler": profiled.get(p, pd.NA),
-            "repeats": measure.repeats,
-            "min_window_s": measure.min_window_s,
-            "windows": len(ws)
-            if ws
-            else min(len(windows[d.minuend]) for d in derived if d.name == p),
-            "iterations_per_window": min((w.iterations for w in ws), default=pd.NA),
-            "window_s_min": min(
-                (w.elapsed_s for w in ws), default=_component_min(windows, derived, p)
-            ),
-            "window_s_mean": float(np.mean([w.elapsed_s for w in ws])) if ws else math.nan,
-            "time_per_iter_s": t.mean,
-            "time_per_iter_sem_s": t.sem,
-            "energy_j_per_iter": e.mean,
-            "energy_j_per_iter_sem": e.sem,
-            "energy_cv": e.cv,
-            "energy_trace_j_per_iter": est["trace"][p].mean if has_trace else math.nan,
-            "dynamic_energy_j_per_iter": est["dynamic"][p].mean,
-            "dynamic_energy_j_per_iter_sem": est["dynamic"][p].sem,
-            "idle_power_w": idle_w,
-            "power_mean_w": _mean_reading(ws, "power_mean_w") if ws else math.nan,
-            "power_max_w": max(
-                (w.readings.get("power_max_w", math.nan) for w in ws), default=math.nan
-            ),
-            "power_counter_mean_w": (
-                sum(w.readings.get("energy_j", math.nan) for w in ws) / sum(w.elapsed_s for w in ws)
-            )
-            if ws
-            else math.nan,
-            "sm_clock_mean_mhz": _mean_reading(ws, "sm_clock_mean_mhz") if ws else math.nan,
-            "mem_clock_mean_mhz": _mean_reading(ws, "mem_clock_mean_mhz") if ws else math.nan,
-            "temperature_max_c": max(
-                (w.readings.get("temperature_max_c", math.nan) for w in ws), default=math.nan
-            ),
-            "clock_event_reasons": int(_or_reasons(ws)),
-            "throttle_reasons": ",".join(throttle_names(_or_reasons(ws))),
-            "counter_period_s": _mean_reading(ws, "counter_period_s") if ws else math.nan,
-            "other_processes": len(other),
-        }
-        rows.append(row)
+        rows.append(
+            {
+                **base,
+                "pass": p,
+                "derived": p not in windows,
+                **_numerics(p, windows, derived),
+                "launch": _launch(p, windows, derived),
+                **_launch_check(p, windows),
+                "precision": workload.precision_mode,
+                **workload.describe(),
+                **_flop_columns(p, flops, counts),
+                "repeats": measure.repeats,
+                "min_window_s": measure.min_window_s,
+                **_window_columns(p, windows, derived),
+                **_estimate_columns(p, est),
+                "idle_power_w": idle_w,
+                **_reading_columns(ws),
+            }
+        )
     df = add_efficiency(pd.DataFrame(rows))
     df["counter_vs_trace_pct"] = (
         100
@@ -160,6 +111,94 @@ def build_rows(workload, windows, counted, analytic_cols, profiled, idle, measur
         / df["energy_trace_j_per_iter"]
     )
     return df
+
+
+def _estimates(windows, derived, idle_w) -> dict:
+    """Per pass (derived passes by difference): time, energy, trace energy (where every window
+    has it) and dynamic energy (above what the idle device would have used over the same time)."""
+    est = {
+        "time": derive({p: per_iteration(ws) for p, ws in windows.items()}, derived),
+        "energy": derive({p: per_iteration(ws, "energy_j") for p, ws in windows.items()}, derived),
+        "dynamic": derive({p: _dynamic(ws, idle_w) for p, ws in windows.items()}, derived),
+    }
+    if all("energy_trace_j" in w.readings for ws in windows.values() for w in ws):
+        trace = {p: per_iteration(ws, "energy_trace_j") for p, ws in windows.items()}
+        est["trace"] = derive(trace, derived)
+    return est
+
+
+def _estimate_columns(p, est) -> dict:
+    t, e, dyn = est["time"][p], est["energy"][p], est["dynamic"][p]
+    return {
+        "time_per_iter_s": t.mean,
+        "time_per_iter_sem_s": t.sem,
+        "energy_j_per_iter": e.mean,
+        "energy_j_per_iter_sem": e.sem,
+        "energy_cv": e.cv,
+        "energy_trace_j_per_iter": est["trace"][p].mean if "trace" in est else math.nan,
+        "dynamic_energy_j_per_iter": dyn.mean,
+        "dynamic_energy_j_per_iter_sem": dyn.sem,
+    }
+
+
+def _flop_columns(p, flops, counts) -> dict:
+    f, source = flops.get(p, (math.nan, ""))
+    c = counts.counted.get(p)
+    return {
+        "flops": f,
+        "flops_source": source,
+        "flops_counted": c.total if c else pd.NA,
+        "flops_counted_attention": c.attention if c else pd.NA,
+        **counts.analytic.get(p, {}),
+        "flops_profiler": counts.profiled.get(p, pd.NA),
+    }
+
+
+def _window_columns(p, windows, derived) -> dict:
+    ws = windows.get(p, [])
+    if not ws:  # a derived pass: its parts' windows
+        parts = [x for d in derived if d.name == p for x in (d.minuend, d.subtrahend)]
+        return {
+            "windows": min(len(windows[d.minuend]) for d in derived if d.name == p),
+            "iterations_per_window": pd.NA,
+            "window_s_min": min(w.elapsed_s for x in parts for w in windows[x]),
+            "window_s_mean": math.nan,
+        }
+    return {
+        "windows": len(ws),
+        "iterations_per_window": min(w.iterations for w in ws),
+        "window_s_min": min(w.elapsed_s for w in ws),
+        "window_s_mean": float(np.mean([w.elapsed_s for w in ws])),
+    }
+
+
+def _reading_columns(ws) -> dict:
+    """What the meters read over a pass's windows (NaN for a derived pass)."""
+    if not ws:
+        nan = dict.fromkeys(
+            ("power_mean_w", "power_max_w", "power_counter_mean_w", "sm_clock_mean_mhz"), math.nan
+        )
+        return {
+            **nan,
+            "mem_clock_mean_mhz": math.nan,
+            "temperature_max_c": math.nan,
+            "clock_event_reasons": 0,
+            "throttle_reasons": "",
+            "counter_period_s": math.nan,
+        }
+    reasons = _or_reasons(ws)
+    return {
+        "power_mean_w": _mean_reading(ws, "power_mean_w"),
+        "power_max_w": max(w.readings.get("power_max_w", math.nan) for w in ws),
+        "power_counter_mean_w": sum(w.readings.get("energy_j", math.nan) for w in ws)
+        / sum(w.elapsed_s for w in ws),
+        "sm_clock_mean_mhz": _mean_reading(ws, "sm_clock_mean_mhz"),
+        "mem_clock_mean_mhz": _mean_reading(ws, "mem_clock_mean_mhz"),
+        "temperature_max_c": max(w.readings.get("temperature_max_c", math.nan) for w in ws),
+        "clock_event_reasons": int(reasons),
+        "throttle_reasons": ",".join(throttle_names(reasons)),
+        "counter_period_s": _mean_reading(ws, "counter_period_s"),
+    }
 
 
 def _numerics(p, windows, derived) -> dict:
@@ -205,13 +244,6 @@ def _launch_check(p, windows) -> dict:
         "host_issue_pct": 100 * check.get("host_issue_share", math.nan),
         "gpu_idle_pct": 100 * check.get("gpu_idle_share", math.nan),
     }
-
-
-def _component_min(windows, derived, p):
-    for d in derived:
-        if d.name == p:
-            return min(w.elapsed_s for name in (d.minuend, d.subtrahend) for w in windows[name])
-    return math.nan
 
 
 def _or_reasons(ws) -> int:

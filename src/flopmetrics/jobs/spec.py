@@ -1,27 +1,25 @@
-"""One job-parameter shape for every profiling job.
+"""One job-parameter shape for every profiling job: one configuration.
 
-The workflow builds it from the config (:func:`flopmetrics.jobs.params.job_params`) and
-passes it to the job through ``params:``; the job reads it back with :meth:`JobSpec.batch`, one
-:class:`JobSpec` per configuration it measures. Nothing here has a default: every value comes
-from the validated config, whose schema holds the defaults.
+The workflow builds it from the config (:func:`flopmetrics.jobs.params.job_params`) and passes
+it to the job through ``params:``; the job reads it back with :meth:`JobSpec.from_params`.
+Nothing here has a default: every value comes from the validated config, whose schema holds
+the defaults.
 
-``{"experiment": "mlp" | "llm" | "matmul", "target": ...,
-"workloads": [{"precision": ..., what to build: n, d, m | model, batch_size, seq_len, passes,
-attn_implementation, attention_flops | size}, ...], "measure": {repeats, min_repeats, target_rse, min_window_s,
-warmup_iterations, seed, profiler_flops, launch}, "energy": {meter, sampler_hz, guard_s, idle_baseline_s}}`` plus
-``"run_on_cpu": true`` only where it is on (so turning it on reruns exactly the jobs it changes).
-A single configuration's parameters (:meth:`JobSpec.params`, hashed into each row's
-``config_hash``) have ``"precision"`` and ``"workload"`` in place of ``"workloads"``.
+``{"experiment": <a registered experiment>, "target": ..., "precision": ..., "workload": {what
+to build: n, d, m | model, batch_size, seq_len, passes, attn_implementation, attention_flops |
+size}, "measure": {repeats, min_repeats, target_rse, min_window_s, warmup_iterations, seed,
+profiler_flops, launch}, "energy": {meter, sampler_hz, guard_s, idle_baseline_s}}`` plus
+``"run_on_cpu": true`` only where it is on (so turning it on reruns exactly the jobs it
+changes). The parameters (:meth:`JobSpec.params`) are hashed into each row's ``config_hash``.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..contracts.experiments import BY_NAME
 from ..contracts.vocabulary import LAUNCHES
 from ..energy.setup import EnergySettings
-
-EXPERIMENTS = ("mlp", "llm", "matmul")
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,9 @@ class MeasureSettings:
     warmup_iterations: int
     seed: int
     profiler_flops: bool  # the thesis's torch.profiler FLOP count as well (slow)
-    launch: str  # eager | cuda_graph (each pass replayed from a CUDA graph where it can be) | auto (where launch-bound)
+    # eager | cuda_graph (each pass replayed from a CUDA graph where it can be) |
+    # auto (replayed where launch-bound)
+    launch: str
 
     def __post_init__(self):
         if not isinstance(self.repeats, int) or self.repeats < 1:
@@ -55,13 +55,22 @@ class JobSpec:
     run_on_cpu: bool = False  # absent from params means off (see module doc)
 
     def __post_init__(self):
-        if self.experiment not in EXPERIMENTS:
+        if self.experiment not in BY_NAME:
             raise ValueError(
-                f"unknown experiment {self.experiment!r}; expected one of {EXPERIMENTS}"
+                f"unknown experiment {self.experiment!r}; expected one of {sorted(BY_NAME)}"
+            )
+        # a key the builder would not read must not pass for a setting that was applied
+        e = BY_NAME[self.experiment]
+        expected = {*e.workload_axes, *e.build_keys}
+        if e.builder and set(self.workload) != expected:
+            unknown, missing = set(self.workload) - expected, expected - set(self.workload)
+            raise ValueError(
+                f"{e.name} workload: unknown keys {sorted(unknown)}, missing {sorted(missing)}; "
+                f"expected exactly {sorted(expected)}"
             )
 
     @classmethod
-    def from_params(cls, params: dict) -> "JobSpec":
+    def from_params(cls, params: dict) -> JobSpec:
         p = dict(params)
         return cls(
             experiment=p["experiment"],
@@ -72,21 +81,6 @@ class JobSpec:
             energy=EnergySettings(**p["energy"]),
             run_on_cpu=bool(p.get("run_on_cpu", False)),
         )
-
-    @classmethod
-    def batch(cls, params: dict) -> list["JobSpec"]:
-        """One spec per configuration of a job's parameters (the ``workloads`` shape)."""
-        shared = {k: v for k, v in params.items() if k != "workloads"}
-        return [
-            cls.from_params(
-                {
-                    **shared,
-                    "precision": w["precision"],
-                    "workload": {k: v for k, v in w.items() if k != "precision"},
-                }
-            )
-            for w in params["workloads"]
-        ]
 
     def params(self) -> dict:
         out = asdict(self)

@@ -22,8 +22,8 @@ import torch
 from ..energy.windows import Monitor
 from ..flops.counted import count_flops
 from ..workloads.base import finite_check
-from .passes import PassSpec, measure_passes, per_iteration, stderr_progress
-from .stats import Estimate
+from .protocol import PassSpec, Protocol, measure_pass, stderr_progress
+from .stats import Estimate, per_iteration
 
 
 @dataclass
@@ -59,7 +59,8 @@ class Measurement:
             else f"not measured ({self.status})"
         )
         return (
-            f"{self.device}: {self.time_s.mean * 1e3:.4g} ms +- {self.time_s.sem * 1e3:.2g} per iteration, "
+            f"{self.device}: {self.time_s.mean * 1e3:.4g} ms +- {self.time_s.sem * 1e3:.2g} per "
+            "iteration, "
             f"{self.flops:.4g} FLOPs, energy {energy}, meter {self.meter}, numerics {self.numerics}"
         )
 
@@ -81,7 +82,7 @@ def _check(output) -> Callable[[], tuple[bool, str]]:
     return finite_check(tensors, [f"output[{i}]" for i in range(len(tensors))])
 
 
-def measure(
+def measure(  # noqa: PLR0913 - the public API names every setting
     step: Callable[[], object],
     device: str = "cuda:0",
     seconds: float = 2.0,
@@ -93,32 +94,30 @@ def measure(
     progress: bool = False,
 ) -> Measurement:
     """Measure ``step`` (one iteration of one's own work; what it returns is checked for finite
-    values) on ``device``. ``flops``: per iteration, counted with ``FlopCounterMode`` when None."""
+    values) on ``device`` by the pipeline's protocol: ``repeats`` windows of at least
+    ``seconds``, at most ``warmup`` warm-up tries, ``guard_s`` guards. ``flops``: per iteration,
+    counted with ``FlopCounterMode`` when None."""
     if flops is None:
         flops = float(count_flops(step).total)
+    protocol = Protocol(repeats, repeats, 0.0, seconds, warmup, guard_s)
     own = monitor is None
     monitor = Monitor.for_device(device) if own else monitor
     try:
-        windows = measure_passes(
-            monitor,
-            [PassSpec("step", step, check=_check)],
-            repeats=repeats,
-            min_window_s=seconds,
-            warmup_iterations=warmup,
-            guard_s=guard_s,
-            progress=stderr_progress("measure") if progress else None,
-        )["step"]
+        say = stderr_progress("measure") if progress else None
+        windows = measure_pass(monitor, PassSpec("step", step, check=_check), protocol, say)
     finally:
         if own:
             monitor.close()
+    return _summary(device, windows, flops, monitor)
+
+
+def _summary(device: str, windows, flops: float, monitor: Monitor) -> Measurement:
     energies = [w.readings.get("energy_j", math.nan) for w in windows]
     measured = all(math.isfinite(e) for e in energies)
     checked = {w.first_nonfinite for w in windows} != {"unchecked"}
-    numerics = (
-        ("finite" if all(w.numerics == "finite" for w in windows) else "non_finite")
-        if checked
-        else "unknown"
-    )
+    numerics = "unknown"
+    if checked:
+        numerics = "finite" if all(w.numerics == "finite" for w in windows) else "non_finite"
     return Measurement(
         device,
         sum(w.iterations for w in windows),

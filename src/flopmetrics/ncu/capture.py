@@ -74,9 +74,11 @@ def gemm_passes(mm: int, nn: int, kk: int, precision: str, device: str):
     return {"gemm": lambda: a @ b}
 
 
-def llm_passes(
-    model_name: str, layers: int, batch: int, seq: int, precision: str, device: str, counted: dict
-):
+def llm_passes(shape: str, precision: str, device: str, counted: dict):
+    """The forward and backward of the causal LM ``shape`` (``name:layers:batch:seq``, layers 0
+    for the model's own); ``counted`` receives FlopCounterMode's count of each."""
+    model_name, layers, batch, seq = shape.split(":")
+    layers, batch, seq = int(layers), int(batch), int(seq)
 
     _, fields = resolve(model_name)
     fields = {**fields, "num_hidden_layers": layers} if layers else fields
@@ -129,13 +131,7 @@ def main(argv=None) -> int:
             name, layers, batch, seq = spec.split(":")
             label = f"llm {name} layers{layers} b{batch} s{seq}"
             counted[label] = {}
-            profiled(
-                llm_passes(
-                    name, int(layers), int(batch), int(seq), args.precision, device, counted[label]
-                ),
-                label,
-                manifest,
-            )
+            profiled(llm_passes(spec, args.precision, device, counted[label]), label, manifest)
     with open(args.manifest, "w") as fh:
         json.dump(
             {

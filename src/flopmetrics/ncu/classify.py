@@ -2,15 +2,18 @@
 its name that libraries share (not one GPU's naming) and from its tensor-core counts:
 
 ==============  ==============================================================================
-``setup``       random-number and initialisation kernels (``distribution_``, ``normal_``, ``uniform_``)
-``attention``   fused attention (``flash``, ``fmha``, ``sdpa``, cuDNN's ``dot_do_o``, ``convert_dq``)
+``setup``       random-number and initialisation kernels (``distribution_``, ``normal_``,
+``uniform_``)
+``attention``   fused attention (``flash``, ``fmha``, ``sdpa``, cuDNN's ``dot_do_o``,
+``convert_dq``)
 ``split_k``     the reduction of a split-K GEMM's partial sums (``splitK``, ``split_k``)
 ``gemm``        matrix products: ``gemm``, ``gemv``, ``nvjet`` (cuBLASLt on Hopper), ``xmma``,
                 ``cutlass``, ``wgmma``; or any other launch with tensor-core FLOPs
 ``reduction``   PyTorch reductions (``reduce_kernel``: the loss ``y.sum()``, norms' means)
 ``optimizer``   ``multi_tensor_apply``, ``adam``
 ``elementwise`` activations and other pointwise or gather/scatter work (``elementwise``,
-                ``vectorized``, ``unrolled``, ``gather``, ``index``, ``softmax``, ``norm``, ``triu``,
+                ``vectorized``, ``unrolled``, ``gather``, ``index``, ``softmax``, ``norm``,
+                ``triu``,
                 ``cat``, ``copy``, ``fill``)
 ``other``       anything else: kept, counted and reported, never dropped
 ==============  ==============================================================================
@@ -63,4 +66,6 @@ def kernel_class(name: str, tensor_flops: float = 0.0) -> str:
 def classify(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with a ``class`` column (see the table above)."""
     tensor = df.filter(like="flops_tensor_").sum(axis=1, min_count=1).fillna(0)
-    return df.assign(**{"class": [kernel_class(k, t) for k, t in zip(df["kernel"], tensor)]})
+    return df.assign(
+        **{"class": [kernel_class(k, t) for k, t in zip(df["kernel"], tensor, strict=False)]}
+    )

@@ -27,7 +27,8 @@ TENSOR = {  # our precision name -> ncu source-precision metric
 # not collected (each metric costs replay passes, and no workload here runs them): their FLOP
 # columns are NaN, never 0
 NOT_COLLECTED = ("fp64 SIMT", "fp64 tensor", "fp8 tensor")
-# between two passes the capture launches this kernel (``torch.cuda._sleep``), which nothing else launches
+# between two passes the capture launches this kernel (``torch.cuda._sleep``), which nothing else
+# launches
 MARKER = "spin_kernel"
 TENSOR_FLOPS_PER_OP = 1.0  # checked against 2MNK on the H100 (see tests/test_ncu.py)
 OTHER = ("gpu__time_duration.sum", "sm__inst_executed_pipe_tensor.sum")
@@ -103,7 +104,8 @@ def run(report: str, argv: list[str], csv_path: str) -> None:
     missing permission to read the GPU's counters or a failed run is a clear error."""
     if shutil.which("ncu") is None:
         raise NcuError(
-            "ncu (Nsight Compute 2025.3 or later) is not on PATH: install it, or profile on a host that has it"
+            "ncu (Nsight Compute 2025.3 or later) is not on PATH: install it, or profile on a "
+            "host that has it"
         )
     proc = subprocess.Popen(
         command(report, argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -40,7 +40,7 @@ def _flops(metric) -> pd.DataFrame:
     for pipe, ops in SIMT.items():
         parts = [metric(simt_metric(op)) for op in ops]
         out[f"flops_simt_{pipe}"] = (
-            sum(w * s for w, s in zip(ops.values(), parts))
+            sum(w * s for w, s in zip(ops.values(), parts, strict=False))
             if all(s is not None for s in parts)
             else None
         )
@@ -149,7 +149,7 @@ def read_thesis_csv(path: str | Path) -> pd.DataFrame:
 
 
 def _identity(df: pd.DataFrame) -> list[tuple]:
-    return list(zip(df["kernel"], *(df[c].fillna(-1) for c in PIPES)))
+    return list(zip(df["kernel"], *(df[c].fillna(-1) for c in PIPES), strict=False))
 
 
 def difference(after: pd.DataFrame, before: pd.DataFrame, what: str) -> pd.DataFrame:
@@ -174,7 +174,8 @@ def difference(after: pd.DataFrame, before: pd.DataFrame, what: str) -> pd.DataF
         candidates = [i for i, a in enumerate(after_id) if not taken[i] and a[0] == ident[0]]
         if not candidates:
             raise NcuParseError(
-                f"{what}: launch of {ident[0][:80]!r} in the earlier run is missing from the later one"
+                f"{what}: launch of {ident[0][:80]!r} in the earlier run is missing from the "
+                "later one"
             )
         taken[min(candidates, key=lambda i: abs(flops[i] - np.nansum(ident[1:])))] = True
     return after[~taken].reset_index(drop=True)
@@ -184,7 +185,8 @@ THESIS_FILE = re.compile(r"hyper_surface_n(?P<n>\d+)_d(?P<d>\d+)_m(?P<m>\d+)_set
 
 
 def read_thesis_raw(directory: str | Path) -> pd.DataFrame:
-    """All thesis configs in ``directory`` (three files each) -> launches of forward and backward."""
+    """All thesis configs in ``directory`` (three files each) -> launches of forward and
+    backward."""
     out = []
     for setup in sorted(Path(directory).glob("hyper_surface_n*_setup.csv")):
         m = THESIS_FILE.search(setup.name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import flopmetrics
@@ -41,7 +41,7 @@ def _module_name(path: Path) -> str:
     return ".".join((PACKAGE, *parts))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _direct(path: Path) -> tuple[tuple[str, ...], tuple[Path, ...]]:
     """(flopmetrics modules imported by the file at ``path``, data files it names)."""
     source = path.read_text()

@@ -11,10 +11,10 @@ import re
 from pathlib import Path
 
 import jsonschema
-import yaml
 
 from ..contracts import schema as contracts_schema
 from ..contracts.errors import ConfigError
+from ..contracts.experiments import EXPERIMENTS
 from ..contracts.schema import FillingValidator
 from ..figures.registry import style_schema
 from .checks import check_consistency
@@ -27,20 +27,46 @@ def _key_path(path) -> str:
     return out or "<top level>"
 
 
-# old config key -> its name now (config/README.md, "Renamed keys and columns")
-RENAMED_KEYS = {"mlp.devices": "mlp.targets", "mlp.dtypes": "mlp.precisions"}
+# old config key -> its name now (config/README.md, "Renamed keys and columns"); "[]" stands for
+# every item of a list
+RENAMED_KEYS = {
+    "mlp.devices": "mlp.targets",
+    "mlp.dtypes": "mlp.precisions",
+    "calibration.workloads": "calibration.experiments",
+    "figures.energy_efficiency.workload": "figures.energy_efficiency.experiment",
+    "co2e.workloads[].gpu": "co2e.workloads[].target",
+    "slurm.architectures": "slurm.targets",
+}
+
+
+def _holders(config, parts: list[str]):
+    """``(path, mapping)`` of every mapping the key path ``parts`` (but its last) leads to."""
+    found = [("", config)]
+    for part in parts:
+        nxt = []
+        for where, node in found:
+            name = part.removesuffix("[]")
+            value = node.get(name) if isinstance(node, dict) else None
+            if part.endswith("[]") and isinstance(value, list):
+                nxt += [(f"{where}{name}[{i}].", item) for i, item in enumerate(value)]
+            elif isinstance(value, dict):
+                nxt.append((f"{where}{name}.", value))
+        found = nxt
+    return found
 
 
 def check_renamed(config: dict) -> None:
     """An old key fails with the key it was renamed to (before the schema reports it unknown)."""
     found = []
     for old, new in RENAMED_KEYS.items():
-        section, key = old.split(".")
-        if isinstance(config.get(section), dict) and key in config[section]:
-            found.append(
-                f"config key {old} was renamed to {new}: rename it in your config "
-                "(config/README.md, 'Renamed keys and columns')"
-            )
+        *parents, key = old.split(".")
+        for where, holder in _holders(config, parents):
+            if isinstance(holder, dict) and key in holder:
+                renamed = f"{where}{new.rsplit('.', 1)[-1]}"
+                found.append(
+                    f"config key {where}{key} was renamed to {renamed}: rename it in your "
+                    "config (config/README.md, 'Renamed keys and columns')"
+                )
     if found:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(found))
 
@@ -48,7 +74,8 @@ def check_renamed(config: dict) -> None:
 def load_schema(path: str | Path | None = None) -> dict:
     """The config schema (``path``, by default the package's ``data/config.schema.yaml``: the one
     place defaults live, for the workflow, the API and the command alike) with its ``figures``
-    block filled in from the figure registry (each figure's style keys and defaults live with it)."""
+    block filled in from the figure registry (each figure's style keys and defaults live with
+    it)."""
     schema = contracts_schema.load(path)
     schema["properties"]["figures"]["properties"] = style_schema()
     return schema
@@ -97,9 +124,8 @@ def validate(config: dict, schema: dict) -> dict:
             if err.validator == "additionalProperties":
                 extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
                 where_unknown = ", ".join(f"{where}.{k}" if err.absolute_path else k for k in extra)
-                lines.append(
-                    f"unknown config key {where_unknown} (allowed: {sorted(err.schema.get('properties', {}))})"
-                )
+                allowed = sorted(err.schema.get("properties", {}))
+                lines.append(f"unknown config key {where_unknown} (allowed: {allowed})")
             else:
                 lines.append(f"config error at {where}: {err.message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
@@ -114,7 +140,7 @@ def validate(config: dict, schema: dict) -> dict:
 def all_targets(config: dict) -> list[tuple[str, str]]:
     """(config key, target) of every experiment that runs somewhere."""
     return [
-        (f"{s}.targets", t)
-        for s in ("mlp", "llm", "matmul", "distributed", "ncu")
-        for t in config.get(s, {}).get("targets", [])
+        (f"{e.name}.targets", t)
+        for e in EXPERIMENTS
+        for t in config.get(e.name, {}).get("targets", [])
     ]

@@ -20,8 +20,10 @@ def check_devices(devices, cuda_available=None, cuda_count=None, key="mlp.target
     for dev in wanted:
         if not cuda_available:
             raise ConfigError(
-                f"config error at {key}: {dev!r} requested but no CUDA GPU is available on this machine "
-                "(torch.cuda.is_available() is False). Use 'cpu', or set execution.check_devices: false "
+                f"config error at {key}: {dev!r} requested but no CUDA GPU is available on this "
+                "machine "
+                "(torch.cuda.is_available() is False). Use 'cpu', or set execution.check_devices: "
+                "false "
                 "if jobs run on other (GPU) nodes."
             )
         index = int(dev.split(":")[1]) if dev.startswith("cuda:") else 0

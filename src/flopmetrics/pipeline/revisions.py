@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         print("every row was measured with the measuring code as it is now")
         return 0
     print(
-        f"{int(table['rows'].sum())} rows in {table['file'].nunique()} files were measured with measuring code "
+        f"{int(table['rows'].sum())} rows in {table['file'].nunique()} files were measured with "
+        "measuring code "
         "that has changed since:"
     )
     for r in table.itertuples():

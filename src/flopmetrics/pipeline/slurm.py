@@ -1,5 +1,5 @@
 """Slurm resources of a profiling job, from the config's ``slurm`` block: the one place where a
-site maps GPU architectures to partitions, gres/gpu types, constraints and accounts."""
+site maps GPU targets to partitions, gres/gpu types, constraints and accounts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from ..contracts.errors import ConfigError
 
 def slurm_resources(config: dict, target: str, strict: bool = True, gpus: int = 1) -> dict:
     """Slurm resources of a profiling job on ``target``, from config ``slurm`` (the one place
-    where a site maps architectures to partitions, gres/gpu types, constraints and accounts).
+    where a site maps GPU targets to partitions, gres/gpu types, constraints and accounts).
 
     ``gpu_request: gres`` asks ``--gres=gpu:<type>:<n>``; ``gpus`` asks ``--gpus=<model>:<n>``
     (the plugin's ``gpu``/``gpu_model``); ``<n>`` is ``gpus``, the ranks of a distributed job, all
@@ -29,13 +29,13 @@ def slurm_resources(config: dict, target: str, strict: bool = True, gpus: int = 
         res["slurm_partition"] = s["cpu"].get("partition") or ""
         res["slurm_account"] = s["cpu"].get("account") or ""
         return res
-    arch = s["architectures"].get(target)
+    arch = s["targets"].get(target)
     if arch is None and not strict:
         return res  # local runs need no cluster mapping
     if arch is None:
         raise ConfigError(
-            f"config error at slurm.architectures: no entry for GPU target {target!r} "
-            f"(known: {sorted(s['architectures'])}); add its partition and gres type"
+            f"config error at slurm.targets: no entry for GPU target {target!r} "
+            f"(known: {sorted(s['targets'])}); add its partition and gres type"
         )
     gpu_type = arch.get("gpu_type") or target
     res.update(

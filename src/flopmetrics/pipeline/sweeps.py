@@ -1,82 +1,60 @@
-"""Expand the config's sweeps into jobs and their output files; each job's parameters come from
-:mod:`flopmetrics.jobs.params`."""
+"""Expand the config's sweeps into configurations and their files, from the experiment registry
+(:mod:`flopmetrics.contracts.experiments`): one profiling job per configuration, whose
+parameters come from :mod:`flopmetrics.jobs.params`."""
 
 from __future__ import annotations
 
 import itertools
 
-from ..contracts import paths
+from ..contracts.experiments import BY_NAME, EXPERIMENTS, Experiment, feeding
 from ..flops.models import resolve
-from ..jobs.params import configurations
 
 
-def grid(config: dict, experiment: str) -> list[dict]:
-    """Wildcard values of every job of ``experiment`` (mlp, llm, matmul), in a stable order."""
-    if experiment == "mlp":
-        mlp = config["mlp"]
-        return [
-            {"target": t, "precision": p, "n": n, "d": d, "m": m}
-            for t, p, n, d, m in itertools.product(
-                mlp["targets"], mlp["precisions"], mlp["n"], mlp["d"], mlp["m"]
-            )
-        ]
-    if experiment == "llm":
-        llm = config["llm"]
-        names = [resolve(s)[0] for s in llm["models"]]
-        return [
-            {"target": t, "model": mo, "precision": p, "batch_size": b, "seq_len": s}
-            for t, mo, p, b, s in itertools.product(
-                llm["targets"], names, llm["precisions"], llm["batch_size"], llm["seq_len"]
-            )
-        ]
-    if experiment == "distributed":
-        ds = config["distributed"]
-        names = [resolve(s)[0] for s in ds["models"]]
-        keys = (
-            "target",
-            "model",
-            "precision",
-            "strategy",
-            "scaling",
-            "world_size",
-            "batch_size",
-            "seq_len",
-        )
-        return [
-            dict(zip(keys, v))
-            for v in itertools.product(
-                ds["targets"],
-                names,
-                ds["precisions"],
-                ds["strategy"],
-                ds["scaling"],
-                ds["world_size"],
-                ds["batch_size"],
-                ds["seq_len"],
-            )
-        ]
-    if experiment == "matmul":
-        mm = config["matmul"]
-        return [
-            {"target": t, "precision": p, "size": n}
-            for t, p, n in itertools.product(mm["targets"], mm["precisions"], mm["sizes"])
-        ]
-    raise ValueError(f"unknown experiment {experiment!r}")
+def experiment_of(experiment: str | Experiment) -> Experiment:
+    return experiment if isinstance(experiment, Experiment) else BY_NAME[experiment]
 
 
-def raw_files(config: dict, experiment: str) -> list[str]:
-    return [paths.RAW[experiment].format(**w) for w in grid(config, experiment)]
+def axis_values(section: dict, axis) -> list:
+    """The values of one axis (a model axis: the models' names, its files' wildcard)."""
+    values = section.get(axis.key, [])
+    return [resolve(v)[0] for v in values] if axis.models else list(values)
 
 
-def ranks_files(config: dict) -> list[str]:
-    """The per-rank tables of every distributed job."""
-    return [paths.RANKS.format(**w) for w in grid(config, "distributed")]
+def configurations(config: dict, experiment: str | Experiment) -> list[dict]:
+    """Wildcard values of every configuration of ``experiment``, in the order its jobs run
+    (the product of its axes; none where its section has no targets)."""
+    e = experiment_of(experiment)
+    section = config.get(e.name, {})
+    if not section.get("targets"):
+        return []
+    names = [a.name for a in e.axes]
+    lists = [axis_values(section, a) for a in e.axes]
+    return [dict(zip(names, v, strict=True)) for v in itertools.product(*lists)]
 
 
-def job_outputs(config: dict, experiment: str, kind: str) -> list[str]:
-    """A profiling rule's outputs (``kind``: RAW or TRACE): one file per configuration, the job's
-    own wildcards (:data:`~flopmetrics.contracts.paths.JOB_WILDCARDS`) left in place."""
-    template = getattr(paths, kind)[experiment]
-    for w in paths.JOB_WILDCARDS[experiment]:
-        template = template.replace("{%s}" % w, "{{%s}}" % w)
-    return [template.format(**c) for c in configurations(config, experiment)]
+def files(config: dict, experiment: str | Experiment, output: str = "table") -> list[str]:
+    """The ``output`` file of every configuration of ``experiment``."""
+    template = experiment_of(experiment).outputs()[output]
+    return [template.format(**w) for w in configurations(config, experiment)]
+
+
+def table_files(config: dict, table: str) -> list[str]:
+    """The per-configuration files whose rows join merged table ``table`` (the energy table
+    leaves out the CPU rows of experiments that say so: the MLP's)."""
+    out = []
+    for e in feeding(table):
+        output = "ranks" if table == "ranks" else "table"
+        for w in configurations(config, e):
+            if table == "energy" and not e.cpu_energy and w["target"] == "cpu":
+                continue
+            out.append(e.outputs()[output].format(**w))
+    return out
+
+
+def experiments_run(config: dict, runner: str | None = None) -> list[Experiment]:
+    """The experiments this config runs (their sections have targets), of ``runner`` if given."""
+    return [
+        e
+        for e in EXPERIMENTS
+        if config.get(e.name, {}).get("targets") and runner in (None, e.runner)
+    ]

@@ -30,7 +30,8 @@ from .precision import adamw_eps, get_precision, matmul_precision, parse_precisi
 
 
 def finite_check(tensors, names) -> Callable[[], tuple[bool, str]]:
-    """Queue one small reduction per tensor; the returned call gives (all finite, first bad name)."""
+    """Queue one small reduction per tensor; the returned call gives (all finite, first bad
+    name)."""
     # a sharded parameter (FSDP's DTensor): this rank checks its own shard
     local = [t.to_local() if hasattr(t, "to_local") else t for t in tensors]
     flags = torch.stack([torch.isfinite(t).all() for t in local])
@@ -45,10 +46,9 @@ def finite_check(tensors, names) -> Callable[[], tuple[bool, str]]:
 
 
 class Workload:
-    kind: str = ""
     passes: tuple[str, ...] = ()
     headline = "counted"  # FLOPs that efficiency uses: counted (FlopCounterMode) or analytic
-    attention_convention = "full"  # how counted attention FLOPs enter the headline (full | causal)
+    attention_flops = "full"  # how counted attention FLOPs enter the headline (full | causal)
 
     def __init__(self, device: str, precision: str):
         self.device = device
@@ -92,7 +92,8 @@ class Workload:
         """Put the starting state back before a window (nothing to do where no pass changes it)."""
 
     def health(self, name: str, output) -> Callable[[], tuple[bool, str]]:
-        """Queue a finiteness check of pass ``name``'s output (see :meth:`TrainableWorkload.health`)."""
+        """Queue a finiteness check of pass ``name``'s output (see
+        :meth:`TrainableWorkload.health`)."""
         return finite_check([output.detach()], [f"output of {name}"])
 
     def graph_blocker(self, name: str) -> str:
@@ -139,7 +140,10 @@ class TrainableWorkload(Workload):
         if self.sharded or (
             torch.distributed.is_available() and torch.distributed.is_initialized()
         ):
-            return "a pass of several ranks runs eager (collectives and sharded parameters are not captured)"
+            return (
+                "a pass of several ranks runs eager "
+                "(collectives and sharded parameters are not captured)"
+            )
         if name == "train_step" and self.scaler.is_enabled():
             return "the loss scaler's step reads its overflow check on the host"
         return ""
@@ -163,7 +167,8 @@ class TrainableWorkload(Workload):
     def _new_optimizer(self):
         params = self.trainable
         self.optimizer = torch.optim.AdamW(params, lr=1e-5, eps=adamw_eps(params[0].dtype))
-        # fp16-mixed: the standard recipe, loss scaling (a pure fp16 step has no scaler, like the thesis)
+        # fp16-mixed: the standard recipe, loss scaling (a pure fp16 step has no scaler, like the
+        # thesis)
         self.scaler = torch.amp.GradScaler(
             torch.device(self.device).type, enabled=self.mixed and self.precision.name == "fp16"
         )
@@ -174,7 +179,7 @@ class TrainableWorkload(Workload):
         moments are kept; they change only what later train steps do."""
         with torch.no_grad():
             if self.sharded:  # FSDP's sharded parameters have no fused copy
-                for p, start in zip(self.trainable, self._start):
+                for p, start in zip(self.trainable, self._start, strict=False):
                     p.copy_(start)
             else:
                 torch._foreach_copy_(self.trainable, self._start)
@@ -234,8 +239,10 @@ class TrainableWorkload(Workload):
             name: count_flops(steps[name])
             for name in ("forward", "forward_train", "forward_backward")
         }
-        # the counter books matmuls and attention only, so the backward is exactly what forward_backward
-        # ran beyond forward_train (a separate count cost one more forward and backward per configuration)
+        # the counter books matmuls and attention only, so the backward is exactly what
+        # forward_backward
+        # ran beyond forward_train (a separate count cost one more forward and backward per
+        # configuration)
         out["backward"] = out["forward_backward"] - out["forward_train"]
         self.model.zero_grad(set_to_none=True)
         return out

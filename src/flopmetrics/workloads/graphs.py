@@ -42,7 +42,7 @@ def replayed(step: Callable[[], object]) -> Iterator[Callable[[], object]]:
         yield replay
     finally:
         torch.cuda.synchronize()
-        del out, graph
+        out = graph = None  # the replay closure's cells: the graph and its pool are freed
 
 
 UNMASKED_SDPA = "flopmetrics_sdpa_unmasked"

@@ -8,13 +8,17 @@ from ..flops.counted import count_flops
 from .base import Workload, finite_check
 
 
+def build(device: str, precision: str, workload: dict, seed: int, previous=None) -> MatmulWorkload:
+    """The product of one configuration (``workload``: ``size``)."""
+    return MatmulWorkload(device, precision, workload["size"], seed)
+
+
 class MatmulWorkload(Workload):
     """One square ``N x N @ N x N`` product: the efficiency frontier of a precision."""
 
-    kind = "matmul"
     passes = ("forward",)
 
-    def __init__(self, device, precision, size, seed=0, passes=None):
+    def __init__(self, device: str, precision: str, size: int, seed: int = 0):
         super().__init__(device, precision)
         gen = torch.Generator().manual_seed(seed)
         dtype = self.precision.dtype if not self.mixed else torch.float32

@@ -3,9 +3,12 @@ workload (passes, FLOPs analytic in both conventions, bytes for arithmetic inten
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
+from ..contracts.experiments import MLP as MLP_EXPERIMENT
 from ..flops import analytic
 from .base import TrainableWorkload, finite_check
 from .precision import Precision, get_precision
@@ -36,14 +39,28 @@ def build_mlp(n: int, d: int, m: int, precision: Precision, device: str, seed: i
     return model, x
 
 
-class MLPWorkload(TrainableWorkload):
-    """The method's MLP (see :mod:`flopmetrics.mlp`); ``x`` is ``d x m``."""
+class Shape(NamedTuple):
+    """The MLP's size: ``n`` layers of width ``d`` over ``m`` tokens."""
 
-    kind = "mlp"
+    n: int
+    d: int
+    m: int
+
+
+def build(device: str, precision: str, workload: dict, seed: int, previous=None) -> MLPWorkload:
+    """The MLP of one configuration (``workload``: ``n``, ``d``, ``m``)."""
+    shape = Shape(workload["n"], workload["d"], workload["m"])
+    return MLPWorkload(device, precision, shape, seed, passes=MLP_EXPERIMENT.passes)
+
+
+class MLPWorkload(TrainableWorkload):
+    """The method's MLP (see :mod:`flopmetrics.flops.analytic`); ``x`` is ``d x m``."""
+
     headline = "analytic"  # the closed form includes the sigmoid work FlopCounterMode does not see
 
-    def __init__(self, device, precision, n, d, m, seed=0, passes=None):
+    def __init__(self, device: str, precision: str, shape: Shape, seed: int = 0, passes=None):
         super().__init__(device, precision, passes)
+        n, d, m = shape
         self.n, self.d, self.m = n, d, m
         self.model, self.x = build_mlp(
             n, d, m, self.precision if not self.mixed else get_precision("fp32"), device, seed

@@ -29,14 +29,16 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
 def markdown(table: pd.DataFrame) -> str:
     """The summary as a Markdown table, with a totals line per protocol and pass."""
     head = (
-        "| protocol | GPU | precision | pass | rows | impossible on every variant | impossible on its "
+        "| protocol | GPU | precision | pass | rows | impossible on every variant | impossible on "
+        "its "
         "power-consistent variants | power above every TDP | max TFLOPs/J | implied power [W] |"
     )
     lines = [head, "|" + "---|" * 10]
     for r in table.to_dict("records"):
         lines.append(
             f"| {r['protocol']} | {r['gpu_name']} | {r['precision']} | {r['pass']} | {r['rows']} | "
-            f"{r['impossible_every_variant']} | {r['impossible_consistent_variant']} | {r['power_impossible']} | "
+            f"{r['impossible_every_variant']} | {r['impossible_consistent_variant']} | "
+            f"{r['power_impossible']} | "
             f"{r['tflops_per_j_max']:.3g} | {r['power_w_min']:.0f}-{r['power_w_max']:.0f} |"
         )
     totals = (
@@ -53,7 +55,8 @@ def markdown(table: pd.DataFrame) -> str:
     )
     for r in totals.to_dict("records"):
         lines.append(
-            f"| **{r['protocol']}** | all | all | {r['pass']} | {r['rows']} | {r['impossible_every_variant']} | "
+            f"| **{r['protocol']}** | all | all | {r['pass']} | {r['rows']} | "
+            f"{r['impossible_every_variant']} | "
             f"{r['impossible_consistent_variant']} | {r['power_impossible']} | | |"
         )
     return "\n".join(lines) + "\n"

@@ -51,9 +51,13 @@ class ImportLog:
     def lines(self) -> list[str]:
         out = [r.line() for r in self.files]
         out += [reason for r in self.files for reason in r.rejected]
-        total = lambda a: sum(getattr(r, a) for r in self.files)
+
+        def total(attribute: str) -> int:
+            return sum(getattr(r, attribute) for r in self.files)
+
         out.append(
-            f"total: {len(self.files)} files, {total('read')} records read, {total('imported')} imported, "
+            f"total: {len(self.files)} files, {total('read')} records read, {total('imported')} "
+            "imported, "
             f"{total('duplicates')} duplicates, {sum(len(r.rejected) for r in self.files)} rejected"
         )
         return out

@@ -53,7 +53,8 @@ def _number(rec: dict, key: str, positive: bool = True) -> float:
         raise RecordError(f"key {key!r}: expected a number, got {value!r}")
     if (positive and value <= 0) or value < 0:
         raise RecordError(
-            f"key {key!r}: expected a {'positive' if positive else 'non-negative'} number, got {value!r}"
+            f"key {key!r}: expected a {'positive' if positive else 'non-negative'} number, "
+            f"got {value!r}"
         )
     return float(value)
 
@@ -75,16 +76,7 @@ def check(rec: object, schema: str, file_gpu: str, file_precision: str) -> None:
     except names.UnknownName as err:
         raise RecordError(f"file name: {err}") from None
     if schema != "baseline":
-        for key in OPTIMIZED_KEYS:
-            if key not in rec:
-                raise RecordError(f"missing key {key!r}")
-        for key, expected in (("gpu_config", file_gpu), ("precision", file_precision)):
-            if rec[key] != expected:
-                raise RecordError(
-                    f"key {key!r} is {rec[key]!r} but the file name says {expected!r}"
-                )
-        _number(rec, "batch_size")
-        _number(rec, "input_length")
+        _check_optimized(rec, file_gpu, file_precision)
     if file_precision not in PRECISIONS:
         raise RecordError(f"precision {file_precision!r} is none of {', '.join(PRECISIONS)}")
     for p in passes(rec):
@@ -92,8 +84,21 @@ def check(rec: object, schema: str, file_gpu: str, file_precision: str) -> None:
             _number(rec, f"{p}_{key}", positive=key not in ("energy_sem", "gpu_time_sem"))
 
 
+def _check_optimized(rec: dict, file_gpu: str, file_precision: str) -> None:
+    """The keys only the optimized schema has, and that they agree with the file's name."""
+    for key in OPTIMIZED_KEYS:
+        if key not in rec:
+            raise RecordError(f"missing key {key!r}")
+    for key, expected in (("gpu_config", file_gpu), ("precision", file_precision)):
+        if rec[key] != expected:
+            raise RecordError(f"key {key!r} is {rec[key]!r} but the file name says {expected!r}")
+    _number(rec, "batch_size")
+    _number(rec, "input_length")
+
+
 def rows(rec: dict, schema: str, file_gpu: str, file_precision: str, where: str) -> list[dict]:
-    """One row per pass, in our schema (efficiency = FLOPs of one batch / mean energy of one window)."""
+    """One row per pass, in our schema (efficiency = FLOPs of one batch / mean energy of one
+    window)."""
     baseline = schema == "baseline"
     out = []
     for p in passes(rec):
@@ -103,13 +108,14 @@ def rows(rec: dict, schema: str, file_gpu: str, file_precision: str, where: str)
             {
                 "source": "thesis",
                 "protocol": "baseline" if baseline else "optimized",
-                "workload": "llm",
+                "experiment": "llm",
                 "model": "llama-3.2-1b",
                 "pass": p,
                 "derived": False,
                 "status": "ok",
                 "gpu_name": file_gpu,
-                # the baseline script ran bf16 whatever the file says; the file's name stays beside it
+                # the baseline script ran bf16 whatever the file says; the file's name stays beside
+                # it
                 "precision": BASELINE_RAN if baseline else rec["precision"],
                 "precision_file": file_precision,
                 "batch_size": math.nan if baseline else rec["batch_size"],

@@ -1,0 +1,123 @@
+"""The GPU-adjusted formulas (:mod:`flopmetrics.ncu.gap`) judged out of fold: every MLP config
+predicted by formulas fitted on the others, with its shape's other depths seen (``config``) or
+no depth of its shape seen (``shape``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..flops import analytic
+from .gap import GapModel, config_totals
+
+
+def evaluate(model: GapModel, measured: pd.DataFrame) -> pd.DataFrame:
+    """``measured``: n, d, m, pass, flops (totals). Adds the prediction, its basis and percent
+    error."""
+    pred = [
+        model.predict(int(n), int(d), int(m), p)
+        for n, d, m, p in zip(
+            measured["n"], measured["d"], measured["m"], measured["pass"], strict=False
+        )
+    ]
+    out = measured.assign(predicted=[x["total"] for x in pred], basis=[x["basis"] for x in pred])
+    out["error_pct"] = 100 * (out["predicted"] - out["flops"]) / out["flops"]
+    return out
+
+
+def folds(configs: pd.DataFrame, k: int, seed: int, unseen_shapes: bool = False) -> np.ndarray:
+    """A fold (0 .. k-1) per config (columns n, d, m), seeded: every config is judged once, by
+    formulas fitted on the other folds. The configs of one shape (d, m) are dealt round the folds,
+    so a judged config's shape is known from its other depths n where it has any; with
+    ``unseen_shapes`` each shape stays in one fold (no depth of it seen: the tile terms alone)."""
+    rng = np.random.default_rng(seed)
+    shapes = configs.groupby(["d", "m"], sort=True).indices
+    fold = np.empty(len(configs), dtype=int)
+    if unseen_shapes:
+        for f, idx in zip(rng.permutation(len(shapes)) % k, shapes.values(), strict=False):
+            fold[idx] = f
+        return fold
+    for idx in shapes.values():
+        fold[idx] = (rng.integers(k) + rng.permutation(len(idx))) % k
+    return fold
+
+
+def cross_validated(
+    launches: pd.DataFrame,
+    k: int,
+    seed: int,
+    totals: pd.DataFrame | None = None,
+    unseen_shapes: bool = False,
+) -> pd.DataFrame:
+    """Each config's executed FLOPs against the formulas' prediction, fitted without its fold
+    (``k`` folds, ``seed``, see :func:`folds`). ``launches``: one GPU and precision, classified;
+    ``totals``: the configs to judge (default: every run's totals of ``launches``)."""
+    totals = config_totals(launches) if totals is None else totals
+    configs = (
+        totals[["n", "d", "m"]]
+        .drop_duplicates()
+        .sort_values(["n", "d", "m"])
+        .reset_index(drop=True)
+    )
+    configs["fold"] = folds(configs, k, seed, unseen_shapes)
+    totals = totals.merge(configs, on=["n", "d", "m"])
+    launches = launches.merge(configs, on=["n", "d", "m"], how="left")
+    out = []
+    for f in range(k):
+        train = totals[totals["fold"] != f]
+        if train.empty or (totals["fold"] == f).sum() == 0:
+            continue
+        model = GapModel(launches[launches["fold"].notna() & (launches["fold"] != f)], train)
+        out.append(evaluate(model, totals[totals["fold"] == f]))
+    return pd.concat(out, ignore_index=True)
+
+
+SPLITS = {"config": False, "shape": True}  # split name -> unseen_shapes
+
+
+def held_out_errors(launches: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
+    """Per GPU and precision of the MLP launches (classified): every run's config, forward and
+    backward, judged out of fold twice (``split``: ``config``, its shape known from other depths
+    where measured; ``shape``, no depth of its shape seen), with the prediction, its ``basis``,
+    the percent error, the ``fold`` and the analytic FLOPs."""
+
+    out = []
+    mlp = (
+        launches[
+            launches["label"].str.startswith("mlp") & launches["pass"].isin(["forward", "backward"])
+        ]
+        if len(launches)
+        else launches
+    )
+    for (gpu, precision), g in mlp.groupby(["gpu_label", "precision"]) if len(mlp) else ():
+        if g[["d", "m"]].drop_duplicates().shape[0] < k:
+            continue  # too few shapes to leave a fold of them out
+        for name, unseen in SPLITS.items():
+            e = cross_validated(g, k, seed, unseen_shapes=unseen)
+            e["flops_analytic"] = [
+                analytic.mlp_flops(p, int(n), int(d), int(m), "ours").total
+                for n, d, m, p in zip(e["n"], e["d"], e["m"], e["pass"], strict=False)
+            ]
+            out.append(e.assign(gpu_label=gpu, precision=precision, split=name))
+    return (
+        pd.concat(out, ignore_index=True)
+        if out
+        else pd.DataFrame(
+            columns=[
+                "gpu_label",
+                "precision",
+                "split",
+                "run",
+                "n",
+                "d",
+                "m",
+                "pass",
+                "flops",
+                "predicted",
+                "basis",
+                "error_pct",
+                "fold",
+                "flops_analytic",
+            ]
+        )
+    )
