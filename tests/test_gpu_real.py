@@ -276,9 +276,9 @@ def test_scattered_windows_are_measured_again_longer_on_the_gpu(gpu):
 def test_the_measuring_worker_serves_jobs_on_the_gpu_one_worker_at_a_time(
     gpu, tmp_path, monkeypatch
 ):
-    """Profiling jobs' clients on a real GPU: two LLM configurations served by one worker, then a
-    matmul configuration, whose worker asks the LLM's to leave the GPU first: never two workers
-    on one GPU."""
+    """Profiling jobs' clients on a real GPU: two LLM configurations and a matmul served by one
+    worker, then a matmul of other energy settings, whose worker asks the first to leave the GPU
+    first: never two workers on one GPU."""
     import pandas as pd
     from conftest import job_spec
 
@@ -297,6 +297,8 @@ def test_the_measuring_worker_serves_jobs_on_the_gpu_one_worker_at_a_time(
         for s in (64, 128)
     ]
     jobs.append(job_spec("matmul", {"size": 1024}, "cuda", "bf16", fast))
+    other = {"meter": "auto", "sampler_hz": 50, "guard_s": 0.3, "idle_baseline_s": 1.0}
+    jobs.append(job_spec("matmul", {"size": 1024}, "cuda", "bf16", fast, energy=other))
     logs = []
     for i, spec in enumerate(jobs):
         out = {k: str(tmp_path / f"{k}{i}.parquet") for k in ("table", "trace")}
@@ -308,5 +310,5 @@ def test_the_measuring_worker_serves_jobs_on_the_gpu_one_worker_at_a_time(
         assert rows["gpu_uuid"].str.startswith("GPU-").all()
         assert not pd.read_parquet(out["trace"]).empty
     pids = [re.search(r"measured by worker (\d+)", p.read_text()).group(1) for p in logs]
-    assert pids[0] == pids[1] != pids[2]
-    assert not client._alive(int(pids[0]))  # it left the GPU to the matmul's worker
+    assert pids[0] == pids[1] == pids[2] != pids[3]
+    assert not client._alive(int(pids[0]))  # it left the GPU to the other settings' worker

@@ -1,5 +1,5 @@
 """Adding a value to a sweep list measures exactly the new configurations (real Snakemake runs):
-every configuration is one job, served by a long-lived measuring worker per experiment and
+every configuration is one job, served by a long-lived measuring worker per
 target, and nothing measured before is rewritten."""
 
 from __future__ import annotations

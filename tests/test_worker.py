@@ -67,22 +67,25 @@ def gone_within(pid: int, seconds: float) -> bool:
     return True
 
 
-def test_configurations_of_one_setting_share_one_worker(runtime, tmp_path):
-    """Two sizes and a second precision of the MLP: one worker measures all three (one process
-    start and idle baseline), each into its own files; a new measuring setting gets its own."""
+def test_configurations_of_one_target_share_one_worker(runtime, tmp_path):
+    """Two sizes and a second precision of the MLP, a matmul, an MLP of other repeats: one worker
+    measures them all (one process start and idle baseline), each into its own files; other
+    energy settings get a worker of their own."""
     specs = [job_spec("mlp", {**MLP, "m": m}) for m in (4, 8)]
     specs.append(job_spec("mlp", MLP, precision="bf16"))
+    specs.append(job_spec("matmul", {"size": 16}))
     specs.append(job_spec("mlp", MLP, measure={"repeats": 3, "min_repeats": 3}))
+    specs.append(job_spec("mlp", MLP, energy={"idle_baseline_s": 0.1}))
     pids = []
     for i, spec in enumerate(specs):
         out, log = outputs(tmp_path, f"c{i}"), tmp_path / f"c{i}.log"
         client.measure(spec.params(), out, str(log))
         rows = pd.read_parquet(out["table"])
-        assert set(rows["pass"]) >= {"forward", "backward"}
+        assert (rows["experiment"] == spec.experiment).all() and "forward" in set(rows["pass"])
         assert (rows["precision"] == spec.precision).all()
         assert Path(out["trace"]).exists()  # (empty on a CPU: no power trace)
         pids.append(re.search(r"measured by worker (\d+)", log.read_text()).group(1))
-    assert pids[0] == pids[1] == pids[2] != pids[3]
+    assert len(set(pids[:5])) == 1 and pids[5] != pids[0]
     assert not list(tmp_path.glob(".*partial"))
 
 

@@ -27,8 +27,6 @@ from pathlib import Path
 
 import flopmetrics
 
-from .targets import resolve_target
-
 START_TIMEOUT_S = 900.0  # a worker's start: imports (slow on a cluster's shared file system)
 EXIT_TIMEOUT_S = 600.0  # a worker asked to leave a GPU finishes what it is measuring first
 PACKAGE = Path(flopmetrics.__file__).resolve().parent
@@ -99,20 +97,29 @@ def connect_or_start(params: dict, key: str) -> socket.socket:
 
 
 def worker_key(params: dict) -> str:
-    """What one worker serves: these settings (not the configuration), on this host's GPUs
-    (a Slurm job's own), with this package's code: every precision and size of an experiment's
-    target is measured by one worker, one configuration at a time."""
-    shared = {k: v for k, v in params.items() if k not in ("precision", "workload")}
+    """What one worker serves: the settings its session is opened with (the target, where it
+    computes, the energy settings, the idle baseline's target RSE:
+    :meth:`flopmetrics.jobs.session.Session.open`), on this host's GPUs (a Slurm job's own), with
+    this package's code. Every experiment, precision and size of a target is measured by one
+    worker, one configuration at a time."""
+    shared = {
+        "target": params["target"],
+        "run_on_cpu": bool(params.get("run_on_cpu")),
+        "energy": params["energy"],
+        "idle_target_rse": params["measure"]["target_rse"],
+    }
     where = [socket.gethostname(), os.getcwd(), sys.executable, *_allocation()]
     return _digest([shared, where, code_version()])
 
 
 def device_key(params: dict) -> str | None:
-    """The GPU a job's configuration computes on (None on a CPU: CPU jobs share nothing)."""
-    device, _ = resolve_target(params["target"], bool(params.get("run_on_cpu")))
-    if device == "cpu":
+    """The GPU a job's configuration computes on (None on a CPU: CPU jobs share nothing). The
+    worker checks the target (:func:`flopmetrics.jobs.targets.resolve_target`); a job does not
+    import the datasheet to find out."""
+    target = params["target"]
+    if target == "cpu" or params.get("run_on_cpu"):
         return None
-    device = "cuda:0" if device == "cuda" else device  # a GPU label: the job's first GPU
+    device = target if target.startswith("cuda:") else "cuda:0"  # cuda or a label: the first
     return _digest([socket.gethostname(), *_allocation(), device])
 
 

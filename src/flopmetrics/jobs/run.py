@@ -23,7 +23,7 @@ from ..flops.models import resolve as resolve_model
 from . import provenance
 from .protocol import Protocol, measure_passes, stderr_progress, workload_passes
 from .rows import build_rows, label_trace
-from .session import Session
+from .session import Session, check_launch
 from .spec import JobSpec
 
 Done = Callable[[int, pd.DataFrame, pd.DataFrame], None]
@@ -97,6 +97,7 @@ class Counts:
 def measure_spec(session: Session, spec: JobSpec, held: Held):
     """One configuration of a single-device job: its rows (``oom`` rows where it does not fit)
     and its labelled trace."""
+    check_launch(spec, session.device)  # (a worker's session was opened for another spec)
     began, say = session.begin(), session.progress
     base = {
         **identity(spec),

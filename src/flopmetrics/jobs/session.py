@@ -55,12 +55,7 @@ class Session:
         ``progress``, ``measure``."""
         resolved, expected_gpu = resolve_target(spec.target, spec.run_on_cpu)
         device = device or ("cuda:0" if resolved == "cuda" else resolved)
-        if spec.measure.launch == "cuda_graph" and torch.device(device).type != "cuda":
-            on_cpu = ", run_on_cpu" if spec.run_on_cpu else ""
-            raise ValueError(
-                f"launch 'cuda_graph' replays passes from CUDA graphs, but this {spec.experiment} "
-                f"job runs on {device!r} (target {spec.target!r}{on_cpu}); use launch 'eager' there"
-            )
+        check_launch(spec, device)
         gpu_spec = check_gpu(device, expected_gpu)
         setup = setup_meters(device, spec.energy, nvml)
         columns = {
@@ -119,6 +114,16 @@ class Session:
         if self.idle_trace is not None:
             trace = pd.concat([self.idle_trace, trace]).drop_duplicates("t").sort_values("t")
         return trace.reset_index(drop=True)
+
+
+def check_launch(spec: JobSpec, device: str) -> None:
+    """Fails where ``spec`` asks for CUDA graphs on a device that has none."""
+    if spec.measure.launch == "cuda_graph" and torch.device(device).type != "cuda":
+        on_cpu = ", run_on_cpu" if spec.run_on_cpu else ""
+        raise ValueError(
+            f"launch 'cuda_graph' replays passes from CUDA graphs, but this {spec.experiment} "
+            f"job runs on {device!r} (target {spec.target!r}{on_cpu}); use launch 'eager' there"
+        )
 
 
 def check_gpu(device: str, expected_gpu: str | None):
