@@ -120,3 +120,32 @@ def test_the_backward_count_is_what_a_backward_alone_counts(experiment):
     assert counted["backward"].by_op == {op: v for op, v in alone.by_op.items() if v}
     assert counted["forward_backward"].total == counted["forward_train"].total + alone.total
     assert torch.isfinite(loss)
+
+
+def test_a_models_size_is_kept_on_disk_and_read_without_importing_torch(tmp_path):
+    """Every Snakemake start checks the configured models; a size built once is read back from
+    the cache (per config and transformers and torch version) without torch or transformers."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, json; from flopmetrics.flops.models import resolve, summary; "
+        "size = summary(resolve('tiny-llama')[1]); "
+        "print(json.dumps([size, 'torch' in sys.modules, 'transformers' in sys.modules]))"
+    )
+    env = {**os.environ, "FLOPMETRICS_CACHE_DIR": str(tmp_path)}
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True)
+        return json.loads(out.stdout)
+
+    built, built_torch, _ = run()
+    read, read_torch, read_transformers = run()
+    assert built == read == summary(resolve("tiny-llama")[1]) and built["parameters"] > 0
+    assert built_torch and not read_torch and not read_transformers
+    assert len(list(tmp_path.glob("models/*.json"))) == 1
+    # a different model is a different entry, built
+    other = dict(resolve("tiny-llama")[1], num_hidden_layers=3)
+    assert summary(other)["parameters"] > built["parameters"]

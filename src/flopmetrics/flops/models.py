@@ -3,10 +3,14 @@ with random weights: nothing is downloaded."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
 import re
+import tempfile
 from functools import lru_cache
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 
 import yaml
@@ -148,8 +152,46 @@ def _summary(blob: str) -> dict:
 
 def summary(fields: dict) -> dict:
     """Size of the model ``fields`` builds (on the meta device: no memory, no weights):
-    ``model_type``, ``parameters``, ``layers``, ``hidden_size``."""
-    return _summary(json.dumps(fields, sort_keys=True))
+    ``model_type``, ``parameters``, ``layers``, ``hidden_size``. Kept on disk
+    (:func:`cache_dir`) per config and transformers and torch version: every Snakemake start
+    checks the configured models, and building one costs seconds of imports."""
+    blob = json.dumps(fields, sort_keys=True)
+    path = _cached(blob)
+    if path is not None and path.exists():
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads(path.read_text())
+    size = _summary(blob)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            _write_atomically(path, json.dumps(size))
+    return size
+
+
+def cache_dir() -> Path:
+    """``$FLOPMETRICS_CACHE_DIR``, else ``$XDG_CACHE_HOME/flopmetrics``, else
+    ``~/.cache/flopmetrics``: derived facts only (a model's size), safe to delete."""
+    if os.environ.get("FLOPMETRICS_CACHE_DIR"):
+        return Path(os.environ["FLOPMETRICS_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "flopmetrics"
+
+
+def _cached(blob: str) -> Path | None:
+    """Where the size of the model ``blob`` is kept (None where the versions are unknown)."""
+    try:
+        versions = [metadata.version("transformers"), metadata.version("torch")]
+    except metadata.PackageNotFoundError:
+        return None
+    key = hashlib.sha256(json.dumps([blob, versions]).encode()).hexdigest()[:32]
+    return cache_dir() / "models" / f"{key}.json"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 def build_causal_lm(fields: dict, attn_implementation: str = "sdpa", device: str = "cpu"):

@@ -139,17 +139,19 @@ def runtime_dir() -> Path:
 
 
 def snakemake_pid() -> int | None:
-    """The nearest Snakemake process above this one (the worker leaves when it ends)."""
-    pid = os.getppid()
+    """The outermost Snakemake process above this one (the worker leaves when it ends): in a
+    group of jobs on a cluster node each job may run in a Snakemake of its own, beneath the one
+    that runs the group."""
+    found, pid = None, os.getppid()
     while pid > 1:
         with contextlib.suppress(OSError):
             if b"snakemake" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return pid
+                found = pid
         try:
             pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
-            return None
-    return None
+            break
+    return found
 
 
 def _allocation() -> list[str]:

@@ -177,14 +177,22 @@ def main(argv: list[str] | None = None) -> int:
     server.settimeout(1.0)
     worker = Worker(args.socket, args.device_file)
     last = time.monotonic()
+    print(f"worker {os.getpid()} serving {args.socket}, watching {args.watch}", flush=True)
     try:
-        while _alive(args.watch) and time.monotonic() - last < args.idle_s:
+        while True:
+            if not _alive(args.watch):
+                print(f"leaving: the watched process {args.watch} ended", flush=True)
+                break
+            if time.monotonic() - last >= args.idle_s:
+                print(f"leaving: idle for {args.idle_s:g} s", flush=True)
+                break
             try:
                 conn, _ = server.accept()
             except TimeoutError:
                 continue
             with conn:
                 if not worker.serve(conn):
+                    print("leaving: asked to, or the state after a request is unknown", flush=True)
                     break
             last = time.monotonic()
     finally:
@@ -192,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(args.socket)
         worker.close()
+    # a clean exit: its log (kept where a worker died, for its jobs' errors to name) goes too
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(Path(args.socket).with_suffix(".log"))
     return 0
 
 
