@@ -7,6 +7,8 @@ rule merge_mlp:
         code=library("flopmetrics.analysis.merge"),
     output:
         paths.MERGED_MLP,
+    params:
+        sweep=sweeps.merge_config(config, "mlp"),
     log:
         "logs/merge/mlp.log",
     localrule: True
@@ -23,6 +25,8 @@ rule merge_energy:
         code=library("flopmetrics.analysis.merge"),
     output:
         paths.MERGED_ENERGY,
+    params:
+        sweep=sweeps.merge_config(config, "energy"),
     log:
         "logs/merge/energy.log",
     localrule: True

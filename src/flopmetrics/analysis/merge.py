@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from ..contracts.errors import MergeError
-from ..contracts.experiments import EXPERIMENTS
+from ..contracts.experiments import BY_NAME, EXPERIMENTS
+from ..contracts.identity import config_hash, differences
 from ..contracts.paths import pattern
 from ..contracts.vocabulary import NODE_RANK, REQUIRED_COLUMNS, SINGLE
 from ..energy import datasheet, gates
 
 # column -> the column that holds its value now (config/README.md, "Renamed keys and columns")
-RENAMED_COLUMNS = {"dtype": "precision"}
+RENAMED_COLUMNS = {"dtype": "precision", "cpu_threads": "torch_threads"}
 # older columns whose idea has another column now (dropped where that one is filled in)
 RETIRED_COLUMNS = ("workload",)
 TORCH_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
@@ -152,28 +154,86 @@ def no_duplicates(frames: Sequence[pd.DataFrame]) -> None:
             seen[key] = path
 
 
-def merge_parquets(paths: Sequence[str]) -> pd.DataFrame:
+def check_configuration(df: pd.DataFrame, path, expected: dict | None = None) -> None:
+    """The rows of a per-configuration file were made by the configuration that should have made
+    it: ``expected`` (what its job's ``config_hash`` is made of) for this run's files; for a
+    reference file (``expected`` None), the configuration its rows record."""
+    if df.empty or not {"config_hash", "config_json"} <= set(df.columns):
+        return  # an older table without the recorded configuration: judged by its path only
+    recorded = {(h, j) for h, j in zip(df["config_hash"], df["config_json"], strict=True)}
+    if expected is None:
+        experiment = BY_NAME.get(path_identity(path).get("experiment", ""))
+        if experiment is None or experiment.runner != "single":
+            return  # a distributed table's config_hash names its node's job, not its rows
+        for found_hash, found_json in recorded:
+            if config_hash(json.loads(found_json)) != found_hash:
+                raise MergeError(
+                    f"{path}: its config_hash {found_hash} is not the hash of the configuration "
+                    "its rows record (config_json): the rows were edited after they were measured"
+                )
+        return
+    if len(recorded) > 1:
+        raise MergeError(
+            f"{path}: its rows were made by {len(recorded)} configurations (config hashes "
+            f"{sorted(h for h, _ in recorded)}); a per-configuration file holds one"
+        )
+    found_hash, found_json = recorded.pop()
+    found = json.loads(found_json)
+    if found_hash != config_hash(expected):
+        diffs = differences(found, expected) or [f"config_hash {found_hash}"]
+        raise MergeError(
+            f"{path}: measured by another configuration than this run's ({'; '.join(diffs[:8])})"
+            ": copied from another run or config? Remove it and run again: Snakemake measures "
+            "what is missing"
+        )
+
+
+def merge_parquets(
+    paths: Sequence[str], expected: Mapping[str, dict] | None = None
+) -> pd.DataFrame:
+    """This run's per-configuration tables as one (``expected``: file -> the configuration
+    that should have made it, checked where given)."""
     if not paths:
         raise ValueError("nothing to merge: the sweep produced no job outputs")
     frames = [read_job_table(p).assign(source_file=str(p)) for p in paths]
+    for p, f in zip(paths, frames, strict=True):
+        if expected is not None and str(p) in expected:
+            check_configuration(f, p, expected[str(p)])
     no_duplicates(frames)
-    columns = frames[0].columns
-    for p, f in zip(paths, frames, strict=False):
+    measured = [(p, f) for p, f in zip(paths, frames, strict=True) if not is_oom(f)]
+    first, columns = (measured[0][0], measured[0][1].columns) if measured else (paths[0], [])
+    for p, f in measured:
         if set(f.columns) != set(columns):
             missing = sorted(set(columns) - set(f.columns))
             extra = sorted(set(f.columns) - set(columns))
             raise ValueError(
-                f"{p}: columns differ from {paths[0]} (missing {missing}, extra {extra}); rerun "
+                f"{p}: columns differ from {first} (missing {missing}, extra {extra}); rerun "
                 "that job"
             )
-    return pd.concat(frames, ignore_index=True)
+    # a configuration that did not fit has its identity and status, no measurements
+    return pd.concat(frames, ignore_index=True, sort=False)
 
 
-def merge_energy(measured: Sequence[str], reference: Sequence[str]) -> pd.DataFrame:
+def is_oom(frame: pd.DataFrame) -> bool:
+    """Whether a per-configuration table is the ``oom`` rows of a configuration that did not
+    fit (identity columns only, no measurements)."""
+    return "status" in frame and len(frame) > 0 and bool((frame["status"] == "oom").all())
+
+
+def merge_energy(
+    measured: Sequence[str],
+    reference: Sequence[str],
+    expected: Mapping[str, dict] | None = None,
+) -> pd.DataFrame:
     """Measured rows (``source = measured``) and committed reference rows (``reference``);
-    columns are the union (different workloads carry different columns)."""
+    columns are the union (different workloads carry different columns). Each measured file is
+    checked against the configuration that should have made it (``expected``, where given),
+    each reference file against the configuration its rows record."""
     frames = [read_job_table(p).assign(source="measured", source_file=str(p)) for p in measured]
     frames += [read_job_table(p).assign(source="reference", source_file=str(p)) for p in reference]
+    for p, f in zip([*measured, *reference], frames, strict=True):
+        known = expected is not None and str(p) in expected
+        check_configuration(f, p, expected[str(p)] if known else None)
     for kind, files in (("measured", measured), ("reference", reference)):
         rows = sum(len(f) for f in frames if len(f) and f["source"].iloc[0] == kind)
         print(f"{kind}: {len(files)} files, {rows} rows")

@@ -18,11 +18,10 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pandas as pd
-
 from ..contracts import paths
 from ..contracts.experiments import feeding
 from ..jobs.output import save_figure
+from .tables import Tables
 
 DPI = {"type": "integer", "minimum": 50, "default": 120}
 
@@ -268,18 +267,6 @@ def style_schema() -> dict:
 
 def enabled(config: dict) -> list[Figure]:
     return [f for f in FIGURES if f.enabled(config)]
-
-
-class Tables(dict):
-    """Input name -> DataFrame, and ``paths``: input name -> file. An input configured as none
-    (an empty list) is absent."""
-
-    def __init__(self, files: dict):
-        files = {
-            name: str(path) for name, path in files.items() if isinstance(path, str) or len(path)
-        }
-        super().__init__({name: pd.read_parquet(path) for name, path in files.items()})
-        self.paths = files
 
 
 def render(name: str, inputs: dict[str, str], style: dict, wildcards: dict, output: str) -> None:

@@ -109,3 +109,16 @@ def ncu_params(config: dict, wildcards) -> dict:
     """What an Nsight Compute job captures (config ``ncu``: the MLP configs, GEMMs, LM shapes)."""
     section = config["ncu"]
     return {k: section[k] for k in BY_NAME["ncu"].build_keys}
+
+
+def job_name(params: dict) -> str:
+    """A configuration's name in logs and rows: experiment, target, precision and its workload's
+    plain values."""
+    what = " ".join(f"{k}={v}" for k, v in params["workload"].items() if isinstance(v, (int, str)))
+    return f"{params['experiment']} {params['target']} {params['precision']} {what}"
+
+
+def recorded_config(params: dict) -> dict:
+    """What the rows of the job of ``params`` record as their configuration (``config_json``,
+    hashed into ``config_hash``): its parameters and its name."""
+    return {**params, "job_name": job_name(params)}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -14,38 +14,49 @@ from pathlib import Path
 
 import torch
 
-
-def config_hash(params: dict) -> str:
-    """Stable short hash of a job's parameters (key order does not matter)."""
-    blob = json.dumps(params, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+from ..contracts.identity import config_hash
 
 
-def git_revision(start: str | os.PathLike | None = None) -> str:
-    """``<sha>`` or ``<sha>-dirty`` of the repository holding ``start`` (cwd by default)."""
-    env = os.environ.get("FLOPMETRICS_GIT_REVISION")
-    if env:
-        return env
-    for where in (Path(start) if start else Path.cwd(), Path(__file__).resolve().parent):
-        try:
-            sha = subprocess.run(
-                ["git", "-C", str(where), "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=True,
-            ).stdout.strip()
-            dirty = subprocess.run(
-                ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=True,
-            ).stdout.strip()
-            return f"{sha}-dirty" if dirty else sha
-        except (OSError, subprocess.SubprocessError):
-            continue
-    return "unknown"
+def git_revision(start: str | os.PathLike | None = None) -> tuple[str, bool]:
+    """The code's revision and whether it was verified: ``<sha>`` or ``<sha>-dirty`` (a source
+    file changed or added since that commit) from the repository that holds this package (or
+    ``start``); outside a repository, ``FLOPMETRICS_GIT_REVISION`` as given, unverified (a
+    copy without ``.git``); else ``unknown``."""
+    where = Path(start) if start else Path(__file__).resolve().parent
+    try:
+        sha = _git(where, "rev-parse", "HEAD")
+        dirty = _git(where, "status", "--porcelain", "--", *CODE_PATHS)
+        return (f"{sha}-dirty" if dirty else sha), True
+    except (OSError, subprocess.SubprocessError):
+        pass
+    given = os.environ.get("FLOPMETRICS_GIT_REVISION", "").strip()
+    return (given or "unknown"), False
+
+
+# what makes the measuring code: a change here marks a row's revision dirty
+CODE_PATHS = ("src", "workflow", "Snakefile", "pyproject.toml")
+
+
+def _git(where: Path, *args: str) -> str:
+    top = subprocess.run(
+        ["git", "-C", str(where), "rev-parse", "--show-toplevel"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", top, *args], capture_output=True, text=True, timeout=10, check=True
+    ).stdout.strip()
+
+
+def host_id() -> str:
+    """The host's machine id (``/etc/machine-id``, first 12 characters): tells hosts apart
+    where every one is named alike (``vm``, a container's name)."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        with contextlib.suppress(OSError):
+            return Path(path).read_text().strip()[:12]
+    return ""
 
 
 def cpu_model() -> str:
@@ -75,18 +86,27 @@ def _version(package: str) -> str:
 def collect(device: str, params: dict) -> dict:
     """Provenance columns shared by every row a job writes."""
     dev = torch.device(device)
+    revision, verified = git_revision()
     info = {
         "device_type": dev.type,
         "device_name": device_name(device),
         "cpu_model": cpu_model(),
-        "cpu_threads": torch.get_num_threads(),
+        # the host's logical CPUs, those this process may run on, and torch's threads
+        "host_cpus": os.cpu_count() or 0,
+        "cpus_available": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count() or 0,
+        "torch_threads": torch.get_num_threads(),
         "hostname": socket.gethostname(),
+        "host_id": host_id(),
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda or "",
         # the causal LM's code (its attention and mask paths) comes from this version
         "transformers_version": _version("transformers"),
         "python_version": platform.python_version(),
-        "git_revision": git_revision(),
+        "git_revision": revision,
+        # False: taken from FLOPMETRICS_GIT_REVISION as given, in a copy without .git
+        "git_revision_verified": verified,
         "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
         # where the scheduler put the job: lets a run prove each architecture's jobs landed right
         "slurm_partition": os.environ.get("SLURM_JOB_PARTITION", ""),

@@ -159,7 +159,7 @@ def measure_configuration(
 
 def spec_of(spec: JobSpec) -> dict:
     """What a row's ``config_hash`` is made of: the configuration's parameters and job name."""
-    return {**spec.params(), "job_name": spec.name}
+    return spec.config()
 
 
 def _trace(session: Session, began: float, windows: dict, rows: pd.DataFrame) -> pd.DataFrame:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from ..contracts.experiments import BY_NAME
 from ..contracts.vocabulary import LAUNCHES
 from ..energy.setup import EnergySettings
+from .params import job_name, recorded_config
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,10 @@ class JobSpec:
             out.pop("run_on_cpu")
         return out
 
+    def config(self) -> dict:
+        """What a row's ``config_hash`` and ``config_json`` are made of."""
+        return recorded_config(self.params())
+
     @property
     def name(self) -> str:
-        what = " ".join(f"{k}={v}" for k, v in self.workload.items() if isinstance(v, (int, str)))
-        return f"{self.experiment} {self.target} {self.precision} {what}"
+        return job_name(self.params())

@@ -8,6 +8,7 @@ import itertools
 
 from ..contracts.experiments import BY_NAME, EXPERIMENTS, Experiment, feeding
 from ..flops.models import resolve
+from ..jobs.params import job_params, recorded_config
 
 
 def experiment_of(experiment: str | Experiment) -> Experiment:
@@ -58,3 +59,23 @@ def experiments_run(config: dict, runner: str | None = None) -> list[Experiment]
         for e in EXPERIMENTS
         if config.get(e.name, {}).get("targets") and runner in (None, e.runner)
     ]
+
+
+def expected_configs(config: dict, table: str) -> dict[str, dict]:
+    """File -> the configuration that should have made it, for each per-configuration file of
+    merged table ``table`` whose experiment runs one configuration per job; the merge checks
+    each file's rows against it."""
+    out = {}
+    for e in feeding(table):
+        if e.runner != "single":
+            continue
+        for w in configurations(config, e):
+            out[e.outputs()["table"].format(**w)] = recorded_config(job_params(config, e, w))
+    return out
+
+
+def merge_config(config: dict, table: str) -> dict:
+    """The config sections the merge of ``table`` reads to know what should have made each
+    file (:func:`expected_configs`): an edit elsewhere does not rerun it."""
+    sections = {e.name: config[e.name] for e in feeding(table) if e.name in config}
+    return {**sections, "energy": config["energy"], "execution": config["execution"]}
