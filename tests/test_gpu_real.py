@@ -312,3 +312,113 @@ def test_the_measuring_worker_serves_jobs_on_the_gpu_one_worker_at_a_time(
     pids = [re.search(r"measured by worker (\d+)", p.read_text()).group(1) for p in logs]
     assert pids[0] == pids[1] == pids[2] != pids[3]
     assert not client._alive(int(pids[0]))  # it left the GPU to the other settings' worker
+
+
+# --- faults rehearsed on the GPU (issue 30) ------------------------------------------------------
+FAULT_MEASURE = {"min_window_s": 0.5, "repeats": 5, "min_repeats": 5, "target_rse": 0.0}
+
+
+def test_a_configuration_that_does_not_fit_the_gpu_is_a_row_and_the_next_agrees(gpu):
+    """A 160 GB MLP runs out of the GPU's memory: ``oom`` rows, and the configuration measured
+    after it in the same job agrees with one measured alone within the repeat error."""
+    from conftest import job_spec
+
+    from flopmetrics.jobs.run import run, run_batch
+
+    too_big = job_spec("mlp", {"n": 1, "d": 200_000, "m": 4}, "cuda", "fp32", FAULT_MEASURE)
+    fits = job_spec("mlp", {"n": 4, "d": 4096, "m": 4096}, "cuda", "fp32", FAULT_MEASURE)
+    (oom, _), (after, _) = run_batch([too_big, fits], progress=lambda m: None)
+    alone, _ = run(fits, progress=lambda m: None)
+    assert (oom["status"] == "oom").all() and oom["d"].eq(200_000).all()
+    assert oom["error"].str.contains("out of memory").all() and oom["gpu_uuid"].notna().all()
+    measured = ~after["derived"].astype(bool)
+    a, b = (
+        after[measured].set_index("pass"),
+        alone[~alone["derived"].astype(bool)].set_index("pass"),
+    )
+    sem = np.hypot(a["energy_j_per_iter_sem"], b["energy_j_per_iter_sem"])
+    gap = (a["energy_j_per_iter"] - b["energy_j_per_iter"]).abs()
+    _evidence(
+        "oom_then_fits",
+        {
+            "uuid": gpu.uuid(),
+            "after": a["energy_j_per_iter"].to_dict(),
+            "alone": b["energy_j_per_iter"].to_dict(),
+            "combined_sem": sem.to_dict(),
+        },
+    )
+    assert (a["flops_counted"] == b["flops_counted"]).all()
+    assert (gap <= 3 * sem).all(), (gap / sem).to_dict()
+
+
+class _CounterFailsAfter:
+    """The real NVML bindings, except that the energy counter becomes unreadable once
+    ``armed`` (as a driver fault would make it)."""
+
+    def __init__(self, nvml):
+        self._nvml, self.armed = nvml, False
+
+    def __getattr__(self, name):
+        return getattr(self._nvml, name)
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        if self.armed:
+            raise self._nvml.NVMLError(self._nvml.NVML_ERROR_UNKNOWN)
+        return self._nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+
+
+def test_an_energy_counter_that_fails_mid_job_fails_it_naming_the_counter(gpu, tmp_path):
+    from conftest import job_spec
+
+    from flopmetrics.jobs.output import write_parquet
+    from flopmetrics.jobs.run import run_batch
+
+    nvml = _CounterFailsAfter(load_nvml())
+    specs = [
+        job_spec("matmul", {"size": 4096}, "cuda", "bf16", FAULT_MEASURE),
+        job_spec("matmul", {"size": 8192}, "cuda", "bf16", FAULT_MEASURE),
+    ]
+
+    def done(i, rows, trace):
+        write_parquet(rows, tmp_path / f"size{i}.parquet")
+        nvml.armed = True  # the counter fails while the next configuration is measured
+
+    with pytest.raises(Exception) as err:
+        run_batch(specs, nvml=nvml, progress=lambda m: None, done=done)
+    _evidence(
+        "counter_fails", {"uuid": gpu.uuid(), "error": f"{type(err.value).__name__}: {err.value}"}
+    )
+    assert re.search(r"energy.counter|NVML", str(err.value), re.I), str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["size0.parquet"]  # nothing half-written
+
+
+def test_another_process_on_the_gpu_is_flagged_not_exclusive(gpu, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import job_spec
+
+    from flopmetrics.jobs.run import run
+
+    hog = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import torch, time\n"
+            "a = torch.randn(4096, 4096, device='cuda'); t = time.time()\n"
+            "while time.time() - t < 60: a @ a; torch.cuda.synchronize()\n",
+        ]
+    )
+    try:
+        time.sleep(5)  # its CUDA context is up
+        rows, _ = run(
+            job_spec("matmul", {"size": 4096}, "cuda", "bf16", FAULT_MEASURE),
+            progress=lambda m: None,
+        )
+    finally:
+        hog.kill()
+    _evidence(
+        "shared_gpu", {"uuid": gpu.uuid(), "other_processes": rows["other_processes"].tolist()}
+    )
+    assert rows["other_processes"].ge(1).all() and not rows["gate_exclusive"].any()
+    assert not rows["gates_passed"].any()
