@@ -20,11 +20,12 @@ class MatmulWorkload(Workload):
 
     def __init__(self, device: str, precision: str, size: int, seed: int = 0):
         super().__init__(device, precision)
-        gen = torch.Generator().manual_seed(seed)
+        # drawn where they are used: operands that do not fit fail there (an oom row)
+        gen = torch.Generator(device=device).manual_seed(seed)
         dtype = self.precision.dtype if not self.mixed else torch.float32
         self.size = size
-        self.a = torch.randn(size, size, generator=gen).to(device=device, dtype=dtype)
-        self.b = torch.randn(size, size, generator=gen).to(device=device, dtype=dtype)
+        self.a = torch.randn(size, size, generator=gen, device=device).to(dtype=dtype)
+        self.b = torch.randn(size, size, generator=gen, device=device).to(dtype=dtype)
         self.parameters = 0
 
     def steps(self):

@@ -17,9 +17,13 @@ from .precision import Precision, get_precision
 class MLP(nn.Module):
     """``x`` is ``d x m`` (features x tokens), so each layer is a plain ``mm``."""
 
-    def __init__(self, n: int, d: int):
+    def __init__(self, n: int, d: int, device: str = "cpu"):
         super().__init__()
-        self.weights = nn.ParameterList(nn.Parameter(torch.empty(d, d)) for _ in range(n))
+        # made where they run: weights that do not fit fail there (an oom row), instead of
+        # first filling the host's memory
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.empty(d, d, device=device)) for _ in range(n)
+        )
         for w in self.weights:
             # scaled so activations stay away from sigmoid saturation in deep stacks
             nn.init.normal_(w, std=d**-0.5)
@@ -34,7 +38,7 @@ def build_mlp(n: int, d: int, m: int, precision: Precision, device: str, seed: i
     """Return ``(model, x)`` on ``device`` in ``precision``; ``x`` does not require grad."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = MLP(n, d).to(device=device, dtype=precision.dtype)
+    model = MLP(n, d, device).to(dtype=precision.dtype)
     x = torch.randn(d, m, generator=gen).to(device=device, dtype=precision.dtype)
     return model, x
 
