@@ -577,3 +577,15 @@ def test_a_workload_key_the_builder_would_not_read_is_refused():
                 "attention_flops": "full",
             },
         )
+
+
+def test_the_executor_a_command_asks_for_is_read_from_its_options_and_profile(tmp_path):
+    from flopmetrics.pipeline.slurm import requested_executor
+
+    assert requested_executor(["snakemake", "-n", "--executor", "slurm"], {}) == "slurm"
+    assert requested_executor(["snakemake", "-e", "slurm"], {}) == "slurm"
+    profile = str(REPO / "profiles/slurm")
+    assert requested_executor(["snakemake", "--profile", profile, "-n"], {}) == "slurm"
+    assert requested_executor(["snakemake", "-n"], {"SNAKEMAKE_PROFILE": profile}) == "slurm"
+    assert requested_executor(["snakemake", "-c", "all"], {}) is None
+    assert requested_executor(["snakemake", "--profile", str(tmp_path)], {}) is None

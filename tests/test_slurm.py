@@ -168,6 +168,12 @@ def test_unmapped_architecture_fails_before_submitting(tmp_path):
     cfg = copy.deepcopy(SLURM_CONFIG)
     cfg["mlp"]["targets"] = ["v100"]
     wf = SlurmWorkflow(tmp_path, cfg)
+    # the README's mapping check, a dry run, refuses it too
+    dry = wf.run("--dry-run", check=False)
+    assert dry.returncode != 0
+    assert (
+        "config error at slurm.targets: no entry for GPU target 'v100'" in dry.stdout + dry.stderr
+    )
     proc = wf.run(check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0

@@ -10,7 +10,11 @@ from flopmetrics.pipeline import config as fm_config
 from flopmetrics.contracts import paths
 import flopmetrics.jobs.params
 from flopmetrics.pipeline import code, references, sweeps
-from flopmetrics.pipeline.slurm import slurm_resources
+from flopmetrics.pipeline.slurm import (
+    check_mapped,
+    requested_executor,
+    slurm_resources,
+)
 
 fm_config.validate(config, fm_config.load_schema())
 # `cuda`/`cuda:<i>` name this machine's GPUs: check them here. Architecture labels (h100,
@@ -52,6 +56,7 @@ def job_resources(target_wildcard):
         }
         for t in targets
     }
+    check_mapped(config, targets, requested_executor(sys.argv))
     unmapped = {
         t for t in targets if t != "cpu" and t not in config["slurm"]["targets"]
     }

@@ -3,6 +3,11 @@ site maps GPU targets to partitions, gres/gpu types, constraints and accounts.""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import yaml
+
 from ..contracts.errors import ConfigError
 
 
@@ -48,3 +53,40 @@ def slurm_resources(config: dict, target: str, strict: bool = True, gpus: int = 
     else:
         res.update(gpu=gpus, gpu_model=gpu_type)
     return res
+
+
+def requested_executor(argv: list[str], environ=os.environ) -> str | None:
+    """The executor a ``snakemake`` command line asks for (``--executor``/``-e``, else the
+    ``executor:`` of its ``--profile`` or ``$SNAKEMAKE_PROFILE``), dry runs included: Snakemake
+    hands a dry run's jobs to its own dry-run executor, so only the command tells that a
+    cluster was meant. None where it names none."""
+    named = _option(argv, "--executor", "-e")
+    if named:
+        return named
+    profile = _option(argv, "--profile") or environ.get("SNAKEMAKE_PROFILE")
+    if not profile:
+        return None
+    for folder in (Path(profile), Path.home() / ".config/snakemake" / profile):
+        for name in ("config.v9+.yaml", "config.v8+.yaml", "config.yaml"):
+            if (folder / name).is_file():
+                return (yaml.safe_load((folder / name).read_text()) or {}).get("executor")
+    return None
+
+
+def _option(argv: list[str], *names: str) -> str | None:
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                return argv[i + 1]
+            if arg.startswith(f"{name}=") and name.startswith("--"):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def check_mapped(config: dict, targets, executor: str | None) -> None:
+    """Fail now, dry runs included, where a cluster executor is asked for and a GPU target has
+    no ``slurm.targets`` entry (the submission would refuse it after the DAG was built)."""
+    if executor not in ("slurm",):
+        return
+    for target in sorted(set(targets) - {"cpu"}):
+        slurm_resources(config, target, strict=True)
