@@ -19,10 +19,12 @@ matmul: {targets: []}
 reference: {dirs: []}
 figures: {mlp_flops_vs_d: {n: null, m: null}, power_trace: {trace: null}}
 YAML
-raw="$work/results/raw/mlp/$label/bf16"
-files=("$raw/n4_d4096_m"{1024,2048,4096,8192}".parquet")
+rel="results/raw/mlp/$label/bf16"  # Snakemake's targets are relative to its working directory
+raw="$work/$rel"
+targets=("$rel/n4_d4096_m"{1024,2048,4096,8192}".parquet")
+files=("${targets[@]/#/$work/}")
 snake=(snakemake -s "$PWD/Snakefile" -d "$work" --configfile "$work/config.yaml" -c 1)
-setsid "${snake[@]}" "${files[@]}" > "$out/first.log" 2>&1 &
+setsid "${snake[@]}" "${targets[@]}" > "$out/first.log" 2>&1 &
 leader=$!
 for _ in $(seq 1 600); do [ -e "${files[0]}" ] && break; sleep 0.1; done
 sleep 4  # the second configuration is in its windows
@@ -32,7 +34,7 @@ sleep 1
 sha_before=$(sha256sum "${files[0]}" | cut -c1-16)
 ls -l "$raw" > "$out/after_kill.txt"
 "${snake[@]}" --unlock > /dev/null 2>&1
-"${snake[@]}" "${files[@]}" --rerun-incomplete > "$out/resume.log" 2>&1
+"${snake[@]}" "${targets[@]}" --rerun-incomplete > "$out/resume.log" 2>&1
 echo "resume exit $?" >> "$out/resume.log"
 sha_after=$(sha256sum "${files[0]}" | cut -c1-16)
 {

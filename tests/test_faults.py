@@ -132,3 +132,54 @@ def test_a_rows_host_columns_are_the_hosts():
     assert row["host_cpus"] == os.cpu_count() and row["torch_threads"] == torch.get_num_threads()
     assert 1 <= row["cpus_available"] <= row["host_cpus"]
     assert row["git_revision_verified"] in (True, False) and "cpu_threads" not in row
+
+
+def test_an_energy_counter_that_fails_mid_job_fails_it_naming_the_sampler(monkeypatch):
+    """The hardware edge faked (CPU CI): NVML's energy counter raises once measuring began. The
+    job fails at once naming it, instead of running guard iterations until the counter steps
+    again (for ever). tests/test_gpu_real.py does the same on a real GPU."""
+    import time
+
+    from conftest import job_spec
+    from fake_nvml import FakeNvml
+
+    from flopmetrics.contracts.errors import MeterError
+    from flopmetrics.energy.counter import NvmlCounterMeter
+    from flopmetrics.energy.nvml import NvmlGpu
+    from flopmetrics.energy.sampler import PowerSampler
+    from flopmetrics.energy.setup import MeterSetup
+    from flopmetrics.jobs import run as job
+    from flopmetrics.jobs import session
+
+    fake = FakeNvml(idle_w=60.0, period_s=0.1)
+    read, armed = fake.nvmlDeviceGetTotalEnergyConsumption, []
+
+    def counter(handle):
+        if armed:
+            raise RuntimeError("NVML_ERROR_GPU_IS_LOST")
+        return read(handle)
+
+    fake.nvmlDeviceGetTotalEnergyConsumption = counter
+    gpu = NvmlGpu(fake, None)
+    sampler = PowerSampler(gpu, hz=100)
+    setup = MeterSetup([NvmlCounterMeter(sampler), sampler], sampler, gpu, "nvml_counter", "ok")
+    monkeypatch.setattr(session, "setup_meters", lambda device, settings, nvml=None: setup)
+    real_idle = session.idle_baseline
+
+    def idle(*args, **kwargs):
+        out = real_idle(*args, **kwargs)
+        armed.append(True)  # the counter is lost as the first pass is measured
+        return out
+
+    monkeypatch.setattr(session, "idle_baseline", idle)
+    spec = job_spec(
+        "mlp",
+        {"n": 1, "d": 32, "m": 8},
+        energy={"sampler_hz": 100, "guard_s": 0.15, "idle_baseline_s": 0.3},
+    )
+    t0 = time.perf_counter()
+    with pytest.raises(
+        MeterError, match="power sampler failed: RuntimeError: NVML_ERROR_GPU_IS_LOST"
+    ):
+        job.run(spec, progress=lambda m: None)
+    assert time.perf_counter() - t0 < 30

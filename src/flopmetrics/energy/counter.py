@@ -12,6 +12,7 @@ since the delay shifts both edges alike.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,21 @@ class NvmlCounterMeter:
         """Whether the counter has stepped more than ``margin_s`` after ``t`` (a step holds the
         energy of about 5 ms before it is seen): work run until then frames an edge at ``t``."""
         ticks = self.sampler.ticks()
-        return bool(len(ticks)) and ticks[-1, 0] > t + margin_s
+        if len(ticks) and ticks[-1, 0] > t + margin_s:
+            return True
+        self._check_alive(t)
+        return False
+
+    def _check_alive(self, t: float) -> None:
+        """Raise where the counter can no longer step after ``t``: its sampler failed, or no
+        step came for ``wait_s`` (work run until it steps would otherwise run for ever)."""
+        check = getattr(self.sampler, "check", None)
+        if check:
+            check()
+        if time.perf_counter() > t + self.wait_s:
+            raise MeterError(
+                f"the NVML energy counter did not step within {self.wait_s} s after the window"
+            )
 
     def end(self, t_end: float) -> dict[str, float]:
         return self.read(self._t0, t_end)
@@ -48,6 +63,9 @@ class NvmlCounterMeter:
     def read(self, t_start: float, t_end: float) -> dict[str, float]:
         """The reading of any past window ``[t_start, t_end]`` (the record keeps every step)."""
         if not self.sampler.wait_for(t_end, self.wait_s, tick=True):
+            check = getattr(self.sampler, "check", None)
+            if check:
+                check()
             raise MeterError(
                 f"the NVML energy counter did not step within {self.wait_s} s after the window"
             )

@@ -231,6 +231,11 @@ def sample_forever(
         sampling_loop(gpu, interval_s, tick_poll_s, sample, tick, lambda: False)
     except (BrokenPipeError, KeyboardInterrupt):
         pass
+    except Exception as err:  # the reader raises it in the measured job, naming the cause
+        message = f"{type(err).__name__}: {err}".replace("\n", " ")
+        out.write(f"E {message}\n")
+        out.flush()
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

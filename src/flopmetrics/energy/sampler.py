@@ -71,6 +71,7 @@ class PowerSampler:
         self._thread: threading.Thread | None = None
         self._proc = None
         self.module = module  # the bindings the sampler process imports
+        self.error: str | None = None  # why sampling stopped, where it did
 
     def _add_sample(self, s: tuple) -> None:
         with self._lock:
@@ -85,23 +86,35 @@ class PowerSampler:
             values = line.split()
             if values and values[0] == "T" and len(values) == 3:
                 self._add_tick(float(values[1]), float(values[2]))
+            elif values and values[0] == "E":
+                self.error = line[2:].strip()
             elif len(values) == len(SAMPLE_COLUMNS):
                 self._add_sample(tuple(float(v) for v in values))
+        if not self._stop.is_set() and self.error is None:
+            self.error = f"the power-sampler process ended (exit code {self._proc.poll()})"
+
+    def _sample_in_thread(self) -> None:
+        try:
+            sampling_loop(
+                self.gpu,
+                self.interval_s,
+                self.tick_poll_s,
+                self._add_sample,
+                self._add_tick,
+                self._stop.is_set,
+            )
+        except Exception as err:  # the meters read it: a window must not wait on a dead sampler
+            self.error = f"{type(err).__name__}: {err}"
+
+    def check(self) -> None:
+        """Raise where the sampler stopped reading the GPU (a driver fault, NVML gone)."""
+        if self.error is not None:
+            raise MeterError(f"the NVML power sampler failed: {self.error}")
 
     def start(self) -> PowerSampler:
         if not self.process:
             self._thread = threading.Thread(
-                target=sampling_loop,
-                name="flopmetrics-power-sampler",
-                daemon=True,
-                args=(
-                    self.gpu,
-                    self.interval_s,
-                    self.tick_poll_s,
-                    self._add_sample,
-                    self._add_tick,
-                    self._stop.is_set,
-                ),
+                target=self._sample_in_thread, name="flopmetrics-power-sampler", daemon=True
             )
             self._thread.start()
             return self
