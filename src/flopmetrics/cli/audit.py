@@ -4,13 +4,19 @@ FILE: our parquet (rows with ``flops_per_j``, ``flops_per_s``, GPU and precision
 record file (``*_llama3.2_1b_*.jsonl``, judged against every datasheet variant its GPU name may
 stand for), or a CSV with columns ``flops``, ``energy_j``, ``time_s``, ``gpu`` and ``precision``
 (one row per measurement). A row is impossible where its FLOPs/s exceed the datasheet peak, its
-FLOPs/J exceed peak/TDP, or its power the board's limit. Exit status 1 if any row is.
+FLOPs/J exceed peak/TDP, or its power the board's limit. A row that cannot be judged (energy or
+time missing, zero or negative, a value that is not a number, a GPU and precision without a
+datasheet limit) is named with its reason, never counted as possible.
+
+Exit status: 0 every row judged and possible; 1 some row impossible; 3 none impossible, but some
+row (or the whole file: no rows) could not be judged; 2 a bad invocation or unreadable file.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..analysis.thesis import files
@@ -18,6 +24,9 @@ from ..energy import datasheet, gates
 
 PHYSICS = ("peak_flops", "flops_per_joule", "power")
 CSV_COLUMNS = ("flops", "energy_j", "time_s", "gpu", "precision")
+# what a parquet row is judged on (besides a GPU and a precision)
+NUMBERS = ("flops_per_s", "flops_per_j", "power_mean_w")
+UNJUDGED = 3
 
 
 def add(sub) -> None:
@@ -30,10 +39,16 @@ def add(sub) -> None:
 
 def read_csv(path: Path):
 
-    df = pd.read_csv(path)
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(
+            f"{path}: an empty CSV (no header); a CSV needs {list(CSV_COLUMNS)}"
+        ) from None
     missing = [c for c in CSV_COLUMNS if c not in df]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; a CSV needs {list(CSV_COLUMNS)}")
+    df = numeric(df, ("flops", "energy_j", "time_s"))
     df = df.assign(
         gpu_label=df["gpu"],
         flops_per_s=df["flops"] / df["time_s"],
@@ -44,17 +59,20 @@ def read_csv(path: Path):
     if (
         "power_limit_w" not in df or df["power_limit_w"].isna().all()
     ):  # judge power against the board's TDP
-        df["power_limit_w"] = [
-            datasheet.most_lenient(g, p).tdp_w
-            for g, p in zip(df["gpu"], df["precision"], strict=False)
-        ]
+        df["power_limit_w"] = [_tdp(g, p) for g, p in zip(df["gpu"], df["precision"], strict=False)]
     return gates.apply(df)
 
 
 def read(path: Path):
 
     if path.suffix == ".parquet":
-        df = gates.apply(pd.read_parquet(path))
+        df = pd.read_parquet(path)
+        missing = [c for c in ("precision", *NUMBERS[:2]) if c not in df]
+        if missing or not {"gpu_label", "gpu_key"} & set(df.columns):
+            raise ValueError(
+                f"{path}: not a results table: missing column(s) {missing or ['gpu_label']}"
+            )
+        df = gates.apply(numeric(df, [c for c in NUMBERS if c in df]))
         return df.assign(source_file=[f"{path} row {i}" for i in range(len(df))])
     if path.suffix == ".jsonl":
         df, report = files.read_file(path)
@@ -64,6 +82,30 @@ def read(path: Path):
     if path.suffix == ".csv":
         return read_csv(path)
     raise ValueError(f"{path}: not a .parquet, .jsonl or .csv results file")
+
+
+def numeric(df: pd.DataFrame, columns) -> pd.DataFrame:
+    """``columns`` as numbers; a cell that is not one becomes NaN (and its row unjudged)."""
+    return df.assign(**{c: pd.to_numeric(df[c], errors="coerce") for c in columns})
+
+
+def _tdp(gpu: str, precision: str) -> float:
+    try:
+        return datasheet.most_lenient(gpu, precision).tdp_w
+    except (KeyError, ValueError):
+        return float("nan")  # unknown GPU or precision: the row is not judged
+
+
+def unjudged(df: pd.DataFrame) -> pd.Series:
+    """Why each row cannot be judged ("" where it can)."""
+    reasons = pd.Series("", index=df.index)
+    for column in NUMBERS:
+        if column in df:
+            bad = ~(np.isfinite(df[column]) & (df[column] > 0))
+            reasons[bad & reasons.eq("")] = f"{column} is not a positive number"
+    no_limit = df["max_flops_per_j"].isna() & reasons.eq("")
+    reasons[no_limit] = "no datasheet limit for this GPU and precision"
+    return reasons
 
 
 def why(r: dict) -> str:
@@ -88,26 +130,34 @@ def run(args) -> int:
     df = read(path)
     if df.empty:
         print(f"{path}: no rows to judge")
-        return 0
-    bad = ~df[[f"gate_{g}" for g in PHYSICS]].all(axis=1)
+        return UNJUDGED
+    reasons = unjudged(df)
+    judged = reasons.eq("")
+    bad = judged & ~df[[f"gate_{g}" for g in PHYSICS]].all(axis=1)
     for r in df[bad].to_dict("records"):
-        label = " ".join(
-            str(r.get(k, ""))
-            for k in ("gpu_label", "precision", "pass", "config_name")
-            if r.get(k) == r.get(k) and r.get(k) not in (None, "")
-        )
-        print(f"IMPOSSIBLE {r.get('source_file', '')} {label}: {why(r)}")
+        print(f"IMPOSSIBLE {r.get('source_file', '')} {_label(r)}: {why(r)}")
+    for r, reason in zip(df[~judged].to_dict("records"), reasons[~judged], strict=True):
+        print(f"UNJUDGED {r.get('source_file', '')} {_label(r)}: {reason}")
     failures = df["gate_failures"].where(
         df["numerics"] != "unknown",
         df["gate_failures"].str.replace("finite", "finite (numerics never checked)"),
     )
-    other = failures[~bad & ~df["gates_passed"]].value_counts()
+    other = failures[judged & ~bad & ~df["gates_passed"]].value_counts()
     print(
         f"{path}: {int(bad.sum())} of {len(df)} rows physically impossible"
+        + (f", {int((~judged).sum())} could not be judged" if (~judged).any() else "")
         + (
             "; not trusted for other reasons: " + ", ".join(f"{n} x {g}" for g, n in other.items())
             if len(other)
             else ""
         )
     )
-    return 1 if bad.any() else 0
+    return 1 if bad.any() else UNJUDGED if (~judged).any() else 0
+
+
+def _label(r: dict) -> str:
+    return " ".join(
+        str(r.get(k, ""))
+        for k in ("gpu_label", "precision", "pass", "config_name")
+        if r.get(k) == r.get(k) and r.get(k) not in (None, "")
+    )

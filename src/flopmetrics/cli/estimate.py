@@ -7,6 +7,8 @@ default): the same function the pipeline's CO2e table uses. Where no measured ca
 for the
 GPU, precision and pass, it says so and gives the datasheet bound (peak FLOPs per Joule at TDP):
 a lower bound on energy.
+
+Exit status: 0 an estimate from measurements; 3 only the datasheet bound; 2 a bad invocation.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from ..analysis.co2e import estimate, gpu_label
 from ..contracts.schema import defaults
 from ..contracts.vocabulary import PRECISIONS
 from ..energy import datasheet
+from .options import from_schema
 
 CALIBRATION = "results/calibration/calibration.parquet"
 MEASURED = "results/merged/energy.parquet"
+BOUND_ONLY = 3  # exit status: no measured energy for it, only the datasheet's lower bound
 
 
 class Renamed(argparse.Action):
@@ -45,7 +49,12 @@ def add(sub) -> None:
     p.add_argument(
         "--model", required=True, help="a preset (e.g. llama-3.2-1b) or a Hugging Face config.json"
     )
-    p.add_argument("--tokens", required=True, type=float, help="tokens processed, e.g. 1e9")
+    p.add_argument(
+        "--tokens",
+        required=True,
+        type=from_schema("co2e.workloads[].tokens"),
+        help="tokens processed, e.g. 1e9",
+    )
     p.add_argument(
         "--target",
         required=True,
@@ -59,12 +68,14 @@ def add(sub) -> None:
         default="train_step",
         choices=["forward", "backward", "optimizer", "train_step"],
     )
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--seq-len", type=int, default=1024)
-    p.add_argument("--pue", type=float, help="default: the config schema's co2e.pue")
+    p.add_argument("--batch-size", type=from_schema("co2e.workloads[].batch_size"), default=8)
+    p.add_argument("--seq-len", type=from_schema("co2e.workloads[].seq_len"), default=1024)
+    p.add_argument(
+        "--pue", type=from_schema("co2e.pue"), help="default: the config schema's co2e.pue"
+    )
     p.add_argument(
         "--grid-intensity",
-        type=float,
+        type=from_schema("co2e.grid_intensity_g_per_kwh"),
         help="g CO2e per kWh (default: co2e.grid_intensity_g_per_kwh)",
     )
     p.add_argument(
@@ -117,7 +128,7 @@ def run(args) -> int:
                 default=str,
             )
         )
-        return 0
+        return 0 if r["status"] == "ok" else BOUND_ONLY
     print(
         f"{args.model}, {args.tokens:.3g} tokens ({r['steps']:.4g} steps of batch "
         f"{args.batch_size} x "
@@ -146,4 +157,4 @@ def run(args) -> int:
         f"{r['kg_co2e_datasheet_bound']:.4g} kg CO2e  (datasheet peak/TDP of the most efficient "
         f"{args.target} variant in {args.precision}: a lower bound)"
     )
-    return 0
+    return 0 if r["status"] == "ok" else BOUND_ONLY

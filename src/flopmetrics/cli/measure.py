@@ -22,6 +22,7 @@ from ..contracts.schema import defaults
 from ..energy.windows import Monitor
 from ..jobs.output import write_parquet
 from ..jobs.provenance import collect
+from .options import from_schema
 
 
 def add(sub) -> None:
@@ -41,7 +42,7 @@ def add(sub) -> None:
     )
     p.add_argument(
         "--idle-s",
-        type=float,
+        type=from_schema("energy.idle_baseline_s"),
         help="idle baseline before the command (default: energy.idle_baseline_s)",
     )
     p.add_argument("--output", help="write one parquet row per device, with provenance")
@@ -50,10 +51,14 @@ def add(sub) -> None:
 
 
 def devices(asked: list[str] | None) -> list[str]:
-    if asked:
-        return asked
-
-    return [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"]
+    """The devices to measure: those asked for, each checked to exist here; else every GPU,
+    else the CPU."""
+    gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    for device in asked or []:
+        if device != "cpu" and device not in gpus:
+            here = ", ".join(["cpu", *gpus])
+            raise ValueError(f"--device {device}: no such device here (this machine has: {here})")
+    return asked or gpus or ["cpu"]
 
 
 def row(device: str, monitor, idle, window, command: list[str], code: int) -> dict:
