@@ -589,3 +589,33 @@ def test_the_executor_a_command_asks_for_is_read_from_its_options_and_profile(tm
     assert requested_executor(["snakemake", "-n"], {"SNAKEMAKE_PROFILE": profile}) == "slurm"
     assert requested_executor(["snakemake", "-c", "all"], {}) is None
     assert requested_executor(["snakemake", "--profile", str(tmp_path)], {}) is None
+
+
+def test_inline_models_transformers_refuses_and_trace_paths_are_named_before_anything_runs(
+    workflow,
+):
+    llama = {"model_type": "llama", "num_hidden_layers": 1, "vocab_size": 100}
+    refuses(
+        workflow,
+        lambda c: with_llm(
+            c, [{"name": "five-heads", **llama, "hidden_size": 64, "num_attention_heads": 5}]
+        ),
+        "llm.models[0]",
+        "model 'five-heads'",
+        "not a multiple of the number of attention heads",
+    )
+    refuses(
+        workflow,
+        lambda c: with_llm(
+            c, [{"name": "tiny", **llama}, {"name": "negative", **llama, "hidden_size": -64}]
+        ),
+        "llm.models[1]",
+        "model 'negative'",
+    )
+    for trace in ("results", "config.yaml"):
+        refuses(
+            workflow,
+            lambda c, trace=trace: c["figures"]["power_trace"].update(trace=trace),
+            "figures.power_trace.trace",
+            f"{trace!r} is not a trace file",
+        )

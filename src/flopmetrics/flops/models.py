@@ -134,13 +134,17 @@ def _summary(blob: str) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    config = hf_config(json.loads(blob))
     try:
+        config = hf_config(json.loads(blob))
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config)
-    except (ValueError, TypeError, KeyError, AttributeError) as err:
+    except ModelConfigError:
+        raise
+    except Exception as err:  # transformers' and torch's refusals come in many types
+        message = " ".join(str(err).split())[:300]
         raise ModelConfigError(
-            f"transformers cannot build a causal LM from this config: {str(err)[:300]}"
+            f"transformers cannot build a causal LM from this config: "
+            f"{type(err).__name__}: {message}"
         ) from None
     return {
         "model_type": config.model_type,

@@ -97,9 +97,12 @@ def _check_models(config: dict, section: str, key: str, report) -> None:
         where = f"{section}.{key}[{i}]"
         try:
             name, fields = resolve(spec)
-            size = summary(fields)
         except ModelConfigError as err:
             fail(where, str(err))
+        try:
+            size = summary(fields)
+        except ModelConfigError as err:
+            fail(where, f"model {name!r}: {err}")
         if name in names:
             fail(
                 where,
@@ -231,6 +234,12 @@ def check_figures(config: dict) -> None:
                 + (f" (did you mean {', '.join(near)}?)" if near else ""),
             )
     trace = figs.get("power_trace", {}).get("trace")
+    if trace and not trace.endswith(".parquet"):
+        fail(
+            "figures.power_trace.trace",
+            f"{trace!r} is not a trace file: name one job's trace "
+            "(results/traces/<experiment>/.../<configuration>.parquet) or a committed one",
+        )
     if trace and trace.startswith("results/"):
         made = [
             f
