@@ -619,3 +619,12 @@ def test_inline_models_transformers_refuses_and_trace_paths_are_named_before_any
             "figures.power_trace.trace",
             f"{trace!r} is not a trace file",
         )
+
+
+def test_tf32_on_the_cpu_is_refused_not_mislabelled(workflow):
+    refuses(
+        workflow,
+        lambda c: c["mlp"].update(precisions=["fp32", "tf32"]),
+        "mlp.precisions[1]",
+        "on the cpu target it computes in fp32",
+    )

@@ -32,3 +32,19 @@ def test_failed_rewrite_keeps_old_file(tmp_path):
         write_parquet(bad, path)
     assert pd.read_parquet(path)["a"].tolist() == [1]
     assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
+
+
+def test_a_killed_writes_leftover_is_removed_by_the_next_write(tmp_path):
+    import os
+    import time
+
+    target = tmp_path / "fig.png"
+    leftover = tmp_path / ".fig.png.k1ll3d.partial"  # what a kill -9 mid-save leaves
+    leftover.write_bytes(b"half a figure")
+    old = time.time() - 5
+    os.utime(leftover, (old, old))
+    other = tmp_path / ".other.png.x.partial"  # another file's: not touched
+    other.write_bytes(b"")
+    os.utime(other, (old, old))
+    write_parquet(pd.DataFrame({"a": [1]}), target)
+    assert target.exists() and not leftover.exists() and other.exists()

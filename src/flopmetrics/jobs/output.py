@@ -16,7 +16,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     The rename is atomic on POSIX file systems. On any exception the temporary file is
-    removed and ``path`` is left untouched (absent if it was absent).
+    removed and ``path`` is left untouched (absent if it was absent); on success the leftovers
+    of earlier, killed writes of ``path`` are removed.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -26,12 +27,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give the final file normal permissions
+    began = tmp_path.stat().st_mtime
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+        _remove_leftovers(target, began)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+def _remove_leftovers(target: Path, began: float) -> None:
+    """Remove the temporary files of earlier writes of ``target`` that were killed before
+    they could clean up (a ``kill -9``), once this write has succeeded."""
+    for leftover in target.parent.glob(f".{target.name}.*.partial"):
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < began:
+                leftover.unlink()
 
 
 def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:

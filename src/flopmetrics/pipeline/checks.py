@@ -79,6 +79,13 @@ def check_targets(config: dict) -> None:
                 resolve_target(target)
             except TargetError as err:
                 fail(f"{e.name}.targets[{i}]", str(err))
+        section = config.get(e.name, {})
+        if "cpu" in section.get("targets", []) and "tf32" in section.get("precisions", []):
+            fail(  # rows labelled tf32 would hold fp32 work
+                f"{e.name}.precisions[{section['precisions'].index('tf32')}]",
+                "'tf32' is a tensor-core mode of NVIDIA GPUs: on the cpu target it computes in "
+                f"fp32; measure fp32 there (or give {e.name}.targets GPU targets only)",
+            )
 
 
 def check_models(config: dict, report) -> None:
