@@ -51,11 +51,15 @@ def _git(where: Path, *args: str) -> str:
 
 
 def host_id() -> str:
-    """The host's machine id (``/etc/machine-id``, first 12 characters): tells hosts apart
-    where every one is named alike (``vm``, a container's name)."""
+    """The host's machine id (``/etc/machine-id``, first 12 characters; where a container has
+    none, ``boot-`` and the kernel's boot id): tells hosts apart where every one is named alike
+    (``vm``, a container's name)."""
     for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
         with contextlib.suppress(OSError):
-            return Path(path).read_text().strip()[:12]
+            if text := Path(path).read_text().strip():
+                return text[:12]
+    with contextlib.suppress(OSError):  # a container without one: this boot of the host
+        return "boot-" + Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:12]
     return ""
 
 
