@@ -51,9 +51,13 @@ def test_a_configuration_that_does_not_fit_is_a_row_and_the_sweep_goes_on(oom_ru
         assert oom["error"].str.contains("can't allocate memory").all()
         fitted = table[table[axis] != TOO_BIG]
         assert (fitted["status"] == "ok").all() and fitted["flops_counted"].gt(0).all()
-    # the figures leave the rows out and say so; the calibration never sees them
+    # the figures leave the rows out and say so; the report's coverage table counts them
     log = (wf.workdir / "logs/figures/mlp/flops_vs_d.log").read_text()
     assert "not drawn: 3 rows of 1 configurations that did not fit" in log
+    covered = pd.read_csv(wf.workdir / "results/merged/coverage.csv").set_index("table")
+    for table in ("mlp", "energy"):
+        row = covered.loc[table]
+        assert (row["configurations"], row["out_of_memory"], row["passed"]) == (2, 1, 1)
 
 
 def test_a_file_from_another_configuration_is_refused_by_the_merge(oom_run, tmp_path):

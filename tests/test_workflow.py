@@ -51,11 +51,12 @@ def test_full_run_outputs_and_rerun_semantics(workflow):
     assert workflow.scheduled() == {
         "profile_mlp": 2,
         "merge_mlp": 1,
+        "coverage": 1,
         "fig_mlp_flops_vs_d": 1,
         "fig_mlp_pct_diff_heatmap": 2,
         "fig_mlp_throughput_vs_intensity": 1,
         "all": 1,
-        "total": 8,
+        "total": 9,
     }
     workflow.run()
     assert (wd / "results/raw/mlp/cpu/fp32/n2_d16_m4.parquet").stat().st_mtime_ns == before

@@ -172,6 +172,7 @@ def all_targets():
     targets = [
         paths.MERGED_MLP,
         paths.MERGED_ENERGY,
+        paths.COVERAGE_TABLE,
         *(
             [paths.MERGED_RANKS]
             if sweeps.table_files(config, "ranks") or reference_files("ranks")

@@ -7,13 +7,13 @@ rule merge_mlp:
         code=library("flopmetrics.analysis.merge"),
     output:
         paths.MERGED_MLP,
-    params:
-        sweep=sweeps.merge_config(config, "mlp"),
     log:
         "logs/merge/mlp.log",
     localrule: True
     conda:
         "../../envs/flopmetrics.yaml"
+    params:
+        sweep=sweeps.merge_config(config, "mlp"),
     script:
         "../scripts/merge.py"
 
@@ -25,13 +25,13 @@ rule merge_energy:
         code=library("flopmetrics.analysis.merge"),
     output:
         paths.MERGED_ENERGY,
-    params:
-        sweep=sweeps.merge_config(config, "energy"),
     log:
         "logs/merge/energy.log",
     localrule: True
     conda:
         "../../envs/flopmetrics.yaml"
+    params:
+        sweep=sweeps.merge_config(config, "energy"),
     script:
         "../scripts/merge_energy.py"
 
@@ -52,3 +52,24 @@ rule import_thesis:
         "../../envs/flopmetrics.yaml"
     script:
         "../scripts/import_thesis.py"
+
+
+rule coverage:
+    input:
+        mlp=paths.MERGED_MLP,
+        energy=paths.MERGED_ENERGY,
+        code=library("flopmetrics.analysis.coverage"),
+    output:
+        report(
+            paths.COVERAGE_TABLE,
+            caption="../report/coverage_table.rst",
+            category="Energy",
+            labels={"table": "coverage"},
+        ),
+    log:
+        "logs/merge/coverage.log",
+    localrule: True
+    conda:
+        "../../envs/flopmetrics.yaml"
+    script:
+        "../scripts/coverage.py"
