@@ -3,9 +3,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from flopmetrics.analysis import calibration, co2e
 from flopmetrics.analysis.merge import merge_energy
+from flopmetrics.energy import datasheet
 from flopmetrics.energy.counter import windows_from_trace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -267,6 +269,13 @@ def test_a_multi_gpu_node_is_a_calibration_group_and_a_co2e_workload():
     assert row["basis"].startswith("measured") and row["steps"] == pytest.approx(steps)
     assert row["energy_j"] == pytest.approx(steps * node["energy_j_per_iter"].iloc[0])
     assert row["flops"] == pytest.approx(steps * node["flops"].iloc[0], rel=1e-3)
+    # the interval says what it is: a t-interval over the row's windows, not +-1.96 SEM
+    windows = int(node["windows"].iloc[0])
+    half = stats.t.ppf(0.975, windows - 1) * steps * node["energy_j_per_iter_sem"].iloc[0]
+    assert row["energy_j_hi"] - row["energy_j"] == pytest.approx(half, rel=1e-6)
+    assert row["interval"].startswith(f"95 % t-interval of the mean of {windows} windows")
+    assert "another card" in row["interval"] and row["scope"].startswith("GPU board energy only")
+    assert row["datasheet_variant"] == datasheet.most_lenient("h200", "bf16-mixed").key
     # a node size nobody measured has no calibration: only the datasheet bound, and it says so
     missing = co2e.estimate([{**w, "world_size": 8}], fits, 1.0, 400, both).iloc[0]
     assert np.isnan(missing["energy_j"]) and "8 x h200 fsdp" in missing["status"]

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ..energy import datasheet
 from ..flops.causal_lm import pass_flops
@@ -13,6 +14,9 @@ from ..flops.models import resolve
 from .merge import with_single, without_ranks
 
 J_PER_KWH = 3.6e6
+# what kWh and CO2e count (NVML's board energy: the GPU, its memory and its board)
+SCOPE = "GPU board energy only: host CPU, host memory, network and storage not measured"
+NO_CARD_SPREAD = "another card of the same kind is not included"
 
 
 def workload_flops(
@@ -41,9 +45,12 @@ def datasheet_limit(label: str, precision: str) -> float:
 MATCH = ("model", "batch_size", "seq_len", "precision", "pass", "world_size", "strategy")
 
 
-def measured_step(rows: pd.DataFrame | None, w: dict, label: str) -> tuple[float, float] | None:
-    """(energy per step, its SEM) of gated measured rows of exactly this configuration, or None.
-    A multi-GPU workload's ``batch_size`` is per rank: a node row's ``rank_batch_size``."""
+def measured_step(
+    rows: pd.DataFrame | None, w: dict, label: str
+) -> tuple[float, float, int] | None:
+    """(energy per step, its SEM, the fewest windows behind a row) of gated measured rows of
+    exactly this configuration, or None. A multi-GPU workload's ``batch_size`` is per rank: a
+    node row's ``rank_batch_size``."""
     if (
         rows is None
         or rows.empty
@@ -63,19 +70,27 @@ def measured_step(rows: pd.DataFrame | None, w: dict, label: str) -> tuple[float
         if "energy_j_per_iter_sem" in hit
         else pd.Series(math.nan, index=hit.index)
     )
-    return float(hit["energy_j_per_iter"].mean()), float(np.sqrt((sem**2).sum()) / len(hit))
+    windows = hit["windows"].min() if "windows" in hit else math.nan
+    n = int(windows) if pd.notna(windows) else 2  # unknown: the widest t-quantile of a mean
+    return (
+        float(hit["energy_j_per_iter"].mean()),
+        float(np.sqrt((sem**2).sum()) / len(hit)),
+        n,
+    )
 
 
 def _energy(w: dict, label: str, flops_step: float, calibration: pd.DataFrame, rows) -> dict:
     """Energy per step with its interval, and where it came from (``basis``)."""
     measured = measured_step(rows, w, label)
     if measured is not None and math.isfinite(measured[1]):
-        e, sem = measured
+        e, sem, windows = measured
+        half = stats.t.ppf(0.975, max(windows - 1, 1)) * sem
         return {
             "basis": "measured: this configuration's rows",
+            "interval": f"95 % t-interval of the mean of {windows} windows ({NO_CARD_SPREAD})",
             "step": e,
-            "lo": e - 1.96 * sem,
-            "hi": e + 1.96 * sem,
+            "lo": e - half,
+            "hi": e + half,
         }
     calibration = with_single(calibration)
     match = calibration[
@@ -105,12 +120,16 @@ def _energy(w: dict, label: str, flops_step: float, calibration: pd.DataFrame, r
         # the range of out-of-sample errors this model made on the group's measured configurations
         return {
             "basis": "two-term model E = F/EE_dyn + P_static t, t = a F + b",
+            "interval": "range of the group's leave-one-configuration-out errors, not a "
+            f"probability interval ({NO_CARD_SPREAD})",
             "step": e,
             "lo": e / (1 + err_max),
             "hi": e / (1 + err_min),
         }
     return {
         "basis": "one-term model E = F/EE",
+        "interval": "95 % percentile bootstrap of EE over the group's configurations "
+        f"({NO_CARD_SPREAD})",
         "step": flops_step / c["ee_flops_per_j"],
         "lo": flops_step / c["ee_hi"],
         "hi": flops_step / c["ee_lo"],
@@ -163,8 +182,9 @@ def estimate(
         }
         try:
             row["energy_j_datasheet_bound"] = flops / datasheet_limit(label, w["precision"])
+            row["datasheet_variant"] = datasheet.most_lenient(label, w["precision"]).key
         except KeyError:  # a GPU the datasheet does not know (a CPU): no bound, not a failure
-            row["energy_j_datasheet_bound"] = math.nan
+            row["energy_j_datasheet_bound"], row["datasheet_variant"] = math.nan, ""
         e = _energy(w, label, step_flops, calibration, measured)
         if not e:
             where = (
@@ -176,6 +196,7 @@ def estimate(
                 status=f"no measured calibration for ({where}, {w['precision']}, {w['pass']}): "
                 "only the datasheet bound, a lower bound on energy",
                 basis="",
+                interval="",
                 energy_j=math.nan,
                 energy_j_lo=math.nan,
                 energy_j_hi=math.nan,
@@ -184,6 +205,7 @@ def estimate(
             row.update(
                 status="ok",
                 basis=e["basis"],
+                interval=e["interval"],
                 energy_j=steps * e["step"],
                 energy_j_lo=steps * e["lo"],
                 energy_j_hi=steps * e["hi"],
@@ -192,6 +214,7 @@ def estimate(
             kwh = row[f"energy_j{suffix}"] / J_PER_KWH
             row[f"kwh{suffix}"] = kwh
             row[f"kg_co2e{suffix}"] = kwh * pue * intensity_g_per_kwh / 1000
+        row["scope"] = SCOPE
         rows.append(row)
     columns = [
         "name",
@@ -210,6 +233,8 @@ def estimate(
         "grid_intensity_g_per_kwh",
         "status",
         "basis",
+        "interval",
+        "scope",
         "energy_j",
         "energy_j_lo",
         "energy_j_hi",
@@ -222,5 +247,6 @@ def estimate(
         "energy_j_datasheet_bound",
         "kwh_datasheet_bound",
         "kg_co2e_datasheet_bound",
+        "datasheet_variant",
     ]
     return pd.DataFrame(rows, columns=columns)

@@ -139,11 +139,8 @@ def run(args) -> int:
         "configuration)"
     )
     if r["status"] == "ok":
-        print(
-            f"  energy      {r['energy_j']:.4g} J (95 % interval "
-            f"{r['energy_j_lo']:.4g}-{r['energy_j_hi']:.4g})  "
-            f"({r['basis']})"
-        )
+        print(f"  energy      {r['energy_j']:.4g} J  ({r['basis']})")
+        print(f"  interval    {r['energy_j_lo']:.4g}-{r['energy_j_hi']:.4g} J: {r['interval']}")
         print(f"  kWh         {r['kwh']:.4g} ({r['kwh_lo']:.4g}-{r['kwh_hi']:.4g})")
         print(
             f"  kg CO2e     {r['kg_co2e']:.4g} ({r['kg_co2e_lo']:.4g}-{r['kg_co2e_hi']:.4g})  "
@@ -154,7 +151,9 @@ def run(args) -> int:
     print(
         f"  at least    {r['energy_j_datasheet_bound']:.4g} J = {r['kwh_datasheet_bound']:.4g} "
         "kWh = "
-        f"{r['kg_co2e_datasheet_bound']:.4g} kg CO2e  (datasheet peak/TDP of the most efficient "
-        f"{args.target} variant in {args.precision}: a lower bound)"
+        f"{r['kg_co2e_datasheet_bound']:.4g} kg CO2e  (datasheet peak/TDP of "
+        f"{r['datasheet_variant']}, the most efficient {args.target} variant in "
+        f"{args.precision}: a lower bound on every variant)"
     )
+    print(f"  scope       {r['scope']}")
     return 0 if r["status"] == "ok" else BOUND_ONLY
