@@ -356,6 +356,8 @@ def test_audit_says_which_rows_it_could_not_judge_and_why(tmp_path):
     impossible = pd.DataFrame(rows).iloc[[2]].assign(precision="bf16")  # judged: too efficient
     impossible.to_csv(f, index=False)
     assert cli("audit", str(f), check=False).returncode == 1
+    impossible.assign(energy_j=1e15 / (0.5 * limit)).to_csv(f, index=False)  # judged: possible
+    assert cli("audit", str(f), check=False).returncode == 0
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     bad = cli("audit", str(empty), check=False)

@@ -318,17 +318,37 @@ def test_the_measuring_worker_serves_jobs_on_the_gpu_one_worker_at_a_time(
 FAULT_MEASURE = {"min_window_s": 0.5, "repeats": 5, "min_repeats": 5, "target_rse": 0.0}
 
 
-def test_a_configuration_that_does_not_fit_the_gpu_is_a_row_and_the_next_agrees(gpu):
+def _in_a_fresh_process(spec, tmp_path):
+    """The rows of ``spec`` measured by a new Python process (nothing of this one's CUDA state)."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    out = tmp_path / "alone.parquet"
+    code = (
+        "import json, sys\n"
+        "from flopmetrics.jobs.run import run\n"
+        "from flopmetrics.jobs.spec import JobSpec\n"
+        "rows, _ = run(JobSpec.from_params(json.loads(sys.argv[1])), progress=lambda m: None)\n"
+        "rows.to_parquet(sys.argv[2])\n"
+    )
+    subprocess.run([sys.executable, "-c", code, json.dumps(spec.params()), str(out)], check=True)
+    return pd.read_parquet(out)
+
+
+def test_a_configuration_that_does_not_fit_the_gpu_is_a_row_and_the_next_agrees(gpu, tmp_path):
     """A 160 GB MLP runs out of the GPU's memory: ``oom`` rows, and the configuration measured
-    after it in the same job agrees with one measured alone within the repeat error."""
+    after it in the same job agrees with it measured alone, by a fresh process, within the
+    repeat error."""
     from conftest import job_spec
 
-    from flopmetrics.jobs.run import run, run_batch
+    from flopmetrics.jobs.run import run_batch
 
     too_big = job_spec("mlp", {"n": 1, "d": 200_000, "m": 4}, "cuda", "fp32", FAULT_MEASURE)
     fits = job_spec("mlp", {"n": 4, "d": 4096, "m": 4096}, "cuda", "fp32", FAULT_MEASURE)
     (oom, _), (after, _) = run_batch([too_big, fits], progress=lambda m: None)
-    alone, _ = run(fits, progress=lambda m: None)
+    alone = _in_a_fresh_process(fits, tmp_path)
     assert (oom["status"] == "oom").all() and oom["d"].eq(200_000).all()
     assert oom["error"].str.contains("out of memory").all() and oom["gpu_uuid"].notna().all()
     measured = ~after["derived"].astype(bool)
