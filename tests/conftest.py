@@ -55,6 +55,24 @@ SMALL_CONFIG = {
 }
 
 
+def snakemake_command(tree: Path, workdir: Path, configfile: Path, *args: str) -> list[str]:
+    """The real snakemake CLI on ``tree``'s Snakefile, in ``workdir``, on 2 cores."""
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(tree / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        "--cores",
+        "2",
+        *args,
+    ]
+
+
 class Workflow:
     """A scratch working directory with its own config, driven by the real snakemake CLI."""
 
@@ -68,20 +86,7 @@ class Workflow:
         self.config_path.write_text(yaml.safe_dump(config))
 
     def command(self, *args: str) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "Snakefile"),
-            "-d",
-            str(self.workdir),
-            "--configfile",
-            str(self.config_path),
-            "--cores",
-            "2",
-            *args,
-        ]
+        return snakemake_command(REPO, self.workdir, self.config_path, *args)
 
     def run(
         self, *args: str, check: bool = True, timeout: float = 600

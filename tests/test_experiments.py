@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, SMALL_CONFIG
+from conftest import REPO, SMALL_CONFIG, snakemake_command
 
 pytestmark = pytest.mark.e2e
 
@@ -143,19 +143,7 @@ def test_a_toy_experiment_is_a_module_an_entry_and_a_schema_block(tmp_path):
     cfg["figures"]["mlp_flops_vs_d"].update(n=None, m=None)
     cfg["toy"] = {"targets": ["cpu"], "precisions": ["fp32", "bf16"], "lengths": [64, 128]}
     (root / "toy.yaml").write_text(yaml.safe_dump(cfg))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(root / "Snakefile"),
-        "-d",
-        str(root),
-        "--configfile",
-        str(root / "toy.yaml"),
-        "--cores",
-        "2",
-    ]
+    cmd = snakemake_command(root, root, root / "toy.yaml")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=root)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     energy = pd.read_parquet(root / "results/merged/energy.parquet")

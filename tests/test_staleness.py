@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, SMALL_CONFIG
+from conftest import REPO, SMALL_CONFIG, snakemake_command
 
 pytestmark = pytest.mark.e2e
 
@@ -51,20 +51,7 @@ def env(root: Path) -> dict:
 
 
 def run(root: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(root / "Snakefile"),
-        "-d",
-        str(root),
-        "--configfile",
-        str(root / "test_config.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
+    cmd = snakemake_command(root, root, root / "test_config.yaml", *args)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env(root), cwd=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc

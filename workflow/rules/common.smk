@@ -33,6 +33,13 @@ if config["execution"]["check_devices"] and not config["execution"]["run_on_cpu"
             top = max(config["distributed"]["world_size"])
             devices.check_devices([f"cuda:{top - 1}"], key="distributed.world_size")
 
+# a cluster run (dry runs included) must not pass a GPU target Slurm has no mapping for
+check_mapped(
+    config,
+    {t for _, t in fm_config.all_targets(config)},
+    requested_executor(sys.argv),
+)
+
 FIGURES = figure_registry.enabled(config)
 
 
@@ -56,7 +63,6 @@ def job_resources(target_wildcard):
         }
         for t in targets
     }
-    check_mapped(config, targets, requested_executor(sys.argv))
     unmapped = {
         t for t in targets if t != "cpu" and t not in config["slurm"]["targets"]
     }

@@ -36,12 +36,6 @@ def gpu_label(gpu: str) -> str:
     return datasheet.table()[gpu].label if gpu in datasheet.table() else gpu
 
 
-def datasheet_limit(label: str, precision: str) -> float:
-    """The most FLOPs per Joule any datasheet variant of ``label`` allows in ``precision`` (peak /
-    TDP): FLOPs divided by it is a lower bound on energy."""
-    return datasheet.most_lenient(label, precision).max_flops_per_joule(precision)
-
-
 MATCH = ("model", "batch_size", "seq_len", "precision", "pass", "world_size", "strategy")
 
 
@@ -181,8 +175,10 @@ def estimate(
             "grid_intensity_g_per_kwh": intensity_g_per_kwh,
         }
         try:
-            row["energy_j_datasheet_bound"] = flops / datasheet_limit(label, w["precision"])
-            row["datasheet_variant"] = datasheet.most_lenient(label, w["precision"]).key
+            # the variant allowing the most FLOPs per Joule (peak / TDP): a bound on every one
+            bound = datasheet.most_lenient(label, w["precision"])
+            row["energy_j_datasheet_bound"] = flops / bound.max_flops_per_joule(w["precision"])
+            row["datasheet_variant"] = bound.key
         except KeyError:  # a GPU the datasheet does not know (a CPU): no bound, not a failure
             row["energy_j_datasheet_bound"], row["datasheet_variant"] = math.nan, ""
         e = _energy(w, label, step_flops, calibration, measured)

@@ -46,13 +46,14 @@ class NvmlCounterMeter:
         self._check_alive(t)
         return False
 
-    def _check_alive(self, t: float) -> None:
+    def _check_alive(self, t: float, waited: bool = False) -> None:
         """Raise where the counter can no longer step after ``t``: its sampler failed, or no
-        step came for ``wait_s`` (work run until it steps would otherwise run for ever)."""
+        step came for ``wait_s`` (``waited``: that long was just waited for one); work run until
+        it steps would otherwise run for ever."""
         check = getattr(self.sampler, "check", None)
         if check:
             check()
-        if time.perf_counter() > t + self.wait_s:
+        if waited or time.perf_counter() > t + self.wait_s:
             raise MeterError(
                 f"the NVML energy counter did not step within {self.wait_s} s after the window"
             )
@@ -63,12 +64,7 @@ class NvmlCounterMeter:
     def read(self, t_start: float, t_end: float) -> dict[str, float]:
         """The reading of any past window ``[t_start, t_end]`` (the record keeps every step)."""
         if not self.sampler.wait_for(t_end, self.wait_s, tick=True):
-            check = getattr(self.sampler, "check", None)
-            if check:
-                check()
-            raise MeterError(
-                f"the NVML energy counter did not step within {self.wait_s} s after the window"
-            )
+            self._check_alive(t_end, waited=True)
         ticks = self.sampler.ticks()
         return counter_window(ticks[:, 0], ticks[:, 1], t_start, t_end)
 

@@ -24,8 +24,9 @@ def git_revision(start: str | os.PathLike | None = None) -> tuple[str, bool]:
     copy without ``.git``); else ``unknown``."""
     where = Path(start) if start else Path(__file__).resolve().parent
     try:
-        sha = _git(where, "rev-parse", "HEAD")
-        dirty = _git(where, "status", "--porcelain", "--", *CODE_PATHS)
+        top = _git(where, "rev-parse", "--show-toplevel")  # CODE_PATHS are relative to it
+        sha = _git(top, "rev-parse", "HEAD")
+        dirty = _git(top, "status", "--porcelain", "--", *CODE_PATHS)
         return (f"{sha}-dirty" if dirty else sha), True
     except (OSError, subprocess.SubprocessError):
         pass
@@ -37,16 +38,9 @@ def git_revision(start: str | os.PathLike | None = None) -> tuple[str, bool]:
 CODE_PATHS = ("src", "workflow", "Snakefile", "pyproject.toml")
 
 
-def _git(where: Path, *args: str) -> str:
-    top = subprocess.run(
-        ["git", "-C", str(where), "rev-parse", "--show-toplevel"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    ).stdout.strip()
+def _git(where: str | os.PathLike, *args: str) -> str:
     return subprocess.run(
-        ["git", "-C", top, *args], capture_output=True, text=True, timeout=10, check=True
+        ["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10, check=True
     ).stdout.strip()
 
 

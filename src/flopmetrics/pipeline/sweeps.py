@@ -46,10 +46,14 @@ def table_files(config: dict, table: str) -> list[str]:
     for e in feeding(table):
         output = "ranks" if table == "ranks" else "table"
         for w in configurations(config, e):
-            if table == "energy" and not e.cpu_energy and w["target"] == "cpu":
-                continue
-            out.append(e.outputs()[output].format(**w))
+            if joins(e, table, w["target"]):
+                out.append(e.outputs()[output].format(**w))
     return out
+
+
+def joins(experiment: Experiment, table: str, target: str) -> bool:
+    """Whether the rows of ``experiment`` on ``target`` join merged table ``table``."""
+    return not (table == "energy" and not experiment.cpu_energy and target == "cpu")
 
 
 def experiments_run(config: dict, runner: str | None = None) -> list[Experiment]:
@@ -79,11 +83,18 @@ def merge_config(config: dict, table: str) -> dict:
     file (:func:`expected_configs`): those of the one-configuration-per-job experiments with
     files in it here (the MLP's CPU rows are not in the energy table), so an edit elsewhere
     does not rerun it."""
-    merged = set(table_files(config, table))
-    output = "ranks" if table == "ranks" else "table"
     sections = {  # (a distributed job's rows are checked by what they record)
         e.name: config[e.name]
         for e in feeding(table)
-        if e.runner == "single" and not merged.isdisjoint(files(config, e, output))
+        if e.runner == "single" and _feeds(config, e, table)
     }
     return {**sections, "energy": config["energy"], "execution": config["execution"]}
+
+
+def _feeds(config: dict, experiment: Experiment, table: str) -> bool:
+    """Whether ``experiment`` has configurations whose rows join ``table`` (without listing
+    them: a sweep may hold tens of thousands)."""
+    section = config.get(experiment.name, {})
+    if not all(section.get(a.key) for a in experiment.axes):
+        return False
+    return any(joins(experiment, table, t) for t in section["targets"])
