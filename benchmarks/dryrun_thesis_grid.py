@@ -62,8 +62,10 @@ def m_values(size: int) -> list[int]:
 
 def pipeline_command(tmp: Path, size: int) -> list[str]:
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config["mlp"].update(targets=["cpu"], precisions=PRECISIONS, n=N, d=D, m=m_values(size))
+    config["mlp"].update(targets=["cuda"], precisions=PRECISIONS, n=N, d=D, m=m_values(size))
     config["figures"]["mlp_flops_vs_d"].update(n=None, m=None)
+    # tf32 is a GPU mode; a dry run plans GPU jobs on a machine without one.
+    config["execution"]["check_devices"] = False
     cfg = tmp / f"grid{size}.yaml"
     cfg.write_text(yaml.safe_dump(config))
     snakefile, configfile = str(REPO / "Snakefile"), ["--configfile", str(cfg)]

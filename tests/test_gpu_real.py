@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -318,14 +319,13 @@ def test_the_measuring_worker_serves_jobs_on_the_gpu_one_worker_at_a_time(
 FAULT_MEASURE = {"min_window_s": 0.5, "repeats": 5, "min_repeats": 5, "target_rse": 0.0}
 
 
-def _in_a_fresh_process(spec, tmp_path):
+def _in_a_fresh_process(spec, out):
     """The rows of ``spec`` measured by a new Python process (nothing of this one's CUDA state)."""
     import subprocess
     import sys
 
     import pandas as pd
 
-    out = tmp_path / "alone.parquet"
     code = (
         "import json, sys\n"
         "from flopmetrics.jobs.run import run\n"
@@ -337,10 +337,33 @@ def _in_a_fresh_process(spec, tmp_path):
     return pd.read_parquet(out)
 
 
+def _measured_energy(rows):
+    return rows[~rows["derived"].astype(bool)].set_index("pass")["energy_j_per_iter"]
+
+
+CONTROL = Path(__file__).parents[1] / "benchmarks/results/gpu_faults_h200_2026-12-02"
+
+
+def _run_to_run_spread() -> float:
+    """The largest relative range (max - min over mean) of one pass's energy over the runs of
+    the fitting configuration that had no OOM before them, in the committed control
+    (benchmarks/oom_control.py on H200 GPU-9bbce500: 2.1 %, forward)."""
+    runs = pd.read_json(CONTROL / "oom_control.json")
+    runs = runs[runs["kind"] != "after_oom"]
+    energy = runs.groupby("pass")["energy_j_per_iter"]
+    return float(((energy.max() - energy.min()) / energy.mean()).max())
+
+
 def test_a_configuration_that_does_not_fit_the_gpu_is_a_row_and_the_next_agrees(gpu, tmp_path):
     """A 160 GB MLP runs out of the GPU's memory: ``oom`` rows, and the configuration measured
-    after it in the same job agrees with it measured alone, by a fresh process, within the
-    repeat error."""
+    after it in the same job agrees with the mean of three fresh processes within the spread
+    two runs of it show with no OOM at all.
+
+    Not within the rows' repeat error: on H200 GPU-9bbce500 one process measuring the fitting
+    configuration twice, with no OOM, differed by 1.07 % (12 combined SEM), and fresh processes
+    by up to 2.1 % (benchmarks/oom_control.py; its output in
+    benchmarks/results/gpu_faults_h200_2026-12-02/oom_control.json): the repeat error does not
+    cover a second run, so it cannot judge an OOM's after-effect."""
     from conftest import job_spec
 
     from flopmetrics.jobs.run import run_batch
@@ -348,27 +371,24 @@ def test_a_configuration_that_does_not_fit_the_gpu_is_a_row_and_the_next_agrees(
     too_big = job_spec("mlp", {"n": 1, "d": 200_000, "m": 4}, "cuda", "fp32", FAULT_MEASURE)
     fits = job_spec("mlp", {"n": 4, "d": 4096, "m": 4096}, "cuda", "fp32", FAULT_MEASURE)
     (oom, _), (after, _) = run_batch([too_big, fits], progress=lambda m: None)
-    alone = _in_a_fresh_process(fits, tmp_path)
     assert (oom["status"] == "oom").all() and oom["d"].eq(200_000).all()
     assert oom["error"].str.contains("out of memory").all() and oom["gpu_uuid"].notna().all()
-    measured = ~after["derived"].astype(bool)
-    a, b = (
-        after[measured].set_index("pass"),
-        alone[~alone["derived"].astype(bool)].set_index("pass"),
-    )
-    sem = np.hypot(a["energy_j_per_iter_sem"], b["energy_j_per_iter_sem"])
-    gap = (a["energy_j_per_iter"] - b["energy_j_per_iter"]).abs()
+    fresh = [_in_a_fresh_process(fits, tmp_path / f"alone{i}.parquet") for i in range(3)]
+    alone = pd.concat([_measured_energy(r).rename(i) for i, r in enumerate(fresh)], axis=1)
+    a, mean = _measured_energy(after), alone.mean(axis=1)
+    deviation, tolerance = ((a - mean) / mean).abs(), _run_to_run_spread()
     _evidence(
         "oom_then_fits",
         {
             "uuid": gpu.uuid(),
-            "after": a["energy_j_per_iter"].to_dict(),
-            "alone": b["energy_j_per_iter"].to_dict(),
-            "combined_sem": sem.to_dict(),
+            "after": a.to_dict(),
+            "fresh_processes": alone.to_dict(orient="index"),
+            "relative_deviation": deviation.to_dict(),
+            "tolerance_run_to_run": tolerance,
         },
     )
-    assert (a["flops_counted"] == b["flops_counted"]).all()
-    assert (gap <= 3 * sem).all(), (gap / sem).to_dict()
+    assert (after["flops_counted"].to_numpy() == fresh[0]["flops_counted"].to_numpy()).all()
+    assert (deviation <= tolerance).all(), (deviation.to_dict(), tolerance)
 
 
 class _CounterFailsAfter:
