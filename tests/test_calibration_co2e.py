@@ -112,19 +112,29 @@ def test_calibration_on_reference_data(reference):
     assert len(preds) == len(usable) and preds["predicted_loo_ee_j"].notna().all()
 
 
+def synthetic_fits(label="h100", precision="bf16-mixed", pass_="train_step", ee=4e11):
+    """A calibration fitted by the pipeline's own function to four Llama-3.2-1B configurations
+    whose energy is ``F / ee`` give or take 1 %."""
+    rows = [
+        {
+            "gpu_label": label,
+            "precision": precision,
+            "pass": pass_,
+            "experiment": "llm",
+            "model": "llama-3.2-1b",
+            "batch_size": 8,
+            "seq_len": s,
+            "flops": (f := co2e.workload_flops("llama-3.2-1b", 8, s, pass_, precision)),
+            "energy_j_per_iter": f / ee * (1 + noise),
+            "time_per_iter_s": f / 3e14,
+        }
+        for s, noise in ((256, 0.01), (512, -0.01), (768, 0.005), (1024, -0.005))
+    ]
+    return calibration.calibrate(calibration.usable(pd.DataFrame(rows)), bootstrap=50)[0]
+
+
 def test_co2e_arithmetic():
-    cal = pd.DataFrame(
-        [
-            {
-                "gpu_label": "h100",
-                "precision": "bf16-mixed",
-                "pass": "train_step",
-                "ee_flops_per_j": 4e11,
-                "ee_lo": 3e11,
-                "ee_hi": 5e11,
-            }
-        ]
-    )
+    cal = synthetic_fits()
     w = {
         "name": "x",
         "model": "llama-3.2-1b",
@@ -136,16 +146,45 @@ def test_co2e_arithmetic():
         "pass": "train_step",
     }
     t = co2e.estimate([w], cal, pue=1.5, intensity_g_per_kwh=400).iloc[0]
-    step = co2e.workload_flops("llama-3.2-1b", 8, 1024, "train_step")
+    step = co2e.workload_flops("llama-3.2-1b", 8, 1024, "train_step", "bf16-mixed")
     assert t["steps"] == 10 and t["flops"] == pytest.approx(10 * step)
-    assert t["energy_j"] == pytest.approx(10 * step / 4e11)
+    assert t["energy_j"] == pytest.approx(10 * step / 4e11, rel=0.01)
     assert t["kwh"] == pytest.approx(t["energy_j"] / 3.6e6)
     assert t["kg_co2e"] == pytest.approx(t["kwh"] * 1.5 * 0.4)
     assert t["kg_co2e_lo"] < t["kg_co2e"] < t["kg_co2e_hi"]
-    assert t["basis"] == "one-term model E = F/EE"  # this calibration has no two-term fit
+    assert t["basis"].startswith("prediction model E = a F + b")
+    assert t["interval"].startswith("95 % prediction interval of the regression")
     missing = co2e.estimate([{**w, "target": "a100"}], cal, 1.5, 400).iloc[0]
     assert missing["status"].startswith("no measured calibration") and np.isnan(missing["kg_co2e"])
     assert missing["kg_co2e_datasheet_bound"] > 0
+
+
+def test_an_estimate_outside_the_calibrated_range_is_flagged_and_widened_or_refused():
+    cal = synthetic_fits()
+    w = {
+        "name": "x",
+        "model": "llama-3.2-1b",
+        "tokens": 1e9,
+        "batch_size": 8,
+        "seq_len": 512,
+        "target": "h100",
+        "precision": "bf16-mixed",
+        "pass": "train_step",
+    }
+    inside = co2e.estimate([w], cal, 1.5, 400).iloc[0]
+    longer = co2e.estimate([{**w, "seq_len": 4096}], cal, 1.5, 400).iloc[0]
+    assert longer["basis"].startswith("extrapolated") and "seq_len 4096" in longer["basis"]
+    widen = cal["extrapolation_err_pct"].iloc[0]
+    assert np.isfinite(widen) and f"widened by {widen:.1f} %" in longer["interval"]
+    rel = lambda r: (r["energy_j_hi"] - r["energy_j_lo"]) / r["energy_j"]  # noqa: E731
+    assert rel(longer) > rel(inside)
+    # another model: this calibration holds one, so no measured error of such predictions
+    other = co2e.estimate([{**w, "model": "gpt2"}], cal, 1.5, 400).iloc[0]
+    assert "model gpt2 not calibrated" in other["status"] and "refused" in other["status"]
+    assert np.isnan(other["energy_j"]) and other["kg_co2e_datasheet_bound"] > 0
+    # a launch mode nobody calibrated is refused, naming the one that was
+    graph = co2e.estimate([{**w, "launch": "cuda_graph"}], cal, 1.5, 400).iloc[0]
+    assert "launch cuda_graph" in graph["status"] and "calibrated: eager" in graph["status"]
 
 
 def test_llama_parameter_count_and_step_flops():
@@ -208,11 +247,12 @@ def test_co2e_of_a_measured_configuration_is_measured_and_the_model_interval_cov
             r["energy_j_per_iter"]
         )
         model = co2e.estimate([w], fits, 1.58, 480).iloc[0]  # as if nobody had measured it
-        if model["basis"].startswith("two-term"):
+        if model["basis"].startswith("prediction model"):
             judged += 1
             covered += model["energy_j_lo"] <= r["energy_j_per_iter"] <= model["energy_j_hi"]
-    # the interval is the range of the model's out-of-sample errors on its group's configurations
-    assert judged >= 60 and covered == judged
+    # a 95 % prediction interval of a fit these rows are part of holds nearly all of them
+    # (no card spread here: the calibration was given none)
+    assert judged >= 80 and covered >= 0.9 * judged, (covered, judged)
 
 
 def test_an_estimates_flops_are_the_measured_rows_headline_flops(reference):
@@ -274,7 +314,8 @@ def test_a_multi_gpu_node_is_a_calibration_group_and_a_co2e_workload():
     half = stats.t.ppf(0.975, windows - 1) * steps * node["energy_j_per_iter_sem"].iloc[0]
     assert row["energy_j_hi"] - row["energy_j"] == pytest.approx(half, rel=1e-6)
     assert row["interval"].startswith(f"95 % t-interval of the mean of {windows} windows")
-    assert "another card" in row["interval"] and row["scope"].startswith("GPU board energy only")
+    assert "card-to-card spread not measured" in row["interval"]
+    assert row["scope"].startswith("GPU board energy only")
     assert row["datasheet_variant"] == datasheet.most_lenient("h200", "bf16-mixed").key
     # a node size nobody measured has no calibration: only the datasheet bound, and it says so
     missing = co2e.estimate([{**w, "world_size": 8}], fits, 1.0, 400, both).iloc[0]

@@ -33,22 +33,12 @@ def test_defaults_fill_inside_list_items():
     fm_config.validate(cfg, SCHEMA)
     assert cfg["co2e"]["workloads"][0]["pass"] == "train_step"
     # and it runs: the CO2e table is computed for train_step
-    import pandas as pd
+
+    from test_calibration_co2e import synthetic_fits
 
     from flopmetrics.analysis import co2e
 
-    cal = pd.DataFrame(
-        [
-            {
-                "gpu_label": "h100",
-                "precision": cfg["co2e"]["workloads"][0]["precision"],
-                "pass": "train_step",
-                "ee_flops_per_j": 4e11,
-                "ee_lo": 3e11,
-                "ee_hi": 5e11,
-            }
-        ]
-    )
+    cal = synthetic_fits("h100", cfg["co2e"]["workloads"][0]["precision"], "train_step")
     row = co2e.estimate(cfg["co2e"]["workloads"][:1], cal, 1.5, 400).iloc[0]
     assert row["pass"] == "train_step" and row["status"] == "ok" and row["kwh"] > 0
     assert cfg["slurm"]["targets"]["h100"] == {

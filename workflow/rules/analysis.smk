@@ -1,10 +1,32 @@
-# Calibration E = F / EE (and a two-term alternative), CO2e of declared workloads, and the
-# audit of the thesis's published results.
+# The card-to-card spread, calibration E = F / EE (a two-term alternative and the prediction
+# model E = a F + b), CO2e of declared workloads, and the audit of the thesis's published results.
+
+
+rule card_spread:
+    input:
+        rows=card_spread_files(),
+        code=library("flopmetrics.analysis.spread"),
+    output:
+        table=paths.CARD_SPREAD,
+        csv=report(
+            paths.CARD_SPREAD_TABLE,
+            caption="../report/card_spread_table.rst",
+            category="Calibration and CO2e",
+            labels={"table": "card spread"},
+        ),
+    log:
+        "logs/analysis/card_spread.log",
+    localrule: True
+    conda:
+        "../../envs/flopmetrics.yaml"
+    script:
+        "../scripts/card_spread.py"
 
 
 rule calibrate:
     input:
         energy=paths.MERGED_ENERGY,
+        spread=paths.CARD_SPREAD,
         code=library("flopmetrics.analysis.calibration"),
     output:
         fits=paths.CALIBRATION,
@@ -30,7 +52,10 @@ rule co2e:
     input:
         fits=paths.CALIBRATION,
         energy=paths.MERGED_ENERGY,
-        code=library("flopmetrics.analysis.co2e", "flopmetrics.flops.causal_lm"),
+        code=library(
+            "flopmetrics.analysis.co2e",
+            "flopmetrics.flops.causal_lm",
+        ),
     output:
         table=paths.CO2E,
         csv=report(

@@ -153,6 +153,15 @@ def reference_files(kind="raw"):
     return references.reference_files(config["reference"]["dirs"], repo_path, kind=kind)
 
 
+def card_spread_files():
+    """Per-job rows of configurations measured on several cards (calibration.card_spread_dirs)."""
+    return references.reference_files(
+        config["calibration"]["card_spread_dirs"],
+        repo_path,
+        key="calibration.card_spread_dirs",
+    )
+
+
 references.check_figure_lengths(config, references.reference_lengths(reference_files()))
 
 

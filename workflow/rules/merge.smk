@@ -22,7 +22,7 @@ rule merge_energy:
     input:
         measured=sweeps.table_files(config, "energy"),
         reference=reference_files(),
-        code=library("flopmetrics.analysis.merge"),
+        code=library("flopmetrics.analysis.merge", "flopmetrics.analysis.scatter"),
     output:
         paths.MERGED_ENERGY,
     log:

@@ -10,7 +10,13 @@ with logged(snakemake.log[0]):
     df = calibration.usable(
         pd.read_parquet(snakemake.input.energy), s["experiments"], s["passes"], s["require_gates"]
     )
-    fits, predictions = calibration.calibrate(df, bootstrap=s["bootstrap"], seed=s["seed"])
+    fits, predictions = calibration.calibrate(
+        df,
+        bootstrap=s["bootstrap"],
+        seed=s["seed"],
+        spread=pd.read_parquet(snakemake.input.spread),
+        min_cards=s["min_cards"],
+    )
     print(fits.to_string())
     write_parquet(predictions, snakemake.output.predictions)
     write_parquet(fits, snakemake.output.fits)

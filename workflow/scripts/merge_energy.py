@@ -1,5 +1,7 @@
-# Adapter: measured + reference per-job parquet -> one energy table (atomic).
+# Adapter: measured + reference per-job parquet -> one energy table (atomic), the SEMs of
+# derived rows scaled to the scatter of the same work.
 from flopmetrics.analysis.merge import merge_energy
+from flopmetrics.analysis.scatter import with_scatter
 from flopmetrics.jobs.log import logged
 from flopmetrics.jobs.output import write_parquet
 from flopmetrics.pipeline.sweeps import expected_configs
@@ -7,4 +9,5 @@ from flopmetrics.pipeline.sweeps import expected_configs
 with logged(snakemake.log[0]):
     expected = expected_configs(snakemake.params.sweep, "energy")
     measured, reference = list(snakemake.input.measured), list(snakemake.input.reference)
-    write_parquet(merge_energy(measured, reference, expected), snakemake.output[0])
+    merged = with_scatter(merge_energy(measured, reference, expected))
+    write_parquet(merged, snakemake.output[0])

@@ -1,10 +1,11 @@
-"""Predict energy from FLOPs: ``E = F / EE`` and ``E = F / EE_dyn + P_static * t``.
+"""Predict energy from FLOPs: ``E = F / EE``, ``E = F / EE_dyn + P_static * t``, and the
+prediction model ``E = a F + b`` (:mod:`flopmetrics.analysis.prediction`).
 
-Both are fitted per group (GPU, world size and strategy, precision, pass) by least squares through
-the origin and
-judged by leave-one-config-out: each configuration (row) is predicted by a fit to the others;
-the mean absolute percentage error (MAPE) over those predictions is the model's score. EE gets
-a bootstrap interval (resampling configurations).
+All are fitted per group (GPU, world size and strategy, precision, pass, launch mode) and judged
+by leave-one-config-out: each configuration (row) is predicted by a fit to the others; the mean
+absolute percentage error (MAPE) over those predictions is the model's score. EE gets a bootstrap
+interval (resampling configurations). Estimates use the
+prediction model, whose table columns come from there.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from . import prediction
 from .merge import with_single, without_ranks
 
 
@@ -92,8 +94,9 @@ def mape(pred, actual) -> float:
     )
 
 
-# a node of N GPUs under a strategy is a group of its own: its FLOPs/J include communication
-GROUP = ["gpu_label", "world_size", "strategy", "precision", "pass"]
+# a node of N GPUs under a strategy is a group of its own: its FLOPs/J include communication;
+# eager and CUDA-graph launching spend different energy on the same work
+GROUP = ["gpu_label", "world_size", "strategy", "precision", "pass", "launch"]
 
 
 def usable(
@@ -102,6 +105,10 @@ def usable(
     """Rows with finite FLOPs, energy and time (and passing gates, by default); the node rows of
     distributed jobs, not their ranks' (``rank`` -1 or absent)."""
     df = without_ranks(with_single(df))
+    if "launch" in df:  # rows from before the launch column measured eagerly
+        df = df.assign(launch=df["launch"].fillna("eager"))
+    elif len(df):
+        df = df.assign(launch="eager")
     if not {"flops", "energy_j_per_iter", "time_per_iter_s", "experiment", "pass", *GROUP} <= set(
         df.columns
     ):
@@ -121,10 +128,16 @@ def usable(
 
 
 def calibrate(
-    df: pd.DataFrame, group=GROUP, bootstrap: int = 1000, seed: int = 0
+    df: pd.DataFrame,
+    group=GROUP,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    spread: pd.DataFrame | None = None,
+    min_cards: int = 4,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return (one row per group: EE with interval, two-term fit, LOO MAPEs; one row per config
-    with measured and LOO-predicted energy)."""
+    """Return (one row per group: EE with interval, two-term fit, LOO MAPEs, the prediction
+    model with its range, checks and card spread; one row per config with measured and
+    LOO-predicted energy). ``spread``: the card-spread table (:func:`spread.card_spread`)."""
     fits, preds = [], []
     groups = df.groupby(list(group), sort=True) if len(df) else []
     for key, g in groups:
@@ -159,6 +172,7 @@ def calibrate(
                 "source": ",".join(
                     sorted(set(g.get("source", pd.Series(["measured"])).astype(str)))
                 ),
+                **prediction.group_columns(g, F, E, spread, min_cards),
             }
         )
         p = g[[*group, "experiment", "flops", "time_per_iter_s", "energy_j_per_iter"]].copy()
@@ -185,6 +199,7 @@ def calibrate(
         "loo_err_timed_min",
         "loo_err_timed_max",
         "source",
+        *prediction.COLUMNS,
     ]
     fit_df = pd.DataFrame(fits, columns=fit_cols)
     pred_cols = [

@@ -1,12 +1,13 @@
 """``flopmetrics estimate``: FLOPs, energy, kWh and CO2e of a training or inference run.
 
 FLOPs come from the model's configuration (counted on the meta device, per pass); energy from
-the measured rows of that exact configuration where there are some, else from the calibration the
-pipeline fitted (``results/calibration/calibration.parquet``, ``results/merged/energy.parquet`` by
-default): the same function the pipeline's CO2e table uses. Where no measured calibration exists
-for the
-GPU, precision and pass, it says so and gives the datasheet bound (peak FLOPs per Joule at TDP):
-a lower bound on energy.
+the measured rows of that exact configuration where there are some, else from the prediction
+model of the calibration the pipeline fitted (``results/calibration/calibration.parquet``,
+``results/merged/energy.parquet`` by default): the same function the pipeline's CO2e table
+uses. The interval printed says what it is; each includes the card-to-card spread, and outside
+what was calibrated the estimate is marked extrapolated and widened, or refused. Where no
+measured calibration exists for the GPU, precision and pass, it says so and gives the datasheet
+bound (peak FLOPs per Joule at TDP): a lower bound on energy.
 
 Exit status: 0 an estimate from measurements; 3 only the datasheet bound; 2 a bad invocation.
 """
@@ -68,6 +69,11 @@ def add(sub) -> None:
         default="train_step",
         choices=["forward", "backward", "optimizer", "train_step"],
     )
+    p.add_argument(
+        "--launch",
+        choices=["eager", "cuda_graph"],
+        help="how the steps are launched (default: as calibrated, eager where both were)",
+    )
     p.add_argument("--batch-size", type=from_schema("co2e.workloads[].batch_size"), default=8)
     p.add_argument("--seq-len", type=from_schema("co2e.workloads[].seq_len"), default=1024)
     p.add_argument(
@@ -118,6 +124,7 @@ def run(args) -> int:
         "target": args.target,
         "precision": args.precision,
         "pass": args.pass_,
+        "launch": args.launch,
     }
     measured = pd.read_parquet(args.measured) if Path(args.measured).exists() else None
     r = estimate([workload], calibration, pue, intensity, measured).iloc[0].to_dict()

@@ -30,6 +30,8 @@ CALIBRATION_TABLE = "results/calibration/calibration.csv"
 CO2E_TABLE = "results/co2e/co2e.csv"
 THESIS_AUDIT_CSV = "results/thesis/audit.csv"
 PREDICTIONS = "results/calibration/predictions.parquet"
+CARD_SPREAD = "results/calibration/card_spread.parquet"
+CARD_SPREAD_TABLE = "results/calibration/card_spread.csv"
 CO2E = "results/co2e/co2e.parquet"
 
 

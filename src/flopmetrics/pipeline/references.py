@@ -13,7 +13,11 @@ from .checks import fail
 
 
 def reference_files(
-    dirs: list[str], locate=lambda d: d, results: str = "results", kind: str = "raw"
+    dirs: list[str],
+    locate=lambda d: d,
+    results: str = "results",
+    kind: str = "raw",
+    key: str = "reference.dirs",
 ) -> list[str]:
     """Per-job parquet files under the configured reference folders (``raw/**/*.parquet``; with
     ``kind="ranks"`` the per-rank tables of distributed jobs, ``ranks/**/*.parquet``, which a
@@ -24,10 +28,10 @@ def reference_files(
     out, seen = [], {}
     results_dir = Path(results).resolve()
     for i, d in enumerate(dirs):
-        key, where = f"reference.dirs[{i}]", Path(locate(d)).resolve()
+        name, where = f"{key}[{i}]", Path(locate(d)).resolve()
         if where == results_dir or results_dir in where.parents or where in results_dir.parents:
             fail(
-                key,
+                name,
                 f"{d!r} is (or holds, or lies in) this run's results folder: its rows are merged "
                 "as "
                 "measured already; merging them as reference too would count each twice",
@@ -35,13 +39,13 @@ def reference_files(
         for j, other in seen.items():
             if where == other or other in where.parents or where in other.parents:
                 fail(
-                    key,
-                    f"{d!r} overlaps reference.dirs[{j}] ({dirs[j]!r}): rows would be merged twice",
+                    name,
+                    f"{d!r} overlaps {key}[{j}] ({dirs[j]!r}): rows would be merged twice",
                 )
         seen[i] = where
         found = sorted(str(p) for p in where.glob(f"{kind}/**/*.parquet"))
         if not found and kind == "raw":
-            fail(key, f"no raw/**/*.parquet under {d!r} (looked in {where})")
+            fail(name, f"no raw/**/*.parquet under {d!r} (looked in {where})")
         out += found
     return out
 
