@@ -46,6 +46,7 @@ SMALL_CONFIG = {
     "llm": {"targets": []},
     "matmul": {"targets": []},
     "reference": {"dirs": []},
+    "calibration": {"card_spread_dirs": []},
     "figures": {
         "power_trace": {"trace": None},
         "mlp_pct_diff_heatmap": {"cmap": "vlag", "annotate": True, "dpi": 60},

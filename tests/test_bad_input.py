@@ -493,21 +493,11 @@ def test_other_runtime_errors_still_fail(monkeypatch):
 # --- docs that promised what the code did not do ------------------------------------------------
 def test_variant_keys_find_their_labels_calibration():
     import numpy as np
+    from test_calibration_co2e import synthetic_fits
 
     from flopmetrics.analysis import co2e
 
-    cal = pd.DataFrame(
-        [
-            {
-                "gpu_label": "h100",
-                "precision": "bf16-mixed",
-                "pass": "train_step",
-                "ee_flops_per_j": 4e11,
-                "ee_lo": 3e11,
-                "ee_hi": 5e11,
-            }
-        ]
-    )
+    cal = synthetic_fits("h100", "bf16-mixed", "train_step")
     w = {
         "name": "x",
         "model": "llama-3.2-1b",

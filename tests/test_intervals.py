@@ -138,3 +138,12 @@ def test_derived_rows_within_their_errors_or_of_other_work_are_left_as_they_are(
     assert (calm["sem_scatter_factor"] == 1.0).all()
     other = scatter.with_scatter(derived_rows([10.0, 20.0], [0.1] * 2, flops=[5e12, 1e13]))
     assert (other["sem_scatter_factor"] == 1.0).all() and other["scatter_p"].isna().all()
+
+
+def test_the_ee_interval_of_another_card_is_wider_than_this_cards():
+    lo, hi = prediction.ee_with_cards(100.0, 98.0, 103.0, card_sd=1.0, cards=7)
+    assert lo < 98.0 and hi > 103.0
+    assert prediction.ee_with_cards(100.0, 98.0, 103.0, card_sd=float("nan"), cards=0) == (
+        98.0,
+        103.0,
+    )

@@ -7,7 +7,8 @@ from flopmetrics.jobs.log import logged
 from flopmetrics.jobs.output import write_csv, write_parquet
 
 with logged(snakemake.log[0]):
-    rows = pd.concat([read_job_table(f) for f in snakemake.input.rows], ignore_index=True)
+    frames = [read_job_table(f) for f in snakemake.input.rows]
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     table = spread.card_spread(rows)
     measured = table[table["cards"] >= 2]
     print(f"{len(table)} configurations, {len(measured)} measured on 2 or more cards")

@@ -153,6 +153,10 @@ def calibrate(
         # relative errors of what an estimate would predict: out of sample (LOO) and of the fit
         # itself, so the interval an estimate carries covers every configuration measured
         err = np.concatenate([(timed - E) / E, (fitted - E) / E])
+        predicted = prediction.group_columns(g, F, E, spread, min_cards)
+        lo_cards, hi_cards = prediction.ee_with_cards(
+            ee, lo, hi, predicted["card_sd_pct"], predicted["card_spread_cards"]
+        )
         fits.append(
             {
                 **dict(zip(group, key, strict=False)),
@@ -172,7 +176,9 @@ def calibrate(
                 "source": ",".join(
                     sorted(set(g.get("source", pd.Series(["measured"])).astype(str)))
                 ),
-                **prediction.group_columns(g, F, E, spread, min_cards),
+                "ee_lo_cards": lo_cards,
+                "ee_hi_cards": hi_cards,
+                **predicted,
             }
         )
         p = g[[*group, "experiment", "flops", "time_per_iter_s", "energy_j_per_iter"]].copy()
@@ -189,6 +195,8 @@ def calibrate(
         "ee_flops_per_j",
         "ee_lo",
         "ee_hi",
+        "ee_lo_cards",
+        "ee_hi_cards",
         "ee_dyn_flops_per_j",
         "p_static_w",
         "time_s_per_flop",

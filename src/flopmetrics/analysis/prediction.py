@@ -146,6 +146,18 @@ def _leave_one_model_out(g: pd.DataFrame, F, E) -> float:
     return 100 * max(finite) if finite and len(finite) == len(misses) else math.nan
 
 
+def ee_with_cards(ee: float, lo: float, hi: float, card_sd: float, cards: int):
+    """EE's bootstrap interval with the card spread's own 95 % t-interval added in quadrature to
+    each side (relative): another card's EE, not only this card's."""
+    if not (math.isfinite(card_sd) and cards > 1):
+        return lo, hi
+    extra = float(stats.t.ppf(0.5 + LEVEL / 2, cards - 1)) * card_sd / 100
+    return (
+        ee * (1 - math.hypot(1 - lo / ee, extra)),
+        ee * (1 + math.hypot(hi / ee - 1, extra)),
+    )
+
+
 def group_fit(calibration_row) -> object | None:
     """The prediction model of one calibration group, refitted from its stored points."""
     points = np.asarray(json.loads(calibration_row["fit_points"]), float).reshape(-1, 2)

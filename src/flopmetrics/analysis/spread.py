@@ -64,7 +64,10 @@ def measured_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def card_spread(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration: the cards that measured it, their spread and temperatures."""
+    """One row per configuration: the cards that measured it, their spread and temperatures
+    (no rows: an empty table, and every interval says the spread was not measured)."""
+    if rows.empty or not {"gpu_uuid", "energy_j_per_iter"} <= set(rows.columns):
+        return pd.DataFrame(columns=[*CONFIG, *COLUMNS])
     rows = measured_rows(rows)
     keys = [c for c in CONFIG if c in rows]
     out = []
