@@ -16,6 +16,7 @@ Run from the repository root, after the pipeline made the calibration:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def compare(rows: pd.DataFrame, calibration: pd.DataFrame) -> pd.DataFrame:
     for r in rows.to_dict("records"):
         w = {
             "name": "heldout",
-            "model": r["model"],
+            # the workload's own model: a preset's name or an inline mapping
+            "model": json.loads(r["config_json"])["workload"]["model"],
             "tokens": r["batch_size"] * r["seq_len"],  # one step
             "batch_size": int(r["batch_size"]),
             "seq_len": int(r["seq_len"]),

@@ -169,8 +169,9 @@ def _outside(group, w: dict, flops_step: float) -> list[str]:
             f"{group['flops_min']:.3g}-{group['flops_max']:.3g}"
         )
     models = [m for m in str(group.get("models", "")).split(",") if m]
-    if models and str(w["model"]) not in models:
-        out.append(f"model {w['model']} not calibrated (calibrated: {', '.join(models)})")
+    model = w["model"]["name"] if isinstance(w["model"], dict) else str(w["model"])  # inline
+    if models and model not in models:
+        out.append(f"model {model} not calibrated (calibrated: {', '.join(models)})")
     for key in ("batch_size", "seq_len"):
         lo, hi = group.get(f"{key}_min", math.nan), group.get(f"{key}_max", math.nan)
         if math.isfinite(lo) and not lo <= w[key] <= hi:
