@@ -174,6 +174,17 @@ def test_energy_calibration_and_co2e_from_reference_data(default_run):
     ]
     assert row["energy_j"] == pytest.approx(row["steps"] * ref["energy_j_per_iter"].mean())
     assert row["kg_co2e"] == pytest.approx(row["kwh"] * 1.58 * 0.480)
+    # the card spread of the committed H200 cards is in every interval, and the H200's own
+    # (the H100 has fewer than calibration.min_cards cards: the largest of any GPU stands in)
+    spread = pd.read_parquet(wd / "results/calibration/card_spread.parquet")
+    assert spread["cards"].max() >= 4 and (spread["card_sd_pct"].dropna() > 0).all()
+    h200_fits = fits[(fits["gpu_label"] == "h200") & (fits["strategy"] == "none")]
+    assert h200_fits["card_sd_pct"].between(0, 10).all()
+    assert h200_fits["card_spread_basis"].str.contains("cards").all()
+    assert "card-to-card SD" in row["interval"] and "largest of any GPU" in row["interval"]
+    assert (
+        "card-to-card SD" in h200_row["interval"] and "largest of its GPU" in h200_row["interval"]
+    )
     # the committed Nsight Compute runs: every launch classified, the formulas judged out of fold
     ncu = pd.read_parquet(wd / "results/merged/ncu.parquet")
     assert set(ncu["precision"]) == {"fp32", "tf32", "fp16", "bf16"} and ncu["class"].notna().all()
