@@ -179,6 +179,31 @@ def test_audit_flags_the_impossible_rows_of_a_csv(tmp_path):
     assert bad.returncode == 2 and "energy_j" in bad.stderr
 
 
+def test_audit_judges_a_generic_label_on_the_variant_that_admits_the_row(tmp_path):
+    """A row is impossible only where no variant of its label allows it, power included: 500 W
+    is above the H100 PCIe's TDP but within the SXM's, 350 W within the A100 SXM's."""
+    variants = datasheet.variants("h100")
+    tdp = max(v.tdp_w for v in variants)
+    below = max(v.tdp_w for v in variants if v.tdp_w < tdp)
+    watts = (below + tdp) / 2  # too much for every board but the largest
+    f = tmp_path / "runs.csv"
+    pd.DataFrame(
+        {
+            "flops": [2e14 * 4, 2e14 * 4, 1e14 * 4],
+            "energy_j": [watts * 4, 1.2 * tdp * 4, 350 * 4],
+            "time_s": [4.0, 4.0, 4.0],
+            "gpu": ["h100", "h100", "a100"],
+            "precision": ["bf16", "bf16", "bf16"],
+        }
+    ).to_csv(f, index=False)
+    out = cli("audit", str(f), check=False)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("IMPOSSIBLE")]
+    assert len(lines) == 1 and f"{f}:3 " in lines[0] and " W > limit" in lines[0], out.stdout
+    assert out.returncode == 1
+    # a CSV records no numerics: said as such, not as a failed check
+    assert "numerics not recorded in 3" in out.stdout and "not trusted" not in out.stdout
+
+
 def test_audit_flags_the_thesis_rows_above_the_physical_limit(thesis_dir):
     path = OPTIMIZED / "a100_bf16_llama3.2_1b_all_configs_results.jsonl"
     out = cli("audit", str(path), check=False)

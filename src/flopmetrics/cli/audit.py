@@ -4,7 +4,9 @@ FILE: our parquet (rows with ``flops_per_j``, ``flops_per_s``, GPU and precision
 record file (``*_llama3.2_1b_*.jsonl``, judged against every datasheet variant its GPU name may
 stand for), or a CSV with columns ``flops``, ``energy_j``, ``time_s``, ``gpu`` and ``precision``
 (one row per measurement). A row is impossible where its FLOPs/s exceed the datasheet peak, its
-FLOPs/J exceed peak/TDP, or its power the board's limit. A row that cannot be judged (energy or
+FLOPs/J exceed peak/TDP, or its power the board's limit; a generic label (``h100``) is judged on
+the variant that admits the row, so a row is impossible only where it is so on every board of
+that label. A CSV records no numerics: its rows say "numerics not recorded". A row that cannot be judged (energy or
 time missing, zero or negative, a value that is not a number, a GPU and precision without a
 datasheet limit) is named with its reason, never counted as possible.
 
@@ -56,10 +58,13 @@ def read_csv(path: Path):
         power_mean_w=df["energy_j"] / df["time_s"],
         source_file=[f"{path}:{i + 2}" for i in range(len(df))],
     )
-    if (
-        "power_limit_w" not in df or df["power_limit_w"].isna().all()
-    ):  # judge power against the board's TDP
-        df["power_limit_w"] = [_tdp(g, p) for g, p in zip(df["gpu"], df["precision"], strict=False)]
+    if "power_limit_w" in df and df["power_limit_w"].notna().any():
+        return gates.apply(df)
+    # a generic label (h100) stands for several boards: a row is judged on the variant that
+    # admits it, if one does (its FLOP/s, FLOPs/J and power all within that board's limits)
+    chosen = [_admitting(r) for r in df.to_dict("records")]
+    df["gpu_key"] = [spec.key if spec else "" for spec in chosen]
+    df["power_limit_w"] = [spec.tdp_w if spec else float("nan") for spec in chosen]
     return gates.apply(df)
 
 
@@ -89,11 +94,20 @@ def numeric(df: pd.DataFrame, columns) -> pd.DataFrame:
     return df.assign(**{c: pd.to_numeric(df[c], errors="coerce") for c in columns})
 
 
-def _tdp(gpu: str, precision: str) -> float:
+def _admitting(row: dict):
+    """The datasheet variant of the row's GPU label on which the row is possible, else the one
+    allowing the most FLOPs per Joule (the verdict names its limits); None for an unknown GPU
+    or precision (the row is not judged)."""
     try:
-        return datasheet.most_lenient(gpu, precision).tdp_w
+        specs = datasheet.variants(str(row["gpu"]))
+        lenient = datasheet.most_lenient(str(row["gpu"]), str(row["precision"]))
     except (KeyError, ValueError):
-        return float("nan")  # unknown GPU or precision: the row is not judged
+        return None
+    for spec in specs:
+        one = pd.DataFrame([{**row, "gpu_key": spec.key, "power_limit_w": spec.tdp_w}])
+        if gates.apply(one)[[f"gate_{g}" for g in PHYSICS]].all(axis=1).iloc[0]:
+            return spec
+    return lenient
 
 
 def unjudged(df: pd.DataFrame) -> pd.Series:
@@ -138,11 +152,14 @@ def run(args) -> int:
         print(f"IMPOSSIBLE {r.get('source_file', '')} {_label(r)}: {why(r)}")
     for r, reason in zip(df[~judged].to_dict("records"), reasons[~judged], strict=True):
         print(f"UNJUDGED {r.get('source_file', '')} {_label(r)}: {reason}")
-    failures = df["gate_failures"].where(
-        df["numerics"] != "unknown",
-        df["gate_failures"].str.replace("finite", "finite (numerics never checked)"),
+    # a file that never recorded numerics (a CSV) is not a failed finite check: said apart
+    unrecorded = df["numerics"].eq("unknown") if "numerics" in df else df.index == df.index
+    failures = (
+        df["gate_failures"]
+        .where(~unrecorded, df["gate_failures"].str.replace(r"\bfinite\b,?\s*", "", regex=True))
+        .str.strip(", ")
     )
-    other = failures[judged & ~bad & ~df["gates_passed"]].value_counts()
+    other = failures[judged & ~bad & failures.ne("")].value_counts()
     print(
         f"{path}: {int(bad.sum())} of {len(df)} rows physically impossible"
         + (f", {int((~judged).sum())} could not be judged" if (~judged).any() else "")
@@ -151,6 +168,7 @@ def run(args) -> int:
             if len(other)
             else ""
         )
+        + (f"; numerics not recorded in {int(unrecorded.sum())}" if unrecorded.any() else "")
     )
     return 1 if bad.any() else UNJUDGED if (~judged).any() else 0
 

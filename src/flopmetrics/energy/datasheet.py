@@ -92,13 +92,18 @@ def for_device_name(name: str) -> GPUSpec:
     )
 
 
-def most_lenient(label: str, precision: str) -> GPUSpec:
-    """Of the variants sharing a short label (e.g. 'h100'), the one with the highest FLOPs/J
-    limit: a value above *its* limit is impossible on every variant."""
+def variants(label: str) -> list[GPUSpec]:
+    """The datasheet entries a label (e.g. 'h100') or variant key stands for."""
     specs = [s for s in table().values() if s.label == label or s.key == label]
     if not specs:
         raise UnknownGPU(f"no datasheet entry for GPU label {label!r}; known labels: {labels()}")
-    return max(specs, key=lambda s: s.max_flops_per_joule(precision) or 0.0)
+    return specs
+
+
+def most_lenient(label: str, precision: str) -> GPUSpec:
+    """Of the variants sharing a short label (e.g. 'h100'), the one with the highest FLOPs/J
+    limit: a value above *its* limit is impossible on every variant."""
+    return max(variants(label), key=lambda s: s.max_flops_per_joule(precision) or 0.0)
 
 
 def check_label_matches(label: str, device_name: str) -> GPUSpec:
