@@ -6,9 +6,9 @@ stand for), or a CSV with columns ``flops``, ``energy_j``, ``time_s``, ``gpu`` a
 (one row per measurement). A row is impossible where its FLOPs/s exceed the datasheet peak, its
 FLOPs/J exceed peak/TDP, or its power the board's limit; a generic label (``h100``) is judged on
 the variant that admits the row, so a row is impossible only where it is so on every board of
-that label. A CSV records no numerics: its rows say "numerics not recorded". A row that cannot be judged (energy or
-time missing, zero or negative, a value that is not a number, a GPU and precision without a
-datasheet limit) is named with its reason, never counted as possible.
+that label. A CSV records no numerics: its rows say "numerics not recorded". A row that cannot
+be judged (energy or time missing, zero or negative, a value that is not a number, a GPU and
+precision without a datasheet limit) is named with its reason, never counted as possible.
 
 Exit status: 0 every row judged and possible; 1 some row impossible; 3 none impossible, but some
 row (or the whole file: no rows) could not be judged; 2 a bad invocation or unreadable file.
