@@ -81,7 +81,7 @@ def test_measure_times_any_command_and_says_honestly_whether_it_has_a_meter(tmp_
         assert row["meter"] == "rapl" and row["energy_j"] > 0 and row["status"] == "ok"
     else:
         assert row["meter"] == "none" and math.isnan(row["energy_j"])
-        assert "no CPU energy meter" in row["status"] and "energy not measured" in run.stdout
+        assert "no CPU energy meter" in row["status"] and "energy not measured" in run.stderr
     # the command's exit status is passed on
     assert (
         cli(
@@ -394,6 +394,32 @@ def test_audit_says_which_rows_it_could_not_judge_and_why(tmp_path):
     pd.DataFrame({"x": [1]}).to_parquet(table)
     bad = cli("audit", str(table), check=False)
     assert bad.returncode == 2 and "flops_per_j" in bad.stderr
+
+
+def test_measure_writes_the_format_its_output_names_and_leaves_stdout_to_the_command(tmp_path):
+    child = [sys.executable, "-c", "print('child says hi')"]
+    for suffix, read in ((".csv", pd.read_csv), (".json", pd.read_json)):
+        out = tmp_path / f"m{suffix}"
+        run = cli("measure", "--device", "cpu", "--idle-s", "0", "--output", str(out), "--", *child)
+        assert run.stdout == "child says hi\n"  # measure's own lines go to stderr
+        assert "[measure] cpu:" in run.stderr
+        row = read(out).iloc[0]
+        assert row["device"] == "cpu" and row["exit_code"] == 0 and row["git_revision"]
+    marker = tmp_path / "ran"
+    bad = cli(
+        "measure", "--output", str(tmp_path / "m.txt"), "--", "touch", str(marker), check=False
+    )
+    assert bad.returncode == 2 and "--output" in bad.stderr and ".txt" in bad.stderr
+    assert not marker.exists()  # refused before the command ran
+
+
+def test_measure_exits_as_a_shell_does_for_a_command_that_cannot_start(tmp_path):
+    missing = cli("measure", "--device", "cpu", "--idle-s", "0", "--", "no-such-cmd", check=False)
+    assert missing.returncode == 127 and "no-such-cmd: command not found" in missing.stderr
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")  # not executable
+    denied = cli("measure", "--device", "cpu", "--idle-s", "0", "--", str(script), check=False)
+    assert denied.returncode == 126 and "not executable" in denied.stderr
 
 
 def test_measure_names_a_device_this_machine_does_not_have():

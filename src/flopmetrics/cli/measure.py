@@ -3,7 +3,9 @@
 The same meters and guards as the pipeline (:meth:`Monitor.for_device`): per GPU the NVML
 energy counter interpolated at the edges and a power sampler; on a CPU RAPL where readable, else
 "no meter" (energy NaN, and the reason). An idle baseline before the command gives its dynamic
-energy (energy above idle power). Exit status: the command's.
+energy (energy above idle power). ``--output`` writes Parquet, CSV or JSON by its extension;
+measure's own lines go to stderr (stdout is the command's). Exit status: the command's; 127 where
+it is not found, 126 where it is not executable (as a shell says); 2 a bad invocation.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import shlex
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
 
 from ..contracts.schema import defaults
 from ..energy.windows import Monitor
-from ..jobs.output import write_parquet
+from ..jobs.output import write_csv, write_json, write_parquet
 from ..jobs.provenance import collect
 from .options import from_schema
 
@@ -30,7 +33,8 @@ def add(sub) -> None:
         "measure",
         help="time and energy of any command",
         description=__doc__.split("\n\n")[1],
-        usage="flopmetrics measure [--device DEV ...] [--output FILE.parquet] -- CMD [ARGS ...]",
+        usage="flopmetrics measure [--device DEV ...] [--output FILE.{parquet,csv,json}] "
+        "-- CMD [ARGS ...]",
     )
     p.add_argument(
         "--device", action="append", help="cpu, cuda:<i> (repeatable; default: every GPU, else cpu)"
@@ -45,7 +49,11 @@ def add(sub) -> None:
         type=from_schema("energy.idle_baseline_s"),
         help="idle baseline before the command (default: energy.idle_baseline_s)",
     )
-    p.add_argument("--output", help="write one parquet row per device, with provenance")
+    p.add_argument(
+        "--output",
+        help="write one row per device, with provenance: Parquet, CSV or JSON by the file's "
+        "extension (.parquet, .csv, .json)",
+    )
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
     p.set_defaults(run=run)
 
@@ -84,11 +92,42 @@ def row(device: str, monitor, idle, window, command: list[str], code: int) -> di
     }
 
 
+# a shell's exit statuses for a command that cannot start: not found, not executable
+NOT_FOUND, NOT_EXECUTABLE = 127, 126
+WRITERS = {".parquet": write_parquet, ".csv": write_csv, ".json": write_json}
+
+
+def _writer(output: str | None):
+    """The writer of ``--output`` by its extension, checked before anything runs."""
+    if output is None:
+        return None
+    suffix = Path(output).suffix.lower()
+    if suffix not in WRITERS:
+        raise ValueError(
+            f"--output {output}: unknown extension {suffix or '(none)'!r}; "
+            f"use one of {', '.join(WRITERS)}"
+        )
+    return WRITERS[suffix]
+
+
+def _start(command: list[str]) -> int:
+    """Run the command; a command that cannot start exits as a shell says so (127, 126)."""
+    try:
+        return subprocess.run(command, check=False).returncode
+    except FileNotFoundError:
+        print(f"flopmetrics measure: {command[0]}: command not found", file=sys.stderr)
+        return NOT_FOUND
+    except PermissionError:
+        print(f"flopmetrics measure: {command[0]}: not executable", file=sys.stderr)
+        return NOT_EXECUTABLE
+
+
 def run(args) -> int:
 
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not command:
         raise ValueError("no command to measure: flopmetrics measure -- CMD [ARGS ...]")
+    writer = _writer(args.output)
     idle_s = defaults("energy")["idle_baseline_s"] if args.idle_s is None else args.idle_s
     monitors = {d: Monitor.for_device(d, args.meter) for d in devices(args.device)}
     try:
@@ -102,24 +141,25 @@ def run(args) -> int:
         print(f"[measure] running: {shlex.join(command)}", file=sys.stderr, flush=True)
         for m in monitors.values():
             m.begin_window("command")
-        code = subprocess.run(command, check=False).returncode
+        code = _start(command)
         windows = {d: m.end_window("command") for d, m in monitors.items()}
     finally:
         for m in monitors.values():
             m.close()
     rows = [row(d, monitors[d], idle.get(d), windows[d], command, code) for d in monitors]
-    for r in rows:
+    for r in rows:  # stderr: stdout is the command's
         print(
-            f"{r['device']}: {r['time_s']:.3f} s, "
+            f"[measure] {r['device']}: {r['time_s']:.3f} s, "
             + (
                 f"{r['energy_j']:.2f} J ({r['energy_dynamic_j']:.2f} J above idle "
                 f"{r['idle_power_w']:.1f} W), "
                 f"mean {r['power_mean_w']:.1f} W, max {r['power_max_w']:.1f} W, meter {r['meter']}"
                 if math.isfinite(r["energy_j"])
                 else f"energy not measured: {r['status']}"
-            )
+            ),
+            file=sys.stderr,
         )
-    if args.output:
+    if writer is not None:
         table = pd.DataFrame(
             [
                 {
@@ -131,6 +171,6 @@ def run(args) -> int:
                 for r in rows
             ]
         )
-        write_parquet(table, args.output)
+        writer(table, args.output)
         print(f"[measure] wrote {args.output}", file=sys.stderr)
     return code

@@ -57,6 +57,12 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
         df.to_csv(tmp, index=False, float_format="%.6g")
 
 
+def write_json(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """The table as a JSON list of records, written atomically."""
+    with atomic_path(path) as tmp:
+        df.to_json(tmp, orient="records", indent=1, date_format="iso", default_handler=str)
+
+
 def write_text(text: str, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
