@@ -204,6 +204,30 @@ def test_audit_judges_a_generic_label_on_the_variant_that_admits_the_row(tmp_pat
     assert "numerics not recorded in 3" in out.stdout and "not trusted" not in out.stdout
 
 
+def test_audit_and_version_are_scriptable(tmp_path):
+    f = tmp_path / "runs.csv"
+    pd.DataFrame(
+        {
+            "flops": [1e15, 1e15, 1e15],
+            "energy_j": [2000.0, 10.0, -1.0],
+            "time_s": [4.0, 4.0, 4.0],
+            "gpu": ["h100"] * 3,
+            "precision": ["bf16"] * 3,
+        }
+    ).to_csv(f, index=False)
+    out = cli("audit", "--json", str(f), check=False)
+    result = json.loads(out.stdout)  # stdout holds the object alone
+    assert out.returncode == 1 and result["rows"] == 3
+    assert [v["verdict"] for v in result["verdicts"]] == ["possible", "impossible", "unjudged"]
+    assert "TFLOPs/J > limit" in result["verdicts"][1]["reason"]
+    assert (
+        "energy" in result["verdicts"][2]["reason"]
+        or "flops_per_j" in result["verdicts"][2]["reason"]
+    )
+    version = cli("--version")
+    assert version.stdout.startswith("flopmetrics ") and version.returncode == 0
+
+
 def test_audit_flags_the_thesis_rows_above_the_physical_limit(thesis_dir):
     path = OPTIMIZED / "a100_bf16_llama3.2_1b_all_configs_results.jsonl"
     out = cli("audit", str(path), check=False)

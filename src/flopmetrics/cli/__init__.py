@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib import metadata
 
 from . import audit, env, estimate, measure
 
@@ -21,10 +22,19 @@ def parser() -> argparse.ArgumentParser:
         "The pipeline: `snakemake -c all`.",
         epilog="Run `flopmetrics COMMAND --help` for a command's options.",
     )
+    p.add_argument("--version", action="version", version=f"flopmetrics {version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add(sub)
     return p
+
+
+def version() -> str:
+    """The installed package's version (a source tree not installed: "unknown")."""
+    try:
+        return metadata.version("flopmetrics")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,8 @@ row (or the whole file: no rows) could not be judged; 2 a bad invocation or unre
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,12 @@ def add(sub) -> None:
         "audit", help="gate a results file against physics", description=__doc__.split("\n\n")[1]
     )
     p.add_argument("file")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object: the counts and every row's verdict (possible, impossible, "
+        "unjudged) with its reason",
+    )
     p.set_defaults(run=run)
 
 
@@ -81,8 +89,8 @@ def read(path: Path):
         return df.assign(source_file=[f"{path} row {i}" for i in range(len(df))])
     if path.suffix == ".jsonl":
         df, report = files.read_file(path)
-        for line in report.rejected:
-            print(f"rejected: {line}")
+        for line in report.rejected:  # stderr: stdout is the verdicts (and --json's object)
+            print(f"rejected: {line}", file=sys.stderr)
         return df
     if path.suffix == ".csv":
         return read_csv(path)
@@ -148,6 +156,10 @@ def run(args) -> int:
     reasons = unjudged(df)
     judged = reasons.eq("")
     bad = judged & ~df[[f"gate_{g}" for g in PHYSICS]].all(axis=1)
+    status = 1 if bad.any() else UNJUDGED if (~judged).any() else 0
+    if getattr(args, "json", False):
+        print(json.dumps(verdicts(path, df, bad, reasons), default=str))
+        return status
     for r in df[bad].to_dict("records"):
         print(f"IMPOSSIBLE {r.get('source_file', '')} {_label(r)}: {why(r)}")
     for r, reason in zip(df[~judged].to_dict("records"), reasons[~judged], strict=True):
@@ -170,7 +182,29 @@ def run(args) -> int:
         )
         + (f"; numerics not recorded in {int(unrecorded.sum())}" if unrecorded.any() else "")
     )
-    return 1 if bad.any() else UNJUDGED if (~judged).any() else 0
+    return status
+
+
+def verdicts(path: Path, df: pd.DataFrame, bad: pd.Series, reasons: pd.Series) -> dict:
+    """The audit as one object: counts, and each row's verdict and reason."""
+    rows = []
+    for (i, r), impossible, reason in zip(df.iterrows(), bad, reasons, strict=True):
+        verdict = "unjudged" if reason else "impossible" if impossible else "possible"
+        rows.append(
+            {
+                "row": r.get("source_file", str(i)),
+                "label": _label(r.to_dict()),
+                "verdict": verdict,
+                "reason": reason or (why(r.to_dict()) if impossible else ""),
+            }
+        )
+    return {
+        "file": str(path),
+        "rows": len(df),
+        "impossible": int(bad.sum()),
+        "unjudged": int(reasons.ne("").sum()),
+        "verdicts": rows,
+    }
 
 
 def _label(r: dict) -> str:
