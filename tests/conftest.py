@@ -165,3 +165,20 @@ def job_spec(
             },
         }
     )
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say loudly which groups of tests were skipped and why (the thesis data, the Slurm
+    cluster, Chromium, a GPU), so that a green run on an outside machine is not mistaken for
+    the whole suite."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if not reasons:
+        return
+    terminalreporter.section("skipped groups: these tests did not run here", sep="!")
+    for reason, n in sorted(reasons.items(), key=lambda item: -item[1]):
+        terminalreporter.line(f"{n:4d} skipped: {reason}")
