@@ -29,8 +29,31 @@ def test_the_conda_env_matches_pyproject():
     )
     wanted = {CONDA_NAMES.get(name, name): spec for name, spec in map(split, deps)}
     assert conda == wanted
-    pip = next(d["pip"] for d in env if isinstance(d, dict))
-    assert "--editable .." in pip  # the package itself
+
+
+def test_the_conda_env_names_no_path_that_breaks_where_snakemake_copies_it():
+    """Snakemake creates the environment from a verbatim copy of the file under
+    .snakemake/conda/: a relative path (``--editable ..``, ``./``, ``file:``) there names
+    something else."""
+    text = (REPO / "envs/flopmetrics.yaml").read_text()
+    spec = yaml.safe_load(text)
+
+    def strings(node):
+        if isinstance(node, dict):
+            for v in node.values():
+                yield from strings(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from strings(v)
+        elif isinstance(node, str):
+            yield node
+
+    bad = [
+        s
+        for s in strings(spec)
+        if re.search(r"(^|\s)(\.\.?/|\.\.$|\.$)|--editable|(^|\s)-e\s|file:", s)
+    ]
+    assert not bad, bad
 
 
 def test_every_rule_that_runs_python_names_its_conda_env():
