@@ -1,19 +1,16 @@
 # Validation and helpers shared by all rules. Logic lives in the flopmetrics package.
 import json
 import math
-import os
 import shlex
 import sys
 from pathlib import Path
 
 # the workflow's own package for this process and every job it starts: src/ beside the Snakefile
 # (an environment made by --sdm conda holds the dependencies only)
-_SRC = str(Path(workflow.basedir) / "src")
-if _SRC not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (_SRC, os.environ.get("PYTHONPATH", "")) if p
-    )
-    sys.path.insert(0, _SRC)
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from flopmetrics.pipeline.code import export_package
+
+export_package(Path(workflow.basedir) / "src")
 
 from flopmetrics.figures import registry as figure_registry
 from flopmetrics.pipeline import config as fm_config

@@ -11,6 +11,7 @@ Profiling jobs do not: measurements are expensive and are not redone for a code 
 from __future__ import annotations
 
 import ast
+import os
 import re
 from functools import cache
 from pathlib import Path
@@ -88,3 +89,12 @@ def sources(*modules: str, alone: tuple[str, ...] = ()) -> list[str]:
         seen.update(data)
         todo.extend(module_file(m) for m in imported)
     return sorted(str(p) for p in seen)
+
+
+def export_package(src) -> None:
+    """Put the workflow's ``src`` first on ``PYTHONPATH`` for the jobs this Snakemake starts
+    (their environment may hold the dependencies only: ``--sdm conda``)."""
+    src = str(src)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if src not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([src, *paths])
