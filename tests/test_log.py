@@ -40,3 +40,26 @@ def test_an_error_is_logged_with_its_traceback_and_still_raised(tmp_path):
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode != 0 and "ValueError: bad input x" in log.read_text()
+
+
+def test_a_handler_made_in_one_job_writes_into_the_next_jobs_log(tmp_path):
+    # transformers makes its logging handler on first use, around sys.stderr of that moment; a
+    # worker serving several jobs must not hand it a stream that closes with the first job
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    script = textwrap.dedent(f"""
+        import logging, sys
+        from flopmetrics.jobs.log import logged
+        log = logging.getLogger("library")
+        with logged({str(first)!r}):
+            log.addHandler(logging.StreamHandler(sys.stderr))
+            log.warning("first job")
+        with logged({str(second)!r}):
+            log.warning("second job")
+    """)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert proc.stderr == ""
+    assert "first job" in first.read_text() and "second job" not in first.read_text()
+    text = second.read_text()
+    assert "second job" in text and "Logging error" not in text, text

@@ -8,6 +8,7 @@ written from Python carry a timestamp.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -16,10 +17,15 @@ from pathlib import Path
 
 
 class _Stamped:
-    """A text stream that prefixes every line with the wall-clock time."""
+    """A text stream that prefixes every line with the wall-clock time.
 
-    def __init__(self, fh):
-        self._fh = fh
+    It writes to file descriptor 2 through a stream that never closes: a logging handler that
+    captured ``sys.stderr`` during one job (transformers' does) then writes into whichever log
+    the descriptor points at later, the next job's included, instead of a closed file.
+    """
+
+    def __init__(self):
+        self._fh = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115 (lives as long as the process)
         self._at_line_start = True
 
     def write(self, text: str) -> int:
@@ -41,6 +47,12 @@ class _Stamped:
         return self._fh.fileno()
 
 
+@functools.cache
+def _stamped() -> _Stamped:
+    """The process's one stamped stream, made on first use."""
+    return _Stamped()
+
+
 @contextlib.contextmanager
 def logged(log_path: str):
     """Send everything this process (and its children) writes to stdout and stderr into
@@ -51,10 +63,10 @@ def logged(log_path: str):
             with contextlib.suppress(Exception):
                 stream.flush()
         saved = {fd: os.dup(fd) for fd in (1, 2)}
+        stamped = _stamped()
         try:
             for fd in (1, 2):
                 os.dup2(fh.fileno(), fd)
-            stamped = _Stamped(fh)
             with contextlib.redirect_stdout(stamped), contextlib.redirect_stderr(stamped):
                 try:
                     yield
@@ -62,6 +74,7 @@ def logged(log_path: str):
                     traceback.print_exc(file=stamped)
                     raise
         finally:
+            stamped.flush()
             fh.flush()
             for fd, copy in saved.items():
                 os.dup2(copy, fd)
