@@ -5,6 +5,7 @@ change; the behaviour tests are the other files (``pytest -m "not data_check"`` 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import fnmatch
 import json
@@ -14,9 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from conftest import REPO
 
 from flopmetrics.analysis.merge import merge_energy
+from flopmetrics.contracts import packaged
+from flopmetrics.pipeline.package_calibration import inputs
 
 pytestmark = pytest.mark.data_check
 
@@ -230,3 +234,16 @@ def test_counted_flops_match_analytic_on_the_h100_llama(reference):
     # head_dim/2 x 1 x seq), which the closed form leaves out: exactly head_dim * seq FLOPs
     forward = llm[llm["pass"] == "forward"]
     assert ((forward["flops"] - forward["flops_analytic"]) == 64 * forward["seq_len"]).all()
+
+
+def test_the_packaged_calibration_was_fitted_from_the_references_committed_now():
+    """The calibration in the package names the reference rows it was fitted from by a digest;
+    a reference row added, removed or rewritten without remaking it
+    (``python -m flopmetrics.pipeline.package_calibration``) fails here."""
+    info = packaged.provenance()
+    with contextlib.chdir(REPO):
+        dirs, files = inputs(yaml.safe_load((REPO / info["config"]).read_text()))
+        assert info["fitted_from"] == dirs and info["input_files"] == len(files)
+        assert info["inputs_sha256"] == packaged.digest(files)
+    table = pd.read_parquet(packaged.table_path())
+    assert {"h100", "h200"} <= set(table["gpu_label"]) and table["ee_flops_per_j"].gt(0).all()

@@ -3,11 +3,13 @@
 FLOPs come from the model's configuration (counted on the meta device, per pass); energy from
 the measured rows of that exact configuration where there are some, else from the prediction
 model of the calibration the pipeline fitted (``results/calibration/calibration.parquet``,
-``results/merged/energy.parquet`` by default): the same function the pipeline's CO2e table
-uses. The interval printed says what it is; each includes the card-to-card spread, and outside
-what was calibrated the estimate is marked extrapolated and widened, or refused. Where no
-measured calibration exists for the GPU, precision and pass, it says so and gives the datasheet
-bound (peak FLOPs per Joule at TDP): a lower bound on energy.
+``results/merged/energy.parquet`` by default; where this folder has no pipeline results, the
+calibration packaged with flopmetrics, fitted on its committed H100 and H200 references): the
+same function the pipeline's CO2e table uses. The interval printed says what it is; each
+includes the card-to-card spread, and outside what was calibrated the estimate is marked
+extrapolated and widened, or refused. Where no measured calibration exists for the GPU,
+precision and pass, it says so and gives the datasheet bound (peak FLOPs per Joule at TDP):
+a lower bound on energy.
 
 Exit status: 0 an estimate from measurements; 3 only the datasheet bound; 2 a bad invocation.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..analysis.co2e import estimate, gpu_label
+from ..contracts import packaged
 from ..contracts.schema import defaults
 from ..contracts.vocabulary import PRECISIONS
 from ..energy import datasheet
@@ -85,7 +88,8 @@ def add(sub) -> None:
         help="g CO2e per kWh (default: co2e.grid_intensity_g_per_kwh)",
     )
     p.add_argument(
-        "--calibration", default=CALIBRATION, help=f"calibration table (default: {CALIBRATION})"
+        "--calibration",
+        help=f"calibration table (default: {CALIBRATION} where it exists, else the packaged one)",
     )
     p.add_argument(
         "--measured",
@@ -95,6 +99,22 @@ def add(sub) -> None:
     )
     p.add_argument("--json", action="store_true", help="the result row as JSON")
     p.set_defaults(run=run)
+
+
+def calibration_source(given: str | None) -> tuple[Path, str]:
+    """The calibration table to use and a line saying which it is: the one given (which must
+    exist), else this folder's pipeline result, else the packaged one."""
+    if given is not None:
+        if not Path(given).exists():
+            raise FileNotFoundError(f"--calibration {given}: no such file")
+        return Path(given), given
+    if Path(CALIBRATION).exists():
+        return Path(CALIBRATION), CALIBRATION
+    info = packaged.provenance()
+    return packaged.table_path(), (
+        f"packaged with flopmetrics (fitted from {', '.join(info['fitted_from'][:2])}, ...; "
+        f"code {info['git_revision'][:7]}, {info['written_utc'][:10]})"
+    )
 
 
 def run(args) -> int:
@@ -107,14 +127,8 @@ def run(args) -> int:
     intensity = (
         co2e["grid_intensity_g_per_kwh"] if args.grid_intensity is None else args.grid_intensity
     )
-    path = Path(args.calibration)
-    calibration = (
-        pd.read_parquet(path)
-        if path.exists()
-        else pd.DataFrame(
-            columns=["gpu_label", "precision", "pass", "ee_flops_per_j", "ee_lo", "ee_hi"]
-        )
-    )
+    path, source = calibration_source(args.calibration)
+    calibration = pd.read_parquet(path)
     workload = {
         "name": "cli",
         "model": args.model,
@@ -128,6 +142,7 @@ def run(args) -> int:
     }
     measured = pd.read_parquet(args.measured) if Path(args.measured).exists() else None
     r = estimate([workload], calibration, pue, intensity, measured).iloc[0].to_dict()
+    r["calibration"] = source
     if args.json:
         print(
             json.dumps(
@@ -154,7 +169,7 @@ def run(args) -> int:
             f"(PUE {pue:g}, {intensity:g} g/kWh)"
         )
     else:
-        print(f"  energy      {r['status']}" + ("" if path.exists() else f" ({path} not found)"))
+        print(f"  energy      {r['status']}")
     print(
         f"  at least    {r['energy_j_datasheet_bound']:.4g} J = {r['kwh_datasheet_bound']:.4g} "
         "kWh = "
@@ -163,4 +178,5 @@ def run(args) -> int:
         f"{args.precision}: a lower bound on every variant)"
     )
     print(f"  scope       {r['scope']}")
+    print(f"  calibration {source}")
     return 0 if r["status"] == "ok" else BOUND_ONLY
