@@ -112,10 +112,9 @@ def test_estimate_without_calibration_gives_the_datasheet_bound_not_nan(tmp_path
             "a100",
             "--precision",
             "bf16",
-            "--calibration",
-            str(tmp_path / "none.parquet"),
             "--json",
             check=False,
+            cwd=tmp_path,  # no results/ here: the packaged calibration, which has no A100
         ).stdout
     )
     assert result["energy_j"] is None and "no measured calibration" in result["status"]
@@ -134,9 +133,8 @@ def test_estimate_without_calibration_gives_the_datasheet_bound_not_nan(tmp_path
         "a100",
         "--precision",
         "bf16",
-        "--calibration",
-        str(tmp_path / "none.parquet"),
         check=False,
+        cwd=tmp_path,
     )
     assert text.returncode == 3  # only the datasheet's bound
     text = text.stdout
@@ -154,6 +152,13 @@ def test_estimate_without_calibration_gives_the_datasheet_bound_not_nan(tmp_path
         check=False,
     )
     assert bad.returncode == 2 and "z9000" in bad.stderr and "Traceback" not in bad.stderr
+    gone = tmp_path / "none.parquet"
+    named = cli(
+        *("estimate", "--model", "llama-3.2-1b", "--tokens", "1e9", "--target", "h100"),
+        *("--precision", "bf16", "--calibration", str(gone)),
+        check=False,
+    )
+    assert named.returncode == 2 and f"--calibration {gone}: no such file" in named.stderr
 
 
 def test_audit_flags_the_impossible_rows_of_a_csv(tmp_path):
