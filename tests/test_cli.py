@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
+import flopmetrics
 from flopmetrics.contracts.errors import MeterError
 from flopmetrics.energy import datasheet
 from flopmetrics.energy.cpu import RaplMeter
@@ -454,3 +456,30 @@ def test_measure_exits_as_a_shell_does_for_a_command_that_cannot_start(tmp_path)
 def test_measure_names_a_device_this_machine_does_not_have():
     out = cli("measure", "--device", "cuda:7", "--idle-s", "0", "--", "true", check=False)
     assert out.returncode == 2 and "--device cuda:7: no such device here" in out.stderr
+
+
+def test_estimate_takes_the_grid_by_country_code_and_names_its_source_and_year(tmp_path):
+    args = ("estimate", "--model", "llama-3.2-1b", "--tokens", "1e9", "--target", "h100")
+    args += ("--precision", "bf16", "--json")
+    zones = yaml.safe_load(
+        (Path(flopmetrics.__file__).parent / "data/grid_intensity.yaml").read_text()
+    )["zones"]
+    for code in ("DE", "fr", "US-CAL-CISO"):
+        r = json.loads(cli(*args, "--grid", code, cwd=tmp_path).stdout)
+        g = zones[code.upper()]["g_per_kwh"]
+        assert r["grid_intensity_g_per_kwh"] == g
+        assert r["kg_co2e"] == pytest.approx(r["kwh"] * r["pue"] * g / 1000)
+        assert r["grid_intensity_source"].startswith(code.upper() + " (")
+        assert (
+            "Electricity Maps" in r["grid_intensity_source"]
+            and "2025" in r["grid_intensity_source"]
+        )
+    default = json.loads(cli(*args, cwd=tmp_path).stdout)
+    assert (
+        default["grid_intensity_source"].startswith("WORLD")
+        and "2023" in default["grid_intensity_source"]
+    )
+    wrong = cli(*args, "--grid", "GERMANY", check=False, cwd=tmp_path)
+    assert wrong.returncode == 2 and "'GERMANY' is not in the bundled table" in wrong.stderr
+    both = cli(*args, "--grid", "DE", "--grid-intensity", "300", check=False, cwd=tmp_path)
+    assert both.returncode == 2 and "not allowed with argument --grid" in both.stderr

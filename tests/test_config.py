@@ -95,6 +95,20 @@ def test_figure_blocks_come_from_the_registry():
             lambda c: c["figures"]["mlp_flops_vs_d"].update(m=7),
             "figures.mlp_flops_vs_d.m: 7 is not in the sweep",
         ),
+        (
+            lambda c: c["co2e"].update(grid="XY"),
+            "co2e.grid: grid 'XY' is not in the bundled table",
+        ),
+        (
+            lambda c: c["co2e"].update(grid_intensity_g_per_kwh=300),
+            "co2e.grid_intensity_source: co2e.grid_intensity_g_per_kwh 300 needs its source",
+        ),
+        (
+            lambda c: c["co2e"].update(
+                grid="DE", grid_intensity_g_per_kwh=300, grid_intensity_source="x"
+            ),
+            "co2e.grid: 'DE' and co2e.grid_intensity_g_per_kwh 300 are both set",
+        ),
     ],
 )
 def test_bad_config_names_key_and_value(mutate, expected):
@@ -194,7 +208,11 @@ def test_configurations_and_job_params():
 def test_nested_numbers_given_on_the_command_line_are_numbers(tmp_path):
     # what Snakemake hands over for --config 'co2e={"pue": 1.2}': the nested value as a string
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config["co2e"] = {"pue": "1.2", "grid_intensity_g_per_kwh": "300"}
+    config["co2e"] = {
+        "pue": "1.2",
+        "grid_intensity_g_per_kwh": "300",
+        "grid_intensity_source": "the site's contract",
+    }
     fm_config.validate(config, SCHEMA)
     assert config["co2e"]["pue"] == 1.2 and config["co2e"]["grid_intensity_g_per_kwh"] == 300
     config["co2e"] = {"pue": "high"}

@@ -1,21 +1,22 @@
 # Adapter: calibration, measured rows and declared workloads -> energy and CO2e table.
 import pandas as pd
 
-from flopmetrics.analysis import co2e
+from flopmetrics.analysis import co2e, grid
 from flopmetrics.jobs.log import logged
 from flopmetrics.jobs.output import write_csv, write_parquet
 
 with logged(snakemake.log[0]):
     s = snakemake.params.settings
+    g = grid.resolve(s)
     table = co2e.estimate(
         s["workloads"],
         pd.read_parquet(snakemake.input.fits),
         s["pue"],
-        s["grid_intensity_g_per_kwh"],
+        g.g_per_kwh,
         pd.read_parquet(snakemake.input.energy),
+        g.source,
     )
     table["pue_source"] = s["pue_source"]
-    table["grid_intensity_source"] = s["grid_intensity_source"]
     print(table.to_string())
     write_parquet(table, snakemake.output.table)
     write_csv(table, snakemake.output.csv)

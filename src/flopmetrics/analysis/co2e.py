@@ -40,11 +40,13 @@ def estimate(
     pue: float,
     intensity_g_per_kwh: float,
     measured: pd.DataFrame | None = None,
+    grid_source: str = "",
 ) -> pd.DataFrame:
     """One row per declared workload: FLOPs, energy with its interval, kWh, kg CO2e, and the
     ``basis`` of the energy: the measured rows of that exact configuration (``measured``: energy
     rows with gates), else the group's two-term model, else ``E = F/EE``; with no calibration,
-    only the datasheet lower bound."""
+    only the datasheet lower bound. ``grid_source`` says where the intensity comes from (its
+    zone, source and year), on every row."""
     rows = []
     for w in workloads:
         w = {"world_size": 1, "strategy": "none", "launch": None, **w}
@@ -78,6 +80,7 @@ def estimate(
             "flops": flops,
             "pue": pue,
             "grid_intensity_g_per_kwh": intensity_g_per_kwh,
+            "grid_intensity_source": grid_source,
         }
         try:
             # the variant allowing the most FLOPs per Joule (peak / TDP): a bound on every one
@@ -143,6 +146,7 @@ def estimate(
         "flops",
         "pue",
         "grid_intensity_g_per_kwh",
+        "grid_intensity_source",
         "status",
         "basis",
         "interval",

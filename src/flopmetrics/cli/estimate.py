@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..analysis import grid
 from ..analysis.co2e import estimate, gpu_label
 from ..contracts import packaged
 from ..contracts.schema import defaults
@@ -82,10 +83,16 @@ def add(sub) -> None:
     p.add_argument(
         "--pue", type=from_schema("co2e.pue"), help="default: the config schema's co2e.pue"
     )
-    p.add_argument(
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--grid",
+        help="the grid's country or region code, e.g. DE, FR, US-CAL-CISO (default: co2e.grid, "
+        "WORLD; the bundled table: Electricity Maps 2025)",
+    )
+    where.add_argument(
         "--grid-intensity",
         type=from_schema("co2e.grid_intensity_g_per_kwh"),
-        help="g CO2e per kWh (default: co2e.grid_intensity_g_per_kwh)",
+        help="g CO2e per kWh of one's own, instead of a code's",
     )
     p.add_argument(
         "--calibration",
@@ -99,6 +106,13 @@ def add(sub) -> None:
     )
     p.add_argument("--json", action="store_true", help="the result row as JSON")
     p.set_defaults(run=run)
+
+
+def chosen_grid(args, co2e: dict) -> grid.Grid:
+    """The grid intensity asked for: a number given, a code given, else the config default."""
+    if args.grid_intensity is not None:
+        return grid.Grid("", args.grid_intensity, "given on the command line (--grid-intensity)")
+    return grid.lookup(args.grid) if args.grid else grid.resolve(co2e)
 
 
 def calibration_source(given: str | None) -> tuple[Path, str]:
@@ -124,9 +138,7 @@ def run(args) -> int:
 
     co2e = defaults("co2e")
     pue = co2e["pue"] if args.pue is None else args.pue
-    intensity = (
-        co2e["grid_intensity_g_per_kwh"] if args.grid_intensity is None else args.grid_intensity
-    )
+    g = chosen_grid(args, co2e)
     path, source = calibration_source(args.calibration)
     calibration = pd.read_parquet(path)
     workload = {
@@ -141,7 +153,7 @@ def run(args) -> int:
         "launch": args.launch,
     }
     measured = pd.read_parquet(args.measured) if Path(args.measured).exists() else None
-    r = estimate([workload], calibration, pue, intensity, measured).iloc[0].to_dict()
+    r = estimate([workload], calibration, pue, g.g_per_kwh, measured, g.source).iloc[0].to_dict()
     r["calibration"] = source
     if args.json:
         print(
@@ -166,7 +178,7 @@ def run(args) -> int:
         print(f"  kWh         {r['kwh']:.4g} ({r['kwh_lo']:.4g}-{r['kwh_hi']:.4g})")
         print(
             f"  kg CO2e     {r['kg_co2e']:.4g} ({r['kg_co2e_lo']:.4g}-{r['kg_co2e_hi']:.4g})  "
-            f"(PUE {pue:g}, {intensity:g} g/kWh)"
+            f"(PUE {pue:g}, {g.g_per_kwh:g} g/kWh)"
         )
     else:
         print(f"  energy      {r['status']}")
@@ -177,6 +189,7 @@ def run(args) -> int:
         f"{r['datasheet_variant']}, the most efficient {args.target} variant in "
         f"{args.precision}: a lower bound on every variant)"
     )
+    print(f"  grid        {g.g_per_kwh:g} g CO2e/kWh: {g.source}")
     print(f"  scope       {r['scope']}")
     print(f"  calibration {source}")
     return 0 if r["status"] == "ok" else BOUND_ONLY

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -87,8 +89,10 @@ def co2e_bars(tables, style: dict, wildcards: dict):
             va="center",
             fontsize=8,
         )
+    source = ok["grid_intensity_source"].iloc[0] if "grid_intensity_source" in ok else ""
     ax.set_xlabel(
-        f"kg CO2e (PUE {ok['pue'].iloc[0]}, {ok['grid_intensity_g_per_kwh'].iloc[0]} g/kWh)"
+        f"kg CO2e (PUE {ok['pue'].iloc[0]}, {ok['grid_intensity_g_per_kwh'].iloc[0]:g} g/kWh)"
+        + (f"\ngrid: {textwrap.shorten(source, 110)}" if source else "")
     )
     fig.tight_layout()
     return fig
