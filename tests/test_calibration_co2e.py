@@ -255,6 +255,28 @@ def test_co2e_of_a_measured_configuration_is_measured_and_the_model_interval_cov
     assert judged >= 80 and covered >= 0.9 * judged, (covered, judged)
 
 
+def test_measured_rows_count_as_measured_only_for_the_launch_mode_estimated(reference):
+    # a configuration measured replayed from CUDA graphs is not a measurement of its eager
+    # steps: an estimate of the eager group must not take those rows as its own
+    usable = calibration.usable(reference, ["llm"], ["forward"])
+    fits, _ = calibration.calibrate(usable, bootstrap=50)
+    r = usable.iloc[0]
+    w = {
+        "name": "x",
+        "model": r["model"],
+        "tokens": r["batch_size"] * r["seq_len"],
+        "batch_size": r["batch_size"],
+        "seq_len": r["seq_len"],
+        "target": r["gpu_label"],
+        "precision": r["precision"],
+        "pass": "forward",
+    }
+    graphs = usable.assign(launch="cuda_graph", energy_j_per_iter=usable["energy_j_per_iter"] / 2)
+    other = co2e.estimate([w], fits, 1.58, 480, graphs).iloc[0]
+    assert not other["basis"].startswith("measured") and other["launch"] == "eager"
+    assert co2e.estimate([w], fits, 1.58, 480, usable).iloc[0]["basis"].startswith("measured")
+
+
 def test_an_estimates_flops_are_the_measured_rows_headline_flops(reference):
     # the calibration was fitted on measured rows' headline FLOPs; an estimate must count the same
     # way (meta-device count, attention backward booked per precision), or E = F/EE is off

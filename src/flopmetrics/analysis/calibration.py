@@ -105,10 +105,6 @@ def usable(
     """Rows with finite FLOPs, energy and time (and passing gates, by default); the node rows of
     distributed jobs, not their ranks' (``rank`` -1 or absent)."""
     df = without_ranks(with_single(df))
-    if "launch" in df:  # rows from before the launch column measured eagerly
-        df = df.assign(launch=df["launch"].fillna("eager"))
-    elif len(df):
-        df = df.assign(launch="eager")
     if not {"flops", "energy_j_per_iter", "time_per_iter_s", "experiment", "pass", *GROUP} <= set(
         df.columns
     ):

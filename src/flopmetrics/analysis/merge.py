@@ -13,7 +13,7 @@ from ..contracts.errors import MergeError
 from ..contracts.experiments import BY_NAME, EXPERIMENTS
 from ..contracts.identity import config_hash, differences
 from ..contracts.paths import pattern
-from ..contracts.vocabulary import NODE_RANK, REQUIRED_COLUMNS, SINGLE
+from ..contracts.vocabulary import LAUNCH_BEFORE_COLUMN, NODE_RANK, REQUIRED_COLUMNS, SINGLE
 from ..energy import datasheet, gates
 
 # column -> the column that holds its value now (config/README.md, "Renamed keys and columns")
@@ -24,9 +24,10 @@ TORCH_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
 def with_single(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with ``world_size``, ``strategy`` and ``scaling`` filled in for one-device rows."""
+    """``df`` with ``world_size``, ``strategy`` and ``scaling`` filled in for one-device rows,
+    and ``launch`` for rows written before it was a column (all eager)."""
     df = df.copy()
-    for col, value in SINGLE.items():
+    for col, value in {**SINGLE, "launch": LAUNCH_BEFORE_COLUMN}.items():
         df[col] = df[col].fillna(value) if col in df else value
     df["world_size"] = df["world_size"].astype(int)
     return df

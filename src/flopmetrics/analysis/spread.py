@@ -57,10 +57,7 @@ def measured_rows(rows: pd.DataFrame) -> pd.DataFrame:
     ok = rows["gpu_uuid"].notna() & np.isfinite(rows["energy_j_per_iter"].astype(float))
     if "gates_passed" in rows:
         ok &= rows["gates_passed"].astype(bool)
-    rows = rows[ok]
-    if "launch" in rows:  # rows from before the launch column measured eagerly
-        rows = rows.assign(launch=rows["launch"].fillna("eager"))
-    return rows
+    return rows[ok]
 
 
 def card_spread(rows: pd.DataFrame) -> pd.DataFrame:

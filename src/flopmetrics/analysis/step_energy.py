@@ -12,10 +12,20 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..contracts.vocabulary import LAUNCH_BEFORE_COLUMN
 from . import prediction
 from .merge import with_single, without_ranks
 
-MATCH = ("model", "batch_size", "seq_len", "precision", "pass", "world_size", "strategy")
+MATCH = (
+    "model",
+    "batch_size",
+    "seq_len",
+    "precision",
+    "pass",
+    "world_size",
+    "strategy",
+    "launch",
+)
 
 
 def measured_step(
@@ -72,7 +82,9 @@ def _group_energy(w: dict, label: str, flops_step: float, group, rows) -> dict:
         else "card-to-card spread not measured: not included"
     )
     card_sd = card_sd if math.isfinite(card_sd) else 0.0
-    measured = measured_step(rows, w, label)
+    # rows of exactly this configuration launched as the group it is estimated in
+    launch = group["launch"] if group is not None else (w.get("launch") or LAUNCH_BEFORE_COLUMN)
+    measured = measured_step(rows, {**w, "launch": launch}, label)
     if measured is not None and math.isfinite(measured[1]):
         e, sem, windows = measured
         cards = int(group.get("card_spread_cards", 0)) if card_sd else 0
@@ -144,7 +156,7 @@ def _group(calibration: pd.DataFrame, w: dict, label: str):
     ]
     if match.empty:
         return None
-    launches = sorted(match["launch"].astype(str).unique()) if "launch" in match else ["eager"]
+    launches = sorted(match["launch"].astype(str).unique())
     wanted = w.get("launch")
     if wanted and wanted not in launches:
         return (
@@ -152,11 +164,7 @@ def _group(calibration: pd.DataFrame, w: dict, label: str):
             f"calibrated: {', '.join(launches)}"
         )
     launch = wanted or ("eager" if "eager" in launches else launches[0])
-    return (
-        match[match["launch"].astype(str) == launch].iloc[0]
-        if "launch" in match
-        else (match.iloc[0])
-    )
+    return match[match["launch"].astype(str) == launch].iloc[0]
 
 
 def _outside(group, w: dict, flops_step: float) -> list[str]:

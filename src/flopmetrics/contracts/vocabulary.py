@@ -45,6 +45,8 @@ METERS = ("auto", "nvml", "nvml_trace", "rapl", "none")  # what reads a job's en
 
 # a job on one device, in the columns distributed jobs fill
 SINGLE = {"world_size": 1, "strategy": "none", "scaling": "none"}
+# rows written before the launch column existed were all launched eagerly
+LAUNCH_BEFORE_COLUMN = "eager"
 NODE_RANK = -1  # the rank column of a distributed job's node rows (the sum over its ranks)
 
 # columns every per-job table has; a file without them is no flopmetrics table
