@@ -152,25 +152,70 @@ class Page:
         self._profile.cleanup()
 
 
+def _load(page: Page, url: str, settle_s: float) -> None:
+    target = page.send("Target.createTarget", url="about:blank")["targetId"]
+    page.session = page.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+    for domain in ("Page", "Runtime", "Log"):
+        page.send(f"{domain}.enable")
+    page.send("Page.navigate", url=url)
+    page.wait_for("Page.loadEventFired", timeout=60)
+    _settle(page, settle_s)
+
+
+def _settle(page: Page, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:  # scripts that render after load, or after a click
+        event = page._read(end - time.monotonic())
+        if event:
+            page.events.append(event)
+
+
+def _evaluate(page: Page, expression: str, context: int | None = None):
+    extra = {"contextId": context} if context else {}
+    reply = page.send("Runtime.evaluate", expression=expression, returnByValue=True, **extra)
+    if "exceptionDetails" in reply:
+        raise RuntimeError(f"{expression[:80]}: {reply['exceptionDetails'].get('text')}")
+    return reply["result"].get("value")
+
+
 def open_page(url: str, screenshot: Path, settle_s: float = 3.0) -> list[str]:
     """Load ``url``, let it run ``settle_s``, save a PNG screenshot; return the errors seen."""
     page = Page(chromium())
     try:
-        target = page.send("Target.createTarget", url="about:blank")["targetId"]
-        page.session = page.send("Target.attachToTarget", targetId=target, flatten=True)[
-            "sessionId"
-        ]
-        for domain in ("Page", "Runtime", "Log"):
-            page.send(f"{domain}.enable")
-        page.send("Page.navigate", url=url)
-        page.wait_for("Page.loadEventFired", timeout=60)
-        end = time.monotonic() + settle_s
-        while time.monotonic() < end:  # scripts that render after load
-            event = page._read(end - time.monotonic())
-            if event:
-                page.events.append(event)
+        _load(page, url, settle_s)
         shot = page.send("Page.captureScreenshot", format="png")
         screenshot.write_bytes(base64.b64decode(shot["data"]))
         return page.errors()
+    finally:
+        page.close()
+
+
+CLICK_CATEGORY = """[...document.querySelectorAll('a')]
+    .find(a => a.innerText.trim() === %s).click()"""
+# a result row's first cell is its "table" label (figures leave it empty and name theirs in
+# the next one)
+CLICK_RESULT = """[...document.querySelectorAll('tr')]
+    .find(r => r.cells.length > 1 && r.cells[0].innerText.trim() === %s)
+    .querySelector('a[iconname=eye]').click()"""
+
+
+def shown_result(url: str, category: str, label: str, settle_s: float = 2.0) -> tuple[str, list]:
+    """Open a Snakemake report, click ``category`` in its menu and the eye of the table
+    labelled ``label``, as a reader does; return the text the page then shows for it (the
+    frame it opens, read through DevTools: a data: frame is another origin to the page's
+    scripts) and the errors seen."""
+    page = Page(chromium())
+    try:
+        _load(page, url, settle_s)
+        _evaluate(page, CLICK_CATEGORY % json.dumps(category))
+        _settle(page, 1.0)
+        _evaluate(page, CLICK_RESULT % json.dumps(label))
+        _settle(page, settle_s)
+        frames = page.send("Page.getFrameTree")["frameTree"].get("childFrames", [])
+        if not frames:
+            return "", page.errors()
+        context = page.send("Page.createIsolatedWorld", frameId=frames[0]["frame"]["id"])
+        text = _evaluate(page, "document.body.innerText", context["executionContextId"])
+        return text, page.errors()
     finally:
         page.close()

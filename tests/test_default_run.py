@@ -275,9 +275,17 @@ def test_the_report_opens_in_a_real_browser_without_errors(default_run):
     errors = browser.open_page(report.as_uri(), shot)
     assert errors == [], errors
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
-    # the tables are in the report: calibration, CO2e (the thesis audit where it is configured)
-    text = report.read_text()
-    assert "calibration.csv" in text and "co2e.csv" in text
+    # a table is shown in the page, not downloaded: click it as a reader does and find its
+    # values in what the page then shows
+    calibration = pd.read_parquet(default_run.workdir / "results/calibration/calibration.parquet")
+    text, errors = browser.shown_result(report.as_uri(), "Calibration and CO2e", "calibration")
+    assert errors == [], errors
+    first = calibration.iloc[0]
+    assert f"{first['ee_flops_per_j']:.4g}" in text and first["gpu_label"] in text, text[:500]
+    assert f"{len(calibration)} rows" in text
+    co2e = pd.read_parquet(default_run.workdir / "results/co2e/co2e.parquet")
+    text, _ = browser.shown_result(report.as_uri(), "Calibration and CO2e", "CO2e")
+    assert f"{co2e.iloc[0]['kg_co2e']:.4g}" in text and co2e.iloc[0]["name"] in text
 
 
 def test_the_readmes_dry_run_and_summary_commands(default_run):

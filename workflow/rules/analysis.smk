@@ -8,8 +8,9 @@ rule card_spread:
         code=library("flopmetrics.analysis.spread"),
     output:
         table=paths.CARD_SPREAD,
-        csv=report(
-            paths.CARD_SPREAD_TABLE,
+        csv=paths.CARD_SPREAD_TABLE,
+        html=report(
+            paths.CARD_SPREAD_HTML,
             caption="../report/card_spread_table.rst",
             category="Calibration and CO2e",
             labels={"table": "card spread"},
@@ -31,8 +32,9 @@ rule calibrate:
     output:
         fits=paths.CALIBRATION,
         predictions=paths.PREDICTIONS,
-        table=report(
-            paths.CALIBRATION_TABLE,
+        table=paths.CALIBRATION_TABLE,
+        html=report(
+            paths.CALIBRATION_HTML,
             caption="../report/calibration_table.rst",
             category="Calibration and CO2e",
             labels={"table": "calibration"},
@@ -58,8 +60,9 @@ rule co2e:
         ),
     output:
         table=paths.CO2E,
-        csv=report(
-            paths.CO2E_TABLE,
+        csv=paths.CO2E_TABLE,
+        html=report(
+            paths.CO2E_HTML,
             caption="../report/co2e_table.rst",
             category="Calibration and CO2e",
             labels={"table": "CO2e"},
@@ -82,9 +85,9 @@ rule audit_thesis:
     output:
         table=paths.THESIS_AUDIT,
         markdown=paths.THESIS_AUDIT_TABLE,
-        html=paths.THESIS_AUDIT_REPORT,
-        csv=report(
-            paths.THESIS_AUDIT_CSV,
+        csv=paths.THESIS_AUDIT_CSV,
+        html=report(
+            paths.THESIS_AUDIT_REPORT,
             caption="../report/thesis_audit.rst",
             category="Thesis audit",
             labels={"table": "thesis audit"},

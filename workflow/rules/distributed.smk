@@ -25,8 +25,9 @@ rule distributed_scaling:
         code=library("flopmetrics.analysis.scaling"),
     output:
         table=paths.SCALING,
-        csv=report(
-            paths.SCALING_TABLE,
+        csv=paths.SCALING_TABLE,
+        html=report(
+            paths.SCALING_HTML,
             caption="../report/distributed_scaling_table.rst",
             category="Energy",
             labels={"table": "scaling from 1 to N GPUs"},

@@ -60,8 +60,9 @@ rule coverage:
         energy=paths.MERGED_ENERGY,
         code=library("flopmetrics.analysis.coverage"),
     output:
-        report(
-            paths.COVERAGE_TABLE,
+        csv=paths.COVERAGE_TABLE,
+        html=report(
+            paths.COVERAGE_HTML,
             caption="../report/coverage_table.rst",
             category="Energy",
             labels={"table": "coverage"},

@@ -3,7 +3,7 @@ import pandas as pd
 
 from flopmetrics.analysis import calibration
 from flopmetrics.jobs.log import logged
-from flopmetrics.jobs.output import write_csv, write_parquet
+from flopmetrics.jobs.output import write_csv, write_html, write_parquet
 
 with logged(snakemake.log[0]):
     s = snakemake.params.settings
@@ -21,3 +21,6 @@ with logged(snakemake.log[0]):
     write_parquet(predictions, snakemake.output.predictions)
     write_parquet(fits, snakemake.output.fits)
     write_csv(fits, snakemake.output.table)
+    write_html(
+        fits, snakemake.output.html, "Calibration per (GPU, precision, pass)", ("fit_points",)
+    )

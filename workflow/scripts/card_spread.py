@@ -4,7 +4,7 @@ import pandas as pd
 from flopmetrics.analysis import spread
 from flopmetrics.analysis.merge import read_job_table
 from flopmetrics.jobs.log import logged
-from flopmetrics.jobs.output import write_csv, write_parquet
+from flopmetrics.jobs.output import write_csv, write_html, write_parquet
 
 with logged(snakemake.log[0]):
     frames = [read_job_table(f) for f in snakemake.input.rows]
@@ -15,3 +15,4 @@ with logged(snakemake.log[0]):
     print(measured.drop(columns="gpu_uuids").to_string())
     write_parquet(table, snakemake.output.table)
     write_csv(table, snakemake.output.csv)
+    write_html(table, snakemake.output.html, "Card-to-card spread")

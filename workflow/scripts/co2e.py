@@ -3,7 +3,7 @@ import pandas as pd
 
 from flopmetrics.analysis import co2e, grid
 from flopmetrics.jobs.log import logged
-from flopmetrics.jobs.output import write_csv, write_parquet
+from flopmetrics.jobs.output import write_csv, write_html, write_parquet
 
 with logged(snakemake.log[0]):
     s = snakemake.params.settings
@@ -20,3 +20,4 @@ with logged(snakemake.log[0]):
     print(table.to_string())
     write_parquet(table, snakemake.output.table)
     write_csv(table, snakemake.output.csv)
+    write_html(table, snakemake.output.html, "Energy and CO2e of the declared workloads")

@@ -3,7 +3,7 @@ import pandas as pd
 
 from flopmetrics.analysis.coverage import coverage
 from flopmetrics.jobs.log import logged
-from flopmetrics.jobs.output import write_csv
+from flopmetrics.jobs.output import write_csv, write_html
 
 with logged(snakemake.log[0]):
     tables = {
@@ -11,4 +11,5 @@ with logged(snakemake.log[0]):
     }
     table = coverage(tables)
     print(table.to_string(index=False))
-    write_csv(table, snakemake.output[0])
+    write_csv(table, snakemake.output.csv)
+    write_html(table, snakemake.output.html, "What the sweeps covered")

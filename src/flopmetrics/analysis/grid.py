@@ -58,3 +58,32 @@ def resolve(co2e: dict) -> Grid:
     if own is not None:
         return Grid("", float(own), co2e["grid_intensity_source"])
     return lookup(co2e.get("grid", DEFAULT))
+
+
+def problems(co2e: dict) -> list[tuple[str, str]]:
+    """``(config key, message)`` for what a ``co2e`` section gets wrong: a grid code the table
+    lacks; a number of one's own without its source, or beside a code (which would count?)."""
+    own = co2e.get("grid_intensity_g_per_kwh")
+    code = co2e.get("grid", DEFAULT)
+    if own is None:
+        try:
+            lookup(code)
+        except ValueError as err:
+            return [("co2e.grid", str(err))]
+        return []
+    out = []
+    if not co2e.get("grid_intensity_source"):
+        out.append(
+            (
+                "co2e.grid_intensity_source",
+                f"co2e.grid_intensity_g_per_kwh {own} needs its source (every kg CO2e names it)",
+            )
+        )
+    if code != DEFAULT:
+        out.append(
+            (
+                "co2e.grid",
+                f"{code!r} and co2e.grid_intensity_g_per_kwh {own} are both set: give one",
+            )
+        )
+    return out

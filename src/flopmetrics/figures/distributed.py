@@ -26,8 +26,15 @@ def scaling(tables, style: dict, wildcards: dict):
         for i, (strategy, s) in enumerate(rows.groupby("strategy", sort=True)):
             color, marker = STRATEGY_STYLE.get(strategy, ("tab:gray", "^"))
             s = s.sort_values("world_size")
-            left.plot(
-                s["world_size"], s["tflops_per_j"], marker=marker, color=color, label=strategy
+            left.errorbar(
+                s["world_size"],
+                s["tflops_per_j"],
+                # the windows' scatter of the node step's energy, as a share of its value
+                yerr=s["tflops_per_j"] * s["train_step_cv"].fillna(0),
+                marker=marker,
+                color=color,
+                capsize=3,
+                label=strategy,
             )
             for _, r in s.iterrows():
                 left.annotate(
@@ -58,7 +65,7 @@ def scaling(tables, style: dict, wildcards: dict):
         left.set(
             xticks=ticks,
             xlabel="GPUs (ranks on one node)",
-            ylabel="train step TFLOPs/J (node)",
+            ylabel="train step TFLOPs/J (node), +-1 SD of windows",
             title=f"{gpu}, {model} {precision}, seq {int(seq)}, {int(batch)} per rank",
         )
         right.set(
@@ -67,6 +74,8 @@ def scaling(tables, style: dict, wildcards: dict):
             ylabel="extra energy (%)",
             title="what communication costs",
         )
+        # from zero, so that a few per cent do not look like a collapse; room for the labels
+        left.set_ylim(0, 1.2 * rows["tflops_per_j"].max())
         right.axhline(0, color="black", lw=0.6)
         left.legend(title="strategy", fontsize=8)
         right.legend(fontsize=7)

@@ -129,14 +129,16 @@ def forward_vs_backward(tables, style: dict, wildcards: dict):
     wide = sub.pivot_table(index=keys, columns="pass", values="tflops_per_j").dropna().reset_index()
     if wide.empty:
         return empty("no configuration with both forward and backward energy")
-    wide["gpu"] = gpu_label(wide)
+    # the marker says which GPU and which workload (matmul, MLP or causal LM) a point is
+    workload = wide["experiment"].astype(str) if "experiment" in wide else "energy"
+    wide["gpu, workload"] = gpu_label(wide) + ", " + workload
     fig, ax = plt.subplots(figsize=(6.5, 5))
     sns.scatterplot(
         data=wide,
         x="forward",
         y="backward",
         hue="precision",
-        style="gpu",
+        style="gpu, workload",
         s=60,
         ax=ax,
         palette=precision_colors(),

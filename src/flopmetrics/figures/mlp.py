@@ -44,44 +44,44 @@ def pct_diff_heatmap(tables, style: dict, wildcards: dict):
     return fig
 
 
+SOURCES = {
+    "flops_analytic_thesis": ("analytic (thesis)", "o", "-"),
+    "flops_analytic": ("analytic (ours)", "s", "--"),
+    "flops_counted": ("FlopCounterMode", "x", ":"),
+}
+
+
 def flops_vs_d(tables, style: dict, wildcards: dict):
-    """FLOPs vs d for analytic (thesis), analytic (ours) and counted, forward and backward."""
+    """FLOPs vs d for analytic (thesis), analytic (ours) and counted, forward and backward; below,
+    each analytic count's difference from the counted one, so that curves lying on top of each
+    other above read as 0 % there, and those that differ by how much."""
     df = tables["mlp"]
     sub = df[df["pass"].isin(["forward", "backward"])]
     n = style["n"] or int(sub["n"].max())
     m = style["m"] or int(sub["m"].max())
     sub = require(sub[(sub["n"] == n) & (sub["m"] == m)], f"n={n}, m={m} (figures.mlp_flops_vs_d)")
-    sub = sub.groupby(["pass", "d"], as_index=False)[
-        ["flops_analytic_thesis", "flops_analytic", "flops_counted"]
-    ].first()
-    long = sub.melt(id_vars=["pass", "d"], var_name="source", value_name="flops").replace(
-        {
-            "source": {
-                "flops_analytic_thesis": "analytic (thesis)",
-                "flops_analytic": "analytic (ours)",
-                "flops_counted": "FlopCounterMode",
-            }
-        }
+    sub = sub.groupby(["pass", "d"], as_index=False)[list(SOURCES)].first()
+    passes = [p for p in ("forward", "backward") if p in set(sub["pass"])]
+    fig, axes = plt.subplots(
+        2, len(passes), figsize=(5.2 * len(passes), 6.4), squeeze=False, sharex="col"
     )
-    g = sns.relplot(
-        data=long,
-        x="d",
-        y="flops",
-        hue="source",
-        style="source",
-        col="pass",
-        kind="line",
-        markers=True,
-        dashes=False,
-        height=3.8,
-        aspect=1.1,
-        facet_kws={"sharey": False},
-    )
-    if style["logy"]:
-        g.set(yscale="log")
-    g.set_axis_labels("width d", "FLOPs per iteration")
-    g.figure.suptitle(f"MLP FLOPs vs width (n = {n}, m = {m})", y=1.03)
-    return g.figure
+    for col, name in enumerate(passes):
+        rows = sub[sub["pass"] == name].sort_values("d")
+        top, bottom = axes[0, col], axes[1, col]
+        for column, (label, marker, line) in SOURCES.items():
+            top.plot(rows["d"], rows[column], marker=marker, ls=line, label=label, mfc="none")
+            if column != "flops_counted":
+                diff = 100 * (rows[column] / rows["flops_counted"] - 1)
+                bottom.plot(rows["d"], diff, marker=marker, ls=line, label=label, mfc="none")
+        top.set(
+            title=name, ylabel="FLOPs per iteration", yscale="log" if style["logy"] else "linear"
+        )
+        bottom.axhline(0, color="black", lw=0.6)
+        bottom.set(xlabel="width d", ylabel="vs FlopCounterMode (%)")
+        top.legend(fontsize=7)
+    fig.suptitle(f"MLP FLOPs vs width (n = {n}, m = {m})")
+    fig.tight_layout()
+    return fig
 
 
 def throughput_vs_intensity(tables, style: dict, wildcards: dict):

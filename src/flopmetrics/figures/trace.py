@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pandas as pd
 import seaborn as sns
 
 from .style import empty, plt
 
 
+def describe(path: str) -> str:
+    """A trace file's configuration in words (``.../traces/llm/h100/llama-3.2-1b/bf16-mixed/
+    b8_s1024.parquet`` -> ``h100, llama-3.2-1b, bf16-mixed, batch 8, 1024 tokens``), not its
+    path."""
+    parts = Path(path).with_suffix("").parts if path else ()
+    if "traces" not in parts:
+        return "Power trace"
+    words = list(parts[parts.index("traces") + 2 :])  # after the experiment: target, ...
+    sizes = re.fullmatch(r"b(\d+)_s(\d+)", words[-1]) if words else None
+    if sizes:
+        words[-1] = f"batch {sizes[1]}, {sizes[2]} tokens"
+    return "Power trace: " + ", ".join(words)
+
+
 def power_trace(tables, style: dict, wildcards: dict):
     """Instantaneous power (and the 1 s average NVML reports) with each pass window shaded."""
     trace = tables.get("trace", pd.DataFrame())
-    title = str(tables.paths.get("trace", ""))
+    title = describe(str(tables.paths.get("trace", "")))
     if trace.empty:
         return empty("no power trace (CPU job or no sampler)")
     fig, ax = plt.subplots(figsize=(11, 3.8))

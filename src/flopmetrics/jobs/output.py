@@ -52,9 +52,45 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    """A table for a person (and Snakemake's report, which shows CSV tables), atomically."""
+    """A table for a person, atomically (the report shows its HTML twin: :func:`write_html`)."""
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6g")
+
+
+HTML = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: sans-serif; font-size: 13px; margin: 1em; }}
+table {{ border-collapse: collapse; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: right; }}
+th {{ background: #f3f3f3; position: sticky; top: 0; }}
+td:first-child, th:first-child {{ text-align: left; }}
+</style></head>
+<body><h3>{title}</h3>
+<p>{rows} rows; every column of the CSV beside it ({csv}){dropped}.</p>
+{table}
+</body></html>
+"""
+
+
+def write_html(
+    df: pd.DataFrame, path: str | os.PathLike, title: str, drop: tuple[str, ...] = ()
+) -> None:
+    """The table as an HTML page, atomically: Snakemake's report shows an HTML result in the
+    page, where a CSV would only be a download. ``drop``: columns too long to read there."""
+    shown = df.drop(columns=[c for c in drop if c in df.columns])
+    table = shown.to_html(
+        index=False, border=0, na_rep="", float_format=lambda v: f"{v:.4g}", escape=True
+    )
+    gone = f"; not shown here: {', '.join(drop)}" if drop else ""
+    page = HTML.format(
+        title=title,
+        rows=len(df),
+        csv=Path(path).with_suffix(".csv").name,
+        dropped=gone,
+        table=table,
+    )
+    write_text(page, path)
 
 
 def write_json(df: pd.DataFrame, path: str | os.PathLike) -> None:

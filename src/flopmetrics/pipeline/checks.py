@@ -126,31 +126,10 @@ def _check_models(config: dict, section: str, key: str, report) -> None:
             )
 
 
-def check_grid(co2e: dict) -> None:
-    """A grid code the bundled table has; a number of one's own only with its source, and not
-    beside a code (which of the two would count?)."""
-    own = co2e.get("grid_intensity_g_per_kwh")
-    if own is None:
-        try:
-            grid.lookup(co2e.get("grid", grid.DEFAULT))
-        except ValueError as err:
-            fail("co2e.grid", err.args[0])
-        return
-    if not co2e.get("grid_intensity_source"):
-        fail(
-            "co2e.grid_intensity_source",
-            f"co2e.grid_intensity_g_per_kwh {own} needs its source (every kg CO2e names it)",
-        )
-    if co2e.get("grid", grid.DEFAULT) != grid.DEFAULT:
-        fail(
-            "co2e.grid",
-            f"{co2e['grid']!r} and co2e.grid_intensity_g_per_kwh {own} are both set: give one",
-        )
-
-
 def check_co2e(config: dict) -> None:
 
-    check_grid(config.get("co2e", {}))
+    for key, message in grid.problems(config.get("co2e", {})):
+        fail(key, message)
     names: dict[str, int] = {}
     for i, w in enumerate(config.get("co2e", {}).get("workloads", [])):
         if w["name"] in names:
