@@ -245,3 +245,28 @@ def test_kernel_time_counts_overlapping_kernels_once_as_busy_time():
         "busy_ms": 2.0,
         "kernels": 3,
     }
+
+
+def test_the_scaling_figure_draws_rows_without_energy():
+    # a CPU run has no energy meter: the node's TFLOPs/J are NaN and the figure must still draw
+    from flopmetrics.figures import distributed as figures
+
+    nan = float("nan")
+    table = pd.DataFrame(
+        {
+            "gpu_label": "h100",
+            "model": "tiny-llama",
+            "precision": "fp32",
+            "seq_len": 32,
+            "rank_batch_size": 2,
+            "strategy": "ddp",
+            "world_size": [1, 2],
+            "tflops_per_j": nan,
+            "train_step_cv": nan,
+            "scaling_efficiency": nan,
+            "extra_vs_one_rank_pct": nan,
+            "communication_share_pct": nan,
+        }
+    )
+    fig = figures.scaling({"scaling": table}, {}, {})
+    assert len(fig.axes) == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .style import empty, plt
 
 STRATEGY_STYLE = {"ddp": ("tab:blue", "o"), "fsdp": ("tab:orange", "s")}
@@ -75,7 +77,10 @@ def scaling(tables, style: dict, wildcards: dict):
             title="what communication costs",
         )
         # from zero, so that a few per cent do not look like a collapse; room for the labels
-        left.set_ylim(0, 1.2 * rows["tflops_per_j"].max())
+        # (no energy meter, as on a CPU: nothing to scale)
+        top = rows["tflops_per_j"].max()
+        if np.isfinite(top) and top > 0:
+            left.set_ylim(0, 1.2 * top)
         right.axhline(0, color="black", lw=0.6)
         left.legend(title="strategy", fontsize=8)
         right.legend(fontsize=7)
