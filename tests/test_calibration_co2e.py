@@ -223,6 +223,20 @@ def test_co2e_bars_are_labelled_with_the_workload_names():
     assert labels == ["pretrain-1b\nh100 bf16 train_step", "finetune\na100 fp16 train_step"]
 
 
+def one_step_of(r) -> dict:
+    """The CO2e workload of one step of a measured row's configuration."""
+    return {
+        "name": "x",
+        "model": r["model"],
+        "tokens": r["batch_size"] * r["seq_len"],
+        "batch_size": r["batch_size"],
+        "seq_len": r["seq_len"],
+        "target": r["gpu_label"],
+        "precision": r["precision"],
+        "pass": r["pass"],
+    }
+
+
 def test_co2e_of_a_measured_configuration_is_measured_and_the_model_interval_covers_every_row(
     reference,
 ):
@@ -232,16 +246,7 @@ def test_co2e_of_a_measured_configuration_is_measured_and_the_model_interval_cov
     fits, _ = calibration.calibrate(usable, bootstrap=200)
     covered, judged = 0, 0
     for r in usable.to_dict("records"):
-        w = {
-            "name": "x",
-            "model": r["model"],
-            "tokens": r["batch_size"] * r["seq_len"],
-            "batch_size": r["batch_size"],
-            "seq_len": r["seq_len"],
-            "target": r["gpu_label"],
-            "precision": r["precision"],
-            "pass": r["pass"],
-        }
+        w = one_step_of(r)
         exact = co2e.estimate([w], fits, 1.58, 480, usable).iloc[0]
         assert exact["basis"].startswith("measured") and exact["energy_j"] == pytest.approx(
             r["energy_j_per_iter"]
@@ -260,17 +265,7 @@ def test_measured_rows_count_as_measured_only_for_the_launch_mode_estimated(refe
     # steps: an estimate of the eager group must not take those rows as its own
     usable = calibration.usable(reference, ["llm"], ["forward"])
     fits, _ = calibration.calibrate(usable, bootstrap=50)
-    r = usable.iloc[0]
-    w = {
-        "name": "x",
-        "model": r["model"],
-        "tokens": r["batch_size"] * r["seq_len"],
-        "batch_size": r["batch_size"],
-        "seq_len": r["seq_len"],
-        "target": r["gpu_label"],
-        "precision": r["precision"],
-        "pass": "forward",
-    }
+    w = one_step_of(usable.iloc[0])
     graphs = usable.assign(launch="cuda_graph", energy_j_per_iter=usable["energy_j_per_iter"] / 2)
     other = co2e.estimate([w], fits, 1.58, 480, graphs).iloc[0]
     assert not other["basis"].startswith("measured") and other["launch"] == "eager"
