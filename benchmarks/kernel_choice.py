@@ -16,12 +16,12 @@ import ctypes
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from flopmetrics.jobs.kernels import kernel_events, trace_events
 from flopmetrics.jobs.provenance import git_revision
 from flopmetrics.workloads.mlp import build_mlp
 from flopmetrics.workloads.precision import get_precision, matmul_precision
@@ -41,21 +41,15 @@ def cublas_version() -> str:
 
 
 def kernels(prof) -> list[dict]:
-    """Every GPU kernel of the profile, in launch order, with its launch configuration (the
-    Chrome trace holds grid, block, registers and shared memory; the events API does not)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "trace.json"
-        prof.export_chrome_trace(str(path))
-        events = json.loads(path.read_text())["traceEvents"]
+    """Every GPU kernel of the profile, in launch order, with its launch configuration."""
     keep = ("grid", "block", "registers per thread", "shared memory", "blocks per SM")
     return [
         {
             "name": e["name"],
-            "duration_us": e.get("dur"),
+            "duration_us": e["dur"],
             **{k: e.get("args", {})[k] for k in keep if k in e.get("args", {})},
         }
-        for e in sorted(events, key=lambda e: e.get("ts", 0))
-        if e.get("cat") == "kernel"
+        for e in sorted(kernel_events(trace_events(prof)), key=lambda e: e.get("ts", 0))
     ]
 
 

@@ -17,7 +17,6 @@ import itertools
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,20 +24,17 @@ import torch
 import yaml
 from torch.profiler import ProfilerActivity, profile
 
+from flopmetrics.jobs.kernels import kernel_events, trace_events
 from flopmetrics.ncu.classify import kernel_class
 from flopmetrics.workloads.causal_lm import build
 
 
 def class_times(prof) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "trace.json"
-        prof.export_chrome_trace(str(path))
-        events = json.loads(path.read_text())["traceEvents"]
+    """GPU time in seconds per kernel class of a finished profile."""
     out: dict[str, float] = {}
-    for e in events:
-        if e.get("cat") == "kernel":
-            cls = kernel_class(e["name"])
-            out[cls] = out.get(cls, 0.0) + e.get("dur", 0.0) / 1e6
+    for e in kernel_events(trace_events(prof)):
+        cls = kernel_class(e["name"])
+        out[cls] = out.get(cls, 0.0) + e["dur"] / 1e6
     return out
 
 

@@ -23,15 +23,24 @@ from torch.profiler import profile as torch_profile
 NCCL = "nccl"  # every NCCL device kernel's name starts with it (ncclDevKernel_..., ncclKernel_...)
 
 
-def _kernels(trace_events: list[dict]) -> list[dict]:
+def trace_events(prof) -> list[dict]:
+    """The Chrome-trace events of a finished ``torch.profiler`` run: only the trace holds each
+    kernel's launch configuration (grid, block, registers, shared memory)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trace.json"
+        prof.export_chrome_trace(str(path))
+        return json.loads(path.read_text())["traceEvents"]
+
+
+def kernel_events(events: list[dict]) -> list[dict]:
     """A Chrome trace's GPU kernel events (with a duration)."""
-    return [e for e in trace_events if e.get("cat") == "kernel" and "dur" in e]
+    return [e for e in events if e.get("cat") == "kernel" and "dur" in e]
 
 
-def kernel_ms(trace_events: list[dict]) -> dict[str, float]:
+def kernel_ms(events: list[dict]) -> dict[str, float]:
     """Of a Chrome trace's kernel events: total and NCCL kernel time, and ``busy_ms``, the time
     at least one kernel ran (overlapping kernels counted once), all in ms."""
-    kernels = sorted((float(e["ts"]), float(e["dur"]), e["name"]) for e in _kernels(trace_events))
+    kernels = sorted((float(e["ts"]), float(e["dur"]), e["name"]) for e in kernel_events(events))
     busy, end = 0.0, -math.inf
     for start, dur, _ in kernels:  # the union of [start, start + dur)
         busy += max(0.0, start + dur - max(start, end))
@@ -54,10 +63,7 @@ def _profiled(step, iterations: int, device: str) -> tuple[list[dict], float]:
             step()
         torch.cuda.synchronize(device)
         wall = time.perf_counter() - start
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "trace.json"
-        prof.export_chrome_trace(str(path))
-        return json.loads(path.read_text())["traceEvents"], wall
+    return trace_events(prof), wall
 
 
 def profile(step, iterations: int, device: str, what: str = "the step") -> dict[str, float]:
@@ -76,7 +82,7 @@ def profile(step, iterations: int, device: str, what: str = "the step") -> dict[
 def by_kernel(step, iterations: int, device: str) -> dict[str, float]:
     """GPU time per iteration (microseconds) of each kernel name over ``iterations`` iterations."""
     out: dict[str, float] = {}
-    for e in _kernels(_profiled(step, iterations, device)[0]):
+    for e in kernel_events(_profiled(step, iterations, device)[0]):
         out[e["name"]] = out.get(e["name"], 0.0) + float(e["dur"]) / iterations
     return out
 
