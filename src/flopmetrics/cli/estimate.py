@@ -25,14 +25,14 @@ import pandas as pd
 
 from ..analysis import grid
 from ..analysis.co2e import estimate, gpu_label
-from ..contracts import packaged
+from ..contracts import packaged, paths
 from ..contracts.schema import defaults
 from ..contracts.vocabulary import PRECISIONS
 from ..energy import datasheet
 from .options import from_schema
 
-CALIBRATION = "results/calibration/calibration.parquet"
-MEASURED = "results/merged/energy.parquet"
+CALIBRATION = paths.CALIBRATION  # the pipeline's outputs: one place names them
+MEASURED = paths.MERGED_ENERGY
 BOUND_ONLY = 3  # exit status: no measured energy for it, only the datasheet's lower bound
 
 

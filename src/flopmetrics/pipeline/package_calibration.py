@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ import yaml
 
 from ..contracts import packaged
 from ..contracts.paths import CALIBRATION
+from ..jobs.output import atomic_path, write_text
 from ..jobs.provenance import git_revision
 
 CONFIG = "config/config.yaml"
@@ -45,11 +45,9 @@ def write(calibration: Path, config_path: Path, out: Path) -> dict:
         "written_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "made_by": "python -m flopmetrics.pipeline.package_calibration",
     }
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(calibration, out / (packaged.TABLE + ".tmp"))
-    os.replace(out / (packaged.TABLE + ".tmp"), out / packaged.TABLE)
-    (out / (packaged.PROVENANCE + ".tmp")).write_text(json.dumps(info, indent=1) + "\n")
-    os.replace(out / (packaged.PROVENANCE + ".tmp"), out / packaged.PROVENANCE)
+    with atomic_path(out / packaged.TABLE) as tmp:
+        shutil.copyfile(calibration, tmp)
+    write_text(json.dumps(info, indent=1) + "\n", out / packaged.PROVENANCE)
     return info
 
 
