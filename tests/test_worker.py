@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from conftest import job_spec
 
-from flopmetrics.jobs import client
+from flopmetrics.jobs import client, unix
 
 MLP = {"n": 2, "d": 16, "m": 4}
 SLOW = {"min_window_s": 1.0, "repeats": 3, "min_repeats": 3}
@@ -24,9 +24,10 @@ SLOW = {"min_window_s": 1.0, "repeats": 3, "min_repeats": 3}
 
 @pytest.fixture
 def runtime(tmp_path, monkeypatch) -> Path:
-    """A private folder for the workers' sockets, locks and logs; the workers started there are
+    """A private folder for the workers' sockets, locks and logs, deep enough that a socket's
+    path exceeds a socket address (as on a cluster's scratch); the workers started there are
     killed at the end whatever happened."""
-    folder = tmp_path / "run"
+    folder = tmp_path / "a-folder-as-deep-as-a-cluster-scratch-path" / "run"
     monkeypatch.setenv("FLOPMETRICS_WORKER_DIR", str(folder))
     monkeypatch.setenv("FLOPMETRICS_WORKER_IDLE_S", "20")
     yield folder
@@ -34,6 +35,20 @@ def runtime(tmp_path, monkeypatch) -> Path:
         for pid in re.findall(r"measured by worker (\d+)", log.read_text()):
             if client._alive(int(pid)):
                 os.kill(int(pid), signal.SIGKILL)
+
+
+def test_a_socket_path_longer_than_a_socket_address_is_served(tmp_path):
+    path = tmp_path / ("deep-" * 30) / "worker.sock"
+    path.parent.mkdir(parents=True)
+    assert len(str(path)) > unix.SUN_PATH_BYTES
+    with unix.listen(path) as server:
+        assert path.is_socket()  # bound where it was asked, not at the short name
+        with unix.connect(path) as conn:
+            conn.sendall(b"x")
+            accepted, _ = server.accept()
+            assert accepted.recv(1) == b"x"
+            accepted.close()
+    assert unix.connect(tmp_path / "none.sock") is None
 
 
 def outputs(tmp_path: Path, name: str) -> dict[str, str]:

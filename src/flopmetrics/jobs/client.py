@@ -27,6 +27,8 @@ from pathlib import Path
 
 import flopmetrics
 
+from . import unix
+
 START_TIMEOUT_S = 900.0  # a worker's start: imports (slow on a cluster's shared file system)
 EXIT_TIMEOUT_S = 600.0  # a worker asked to leave a GPU finishes what it is measuring first
 PACKAGE = Path(flopmetrics.__file__).resolve().parent
@@ -85,7 +87,7 @@ def _slot(params: dict):
 def connect_or_start(params: dict, key: str) -> socket.socket:
     """A connection to the worker ``key`` of ``params``' settings, started if none answers."""
     path = runtime_dir() / f"{key}.sock"
-    conn = _connect(path)
+    conn = unix.connect(path)
     if conn is not None:
         return conn
     device = device_key(params)
@@ -176,16 +178,6 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _connect(path: Path) -> socket.socket | None:
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        conn.connect(str(path))
-    except OSError:
-        conn.close()
-        return None
-    return conn
-
-
 def _start(key: str, path: Path, device: str | None) -> socket.socket:
     """Start the worker and wait until it answers (or say why it did not)."""
     with contextlib.suppress(FileNotFoundError):
@@ -206,7 +198,7 @@ def _start(key: str, path: Path, device: str | None) -> socket.socket:
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        conn = _connect(path)
+        conn = unix.connect(path)
         if conn is not None:
             return conn
         if proc.poll() is not None:
@@ -226,7 +218,7 @@ def _evict(device: str, own: Path) -> None:
         return
     if info.get("socket") == str(own) or not _alive(info.get("pid", 0)):
         return
-    conn = _connect(Path(info["socket"]))
+    conn = unix.connect(Path(info["socket"]))
     if conn is not None:
         with conn:
             _send(conn, {"exit": True})

@@ -27,6 +27,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import unix
 from .log import logged
 from .run import Held, measure_spec
 from .session import Session
@@ -171,9 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle-s", type=float, default=IDLE_S, help="leave after this long idle")
     ap.add_argument("--device-file", type=Path, help="where this worker names itself the GPU's")
     args = ap.parse_args(argv)
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(args.socket)
-    server.listen(64)
+    server = unix.listen(Path(args.socket))
     server.settimeout(1.0)
     worker = Worker(args.socket, args.device_file)
     last = time.monotonic()
