@@ -22,7 +22,13 @@ since the counter's last step at its start) is recorded.
         --seq 256 --precisions bf16
 
 ``--replayed`` replays every pass from a CUDA graph (captured after three eager iterations), as
-``launch: auto`` does on a launch-bound configuration.
+``launch: auto`` does on a launch-bound configuration. ``--experiment inference`` measures the
+serving passes instead (``--passes prefill decode``, ``--prompt``, ``--output``; the batch is
+``--batch``):
+
+    python benchmarks/zeus_side_by_side.py --experiment inference --passes decode --sized \
+        --replayed --window 1.0 --guard 0.05 --repeats 10 --precisions bf16 \
+        --model llama-3.1-8b --batch 64
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from flopmetrics.energy.setup import EnergySettings, setup_meters
 from flopmetrics.energy.windows import Monitor
 from flopmetrics.jobs.iterations import run_for
 from flopmetrics.workloads.causal_lm import CausalLMWorkload, LMConfig
+from flopmetrics.workloads.inference import InferenceConfig, InferenceWorkload
 
 
 def summary(values: list[float]) -> dict:
@@ -116,7 +123,19 @@ def warmed_steps(wl, args, graphs) -> dict:
     return steps
 
 
-def measure(precision: str, args, zeus_monitor) -> dict:
+def workload(precision: str, args):
+    """The workload of ``--experiment``: a training step's passes, or serving's."""
+    if args.experiment == "inference":
+        config = InferenceConfig.of(
+            {
+                "model": args.model,
+                "batch_size": args.batch,
+                "prompt_len": args.prompt,
+                "output_len": args.output,
+                "passes": list(args.passes),
+            }
+        )
+        return InferenceWorkload("cuda:0", precision, config)
     config = LMConfig.of(
         {
             "model": args.model,
@@ -125,7 +144,11 @@ def measure(precision: str, args, zeus_monitor) -> dict:
             "passes": list(args.passes),
         }
     )
-    wl = CausalLMWorkload("cuda:0", precision, config)
+    return CausalLMWorkload("cuda:0", precision, config)
+
+
+def measure(precision: str, args, zeus_monitor) -> dict:
+    wl = workload(precision, args)
     setup = setup_meters(
         "cuda:0", EnergySettings(meter="auto", sampler_hz=50, guard_s=args.guard, idle_baseline_s=0)
     )
@@ -171,6 +194,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--precisions", nargs="+", default=["fp16", "bf16"])
     ap.add_argument("--passes", nargs="+", default=["forward", "train_step"])
+    ap.add_argument("--experiment", choices=["llm", "inference"], default="llm")
+    ap.add_argument("--prompt", type=int, default=512, help="inference: prompt length")
+    ap.add_argument("--output", type=int, default=256, help="inference: output length")
     ap.add_argument("--model", default="llama-3.2-1b")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=512)
@@ -198,9 +224,12 @@ def main() -> None:
     result = {
         "zeus_version": getattr(zeus, "__version__", "?"),
         "torch": torch.__version__,
+        "experiment": args.experiment,
         "model": args.model,
         "batch": args.batch,
         "seq": args.seq,
+        "prompt": args.prompt,
+        "output": args.output,
         "window_s": args.window,
         "repeats": args.repeats,
         "guard_s": args.guard,

@@ -96,6 +96,32 @@ def test_report_builds(default_run):
     assert "MLP FLOP validation" in html and "flops_vs_d.png" in html
 
 
+def test_serving_rows_of_the_cpu_and_of_the_h200_reference(default_run):
+    rows = pd.read_parquet(default_run.workdir / "results/merged/inference.parquet")
+    measured = rows[rows["source"] == "measured"]
+    assert sorted(zip(measured["batch_size"], measured["pass"], strict=True)) == [
+        (1, "decode"),
+        (1, "prefill"),
+        (4, "decode"),
+        (4, "prefill"),
+    ]
+    assert (measured["device"] == "cpu").all() and measured["numerics"].eq("finite").all()
+    prompt = measured["pass"] == "prefill"
+    assert (
+        measured["tokens"] == measured["batch_size"].where(~prompt, 16 * measured["batch_size"])
+    ).all()
+    reference = rows[rows["source"] == "reference"]
+    assert set(reference["gpu_label"]) == {"h200"} and reference["gates_passed"].all()
+    assert len(reference) == 2 * 2 * 4  # two models, two passes, four batch sizes
+    # decode's Joules per output token fall as the batch shares the weights' reading
+    decode = reference[reference["pass"] == "decode"].sort_values("batch_size")
+    for _, model in decode.groupby("model"):
+        assert model["j_per_token"].is_monotonic_decreasing
+    # no serving row in the energy table (its calibration fits training passes)
+    energy = pd.read_parquet(default_run.workdir / "results/merged/energy.parquet")
+    assert not energy["pass"].isin(["prefill", "decode"]).any()
+
+
 def test_energy_calibration_and_co2e_from_reference_data(default_run):
     wd = default_run.workdir
     energy = pd.read_parquet(wd / "results/merged/energy.parquet")

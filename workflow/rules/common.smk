@@ -15,6 +15,7 @@ export_package(Path(workflow.basedir) / "src")
 from flopmetrics.figures import registry as figure_registry
 from flopmetrics.pipeline import config as fm_config
 from flopmetrics.contracts import paths
+from flopmetrics.contracts.experiments import feeding
 import flopmetrics.jobs.params
 from flopmetrics.pipeline import code, references, sweeps
 from flopmetrics.pipeline.slurm import (
@@ -154,10 +155,14 @@ def repo_path(path):
     return str(shipped) if shipped.exists() else path
 
 
-def reference_files(kind="raw"):
-    """Committed reference measurements (per-job parquet) under config reference.dirs; with
-    kind="ranks" the per-rank tables of their distributed jobs."""
-    return references.reference_files(config["reference"]["dirs"], repo_path, kind=kind)
+def reference_files(kind="raw", table=None):
+    """Committed reference measurements (per-job parquet) under config reference.dirs (with
+    table, those of the experiments whose rows join it); with kind="ranks" the per-rank tables
+    of their distributed jobs."""
+    experiments = None if table is None else tuple(e.name for e in feeding(table))
+    return references.reference_files(
+        config["reference"]["dirs"], repo_path, kind=kind, experiments=experiments
+    )
 
 
 def card_spread_files():
@@ -194,6 +199,7 @@ def all_targets():
     targets = [
         paths.MERGED_MLP,
         paths.MERGED_ENERGY,
+        paths.MERGED_INFERENCE,
         paths.COVERAGE_TABLE,
         *(
             [paths.MERGED_RANKS]

@@ -21,7 +21,7 @@ rule merge_mlp:
 rule merge_energy:
     input:
         measured=sweeps.table_files(config, "energy"),
-        reference=reference_files(),
+        reference=reference_files(table="energy"),
         code=library("flopmetrics.analysis.merge", "flopmetrics.analysis.scatter"),
     output:
         paths.MERGED_ENERGY,
@@ -31,7 +31,27 @@ rule merge_energy:
     conda:
         "../../envs/flopmetrics.yaml"
     params:
+        table="energy",
         sweep=sweeps.merge_config(config, "energy"),
+    script:
+        "../scripts/merge_energy.py"
+
+
+rule merge_inference:
+    input:
+        measured=sweeps.table_files(config, "inference"),
+        reference=reference_files(table="inference"),
+        code=library("flopmetrics.analysis.merge", "flopmetrics.analysis.scatter"),
+    output:
+        paths.MERGED_INFERENCE,
+    log:
+        "logs/merge/inference.log",
+    localrule: True
+    conda:
+        "../../envs/flopmetrics.yaml"
+    params:
+        table="inference",
+        sweep=sweeps.merge_config(config, "inference"),
     script:
         "../scripts/merge_energy.py"
 

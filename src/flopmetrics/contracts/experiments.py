@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .vocabulary import DIRECT_PASSES, PRECISIONS, SCALINGS, STRATEGIES
+from .vocabulary import DIRECT_PASSES, PRECISIONS, SCALINGS, SERVING_PASSES, STRATEGIES
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"  # a model's name: a safe file name
 
@@ -127,6 +127,15 @@ LLM = Experiment(
     "flopmetrics.workloads.causal_lm:build",
     build_keys=("passes", "attn_implementation", "attention_flops"),
 )
+INFERENCE = Experiment(
+    "inference",
+    (TARGET, MODEL, PRECISION, size("batch_size"), size("prompt_len"), size("output_len")),
+    "{target}/{model}/{precision}/b{batch_size}_p{prompt_len}_o{output_len}",
+    "flopmetrics.workloads.inference:build",
+    build_keys=("passes",),
+    passes=SERVING_PASSES,
+    tables=("inference",),
+)
 MATMUL = Experiment(
     "matmul",
     (TARGET, PRECISION, size("size", "sizes")),
@@ -167,7 +176,7 @@ NCU = Experiment(
     gpu_only="Nsight Compute profiles GPU kernels only",
 )
 
-EXPERIMENTS = (MLP, LLM, MATMUL, DISTRIBUTED, NCU)
+EXPERIMENTS = (MLP, LLM, INFERENCE, MATMUL, DISTRIBUTED, NCU)
 BY_NAME = {e.name: e for e in EXPERIMENTS}
 
 

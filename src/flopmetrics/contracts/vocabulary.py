@@ -11,6 +11,8 @@ PRECISIONS = (*PLAIN_PRECISIONS, "fp16-mixed", "bf16-mixed")
 
 # passes a training-style workload runs as one iteration each
 DIRECT_PASSES = ("forward", "forward_train", "forward_backward", "train_step")
+# passes a serving workload runs: the prompts into a KV cache, one new token per sequence
+SERVING_PASSES = ("prefill", "decode")
 
 
 @dataclass(frozen=True)

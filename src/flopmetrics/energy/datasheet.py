@@ -23,6 +23,7 @@ class GPUSpec:
     peaks_tflops: dict  # precision -> dense peak TFLOP/s or None
     tdp_w: float
     source: str
+    hbm_bytes_per_s: float  # the datasheet's memory bandwidth
     runs_as: dict = field(
         default_factory=dict
     )  # precision without a path of its own -> the one that runs it
@@ -57,6 +58,7 @@ def table() -> dict[str, GPUSpec]:
             {p: v[p] for p in PRECISIONS},
             float(v["tdp_w"]),
             v["source"],
+            float(v["hbm_tb_s"]) * 1e12,
             dict(v.get("runs_as") or {}),
         )
         for key, v in raw.items()

@@ -11,6 +11,8 @@ Rows are kept and flagged, never dropped. Each gate adds a boolean column ``gate
 ``window``          every window ran at least the configured minimum, and at least
                     ``COUNTER_PERIODS`` steps of the energy counter where one was read (a
                     shorter window is mostly interpolation between two counter readings)
+``bandwidth``       a serving pass moved its bytes (weights, KV cache) no faster than the
+                    datasheet's memory bandwidth (``bandwidth_fraction`` <= 1)
 ``exclusive``       no other compute process shared the GPU
 ``throttle``        no hardware slowdown of the clocks during the windows (``hw_slowdown``,
                     ``hw_thermal``, ``hw_power_brake``: emergency measures of the board). The
@@ -46,6 +48,7 @@ GATES = (
     "flops_per_joule",
     "power",
     "window",
+    "bandwidth",
     "exclusive",
     "throttle",
 )
@@ -121,6 +124,7 @@ def apply(df: pd.DataFrame, limits=limits) -> pd.DataFrame:
             get("min_window_s"), get("window_s_min"), get("counter_period_s"), strict=False
         )
     ]
+    df["gate_bandwidth"] = [_le(f, 1.0) for f in get("bandwidth_fraction")]
     df["gate_exclusive"] = get("other_processes").fillna(0).astype(float).eq(0)
     reasons = (
         (

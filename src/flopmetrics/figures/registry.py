@@ -73,6 +73,7 @@ MLP_CATEGORY, ENERGY_CATEGORY, CALIBRATION_CATEGORY = (
     "Calibration and CO2e",
 )
 NCU_CATEGORY = "Nsight Compute FLOPs"
+SERVING_CATEGORY = "Inference"
 
 
 def _ncu_enabled(config: dict) -> bool:
@@ -177,6 +178,22 @@ FIGURES = (
         ENERGY_CATEGORY,
         {"figure": "power trace"},
         style={"trace": {"type": ["string", "null"], "default": None}},
+    ),
+    Figure(
+        "inference_j_per_token",
+        "inference.j_per_token",
+        "results/figures/inference/j_per_token.png",
+        _fixed(inference=paths.MERGED_INFERENCE),
+        SERVING_CATEGORY,
+        {"figure": "J per token vs batch size"},
+    ),
+    Figure(
+        "inference_tokens_per_joule",
+        "inference.tokens_per_joule",
+        "results/figures/inference/tokens_per_joule.png",
+        _fixed(inference=paths.MERGED_INFERENCE),
+        SERVING_CATEGORY,
+        {"figure": "tokens per J by precision"},
     ),
     Figure(
         "calibration_parity",

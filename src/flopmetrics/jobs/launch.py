@@ -7,8 +7,9 @@ from window to window, at an unchanged SM clock. A GPU-bound pass loses nothing 
 graph would cost a capture. (The measurements behind every threshold here: ``docs/benchmarks.md``,
 "`launch: auto`".)
 
-The configuration is judged by its forward, its cheapest pass to check (the other passes of a
-configuration idle about as much as its forward). Cheaply first: after one iteration from a
+A training configuration is judged by its forward, its cheapest pass to check (the other passes
+of a configuration idle about as much as its forward); a serving configuration's passes, prefill
+and decode, each on its own (:func:`choose`). Cheaply first: after one iteration from a
 synchronized, idle GPU, the GPU can have idled at most while the host was still issuing, so
 where issuing took at most ``AUTO_IDLE`` of the iteration the configuration is GPU-bound.
 Otherwise two back-to-back iterations under ``torch.profiler`` say how much of the time no
@@ -30,6 +31,7 @@ import dataclasses
 import math
 import time
 
+from ..contracts.vocabulary import SERVING_PASSES
 from .kernels import profile
 
 AUTO_IDLE = 0.03
@@ -60,10 +62,19 @@ def idle_shares(monitor, step, device: str, what: str) -> dict[str, float]:
 
 
 def choose(monitor, specs: list, progress=None) -> list:
-    """``specs`` of one configuration with ``replayed`` kept only if the configuration is
-    launch-bound; the judged pass (the forward, else the first) gets its shares in
-    ``launch_check``."""
+    """``specs`` of one configuration with ``replayed`` kept only where launch-bound. A
+    training configuration is judged as a whole, by its forward, else its first pass (its
+    derived passes subtract like from like); serving passes each on their own (a prompt's
+    prefill is bound by compute where the same batch's decode waits on the host). A judged pass
+    gets its shares in ``launch_check``."""
+    if all(s.name in SERVING_PASSES for s in specs):
+        return [_judged([s], s, monitor, progress)[0] for s in specs]
     judged = next((s for s in specs if s.name == "forward"), specs[0])
+    return _judged(specs, judged, monitor, progress)
+
+
+def _judged(specs: list, judged, monitor, progress) -> list:
+    """``specs`` replayed if ``judged`` (one of them) is launch-bound, else eager."""
     # no first-use iteration here: the job's FLOP count has run every pass once; where a first use
     # still inflates the issue time, the profiled iterations that follow decide
     start = time.perf_counter()

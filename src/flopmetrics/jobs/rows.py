@@ -50,7 +50,9 @@ def label_trace(trace, windows, idle_window):
 
 
 def _flops_for(workload, counted, analytic):
-    """Headline FLOPs per pass, and where they came from."""
+    """Headline FLOPs per pass, and where they came from (a workload may say its own)."""
+    if hasattr(workload, "headline_flops"):
+        return workload.headline_flops(counted)
     attention_flops = workload.attention_flops
     out = {}
     for name in (

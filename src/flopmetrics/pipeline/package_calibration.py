@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from ..contracts import packaged
+from ..contracts.experiments import EXPERIMENTS, feeding
 from ..contracts.paths import CALIBRATION
 from ..jobs.output import atomic_path, write_text
 from ..jobs.provenance import git_revision
@@ -27,10 +28,20 @@ CONFIG = "config/config.yaml"
 
 
 def inputs(config: dict) -> tuple[list[str], list[Path]]:
-    """The folders the default config fits its calibration from, and their row files."""
-    dirs = [*config["reference"]["dirs"], *config["calibration"]["card_spread_dirs"]]
-    files = [f for d in dirs for f in sorted(Path(d).glob("raw/**/*.parquet"))]
-    return dirs, files
+    """The folders the default config fits its calibration from, and their row files (those
+    below ``raw/<experiment>/`` of an experiment whose rows join no energy table, as serving's,
+    left out: the calibration never reads them)."""
+    others = {e.name for e in EXPERIMENTS} - {e.name for e in feeding("energy")}
+    found = {
+        d: [f for f in sorted(Path(d).glob("raw/**/*.parquet")) if not _below(f, d, others)]
+        for d in [*config["reference"]["dirs"], *config["calibration"]["card_spread_dirs"]]
+    }
+    dirs = [d for d, files in found.items() if files]
+    return dirs, [f for d in dirs for f in found[d]]
+
+
+def _below(file: Path, folder: str, experiments: set[str]) -> bool:
+    return file.relative_to(folder).parts[1] in experiments
 
 
 def write(calibration: Path, config_path: Path, out: Path) -> dict:

@@ -18,10 +18,11 @@ def reference_files(
     results: str = "results",
     kind: str = "raw",
     key: str = "reference.dirs",
+    experiments: tuple[str, ...] | None = None,
 ) -> list[str]:
     """Per-job parquet files under the configured reference folders (``raw/**/*.parquet``; with
     ``kind="ranks"`` the per-rank tables of distributed jobs, ``ranks/**/*.parquet``, which a
-    folder need not have).
+    folder need not have); with ``experiments``, only those below ``<kind>/<experiment>/``.
     A folder listed twice, folders that hold one another, and the results folder itself are
     refused: their rows would be merged twice (``locate`` finds a configured path)."""
 
@@ -46,6 +47,9 @@ def reference_files(
         found = sorted(str(p) for p in where.glob(f"{kind}/**/*.parquet"))
         if not found and kind == "raw":
             fail(name, f"no raw/**/*.parquet under {d!r} (looked in {where})")
+        if experiments is not None:
+            below = [where / kind / e for e in experiments]
+            found = [f for f in found if any(b in Path(f).parents for b in below)]
         out += found
     return out
 
