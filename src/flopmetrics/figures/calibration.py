@@ -6,9 +6,8 @@ import textwrap
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from .style import empty, plt, precision_colors
+from .style import empty, palette, plt, precision_colors, seaborn
 
 
 def calibration_parity(tables, style: dict, wildcards: dict):
@@ -28,7 +27,7 @@ def calibration_parity(tables, style: dict, wildcards: dict):
     if long.empty:
         return empty("calibration needs at least two configurations per (GPU, precision, pass)")
     gpus = sorted(long["gpu_label"].unique())
-    g = sns.relplot(
+    g = seaborn().relplot(
         data=long,
         x="energy_j_per_iter",
         y="predicted",
@@ -75,7 +74,7 @@ def co2e_bars(tables, style: dict, wildcards: dict):
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.6 * len(ok)))
     y = np.arange(len(ok))
     err = np.vstack([ok["kg_co2e"] - ok["kg_co2e_lo"], ok["kg_co2e_hi"] - ok["kg_co2e"]])
-    ax.barh(y, ok["kg_co2e"], xerr=err, capsize=3, color=sns.color_palette("colorblind")[2])
+    ax.barh(y, ok["kg_co2e"], xerr=err, capsize=3, color=palette("colorblind", 3)[2])
     ax.set_yticks(
         y,
         [f"{r['name']}\n{r['target']} {r['precision']} {r['pass']}" for _, r in ok.iterrows()],

@@ -5,9 +5,17 @@ from __future__ import annotations
 import matplotlib.ticker
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from .style import PASS_ORDER, PRECISIONS, empty, gpu_label, plt, precision_colors, with_energy
+from .style import (
+    PASS_ORDER,
+    PRECISIONS,
+    empty,
+    gpu_label,
+    plt,
+    precision_colors,
+    seaborn,
+    with_energy,
+)
 
 
 def efficiency_bars(tables, style: dict, wildcards: dict):
@@ -133,7 +141,7 @@ def forward_vs_backward(tables, style: dict, wildcards: dict):
     workload = wide["experiment"].astype(str) if "experiment" in wide else "energy"
     wide["gpu, workload"] = gpu_label(wide) + ", " + workload
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    sns.scatterplot(
+    seaborn().scatterplot(
         data=wide,
         x="forward",
         y="backward",
@@ -169,7 +177,7 @@ def efficiency_vs_seq_len(tables, style: dict, wildcards: dict):
     if sub.empty or "seq_len" not in sub:
         return empty("no LLM energy measurements")
     sub = sub.assign(gpu=gpu_label(sub))
-    g = sns.relplot(
+    g = seaborn().relplot(
         data=sub,
         x="seq_len",
         y="tflops_per_j",

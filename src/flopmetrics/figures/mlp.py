@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import matplotlib.ticker
 import numpy as np
-import seaborn as sns
 
-from .style import plt, precision_colors, require
+from .style import plt, precision_colors, require, seaborn
 
 
 def pct_diff_heatmap(tables, style: dict, wildcards: dict):
@@ -26,7 +25,7 @@ def pct_diff_heatmap(tables, style: dict, wildcards: dict):
         grid = sub[sub["n"] == n].pivot(
             index="d", columns="m", values="pct_diff_counted_vs_analytic"
         )
-        sns.heatmap(
+        seaborn().heatmap(
             grid.sort_index(ascending=False),
             ax=ax,
             cmap=style["cmap"],
@@ -91,7 +90,7 @@ def throughput_vs_intensity(tables, style: dict, wildcards: dict):
         df[df["pass"].isin(["forward", "backward"])].dropna(subset=["flops_per_s"]), "throughput"
     )
     sub = sub[sub["flops_per_s"] > 0]
-    g = sns.relplot(
+    g = seaborn().relplot(
         data=sub,
         x="arithmetic_intensity",
         y="flops_per_s",

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import seaborn as sns
 
 from ..flops import analytic
-from .style import empty, plt, precision_colors
+from .style import empty, palette, plt, precision_colors, seaborn
 
 CLASS_ORDER = [
     "gemm",
@@ -48,16 +47,14 @@ def flops_by_class(tables, style: dict, wildcards: dict):
     fig, axes = plt.subplots(
         -(-len(panels) // cols), cols, figsize=(11, 2.6 * -(-len(panels) // cols)), squeeze=False
     )
-    palette = dict(
-        zip(CLASS_ORDER, sns.color_palette("colorblind", len(CLASS_ORDER)), strict=False)
-    )
+    colours = dict(zip(CLASS_ORDER, palette("colorblind", len(CLASS_ORDER)), strict=False))
     for ax, ((gpu, prec, p), g) in zip(axes.flat, panels, strict=False):
         g = g.sort_values(["n", "d", "m"])
         x = np.arange(len(g))
         bottom = np.zeros(len(g))
         for cls in [c for c in CLASS_ORDER if c in g]:
             share = (g[cls] / g["analytic"]).to_numpy()
-            ax.bar(x, share, bottom=bottom, color=palette[cls], label=cls)
+            ax.bar(x, share, bottom=bottom, color=colours[cls], label=cls)
             bottom += share
         ax.axhline(1, color="k", ls=":", lw=1)
         ax.set_xticks(
@@ -97,7 +94,7 @@ def gap_heatmap(tables, style: dict, wildcards: dict):
     fig, axes = plt.subplots(1, len(ns), figsize=(3.2 * len(ns) + 1, 3.4), squeeze=False)
     for ax, n in zip(axes[0], ns, strict=False):
         grid = sel[sel["n"] == n].pivot_table(index="d", columns="m", values="gap_pct")
-        sns.heatmap(
+        seaborn().heatmap(
             grid,
             ax=ax,
             cmap=style["cmap"],
@@ -124,7 +121,7 @@ def parity(tables, style: dict, wildcards: dict):
     gap = gap.assign(
         split=gap["split"].map({"config": "shape seen at other n", "shape": "shape unseen"})
     )
-    g = sns.relplot(
+    g = seaborn().relplot(
         data=gap,
         x="flops",
         y="predicted",

@@ -9,7 +9,6 @@ matplotlib.use("Agg")  # headless: jobs and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
 from ..contracts.vocabulary import PASSES, PRECISIONS  # noqa: E402
 
@@ -19,6 +18,8 @@ __all__ = [
     "PASS_ORDER",
     "PRECISIONS",
     "precision_colors",
+    "palette",
+    "seaborn",
     "require",
     "empty",
     "with_energy",
@@ -28,9 +29,37 @@ __all__ = [
 PASS_ORDER = list(PASSES)
 
 
-def precision_colors() -> dict[str, tuple]:
+# seaborn's "colorblind" and "pastel" palettes, as its 0.13 defines them (figures that need no
+# other seaborn function then start without importing it)
+PALETTES = {
+    "colorblind": (
+        "#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc",
+        "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9",
+    ),
+    "pastel": (
+        "#a1c9f4", "#ffb482", "#8de5a1", "#ff9f9b", "#d0bbff",
+        "#debb9b", "#fab0e4", "#cfcfcf", "#fffea3", "#b9f2f0",
+    ),
+}  # fmt: skip
+
+
+def palette(name: str, n: int) -> list[str]:
+    """``n`` colours of palette ``name``, cycled where it has fewer (as seaborn does)."""
+    colours = PALETTES[name]
+    return [colours[i % len(colours)] for i in range(n)]
+
+
+def precision_colors() -> dict[str, str]:
     """One colour per precision, the same in every figure (colourblind-safe)."""
-    return dict(zip(PRECISIONS, sns.color_palette("colorblind", len(PRECISIONS)), strict=False))
+    return dict(zip(PRECISIONS, palette("colorblind", len(PRECISIONS)), strict=True))
+
+
+def seaborn():
+    """The seaborn module, for the figures that draw with it."""
+    # late: seaborn takes about 2 s to import, more than the rest of a figure job's imports
+    import seaborn as sns
+
+    return sns
 
 
 NEEDED = {"tflops_per_j", "status", "experiment", "pass", "precision", "gpu_label"}

@@ -6,9 +6,8 @@ import re
 from pathlib import Path
 
 import pandas as pd
-import seaborn as sns
 
-from .style import empty, plt
+from .style import empty, palette, plt
 
 
 def describe(path: str) -> str:
@@ -38,7 +37,7 @@ def power_trace(tables, style: dict, wildcards: dict):
         t, trace["power_average_w"], lw=0.7, ls="--", label="1 s average (nvidia-smi power.draw)"
     )
     names = [w for w in trace["window"].unique() if w]
-    colours = dict(zip(names, sns.color_palette("pastel", len(names)), strict=False))
+    colours = dict(zip(names, palette("pastel", len(names)), strict=False))
     for (name, rep), g in trace[trace["window"] != ""].groupby(["window", "repeat"]):
         ax.axvspan(
             g["t_rel_s"].min(),
