@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import job_spec
 
+from flopmetrics.contracts.errors import ModelConfigError
 from flopmetrics.energy import gates
 from flopmetrics.jobs import launch
 from flopmetrics.jobs.protocol import PassSpec
@@ -35,6 +36,22 @@ def test_prefill_and_decode_compute_what_a_full_forward_does(model):
     assert torch.equal(first, again)  # every iteration does the same work
     assert torch.allclose(first, whole, atol=1e-5)
     assert torch.allclose(prompt_logits, prompt, atol=1e-5)
+
+
+def test_a_model_with_sliding_window_attention_is_refused_naming_it():
+    mistral = {
+        "name": "tiny-mistral",
+        "model_type": "mistral",
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 256,
+        "sliding_window": 8,
+    }
+    with pytest.raises(ModelConfigError, match=r"'tiny-mistral': layers \[0, 1\] .*sliding"):
+        build("cpu", "fp32", {"model": mistral, **SERVING}, seed=0)
 
 
 def test_a_serving_job_writes_per_token_rows():

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
+from ..contracts.errors import ModelConfigError
 from ..contracts.schema import defaults
 from ..contracts.vocabulary import SERVING_PASSES
 from ..energy import datasheet
@@ -94,6 +95,7 @@ class InferenceWorkload(Workload):
         self.parameters = sum(p.numel() for p in self.model.parameters())
         self.cache_len = config.prompt_len + config.output_len
         self.cache = StaticCache(config=self.model.config, max_cache_len=self.cache_len)
+        _check_served(config.name, self.model.config, self.cache)
         # transformers 5.24 renamed the model's cache argument (the old name still works, warned)
         forward = inspect.signature(type(self.model).forward).parameters
         self.cache_argument = "cache" if "cache" in forward else "past_key_values"
@@ -226,6 +228,23 @@ def per_token_columns(workload: InferenceWorkload, rows: pd.DataFrame) -> pd.Dat
     rows["bandwidth_bound_s"] = moved / bandwidth
     rows["bandwidth_fraction"] = rows["bandwidth_bound_s"] / time
     return rows
+
+
+def _check_served(name: str, hf: object, cache) -> None:
+    """Refuse what this workload would serve wrongly: its attention reads a plain cache's first
+    positions with standard softmax."""
+    sliding = [i for i, layer in enumerate(cache.layers) if getattr(layer, "is_sliding", False)]
+    if sliding:
+        raise ModelConfigError(
+            f"model {name!r}: layers {sliding} attend over a sliding window; the inference "
+            "experiment serves full attention only (set the config's sliding_window to null)"
+        )
+    for key in ("attn_logit_softcapping", "final_logit_softcapping"):
+        if getattr(hf, key, None):
+            raise ModelConfigError(
+                f"model {name!r}: {key} is set; the inference experiment serves standard "
+                "softmax attention only"
+            )
 
 
 def served_attention() -> str:
