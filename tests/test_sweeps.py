@@ -26,6 +26,15 @@ CONFIG = {
         **FAST,
     },
     "matmul": {"targets": ["cpu"], "precisions": ["fp32"], "sizes": [32], **FAST},
+    "inference": {
+        "targets": ["cpu"],
+        "models": ["tiny-llama"],
+        "precisions": ["fp32"],
+        "batch_size": [1],
+        "prompt_len": [8],
+        "output_len": [4],
+        **FAST,
+    },
     "energy": {"idle_baseline_s": 0.0},
     "figures": {"mlp_flops_vs_d": {"n": None, "m": None}},
 }
@@ -45,7 +54,8 @@ def files(config: dict, workdir: Path) -> set[str]:
     from flopmetrics.pipeline import config as fm_config
 
     cfg = fm_config.validate(copy.deepcopy(config), fm_config.load_schema())
-    return {f for e in ("mlp", "llm", "matmul") for f in sweeps.files(cfg, BY_NAME[e])}
+    names = ("mlp", "llm", "matmul", "inference")
+    return {f for e in names for f in sweeps.files(cfg, BY_NAME[e])}
 
 
 def _wider(config: dict) -> dict:
@@ -55,6 +65,7 @@ def _wider(config: dict) -> dict:
     wider["llm"]["seq_len"].append(24)
     wider["llm"]["precisions"].append("bf16-mixed")
     wider["matmul"]["sizes"].append(48)
+    wider["inference"]["batch_size"].append(2)
     return wider
 
 
@@ -69,7 +80,7 @@ def test_a_configurations_parameters_and_hash_do_not_depend_on_the_sweep_lists()
     wide = _wider(CONFIG)
     wide["mlp"]["m"].reverse()
     wide = fm_config.validate(wide, fm_config.load_schema())
-    for name in ("mlp", "llm", "matmul"):
+    for name in ("mlp", "llm", "matmul", "inference"):
         for wildcards in sweeps.configurations(narrow, name):
             params = job_params(narrow, name, wildcards)
             assert params == job_params(wide, name, wildcards)
@@ -88,13 +99,14 @@ def test_adding_a_value_to_any_sweep_list_measures_only_the_new_configurations(w
     workflow.write_config(cfg)
     workflow.run()
     first = measured(workflow.workdir)
-    assert set(first) == files(cfg, workflow.workdir) and len(first) == 4
+    assert set(first) == files(cfg, workflow.workdir) and len(first) == 5
 
     wider = _wider(cfg)
     workflow.write_config(wider)
     new = files(wider, workflow.workdir) - set(first)
-    # mlp: one m; llm: one length x the old precision, and the new precision x both lengths
-    assert len(new) == 1 + 1 + 2 + 1
+    # mlp: one m; llm: one length x the old precision, and the new precision x both lengths;
+    # matmul: one size; inference: one batch size
+    assert len(new) == 1 + 1 + 2 + 1 + 1
     jobs = workflow.scheduled()
     assert sum(v for k, v in jobs.items() if k.startswith("profile_")) == len(new)
     workflow.run()
