@@ -15,7 +15,7 @@ export_package(Path(workflow.basedir) / "src")
 from flopmetrics.figures import registry as figure_registry
 from flopmetrics.pipeline import config as fm_config
 from flopmetrics.contracts import paths
-from flopmetrics.contracts.experiments import feeding
+from flopmetrics.contracts.experiments import feeding, may_have_rows
 import flopmetrics.jobs.params
 from flopmetrics.pipeline import code, references, sweeps
 from flopmetrics.pipeline.slurm import (
@@ -199,7 +199,7 @@ def all_targets():
     targets = [
         paths.MERGED_MLP,
         paths.MERGED_ENERGY,
-        paths.MERGED_INFERENCE,
+        *([paths.MERGED_INFERENCE] if may_have_rows(config, "inference") else []),
         paths.COVERAGE_TABLE,
         *(
             [paths.MERGED_RANKS]

@@ -185,6 +185,13 @@ def feeding(table: str) -> list[Experiment]:
     return [e for e in EXPERIMENTS if table in e.tables]
 
 
+def may_have_rows(config: dict, table: str) -> bool:
+    """Whether a run of ``config`` can have rows for merged table ``table``: an experiment that
+    feeds it runs, or reference folders are merged (they may hold its rows)."""
+    running = any(config.get(e.name, {}).get("targets") for e in feeding(table))
+    return running or bool(config["reference"]["dirs"])
+
+
 def wildcards() -> dict[str, str]:
     """Every axis's wildcard pattern (the rules constrain their wildcards with them)."""
     out: dict[str, str] = {}

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..contracts import paths
-from ..contracts.experiments import feeding
+from ..contracts.experiments import feeding, may_have_rows
 from ..jobs.output import save_figure
 from .tables import Tables
 
@@ -186,6 +186,7 @@ FIGURES = (
         _fixed(inference=paths.MERGED_INFERENCE),
         SERVING_CATEGORY,
         {"figure": "J per token vs batch size"},
+        enabled=lambda config: may_have_rows(config, "inference"),
     ),
     Figure(
         "inference_tokens_per_joule",
@@ -194,6 +195,7 @@ FIGURES = (
         _fixed(inference=paths.MERGED_INFERENCE),
         SERVING_CATEGORY,
         {"figure": "tokens per J by precision"},
+        enabled=lambda config: may_have_rows(config, "inference"),
     ),
     Figure(
         "calibration_parity",
