@@ -85,7 +85,7 @@ def tokens_per_joule(tables, style: dict, wildcards: dict):
     precisions = [p for p in PRECISIONS if p in seen] + sorted(seen - set(PRECISIONS))
     groups = sorted(rows["what"].unique())
     fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(groups) * max(len(precisions), 1), 4.2))
-    width, palette = 0.8 / len(precisions), precision_colors()
+    width, colours = 0.8 / len(precisions), precision_colors()
     for i, precision in enumerate(precisions):
         g = rows[rows["precision"] == precision].groupby("what").mean(numeric_only=True)
         g = g.reindex(groups)
@@ -97,7 +97,7 @@ def tokens_per_joule(tables, style: dict, wildcards: dict):
             yerr=g["tpj_sem"],
             capsize=2,
             label=precision,
-            color=palette.get(precision, "grey"),
+            color=colours.get(precision, "grey"),
         )
     ax.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right", fontsize=8)
     ax.set_yscale("log")

@@ -76,6 +76,10 @@ NCU_CATEGORY = "Nsight Compute FLOPs"
 SERVING_CATEGORY = "Inference"
 
 
+def _serving_enabled(config: dict) -> bool:
+    return may_have_rows(config, "inference")
+
+
 def _ncu_enabled(config: dict) -> bool:
     return bool(config["ncu"]["targets"] or config["ncu"]["dirs"])
 
@@ -186,7 +190,7 @@ FIGURES = (
         _fixed(inference=paths.MERGED_INFERENCE),
         SERVING_CATEGORY,
         {"figure": "J per token vs batch size"},
-        enabled=lambda config: may_have_rows(config, "inference"),
+        enabled=_serving_enabled,
     ),
     Figure(
         "inference_tokens_per_joule",
@@ -195,7 +199,7 @@ FIGURES = (
         _fixed(inference=paths.MERGED_INFERENCE),
         SERVING_CATEGORY,
         {"figure": "tokens per J by precision"},
-        enabled=lambda config: may_have_rows(config, "inference"),
+        enabled=_serving_enabled,
     ),
     Figure(
         "calibration_parity",

@@ -49,33 +49,6 @@ def label_trace(trace, windows, idle_window):
     return trace
 
 
-def _flops_for(workload, counted, analytic):
-    """Headline FLOPs per pass, and where they came from (a workload may say its own)."""
-    if hasattr(workload, "headline_flops"):
-        return workload.headline_flops(counted)
-    attention_flops = workload.attention_flops
-    out = {}
-    for name in (
-        "forward",
-        "forward_train",
-        "forward_backward",
-        "forward_backward_local",
-        "backward",
-    ):
-        if name in counted:
-            out[name] = (
-                counted[name].with_attention(attention_flops),
-                f"FlopCounterMode ({attention_flops} attention)",
-            )
-    opt = workload.optimizer_flops() if hasattr(workload, "optimizer_flops") else 0
-    if "forward_backward" in out:
-        out["optimizer"] = (opt, "analytic AdamW (14 FLOPs/parameter)")
-        out["train_step"] = (out["forward_backward"][0] + opt, "FlopCounterMode + analytic AdamW")
-    if workload.headline == "analytic":
-        out = {k: (v["flops_analytic"], "analytic") for k, v in analytic.items()}
-    return out
-
-
 def build_rows(workload, windows, counts, idle, measure, base) -> pd.DataFrame:
     """One row per direct and derived pass; ``counts``: the configuration's FLOP counts
     (``counted``, ``analytic``, ``profiled``), ``base``: its identity, device and provenance
@@ -83,7 +56,7 @@ def build_rows(workload, windows, counts, idle, measure, base) -> pd.DataFrame:
     derived = derivable(tuple(windows))
     idle_w = idle.get("idle_power_w", math.nan)
     est = _estimates(windows, derived, idle_w)
-    flops = _flops_for(workload, counts.counted, counts.analytic)
+    flops = workload.headline_flops(counts.counted, counts.analytic)
     rows = []
     for p in (*windows, *(d.name for d in derived)):
         ws = windows.get(p, [])

@@ -84,6 +84,33 @@ class Workload:
     def analytic(self) -> dict[str, dict]:
         return {}
 
+    def headline_flops(self, counted: dict, analytic: dict) -> dict[str, tuple[float, str]]:
+        """Per pass: the headline FLOPs (what efficiency uses) and where they came from; the
+        counter's with attention as configured, AdamW's added analytically, or the closed form
+        where the workload's ``headline`` is ``analytic``."""
+        if self.headline == "analytic":
+            return {k: (v["flops_analytic"], "analytic") for k, v in analytic.items()}
+        source = f"FlopCounterMode ({self.attention_flops} attention)"
+        out = {
+            name: (counted[name].with_attention(self.attention_flops), source)
+            for name in (
+                "forward",
+                "forward_train",
+                "forward_backward",
+                "forward_backward_local",
+                "backward",
+            )
+            if name in counted
+        }
+        if "forward_backward" in out:
+            opt = self.optimizer_flops() if hasattr(self, "optimizer_flops") else 0
+            out["optimizer"] = (opt, "analytic AdamW (14 FLOPs/parameter)")
+            out["train_step"] = (
+                out["forward_backward"][0] + opt,
+                "FlopCounterMode + analytic AdamW",
+            )
+        return out
+
     def finish_rows(self, rows):
         """Workload-specific columns added to the job's rows (none by default)."""
         return rows

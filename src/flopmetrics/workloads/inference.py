@@ -20,6 +20,7 @@ random: the work, not the text, is what is measured.
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 import math
 from dataclasses import dataclass
@@ -188,7 +189,7 @@ class InferenceWorkload(Workload):
             "parameters": self.parameters,
         }
 
-    def headline_flops(self, counted: dict) -> dict:
+    def headline_flops(self, counted: dict, analytic: dict) -> dict:
         """Per pass: FLOPs of the scores attended (a causal prompt's upper triangle, which the
         counter books, left out), and where they came from."""
         source = "FlopCounterMode (causal attention: the scores attended)"
@@ -247,11 +248,12 @@ def _check_served(name: str, hf: object, cache) -> None:
             )
 
 
+@functools.cache
 def served_attention() -> str:
-    """Register (once) and name the attention a serving workload runs: transformers' SDPA call
-    on the cache's positions attended only, with no mask (causal where several queries come,
-    as a prompt's), so grouped-query heads go to the kernel as stored. Registered without a mask
-    function, transformers builds no mask for it."""
+    """Register (once per process) and name the attention a serving workload runs:
+    transformers' SDPA call on the cache's positions attended only, with no mask (causal where
+    several queries come, as a prompt's), so grouped-query heads go to the kernel as stored.
+    Registered without a mask function, transformers builds no mask for it."""
     # late: transformers takes seconds to import; only a serving workload's build needs these
     from transformers import AttentionInterface
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
