@@ -1,8 +1,7 @@
-"""Issue 35, item 1 (groundwork): the kernels cuBLAS launches for each MLP shape, read with
-``torch.profiler`` (a sub-second run, no ncu): every GPU kernel of one forward and one
-backward of the thesis MLP, with its name, grid, block, registers, shared memory and duration,
-and the matmul shapes it served. The kernel choice depends on the card, torch and cuBLAS: each
-file names them.
+"""Issue 35, item 1: the kernels cuBLAS launches for each MLP config, read with
+``torch.profiler`` (a sub-second run, no ncu; ``flopmetrics.ncu.choice.read_on_gpu``): every
+GPU kernel of one forward and one backward of the thesis MLP, with its name and grid. The kernel
+choice depends on the card, torch and cuBLAS: each table names them.
 
 Run on a GPU from the repository root (one JSON per precision under --out):
     python benchmarks/kernel_choice.py --shapes benchmarks/results/unseen_shapes_2026-12-03.json \\
@@ -13,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gzip
 import json
 import os
 import sys
 from pathlib import Path
 
 import torch
-from torch.profiler import ProfilerActivity, profile
 
-from flopmetrics.jobs.kernels import kernel_events, trace_events
 from flopmetrics.jobs.provenance import git_revision
-from flopmetrics.workloads.mlp import build_mlp
-from flopmetrics.workloads.precision import get_precision, matmul_precision
+from flopmetrics.ncu.choice import read_on_gpu
 
 
 def cublas_version() -> str:
@@ -38,51 +35,6 @@ def cublas_version() -> str:
         lib.cublasGetProperty(prop, ctypes.byref(value))
         parts.append(str(value.value))
     return ".".join(parts)
-
-
-def kernels(prof) -> list[dict]:
-    """Every GPU kernel of the profile, in launch order, with its launch configuration."""
-    keep = ("grid", "block", "registers per thread", "shared memory", "blocks per SM")
-    return [
-        {
-            "name": e["name"],
-            "duration_us": e["dur"],
-            **{k: e.get("args", {})[k] for k in keep if k in e.get("args", {})},
-        }
-        for e in sorted(kernel_events(trace_events(prof)), key=lambda e: e.get("ts", 0))
-    ]
-
-
-def one_shape(shape: dict, precision: str) -> dict:
-    p = get_precision(precision)
-    model, x = build_mlp(shape["n"], shape["d"], shape["m"], p, "cuda")
-    with matmul_precision(p):
-        for _ in range(2):  # warm-up: cuBLAS's heuristics and workspaces
-            model(x).float().sum().backward()
-        torch.cuda.synchronize()
-        record = {}
-        for name in ("forward", "backward"):
-            model.zero_grad(set_to_none=True)
-            y = model(x).float().sum() if name == "backward" else None
-            torch.cuda.synchronize()
-            with profile(
-                activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU], record_shapes=True
-            ) as prof:
-                if name == "forward":
-                    with torch.no_grad():
-                        model(x)
-                else:
-                    y.backward()
-                torch.cuda.synchronize()
-            record[name] = {
-                "kernels": kernels(prof),
-                "mm_shapes": [
-                    e.input_shapes for e in prof.events() if e.name in ("aten::mm", "aten::addmm")
-                ],
-            }
-    del model, x
-    torch.cuda.empty_cache()
-    return {**shape, "precision": precision, "passes": record}
 
 
 def provenance() -> dict:
@@ -113,7 +65,8 @@ def main() -> int:
     for precision in args.precisions:
         rows = []
         for i, s in enumerate(shapes):
-            rows.append(one_shape(s, precision))
+            rows.append(read_on_gpu(s["n"], s["d"], s["m"], precision))
+            torch.cuda.empty_cache()
             print(
                 f"[{precision}] {i + 1}/{len(shapes)} n{s['n']} d{s['d']} m{s['m']}",
                 file=sys.stderr,
@@ -121,12 +74,13 @@ def main() -> int:
         doc = {
             **info,
             "precision": precision,
-            "shapes_file": args.shapes.as_posix(),
+            "shapes_file": args.shapes.name,  # no machine path
             "configs": rows,
         }
-        tmp = args.out / f".{precision}.json.partial"
-        tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n")
-        os.replace(tmp, args.out / f"{precision}.json")
+        tmp = args.out / f".{precision}.json.gz.partial"
+        with gzip.open(tmp, "wt") as fh:
+            json.dump(doc, fh, default=str)
+        os.replace(tmp, args.out / f"{precision}.json.gz")
     return 0
 
 

@@ -67,8 +67,10 @@ def gemm_calls(launches: pd.DataFrame) -> pd.DataFrame:
                 f"{label} {p}: {len(gemm_rows)} GEMM launches, the model has {len(expected)} calls"
             )
         split_k = np.concatenate([[0.0], np.cumsum(np.where(kind == "split_k", flops, 0.0))])
+        grid = g["grid"].to_numpy() if "grid" in g else np.full(len(g), None)
         bounds = list(gemm_rows) + [len(g)]
         for (role, mm, nn, kk), start, stop in zip(expected, bounds, bounds[1:], strict=False):
+            reduction = [kernel[i] for i in range(start + 1, stop) if kind[i] == "split_k"]
             out.append(
                 {
                     "label": label,
@@ -81,6 +83,8 @@ def gemm_calls(launches: pd.DataFrame) -> pd.DataFrame:
                     "N": nn,
                     "K": kk,
                     "kernel": kernel[start],
+                    "grid": grid[start],
+                    "reduction": reduction[0] if reduction else "",
                     "flops": flops[start],
                     "flops_split_k": split_k[stop] - split_k[start + 1],
                 }
@@ -158,6 +162,26 @@ def fit_kernel(rows: pd.DataFrame, kernel: str = "") -> dict:
     return {"swap": swap, "tile": (int(tm[i]), int(tn[i]), int(tk[i])), "c": float(c[i])}
 
 
+def pointwise_terms(launches: pd.DataFrame) -> dict:
+    """Per pass, the coefficients of ``(n d m, d m)`` that give its elementwise work (sigmoid,
+    fills) and its reductions (the loss), least squares over the MLP configs of ``launches``."""
+    if "run" not in launches:
+        launches = launches.assign(run="")
+    point = launches.assign(
+        elementwise=np.where(launches["class"].isin(ELEMENTWISE), launches["flops"], 0.0),
+        reduction=np.where(launches["class"] == "reduction", launches["flops"], 0.0),
+    )
+    terms = {}
+    for p, g in point.groupby("pass"):
+        per = g.groupby(["run", "n", "d", "m"])[["elementwise", "reduction"]].sum()
+        n, d, m = (per.index.get_level_values(k).to_numpy(dtype=float) for k in ("n", "d", "m"))
+        X = np.column_stack([n * d * m, d * m])
+        terms[p] = {
+            col: np.linalg.lstsq(X, per[col].to_numpy(dtype=float), rcond=None)[0] for col in per
+        }
+    return terms
+
+
 def config_totals(launches: pd.DataFrame) -> pd.DataFrame:
     """Executed FLOPs of each run's MLP configs, forward and backward: run, n, d, m, pass, flops."""
     mlp = launches[launches["pass"].isin(["forward", "backward"]) & launches["n"].notna()]
@@ -185,19 +209,7 @@ class GapModel:
         self.calls["split_k_per_output"] = self.calls["flops_split_k"] / (
             self.calls["M"] * self.calls["N"]
         )
-        self.pointwise = {}
-        point = launches.assign(
-            elementwise=np.where(launches["class"].isin(ELEMENTWISE), launches["flops"], 0.0),
-            reduction=np.where(launches["class"] == "reduction", launches["flops"], 0.0),
-        )
-        for p, g in point.groupby("pass"):
-            per = g.groupby(["run", "n", "d", "m"])[["elementwise", "reduction"]].sum()
-            n, d, m = (per.index.get_level_values(k).to_numpy(dtype=float) for k in ("n", "d", "m"))
-            X = np.column_stack([n * d * m, d * m])
-            self.pointwise[p] = {
-                col: np.linalg.lstsq(X, per[col].to_numpy(dtype=float), rcond=None)[0]
-                for col in per
-            }
+        self.pointwise = pointwise_terms(launches)
         totals = config_totals(launches) if totals is None else totals
         # one executed count per (pass, d, m, n): runs of one config on several cards agree
         self.shapes = {

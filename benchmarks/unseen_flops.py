@@ -1,0 +1,152 @@
+"""Issue 35, items 1-2: executed FLOPs of MLP shapes nobody profiled, predicted from the kernels
+the library launches (``flopmetrics.ncu.executed``) and judged against Nsight Compute.
+
+``plan`` writes the configs a GPU run needs: the training configs (thesis-grid shapes that
+teach the per-output epilogue, split-K reduction and elementwise costs; none is an unseen
+shape) and the unseen shapes of ``benchmarks/results/unseen_shapes_2026-12-03.json`` at
+``min(n, --max-layers)`` layers (a pass's executed FLOPs are ``n L + C``, exactly linear in n:
+the depth only costs ncu time). ``judge`` fits the terms on the training captures alone,
+predicts every unseen config from its kernel choice (read with ``torch.profiler``, never from
+its ncu rows) and prints the table.
+
+    python benchmarks/unseen_flops.py plan --out configs.json
+    benchmarks/unseen_flops_campaign.sh OUT            # on the GPU host
+    python benchmarks/unseen_flops.py judge --runs OUT/ncu --choice OUT/choice [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from flopmetrics.ncu import choice, classify, gap, parse
+from flopmetrics.ncu.executed import ExecutedModel
+
+UNSEEN = Path("benchmarks/results/unseen_shapes_2026-12-03.json")
+TRAINING = [  # thesis grid, (d, m) of no unseen shape: the H100 set and six more
+    (2, 128, 16),
+    (2, 1024, 128),
+    (2, 2048, 256),
+    (4, 128, 112),
+    (4, 512, 128),
+    (4, 2048, 48),
+    (8, 256, 16),
+    (8, 1024, 256),
+    (2, 2048, 16),
+    (2, 1920, 32),
+    (2, 1536, 96),
+    (2, 640, 240),
+    (2, 256, 208),
+    (2, 1152, 64),
+]
+
+
+def plan(args) -> int:
+    unseen = json.loads(Path(args.unseen).read_text())["shapes"]
+    training = TRAINING if args.training else []
+    configs = [{"n": n, "d": d, "m": m, "role": "training"} for n, d, m in training]
+    configs += [
+        {"n": min(s["n"], args.max_layers), "d": s["d"], "m": s["m"], "role": "unseen"}
+        for s in unseen
+    ]
+    taken = {(c["d"], c["m"]) for c in configs if c["role"] == "training"}
+    clash = [c for c in configs if c["role"] == "unseen" and (c["d"], c["m"]) in taken]
+    if clash:
+        raise SystemExit(f"training shapes among the unseen ones: {clash}")
+    doc = {"unseen": Path(args.unseen).as_posix(), "max_layers": args.max_layers, "shapes": configs}
+    Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"{len(configs)} configs -> {args.out}")
+    return 0
+
+
+def judged(runs: Path, choice_dir: Path, configs: list[dict], train: list[Path]) -> pd.DataFrame:
+    """Every unseen config of ``runs`` predicted by terms fitted on the training configs of
+    ``runs`` and on every MLP config of the ``train`` folders."""
+    launches = classify.classify(parse.read_runs(runs))
+    roles = {(c["n"], c["d"], c["m"]): c["role"] for c in configs}
+    key = list(zip(launches["n"], launches["d"], launches["m"], strict=True))
+    role = pd.Series([roles.get(tuple(map(int, k))) if k[0] == k[0] else None for k in key])
+    launches = launches.assign(role=role.to_numpy())
+    extra = [classify.classify(parse.read_runs(t)).assign(role="training") for t in train]
+    training = pd.concat([launches[launches["role"] == "training"], *extra], ignore_index=True)
+    model = ExecutedModel(training[training["n"].notna()])
+    measured = gap.config_totals(launches[launches["role"] == "unseen"]).rename(
+        columns={"pass": "pass_"}
+    )
+    table = {}
+    for path in sorted(choice_dir.glob("*.json*")):
+        table.update(choice.calls_of(choice.load(path)))
+    rows = []
+    for r in measured.merge(
+        launches[["run", "precision"]].drop_duplicates(), on="run"
+    ).itertuples():
+        n, d, m = int(r.n), int(r.d), int(r.m)
+        pred = model.predict(
+            choice.for_precision(table, r.precision), r.precision, n, d, m, r.pass_
+        )
+        rows.append(
+            {
+                "precision": r.precision,
+                "pass": r.pass_,
+                "n": n,
+                "d": d,
+                "m": m,
+                "executed": r.flops,
+                "predicted": pred["total"],
+                "error_pct": 100 * (pred["total"] / r.flops - 1),
+                "analytic": 2.0 * d * d * m * (n if r.pass_ == "forward" else 2 * n - 1),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def judge(args) -> int:
+    configs = json.loads(Path(args.configs).read_text())["shapes"]
+    df = judged(Path(args.runs), Path(args.choice), configs, [Path(t) for t in args.train])
+    df["abs"] = df["error_pct"].abs()
+    summary = df.groupby(["precision", "pass"])["abs"].agg(
+        judged="count",
+        median="median",
+        largest="max",
+        above_5=lambda e: int((e > 5).sum()),
+    )
+    pd.set_option("display.width", 200)
+    print(summary.round(3).to_string())
+    print(
+        f"\nall: {len(df)} passes, median |error| {df['abs'].median():.3f} %, "
+        f"largest {df['abs'].max():.2f} %, above 5 %: {int((df['abs'] > 5).sum())}"
+    )
+    print(df.sort_values("abs").tail(8).round(3).to_string(index=False))
+    if args.json:
+        Path(args.json).write_text(df.drop(columns="abs").to_json(orient="records", indent=1))
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plan")
+    p.add_argument("--out", required=True)
+    p.add_argument("--max-layers", type=int, default=4)
+    p.add_argument("--unseen", default=UNSEEN.as_posix(), help="the drawn shapes (JSON)")
+    p.add_argument(
+        "--no-training", dest="training", action="store_false", help="the unseen configs only"
+    )
+    p.set_defaults(run=plan)
+    j = sub.add_parser("judge")
+    j.add_argument("--runs", required=True, help="folder of ncu runs (<run>.csv.gz + .json)")
+    j.add_argument("--choice", required=True, help="folder of kernel-choice tables")
+    j.add_argument("--configs", required=True, help="the plan's configs.json")
+    j.add_argument("--json", help="write every judged pass here")
+    j.add_argument("--train", nargs="*", default=[], help="more folders of training ncu runs")
+    j.set_defaults(run=judge)
+    args = ap.parse_args()
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
