@@ -63,27 +63,14 @@ def plan(args) -> int:
     return 0
 
 
-def judged(runs: Path, choice_dir: Path, configs: list[dict], train: list[Path]) -> pd.DataFrame:
-    """Every unseen config of ``runs`` predicted by terms fitted on the training configs of
-    ``runs`` and on every MLP config of the ``train`` folders."""
-    launches = classify.classify(parse.read_runs(runs))
-    roles = {(c["n"], c["d"], c["m"]): c["role"] for c in configs}
-    key = list(zip(launches["n"], launches["d"], launches["m"], strict=True))
-    role = pd.Series([roles.get(tuple(map(int, k))) if k[0] == k[0] else None for k in key])
-    launches = launches.assign(role=role.to_numpy())
-    extra = [classify.classify(parse.read_runs(t)).assign(role="training") for t in train]
-    training = pd.concat([launches[launches["role"] == "training"], *extra], ignore_index=True)
+def judged(launches: pd.DataFrame, training: pd.DataFrame, table: dict) -> pd.DataFrame:
+    """Every MLP config of ``launches`` (classified ncu launches) predicted from its kernel
+    choice in ``table`` by terms fitted on ``training`` alone, beside what ncu counted."""
     model = ExecutedModel(training[training["n"].notna()])
-    measured = gap.config_totals(launches[launches["role"] == "unseen"]).rename(
-        columns={"pass": "pass_"}
-    )
-    table = {}
-    for path in sorted(choice_dir.glob("*.json*")):
-        table.update(choice.calls_of(choice.load(path)))
+    measured = gap.config_totals(launches).rename(columns={"pass": "pass_"})
+    runs = launches[["run", "precision"]].drop_duplicates()
     rows = []
-    for r in measured.merge(
-        launches[["run", "precision"]].drop_duplicates(), on="run"
-    ).itertuples():
+    for r in measured.merge(runs, on="run").itertuples():
         n, d, m = int(r.n), int(r.d), int(r.m)
         pred = model.predict(
             choice.for_precision(table, r.precision), r.precision, n, d, m, r.pass_
@@ -104,9 +91,31 @@ def judged(runs: Path, choice_dir: Path, configs: list[dict], train: list[Path])
     return pd.DataFrame(rows)
 
 
+def split_roles(launches: pd.DataFrame, configs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(unseen, training) launches by the plan's roles; launches of no planned config drop."""
+    roles = {(c["n"], c["d"], c["m"]): c["role"] for c in configs}
+    mlp = launches[launches["n"].notna()]
+    key = zip(mlp["n"].astype(int), mlp["d"].astype(int), mlp["m"].astype(int), strict=True)
+    role = pd.Series([roles.get(k) for k in key], index=mlp.index)
+    return mlp[role == "unseen"], mlp[role == "training"]
+
+
+def read(folder: Path, pattern: str = "*") -> pd.DataFrame:
+    return classify.classify(parse.read_runs(folder, pattern))
+
+
+def tables(paths: list[Path]) -> dict:
+    out = {}
+    for path in paths:
+        out.update(choice.calls_of(choice.load(path)))
+    return out
+
+
 def judge(args) -> int:
     configs = json.loads(Path(args.configs).read_text())["shapes"]
-    df = judged(Path(args.runs), Path(args.choice), configs, [Path(t) for t in args.train])
+    unseen, training = split_roles(read(Path(args.runs)), configs)
+    training = pd.concat([training, *(read(Path(t)) for t in args.train)], ignore_index=True)
+    df = judged(unseen, training, tables(sorted(Path(args.choice).glob("*.json*"))))
     df["abs"] = df["error_pct"].abs()
     summary = df.groupby(["precision", "pass"])["abs"].agg(
         judged="count",

@@ -1,4 +1,4 @@
-"""The ``flopmetrics`` command: ``env``, ``measure``, ``estimate``, ``audit``.
+"""The ``flopmetrics`` command: ``env``, ``measure``, ``estimate``, ``audit``, ``flops``.
 
 Each subcommand is a module of this package with ``add(subparsers)`` and ``run(args) -> int``;
 the heavy imports (torch, pandas) happen inside ``run``, so ``--help`` is instant.
@@ -10,9 +10,9 @@ import argparse
 import sys
 from importlib import metadata
 
-from . import audit, env, estimate, measure
+from . import audit, env, estimate, flops, measure
 
-COMMANDS = (env, measure, estimate, audit)
+COMMANDS = (env, measure, estimate, audit, flops)
 
 
 def parser() -> argparse.ArgumentParser:

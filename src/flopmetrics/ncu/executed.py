@@ -157,7 +157,7 @@ class ExecutedModel:
         rows = []
         for (role, mm, nn, kk), times in Counter(calls(n, d, m, pass_)).items():
             if (role, mm, nn, kk) not in choice:
-                raise KeyError(
+                raise ValueError(
                     f"{precision} {pass_} n{n} d{d} m{m}: the kernel choice has no {role} call "
                     f"M{mm} N{nn} K{kk} (read it on the GPU, or add the shape to the table)"
                 )

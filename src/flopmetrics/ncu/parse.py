@@ -215,12 +215,13 @@ def read_thesis_raw(directory: str | Path) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def read_runs(directory: str | Path) -> pd.DataFrame:
-    """Every ``<run>.csv.gz`` under ``directory`` with its manifest ``<run>.json``: launches in our
-    schema, with ``run``, ``precision`` and, for MLP passes, ``n``, ``d``, ``m``."""
+def read_runs(directory: str | Path, pattern: str = "*") -> pd.DataFrame:
+    """Every ``<run>.csv.gz`` under ``directory`` (whose ``<run>`` matches ``pattern``) with its
+    manifest ``<run>.json``: launches in our schema, with ``run``, ``precision`` and, for MLP
+    passes, ``n``, ``d``, ``m``."""
 
     out = []
-    for csv in sorted(Path(directory).glob("*.csv.gz")):
+    for csv in sorted(Path(directory).glob(f"{pattern}.csv.gz")):
         manifest_path = csv.with_name(csv.name.removesuffix(".csv.gz") + ".json")
         if not manifest_path.exists():
             raise NcuParseError(f"{csv}: no manifest {manifest_path.name} beside it")
