@@ -1,5 +1,5 @@
 """Issue 35, item 1: the kernels cuBLAS launches for each MLP config, read with
-``torch.profiler`` (a sub-second run, no ncu; ``flopmetrics.ncu.choice.read_on_gpu``): every
+``torch.profiler`` (a sub-second run, no ncu; ``flopmetrics.ncu.profiler.read_on_gpu``): every
 GPU kernel of one forward and one backward of the thesis MLP, with its name and grid. The kernel
 choice depends on the card, torch and cuBLAS: each table names them.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from flopmetrics.jobs.provenance import git_revision
-from flopmetrics.ncu.choice import read_on_gpu
+from flopmetrics.ncu.profiler import read_on_gpu
 
 
 def cublas_version() -> str:

@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..ncu import choice, classify, parse
+from ..ncu import choice, classify, parse, profiler
 from ..ncu.executed import ExecutedModel
 
 REFERENCE_NCU = "resources/reference/h200/ncu"  # committed H200 captures (repository root)
@@ -63,8 +63,10 @@ def _table(args) -> tuple[dict, dict]:
             raise RuntimeError("no CUDA GPU here: give --choice TABLE (a committed kernel choice)")
         doc = {
             "gpu_name": torch.cuda.get_device_name(),
+            "gpu_uuid": f"GPU-{torch.cuda.get_device_properties(0).uuid}",
             "torch": torch.__version__,
-            "configs": [choice.read_on_gpu(n, d, m, args.precision)],
+            "cuda": torch.version.cuda,
+            "configs": [profiler.read_on_gpu(n, d, m, args.precision)],
         }
     info = {k: v for k, v in doc.items() if k != "configs"}
     return choice.for_precision(choice.calls_of(doc), args.precision), info

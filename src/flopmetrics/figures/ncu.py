@@ -111,16 +111,22 @@ def gap_heatmap(tables, style: dict, wildcards: dict):
     return fig
 
 
+SPLIT_LABELS = {
+    "config": "shape seen at other n",
+    "shape": "shape unseen: tile terms",
+    "kernel choice": "shape unseen: kernel choice",
+}
+
+
 def parity(tables, style: dict, wildcards: dict):
-    """Executed FLOPs against the GPU-adjusted formulas' out-of-fold prediction, per split."""
+    """Executed FLOPs against the out-of-fold prediction, per split: the GPU-adjusted formulas
+    with the shape seen at other depths or not, and the prediction from the kernel choice."""
     gap = tables["gap"]
     if gap.empty:
         return empty(
             "no Nsight Compute runs of the MLP to fit and judge the GPU-adjusted formulas on"
         )
-    gap = gap.assign(
-        split=gap["split"].map({"config": "shape seen at other n", "shape": "shape unseen"})
-    )
+    gap = gap.assign(split=gap["split"].map(SPLIT_LABELS))
     g = seaborn().relplot(
         data=gap,
         x="flops",
@@ -131,8 +137,8 @@ def parity(tables, style: dict, wildcards: dict):
         height=3.6,
         palette=precision_colors(),
         aspect=1,
-        style_order=["shape seen at other n", "shape unseen"],
-        markers=["o", "X"],
+        style_order=list(SPLIT_LABELS.values()),
+        markers=["o", "X", "^"],
     )
     lo, hi = gap[["flops", "predicted"]].min().min(), gap[["flops", "predicted"]].max().max()
     for ax, (p, sub) in zip(g.axes.flat, gap.groupby("pass"), strict=False):

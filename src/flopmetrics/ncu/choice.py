@@ -1,11 +1,11 @@
-"""The kernels the library launches for an MLP's GEMM calls: read on the GPU at hand with
-``torch.profiler`` (one forward and one backward, well under a second, no ncu), or from a
-committed kernel-choice table that names the card, driver, torch and cuBLAS it was read with.
+"""Kernel-choice tables: the kernels the library launched for an MLP's GEMM calls, as
+:func:`flopmetrics.ncu.profiler.read_on_gpu` reads them on a GPU, committed with the card,
+driver, torch and cuBLAS they were read with (no torch needed to use one).
 
 A table is a JSON document: provenance keys and ``configs``, each ``n``, ``d``, ``m``,
-``precision`` and per pass the launched ``kernels`` (name, grid, ...) in launch order, as
-:func:`read_on_gpu` writes it. :func:`calls_of` turns it into one launch per GEMM call shape
-``(role, M, N, K)``: the GEMM-class launches of a pass, in order, are its calls as
+``precision`` and per pass the launched ``kernels`` (name, grid, ...) in launch order.
+:func:`calls_of` turns it into one launch per GEMM call shape ``(role, M, N, K)``: the
+GEMM-class launches of a pass, in order, are its calls as
 :func:`flopmetrics.ncu.gap.calls` lists them, each with the split-K kernel that follows it.
 """
 
@@ -15,9 +15,7 @@ import gzip
 import json
 from pathlib import Path
 
-from ..jobs.kernels import kernel_events, trace_events
-from ..workloads.mlp import build_mlp
-from ..workloads.precision import get_precision, matmul_precision
+from ..energy import datasheet
 from .classify import kernel_class
 from .gap import calls
 
@@ -64,37 +62,20 @@ def _pair(launches: list[dict]) -> list[dict]:
     return pairs
 
 
+def tables_by_gpu(folders) -> dict:
+    """GPU label -> ``calls_of`` all tables (``*.json.gz``, ``*.json``) in ``folders``."""
+    out = {}
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.json*")):
+            if path.name.endswith(("_configs.json", ".partial")):
+                continue  # a campaign's plan, not a table
+            doc = load(path)
+            out.setdefault(datasheet.for_device_name(doc["gpu_name"]).label, {}).update(
+                calls_of(doc)
+            )
+    return out
+
+
 def for_precision(table: dict, precision: str) -> dict:
     """``(role, M, N, K) -> launch`` of one precision."""
     return {k[1:]: v for k, v in table.items() if k[0] == precision}
-
-
-def read_on_gpu(n: int, d: int, m: int, precision: str) -> dict:
-    """One config's launches on the current GPU: ``{n, d, m, precision, passes}``."""
-    import torch  # late: reading on a GPU needs torch, a table does not
-    from torch.profiler import ProfilerActivity, profile
-
-    p = get_precision(precision)
-    model, x = build_mlp(n, d, m, p, "cuda")
-    record = {}
-    with matmul_precision(p):
-        for _ in range(2):  # warm-up: cuBLAS's heuristics and workspaces
-            model(x).float().sum().backward()
-        for pass_ in PASSES:
-            model.zero_grad(set_to_none=True)
-            y = model(x).float().sum() if pass_ == "backward" else None
-            torch.cuda.synchronize()
-            with profile(activities=[ProfilerActivity.CUDA]) as prof:
-                if pass_ == "forward":
-                    with torch.no_grad():
-                        model(x)
-                else:
-                    y.backward()
-                torch.cuda.synchronize()
-            events = sorted(kernel_events(trace_events(prof)), key=lambda e: e.get("ts", 0))
-            record[pass_] = {
-                "kernels": [
-                    {"name": e["name"], "grid": e.get("args", {}).get("grid")} for e in events
-                ]
-            }
-    return {"n": n, "d": d, "m": m, "precision": precision, "passes": record}

@@ -10,7 +10,8 @@ precision and kernel family:
 * the **split-K reduction** kernel that follows a split GEMM: ``(S + c) O``;
 
 ``O`` the outputs, as computed (``M N``) or as the tiles cover them, whichever the training
-captures fit better. Plus, per pass, the **elementwise** work (sigmoid, fills) and the loss
+captures fit better; each term a median over the training calls, so that a few launches the
+rules miss cannot move it. Plus, per pass, the **elementwise** work (sigmoid, fills) and the loss
 **reduction**, ``a n d m + b d m`` (:func:`flopmetrics.ncu.gap.pointwise_terms`). A family no
 training capture of the precision had borrows another precision's terms and says so in
 ``basis``; a kernel choice that lacks a call is refused.
@@ -22,7 +23,6 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import nnls
 
 from .gap import calls, gemm_calls, pointwise_terms
 from .kernels import UnknownKernel, decode
@@ -61,15 +61,21 @@ def decoded_calls(calls_: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _epilogue_fit(o: np.ndarray, s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    x = np.column_stack([o, s * o])
-    coef, _ = nnls(x, y)
-    return coef, float(np.sum((x @ coef - y) ** 2))
+def _epilogue_fit(o: np.ndarray, s: np.ndarray, y: np.ndarray) -> tuple[tuple, float]:
+    """``e0`` from the unsplit calls, ``e1`` per slice from the split ones, both medians: a few
+    launches whose slices the rules miss by a step must not move the rest (least squares let
+    them)."""
+    single = s == 1
+    e0 = float(np.median(y[single] / o[single])) if single.any() else 0.0
+    rest = (y - e0 * o) / (s * o)
+    e1 = float(np.median(rest[~single])) if (~single).any() else 0.0
+    e0, e1 = max(e0, 0.0), max(e1, 0.0)
+    return (e0, e1), float(np.median(np.abs((e0 + e1 * s) * o - y) / o))
 
 
 def _reduction_fit(o: np.ndarray, s: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     c = float(np.median(y / o - s))
-    return c, float(np.sum(((s + c) * o - y) ** 2))
+    return c, float(np.median(np.abs((s + c) * o - y) / o))
 
 
 def _best(g: pd.DataFrame, y: np.ndarray, fit) -> tuple[str, object]:
@@ -81,7 +87,7 @@ def _best(g: pd.DataFrame, y: np.ndarray, fit) -> tuple[str, object]:
 
 
 def fit_epilogue(rows: pd.DataFrame) -> dict:
-    """(precision, family) -> (outputs variant, (e0, e1)), non-negative least squares."""
+    """(precision, family) -> (outputs variant, (e0, e1))."""
     return {
         key: _best(g, (g["flops"] - g["tile_flops"]).to_numpy(dtype=float), _epilogue_fit)
         for key, g in rows.groupby(["precision", "family"])

@@ -8,7 +8,12 @@ import numpy as np
 import pandas as pd
 
 from ..flops import analytic
+from . import choice
+from .executed import ExecutedModel
 from .gap import GapModel, config_totals
+from .kernels import UnknownKernel
+
+PASSES = ("forward", "backward")
 
 
 def evaluate(model: GapModel, measured: pd.DataFrame) -> pd.DataFrame:
@@ -121,3 +126,42 @@ def held_out_errors(launches: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
             ]
         )
     )
+
+
+def kernel_choice_errors(launches: pd.DataFrame, tables: dict, k: int, seed: int) -> pd.DataFrame:
+    """Per GPU and precision of the MLP launches (classified): every config whose GEMM calls the
+    kernel-choice table of that GPU holds (``tables``: GPU label -> ``calls_of`` of its tables),
+    predicted from its kernel choice (:mod:`flopmetrics.ncu.executed`) by terms fitted on the
+    other folds, each shape in one fold: split ``kernel choice``. Configs the table lacks are
+    not judged here; ``attrs["refused"]`` counts them."""
+    out, refused = [], 0
+    mlp = launches[launches["label"].str.startswith("mlp") & launches["pass"].isin(PASSES)]
+    for (gpu, precision), g in mlp.groupby(["gpu_label", "precision"]):
+        table = choice.for_precision(tables.get(gpu, {}), precision)
+        totals = config_totals(g).rename(columns={"pass": "pass_"})
+        configs = totals[["n", "d", "m"]].drop_duplicates().sort_values(["n", "d", "m"])
+        configs = configs.reset_index(drop=True)
+        if not table or configs[["d", "m"]].drop_duplicates().shape[0] < k:
+            continue
+        configs["fold"] = folds(configs, k, seed, unseen_shapes=True)
+        g = g.merge(configs, on=["n", "d", "m"])
+        for f, judged in totals.merge(configs, on=["n", "d", "m"]).groupby("fold"):
+            model = ExecutedModel(g[g["fold"] != f])
+            for r in judged.itertuples(index=False):
+                try:
+                    p = model.predict(table, precision, int(r.n), int(r.d), int(r.m), r.pass_)
+                except (ValueError, UnknownKernel):
+                    refused += 1
+                    continue
+                row = {**r._asdict(), "predicted": p["total"]}
+                out.append({**row, "gpu_label": gpu, "precision": precision})
+    columns = ["gpu_label", "precision", "run", "n", "d", "m", "pass_", "flops", "fold"]
+    df = pd.DataFrame(out, columns=[*columns, "predicted"])
+    df = df.rename(columns={"pass_": "pass"}).assign(split="kernel choice", basis="kernel choice")
+    df["error_pct"] = 100 * (df["predicted"] - df["flops"]) / df["flops"]
+    df["flops_analytic"] = [
+        analytic.mlp_flops(p, int(n), int(d), int(m), "ours").total
+        for n, d, m, p in zip(df["n"], df["d"], df["m"], df["pass"], strict=True)
+    ]
+    df.attrs["refused"] = refused
+    return df
