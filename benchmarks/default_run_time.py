@@ -34,10 +34,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rev", default="HEAD", help="the revision to time (default HEAD)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         tree = Path(scratch) / "flopmetrics"
         subprocess.run(["git", "clone", "-q", str(REPO), str(tree)], check=True)
+        subprocess.run(["git", "-C", str(tree), "checkout", "-q", args.rev], check=True)
         startup = timed(["snakemake", "-n", "-q", "-c", str(args.cores)], tree)
         walls = []
         for i in range(args.runs):

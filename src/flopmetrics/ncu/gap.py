@@ -114,6 +114,10 @@ def name_tile(kernel: str):
     return None
 
 
+def _up(x: float, step: int) -> float:
+    return math.ceil(x / step) * step
+
+
 def padded(rows: pd.DataFrame, swap: bool, tm: int, tn: int, tk: int) -> np.ndarray:
     m, n, k, splits = (rows[c].to_numpy(dtype=float) for c in ("M", "N", "K", "splits"))
     a, b = (n, m) if swap else (m, n)
@@ -203,7 +207,7 @@ class GapModel:
             flops_split_k=("flops_split_k", "median"),
             splits=("splits", "max"),
         )
-        self._near = {}
+        self._near, self._by_role, self._calls_done = {}, {}, {}
         self.kernels = {k: fit_kernel(g, k) for k, g in self.calls.groupby("kernel")}
         self.calls["k_per_slice"] = np.ceil(self.calls["K"] / self.calls["splits"])
         self.calls["split_k_per_output"] = self.calls["flops_split_k"] / (
@@ -212,29 +216,43 @@ class GapModel:
         self.pointwise = pointwise_terms(launches)
         totals = config_totals(launches) if totals is None else totals
         # one executed count per (pass, d, m, n): runs of one config on several cards agree
-        self.shapes = {
-            key: g.groupby("n")["flops"].median() for key, g in totals.groupby(["pass", "d", "m"])
-        }
+        med = totals.groupby(["pass", "d", "m", "n"])["flops"].median()
+        by_shape = {}
+        for (p, d, m, n), flops in med.items():  # one groupby: a median per group is slow
+            by_shape.setdefault((p, d, m), {})[n] = flops
+        self.shapes = {key: pd.Series(v, name="flops") for key, v in by_shape.items()}
 
-    def _nearest(self, role: str, mm: int, nn: int, kk: int) -> pd.Series:
+    def _nearest(self, role: str, mm: int, nn: int, kk: int) -> dict:
         key = (role, mm, nn, kk)
         if key not in self._near:
-            c = self.calls[self.calls["role"] == role]
-            dist = np.log(c["M"] / mm) ** 2 + np.log(c["N"] / nn) ** 2 + np.log(c["K"] / kk) ** 2
-            self._near[key] = c.loc[dist.idxmin()]
+            if role not in self._by_role:  # numpy per role: this runs for every judged call
+                c = self.calls[self.calls["role"] == role].reset_index(drop=True)
+                self._by_role[role] = (c, np.log(c[["M", "N", "K"]].to_numpy(dtype=float)))
+            c, logs = self._by_role[role]
+            dist = ((logs - np.log([mm, nn, kk])) ** 2).sum(axis=1)
+            self._near[key] = c.iloc[int(np.argmin(dist))].to_dict()
         return self._near[key]
 
     def _call(self, role: str, mm: int, nn: int, kk: int) -> tuple[float, float]:
         """Executed (GEMM, split-K reduction) FLOPs of one call: as measured where a training
         config made the same call, else from the nearest call's kernel, tile and slice length."""
+        key = (role, mm, nn, kk)
+        if key not in self._calls_done:
+            self._calls_done[key] = self._one_call(role, mm, nn, kk)
+        return self._calls_done[key]
+
+    def _one_call(self, role: str, mm: int, nn: int, kk: int) -> tuple[float, float]:
         near = self._nearest(role, mm, nn, kk)
         if (near["M"], near["N"], near["K"]) == (mm, nn, kk):
             return float(near["flops"]), float(near["flops_split_k"])
         k = self.kernels[near["kernel"]]
         # the neighbour's slice length, not its slice count: the library splits K into chunks
         splits = max(1, math.ceil(kk / near["k_per_slice"])) if near["splits"] > 1 else 1
-        call = pd.DataFrame({"M": [mm], "N": [nn], "K": [kk], "splits": [splits]})
-        gemm = float(padded(call, k["swap"], *k["tile"])[0]) * k["c"]
+        a, b = (nn, mm) if k["swap"] else (mm, nn)
+        tm, tn, tk = k["tile"]
+        per_slice = math.ceil(kk / splits)
+        tiled = _up(a, tm) * _up(b, tn) * splits * _up(per_slice, tk)
+        gemm = 2.0 * tiled * k["c"]
         per_output = near["split_k_per_output"] / (near["splits"] + 1)
         return gemm, (splits + 1) * mm * nn * per_output if splits > 1 else 0.0
 
