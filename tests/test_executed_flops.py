@@ -102,5 +102,11 @@ def test_flops_command_refuses_a_shape_outside_the_table():
     out = _flops("--mlp", "4,755,11", "--precision", "fp32", "--pass", "forward", "--choice", table)
     assert out.returncode == 2
     assert "no fwd call M755 N11 K755" in out.stderr
+    fp16 = _flops(
+        "--mlp", "4,755,10", "--precision", "fp16", "--pass", "forward", "--choice", table
+    )
+    assert (
+        fp16.returncode == 2 and "no training capture of the MLP's forward in fp16" in fp16.stderr
+    )
     bad = _flops("--mlp", "4,755", "--precision", "fp32", "--pass", "forward", "--choice", table)
     assert bad.returncode == 2 and "--mlp '4,755'" in bad.stderr

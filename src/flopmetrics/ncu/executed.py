@@ -160,6 +160,12 @@ class ExecutedModel:
 
     def predict(self, choice: dict, precision: str, n: int, d: int, m: int, pass_: str) -> dict:
         """Executed FLOPs of one pass. ``choice`` maps ``(role, M, N, K)`` to its launch."""
+        if pass_ not in self.pointwise.get(precision, {}):
+            raise ValueError(
+                f"no training capture of the MLP's {pass_} in {precision}: its epilogue, "
+                f"split-K and elementwise costs are unknown (captures in: "
+                f"{', '.join(sorted(self.pointwise)) or 'none'})"
+            )
         rows = []
         for (role, mm, nn, kk), times in Counter(calls(n, d, m, pass_)).items():
             if (role, mm, nn, kk) not in choice:
