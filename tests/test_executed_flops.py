@@ -97,16 +97,16 @@ def test_flops_command_prints_a_prediction_from_a_table():
     assert doc["choice"]["gpu_uuid"].startswith("GPU-")
 
 
-def test_flops_command_refuses_a_shape_outside_the_table():
+def test_flops_command_refuses_a_shape_outside_the_table(capsys):
+    # in-process (the command's own main): three refusals, no interpreter start each
+    from flopmetrics.cli import main
+
     table = str(H200 / "kernel_choice/unseen2_fp32.json.gz")
-    out = _flops("--mlp", "4,755,11", "--precision", "fp32", "--pass", "forward", "--choice", table)
-    assert out.returncode == 2
-    assert "no fwd call M755 N11 K755" in out.stderr
-    fp16 = _flops(
-        "--mlp", "4,755,10", "--precision", "fp16", "--pass", "forward", "--choice", table
-    )
-    assert (
-        fp16.returncode == 2 and "no training capture of the MLP's forward in fp16" in fp16.stderr
-    )
-    bad = _flops("--mlp", "4,755", "--precision", "fp32", "--pass", "forward", "--choice", table)
-    assert bad.returncode == 2 and "--mlp '4,755'" in bad.stderr
+    common = ["--pass", "forward", "--choice", table]
+    assert main(["flops", "--mlp", "4,755,11", "--precision", "fp32", *common]) == 2
+    assert "no fwd call M755 N11 K755" in capsys.readouterr().err
+    assert main(["flops", "--mlp", "4,755,10", "--precision", "fp16", *common]) == 2
+    assert "no training capture of the MLP's forward in fp16" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:
+        main(["flops", "--mlp", "4,755", "--precision", "fp32", *common])
+    assert bad.value.code == 2 and "--mlp '4,755'" in capsys.readouterr().err
