@@ -17,9 +17,9 @@ from pathlib import Path
 
 from ..ncu import choice, classify, parse, profiler
 from ..ncu.executed import ExecutedModel
+from ..ncu.gap import PASSES
 
 REFERENCE_NCU = "resources/reference/h200/ncu"  # committed H200 captures (repository root)
-PASSES = ("forward", "backward")
 
 
 def _config(text: str) -> tuple[int, int, int]:

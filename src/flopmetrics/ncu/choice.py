@@ -17,9 +17,7 @@ from pathlib import Path
 
 from ..energy import datasheet
 from .classify import kernel_class
-from .gap import calls
-
-PASSES = ("forward", "backward")
+from .gap import PASSES, calls
 
 
 def load(path: str | Path) -> dict:

@@ -24,7 +24,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from .gap import calls, gemm_calls, pointwise_terms
+from .gap import PASSES, calls, gemm_calls, pointwise_terms
 from .kernels import UnknownKernel, decode
 
 OUTPUTS = ("outputs", "outputs_padded")
@@ -118,10 +118,10 @@ class ExecutedModel:
     ``d``, ``m``); :meth:`predict` reads only a kernel choice and the config."""
 
     def __init__(self, launches: pd.DataFrame):
-        self.pointwise = {p: pointwise_terms(g) for p, g in launches.groupby("precision") if len(g)}
-        parts = []
+        self.pointwise, parts = {}, []
         for p, g in launches.groupby("precision"):
-            mlp = g[g["pass"].isin(["forward", "backward"]) & g["n"].notna()]
+            self.pointwise[p] = pointwise_terms(g)
+            mlp = g[g["pass"].isin(PASSES) & g["n"].notna()]
             if len(mlp):
                 parts.append(gemm_calls(mlp).assign(precision=p))
         rows = decoded_calls(pd.concat(parts, ignore_index=True))
@@ -176,10 +176,7 @@ class ExecutedModel:
             one = self.call(precision, choice[(role, mm, nn, kk)], mm, nn, kk)
             rows.append({"role": role, "M": mm, "N": nn, "K": kk, "count": times, **one})
         x = np.array([n * d * m, d * m], dtype=float)
-        point = {
-            col: float(coef @ x)
-            for col, coef in self.pointwise.get(precision, {}).get(pass_, {}).items()
-        }
+        point = {col: float(coef @ x) for col, coef in self.pointwise[precision][pass_].items()}
         totals = {
             col: float(sum(r[col] * r["count"] for r in rows))
             for col in ("tiles", "epilogue", "split_k")

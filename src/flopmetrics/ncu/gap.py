@@ -36,6 +36,9 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from .kernels import round_up
+
+PASSES = ("forward", "backward")  # the MLP passes whose GEMM calls :func:`calls` lists
 TILES = (8, 16, 24, 32, 40, 48, 64, 96, 112, 128, 160, 192, 256, 320)
 ELEMENTWISE = ("elementwise", "setup", "other")
 
@@ -114,17 +117,6 @@ def name_tile(kernel: str):
     return None
 
 
-def _up(x: float, step: int) -> float:
-    return math.ceil(x / step) * step
-
-
-def padded(rows: pd.DataFrame, swap: bool, tm: int, tn: int, tk: int) -> np.ndarray:
-    m, n, k, splits = (rows[c].to_numpy(dtype=float) for c in ("M", "N", "K", "splits"))
-    a, b = (n, m) if swap else (m, n)
-    per_slice = np.ceil(k / splits)
-    return 2.0 * np.ceil(a / tm) * tm * np.ceil(b / tn) * tn * splits * np.ceil(per_slice / tk) * tk
-
-
 def fit_kernel(rows: pd.DataFrame, kernel: str = "") -> dict:
     """Orientation, tile and factor ``c`` that explain a kernel's executed FLOPs best (least
     spread, then ``c`` nearest 1); among equally good tiles, the one its name states (training
@@ -188,7 +180,7 @@ def pointwise_terms(launches: pd.DataFrame) -> dict:
 
 def config_totals(launches: pd.DataFrame) -> pd.DataFrame:
     """Executed FLOPs of each run's MLP configs, forward and backward: run, n, d, m, pass, flops."""
-    mlp = launches[launches["pass"].isin(["forward", "backward"]) & launches["n"].notna()]
+    mlp = launches[launches["pass"].isin(PASSES) & launches["n"].notna()]
     return mlp.groupby(["run", "n", "d", "m", "pass"], as_index=False)["flops"].sum()
 
 
@@ -251,7 +243,7 @@ class GapModel:
         a, b = (nn, mm) if k["swap"] else (mm, nn)
         tm, tn, tk = k["tile"]
         per_slice = math.ceil(kk / splits)
-        tiled = _up(a, tm) * _up(b, tn) * splits * _up(per_slice, tk)
+        tiled = round_up(a, tm) * round_up(b, tn) * splits * round_up(per_slice, tk)
         gemm = 2.0 * tiled * k["c"]
         per_output = near["split_k_per_output"] / (near["splits"] + 1)
         return gemm, (splits + 1) * mm * nn * per_output if splits > 1 else 0.0

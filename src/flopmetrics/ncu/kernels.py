@@ -86,7 +86,7 @@ def cluster(name: str) -> tuple[int, int]:
     return (int(found.group(1)), int(found.group(2))) if found else (1, 1)
 
 
-def _up(x: int, step: int) -> int:
+def round_up(x: int, step: int) -> int:
     return -(-x // step) * step
 
 
@@ -103,9 +103,11 @@ def k_executed(fam: str, k: int, splits: int, tk: int) -> int:
     ``pad(ceil(K / S), tk)``; the others cut ``K`` into slices of ``pad(ceil(K / S), 8)`` (the
     last short or empty), each run in whole ``tk`` steps, at least one."""
     if fam == "xmma":
-        return splits * _up(math.ceil(k / splits), tk)
-    slice_len = _up(math.ceil(k / splits), K_ALIGN)
-    steps = (max(tk, _up(min(slice_len, max(0, k - s * slice_len)), tk)) for s in range(splits))
+        return splits * round_up(math.ceil(k / splits), tk)
+    slice_len = round_up(math.ceil(k / splits), K_ALIGN)
+    steps = (
+        max(tk, round_up(min(slice_len, max(0, k - s * slice_len)), tk)) for s in range(splits)
+    )
     return sum(steps)
 
 
@@ -144,7 +146,8 @@ def _ctas(name: str, grid: tuple[int, int, int], m: int, n: int) -> tuple[bool, 
         fits = [
             s
             for s, (ta, tb) in along.items()
-            if launched in {ta * tb, _up(ta, cx) * _up(tb, cy), _up(ta, cy) * _up(tb, cx)}
+            if launched
+            in {ta * tb, round_up(ta, cx) * round_up(tb, cy), round_up(ta, cy) * round_up(tb, cx)}
         ]
         if fits:
             return fits[0], launched, False
@@ -173,7 +176,7 @@ def decode(name: str, grid, m: int, n: int, k: int) -> Decoded:
         ctas=ctas,
         splits=splits,
         k_executed=k_exec,
-        outputs_padded=_up(a, t1) * _up(b, t2),
+        outputs_padded=round_up(a, t1) * round_up(b, t2),
         flops=2.0 * t1 * t2 * ctas * k_exec,
         ambiguous=ambiguous,
     )

@@ -10,10 +10,8 @@ import pandas as pd
 from ..flops import analytic
 from . import choice
 from .executed import ExecutedModel
-from .gap import GapModel, config_totals
+from .gap import PASSES, GapModel, config_totals
 from .kernels import UnknownKernel
-
-PASSES = ("forward", "backward")
 
 
 def evaluate(model: GapModel, measured: pd.DataFrame) -> pd.DataFrame:
@@ -88,9 +86,7 @@ def held_out_errors(launches: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
 
     out = []
     mlp = (
-        launches[
-            launches["label"].str.startswith("mlp") & launches["pass"].isin(["forward", "backward"])
-        ]
+        launches[launches["label"].str.startswith("mlp") & launches["pass"].isin(PASSES)]
         if len(launches)
         else launches
     )
