@@ -1,8 +1,13 @@
-"""The `flopmetrics` command, run as a user runs it (a subprocess), on CPU: numbers, not exit codes.
-`estimate` against the pipeline's CO2e table: tests/test_default_run.py."""
+"""The `flopmetrics` command on CPU: numbers, not exit codes. Run in-process (its own ``main``,
+argv in, exit code and both streams out: no interpreter start per call) except where the process
+is what is tested (``measure`` passes a child's output through; the README's first screen and
+the installed wheel run as a user runs them). `estimate` against the pipeline's CO2e table:
+tests/test_default_run.py."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import subprocess
@@ -23,13 +28,35 @@ OPTIMIZED = (
 )
 
 
-def cli(*args, check=True, cwd=None) -> subprocess.CompletedProcess:
-    out = subprocess.run(
-        [sys.executable, "-m", "flopmetrics", *args], capture_output=True, text=True, cwd=cwd
-    )
+def cli(*args, check=True, cwd=None, process=False) -> subprocess.CompletedProcess:
+    if process or args[:1] == ("measure",):  # measure's child writes to the real stdout
+        out = subprocess.run(
+            [sys.executable, "-m", "flopmetrics", *args], capture_output=True, text=True, cwd=cwd
+        )
+    else:
+        out = in_process(list(args), cwd)
     if check and out.returncode != 0:
         raise AssertionError(f"exit {out.returncode}\n{out.stdout}\n{out.stderr}")
     return out
+
+
+def in_process(argv: list[str], cwd) -> subprocess.CompletedProcess:
+    from flopmetrics.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with (
+        contextlib.chdir(cwd or Path.cwd()),
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argparse's usage errors and --help
+            code = exit_.code
+    if not isinstance(code, int):
+        print(code, file=stderr) if code is not None else None
+        code = 0 if code is None else 1
+    return subprocess.CompletedProcess(argv, code, stdout.getvalue(), stderr.getvalue())
 
 
 def rapl_readable() -> bool:

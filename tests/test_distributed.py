@@ -162,6 +162,10 @@ def test_the_command_line_writes_ranks_and_node(tmp_path):
             "2",
             "--seq-len",
             "32",
+            "--repeats",
+            "3",
+            "--min-window-s",
+            "0.2",
             "--out",
             str(tmp_path),
         ]

@@ -162,7 +162,8 @@ def failed_ranks(output: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m flopmetrics.distributed.launch``: one distributed job from the command line,
-    measured with the schema's defaults (blocks ``distributed`` and ``energy``); ``node.parquet``,
+    measured with the schema's defaults (blocks ``distributed`` and ``energy``; ``--repeats`` and
+    ``--min-window-s`` set two of them for a quicker look); ``node.parquet``,
     ``ranks.parquet``, ``windows.parquet`` and ``trace.parquet`` are written to ``--out``."""
 
     ap = argparse.ArgumentParser(
@@ -196,8 +197,22 @@ def main(argv: list[str] | None = None) -> None:
         default=defaults("distributed")["profile_iterations"],
         help="profiled iterations per pass after the windows (kernel and NCCL time); 0: none",
     )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=defaults("distributed")["repeats"],
+        help="most windows per pass (fewer once the estimate is precise enough)",
+    )
+    ap.add_argument(
+        "--min-window-s",
+        type=float,
+        default=defaults("distributed")["min_window_s"],
+        help="shortest window, s",
+    )
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
+    if args.repeats < 1 or args.min_window_s <= 0:
+        ap.error("--repeats must be at least 1 and --min-window-s above 0")
     # the schema's defaults of block `distributed`, as a pipeline job with these wildcards gets them
     config = {
         "distributed": {
@@ -205,6 +220,9 @@ def main(argv: list[str] | None = None) -> None:
             "models": [args.model],
             "zeus": args.zeus,
             "profile_iterations": args.profile_iterations,
+            "repeats": args.repeats,
+            "min_repeats": min(args.repeats, defaults("distributed")["min_repeats"]),
+            "min_window_s": args.min_window_s,
         },
         "energy": defaults("energy"),
         "execution": {"run_on_cpu": False},
