@@ -23,6 +23,7 @@ import torch
 
 from ..flops.counted import count_flops
 from ..flops.models import build_causal_lm, resolve
+from ..workloads import causal_lm, optape
 from ..workloads.mlp import build_mlp
 from ..workloads.precision import get_precision, matmul_precision, parse_precision
 from .metrics import MARKER
@@ -101,16 +102,48 @@ def llm_passes(shape: str, precision: str, device: str, counted: dict):
     return {"forward": forward, "backward": backward}
 
 
+def llm_class_passes(shape: str, precision: str, device: str, record: dict):
+    """The train step of the causal LM ``shape`` (``name:layers:batch:seq``) as the pipeline's
+    job runs it (:mod:`flopmetrics.workloads.causal_lm`, eager), then each operation class's
+    share of that step replayed alone (:mod:`flopmetrics.workloads.optape`), as passes
+    ``train_step`` and ``class:<class>``; ``record`` receives the counter's FLOPs per operator
+    and per class, the operations per class and what the replay leaves out."""
+    model_name, layers, batch, seq = shape.split(":")
+    _, fields = resolve(model_name)
+    if int(layers):
+        fields = {**fields, "num_hidden_layers": int(layers)}
+    fields = {"name": f"{model_name}-layers{layers}", **fields}
+    workload = {"model": fields, "batch_size": int(batch), "seq_len": int(seq)}
+    lm = causal_lm.build(device, precision, workload, seed=0)
+    step = lm.steps()["train_step"]
+    with lm.precision_scope():
+        step()  # first-use work (the optimizer's state) stays out of the tape
+        record["flop_counter"] = count_flops(step).by_op
+        tape = optape.record(step, device, lm.optimizer)
+        replays = tape.replays()
+        record["counted_by_class"] = {c: count_flops(fn).total for c, fn in replays.items()}
+    record["operations"] = tape.counts()
+    record["skipped"] = dict(tape.skipped)
+    record["parameters"] = lm.parameters
+    return {"train_step": step, **{f"class:{c}": fn for c, fn in replays.items()}}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--precision", required=True, choices=["fp32", "tf32", "fp16", "bf16"])
     ap.add_argument("--mlp", nargs="*", default=[], help="n,d,m")
     ap.add_argument("--gemm", nargs="*", default=[], help="M,N,K")
     ap.add_argument("--llm", nargs="*", default=[], help="model:layers:batch:seq (layers 0 = all)")
+    ap.add_argument(
+        "--llm-classes",
+        nargs="*",
+        default=[],
+        help="model:layers:batch:seq: the train step, then each operation class replayed alone",
+    )
     ap.add_argument("--manifest", required=True)
     args = ap.parse_args(argv)
     device = "cuda"
-    manifest, counted = [], {}
+    manifest, counted, classes = [], {}, {}
     start = time.perf_counter()
     with matmul_precision(get_precision(args.precision)):
         for spec in args.gemm:
@@ -132,6 +165,16 @@ def main(argv=None) -> int:
             label = f"llm {name} layers{layers} b{batch} s{seq}"
             counted[label] = {}
             profiled(llm_passes(spec, args.precision, device, counted[label]), label, manifest)
+        for spec in args.llm_classes:
+            name, layers, batch, seq = spec.split(":")
+            label = f"llm classes {name} layers{layers} b{batch} s{seq}"
+            classes[label] = {}
+            passes = llm_class_passes(spec, args.precision, device, classes[label])
+            profiled(passes, label, manifest)
+            print(
+                f"[capture {args.precision}] {label}: {classes[label]['operations']}",
+                file=sys.stderr,
+            )
     with open(args.manifest, "w") as fh:
         json.dump(
             {
@@ -139,6 +182,7 @@ def main(argv=None) -> int:
                 "marker": MARKER,
                 "passes": manifest,
                 "flop_counter": counted,
+                "operation_classes": classes,
                 "device": torch.cuda.get_device_name(),
                 "gpu_uuid": f"GPU-{torch.cuda.get_device_properties(0).uuid}",
                 "torch": torch.__version__,

@@ -43,9 +43,12 @@ def metrics() -> list[str]:
     return simt + list(TENSOR.values()) + list(OTHER)
 
 
-def capture_command(precision: str, manifest: str, mlp=(), gemm=(), llm=()) -> list[str]:
+def capture_command(
+    precision: str, manifest: str, mlp=(), gemm=(), llm=(), llm_classes=()
+) -> list[str]:
     """The capture (:mod:`flopmetrics.ncu.capture`) of MLP configs ``(n, d, m)``, GEMMs
-    ``(M, N, K)`` and LLM shapes ``model:layers:batch:seq`` in one precision."""
+    ``(M, N, K)`` and LLM shapes ``model:layers:batch:seq`` in one precision; ``llm_classes``:
+    LLM shapes whose train step is captured whole and then one operation class at a time."""
 
     def join(shapes):
         return [",".join(map(str, s)) for s in shapes]
@@ -64,6 +67,8 @@ def capture_command(precision: str, manifest: str, mlp=(), gemm=(), llm=()) -> l
         *join(mlp),
         "--llm",
         *llm,
+        "--llm-classes",
+        *llm_classes,
     ]
 
 

@@ -1,0 +1,136 @@
+"""Issue 36, first probe on a GPU: does the energy of a train step split into operation classes
+that each run in windows of their own and add up to the step?
+
+The causal LM's train step (the pipeline's workload, capturable AdamW, the unmasked SDPA call the
+graph replay makes) is recorded once (:mod:`flopmetrics.workloads.optape`); the whole step and
+each class's operations are captured in CUDA graphs of their own, and windows of each are metered
+round-robin with the NVML counter (:class:`flopmetrics.energy.windows.Monitor`).
+
+    python benchmarks/class_energy_probe.py --shape llama-3.2-1b:0:8:1024 --precision bf16 \
+        --out probe.json [--window-s 2 --repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import statistics
+import sys
+import time
+
+import torch
+
+from flopmetrics.energy.windows import Monitor
+from flopmetrics.flops.models import resolve
+from flopmetrics.jobs.provenance import collect
+from flopmetrics.workloads import causal_lm, graphs, optape
+
+GUARD_S = 0.3  # replays before a window opens and after it closes: power steady at its edges
+
+
+def build(shape: str, precision: str):
+    name, layers, batch, seq = shape.split(":")
+    _, fields = resolve(name)
+    if int(layers):
+        fields = {**fields, "num_hidden_layers": int(layers)}
+    workload = {"model": {"name": f"{name}-layers{layers}", **fields}, "batch_size": int(batch)}
+    return causal_lm.build("cuda", precision, {**workload, "seq_len": int(seq)}, seed=0)
+
+
+def timed(fn, seconds: float) -> int:
+    """Iterations of ``fn`` that take about ``seconds``."""
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    once = time.perf_counter() - start
+    return max(1, math.ceil(seconds / once))
+
+
+def window(monitor: Monitor, name: str, fn, iterations: int, guard: int) -> dict:
+    for _ in range(guard):
+        fn()
+    monitor.begin_window(name)
+    for _ in range(iterations):
+        fn()
+    w = monitor.end_window(name, settle=lambda: [fn() for _ in range(guard)])
+    return {
+        "energy_j": w.readings["energy_j"] / iterations,
+        "time_s": w.elapsed_s / iterations,
+        "iterations": iterations,
+    }
+
+
+def measure(replays: dict, window_s: float, repeats: int) -> dict:
+    sizes = {k: (timed(fn, window_s), timed(fn, GUARD_S)) for k, fn in replays.items()}
+    out = {k: [] for k in replays}
+    with Monitor.for_device("cuda:0") as monitor:
+        for r in range(repeats):
+            for k, fn in replays.items():
+                out[k].append(window(monitor, k, fn, *sizes[k]))
+            print(f"[probe] repeat {r + 1}/{repeats}", file=sys.stderr, flush=True)
+    return out
+
+
+def summary(windows: list[dict]) -> dict:
+    e = [w["energy_j"] for w in windows]
+    t = [w["time_s"] for w in windows]
+    return {
+        "energy_j": statistics.mean(e),
+        "energy_cv": statistics.stdev(e) / statistics.mean(e) if len(e) > 1 else math.nan,
+        "time_s": statistics.mean(t),
+        "windows": windows,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shape", required=True)
+    ap.add_argument("--precision", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--window-s", type=float, default=2.0)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    lm = build(args.shape, args.precision)
+    step = lm.steps()["train_step"]
+    graphs.capturable_optimizer(lm.optimizer)
+    with lm.precision_scope(), graphs.unmasked_sdpa(lm.model):
+        for _ in range(2):
+            step()
+        with contextlib.ExitStack() as stack:  # every graph and its pool freed on exit
+            # the step's graph first: the tape keeps tensors of an eager step alive
+            replays = {"train_step": stack.enter_context(graphs.replayed(step))}
+            tape = optape.record(step, "cuda", lm.optimizer)
+            for c, fn in tape.replays().items():
+                replays[f"class:{c}"] = stack.enter_context(graphs.replayed(fn))
+            results = measure(replays, args.window_s, args.repeats)
+        finite = all(bool(torch.isfinite(p).all()) for p in lm.trainable)
+    table = {k: summary(v) for k, v in results.items()}
+    parts = sum(v["energy_j"] for k, v in table.items() if k != "train_step")
+    doc = {
+        "shape": args.shape,
+        "precision": args.precision,
+        "operations": tape.counts(),
+        "skipped": dict(tape.skipped),
+        "parameters_finite_after": finite,
+        "classes_sum_j": parts,
+        "train_step_j": table["train_step"]["energy_j"],
+        "sum_over_step": parts / table["train_step"]["energy_j"],
+        "classes_time_s": sum(v["time_s"] for k, v in table.items() if k != "train_step"),
+        "results": table,
+        "provenance": collect("cuda:0", vars(args)),
+    }
+    with open(args.out, "w") as fh:
+        json.dump(doc, fh, indent=1, default=str)
+    print(json.dumps({k: v for k, v in doc.items() if k not in ("results", "provenance")}))
+    for k, v in table.items():
+        print(
+            f"{k:18s} {v['energy_j']:9.3f} J  cv {v['energy_cv']:.4f}  {1e3 * v['time_s']:8.2f} ms"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

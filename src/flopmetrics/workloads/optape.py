@@ -1,0 +1,157 @@
+"""A step's operations, recorded once and replayed class by class.
+
+:class:`Tape` records every ATen operation a step runs on the device (the forward, the backward
+on the autograd engine's threads, and the optimizer's step) with the very tensors it ran on, each
+with its class (:func:`flopmetrics.flops.operations.op_class`). Replaying one class's operations
+launches the kernels the step launched for them, on the same shapes and the same data, and
+nothing else: Nsight Compute then counts each class's executed FLOPs by itself, and a window
+can meter each class's energy by itself (eager or from a CUDA graph of its own).
+
+Not replayed, and listed in :attr:`Tape.skipped`: operations that read a device value on the
+host (``.item()``, ``nonzero``; a CUDA graph cannot capture them and they launch none of the
+step's arithmetic) and copies from host memory. The tape holds every tensor the step touched
+alive, so it needs about the memory of the step's activations and gradients once more.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves, tree_map_only
+
+from ..flops.operations import CLASSES, op_class, operator_name
+
+HOST_READS = frozenset(
+    {"_local_scalar_dense", "item", "is_nonzero", "equal", "nonzero", "masked_select", "unique"}
+)
+
+
+@dataclass(frozen=True)
+class Op:
+    func: object
+    args: tuple
+    kwargs: dict
+    op_class: str
+
+    def __call__(self) -> None:
+        self.func(*self.args, **self.kwargs)
+
+
+class Tape(TorchDispatchMode):
+    """While open, records the operations run on device type ``device`` (see the module's
+    docstring); :meth:`optimizer` marks the ones the optimizer's step runs."""
+
+    def __init__(self, device: str):
+        super().__init__()
+        self.device_type = torch.device(device).type
+        self.ops: list[Op] = []
+        self.skipped: Counter[str] = Counter()
+        self._in_optimizer = False
+        self._attention_calls = 0  # inside F.scaled_dot_product_attention (forward)
+        self._attention_nodes: set = set()  # the autograd nodes those calls created
+
+    def _in_attention(self) -> bool:
+        if self._attention_calls:
+            return True
+        node = torch._C._current_autograd_node()  # the backward node running, if any
+        return node is not None and node in self._attention_nodes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        self._record(func, args, kwargs, out)
+        return out
+
+    def _record(self, func, args, kwargs, out) -> None:
+        tensors = [t for t in tree_leaves((args, kwargs, out)) if isinstance(t, torch.Tensor)]
+        if not any(t.device.type == self.device_type for t in tensors):
+            return  # host bookkeeping (a CPU step counter): no device work
+        name = operator_name(func)
+        if name in HOST_READS:
+            self.skipped[name] += 1
+        elif self.device_type != "cpu" and any(t.device.type == "cpu" and t.dim() for t in tensors):
+            self.skipped[f"{name} (host memory)"] += 1
+        else:  # detached: the tape must not keep the step's autograd graph alive
+            args, kwargs = tree_map_only(torch.Tensor, torch.Tensor.detach, (args, kwargs))
+            cls = op_class(func, self._in_optimizer, self._in_attention())
+            self.ops.append(Op(func, args, kwargs, cls))
+
+    def classes(self) -> dict[str, list[Op]]:
+        """The recorded operations of each class that has any, in the step's order."""
+        return {c: ops for c in CLASSES if (ops := [op for op in self.ops if op.op_class == c])}
+
+    def counts(self) -> dict[str, int]:
+        return {c: len(ops) for c, ops in self.classes().items()}
+
+    def replays(self) -> dict[str, Callable[[], None]]:
+        """One call per class that replays its operations once, in the step's order."""
+        return {c: _replay(ops) for c, ops in self.classes().items()}
+
+
+class _AttentionScope(TorchFunctionMode):
+    """Books every operation inside ``F.scaled_dot_product_attention`` to attention, whichever
+    kernels implement it (a fused kernel, or the math path's batched products and softmax), and
+    the autograd nodes it created, so that their backward operations are booked there too."""
+
+    def __init__(self, tape: Tape):
+        super().__init__()
+        self.tape = tape
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is not F.scaled_dot_product_attention:
+            return func(*args, **kwargs)
+        self.tape._attention_calls += 1
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            self.tape._attention_calls -= 1
+        inputs = [t.grad_fn for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        self.tape._attention_nodes |= _nodes_between(out.grad_fn, set(inputs))
+        return out
+
+
+def _nodes_between(node, stop: set) -> set:
+    """The autograd nodes from ``node`` back to (not including) the nodes in ``stop`` or leaves."""
+    seen, todo = set(), [node]
+    while todo:
+        n = todo.pop()
+        if n is None or n in seen or n in stop or not n.next_functions:
+            continue
+        seen.add(n)
+        todo += [nxt for nxt, _ in n.next_functions]
+    return seen
+
+
+def _replay(ops: list[Op]) -> Callable[[], None]:
+    def replay() -> None:
+        with torch.no_grad():  # the step's autograd already ran: replay the arithmetic only
+            for op in ops:
+                op()
+
+    return replay
+
+
+def record(step: Callable[[], object], device: str, optimizer=None) -> Tape:
+    """Run ``step`` once and return its :class:`Tape`; operations inside ``optimizer.step`` (a
+    ``torch.optim.Optimizer``) are booked to the ``optimizer`` class."""
+    tape = Tape(device)
+    hooks = []
+    if optimizer is not None:
+        hooks = [
+            optimizer.register_step_pre_hook(lambda *_: setattr(tape, "_in_optimizer", True)),
+            optimizer.register_step_post_hook(lambda *_: setattr(tape, "_in_optimizer", False)),
+        ]
+    try:
+        with _AttentionScope(tape), tape:
+            step()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return tape
