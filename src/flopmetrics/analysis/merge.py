@@ -15,6 +15,7 @@ from ..contracts.identity import config_hash, differences
 from ..contracts.paths import pattern
 from ..contracts.vocabulary import LAUNCH_BEFORE_COLUMN, NODE_RANK, REQUIRED_COLUMNS, SINGLE
 from ..energy import datasheet, gates
+from .attention import one_convention
 
 # column -> the column that holds its value now (config/README.md, "Renamed keys and columns")
 RENAMED_COLUMNS = {"dtype": "precision", "cpu_threads": "torch_threads"}
@@ -75,7 +76,7 @@ def read_job_table(path) -> pd.DataFrame:
             f"(known: {datasheet.labels()} or cpu)"
         )
     check_identity(df, path)
-    return df
+    return one_convention(df)
 
 
 def _with_experiment(df: pd.DataFrame, path) -> pd.DataFrame:

@@ -53,3 +53,7 @@ NODE_RANK = -1  # the rank column of a distributed job's node rows (the sum over
 
 # columns every per-job table has; a file without them is no flopmetrics table
 REQUIRED_COLUMNS = ("experiment", "pass", "precision", "status", "gpu_label")
+
+# the headline attention convention of every FLOP column: the full score matrix, its backward at
+# twice its forward (no recomputation counted), in every precision (flopmetrics.flops.counted)
+ATTENTION_BACKWARD_PER_FORWARD = 2

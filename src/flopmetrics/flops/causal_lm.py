@@ -3,9 +3,8 @@ the meta device (no memory, no weights, no arithmetic: about a second for a 1B m
 conventions of a measured job's headline FLOPs (full attention; AdamW 14 FLOPs per parameter),
 for configurations nobody measured and architectures with no closed form here.
 
-Attention backward is booked as the GPU jobs' counter booked it: the fused kernels that run
-fp16 and bf16 (flash, cuDNN) at 2.5x the forward's attention (the recomputation), the fp32 paths
-at 2x (measured H100 rows: fp32 Llama backward 0.5 x forward attention below bf16's).
+Attention backward is booked at twice its forward in every precision, as the GPU jobs' counter
+books it (:mod:`flopmetrics.flops.counted`), so the precision no longer changes the count.
 """
 
 from __future__ import annotations
@@ -20,24 +19,21 @@ from .counted import count_flops
 from .models import build_causal_lm, summary
 
 PASSES = ("forward", "forward_train", "backward", "forward_backward", "optimizer", "train_step")
-FUSED = ("fp16", "bf16")  # precisions whose attention runs on fused kernels on GPUs
 
 
 @lru_cache(maxsize=64)
 def _counted(blob: str, batch: int, seq: int) -> tuple[int, int, int, int]:
-    """(forward, forward+backward with attention backward at 2x, parameters, forward attention)."""
+    """(forward, forward+backward, parameters, forward attention)."""
     model = build_causal_lm(json.loads(blob), "sdpa", "meta")
     ids = torch.zeros(batch, seq, dtype=torch.long, device="meta")
     forward = count_flops(lambda: model(input_ids=ids, labels=ids).loss)
     both = count_flops(lambda: model(input_ids=ids, labels=ids).loss.backward())
+    # the meta device runs attention on the math path (batched products) or a fused operator
     attention = sum(
         v for op, v in forward.by_op.items() if "bmm" in op or "scaled_dot_product" in op
     )
-    # the meta device runs attention on the math path (batched matmuls, backward 2x forward); where
-    # it ran a fused op, bring its 2.5x back to 2x
-    fused = any("scaled_dot_product" in op for op in both.by_op)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return forward.total, both.total - (attention // 2 if fused else 0), params, attention
+    return forward.total, both.total, params, attention
 
 
 def _key(fields: dict) -> str:
@@ -55,10 +51,9 @@ def attention_forward(fields: dict, batch: int, seq: int) -> int:
 
 
 def pass_flops(fields: dict, batch: int, seq: int, precision: str = "bf16") -> dict[str, int]:
-    """FLOPs of one iteration of each pass at ``batch`` x ``seq`` tokens in ``precision``."""
-    forward, both, params, attention = _counted(_key(fields), int(batch), int(seq))
-    if precision.split("-")[0] in FUSED:
-        both += attention // 2
+    """FLOPs of one iteration of each pass at ``batch`` x ``seq`` tokens (the same in every
+    ``precision``: one attention convention)."""
+    forward, both, params, _ = _counted(_key(fields), int(batch), int(seq))
     optimizer = transformer.adamw_step(params)
     return {
         "forward": forward,

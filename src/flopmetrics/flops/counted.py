@@ -10,8 +10,15 @@ are applied through its ``custom_mapping``:
 * **CPU attention is counted.** ``aten._scaled_dot_product_flash_attention_for_cpu`` (and its
   backward) has no formula upstream, so attention FLOPs vanished on CPU.
 
-Attention is counted in full (all ``s_q x s_k`` scores), as FlopCounterMode does; the
-``causal`` convention halves the attention part (a causal mask skips about half of the score
+* **One attention convention for every precision.** Attention is counted in full (all
+  ``s_q x s_k`` scores) and its backward at twice its forward (four products against two): what
+  the algorithm needs, whichever kernel runs it. Upstream books the fused kernels' backward
+  (flash, memory-efficient, cuDNN: what fp16 and bf16 run) at 2.5x, the products its
+  recomputation of the scores adds, while the math path (fp32) is booked at 2x from its batched
+  products, so the same step had two counts. What a kernel executed, recomputation included, is
+  Nsight Compute's to say (``flopmetrics.ncu``).
+
+The ``causal`` convention halves the attention part (a causal mask skips about half of the score
 matrix). The attention share is reported separately so either convention can be applied.
 
 ``profiler_flops`` reproduces the thesis's ``torch.profiler(with_flops=True)`` count for
@@ -27,6 +34,8 @@ import torch
 import torch.profiler as tp
 from torch.utils import flop_counter as fc
 from torch.utils.flop_counter import FlopCounterMode
+
+from ..contracts.vocabulary import ATTENTION_BACKWARD_PER_FORWARD
 
 aten = torch.ops.aten
 
@@ -50,8 +59,8 @@ def _gqa_sdpa(query_shape, key_shape, value_shape, *args, out_shape=None, **kwar
 def _gqa_sdpa_backward(
     grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs
 ) -> int:
-    key_shape, value_shape = _expand_kv(query_shape, key_shape, value_shape)
-    return fc.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+    # twice the forward: the gradients of the two products, no recomputation (module docstring)
+    return ATTENTION_BACKWARD_PER_FORWARD * _gqa_sdpa(query_shape, key_shape, value_shape)
 
 
 def _attention_mapping() -> dict:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..contracts.vocabulary import derivable
+from ..contracts.vocabulary import ATTENTION_BACKWARD_PER_FORWARD, derivable
 from ..energy.efficiency import add_efficiency
 from ..energy.nvml import throttle_names
 from .stats import Estimate, derive, estimate, per_iteration
@@ -124,6 +124,8 @@ def _flop_columns(p, flops, counts) -> dict:
         "flops_source": source,
         "flops_counted": c.total if c else pd.NA,
         "flops_counted_attention": c.attention if c else pd.NA,
+        # the attention convention of these counts (flopmetrics.flops.counted)
+        "attention_backward_per_forward": ATTENTION_BACKWARD_PER_FORWARD,
         **counts.analytic.get(p, {}),
         "flops_profiler": counts.profiled.get(p, pd.NA),
     }
