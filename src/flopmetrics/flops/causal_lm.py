@@ -9,21 +9,29 @@ books it (:mod:`flopmetrics.flops.counted`), so the precision no longer changes 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 
 from . import transformer
 from .counted import count_flops
-from .models import build_causal_lm, summary
+from .models import build_causal_lm, kept_on_disk, summary
 
 PASSES = ("forward", "forward_train", "backward", "forward_backward", "optimizer", "train_step")
 
 
 @lru_cache(maxsize=64)
 def _counted(blob: str, batch: int, seq: int) -> tuple[int, int, int, int]:
-    """(forward, forward+backward, parameters, forward attention)."""
+    """(forward, forward+backward, parameters, forward attention), kept on disk per model, size
+    and the counting code (a co2e table or an estimate then needs no model build)."""
+    key = [blob, batch, seq, _COUNTING_CODE]
+    return tuple(kept_on_disk("flops", key, lambda: _count(blob, batch, seq)))
+
+
+def _count(blob: str, batch: int, seq: int) -> list[int]:
     model = build_causal_lm(json.loads(blob), "sdpa", "meta")
     ids = torch.zeros(batch, seq, dtype=torch.long, device="meta")
     forward = count_flops(lambda: model(input_ids=ids, labels=ids).loss)
@@ -33,7 +41,13 @@ def _counted(blob: str, batch: int, seq: int) -> tuple[int, int, int, int]:
         v for op, v in forward.by_op.items() if "bmm" in op or "scaled_dot_product" in op
     )
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return forward.total, both.total, params, attention
+    return [forward.total, both.total, params, attention]
+
+
+# the source of the code that counts: an edit to it makes every count kept on disk stale
+_COUNTING_CODE = hashlib.sha256(
+    b"".join((Path(__file__).parent / f).read_bytes() for f in ("causal_lm.py", "counted.py"))
+).hexdigest()[:16]
 
 
 def _key(fields: dict) -> str:

@@ -157,37 +157,44 @@ def _summary(blob: str) -> dict:
 def summary(fields: dict) -> dict:
     """Size of the model ``fields`` builds (on the meta device: no memory, no weights):
     ``model_type``, ``parameters``, ``layers``, ``hidden_size``. Kept on disk
-    (:func:`cache_dir`) per config and transformers and torch version: every Snakemake start
-    checks the configured models, and building one costs seconds of imports."""
+    (:func:`kept_on_disk`): every Snakemake start checks the configured models, and building one
+    costs seconds of imports."""
     blob = json.dumps(fields, sort_keys=True)
-    path = _cached(blob)
+    return kept_on_disk("models", [blob], lambda: _summary(blob))
+
+
+def kept_on_disk(kind: str, key: list, compute):
+    """``compute()``'s JSON-able result, kept under :func:`cache_dir` per ``key`` and the
+    transformers and torch versions (computed again where none is kept or it cannot be read)."""
+    path = _cached(kind, key)
     if path is not None and path.exists():
         with contextlib.suppress(OSError, ValueError):
             return json.loads(path.read_text())
-    size = _summary(blob)
+    value = compute()
     if path is not None:
         with contextlib.suppress(OSError):
-            _write_atomically(path, json.dumps(size))
-    return size
+            _write_atomically(path, json.dumps(value))
+    return value
 
 
 def cache_dir() -> Path:
     """``$FLOPMETRICS_CACHE_DIR``, else ``$XDG_CACHE_HOME/flopmetrics``, else
-    ``~/.cache/flopmetrics``: derived facts only (a model's size), safe to delete."""
+    ``~/.cache/flopmetrics``: derived facts only (a model's size, its FLOP counts), safe to
+    delete."""
     if os.environ.get("FLOPMETRICS_CACHE_DIR"):
         return Path(os.environ["FLOPMETRICS_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "flopmetrics"
 
 
-def _cached(blob: str) -> Path | None:
-    """Where the size of the model ``blob`` is kept (None where the versions are unknown)."""
+def _cached(kind: str, key: list) -> Path | None:
+    """Where ``kind``'s value for ``key`` is kept (None where the versions are unknown)."""
     try:
         versions = [metadata.version("transformers"), metadata.version("torch")]
     except metadata.PackageNotFoundError:
         return None
-    key = hashlib.sha256(json.dumps([blob, versions]).encode()).hexdigest()[:32]
-    return cache_dir() / "models" / f"{key}.json"
+    digest = hashlib.sha256(json.dumps([*key, versions]).encode()).hexdigest()[:32]
+    return cache_dir() / kind / f"{digest}.json"
 
 
 def _write_atomically(path: Path, text: str) -> None:
