@@ -77,6 +77,37 @@ def test_the_cut_capture_leaves_out_its_open_pass_and_says_so():
     assert not ((df["label"].str.startswith("llm")) & (df["pass"] == "backward")).any()
 
 
+def test_a_capture_whose_launch_count_ran_out_keeps_the_passes_it_finished(tmp_path):
+    """ncu --launch-count stops profiling mid-run; the report ends wherever the count did, on a
+    marker or inside a pass: the finished passes are kept, the rest named as not profiled."""
+    manifest = json.loads((RUNS / "run1_bf16.json").read_text())
+    header, units, *rows = (
+        gzip.decompress((RUNS / "run1_bf16.csv.gz").read_bytes()).decode().splitlines()
+    )
+    marker = [parse.MARKER in line for line in rows]
+    closing = [i for i in range(1, len(rows)) if marker[i] and not marker[i - 1]]
+    after = next(i for i in range(closing[2], len(rows)) if not marker[i])  # the 4th pass's first
+    full = parse.read_report_csv(RUNS / "run1_bf16.csv.gz", manifest["passes"])
+    for end in (
+        closing[2] + 1,
+        after + 1,
+    ):  # ended on the 3rd pass's closing marker; inside the 4th
+        path = tmp_path / "cut.csv"
+        path.write_text("\n".join([header, units, *rows[:end]]) + "\n")
+        df = parse.read_report_csv(path, manifest["passes"])
+        kept = [f"{p['label']}/{p['pass']}" for p in manifest["passes"][:3]]
+        assert sorted(set(df["label"] + "/" + df["pass"])) == sorted(kept)
+        assert (
+            df["flops"].sum()
+            == full[(full["label"] + "/" + full["pass"]).isin(kept)]["flops"].sum()
+        )
+        missing = manifest["passes"][-1]
+        assert f"{missing['label']}/{missing['pass']}" in df.attrs["incomplete"]
+    command = metrics.command("r.ncu-rep", ["python3", "x.py"], launch_count=500)
+    assert command[command.index("--launch-count") + 1] == "500"
+    assert "--launch-count" not in metrics.command("r.ncu-rep", ["python3", "x.py"])
+
+
 def test_passes_are_assigned_by_markers_and_checked_against_nvtx(tmp_path):
     manifest = json.loads((RUNS / "run1_bf16.json").read_text())
     text = gzip.decompress((RUNS / "run1_bf16.csv.gz").read_bytes()).decode()

@@ -72,11 +72,15 @@ def capture_command(
     ]
 
 
-def command(report: str, argv: list[str]) -> list[str]:
-    """``ncu`` around ``argv`` (a capture run): profiled region only, every launch, our metrics
-    and the launch statistics (grid, block), written to ``report`` (``.ncu-rep``)."""
+def command(report: str, argv: list[str], launch_count: int = 0) -> list[str]:
+    """``ncu`` around ``argv`` (a capture run): profiled region only, every launch (or the first
+    ``launch_count``: the run then goes on unprofiled and the report is still written, a
+    time-bounded capture keeps the passes it finished), our metrics and the launch statistics
+    (grid, block), written to ``report`` (``.ncu-rep``)."""
+    limit = ["--launch-count", str(launch_count)] if launch_count > 0 else []
     return [
         "ncu",
+        *limit,
         "--profile-from-start",
         "off",
         "--target-processes",
@@ -104,7 +108,7 @@ class NcuError(RuntimeError):
     pass
 
 
-def run(report: str, argv: list[str], csv_path: str) -> None:
+def run(report: str, argv: list[str], csv_path: str, launch_count: int = 0) -> None:
     """Profile ``argv`` under ncu into ``report`` and export it to ``csv_path``; a missing ncu,
     missing permission to read the GPU's counters or a failed run is a clear error."""
     if shutil.which("ncu") is None:
@@ -113,7 +117,10 @@ def run(report: str, argv: list[str], csv_path: str) -> None:
             "host that has it"
         )
     proc = subprocess.Popen(
-        command(report, argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command(report, argv, launch_count),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines = []
     for line in proc.stdout:  # ncu's per-kernel progress, passed on as it comes

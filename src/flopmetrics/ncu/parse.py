@@ -80,10 +80,12 @@ def read_report_csv(path: str | Path, passes: list[dict], source: str = "ncu") -
     ends_open = not marker[-1]
     segments = list(dict.fromkeys(segment[~marker]))
     complete = segments[:-1] if ends_open else segments
-    if len(complete) > len(passes) or (not ends_open and len(complete) != len(passes)):
+    if len(complete) > len(passes):
         raise NcuParseError(
             f"{path}: {len(complete)} marker-delimited passes, the manifest lists {len(passes)}"
         )
+    # a capture that ended on a marker before the manifest's last pass: its launch count ran out
+    unprofiled = [f"{p['label']}/{p['pass']}" for p in passes[len(complete) + ends_open :]]
     names = {seg: f"{passes[i]['label']}/{passes[i]['pass']}" for i, seg in enumerate(complete)}
     assigned = pd.Series([names.get(seg) for seg in segment], dtype=object)
     ranges = (
@@ -113,12 +115,15 @@ def read_report_csv(path: str | Path, passes: list[dict], source: str = "ncu") -
     df = pd.concat([df, _flops(metric)], axis=1)
     cut = ~marker & assigned.isna().to_numpy()
     out = df[~marker & ~cut].reset_index(drop=True)
-    out.attrs["incomplete"] = (
-        f"{passes[len(complete)]['label']}/{passes[len(complete)]['pass']}: "
-        f"{int(cut.sum())} launches without a closing marker, left out"
-        if cut.any()
-        else ""
-    )
+    notes = []
+    if cut.any():
+        notes.append(
+            f"{passes[len(complete)]['label']}/{passes[len(complete)]['pass']}: "
+            f"{int(cut.sum())} launches without a closing marker, left out"
+        )
+    if unprofiled:
+        notes.append(f"not profiled (the capture ended before them): {', '.join(unprofiled)}")
+    out.attrs["incomplete"] = "; ".join(notes)
     return out
 
 
