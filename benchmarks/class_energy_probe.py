@@ -16,13 +16,13 @@ import argparse
 import contextlib
 import json
 import math
-import statistics
 import sys
 import time
 
+import numpy as np
 import torch
 
-from flopmetrics.energy.windows import Monitor
+from flopmetrics.energy.windows import Monitor, synchronizer
 from flopmetrics.flops.models import resolve
 from flopmetrics.jobs.provenance import collect
 from flopmetrics.workloads import causal_lm, graphs, optape
@@ -30,21 +30,21 @@ from flopmetrics.workloads import causal_lm, graphs, optape
 GUARD_S = 0.3  # replays before a window opens and after it closes: power steady at its edges
 
 
-def build(shape: str, precision: str):
+def build(shape: str, precision: str, device: str):
     name, layers, batch, seq = shape.split(":")
     _, fields = resolve(name)
     if int(layers):
         fields = {**fields, "num_hidden_layers": int(layers)}
     workload = {"model": {"name": f"{name}-layers{layers}", **fields}, "batch_size": int(batch)}
-    return causal_lm.build("cuda", precision, {**workload, "seq_len": int(seq)}, seed=0)
+    return causal_lm.build(device, precision, {**workload, "seq_len": int(seq)}, seed=0)
 
 
-def timed(fn, seconds: float) -> int:
+def timed(fn, seconds: float, sync) -> int:
     """Iterations of ``fn`` that take about ``seconds``."""
-    torch.cuda.synchronize()
+    sync()
     start = time.perf_counter()
     fn()
-    torch.cuda.synchronize()
+    sync()
     once = time.perf_counter() - start
     return max(1, math.ceil(seconds / once))
 
@@ -63,10 +63,11 @@ def window(monitor: Monitor, name: str, fn, iterations: int, guard: int) -> dict
     }
 
 
-def measure(replays: dict, window_s: float, repeats: int) -> dict:
-    sizes = {k: (timed(fn, window_s), timed(fn, GUARD_S)) for k, fn in replays.items()}
+def measure(replays: dict, window_s: float, repeats: int, device: str) -> dict:
+    sync = synchronizer(device)
+    sizes = {k: (timed(fn, window_s, sync), timed(fn, GUARD_S, sync)) for k, fn in replays.items()}
     out = {k: [] for k in replays}
-    with Monitor.for_device("cuda:0") as monitor:
+    with Monitor.for_device(device) as monitor:
         for r in range(repeats):
             for k, fn in replays.items():
                 out[k].append(window(monitor, k, fn, *sizes[k]))
@@ -75,12 +76,12 @@ def measure(replays: dict, window_s: float, repeats: int) -> dict:
 
 
 def summary(windows: list[dict]) -> dict:
-    e = [w["energy_j"] for w in windows]
-    t = [w["time_s"] for w in windows]
+    e = np.array([w["energy_j"] for w in windows], dtype=float)
+    t = np.array([w["time_s"] for w in windows], dtype=float)
     return {
-        "energy_j": statistics.mean(e),
-        "energy_cv": statistics.stdev(e) / statistics.mean(e) if len(e) > 1 else math.nan,
-        "time_s": statistics.mean(t),
+        "energy_j": float(e.mean()),
+        "energy_cv": float(e.std(ddof=1) / e.mean()) if len(e) > 1 else math.nan,
+        "time_s": float(t.mean()),
         "windows": windows,
     }
 
@@ -92,26 +93,33 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--window-s", type=float, default=2.0)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="cuda:0", help="cpu: a dry run of the logic (time only)")
+    ap.add_argument("--eager", action="store_true", help="replay without CUDA graphs")
     args = ap.parse_args()
-    lm = build(args.shape, args.precision)
+    graphed = not args.eager and args.device.startswith("cuda")
+    lm = build(args.shape, args.precision, args.device)
     step = lm.steps()["train_step"]
-    graphs.capturable_optimizer(lm.optimizer)
+    if graphed:
+        graphs.capturable_optimizer(lm.optimizer)
     with lm.precision_scope(), graphs.unmasked_sdpa(lm.model):
         for _ in range(2):
             step()
         with contextlib.ExitStack() as stack:  # every graph and its pool freed on exit
             # the step's graph first: the tape keeps tensors of an eager step alive
-            replays = {"train_step": stack.enter_context(graphs.replayed(step))}
-            tape = optape.record(step, "cuda", lm.optimizer)
+            replays = {
+                "train_step": stack.enter_context(graphs.replayed(step)) if graphed else step
+            }
+            tape = optape.record(step, args.device, lm.optimizer)
             for c, fn in tape.replays().items():
-                replays[f"class:{c}"] = stack.enter_context(graphs.replayed(fn))
-            results = measure(replays, args.window_s, args.repeats)
+                replays[f"class:{c}"] = stack.enter_context(graphs.replayed(fn)) if graphed else fn
+            results = measure(replays, args.window_s, args.repeats, args.device)
         finite = all(bool(torch.isfinite(p).all()) for p in lm.trainable)
     table = {k: summary(v) for k, v in results.items()}
     parts = sum(v["energy_j"] for k, v in table.items() if k != "train_step")
     doc = {
         "shape": args.shape,
         "precision": args.precision,
+        "launch": "cuda_graph" if graphed else "eager",
         "operations": tape.counts(),
         "skipped": dict(tape.skipped),
         "parameters_finite_after": finite,
@@ -120,7 +128,7 @@ def main() -> int:
         "sum_over_step": parts / table["train_step"]["energy_j"],
         "classes_time_s": sum(v["time_s"] for k, v in table.items() if k != "train_step"),
         "results": table,
-        "provenance": collect("cuda:0", vars(args)),
+        "provenance": collect(args.device, vars(args)),
     }
     with open(args.out, "w") as fh:
         json.dump(doc, fh, indent=1, default=str)
