@@ -179,35 +179,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--precision", default="bf16-mixed")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seq-len", type=int, default=1024)
-    ap.add_argument(
-        "--collective-timeout", type=float, default=defaults("distributed")["collective_timeout_s"]
-    )
-    ap.add_argument(
-        "--timeout",
-        type=float,
-        default=defaults("distributed")["timeout_s"],
-        help="the whole job, s",
-    )
+    schema = defaults("distributed")  # the options' defaults: the config's
+    for flag, key, kind, text in (
+        ("--collective-timeout", "collective_timeout_s", float, "one collective, s"),
+        ("--timeout", "timeout_s", float, "the whole job, s"),
+        (
+            "--profile-iterations",
+            "profile_iterations",
+            int,
+            "profiled iterations per pass after the windows (kernel and NCCL time); 0: none",
+        ),
+        ("--repeats", "repeats", int, "most windows per pass (fewer once precise enough)"),
+        ("--min-window-s", "min_window_s", float, "shortest window, s"),
+    ):
+        ap.add_argument(flag, type=kind, default=schema[key], help=text)
     ap.add_argument(
         "--zeus", action="store_true", help="Zeus's monitor watches every GPU too (rank 0)"
-    )
-    ap.add_argument(
-        "--profile-iterations",
-        type=int,
-        default=defaults("distributed")["profile_iterations"],
-        help="profiled iterations per pass after the windows (kernel and NCCL time); 0: none",
-    )
-    ap.add_argument(
-        "--repeats",
-        type=int,
-        default=defaults("distributed")["repeats"],
-        help="most windows per pass (fewer once the estimate is precise enough)",
-    )
-    ap.add_argument(
-        "--min-window-s",
-        type=float,
-        default=defaults("distributed")["min_window_s"],
-        help="shortest window, s",
     )
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -221,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
             "zeus": args.zeus,
             "profile_iterations": args.profile_iterations,
             "repeats": args.repeats,
-            "min_repeats": min(args.repeats, defaults("distributed")["min_repeats"]),
+            "min_repeats": min(args.repeats, schema["min_repeats"]),
             "min_window_s": args.min_window_s,
         },
         "energy": defaults("energy"),
