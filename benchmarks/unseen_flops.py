@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from flopmetrics.ncu import choice, classify, gap, parse
+from flopmetrics.ncu import choice, classify, gap, parse, validation
 from flopmetrics.ncu.executed import ExecutedModel
 
 UNSEEN = Path("benchmarks/results/unseen_shapes_2026-12-03.json")
@@ -70,25 +70,10 @@ def judged(launches: pd.DataFrame, training: pd.DataFrame, table: dict) -> pd.Da
     measured = gap.config_totals(launches).rename(columns={"pass": "pass_"})
     runs = launches[["run", "precision"]].drop_duplicates()
     rows = []
-    for r in measured.merge(runs, on="run").itertuples():
-        n, d, m = int(r.n), int(r.d), int(r.m)
-        pred = model.predict(
-            choice.for_precision(table, r.precision), r.precision, n, d, m, r.pass_
-        )
-        rows.append(
-            {
-                "precision": r.precision,
-                "pass": r.pass_,
-                "n": n,
-                "d": d,
-                "m": m,
-                "executed": r.flops,
-                "predicted": pred["total"],
-                "error_pct": 100 * (pred["total"] / r.flops - 1),
-                "analytic": 2.0 * d * d * m * (n if r.pass_ == "forward" else 2 * n - 1),
-            }
-        )
-    return pd.DataFrame(rows)
+    for precision, totals in measured.merge(runs, on="run").groupby("precision"):
+        mine = choice.for_precision(table, precision)
+        rows += validation.predicted(model, mine, precision, totals.drop(columns="precision"))[0]
+    return pd.DataFrame(rows).rename(columns={"flops": "executed", "flops_analytic": "analytic"})
 
 
 def split_roles(launches: pd.DataFrame, configs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -142,22 +142,39 @@ def kernel_choice_errors(launches: pd.DataFrame, tables: dict, k: int, seed: int
         configs["fold"] = folds(configs, k, seed, unseen_shapes=True)
         g = g.merge(configs, on=["n", "d", "m"])
         for f, judged in totals.merge(configs, on=["n", "d", "m"]).groupby("fold"):
-            model = ExecutedModel(g[g["fold"] != f])
-            for r in judged.itertuples(index=False):
-                try:
-                    p = model.predict(table, precision, int(r.n), int(r.d), int(r.m), r.pass_)
-                except (ValueError, UnknownKernel):
-                    refused += 1
-                    continue
-                row = {**r._asdict(), "predicted": p["total"]}
-                out.append({**row, "gpu_label": gpu, "precision": precision})
-    columns = ["gpu_label", "precision", "run", "n", "d", "m", "pass_", "flops", "fold"]
-    df = pd.DataFrame(out, columns=[*columns, "predicted"])
-    df = df.rename(columns={"pass_": "pass"}).assign(split="kernel choice", basis="kernel choice")
-    df["error_pct"] = 100 * (df["predicted"] - df["flops"]) / df["flops"]
-    df["flops_analytic"] = [
-        analytic.mlp_flops(p, int(n), int(d), int(m), "ours").total
-        for n, d, m, p in zip(df["n"], df["d"], df["m"], df["pass"], strict=True)
-    ]
+            rows, n_refused = predicted(ExecutedModel(g[g["fold"] != f]), table, precision, judged)
+            out += [{**row, "gpu_label": gpu} for row in rows]
+            refused += n_refused
+    columns = ["gpu_label", "precision", "run", "n", "d", "m", "pass", "flops", "fold"]
+    df = pd.DataFrame(out, columns=[*columns, "predicted", "error_pct", "flops_analytic"])
+    df = df.assign(split="kernel choice", basis="kernel choice")
     df.attrs["refused"] = refused
     return df
+
+
+def predicted(
+    model: ExecutedModel, table: dict, precision: str, totals: pd.DataFrame
+) -> tuple[list[dict], int]:
+    """Each config and pass of ``totals`` (:func:`config_totals`, its ``pass`` as ``pass_``)
+    predicted from its kernel choice in ``table`` by ``model``, beside what ncu counted
+    (``flops``) and the closed form; and how many the table or the model could not answer."""
+    rows, refused = [], 0
+    for r in totals.itertuples(index=False):
+        n, d, m = int(r.n), int(r.d), int(r.m)
+        try:
+            p = model.predict(table, precision, n, d, m, r.pass_)
+        except (ValueError, UnknownKernel):
+            refused += 1
+            continue
+        row = {k: v for k, v in r._asdict().items() if k != "pass_"}
+        rows.append(
+            {
+                **row,
+                "pass": r.pass_,
+                "precision": precision,
+                "predicted": p["total"],
+                "error_pct": 100 * (p["total"] - r.flops) / r.flops,
+                "flops_analytic": analytic.mlp_flops(r.pass_, n, d, m, "ours").total,
+            }
+        )
+    return rows, refused
