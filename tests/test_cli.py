@@ -53,9 +53,11 @@ def in_process(argv: list[str], cwd) -> subprocess.CompletedProcess:
             code = main(argv)
         except SystemExit as exit_:  # argparse's usage errors and --help
             code = exit_.code
-    if not isinstance(code, int):
-        print(code, file=stderr) if code is not None else None
-        code = 0 if code is None else 1
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit("message"): the message to stderr, exit 1
+        print(code, file=stderr)
+        code = 1
     return subprocess.CompletedProcess(argv, code, stdout.getvalue(), stderr.getvalue())
 
 

@@ -45,7 +45,7 @@ class Op:
 
 class Tape(TorchDispatchMode):
     """While open, records the operations run on device type ``device`` (see the module's
-    docstring); :meth:`optimizer` marks the ones the optimizer's step runs."""
+    docstring); :func:`record` marks the ones the optimizer's step runs."""
 
     def __init__(self, device: str):
         super().__init__()
