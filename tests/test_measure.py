@@ -387,15 +387,23 @@ def test_repeats_stop_once_every_pass_is_precise_enough():
     assert {len(w) for w in fixed.values()} == {8}  # no target: every repeat
 
 
-def test_the_last_warm_up_iteration_is_the_lead_in():
+def test_the_last_warm_up_iteration_is_the_lead_in(monkeypatch):
     """Before a pass's first window: one timed iteration, then leading guards until one's rate
     agrees with what ran before it (10 %); a steady pass pays two iterations, not three."""
+    from types import SimpleNamespace
+
+    from flopmetrics.jobs import iterations
+
+    # a simulated clock that only the steps advance: a loaded machine's late wake-ups from
+    # sleep would otherwise move a 20 ms iteration past the 10 % agreement (seen on CI)
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(iterations, "time", SimpleNamespace(perf_counter=lambda: clock.now))
 
     class Counter:  # covers an edge 5 ms after it, like a counter that steps late
         name = "late"
 
         def covers(self, t):
-            return time.perf_counter() > t + 0.005
+            return clock.now > t + 0.005
 
         def begin(self, t):
             pass
@@ -407,7 +415,7 @@ def test_the_last_warm_up_iteration_is_the_lead_in():
         ran = []
 
         def step():
-            time.sleep(durations[min(len(ran), len(durations) - 1)])
+            clock.now += durations[min(len(ran), len(durations) - 1)]
             ran.append(1)
 
         monitor = Monitor("cpu", [Counter()])
