@@ -82,10 +82,12 @@ def gone_within(pid: int, seconds: float) -> bool:
     return True
 
 
-def test_configurations_of_one_target_share_one_worker(runtime, tmp_path):
+def test_configurations_of_one_target_share_one_worker(runtime, tmp_path, monkeypatch):
     """Two sizes and a second precision of the MLP, a matmul, an MLP of other repeats: one worker
     measures them all (one process start and idle baseline), each into its own files; other
-    energy settings get a worker of their own."""
+    energy settings get a worker of their own. A CPU worker computes on one thread (workers
+    measure side by side, one per core), unless the environment sets the threads."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     specs = [job_spec("mlp", {**MLP, "m": m}) for m in (4, 8)]
     specs.append(job_spec("mlp", MLP, precision="bf16"))
     specs.append(job_spec("matmul", {"size": 16}))
@@ -98,6 +100,7 @@ def test_configurations_of_one_target_share_one_worker(runtime, tmp_path):
         rows = pd.read_parquet(out["table"])
         assert (rows["experiment"] == spec.experiment).all() and "forward" in set(rows["pass"])
         assert (rows["precision"] == spec.precision).all()
+        assert (rows["torch_threads"] == 1).all()
         assert Path(out["trace"]).exists()  # (empty on a CPU: no power trace)
         pids.append(re.search(r"measured by worker (\d+)", log.read_text()).group(1))
     assert len(set(pids[:5])) == 1 and pids[5] != pids[0]

@@ -64,10 +64,9 @@ def _excess(df: pd.DataFrame, applies: pd.Series, source: str) -> pd.Series:
     keys = [c for c in CONFIGURATION if c in df]
     if source not in df or not keys:
         return pd.Series(0.0, index=df.index)
-    forward = df[df["pass"].isin(["forward", "forward_train"])]
-    per_config = forward.groupby(keys, dropna=False)[source].max().rename("_forward")
-    attention = df[keys].merge(per_config.reset_index(), on=keys, how="left")["_forward"]
-    attention.index = df.index
+    forward = df[source].where(df["pass"].isin(["forward", "forward_train"])).astype(float)
+    # one grouped transform, not a groupby and a merge: it runs on every table read
+    attention = forward.groupby([df[k] for k in keys], dropna=False).transform("max")
     return ((OLD - BACKWARD_PER_FORWARD) * attention.astype(float).fillna(0.0)).where(applies, 0.0)
 
 

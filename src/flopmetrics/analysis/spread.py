@@ -67,16 +67,20 @@ def card_spread(rows: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=[*CONFIG, *COLUMNS])
     rows = measured_rows(rows)
     keys = [c for c in CONFIG if c in rows]
+    # each card's mean in one grouping: a grouping per configuration took seconds
+    per_card = rows.groupby([*keys, "gpu_uuid"], dropna=False, sort=True).agg(
+        energy=("energy_j_per_iter", "mean"), temperature=("temperature_max_c", "mean")
+    )
     out = []
-    for key, g in rows.groupby(keys, dropna=False, sort=True):
-        out.append({**dict(zip(keys, key, strict=True)), **_spread(g)})
+    for key, cards in per_card.groupby(level=keys, dropna=False, sort=True):
+        cards = cards.droplevel(keys)
+        out.append({**dict(zip(keys, key, strict=True)), **_spread(cards)})
     return pd.DataFrame(out, columns=[*keys, *COLUMNS])
 
 
-def _spread(g: pd.DataFrame) -> dict:
-    cards = g.groupby("gpu_uuid").agg(
-        energy=("energy_j_per_iter", "mean"), temperature=("temperature_max_c", "mean")
-    )
+def _spread(cards: pd.DataFrame) -> dict:
+    """The spread of one configuration's cards (``cards``: each card's mean ``energy`` and
+    ``temperature``, indexed by its UUID)."""
     energy = cards["energy"].to_numpy(float)
     rel = energy / energy.mean() - 1
     out = {

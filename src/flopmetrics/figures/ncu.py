@@ -54,24 +54,28 @@ def flops_by_class(tables, style: dict, wildcards: dict):
         bottom = np.zeros(len(g))
         for cls in [c for c in CLASS_ORDER if c in g]:
             share = (g[cls] / g["analytic"]).to_numpy()
-            ax.bar(x, share, bottom=bottom, color=colours[cls], label=cls)
-            bottom += share
+            # one filled step polygon per class, not a bar per config: hundreds of configs
+            # per panel drew thousands of patches (10 s for this figure alone)
+            top = bottom + share
+            ax.fill_between(x, bottom, top, step="mid", color=colours[cls], lw=0, label=cls)
+            bottom = top
         ax.axhline(1, color="k", ls=":", lw=1)
-        ax.set_xticks(
-            x,
-            [f"{n:.0f}/{d:.0f}/{m:.0f}" for n, d, m in zip(g["n"], g["d"], g["m"], strict=False)],
-            rotation=60,
-            fontsize=6,
-        )
-        ax.set_title(f"{gpu} {prec} {p}", fontsize=9)
+        ticks = x[:: max(1, -(-len(x) // 16))]
+        ax.set_xticks(ticks, [_config_label(g.iloc[i]) for i in ticks], rotation=60, fontsize=6)
+        ax.set_xlim(-0.5, len(x) - 0.5)
+        ax.set_title(f"{gpu} {prec} {p} ({len(g)} configs)", fontsize=9)
         ax.set_ylabel("executed / analytic")
     for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper right", fontsize=7)
-    fig.supxlabel("config n/d/m", fontsize=8)
+    fig.supxlabel("config n/d/m (sorted; every k-th labelled)", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _config_label(row) -> str:
+    return f"{row['n']:.0f}/{row['d']:.0f}/{row['m']:.0f}"
 
 
 def gap_heatmap(tables, style: dict, wildcards: dict):

@@ -32,6 +32,7 @@ from . import unix
 START_TIMEOUT_S = 900.0  # a worker's start: imports (slow on a cluster's shared file system)
 EXIT_TIMEOUT_S = 600.0  # a worker asked to leave a GPU finishes what it is measuring first
 PACKAGE = Path(flopmetrics.__file__).resolve().parent
+CPU_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class WorkerError(RuntimeError):
@@ -64,7 +65,7 @@ def _slot(params: dict):
     """Hold one of the worker slots of ``params``' settings while its worker measures; yields
     the slot's worker key. A GPU has one slot (it measures one configuration at a time); a CPU
     one per core, so that Snakemake's cores measure configurations side by side, as separate
-    jobs on a CPU did."""
+    jobs on a CPU did, each worker on one thread (:func:`worker_environment`)."""
     key = worker_key(params)
     slots = 1 if device_key(params) else (os.cpu_count() or 1)
     while True:
@@ -191,6 +192,7 @@ def _start(key: str, path: Path, device: str | None) -> socket.socket:
         # a session of its own: it outlives this job, and a Ctrl-C of this job does not reach it
         proc = subprocess.Popen(
             command,
+            env=worker_environment(device),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -207,6 +209,18 @@ def _start(key: str, path: Path, device: str | None) -> socket.socket:
         time.sleep(0.05)
     proc.kill()
     raise WorkerError(f"the measuring worker did not answer within {START_TIMEOUT_S:g} s ({log})")
+
+
+def worker_environment(device: str | None) -> dict[str, str]:
+    """The environment a worker starts in: a CPU's workers measure one per core, side by side
+    (:func:`_slot`), so each computes on one thread unless the user's environment sets the
+    threads; threads of their own would contend for the other workers' cores and spin-wait on
+    them (rows record ``torch_threads``)."""
+    env = dict(os.environ)
+    if device is None:
+        for variable in CPU_THREAD_VARIABLES:
+            env.setdefault(variable, "1")
+    return env
 
 
 def _evict(device: str, own: Path) -> None:

@@ -29,6 +29,7 @@ judged run's own kernels or counts.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -121,11 +122,22 @@ def fit_kernel(rows: pd.DataFrame, kernel: str = "") -> dict:
     """Orientation, tile and factor ``c`` that explain a kernel's executed FLOPs best (least
     spread, then ``c`` nearest 1); among equally good tiles, the one its name states (training
     shapes often leave a tile open), then the smallest."""
-    stated = name_tile(kernel) or (None, None, None)
-    m, n, k, splits = (rows[c].to_numpy(dtype=float) for c in ("M", "N", "K", "splits"))
+    columns = ("M", "N", "K", "splits", "flops")
+    m, n, k, splits, flops = (tuple(rows[c].to_numpy(dtype=float)) for c in columns)
+    return dict(_fit(name_tile(kernel) or (None, None, None), m, n, k, splits, flops))
+
+
+_GRID = np.meshgrid(TILES, TILES, TILES, indexing="ij")  # (t_m, t_n, t_k) of every tile
+
+
+@functools.cache  # the folds of a cross-validation fit the same kernel on the same calls
+def _fit(stated: tuple, m: tuple, n: tuple, k: tuple, splits: tuple, flops: tuple) -> tuple:
+    m, n, k, splits, flops = (np.array(v) for v in (m, n, k, splits, flops))
     t = np.array(TILES, dtype=float)[:, None]
     pad_k = np.ceil(np.ceil(k / splits) / t) * t * splits  # (tile, call)
-    flops = rows["flops"].to_numpy(dtype=float)
+    tm, tn, tk = _GRID
+    unnamed = sum((tile != st) for tile, st in zip(_GRID, stated, strict=False) if st is not None)
+    unnamed = unnamed + 0 * tm
     keys, choices = [], []
     for swap in (False, True):
         a, b = (n, m) if swap else (m, n)
@@ -138,24 +150,16 @@ def fit_kernel(rows: pd.DataFrame, kernel: str = "") -> dict:
         ratio = flops / exe  # (t_m, t_n, t_k, call)
         c = np.median(ratio, axis=-1)
         spread = np.max(np.abs(np.log(ratio / c[..., None])), axis=-1)
-        tm, tn, tk = np.meshgrid(TILES, TILES, TILES, indexing="ij")
-        unnamed = (
-            sum(
-                (tile != st)
-                for tile, st in zip((tm, tn, tk), stated, strict=False)
-                if st is not None
-            )
-            + 0 * tm
-        )
         keys.append(
             np.stack([np.round(spread, 6), np.round(np.abs(np.log(c)), 6), unnamed, tm * tn * tk])
         )
-        choices.append((swap, tm, tn, tk, c))
+        choices.append((swap, c))
     key = np.concatenate([x.reshape(4, -1) for x in keys], axis=1)
     best = np.lexsort(key[::-1])[0]
-    swap, tm, tn, tk, c = choices[best // tm.size]
+    swap, c = choices[best // tm.size]
     i = np.unravel_index(best % tm.size, tm.shape)
-    return {"swap": swap, "tile": (int(tm[i]), int(tn[i]), int(tk[i])), "c": float(c[i])}
+    tile = (int(tm[i]), int(tn[i]), int(tk[i]))
+    return (("swap", swap), ("tile", tile), ("c", float(c[i])))
 
 
 def pointwise_terms(launches: pd.DataFrame) -> dict:
@@ -187,12 +191,19 @@ def config_totals(launches: pd.DataFrame) -> pd.DataFrame:
 class GapModel:
     """Fitted on the launches of training configs of one GPU and precision (classified), and on
     the executed totals of training configs (``totals``: n, d, m, pass, flops; by default those of
-    ``launches``; the thesis published totals for configs it kept no launches of)."""
+    ``launches``; the thesis published totals for configs it kept no launches of); ``calls``:
+    :func:`gemm_calls` of ``launches`` (computed when not given)."""
 
-    def __init__(self, launches: pd.DataFrame, totals: pd.DataFrame | None = None):
+    def __init__(
+        self,
+        launches: pd.DataFrame,
+        totals: pd.DataFrame | None = None,
+        calls: pd.DataFrame | None = None,
+    ):
         if "run" not in launches:
             launches = launches.assign(run="")
-        self.calls = gemm_calls(launches)
+        # ``calls``: :func:`gemm_calls` of ``launches``, where the caller has them already
+        self.calls = gemm_calls(launches) if calls is None else calls
         # one count per call shape: the same call on several cards or in several configs agrees
         self.calls = self.calls.groupby(["role", "M", "N", "K", "kernel"], as_index=False).agg(
             flops=("flops", "median"),

@@ -10,7 +10,7 @@ import pandas as pd
 from ..flops import analytic
 from . import choice
 from .executed import ExecutedModel
-from .gap import PASSES, GapModel, config_totals
+from .gap import PASSES, GapModel, config_totals, gemm_calls
 from .kernels import UnknownKernel
 
 
@@ -51,10 +51,14 @@ def cross_validated(
     seed: int,
     totals: pd.DataFrame | None = None,
     unseen_shapes: bool = False,
+    calls: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Each config's executed FLOPs against the formulas' prediction, fitted without its fold
     (``k`` folds, ``seed``, see :func:`folds`). ``launches``: one GPU and precision, classified;
-    ``totals``: the configs to judge (default: every run's totals of ``launches``)."""
+    ``totals``: the configs to judge (default: every run's totals of ``launches``); ``calls``:
+    :func:`~flopmetrics.ncu.gap.gemm_calls` of ``launches`` (computed when not given)."""
+    if "run" not in launches:
+        launches = launches.assign(run="")
     totals = config_totals(launches) if totals is None else totals
     configs = (
         totals[["n", "d", "m"]]
@@ -65,12 +69,18 @@ def cross_validated(
     configs["fold"] = folds(configs, k, seed, unseen_shapes)
     totals = totals.merge(configs, on=["n", "d", "m"])
     launches = launches.merge(configs, on=["n", "d", "m"], how="left")
+    # a config's calls are the same in every fold that trains on it: decoded once
+    calls = (gemm_calls(launches) if calls is None else calls).merge(
+        configs, on=["n", "d", "m"], how="left"
+    )
     out = []
     for f in range(k):
         train = totals[totals["fold"] != f]
         if train.empty or (totals["fold"] == f).sum() == 0:
             continue
-        model = GapModel(launches[launches["fold"].notna() & (launches["fold"] != f)], train)
+        fitted = launches["fold"].notna() & (launches["fold"] != f)
+        fitted_calls = calls[calls["fold"].notna() & (calls["fold"] != f)].drop(columns="fold")
+        model = GapModel(launches[fitted], train, fitted_calls)
         out.append(evaluate(model, totals[totals["fold"] == f]))
     return pd.concat(out, ignore_index=True)
 
@@ -93,8 +103,9 @@ def held_out_errors(launches: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
     for (gpu, precision), g in mlp.groupby(["gpu_label", "precision"]) if len(mlp) else ():
         if g[["d", "m"]].drop_duplicates().shape[0] < k:
             continue  # too few shapes to leave a fold of them out
+        calls = gemm_calls(g)
         for name, unseen in SPLITS.items():
-            e = cross_validated(g, k, seed, unseen_shapes=unseen)
+            e = cross_validated(g, k, seed, unseen_shapes=unseen, calls=calls)
             e["flops_analytic"] = [
                 analytic.mlp_flops(p, int(n), int(d), int(m), "ours").total
                 for n, d, m, p in zip(e["n"], e["d"], e["m"], e["pass"], strict=False)
