@@ -125,6 +125,13 @@ PYTHON = (
 )
 
 
+def measuring_priority(experiment):
+    """Measuring jobs first: they hold the workers, and everything after them waits; those whose
+    rows feed the calibration before the others, as the longest chain follows them (merge,
+    calibrate, CO2e, their figures)."""
+    return 2 if experiment.name in config["calibration"]["experiments"] else 1
+
+
 def profile_params(experiment):
     """The `params:` of a profiling job: one configuration (flopmetrics.jobs.spec), as JSON
     for a measuring worker's client; an Nsight Compute job's: what it captures."""

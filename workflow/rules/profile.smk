@@ -15,6 +15,7 @@ for experiment in sweeps.experiments_run(config, runner="single"):
             **experiment.outputs(),
         log:
             experiment.log(),
+        priority: measuring_priority(experiment)
         conda:
             "../../envs/flopmetrics.yaml"
         resources:
