@@ -124,7 +124,7 @@ def synthetic_fits(label="h100", precision="bf16-mixed", pass_="train_step", ee=
             "model": "llama-3.2-1b",
             "batch_size": 8,
             "seq_len": s,
-            "flops": (f := co2e.workload_flops("llama-3.2-1b", 8, s, pass_, precision)),
+            "flops": (f := co2e.workload_flops("llama-3.2-1b", 8, s, pass_)),
             "energy_j_per_iter": f / ee * (1 + noise),
             "time_per_iter_s": f / 3e14,
         }
@@ -146,7 +146,7 @@ def test_co2e_arithmetic():
         "pass": "train_step",
     }
     t = co2e.estimate([w], cal, pue=1.5, intensity_g_per_kwh=400).iloc[0]
-    step = co2e.workload_flops("llama-3.2-1b", 8, 1024, "train_step", "bf16-mixed")
+    step = co2e.workload_flops("llama-3.2-1b", 8, 1024, "train_step")
     assert t["steps"] == 10 and t["flops"] == pytest.approx(10 * step)
     assert t["energy_j"] == pytest.approx(10 * step / 4e11, rel=0.01)
     assert t["kwh"] == pytest.approx(t["energy_j"] / 3.6e6)
@@ -274,12 +274,10 @@ def test_measured_rows_count_as_measured_only_for_the_launch_mode_estimated(refe
 
 def test_an_estimates_flops_are_the_measured_rows_headline_flops(reference):
     # the calibration was fitted on measured rows' headline FLOPs; an estimate must count the same
-    # way (meta-device count, attention backward booked per precision), or E = F/EE is off
+    # way (meta-device count, one attention convention in every precision), or E = F/EE is off
     llm = calibration.usable(reference, ["llm"])
     for r in llm.to_dict("records"):
-        f = co2e.workload_flops(
-            r["model"], r["batch_size"], r["seq_len"], r["pass"], r["precision"]
-        )
+        f = co2e.workload_flops(r["model"], r["batch_size"], r["seq_len"], r["pass"])
         assert f == pytest.approx(r["flops"], rel=1e-6), (r["precision"], r["pass"], r["seq_len"])
 
 

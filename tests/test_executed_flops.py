@@ -5,6 +5,7 @@ whose counts Nsight Compute measured, the held-out judgment on committed H200 ca
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flopmetrics.ncu import kernels
+from flopmetrics.ncu import choice, kernels
 
 REPO = Path(__file__).resolve().parents[1]
 H200 = REPO / "resources/reference/h200"
@@ -110,3 +111,14 @@ def test_flops_command_refuses_a_shape_outside_the_table(capsys):
     with pytest.raises(SystemExit) as bad:
         main(["flops", "--mlp", "4,755", "--precision", "fp32", *common])
     assert bad.value.code == 2 and "--mlp '4,755'" in capsys.readouterr().err
+
+
+def test_a_campaign_s_plan_beside_the_tables_is_no_table_and_anything_else_is_an_error(tmp_path):
+    source = REPO / "resources/reference/h200/kernel_choice"
+    for name in ("unseen1_bf16.json.gz", "unseen1_configs.json"):
+        shutil.copy(source / name, tmp_path / name)
+    tables = choice.tables_by_gpu([tmp_path])
+    assert list(tables) == ["h200"] and tables["h200"]
+    (tmp_path / "notes.json").write_text(json.dumps({"what": "not a table"}))
+    with pytest.raises(ValueError, match="notes.json: not a kernel-choice table"):
+        choice.tables_by_gpu([tmp_path])

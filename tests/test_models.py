@@ -36,7 +36,7 @@ def test_a_non_llama_model_runs_as_a_job_and_its_flops_are_counted(preset):
     assert (rows["status"] == "ok").all()
     # the job's headline FLOPs are what the meta-device count gives for a configuration nobody ran
     fields = resolve(preset)[1]
-    table = model_flops.pass_flops(fields, 2, 16, "fp32")
+    table = model_flops.pass_flops(fields, 2, 16)
     assert rows.loc["forward", "flops"] == table["forward"]
     # backward attention at 2x its forward whichever path ran it: the math path (GPT-2's masked
     # attention on this CPU, fp32 on GPUs) or a fused kernel (Qwen2 on this CPU)
@@ -82,7 +82,7 @@ def test_llama_counted_on_meta_equals_the_closed_form_forward():
     fields = resolve("llama-3.2-1b")[1]
     shape = transformer_shape(fields)
     closed = transformer.pass_flops(shape, 8, 1024, summary(fields)["parameters"])
-    counted = model_flops.pass_flops(fields, 8, 1024, "bf16")
+    counted = model_flops.pass_flops(fields, 8, 1024)
     assert counted["forward"] == closed["forward"]["total"]
     # backward: attention at 2x its forward, as the counter books it on the GPU and the CPU (one
     # convention) and as the closed form has it

@@ -17,13 +17,12 @@ J_PER_KWH = 3.6e6
 SCOPE = "GPU board energy only: host CPU, host memory, network and storage not measured"
 
 
-def workload_flops(
-    model, batch_size: int, seq_len: int, pass_name: str, precision: str = "bf16"
-) -> float:
+def workload_flops(model, batch_size: int, seq_len: int, pass_name: str) -> float:
     """FLOPs of one step of a declared workload: any Hugging Face causal LM, counted on the meta
-    device as a measured job counts its headline FLOPs (full attention, AdamW per parameter)."""
+    device as a measured job counts its headline FLOPs (full attention, AdamW per parameter; the
+    same in every precision)."""
     _, fields = resolve(model)
-    table = pass_flops(fields, batch_size, seq_len, precision)
+    table = pass_flops(fields, batch_size, seq_len)
     if pass_name not in table:
         raise ValueError(f"no FLOP count for pass {pass_name!r}; expected one of {sorted(table)}")
     return float(table[pass_name])
@@ -55,9 +54,7 @@ def estimate(
         # work
         n = w["world_size"]
         steps = w["tokens"] / (w["batch_size"] * w["seq_len"] * n)
-        step_flops = n * workload_flops(
-            w["model"], w["batch_size"], w["seq_len"], w["pass"], w["precision"]
-        )
+        step_flops = n * workload_flops(w["model"], w["batch_size"], w["seq_len"], w["pass"])
         flops = steps * step_flops
         row = {
             **{

@@ -64,9 +64,9 @@ def attention_forward(fields: dict, batch: int, seq: int) -> int:
     return _counted(_key(fields), int(batch), int(seq))[3]
 
 
-def pass_flops(fields: dict, batch: int, seq: int, precision: str = "bf16") -> dict[str, int]:
+def pass_flops(fields: dict, batch: int, seq: int) -> dict[str, int]:
     """FLOPs of one iteration of each pass at ``batch`` x ``seq`` tokens (the same in every
-    ``precision``: one attention convention)."""
+    precision: one attention convention)."""
     forward, both, params, _ = _counted(_key(fields), int(batch), int(seq))
     optimizer = transformer.adamw_step(params)
     return {

@@ -21,10 +21,17 @@ from .gap import PASSES, calls
 
 
 def load(path: str | Path) -> dict:
+    return _table(_read(path), path)
+
+
+def _read(path: str | Path) -> dict:
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt") as fh:
-        doc = json.load(fh)
+        return json.load(fh)
+
+
+def _table(doc: dict, path: str | Path) -> dict:
     if "configs" not in doc:
         raise ValueError(f"{path}: not a kernel-choice table (no 'configs')")
     return doc
@@ -65,9 +72,12 @@ def tables_by_gpu(folders) -> dict:
     out = {}
     for folder in folders:
         for path in sorted(Path(folder).glob("*.json*")):
-            if path.name.endswith(("_configs.json", ".partial")):
-                continue  # a campaign's plan, not a table
-            doc = load(path)
+            if path.name.endswith(".partial"):
+                continue  # a table being written
+            doc = _read(path)
+            if "configs" not in doc and "shapes" in doc:
+                continue  # a campaign's plan (the shapes it reads), committed beside its tables
+            doc = _table(doc, path)
             out.setdefault(datasheet.for_device_name(doc["gpu_name"]).label, {}).update(
                 calls_of(doc)
             )

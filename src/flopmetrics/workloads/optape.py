@@ -82,6 +82,18 @@ class Tape(TorchDispatchMode):
             cls = op_class(func, self._in_optimizer, self._in_attention())
             self.ops.append(Op(func, args, kwargs, cls))
 
+    def attention(self, func, args, kwargs):
+        """Run an attention call with every operation inside it booked to attention, and the
+        autograd nodes it creates remembered, so that their backward is booked there too."""
+        self._attention_calls += 1
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            self._attention_calls -= 1
+        inputs = [t.grad_fn for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        self._attention_nodes |= _nodes_between(out.grad_fn, set(inputs))
+        return out
+
     def classes(self) -> dict[str, list[Op]]:
         """The recorded operations of each class that has any, in the step's order."""
         return {c: ops for c in CLASSES if (ops := [op for op in self.ops if op.op_class == c])}
@@ -107,14 +119,7 @@ class _AttentionScope(TorchFunctionMode):
         kwargs = kwargs or {}
         if func is not F.scaled_dot_product_attention:
             return func(*args, **kwargs)
-        self.tape._attention_calls += 1
-        try:
-            out = func(*args, **kwargs)
-        finally:
-            self.tape._attention_calls -= 1
-        inputs = [t.grad_fn for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
-        self.tape._attention_nodes |= _nodes_between(out.grad_fn, set(inputs))
-        return out
+        return self.tape.attention(func, args, kwargs)
 
 
 def _nodes_between(node, stop: set) -> set:
