@@ -103,6 +103,23 @@ def pareto_front(points: np.ndarray) -> np.ndarray:
     return np.array(idx, dtype=int)
 
 
+MARKERS = "osD^vP*Xph<>"
+
+
+def _scatter_by(ax, df: pd.DataFrame, x: str, y: str, hue: str, style: str) -> None:
+    """Points of ``x`` against ``y``, coloured by ``hue`` (a precision) and marked by ``style``;
+    the legend lists the colours, then the markers."""
+    colours = precision_colors()
+    styles = sorted(df[style].unique())
+    marker = {s: MARKERS[i % len(MARKERS)] for i, s in enumerate(styles)}
+    for (h, s), g in df.groupby([hue, style]):
+        ax.scatter(g[x], g[y], s=60, color=colours.get(h, "grey"), marker=marker[s])
+    for h in [p for p in colours if p in set(df[hue])]:
+        ax.scatter([], [], s=60, color=colours[h], marker="o", label=h)
+    for s in styles:
+        ax.scatter([], [], s=60, color="grey", marker=marker[s], label=s)
+
+
 def forward_vs_backward(tables, style: dict, wildcards: dict):
     """Forward vs backward TFLOPs/J of every configuration measured both ways, Pareto front
     marked."""
@@ -141,16 +158,7 @@ def forward_vs_backward(tables, style: dict, wildcards: dict):
     workload = wide["experiment"].astype(str) if "experiment" in wide else "energy"
     wide["gpu, workload"] = gpu_label(wide) + ", " + workload
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    seaborn().scatterplot(
-        data=wide,
-        x="forward",
-        y="backward",
-        hue="precision",
-        style="gpu, workload",
-        s=60,
-        ax=ax,
-        palette=precision_colors(),
-    )
+    _scatter_by(ax, wide, "forward", "backward", "precision", "gpu, workload")
     pts = wide[["forward", "backward"]].to_numpy()
     front = wide.iloc[pareto_front(pts)].sort_values("forward")
     ax.plot(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.ticker
 import numpy as np
 
-from .style import plt, precision_colors, require, seaborn
+from .style import heatmap, plt, precision_colors, require, seaborn
 
 
 def pct_diff_heatmap(tables, style: dict, wildcards: dict):
@@ -19,27 +19,26 @@ def pct_diff_heatmap(tables, style: dict, wildcards: dict):
     # FLOP counts do not depend on target or precision: one value per (n, d, m)
     sub = sub.groupby(["n", "d", "m"], as_index=False)["pct_diff_counted_vs_analytic"].first()
     ns = sorted(sub["n"].unique())
-    fig, axes = plt.subplots(1, len(ns), figsize=(4.2 * len(ns) + 1, 4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(ns), figsize=(4.2 * len(ns) + 1, 4), squeeze=False, sharey=True, layout="constrained"
+    )
     vmax = float(np.nanmax(np.abs(sub["pct_diff_counted_vs_analytic"]))) or 1.0
     for ax, n in zip(axes[0], ns, strict=False):
         grid = sub[sub["n"] == n].pivot(
             index="d", columns="m", values="pct_diff_counted_vs_analytic"
         )
-        seaborn().heatmap(
+        image = heatmap(
+            ax,
             grid.sort_index(ascending=False),
-            ax=ax,
-            cmap=style["cmap"],
-            center=0,
-            vmin=-vmax,
+            style["cmap"],
+            style["annotate"] and grid.size <= 64,
+            ".2f",
+            vmin=-vmax,  # centred on 0
             vmax=vmax,
-            annot=style["annotate"] and grid.size <= 64,
-            fmt=".2f",
-            cbar=ax is axes[0][-1],
-            cbar_kws={"label": "counted vs analytic [%]"},
         )
         ax.set_title(f"n = {n}")
+    fig.colorbar(image, ax=list(axes[0]), label="counted vs analytic [%]")
     fig.suptitle(f"MLP {mlp_pass}: FlopCounterMode vs analytic FLOPs (ours)")
-    fig.tight_layout()
     return fig
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..flops import analytic
-from .style import empty, palette, plt, precision_colors, seaborn
+from .style import empty, heatmap, palette, plt, precision_colors, seaborn
 
 CLASS_ORDER = [
     "gemm",
@@ -98,15 +98,7 @@ def gap_heatmap(tables, style: dict, wildcards: dict):
     fig, axes = plt.subplots(1, len(ns), figsize=(3.2 * len(ns) + 1, 3.4), squeeze=False)
     for ax, n in zip(axes[0], ns, strict=False):
         grid = sel[sel["n"] == n].pivot_table(index="d", columns="m", values="gap_pct")
-        seaborn().heatmap(
-            grid,
-            ax=ax,
-            cmap=style["cmap"],
-            annot=True,
-            fmt=".0f",
-            cbar=False,
-            annot_kws={"fontsize": 6},
-        )
+        heatmap(ax, grid, style["cmap"], True, ".0f", fontsize=6)
         ax.set_title(f"n = {int(n)}", fontsize=9)
     fig.suptitle(
         f"executed vs analytic FLOPs [%], {style['precision']} {style['pass']}", fontsize=10

@@ -93,7 +93,7 @@ FIGURES = (
         MLP_CATEGORY,
         {"figure": "counted vs analytic", "pass": "{mlp_pass}"},
         style={
-            "cmap": {"type": "string", "default": "vlag"},
+            "cmap": {"type": "string", "default": "RdBu_r"},
             "annotate": {"type": "boolean", "default": True},
         },
         expand={"mlp_pass": ("forward", "backward")},
@@ -241,7 +241,7 @@ FIGURES = (
                 "default": "bf16",
             },
             "pass": {"type": "string", "enum": ["forward", "backward"], "default": "forward"},
-            "cmap": {"type": "string", "default": "rocket_r"},
+            "cmap": {"type": "string", "default": "magma_r"},
         },
     ),
     Figure(

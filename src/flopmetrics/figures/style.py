@@ -20,6 +20,8 @@ __all__ = [
     "precision_colors",
     "palette",
     "seaborn",
+    "colormap",
+    "heatmap",
     "require",
     "empty",
     "with_energy",
@@ -52,6 +54,59 @@ def palette(name: str, n: int) -> list[str]:
 def precision_colors() -> dict[str, str]:
     """One colour per precision, the same in every figure (colourblind-safe)."""
     return dict(zip(PRECISIONS, palette("colorblind", len(PRECISIONS)), strict=True))
+
+
+def colormap(name: str):
+    """A colour map by name: matplotlib's, or seaborn's (registered by importing it, only
+    where one of its names is asked for)."""
+    if name not in matplotlib.colormaps and name.removesuffix("_r") not in matplotlib.colormaps:
+        seaborn()
+    return matplotlib.colormaps[name]
+
+
+MAX_TICKS = 16  # labels on one axis of a heatmap
+
+
+def heatmap(ax, grid: pd.DataFrame, cmap: str, annotate: bool, fmt: str, **options):
+    """``grid`` (rows top to bottom, columns left to right, NaN blank) as coloured cells, each
+    labelled with its value where ``annotate``; ``options``: ``vmin``, ``vmax``, ``fontsize``.
+    Returns the image, for a colour bar."""
+    values = grid.to_numpy(dtype=float)
+    image = ax.imshow(
+        values,
+        cmap=colormap(cmap),
+        vmin=options.get("vmin"),
+        vmax=options.get("vmax"),
+        aspect="auto",
+        interpolation="nearest",
+    )
+    for axis, labels in ((ax.xaxis, grid.columns), (ax.yaxis, grid.index)):
+        every = max(1, -(-len(labels) // MAX_TICKS))  # as seaborn thins a long axis
+        ticks = range(0, len(labels), every)
+        axis.set_ticks(list(ticks), [_tick(labels[i]) for i in ticks])
+    if grid.shape[1] > MAX_TICKS // 2:
+        ax.tick_params(axis="x", labelrotation=90)
+    ax.set_xlabel(grid.columns.name or "")
+    ax.set_ylabel(grid.index.name or "")
+    if annotate:
+        low, high = image.get_clim()
+        for (i, j), v in np.ndenumerate(values):
+            if np.isfinite(v):  # dark text on light cells, light on dark ones
+                light = np.mean(image.cmap(image.norm(v))[:3]) > 0.5 if high > low else True
+                ax.text(
+                    j,
+                    i,
+                    format(v, fmt),
+                    ha="center",
+                    va="center",
+                    fontsize=options.get("fontsize", 8),
+                    color="black" if light else "white",
+                )
+    return image
+
+
+def _tick(value) -> str:
+    return f"{value:g}" if isinstance(value, int | float | np.number) else str(value)
 
 
 def seaborn():
