@@ -136,8 +136,7 @@ def _fit(stated: tuple, m: tuple, n: tuple, k: tuple, splits: tuple, flops: tupl
     t = np.array(TILES, dtype=float)[:, None]
     pad_k = np.ceil(np.ceil(k / splits) / t) * t * splits  # (tile, call)
     tm, tn, tk = _GRID
-    unnamed = sum((tile != st) for tile, st in zip(_GRID, stated, strict=False) if st is not None)
-    unnamed = unnamed + 0 * tm
+    unnamed = sum((t != s for t, s in zip(_GRID, stated, strict=False) if s is not None), 0 * tm)
     keys, choices = [], []
     for swap in (False, True):
         a, b = (n, m) if swap else (m, n)
