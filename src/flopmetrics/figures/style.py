@@ -1,5 +1,6 @@
-"""What every figure shares: a headless matplotlib, the pass order, the empty-figure notice and
-the selection of rows that carry energy."""
+"""What every figure shares: a headless matplotlib, the pass order, colours and colour maps, a
+heatmap drawn without seaborn, the empty-figure notice and the selection of rows that carry
+energy."""
 
 from __future__ import annotations
 
