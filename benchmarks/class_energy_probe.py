@@ -17,60 +17,34 @@ import contextlib
 import json
 import math
 import sys
-import time
 
 import numpy as np
 import torch
 
-from flopmetrics.energy.windows import Monitor, synchronizer
-from flopmetrics.flops.models import resolve
+from flopmetrics.energy.windows import Monitor
+from flopmetrics.jobs.protocol import run_window
 from flopmetrics.jobs.provenance import collect
+from flopmetrics.ncu.capture import shape_workload
 from flopmetrics.workloads import causal_lm, graphs, optape
 
 GUARD_S = 0.3  # replays before a window opens and after it closes: power steady at its edges
 
 
-def build(shape: str, precision: str, device: str):
-    name, layers, batch, seq = shape.split(":")
-    _, fields = resolve(name)
-    if int(layers):
-        fields = {**fields, "num_hidden_layers": int(layers)}
-    workload = {"model": {"name": f"{name}-layers{layers}", **fields}, "batch_size": int(batch)}
-    return causal_lm.build(device, precision, {**workload, "seq_len": int(seq)}, seed=0)
-
-
-def timed(fn, seconds: float, sync) -> int:
-    """Iterations of ``fn`` that take about ``seconds``."""
-    sync()
-    start = time.perf_counter()
-    fn()
-    sync()
-    once = time.perf_counter() - start
-    return max(1, math.ceil(seconds / once))
-
-
-def window(monitor: Monitor, name: str, fn, iterations: int, guard: int) -> dict:
-    for _ in range(guard):
-        fn()
-    monitor.begin_window(name)
-    for _ in range(iterations):
-        fn()
-    w = monitor.end_window(name, settle=lambda: [fn() for _ in range(guard)])
-    return {
-        "energy_j": w.readings["energy_j"] / iterations,
-        "time_s": w.elapsed_s / iterations,
-        "iterations": iterations,
-    }
-
-
 def measure(replays: dict, window_s: float, repeats: int, device: str) -> dict:
-    sync = synchronizer(device)
-    sizes = {k: (timed(fn, window_s, sync), timed(fn, GUARD_S, sync)) for k, fn in replays.items()}
+    """Windows of each replay, round-robin: the protocol's one window of whole iterations framed
+    by guards (:func:`flopmetrics.jobs.protocol.run_window`), per iteration."""
     out = {k: [] for k in replays}
     with Monitor.for_device(device) as monitor:
         for r in range(repeats):
             for k, fn in replays.items():
-                out[k].append(window(monitor, k, fn, *sizes[k]))
+                w = run_window(monitor, k, fn, window_s, guard_s=GUARD_S)
+                out[k].append(
+                    {
+                        "energy_j": w.readings["energy_j"] / w.iterations,
+                        "time_s": w.elapsed_s / w.iterations,
+                        "iterations": w.iterations,
+                    }
+                )
             print(f"[probe] repeat {r + 1}/{repeats}", file=sys.stderr, flush=True)
     return out
 
@@ -97,7 +71,7 @@ def main() -> int:
     ap.add_argument("--eager", action="store_true", help="replay without CUDA graphs")
     args = ap.parse_args()
     graphed = not args.eager and args.device.startswith("cuda")
-    lm = build(args.shape, args.precision, args.device)
+    lm = causal_lm.build(args.device, args.precision, shape_workload(args.shape), seed=0)
     step = lm.steps()["train_step"]
     if graphed:
         graphs.capturable_optimizer(lm.optimizer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..flops import analytic
-from .style import empty, heatmap, palette, plt, precision_colors, seaborn
+from .style import empty, heatmap, palette, plt, precision_colors, seaborn, thinned
 
 CLASS_ORDER = [
     "gemm",
@@ -60,7 +60,7 @@ def flops_by_class(tables, style: dict, wildcards: dict):
             ax.fill_between(x, bottom, top, step="mid", color=colours[cls], lw=0, label=cls)
             bottom = top
         ax.axhline(1, color="k", ls=":", lw=1)
-        ticks = x[:: max(1, -(-len(x) // 16))]
+        ticks = thinned(len(g))
         ax.set_xticks(ticks, [_config_label(g.iloc[i]) for i in ticks], rotation=60, fontsize=6)
         ax.set_xlim(-0.5, len(x) - 0.5)
         ax.set_title(f"{gpu} {prec} {p} ({len(g)} configs)", fontsize=9)

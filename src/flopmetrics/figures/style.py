@@ -23,6 +23,7 @@ __all__ = [
     "seaborn",
     "colormap",
     "heatmap",
+    "thinned",
     "require",
     "empty",
     "with_energy",
@@ -65,7 +66,13 @@ def colormap(name: str):
     return matplotlib.colormaps[name]
 
 
-MAX_TICKS = 16  # labels on one axis of a heatmap
+MAX_TICKS = 16  # labels on one axis of a figure with many positions
+
+
+def thinned(count: int, most: int = MAX_TICKS) -> list[int]:
+    """Which of ``count`` positions along an axis get a label: every k-th, at most ``most``
+    (as seaborn thins a long axis)."""
+    return list(range(0, count, max(1, -(-count // most))))
 
 
 def heatmap(ax, grid: pd.DataFrame, cmap: str, annotate: bool, fmt: str, **options):
@@ -82,9 +89,8 @@ def heatmap(ax, grid: pd.DataFrame, cmap: str, annotate: bool, fmt: str, **optio
         interpolation="nearest",
     )
     for axis, labels in ((ax.xaxis, grid.columns), (ax.yaxis, grid.index)):
-        every = max(1, -(-len(labels) // MAX_TICKS))  # as seaborn thins a long axis
-        ticks = range(0, len(labels), every)
-        axis.set_ticks(list(ticks), [_tick(labels[i]) for i in ticks])
+        ticks = thinned(len(labels))
+        axis.set_ticks(ticks, [_tick(labels[i]) for i in ticks])
     if grid.shape[1] > MAX_TICKS // 2:
         ax.tick_params(axis="x", labelrotation=90)
     ax.set_xlabel(grid.columns.name or "")

@@ -18,8 +18,9 @@ ran and whether the optimizer's step ran it, never the name of the kernel a libr
                    concatenation, indexing, embedding look-ups and their scatter, masks, RNG
 =================  ==========================================================================
 
-One classifier serves the executed FLOPs per class (:mod:`flopmetrics.ncu.operations`) and the
-energy per class, so the two always cut a step the same way. An operator no rule names is
+One classifier serves the executed FLOPs per class (the class captures of
+:mod:`flopmetrics.ncu.capture`) and the energy per class, so the two always cut a step the same
+way. An operator no rule names is
 ``elementwise`` (arithmetic), so nothing is dropped.
 """
 

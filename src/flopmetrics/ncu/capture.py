@@ -102,19 +102,24 @@ def llm_passes(shape: str, precision: str, device: str, counted: dict):
     return {"forward": forward, "backward": backward}
 
 
+def shape_workload(shape: str) -> dict:
+    """The causal-LM workload (as the pipeline's ``llm`` experiment declares one) of ``shape``,
+    ``name:layers:batch:seq``: the preset ``name``, cut to ``layers`` (0: its own)."""
+    model_name, layers, batch, seq = shape.split(":")
+    _, fields = resolve(model_name)
+    if int(layers):
+        fields = {**fields, "num_hidden_layers": int(layers)}
+    fields = {"name": f"{model_name}-layers{layers}", **fields}
+    return {"model": fields, "batch_size": int(batch), "seq_len": int(seq)}
+
+
 def llm_class_passes(shape: str, precision: str, device: str, record: dict):
     """The train step of the causal LM ``shape`` (``name:layers:batch:seq``) as the pipeline's
     job runs it (:mod:`flopmetrics.workloads.causal_lm`, eager), then each operation class's
     share of that step replayed alone (:mod:`flopmetrics.workloads.optape`), as passes
     ``train_step`` and ``class:<class>``; ``record`` receives the counter's FLOPs per operator
     and per class, the operations per class and what the replay leaves out."""
-    model_name, layers, batch, seq = shape.split(":")
-    _, fields = resolve(model_name)
-    if int(layers):
-        fields = {**fields, "num_hidden_layers": int(layers)}
-    fields = {"name": f"{model_name}-layers{layers}", **fields}
-    workload = {"model": fields, "batch_size": int(batch), "seq_len": int(seq)}
-    lm = causal_lm.build(device, precision, workload, seed=0)
+    lm = causal_lm.build(device, precision, shape_workload(shape), seed=0)
     step = lm.steps()["train_step"]
     with lm.precision_scope():
         step()  # first-use work (the optimizer's state) stays out of the tape

@@ -136,7 +136,7 @@ def _fit(stated: tuple, m: tuple, n: tuple, k: tuple, splits: tuple, flops: tupl
     t = np.array(TILES, dtype=float)[:, None]
     pad_k = np.ceil(np.ceil(k / splits) / t) * t * splits  # (tile, call)
     tm, tn, tk = _GRID
-    unnamed = sum((t != s for t, s in zip(_GRID, stated, strict=False) if s is not None), 0 * tm)
+    unnamed = sum((g != s for g, s in zip(_GRID, stated, strict=False) if s is not None), 0 * tm)
     keys, choices = [], []
     for swap in (False, True):
         a, b = (n, m) if swap else (m, n)
@@ -201,7 +201,6 @@ class GapModel:
     ):
         if "run" not in launches:
             launches = launches.assign(run="")
-        # ``calls``: :func:`gemm_calls` of ``launches``, where the caller has them already
         self.calls = gemm_calls(launches) if calls is None else calls
         # one count per call shape: the same call on several cards or in several configs agrees
         self.calls = self.calls.groupby(["role", "M", "N", "K", "kernel"], as_index=False).agg(
