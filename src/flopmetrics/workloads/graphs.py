@@ -20,10 +20,12 @@ WARMUP = 1  # eager iterations on a side stream before capture: first-use work (
 
 
 @contextlib.contextmanager
-def replayed(step: Callable[[], object]) -> Iterator[Callable[[], object]]:
+def replayed(step: Callable[[], object], pool=None) -> Iterator[Callable[[], object]]:
     """Capture one iteration of ``step`` in a CUDA graph and yield a call that replays it and
     returns what the captured iteration returned (its tensors hold each replay's result). The
-    graph and its memory pool are freed on exit."""
+    graph and its memory pool are freed on exit. Graphs given one ``pool``
+    (``torch.cuda.graph_pool_handle()``) share its memory: only for graphs never replayed at
+    the same time whose results nobody keeps."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -31,7 +33,7 @@ def replayed(step: Callable[[], object]) -> Iterator[Callable[[], object]]:
             step()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, pool=pool):
         out = step()
 
     def replay():

@@ -101,6 +101,11 @@ class Tape(TorchDispatchMode):
     def counts(self) -> dict[str, int]:
         return {c: len(ops) for c, ops in self.classes().items()}
 
+    def replay(self) -> Callable[[], None]:
+        """One call that replays every recorded operation once, in the step's order: the step as
+        the tape holds it, to compare with the step itself."""
+        return _replay(self.ops)
+
     def replays(self) -> dict[str, Callable[[], None]]:
         """One call per class that replays its operations once, in the step's order."""
         return {c: _replay(ops) for c, ops in self.classes().items()}
