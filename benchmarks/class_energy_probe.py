@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import math
 import sys
@@ -30,14 +31,14 @@ from flopmetrics.workloads import causal_lm, graphs, optape
 GUARD_S = 0.3  # replays before a window opens and after it closes: power steady at its edges
 
 
-def measure(replays: dict, window_s: float, repeats: int, device: str) -> dict:
+def measure(replays: dict, window_s: float, repeats: int, device: str, guard_s: float) -> dict:
     """Windows of each replay, round-robin: the protocol's one window of whole iterations framed
     by guards (:func:`flopmetrics.jobs.protocol.run_window`), per iteration."""
     out = {k: [] for k in replays}
     with Monitor.for_device(device) as monitor:
         for r in range(repeats):
             for k, fn in replays.items():
-                w = run_window(monitor, k, fn, window_s, guard_s=GUARD_S)
+                w = run_window(monitor, k, fn, window_s, guard_s=guard_s)
                 out[k].append(
                     {
                         "energy_j": w.readings["energy_j"] / w.iterations,
@@ -61,6 +62,43 @@ def summary(windows: list[dict]) -> dict:
     }
 
 
+def _subsets(names: list[str]) -> list[frozenset]:
+    """Every subset of ``names`` with two or more and fewer than all members."""
+    return [frozenset(c) for r in range(2, len(names)) for c in itertools.combinations(names, r)]
+
+
+def _key(subset) -> str:
+    return "subset:" + "+".join(sorted(subset))
+
+
+def shapley(energy: dict[str, float], names: list[str]) -> dict[str, float]:
+    """Each class's Shapley share of the tape's energy: its marginal energy over every subset of
+    the other classes, weighted |S|! (n-|S|-1)! / n!; the shares add up to the tape's energy."""
+    n = len(names)
+
+    def value(subset: frozenset) -> float:
+        if not subset:
+            return 0.0
+        if len(subset) == n:
+            return energy["tape"]
+        if len(subset) == 1:
+            return energy[f"class:{next(iter(subset))}"]
+        return energy[_key(subset)]
+
+    out = {}
+    for c in names:
+        others = [x for x in names if x != c]
+        out[c] = sum(
+            math.factorial(r)
+            * math.factorial(n - r - 1)
+            / math.factorial(n)
+            * (value(frozenset(s) | {c}) - value(frozenset(s)))
+            for r in range(n)
+            for s in itertools.combinations(others, r)
+        )
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shape", required=True)
@@ -70,6 +108,10 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cuda:0", help="cpu: a dry run of the logic (time only)")
     ap.add_argument("--eager", action="store_true", help="replay without CUDA graphs")
+    ap.add_argument("--guard-s", type=float, default=GUARD_S)
+    ap.add_argument(
+        "--shapley", action="store_true", help="every subset of classes too: Shapley shares"
+    )
     args = ap.parse_args()
     graphed = not args.eager and args.device.startswith("cuda")
     lm = causal_lm.build(args.device, args.precision, shape_workload(args.shape), seed=0)
@@ -88,12 +130,16 @@ def main() -> int:
             # the tape's graphs share one pool: replayed one at a time, their results unused
             pool = torch.cuda.graph_pool_handle() if graphed else None
             calls = {"tape": tape.replay()} | {f"class:{c}": fn for c, fn in tape.replays().items()}
+            if args.shapley:
+                calls |= {_key(s): tape.replay(s) for s in _subsets(list(tape.classes()))}
             for k, fn in calls.items():
                 replays[k] = stack.enter_context(graphs.replayed(fn, pool)) if graphed else fn
-            results = measure(replays, args.window_s, args.repeats, args.device)
+            results = measure(replays, args.window_s, args.repeats, args.device, args.guard_s)
         finite = all(bool(torch.isfinite(p).all()) for p in lm.trainable)
     table = {k: summary(v) for k, v in results.items()}
     parts = sum(v["energy_j"] for k, v in table.items() if k.startswith("class:"))
+    if args.shapley:
+        doc_shapley = shapley({k: v["energy_j"] for k, v in table.items()}, list(tape.classes()))
     doc = {
         "shape": args.shape,
         "precision": args.precision,
@@ -108,6 +154,8 @@ def main() -> int:
         "tape_over_step": table["tape"]["energy_j"] / table["train_step"]["energy_j"],
         "classes_time_s": sum(v["time_s"] for k, v in table.items() if k.startswith("class:")),
         "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if graphed else None,
+        "shapley_j": doc_shapley if args.shapley else None,
+        "interaction_j": table["tape"]["energy_j"] - parts,
         "results": table,
         "provenance": collect(args.device, vars(args)),
     }

@@ -101,10 +101,10 @@ class Tape(TorchDispatchMode):
     def counts(self) -> dict[str, int]:
         return {c: len(ops) for c, ops in self.classes().items()}
 
-    def replay(self) -> Callable[[], None]:
-        """One call that replays every recorded operation once, in the step's order: the step as
-        the tape holds it, to compare with the step itself."""
-        return _replay(self.ops)
+    def replay(self, classes=None) -> Callable[[], None]:
+        """One call that replays the recorded operations of ``classes`` (default: all, the step
+        as the tape holds it) once, in the step's order."""
+        return _replay([op for op in self.ops if classes is None or op.op_class in classes])
 
     def replays(self) -> dict[str, Callable[[], None]]:
         """One call per class that replays its operations once, in the step's order."""
