@@ -1,77 +1,78 @@
-"""How well simple physical models of serving energy predict configurations outside their fit
-(groundwork for issue 33's estimates): each fitted on the committed serving rows of one model
-(or of some batch sizes) and judged on the others.
+"""Issue 33's check of the serving model (:mod:`flopmetrics.analysis.serving`) outside its fit:
+fitted on the rows of ``--fit`` (Llama-3.2-1B and Llama-3.1-8B's shape), judged on those of
+``--heldout`` (other models, other batch sizes), each with the interval `flopmetrics estimate`
+would print for it; then the leave-one-model-out misses of the model fitted on both, as the
+shipped table measures them.
 
-Two models per pass, fitted by non-negative least squares on relative error (scipy's ``nnls``,
-rows weighted by 1/E):
-
-- ``bytes+flops``: energy per iteration ``E = a B + b F`` (B: bytes moved, the weights and the
-  KV cache of the positions attended; F: FLOPs), J per byte and J per FLOP;
-- ``time+dynamic``: time ``t = alpha B + beta L + gamma F`` (L: the model's layers, a fixed cost
-  per layer and step), energy ``E = P_idle t + a B + b F`` (the idle power the row measured).
-
-    python benchmarks/serving_fit.py [--rows resources/reference/h200_inference]
+    python benchmarks/serving_fit.py [--fit resources/reference/h200_inference]
+        [--heldout resources/reference/h200_inference_heldout]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import nnls
 
-from flopmetrics.flops.models import resolve, summary
-
-
-def load(folder: Path) -> pd.DataFrame:
-    rows = pd.concat(pd.read_parquet(f) for f in sorted(folder.glob("raw/**/*.parquet")))
-    rows = rows[rows["status"].eq("ok") & rows["gates_passed"]].copy()
-    rows["E"], rows["t"] = rows["energy_j_per_iter"], rows["time_per_iter_s"]
-    rows["B"] = rows["bytes_per_token"] * rows["tokens"]
-    rows["F"] = rows["flops"].astype(float)
-    rows["L"] = [summary(resolve(m)[1])["layers"] for m in rows["model"]]
-    rows["dynamic"] = rows["E"] - rows["idle_power_w"] * rows["t"]
-    return rows
+from flopmetrics.analysis import serving
 
 
-def fitted(rows: pd.DataFrame, columns: list[str], target: str) -> np.ndarray:
-    """Non-negative coefficients of ``target`` on ``columns``, relative error minimized."""
-    weight = 1 / rows[target].to_numpy()
-    design = rows[columns].to_numpy() * weight[:, None]
-    return nnls(design, rows[target].to_numpy() * weight)[0]
+def rows(folder: Path) -> pd.DataFrame:
+    return pd.concat(pd.read_parquet(f) for f in sorted(folder.glob("raw/inference/**/*.parquet")))
 
 
-def predicted(train: pd.DataFrame, test: pd.DataFrame, model: str) -> np.ndarray:
-    if model == "bytes+flops":
-        return test[["B", "F"]].to_numpy() @ fitted(train, ["B", "F"], "E")
-    t = test[["B", "L", "F"]].to_numpy() @ fitted(train, ["B", "L", "F"], "t")
-    dynamic = test[["B", "F"]].to_numpy() @ fitted(train, ["B", "F"], "dynamic")
-    return test["idle_power_w"].to_numpy() * t + dynamic
-
-
-def splits(rows: pd.DataFrame):
-    """(what is held out, training mask): each model in turn; the largest and smallest batch."""
-    for model in sorted(rows["model"].unique()):
-        yield f"model {model}", rows["model"] != model
-    for batch in (rows["batch_size"].max(), rows["batch_size"].min()):
-        yield f"batch {batch}", rows["batch_size"] != batch
+def judged(table: pd.DataFrame, heldout: pd.DataFrame) -> pd.DataFrame:
+    """Each held-out row's prediction, miss and whether its interval covers the measurement."""
+    out = []
+    for _, r in serving.rows_features(heldout).iterrows():
+        model = json.loads(r["config_json"])["workload"]["model"]
+        w = {**r[["batch_size", "prompt_len", "output_len", "precision", "pass"]], "model": model}
+        w["launch"] = r["launch"]
+        x, e = serving.step_energy(w, r["gpu_label"], table)
+        hit = "status" not in e and bool(e)
+        out.append(
+            {
+                "model": r["model"],
+                "pass": r["pass"],
+                "batch": r["batch_size"],
+                "launch": r["launch"],
+                "measured_j_per_token": r["E"] / x["tokens"],
+                "predicted_j_per_token": e["step"] / x["tokens"] if hit else np.nan,
+                "miss_pct": 100 * (e["step"] / r["E"] - 1) if hit else np.nan,
+                "covered": bool(hit and e["lo"] <= r["E"] <= e["hi"]),
+                "interval_pct": 100 * (e["hi"] / e["step"] - 1) if hit else np.nan,
+                "why": e.get("status", ""),
+            }
+        )
+    return pd.DataFrame(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", type=Path, default=Path("resources/reference/h200_inference"))
-    rows = load(ap.parse_args().rows)
-    print("| pass | held out | model | misses (%), per configuration held out | largest |")
-    print("|---|---|---|---|---|")
-    for name, group in rows.groupby("pass", sort=False):
-        for held, train in splits(group):
-            test = group[~train].sort_values(["model", "batch_size"])
-            for model in ("bytes+flops", "time+dynamic"):
-                miss = 100 * (predicted(group[train], test, model) / test["E"].to_numpy() - 1)
-                listed = ", ".join(f"{m:+.1f}" for m in miss)
-                print(f"| {name} | {held} | {model} | {listed} | {np.abs(miss).max():.1f} |")
+    ap.add_argument("--fit", type=Path, default=Path("resources/reference/h200_inference"))
+    ap.add_argument(
+        "--heldout", type=Path, default=Path("resources/reference/h200_inference_heldout")
+    )
+    args = ap.parse_args()
+    fit, heldout = rows(args.fit), rows(args.heldout)
+    result = judged(serving.calibrate(fit), heldout)
+    print(result.to_markdown(index=False, floatfmt=".4g"))
+    for name, g in result.groupby("pass"):
+        miss = g["miss_pct"].abs()
+        print(
+            f"\n{name}: {g['miss_pct'].notna().sum()} of {len(g)} predicted; |miss| median "
+            f"{miss.median():.1f} %, largest {miss.max():.1f} %; intervals cover "
+            f"{int(g['covered'].sum())} of {len(g)}"
+        )
+    both = serving.calibrate(pd.concat([fit, heldout]))
+    columns = ["pass", "launch", "configs", "residual_sd", "model_extrapolation_err_pct"]
+    print(
+        "\nfitted on both (the shipped table):\n"
+        + both[columns + ["extrapolation_err_pct"]].to_markdown(index=False, floatfmt=".3g")
+    )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from conftest import REPO
 
 from flopmetrics.analysis.merge import merge_energy
 from flopmetrics.contracts import packaged
-from flopmetrics.pipeline.package_calibration import inputs
+from flopmetrics.pipeline.package_calibration import inputs, serving_inputs
 
 pytestmark = pytest.mark.data_check
 
@@ -245,3 +245,15 @@ def test_the_packaged_calibration_was_fitted_from_the_references_committed_now()
         assert info["inputs_sha256"] == packaged.digest(files)
     table = pd.read_parquet(packaged.table_path())
     assert {"h100", "h200"} <= set(table["gpu_label"]) and table["ee_flops_per_j"].gt(0).all()
+
+
+def test_the_packaged_serving_model_was_fitted_from_the_serving_references_committed_now():
+    """As the calibration above, for the serving model's table (``--serving-only``)."""
+    info = packaged.provenance()
+    with contextlib.chdir(REPO):
+        dirs, files = serving_inputs(yaml.safe_load((REPO / info["config"]).read_text()))
+        assert info["serving_fitted_from"] == dirs and info["serving_input_files"] == len(files)
+        assert info["serving_inputs_sha256"] == packaged.digest(files)
+    table = pd.read_parquet(packaged.serving_path())
+    decode = table[(table["gpu_label"] == "h200") & (table["pass"] == "decode")]
+    assert len(decode) == 1 and decode["model_extrapolation_err_pct"].notna().all()

@@ -112,7 +112,8 @@ def test_serving_rows_of_the_cpu_and_of_the_h200_reference(default_run):
     ).all()
     reference = rows[rows["source"] == "reference"]
     assert set(reference["gpu_label"]) == {"h200"} and reference["gates_passed"].all()
-    assert len(reference) == 2 * 2 * 4  # two models, two passes, four batch sizes
+    # two models, two passes, four batch sizes; three more models at three batch sizes
+    assert len(reference) == 2 * 2 * 4 + 3 * 2 * 3
     # decode's Joules per output token fall as the batch shares the weights' reading
     decode = reference[reference["pass"] == "decode"].sort_values("batch_size")
     for _, model in decode.groupby("model"):
@@ -332,3 +333,46 @@ def test_the_readmes_dry_run_and_summary_commands(default_run):
     ):
         assert path in out, path
     assert "update pending" not in out
+
+
+def test_the_pipeline_fits_the_serving_model_and_the_cli_uses_it(default_run):
+    """`results/calibration/serving.parquet` from the committed serving rows; `flopmetrics
+    estimate --pass decode` in that folder answers from it, and its interval holds the measured
+    row of the configuration asked for."""
+    import json
+    import subprocess
+    import sys
+
+    wd = default_run.workdir
+    default_run.run("results/calibration/serving.parquet")
+    table = pd.read_parquet(wd / "results/calibration/serving.parquet")
+    decode = table[(table["gpu_label"] == "h200") & (table["pass"] == "decode")].iloc[0]
+    assert decode["configs"] >= 8 and "llama-3.1-8b" in decode["models"]
+    assert decode["s_per_byte"] >= 1 / 4.8e12 and decode["model_extrapolation_err_pct"] > 0
+    rows = pd.read_parquet(wd / "results/merged/inference.parquet")
+    measured = rows[
+        (rows["model"] == "llama-3.1-8b") & (rows["pass"] == "decode") & (rows["batch_size"] == 64)
+    ].iloc[0]
+    args = ["--model", "llama-3.1-8b", "--tokens", "1e6", "--target", "h200"]
+    args += ["--precision", "bf16", "--pass", "decode", "--batch-size", "64", "--json"]
+
+    def estimate(*more):
+        out = subprocess.run(
+            [sys.executable, "-m", "flopmetrics", "estimate", *args, *more],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=wd,
+        )
+        return json.loads(out.stdout)
+
+    exact = estimate()  # measured: the merged serving rows hold this configuration
+    assert exact["basis"].startswith("measured") and exact["energy_j"] == pytest.approx(
+        measured["j_per_token"] * 1e6
+    )
+    rows.iloc[:0].to_parquet(wd / "none.parquet")
+    cli = estimate("--measured", "none.parquet")  # as if nobody had measured it: the model
+    assert cli["calibration"] == "results/calibration/serving.parquet"
+    assert cli["basis"].startswith("serving model")
+    assert cli["j_per_token_lo"] <= measured["j_per_token"] <= cli["j_per_token_hi"]
+    assert cli["j_per_token"] == pytest.approx(measured["j_per_token"], rel=0.1)

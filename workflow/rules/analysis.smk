@@ -50,8 +50,25 @@ rule calibrate:
         "../scripts/calibrate.py"
 
 
+rule calibrate_serving:
+    input:
+        rows=paths.MERGED_INFERENCE,
+        code=library("flopmetrics.analysis.serving"),
+    output:
+        table=paths.SERVING_CALIBRATION,
+        csv=paths.SERVING_CALIBRATION_TABLE,
+    log:
+        "logs/analysis/calibrate_serving.log",
+    localrule: True
+    conda:
+        "../../envs/flopmetrics.yaml"
+    script:
+        "../scripts/calibrate_serving.py"
+
+
 rule co2e:
     input:
+        unpack(serving_calibration),
         fits=paths.CALIBRATION,
         energy=paths.MERGED_ENERGY,
         code=library(

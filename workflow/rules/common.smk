@@ -15,6 +15,7 @@ export_package(Path(workflow.basedir) / "src")
 from flopmetrics.figures import registry as figure_registry
 from flopmetrics.pipeline import config as fm_config
 from flopmetrics.contracts import paths
+from flopmetrics.contracts.vocabulary import SERVING_PASSES
 from flopmetrics.contracts.experiments import feeding, may_have_rows
 import flopmetrics.jobs.params
 from flopmetrics.pipeline import code, references, sweeps
@@ -232,3 +233,12 @@ def all_targets():
             paths.THESIS_AUDIT_CSV,
         ]
     return targets
+
+
+def serving_calibration(wildcards):
+    """The serving model's table and the measured serving rows, where the CO2e table declares a
+    serving workload."""
+    serving = any(w.get("pass") in SERVING_PASSES for w in config["co2e"]["workloads"])
+    if not serving:
+        return {}
+    return {"serving": paths.SERVING_CALIBRATION, "inference": paths.MERGED_INFERENCE}

@@ -8,13 +8,16 @@ from flopmetrics.jobs.output import write_csv, write_html, write_parquet
 with logged(snakemake.log[0]):
     s = snakemake.params.settings
     g = grid.resolve(s)
+    serving = "serving" in snakemake.input.keys()
+    measured = [snakemake.input.energy, *([snakemake.input.inference] if serving else [])]
     table = co2e.estimate(
         s["workloads"],
         pd.read_parquet(snakemake.input.fits),
         s["pue"],
         g.g_per_kwh,
-        pd.read_parquet(snakemake.input.energy),
+        pd.concat([pd.read_parquet(f) for f in measured], ignore_index=True),
         g.source,
+        pd.read_parquet(snakemake.input.serving) if serving else None,
     )
     table["pue_source"] = s["pue_source"]
     print(table.to_string())

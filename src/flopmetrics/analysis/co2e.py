@@ -7,12 +7,15 @@ import math
 
 import pandas as pd
 
+from ..contracts.vocabulary import SERVING_PASSES
 from ..energy import datasheet
 from ..flops.causal_lm import pass_flops
 from ..flops.models import resolve
-from . import step_energy
+from . import serving, step_energy
 
 J_PER_KWH = 3.6e6
+# the sizes one kind of workload has and the other has not (a serving step has no seq_len)
+SIZES = {"seq_len": None, "prompt_len": None, "output_len": None}
 # what kWh and CO2e count (NVML's board energy: the GPU, its memory and its board)
 SCOPE = "GPU board energy only: host CPU, host memory, network and storage not measured"
 
@@ -33,28 +36,36 @@ def gpu_label(gpu: str) -> str:
     return datasheet.table()[gpu].label if gpu in datasheet.table() else gpu
 
 
-def estimate(
+def estimate(  # noqa: PLR0913 (three tables, the PUE and the grid: one call of the pipeline)
     workloads: list[dict],
     calibration: pd.DataFrame,
     pue: float,
     intensity_g_per_kwh: float,
     measured: pd.DataFrame | None = None,
     grid_source: str = "",
+    serving_table: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per declared workload: FLOPs, energy with its interval, kWh, kg CO2e, and the
     ``basis`` of the energy: the measured rows of that exact configuration (``measured``: energy
     rows with gates), else the group's two-term model, else ``E = F/EE``; with no calibration,
     only the datasheet lower bound. ``grid_source`` says where the intensity comes from (its
-    zone, source and year), on every row."""
+    zone, source and year), on every row. A serving workload (pass ``prefill`` or ``decode``,
+    with ``prompt_len`` and ``output_len``; ``tokens`` the prompts' or the generated ones) is
+    estimated from ``serving_table`` (:mod:`flopmetrics.analysis.serving`)."""
     rows = []
     for w in workloads:
-        w = {"world_size": 1, "strategy": "none", "launch": None, **w}
+        w = {"world_size": 1, "strategy": "none", "launch": None, **SIZES, **w}
         label = gpu_label(w["target"])  # a variant key (h100_sxm) uses its label's calibration
         # a node step: every rank runs batch_size sequences (weak scaling), so world_size times the
         # work
         n = w["world_size"]
-        steps = w["tokens"] / (w["batch_size"] * w["seq_len"] * n)
-        step_flops = n * workload_flops(w["model"], w["batch_size"], w["seq_len"], w["pass"])
+        if w["pass"] in SERVING_PASSES:  # tokens: the prompts' (prefill) or generated (decode)
+            x, e = serving.step_energy(w, label, serving_table, measured)
+            steps, step_flops = w["tokens"] / x["tokens"], x["F"]
+        else:
+            steps = w["tokens"] / (w["batch_size"] * w["seq_len"] * n)
+            step_flops = n * workload_flops(w["model"], w["batch_size"], w["seq_len"], w["pass"])
+            e = step_energy.energy(w, label, step_flops, calibration, measured)
         flops = steps * step_flops
         row = {
             **{
@@ -71,6 +82,8 @@ def estimate(
                     "tokens",
                     "batch_size",
                     "seq_len",
+                    "prompt_len",
+                    "output_len",
                 )
             },
             "steps": steps,
@@ -86,7 +99,6 @@ def estimate(
             row["datasheet_variant"] = bound.key
         except KeyError:  # a GPU the datasheet does not know (a CPU): no bound, not a failure
             row["energy_j_datasheet_bound"], row["datasheet_variant"] = math.nan, ""
-        e = step_energy.energy(w, label, step_flops, calibration, measured)
         if "status" in e:
             row.update(
                 status=f"{e['status']}: only the datasheet bound, a lower bound on energy",
@@ -125,6 +137,9 @@ def estimate(
             kwh = row[f"energy_j{suffix}"] / J_PER_KWH
             row[f"kwh{suffix}"] = kwh
             row[f"kg_co2e{suffix}"] = kwh * pue * intensity_g_per_kwh / 1000
+        for suffix in ("", "_lo", "_hi"):
+            row[f"j_per_token{suffix}"] = row[f"energy_j{suffix}"] / w["tokens"]
+            row[f"kwh_per_million_tokens{suffix}"] = row[f"kwh{suffix}"] * 1e6 / w["tokens"]
         row["scope"] = SCOPE
         rows.append(row)
     columns = [
@@ -139,6 +154,8 @@ def estimate(
         "tokens",
         "batch_size",
         "seq_len",
+        "prompt_len",
+        "output_len",
         "steps",
         "flops",
         "pue",
@@ -157,6 +174,12 @@ def estimate(
         "kg_co2e_lo",
         "kwh_hi",
         "kg_co2e_hi",
+        "j_per_token",
+        "j_per_token_lo",
+        "j_per_token_hi",
+        "kwh_per_million_tokens",
+        "kwh_per_million_tokens_lo",
+        "kwh_per_million_tokens_hi",
         "energy_j_datasheet_bound",
         "kwh_datasheet_bound",
         "kg_co2e_datasheet_bound",

@@ -185,3 +185,33 @@ def _outside(group, w: dict, flops_step: float) -> list[str]:
         if math.isfinite(lo) and not lo <= w[key] <= hi:
             out.append(f"{key} {w[key]} outside the calibrated {lo:g}-{hi:g}")
     return out
+
+
+SERVING_MATCH = ("batch_size", "prompt_len", "output_len", "precision", "pass", "launch")
+
+
+def measured_serving(rows: pd.DataFrame | None, w: dict, label: str) -> dict | None:
+    """A serving workload's energy per step from gated measured rows of exactly its
+    configuration (model, batch, prompt, output, precision, pass, launch) on GPU ``label``,
+    with the 95 % t-interval of their mean; None where there are none."""
+    if rows is None or rows.empty or not set(SERVING_MATCH) <= set(rows.columns):
+        return None
+    name = w["model"] if isinstance(w["model"], str) else w["model"].get("name")
+    hit = rows[(rows["gpu_label"] == label) & rows["gates_passed"].astype(bool)]
+    hit = hit[hit["model"] == name]
+    for key in SERVING_MATCH:
+        hit = hit[hit[key] == w[key]]
+    if hit.empty:
+        return None
+    e = float(hit["energy_j_per_iter"].mean())
+    sem = float(np.sqrt((hit["energy_j_per_iter_sem"] ** 2).sum()) / len(hit))
+    windows = int(hit["windows"].min())
+    half = stats.t.ppf(0.975, max(windows - 1, 1)) * sem
+    return {
+        "basis": "measured: this configuration's rows",
+        "interval": f"95 % t-interval of the mean of {windows} windows, card-to-card spread "
+        "not measured for serving: not included",
+        "step": e,
+        "lo": e - half,
+        "hi": e + half,
+    }

@@ -27,12 +27,13 @@ from ..analysis import grid
 from ..analysis.co2e import estimate, gpu_label
 from ..contracts import packaged, paths
 from ..contracts.schema import defaults
-from ..contracts.vocabulary import PRECISIONS
+from ..contracts.vocabulary import PRECISIONS, SERVING_PASSES
 from ..energy import datasheet
 from .options import from_schema
 
 CALIBRATION = paths.CALIBRATION  # the pipeline's outputs: one place names them
 MEASURED = paths.MERGED_ENERGY
+SERVING = paths.SERVING_CALIBRATION
 BOUND_ONLY = 3  # exit status: no measured energy for it, only the datasheet's lower bound
 
 
@@ -71,7 +72,9 @@ def add(sub) -> None:
         "--pass",
         dest="pass_",
         default="train_step",
-        choices=["forward", "backward", "optimizer", "train_step"],
+        choices=["forward", "backward", "optimizer", "train_step", *SERVING_PASSES],
+        help="a training pass, or a serving one (prefill: --tokens are the prompts'; decode: "
+        "the generated ones)",
     )
     p.add_argument(
         "--launch",
@@ -79,7 +82,22 @@ def add(sub) -> None:
         help="how the steps are launched (default: as calibrated, eager where both were)",
     )
     p.add_argument("--batch-size", type=from_schema("co2e.workloads[].batch_size"), default=8)
-    p.add_argument("--seq-len", type=from_schema("co2e.workloads[].seq_len"), default=1024)
+    p.add_argument(
+        "--seq-len",
+        type=from_schema("co2e.workloads[].seq_len"),
+        help="a training pass's tokens per sequence (default 1024)",
+    )
+    p.add_argument(
+        "--prompt-len",
+        type=from_schema("co2e.workloads[].prompt_len"),
+        help="a serving pass's prompt tokens per sequence (default: the inference experiment's)",
+    )
+    p.add_argument(
+        "--output-len",
+        type=from_schema("co2e.workloads[].output_len"),
+        help="a serving pass's generated tokens per sequence; decode is estimated at the middle "
+        "of them (default: the inference experiment's)",
+    )
     p.add_argument(
         "--pue", type=from_schema("co2e.pue"), help="default: the config schema's co2e.pue"
     )
@@ -100,9 +118,8 @@ def add(sub) -> None:
     )
     p.add_argument(
         "--measured",
-        default=MEASURED,
-        help="measured energy rows: an exact configuration's are used as measured "
-        f"(default: {MEASURED})",
+        help="measured rows: an exact configuration's are used as measured (default: "
+        f"{MEASURED}; for prefill and decode {paths.MERGED_INFERENCE})",
     )
     p.add_argument("--json", action="store_true", help="the result row as JSON")
     p.set_defaults(run=run)
@@ -131,6 +148,42 @@ def calibration_source(given: str | None) -> tuple[Path, str]:
     )
 
 
+def sizes(args) -> dict:
+    """A training pass's sequence length, or a serving pass's prompt and output lengths (the
+    other kind's options refused: they would be ignored)."""
+    serving = args.pass_ in SERVING_PASSES
+    given = [o for o, v in (("--seq-len", args.seq_len),) if v is not None and serving]
+    given += [
+        o
+        for o, v in (("--prompt-len", args.prompt_len), ("--output-len", args.output_len))
+        if v is not None and not serving
+    ]
+    if given:
+        raise ValueError(f"{', '.join(given)} not with --pass {args.pass_}")
+    if not serving:
+        return {"seq_len": 1024 if args.seq_len is None else args.seq_len}
+    experiment = defaults("inference")
+    return {
+        "prompt_len": args.prompt_len or experiment["prompt_len"][0],
+        "output_len": args.output_len or experiment["output_len"][0],
+    }
+
+
+def serving_source(pass_name: str) -> tuple[pd.DataFrame | None, str]:
+    """The serving model's table for a serving pass: this folder's pipeline result where it
+    exists, else the packaged one; (None, "") for a training pass."""
+    if pass_name not in SERVING_PASSES:
+        return None, ""
+    if Path(SERVING).exists():
+        return pd.read_parquet(SERVING), SERVING
+    info = packaged.provenance()
+    return pd.read_parquet(packaged.serving_path()), (
+        f"packaged with flopmetrics (the serving model fitted from "
+        f"{', '.join(info.get('serving_fitted_from', []))}; code "
+        f"{info.get('serving_git_revision', '')[:7]})"
+    )
+
+
 def run(args) -> int:
     datasheet.most_lenient(
         gpu_label(args.target), args.precision
@@ -146,14 +199,24 @@ def run(args) -> int:
         "model": args.model,
         "tokens": args.tokens,
         "batch_size": args.batch_size,
-        "seq_len": args.seq_len,
         "target": args.target,
         "precision": args.precision,
         "pass": args.pass_,
         "launch": args.launch,
+        **sizes(args),
     }
-    measured = pd.read_parquet(args.measured) if Path(args.measured).exists() else None
-    r = estimate([workload], calibration, pue, g.g_per_kwh, measured, g.source).iloc[0].to_dict()
+    given = args.measured or (paths.MERGED_INFERENCE if args.pass_ in SERVING_PASSES else MEASURED)
+    if args.measured and not Path(args.measured).exists():
+        raise FileNotFoundError(f"--measured {args.measured}: no such file")
+    measured = pd.read_parquet(given) if Path(given).exists() else None
+    serving, serving_from = serving_source(args.pass_)
+    if serving is not None:
+        source = serving_from
+    r = (
+        estimate([workload], calibration, pue, g.g_per_kwh, measured, g.source, serving)
+        .iloc[0]
+        .to_dict()
+    )
     r["calibration"] = source
     if args.json:
         print(
@@ -163,10 +226,14 @@ def run(args) -> int:
             )
         )
         return 0 if r["status"] == "ok" else BOUND_ONLY
+    shape = (
+        f"prompt {r['prompt_len']:g}, output {r['output_len']:g}"
+        if args.pass_ in SERVING_PASSES
+        else f"{r['seq_len']:g} tokens each"
+    )
     print(
         f"{args.model}, {args.tokens:.3g} tokens ({r['steps']:.4g} steps of batch "
-        f"{args.batch_size} x "
-        f"{args.seq_len}), {args.pass_}, {args.target} {args.precision}"
+        f"{args.batch_size}, {shape}), {args.pass_}, {args.target} {args.precision}"
     )
     print(
         f"  FLOPs       {r['flops']:.4g}  (FlopCounterMode on the meta device, from the model's "
@@ -176,6 +243,11 @@ def run(args) -> int:
         print(f"  energy      {r['energy_j']:.4g} J  ({r['basis']})")
         print(f"  interval    {r['energy_j_lo']:.4g}-{r['energy_j_hi']:.4g} J: {r['interval']}")
         print(f"  kWh         {r['kwh']:.4g} ({r['kwh_lo']:.4g}-{r['kwh_hi']:.4g})")
+        print(
+            f"  per token   {r['j_per_token']:.4g} J ({r['j_per_token_lo']:.4g}-"
+            f"{r['j_per_token_hi']:.4g}); {r['kwh_per_million_tokens']:.4g} kWh per million "
+            f"tokens ({r['kwh_per_million_tokens_lo']:.4g}-{r['kwh_per_million_tokens_hi']:.4g})"
+        )
         print(
             f"  kg CO2e     {r['kg_co2e']:.4g} ({r['kg_co2e_lo']:.4g}-{r['kg_co2e_hi']:.4g})  "
             f"(PUE {pue:g}, {g.g_per_kwh:g} g/kWh)"

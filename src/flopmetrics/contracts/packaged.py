@@ -12,6 +12,7 @@ from pathlib import Path
 
 FOLDER = "data/calibration"
 TABLE = "calibration.parquet"
+SERVING = "serving.parquet"  # the serving model's table (analysis.serving)
 PROVENANCE = "provenance.json"
 
 
@@ -23,6 +24,11 @@ def folder():
 def table_path() -> Path:
     """The packaged calibration table (a real file: the package is installed unzipped)."""
     return Path(str(folder().joinpath(TABLE)))
+
+
+def serving_path() -> Path:
+    """The packaged serving model's table."""
+    return Path(str(folder().joinpath(SERVING)))
 
 
 def provenance() -> dict:

@@ -82,3 +82,28 @@ def by_class(flops_by_op: dict[str, float]) -> dict[str, float]:
     for op, flops in flops_by_op.items():
         out[op_class(op)] += flops
     return out
+
+
+# operators that allocate or relabel memory without launching a kernel (views are told apart by
+# their schema: OpOverload.is_view)
+_NO_KERNEL = frozenset({"_unsafe_view", "empty", "empty_strided", "empty_like", "lift_fresh"})
+
+
+def count_launching(fn) -> int:
+    """How many operations ``fn`` runs that launch a kernel on a GPU: every ATen operation but
+    views and allocations, counted as it dispatches (on the meta device too, so a model's count
+    needs no GPU and no weights)."""
+    from torch.utils._python_dispatch import TorchDispatchMode  # late: torch only when counting
+
+    class _Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if not func.is_view and operator_name(func) not in _NO_KERNEL:
+                self.n += 1
+            return func(*args, **(kwargs or {}))
+
+    counter = _Count()
+    with counter:
+        fn()
+    return counter.n

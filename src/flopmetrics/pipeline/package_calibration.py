@@ -3,8 +3,10 @@
 of their rows (a data check fails when they change and the packaged table was not remade), the
 code revision and the time. Run from the repository root after the default pipeline:
 
-    snakemake -c all results/calibration/calibration.parquet
+    snakemake -c all results/calibration/calibration.parquet results/calibration/serving.parquet
     python -m flopmetrics.pipeline.package_calibration
+
+(``--serving-only``: the serving model's table alone, the training calibration left as it is.)
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import yaml
 
 from ..contracts import packaged
 from ..contracts.experiments import EXPERIMENTS, feeding
-from ..contracts.paths import CALIBRATION
+from ..contracts.paths import CALIBRATION, SERVING_CALIBRATION
 from ..jobs.output import atomic_path, write_text
 from ..jobs.provenance import git_revision
 
@@ -62,17 +64,48 @@ def write(calibration: Path, config_path: Path, out: Path) -> dict:
     return info
 
 
+def serving_inputs(config: dict) -> tuple[list[str], list[Path]]:
+    """The reference folders with serving rows (``raw/inference/``), and those rows."""
+    found = {
+        d: sorted(Path(d).glob("raw/inference/**/*.parquet")) for d in config["reference"]["dirs"]
+    }
+    dirs = [d for d, files in found.items() if files]
+    return dirs, [f for d in dirs for f in found[d]]
+
+
+def write_serving(table: Path, config_path: Path, out: Path) -> dict:
+    """Copy the serving model's ``table`` into ``out`` and add its inputs to the provenance."""
+    dirs, files = serving_inputs(yaml.safe_load(config_path.read_text()))
+    info = {
+        **json.loads((out / packaged.PROVENANCE).read_text()),
+        "serving_fitted_from": dirs,
+        "serving_input_files": len(files),
+        "serving_inputs_sha256": packaged.digest(files),
+        "serving_git_revision": git_revision()[0],
+    }
+    with atomic_path(out / packaged.SERVING) as tmp:
+        shutil.copyfile(table, tmp)
+    write_text(json.dumps(info, indent=1) + "\n", out / packaged.PROVENANCE)
+    return info
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calibration", type=Path, default=Path(CALIBRATION))
+    ap.add_argument("--serving", type=Path, default=Path(SERVING_CALIBRATION))
     ap.add_argument("--config", type=Path, default=Path(CONFIG))
     ap.add_argument("--out", type=Path, default=Path("src/flopmetrics") / packaged.FOLDER)
+    ap.add_argument("--serving-only", action="store_true", help="the serving model's table only")
     args = ap.parse_args(argv)
-    if not args.calibration.exists():
-        print(f"{args.calibration} not found: run the default pipeline first", file=sys.stderr)
-        return 2
-    info = write(args.calibration, args.config, args.out)
-    print(json.dumps(info, indent=1))
+    wanted = [args.serving] if args.serving_only else [args.calibration]
+    for path in wanted:
+        if not path.exists():
+            print(f"{path} not found: run the default pipeline first", file=sys.stderr)
+            return 2
+    if not args.serving_only:
+        print(json.dumps(write(args.calibration, args.config, args.out), indent=1))
+    if args.serving.exists():
+        print(json.dumps(write_serving(args.serving, args.config, args.out), indent=1))
     return 0
 
 

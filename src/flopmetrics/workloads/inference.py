@@ -111,7 +111,10 @@ class InferenceWorkload(Workload):
         self.next_ids = torch.randint(0, vocab, (b, 1), generator=gen).to(self.device)
 
     def _fill(self) -> None:
-        """The cache as a server's is at ``context_len``: the prompt, then the output so far."""
+        """The cache as a server's is at ``context_len``: the prompt, then the output so far
+        (on the meta device, which holds no values, a count needs only its shapes)."""
+        if torch.device(self.device).type == "meta":
+            return
         with torch.no_grad(), self.context():
             self._forward(self.prompt_ids, 0)
             for position in range(self.config.prompt_len, self.config.context_len):
@@ -168,7 +171,7 @@ class InferenceWorkload(Workload):
         reads only the tokens' rows; tied to the output layer, the matrix is read there)."""
         embedding = self.model.get_input_embeddings().weight
         output = self.model.get_output_embeddings()
-        tied = output is not None and output.weight.data_ptr() == embedding.data_ptr()
+        tied = output is not None and output.weight is embedding  # one Parameter (meta too)
         total = sum(p.numel() * p.element_size() for p in self.model.parameters())
         return total if tied else total - embedding.numel() * embedding.element_size()
 
