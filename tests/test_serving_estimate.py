@@ -222,21 +222,28 @@ def test_a_serving_co2e_workload_needs_its_lengths_named():
     fm_config.validate(with_({**workload, "prompt_len": 512, "output_len": 256}), schema)
 
 
-def test_the_co2e_table_takes_a_serving_workload_beside_a_training_one():
-    table = pd.DataFrame(
+CHAT = {
+    "name": "chat",
+    "model": "tiny-llama",
+    "tokens": 1e6,
+    "batch_size": 8,
+    "prompt_len": 32,
+    "output_len": 16,
+    "target": "h200",
+    "precision": "bf16",
+    "pass": "decode",
+}
+
+
+def serving_table() -> pd.DataFrame:
+    """A serving model's table of one h200 bf16 decode group, fitted on tiny-llama."""
+    return pd.DataFrame(
         [{**group(models="tiny-llama"), "gpu_label": "h200", "precision": "bf16", "pass": "decode"}]
     )
-    w = {
-        "name": "chat",
-        "model": "tiny-llama",
-        "tokens": 1e6,
-        "batch_size": 8,
-        "prompt_len": 32,
-        "output_len": 16,
-        "target": "h200",
-        "precision": "bf16",
-        "pass": "decode",
-    }
+
+
+def test_the_co2e_table_takes_a_serving_workload_beside_a_training_one():
+    table, w = serving_table(), dict(CHAT)
     train = {**w, "name": "train", "pass": "train_step", "seq_len": 64}
     del train["prompt_len"], train["output_len"]
     training = pd.read_parquet(packaged.table_path())
@@ -252,20 +259,7 @@ def test_the_co2e_table_takes_a_serving_workload_beside_a_training_one():
 
 
 def test_a_measured_serving_configuration_is_measured_not_predicted():
-    table = pd.DataFrame(
-        [{**group(models="tiny-llama"), "gpu_label": "h200", "precision": "bf16", "pass": "decode"}]
-    )
-    w = {
-        "name": "chat",
-        "model": "tiny-llama",
-        "tokens": 1e6,
-        "batch_size": 8,
-        "prompt_len": 32,
-        "output_len": 16,
-        "target": "h200",
-        "precision": "bf16",
-        "pass": "decode",
-    }
+    table, w = serving_table(), dict(CHAT)
     row = {k: w[k] for k in ("model", "batch_size", "prompt_len", "output_len", "precision")}
     row.update({"pass": "decode", "launch": "cuda_graph", "gpu_label": "h200", "windows": 4})
     row.update({"gates_passed": True, "energy_j_per_iter": 0.5, "energy_j_per_iter_sem": 0.001})
@@ -277,3 +271,19 @@ def test_a_measured_serving_configuration_is_measured_not_predicted():
         [{**w, "batch_size": 4}], pd.DataFrame(), 1.5, 400, rows, serving_table=table
     ).iloc[0]
     assert other["basis"].startswith("extrapolated: serving model")
+
+
+def test_packaging_one_table_keeps_what_the_provenance_says_of_the_other(tmp_path):
+    import contextlib
+
+    from flopmetrics.pipeline import package_calibration as pc
+
+    config = REPO / "config/config.yaml"
+    with contextlib.chdir(REPO):
+        pc.write(packaged.table_path(), config, tmp_path)
+        pc.write_serving(packaged.serving_path(), config, tmp_path)
+        again = pc.write(packaged.table_path(), config, tmp_path)  # the training table refitted
+    assert again["serving_fitted_from"] == packaged.provenance()["serving_fitted_from"]
+    assert again["inputs_sha256"] == packaged.provenance()["inputs_sha256"]
+    assert json.loads((tmp_path / packaged.PROVENANCE).read_text()) == again
+    assert (tmp_path / packaged.SERVING).read_bytes() == packaged.serving_path().read_bytes()

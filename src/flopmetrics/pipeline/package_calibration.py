@@ -58,9 +58,17 @@ def write(calibration: Path, config_path: Path, out: Path) -> dict:
         "written_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "made_by": "python -m flopmetrics.pipeline.package_calibration",
     }
-    with atomic_path(out / packaged.TABLE) as tmp:
-        shutil.copyfile(calibration, tmp)
-    write_text(json.dumps(info, indent=1) + "\n", out / packaged.PROVENANCE)
+    return _install(calibration, packaged.TABLE, info, out)
+
+
+def _install(table: Path, name: str, info: dict, out: Path) -> dict:
+    """Copy ``table`` to ``out/name`` and update the provenance with ``info`` (what it says of
+    the other table kept), each file atomically; the provenance written."""
+    old = out / packaged.PROVENANCE
+    info = {**(json.loads(old.read_text()) if old.exists() else {}), **info}
+    with atomic_path(out / name) as tmp:
+        shutil.copyfile(table, tmp)
+    write_text(json.dumps(info, indent=1) + "\n", old)
     return info
 
 
@@ -77,16 +85,12 @@ def write_serving(table: Path, config_path: Path, out: Path) -> dict:
     """Copy the serving model's ``table`` into ``out`` and add its inputs to the provenance."""
     dirs, files = serving_inputs(yaml.safe_load(config_path.read_text()))
     info = {
-        **json.loads((out / packaged.PROVENANCE).read_text()),
         "serving_fitted_from": dirs,
         "serving_input_files": len(files),
         "serving_inputs_sha256": packaged.digest(files),
         "serving_git_revision": git_revision()[0],
     }
-    with atomic_path(out / packaged.SERVING) as tmp:
-        shutil.copyfile(table, tmp)
-    write_text(json.dumps(info, indent=1) + "\n", out / packaged.PROVENANCE)
-    return info
+    return _install(table, packaged.SERVING, info, out)
 
 
 def main(argv: list[str] | None = None) -> int:
