@@ -36,6 +36,7 @@ def measure(replays: dict, window_s: float, repeats: int, device: str, guard_s: 
     by guards (:func:`flopmetrics.jobs.protocol.run_window`), per iteration."""
     out = {k: [] for k in replays}
     with Monitor.for_device(device) as monitor:
+        out["gpu"] = monitor.setup.gpu_info() if monitor.setup else {}
         for r in range(repeats):
             for k, fn in replays.items():
                 w = run_window(monitor, k, fn, window_s, guard_s=guard_s)
@@ -135,6 +136,7 @@ def main() -> int:
             for k, fn in calls.items():
                 replays[k] = stack.enter_context(graphs.replayed(fn, pool)) if graphed else fn
             results = measure(replays, args.window_s, args.repeats, args.device, args.guard_s)
+            gpu = results.pop("gpu")
         finite = all(bool(torch.isfinite(p).all()) for p in lm.trainable)
     table = {k: summary(v) for k, v in results.items()}
     parts = sum(v["energy_j"] for k, v in table.items() if k.startswith("class:"))
@@ -157,7 +159,7 @@ def main() -> int:
         "shapley_j": doc_shapley if args.shapley else None,
         "interaction_j": table["tape"]["energy_j"] - parts,
         "results": table,
-        "provenance": collect(args.device, vars(args)),
+        "provenance": {**collect(args.device, vars(args)), **gpu},
     }
     with open(args.out, "w") as fh:
         json.dump(doc, fh, indent=1, default=str)
