@@ -149,20 +149,14 @@ def test_features_count_bytes_of_weights_and_the_attended_cache():
     assert large["tokens"] == 4 and large["F"] > small["F"] and large["K"] == small["K"]
 
 
+DECODE = ("estimate", "--model", "tiny-llama", "--tokens", "1e6", "--target", "h200")
+DECODE += ("--precision", "bf16", "--pass", "decode")
+
+
 def test_estimate_answers_for_decode_in_joules_per_token(tmp_path):
     r = json.loads(
         cli(
-            "estimate",
-            "--model",
-            "tiny-llama",
-            "--tokens",
-            "1e6",
-            "--target",
-            "h200",
-            "--precision",
-            "bf16",
-            "--pass",
-            "decode",
+            *DECODE,
             "--batch-size",
             "8",
             "--json",
@@ -179,17 +173,7 @@ def test_estimate_answers_for_decode_in_joules_per_token(tmp_path):
 
 def test_estimate_refuses_a_training_size_for_a_serving_pass(tmp_path):
     out = cli(
-        "estimate",
-        "--model",
-        "tiny-llama",
-        "--tokens",
-        "1e6",
-        "--target",
-        "h200",
-        "--precision",
-        "bf16",
-        "--pass",
-        "decode",
+        *DECODE,
         "--seq-len",
         "64",
         check=False,

@@ -35,6 +35,7 @@ from ..flops.counted import count_flops
 from ..flops.operations import count_launching
 from ..workloads import inference
 from . import step_energy as step_energy_
+from .step_energy import model_name
 
 GROUP = ["gpu_label", "precision", "pass", "launch"]
 TIME = ["B", "K", "F"]
@@ -47,15 +48,16 @@ def model_key(model) -> str:
     return model if isinstance(model, str) else json.dumps(model, sort_keys=True)
 
 
-def model_name(model) -> str:
-    return model if isinstance(model, str) else str(model.get("name"))
+def _spec(key: str):
+    """The model spec ``model_key`` made ``key`` of."""
+    return json.loads(key) if key.startswith("{") else key
 
 
 @functools.cache
 def launches(key: str, pass_name: str) -> int:
     """Kernels one ``pass_name`` step of model ``key`` launches (independent of its sizes)."""
-    model = key if not key.startswith("{") else json.loads(key)
-    step = inference.build("meta", "bf16", _workload(model, 1, 2, 2), seed=0).steps()[pass_name]
+    w = inference.build("meta", "bf16", _workload(_spec(key), 1, 2, 2), seed=0)
+    step = w.steps()[pass_name]
     step()  # the cache allocates its tensors on first use: not a step's work
     return count_launching(step)
 
@@ -191,7 +193,7 @@ def calibrate(rows: pd.DataFrame) -> pd.DataFrame:
                 "configs": len(g),
                 "residual_sd": float(np.sqrt((residual**2).sum() / (len(g) - len(TIME)))),
                 "dof": len(g) - len(TIME),
-                "models": ",".join(sorted(g["model_key"].map(_name_of_key).unique())),
+                "models": ",".join(sorted({model_name(_spec(k)) for k in g["model_key"]})),
                 "cards": int(g["gpu_uuid"].nunique()),
                 "batch_size_min": int(g["batch_size"].min()),
                 "batch_size_max": int(g["batch_size"].max()),
@@ -202,10 +204,6 @@ def calibrate(rows: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out)
-
-
-def _name_of_key(key: str) -> str:
-    return model_name(json.loads(key)) if key.startswith("{") else key
 
 
 def outside(group, w: dict, context_len: int) -> list[str]:

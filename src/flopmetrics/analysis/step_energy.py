@@ -46,8 +46,11 @@ def measured_step(
     hit = rows[(rows["gpu_label"] == label) & rows["gates_passed"].astype(bool)]
     for key in MATCH:
         hit = hit[hit[key] == w[key]]
-    if hit.empty:
-        return None
+    return _mean_of(hit) if not hit.empty else None
+
+
+def _mean_of(hit: pd.DataFrame) -> tuple[float, float, int]:
+    """(energy per step, its SEM, the fewest windows behind a row) of measured rows."""
     sem = (
         hit["energy_j_per_iter_sem"]
         if "energy_j_per_iter_sem" in hit
@@ -60,6 +63,11 @@ def measured_step(
         float(np.sqrt((sem**2).sum()) / len(hit)),
         n,
     )
+
+
+def model_name(model) -> str:
+    """The name of a model spec: a preset's name, or an inline mapping's ``name``."""
+    return str(model["name"]) if isinstance(model, dict) else str(model)
 
 
 def energy(w: dict, label: str, flops_step: float, calibration: pd.DataFrame, rows) -> dict:
@@ -177,7 +185,7 @@ def _outside(group, w: dict, flops_step: float) -> list[str]:
             f"{group['flops_min']:.3g}-{group['flops_max']:.3g}"
         )
     models = [m for m in str(group.get("models", "")).split(",") if m]
-    model = w["model"]["name"] if isinstance(w["model"], dict) else str(w["model"])  # inline
+    model = model_name(w["model"])
     if models and model not in models:
         out.append(f"model {model} not calibrated (calibrated: {', '.join(models)})")
     for key in ("batch_size", "seq_len"):
@@ -196,16 +204,15 @@ def measured_serving(rows: pd.DataFrame | None, w: dict, label: str) -> dict | N
     with the 95 % t-interval of their mean; None where there are none."""
     if rows is None or rows.empty or not set(SERVING_MATCH) <= set(rows.columns):
         return None
-    name = w["model"] if isinstance(w["model"], str) else w["model"].get("name")
     hit = rows[(rows["gpu_label"] == label) & rows["gates_passed"].astype(bool)]
-    hit = hit[hit["model"] == name]
+    hit = hit[hit["model"] == model_name(w["model"])]
     for key in SERVING_MATCH:
         hit = hit[hit[key] == w[key]]
     if hit.empty:
         return None
-    e = float(hit["energy_j_per_iter"].mean())
-    sem = float(np.sqrt((hit["energy_j_per_iter_sem"] ** 2).sum()) / len(hit))
-    windows = int(hit["windows"].min())
+    e, sem, windows = _mean_of(hit)
+    if not math.isfinite(sem):  # as a training row without its SEM: the model instead
+        return None
     half = stats.t.ppf(0.975, max(windows - 1, 1)) * sem
     return {
         "basis": "measured: this configuration's rows",

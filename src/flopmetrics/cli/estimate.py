@@ -152,12 +152,12 @@ def sizes(args) -> dict:
     """A training pass's sequence length, or a serving pass's prompt and output lengths (the
     other kind's options refused: they would be ignored)."""
     serving = args.pass_ in SERVING_PASSES
-    given = [o for o, v in (("--seq-len", args.seq_len),) if v is not None and serving]
-    given += [
-        o
-        for o, v in (("--prompt-len", args.prompt_len), ("--output-len", args.output_len))
-        if v is not None and not serving
-    ]
+    other = (
+        {"seq_len": "--seq-len"}
+        if serving
+        else {"prompt_len": "--prompt-len", "output_len": "--output-len"}
+    )
+    given = [option for key, option in other.items() if getattr(args, key) is not None]
     if given:
         raise ValueError(f"{', '.join(given)} not with --pass {args.pass_}")
     if not serving:
