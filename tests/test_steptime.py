@@ -1,0 +1,126 @@
+"""The step-time model (issue 32): a step's operation stream on the meta device, and the fit of
+time and energy from what bounds a step (GPU, host, power cap)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from flopmetrics.analysis import steptime
+from flopmetrics.flops.models import resolve
+from flopmetrics.flops.opstream import step_ops
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLOPMETRICS_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def ops(model="tiny-llama", batch=2, seq=32, precision="bf16", pass_name="train_step"):
+    return step_ops(resolve(model)[1], batch, seq, precision, pass_name)
+
+
+def test_the_stream_has_each_phase_where_its_pass_runs_it():
+    fwd, both, step = (ops(pass_name=p) for p in ("forward", "forward_backward", "train_step"))
+    assert set(fwd["phase"]) == {"f"}
+    assert set(both["phase"]) == {"f", "b"}
+    assert set(step["phase"]) == {"f", "b", "o"}
+    assert set(step["cls"][step["phase"] == "o"]) == {"optimizer"}
+    # attention runs as one fused kernel each way per layer (2 layers), never as the math path
+    assert int(np.sum(step["cls"] == "attention")) >= 4
+    assert not np.any((step["cls"] == "gemm") & (step["phase"] == "o"))
+
+
+def test_gemm_flops_are_the_counters_and_grow_with_the_tokens():
+    small, large = ops(seq=32), ops(seq=64)
+    gemm = lambda o: o["flops"][o["cls"] == "gemm"].sum()  # noqa: E731
+    assert gemm(large) == pytest.approx(2 * gemm(small), rel=0.02)
+    assert large["bytes"].sum() > small["bytes"].sum()
+
+
+def test_mixed_precision_adds_the_weight_casts_and_doubles_the_optimizers_bytes():
+    pure, mixed = ops(precision="bf16"), ops(precision="bf16-mixed")
+    opt = lambda o: o["bytes"][o["cls"] == "optimizer"].sum()  # noqa: E731
+    assert opt(mixed) == pytest.approx(2 * opt(pure))
+    assert len(mixed["cls"]) > len(pure["cls"])
+    assert mixed["flops"].sum() == pure["flops"].sum()
+
+
+def test_a_gemm_with_an_unaligned_dimension_is_flagged():
+    aligned = ops("tiny-llama")
+    odd = step_ops({**resolve("tiny-llama")[1], "vocab_size": 257}, 2, 32, "bf16", "train_step")
+    assert steptime.unaligned_share(aligned) == 0
+    assert 0 < steptime.unaligned_share(odd) < 1
+    assert any(257 in u[:3] for u in odd["unaligned"])
+
+
+def test_an_unknown_pass_has_no_stream():
+    with pytest.raises(ValueError, match="optimizer"):
+        ops(pass_name="optimizer")
+
+
+TRUE = {
+    "r_gemm": 6e14,
+    "r_attention": 3e14,
+    "bandwidth": 3.5e12,
+    "tau_s": 3e-6,
+    "host_forward_s": 2e-5,
+    "host_backward_s": 1e-5,
+    "host_optimizer_s": 5e-6,
+    "e_gemm_j": 1.0e-12,
+    "e_attention_j": 1.5e-12,
+    "e_byte_j": 1.2e-10,
+}
+
+
+def synthetic_rows(params, sizes, limit_w=700.0, idle_w=120.0):
+    """Rows as the model itself would measure them, over sizes that reach every bound."""
+    rows = []
+    for model, batch, seq in sizes:
+        for p in steptime.PASSES:
+            o = step_ops(resolve(model)[1], batch, seq, "bf16", p)
+            e, t, _ = steptime.step(params, o, idle_w, limit_w)
+            rows.append(
+                {"ops": o, "idle_w": idle_w, "limit_w": limit_w, "energy_j": e, "time_s": t}
+            )
+    return rows
+
+
+SIZES = [("tiny-llama", b, s) for b in (1, 64, 256) for s in (64, 256)]
+
+
+def test_the_bounds_are_reached_as_physics_says():
+    small = step_ops(resolve("tiny-llama")[1], 1, 16, "bf16", "train_step")
+    assert steptime.step(TRUE, small, 120.0, 700.0)[2] == "host"
+    hot = {**TRUE, "e_byte_j": 1e-6}  # a step that would draw more than the limit
+    e, t, bound = steptime.step(hot, small, 120.0, 700.0)
+    assert bound == "power"
+    assert e / t == pytest.approx(700.0)
+
+
+def test_the_fit_finds_the_parameters_that_made_the_rows():
+    rows = synthetic_rows(TRUE, SIZES)
+    fitted = steptime.fit(rows, "h200", "bf16")
+    assert fitted["resid_sd"] < 1e-3
+    for r in rows:  # it reproduces every row, not only on average
+        e, t, _ = steptime.step(fitted, r["ops"], r["idle_w"], r["limit_w"])
+        assert e == pytest.approx(r["energy_j"], rel=0.01)
+        assert t == pytest.approx(r["time_s"], rel=0.01)
+    assert fitted["host_forward_s"] == pytest.approx(TRUE["host_forward_s"], rel=0.05)
+
+
+def test_the_fit_never_passes_the_datasheet():
+    too_fast = {**TRUE, "r_gemm": 5e15, "bandwidth": 4e13}  # beyond any H200
+    fitted = steptime.fit(synthetic_rows(too_fast, SIZES), "h200", "bf16")
+    peak, bandwidth = steptime.limits("h200", "bf16")
+    assert fitted["r_gemm"] <= peak * (1 + 1e-9)
+    assert fitted["bandwidth"] <= bandwidth * (1 + 1e-9)
+    assert all(fitted[k] >= 0 for k in steptime.PARAMETERS)
+    assert all(math.isfinite(fitted[f"{k}_rse"]) for k in steptime.PARAMETERS)
+
+
+def test_too_few_rows_are_refused_not_fitted():
+    with pytest.raises(ValueError, match="cannot fix"):
+        steptime.fit(synthetic_rows(TRUE, SIZES[:1]), "h200", "bf16")
