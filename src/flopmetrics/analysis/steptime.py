@@ -4,18 +4,21 @@ measured eager rows of the reference model, and meant to hold for models it neve
 From a step's operation stream (:mod:`flopmetrics.flops.opstream`: each kernel's class, FLOPs,
 bytes and issuing phase, recorded on the meta device):
 
-- the GPU's time at full clock: each GEMM ``max(F / R_gemm, B / BW)``, each attention kernel
-  ``max(F / R_attention, B / BW)``, every other kernel ``B / BW``, plus ``tau`` per kernel;
+- the GPU's time at full clock: each matrix product (GEMM or fused attention, whose FLOPs are
+  those its causal tiles execute) ``max(F / R, B / BW)``, every other kernel ``B / BW``, plus
+  ``tau`` per kernel;
 - the host's time: ``h_f``, ``h_b``, ``h_o`` per operation issued by the forward (Python),
   the backward (autograd's engine) and the optimizer;
-- the dynamic energy: ``e_gemm F_gemm + e_attention F_attention + e_byte B``;
+- the dynamic energy: ``e_flop F + e_byte B``;
 - power: ``P = P_idle + E_dyn / t``, capped: where that would pass the power limit the clocks
   drop until it does not, so ``t = E_dyn / (P_limit - P_idle)``.
 
-``t = max(GPU, host, E_dyn / (P_limit - P_idle))`` and ``E = P_idle t + E_dyn``. Ten
+``t = max(GPU, host, E_dyn / (P_limit - P_idle))`` and ``E = P_idle t + E_dyn``. Eight
 parameters, each bounded by physics (``R`` <= the datasheet peak, ``BW`` <= the datasheet
 bandwidth, everything else >= 0), fitted by least squares on the logarithms of measured energy
-and time (scipy), with standard errors from the fit's Jacobian.
+and time (scipy), with standard errors from the fit's Jacobian. One rate and one energy per FLOP
+serve GEMMs and attention alike: both run on the tensor cores, and the reference model's
+lengths cannot tell them apart.
 """
 
 from __future__ import annotations
@@ -24,25 +27,26 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from scipy.optimize import least_squares
 
 from ..energy import datasheet
 
 PARAMETERS = (
-    "r_gemm",  # FLOP/s
-    "r_attention",  # FLOP/s
+    "r_flop",  # FLOP/s of matrix products
     "bandwidth",  # B/s
     "tau_s",  # GPU time per kernel
     "host_forward_s",  # host time per operation the forward issues
     "host_backward_s",
     "host_optimizer_s",
-    "e_gemm_j",  # dynamic J per GEMM FLOP
-    "e_attention_j",
+    "e_flop_j",  # dynamic J per matrix-product FLOP
     "e_byte_j",  # dynamic J per byte moved
 )
-# where the search starts (s, J): a few microseconds per kernel, tens per Python operation
-_START = (0.7, 0.7, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 1e-12, 1e-10)
+_START = (0.7, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 1e-10)  # rates relative to the datasheet
+_RATES = 2  # the first two parameters are bounded by the datasheet
 PASSES = ("forward", "forward_backward", "train_step")  # measured directly, never derived
+LEVEL = 0.95
+UNALIGNED_LIMIT = 0.05  # share of GEMM FLOPs in unaligned GEMMs beyond which no estimate
 
 
 def limits(label: str, precision: str) -> tuple[float, float]:
@@ -58,28 +62,21 @@ def limits(label: str, precision: str) -> tuple[float, float]:
 def _values(x: np.ndarray, peak: float, bandwidth: float) -> dict:
     """The parameters from the search's variables: logarithms, the rates relative to their
     datasheet limit (so that the bound is ``<= 0``)."""
-    v = np.exp(x)
-    v[:2] *= peak
-    v[2] *= bandwidth
+    v = np.exp(x) * np.r_[peak, bandwidth, np.ones(len(x) - _RATES)]
     return dict(zip(PARAMETERS, v, strict=True))
 
 
 def step(p: dict, ops: dict, idle_w: float, limit_w: float) -> tuple[float, float, str]:
     """(energy J, time s, what bound it: ``gpu``, ``host`` or ``power``) of one iteration."""
     cls, flops, nbytes, phase = ops["cls"], ops["flops"], ops["bytes"], ops["phase"]
-    rate = np.where(
-        cls == "gemm", p["r_gemm"], np.where(cls == "attention", p["r_attention"], np.inf)
-    )
+    product = (cls == "gemm") | (cls == "attention")
+    rate = np.where(product, p["r_flop"], np.inf)
     gpu = float(np.sum(np.maximum(flops / rate, nbytes / p["bandwidth"]))) + len(cls) * p["tau_s"]
     host = sum(
         float(np.sum(phase == ph)) * p[f"host_{name}_s"]
         for ph, name in (("f", "forward"), ("b", "backward"), ("o", "optimizer"))
     )
-    dynamic = (
-        p["e_gemm_j"] * flops[cls == "gemm"].sum()
-        + p["e_attention_j"] * flops[cls == "attention"].sum()
-        + p["e_byte_j"] * nbytes.sum()
-    )
+    dynamic = p["e_flop_j"] * flops[product].sum() + p["e_byte_j"] * nbytes.sum()
     capped = dynamic / max(limit_w - idle_w, 1e-9)
     t, bound = max((gpu, "gpu"), (host, "host"), (capped, "power"))
     return idle_w * t + dynamic, t, bound
@@ -101,31 +98,21 @@ def fit(rows: list[dict], label: str, precision: str) -> dict:
     if len(rows) < len(PARAMETERS) // 2 + 1:  # two residuals a row
         raise ValueError(f"{len(rows)} rows cannot fix {len(PARAMETERS)} parameters")
     peak, bandwidth = limits(label, precision)
-    upper = np.r_[0.0, 0.0, 0.0, np.full(len(PARAMETERS) - 3, np.inf)]
-    start = np.log(np.asarray(_START))
-    start[:3] = np.minimum(start[:3], -1e-3)
+    upper = np.r_[np.zeros(_RATES), np.full(len(PARAMETERS) - _RATES, np.inf)]
     res = least_squares(
-        _residuals, start, bounds=(-np.inf, upper), args=(rows, peak, bandwidth), x_scale="jac"
+        _residuals,
+        np.log(np.asarray(_START)),
+        bounds=(-np.inf, upper),
+        args=(rows, peak, bandwidth),
+        x_scale="jac",
     )
     out = _values(res.x, peak, bandwidth)
-    dof = max(len(res.fun) - len(PARAMETERS), 1)
-    s2 = float(res.fun @ res.fun) / dof
-    try:
-        cov = np.linalg.pinv(res.jac.T @ res.jac) * s2
-        rse = np.sqrt(np.clip(np.diag(cov), 0, None))  # log scale: relative
-    except np.linalg.LinAlgError:
-        rse = np.full(len(PARAMETERS), math.nan)
+    s2 = float(res.fun @ res.fun) / max(len(res.fun) - len(PARAMETERS), 1)
+    rse = np.sqrt(np.clip(np.diag(np.linalg.pinv(res.jac.T @ res.jac) * s2), 0, None))
     out.update({f"{k}_rse": float(v) for k, v in zip(PARAMETERS, rse, strict=True)})
     energy_resid = res.fun[0::2]
-    out.update(
-        {
-            "resid_sd": float(np.sqrt(energy_resid @ energy_resid / max(len(rows) - 1, 1))),
-            "fit_rows": len(rows),
-            "label": label,
-            "precision": precision,
-        }
-    )
-    return out
+    out["resid_sd"] = float(np.sqrt(energy_resid @ energy_resid / max(len(rows) - 1, 1)))
+    return {**out, "fit_rows": len(rows), "gpu_label": label, "precision": precision}
 
 
 def rows_of(table: pd.DataFrame, ops_of) -> list[dict]:
@@ -148,7 +135,68 @@ def rows_of(table: pd.DataFrame, ops_of) -> list[dict]:
     ]
 
 
+def left_out_misses(rows: list[dict], label: str, precision: str) -> np.ndarray:
+    """The relative energy misses of fits that leave one batch size, or one length, out, on
+    the rows they left out: how far the fit carries beyond what it saw, measured on the
+    calibration's own rows."""
+    misses = []
+    for key in ("batch_size", "seq_len"):
+        values = sorted({r["row"][key] for r in rows})
+        for value in values if len(values) > 1 else []:
+            p = fit([r for r in rows if r["row"][key] != value], label, precision)
+            for r in (r for r in rows if r["row"][key] == value):
+                e = step(p, r["ops"], r["idle_w"], r["limit_w"])[0]
+                misses.append(abs(e / r["energy_j"] - 1))
+    return np.asarray(misses)
+
+
+def calibrate(rows: list[dict], label: str, precision: str) -> dict:
+    """One calibration row: the fit, its left-out miss, and what it was fitted on (models,
+    batch sizes and lengths, the median idle power and power limit of its rows)."""
+    out = fit(rows, label, precision)
+    misses = left_out_misses(rows, label, precision)
+    column = lambda k: [r["row"][k] for r in rows]  # noqa: E731
+    return {
+        **out,
+        # the split-conformal bound: the left-out misses' 95th percentile (rounded up)
+        "left_out_q95": float(np.quantile(misses, LEVEL, method="higher"))
+        if len(misses)
+        else math.nan,
+        "left_out_max": float(misses.max()) if len(misses) else math.nan,
+        "left_out_n": len(misses),
+        "models": ",".join(sorted(set(map(str, column("model"))))),
+        "batch_sizes": ",".join(map(str, sorted(set(map(int, column("batch_size")))))),
+        "seq_lens": ",".join(map(str, sorted(set(map(int, column("seq_len")))))),
+        "idle_w": float(np.median([r["idle_w"] for r in rows])),
+        "limit_w": float(np.median([r["limit_w"] for r in rows])),
+    }
+
+
 def unaligned_share(ops: dict) -> float:
     """The share of a step's GEMM FLOPs in GEMMs with an unaligned dimension."""
     total = float(ops["flops"][ops["cls"] == "gemm"].sum())
     return sum(u[3] for u in ops["unaligned"]) / total if total > 0 else 0.0
+
+
+def predict(calibration: dict, ops: dict) -> dict:
+    """Energy per step with its 95 % interval: the larger of the fit's residual scatter and the
+    95th percentile of its left-out misses (a configuration of another model, or outside the
+    fit's sizes, is an extrapolation like those). ``{"status": why}`` where a step's GEMMs are
+    unaligned beyond what the fit has seen."""
+    share = unaligned_share(ops)
+    if share > UNALIGNED_LIMIT:
+        return {
+            "status": f"{100 * share:.0f} % of its GEMM FLOPs are in GEMMs with a dimension "
+            "not a multiple of 8 (cuBLAS's slower kernels; not in the step-time calibration)"
+        }
+    p = {k: calibration[k] for k in PARAMETERS}
+    e, t, bound = step(p, ops, calibration["idle_w"], calibration["limit_w"])
+    z = float(stats.norm.ppf(0.5 + LEVEL / 2))
+    half = max(z * calibration["resid_sd"], calibration["left_out_q95"])
+    return {
+        "energy_j": e,
+        "energy_j_lo": e * (1 - half),
+        "energy_j_hi": e * (1 + half),
+        "time_s": t,
+        "bound": bound,
+    }

@@ -8,10 +8,12 @@ What the meta device cannot show is put in explicitly:
 
 - attention runs as the fused kernel a GPU runs (``F.scaled_dot_product_attention`` on meta
   would take its math path and write the score matrix);
-- ``*-mixed`` precisions: autocast does not act on meta, so the step is recorded in 16 bits and
-  each weight a GEMM reads is given its fp32 -> 16-bit cast (6 bytes per element), again for
-  its gradient in backward; the optimizer moves fp32 master weights and states (twice the
-  bytes);
+- attention's FLOPs are those a causal fused kernel executes: the tiles on and below the
+  diagonal (the headline count books the full score matrix);
+- ``*-mixed`` precisions: autocast does not act on meta, so its rules are applied above
+  autograd (:class:`_Autocast`): fp32 weights, the inputs of matrix products cast to 16 bits
+  (a weight once per forward), norms, softmax and the loss computed in fp32; the casts and their
+  gradients are recorded like any other kernel;
 - GEMMs with a dimension that is not a multiple of 8 elements are listed (``unaligned``): cuBLAS
   runs other, slower kernels for them, which a model fitted on aligned shapes has not seen.
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry, shape_wrapper
 
@@ -34,6 +37,7 @@ from .models import build_causal_lm, kept_on_disk
 from .operations import _NO_KERNEL, op_class, operator_name
 
 _GEMMS = frozenset({"mm", "addmm", "bmm", "baddbmm"})
+_TILE = 128  # query and key rows per tile of the fused attention kernels
 _ALIGN = 8  # elements: 16 bytes of a 16-bit type, the alignment cuBLAS's fast kernels need
 
 
@@ -48,57 +52,95 @@ def _gemm_dims(args) -> tuple[int, ...]:
     return int(a.shape[-2]), int(b.shape[-1]), int(a.shape[-1])
 
 
-def _recorder(params):
+def _recorder():
     formulas = {**flop_registry, **{k: shape_wrapper(v) for k, v in ATTENTION_MAPPING.items()}}
 
     class Recorder(TorchDispatchMode):
         def __init__(self):
             super().__init__()
-            self.ops, self.casts, self.unaligned = [], [], []
+            self.ops, self.unaligned = [], []
             self.phase, self.in_attention = "f", False
-            self.weights = {id(p) for p in params}
-            self._alive = list(params)  # ids stay unique while the tensors live
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
-            tensors = [a for a in args if isinstance(a, torch.Tensor)]
-            if func.is_view:
-                if any(id(a) in self.weights for a in tensors):
-                    self.weights.add(id(out))
-                    self._alive.append(out)
-                return out
             name = operator_name(func)
-            if name in _NO_KERNEL:
+            if func.is_view or name in _NO_KERNEL:
                 return out
             formula = formulas.get(func.overloadpacket)
             flops = int(formula(*args, out_val=out, **(kwargs or {}))) if formula else 0
+            if "flash_attention" in name:
+                flops = int(flops * _causal_share(args, name))
             cls = op_class(func, self.phase == "o", self.in_attention)
             self.ops.append((cls, flops, _nbytes(args) + _nbytes(out), self.phase))
             if name in _GEMMS and self.phase != "o":
-                self._gemm(args, tensors, flops)
+                dims = _gemm_dims(args)
+                if any(d % _ALIGN for d in dims):
+                    self.unaligned.append([*dims, flops])
             return out
-
-        def _gemm(self, args, tensors, flops):
-            weight = [a for a in tensors if id(a) in self.weights]
-            if weight and self.phase == "f":
-                self.casts.append(weight[0].numel())
-            dims = _gemm_dims(args)
-            if any(d % _ALIGN for d in dims):
-                self.unaligned.append([*dims, flops])
 
     return Recorder()
 
 
+def _causal_share(args, name: str) -> float:
+    """The share of the full score matrix a causal fused kernel computes: the tiles on and
+    below the diagonal, ``(n + 1) / 2n`` of ``n x n`` tiles."""
+    query = args[1] if name.endswith("backward") else args[0]
+    n = -(-int(query.shape[-2]) // _TILE)
+    return (n + 1) / (2 * n)
+
+
+_LOW = (F.linear, torch.matmul, torch.mm, torch.bmm, torch.addmm, torch.baddbmm)
+_LOW_METHODS = ("matmul", "__matmul__", "mm", "bmm")
+_FP32 = (F.layer_norm, F.group_norm, F.softmax, F.log_softmax, F.cross_entropy, F.nll_loss)
+_FP32_NAMES = ("softmax", "log_softmax", "exp", "log", "rsqrt", "pow", "sum", "cumsum")
+
+
+class _Autocast(TorchFunctionMode):
+    """CUDA autocast's rules where it cannot act (the meta device), applied above autograd so
+    that the casts' gradients are recorded too: matrix products in ``dtype`` (an fp32 parameter
+    cast once while the mode is on), the ops autocast runs in fp32 given fp32 inputs."""
+
+    def __init__(self, dtype):
+        super().__init__()
+        self.dtype, self.cache = dtype, {}
+        self.low = {*_LOW, *(getattr(torch.Tensor, m) for m in _LOW_METHODS)}
+        named = (getattr(o, n) for o in (torch, torch.Tensor) for n in _FP32_NAMES if hasattr(o, n))
+        self.fp32 = {*_FP32, *named}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.low:
+            args, kwargs = torch.utils._pytree.tree_map(self.lowered, (args, kwargs))
+        elif func in self.fp32:
+            args, kwargs = torch.utils._pytree.tree_map(_widened, (args, kwargs))
+        return func(*args, **kwargs)
+
+    def lowered(self, x):
+        if not (isinstance(x, torch.Tensor) and x.dtype == torch.float32):
+            return x
+        if isinstance(x, torch.nn.Parameter):  # autocast keeps one cast of a weight
+            return self.cache.setdefault(id(x), x.to(self.dtype))
+        return x.to(self.dtype)
+
+
+def _widened(x):
+    low = (torch.bfloat16, torch.float16)
+    return x.float() if isinstance(x, torch.Tensor) and x.dtype in low else x
+
+
 @contextlib.contextmanager
-def _fused_attention(recorder):
+def _fused_attention(recorder, dtype=None):
     """``F.scaled_dot_product_attention`` as the fused kernel (flash) a GPU runs, K and V
-    expanded to the query's heads (grouped-query attention), every operation booked to attention."""
+    expanded to the query's heads (grouped-query attention), every operation booked to attention;
+    under autocast (``dtype``) its inputs cast to it."""
     original = F.scaled_dot_product_attention
 
     def fused(q, k, v, attn_mask=None, dropout_p=0.0, **options):
         is_causal, scale = options.get("is_causal", False), options.get("scale")
         recorder.in_attention = True
         try:
+            if dtype is not None:
+                q, k, v = (x.to(dtype) if x.dtype == torch.float32 else x for x in (q, k, v))
             if k.shape[1] != q.shape[1]:
                 k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], dim=1) for x in (k, v))
             flash = torch.ops.aten._scaled_dot_product_flash_attention
@@ -113,19 +155,24 @@ def _fused_attention(recorder):
         F.scaled_dot_product_attention = original
 
 
-def _record(fields: dict, batch: int, seq: int, dtype, pass_name: str):
-    model = build_causal_lm(fields, "sdpa", "meta").to(dtype)
+def _record(fields: dict, batch: int, seq: int, mixed: bool, pass_name: str):
+    model = build_causal_lm(fields, "sdpa", "meta")  # fp32: a mixed step's master weights
+    if not mixed:
+        model = model.to(torch.bfloat16)
     model.train()
     ids = torch.zeros(batch, seq, dtype=torch.long, device="meta")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-5, foreach=True)  # as on a GPU
-    recorder = _recorder(params)
-    with _fused_attention(recorder), recorder:
+    recorder = _recorder()
+    low = torch.bfloat16 if mixed else None
+    autocast = _Autocast(torch.bfloat16) if mixed else contextlib.nullcontext()
+    with _fused_attention(recorder, low), recorder:
         if pass_name == "forward":
-            with torch.no_grad():
+            with torch.no_grad(), autocast:
                 model(input_ids=ids)
         else:
-            loss = model(input_ids=ids, labels=ids).loss
+            with autocast:
+                loss = model(input_ids=ids, labels=ids).loss
             recorder.phase = "b"
             loss.backward()
             recorder.phase = "o"
@@ -133,13 +180,9 @@ def _record(fields: dict, batch: int, seq: int, dtype, pass_name: str):
     return recorder
 
 
-def _stream(blob: str, batch: int, seq: int, pass_name: str) -> dict:
-    r = _record(json.loads(blob), batch, seq, torch.bfloat16, pass_name)
-    return {
-        "ops": [list(op) for op in r.ops],
-        "casts": r.casts,
-        "unaligned": r.unaligned,
-    }
+def _stream(blob: str, batch: int, seq: int, mixed: bool, pass_name: str) -> dict:
+    r = _record(json.loads(blob), batch, seq, mixed, pass_name)
+    return {"ops": [list(op) for op in r.ops], "unaligned": r.unaligned}
 
 
 RECORDED = ("forward", "train_step")  # every direct pass is one of these or a part of one
@@ -153,15 +196,15 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
     recorded = "forward" if pass_name == "forward" else "train_step"
     if pass_name not in (*RECORDED, "forward_backward"):
         raise ValueError(f"no operation stream for pass {pass_name!r}")
-    blob = json.dumps(fields, sort_keys=True)
+    if precision not in ("bf16", "bf16-mixed"):
+        raise ValueError(f"no operation stream for precision {precision!r} (bf16, bf16-mixed)")
+    blob, mixed = json.dumps(fields, sort_keys=True), precision.endswith("-mixed")
     raw = kept_on_disk(
         "opstream",
-        [blob, int(batch), int(seq), recorded, _CODE],
-        lambda: _stream(blob, int(batch), int(seq), recorded),
+        [blob, int(batch), int(seq), mixed, recorded, _CODE],
+        lambda: _stream(blob, int(batch), int(seq), mixed, recorded),
     )
     ops = [op for op in raw["ops"] if pass_name != "forward_backward" or op[3] != "o"]
-    if precision.endswith("-mixed"):
-        ops = _autocast(ops, raw["casts"], train=pass_name != "forward")
     return {
         "cls": np.array([op[0] for op in ops]),
         "flops": np.array([op[1] for op in ops], float),
@@ -169,15 +212,6 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
         "phase": np.array([op[3] for op in ops]),
         "unaligned": raw["unaligned"],
     }
-
-
-def _autocast(ops: list, casts: list, train: bool) -> list:
-    """The 16-bit stream as autocast over fp32 master weights runs it (module docstring)."""
-    out = [[c, f, b * 2 if c == "optimizer" else b, p] for c, f, b, p in ops]
-    out += [["other", 0, 6 * n, "f"] for n in casts]
-    if train:
-        out += [["other", 0, 6 * n, "b"] for n in casts]
-    return out
 
 
 def _code_digest() -> str:
