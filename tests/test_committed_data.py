@@ -20,7 +20,7 @@ from conftest import REPO
 
 from flopmetrics.analysis.merge import merge_energy
 from flopmetrics.contracts import packaged
-from flopmetrics.pipeline.package_calibration import inputs, serving_inputs
+from flopmetrics.pipeline.package_calibration import inputs, serving_inputs, steptime_inputs
 
 pytestmark = pytest.mark.data_check
 
@@ -245,6 +245,18 @@ def test_the_packaged_calibration_was_fitted_from_the_references_committed_now()
         assert info["inputs_sha256"] == packaged.digest(files)
     table = pd.read_parquet(packaged.table_path())
     assert {"h100", "h200"} <= set(table["gpu_label"]) and table["ee_flops_per_j"].gt(0).all()
+
+
+def test_the_packaged_step_time_model_was_fitted_from_the_rows_committed_now():
+    """As the calibration above, for the step-time model's table (``--steptime-only``)."""
+    info = packaged.provenance()
+    with contextlib.chdir(REPO):
+        files = steptime_inputs(info["steptime_fitted_from"])
+        assert info["steptime_input_files"] == len(files)
+        assert info["steptime_inputs_sha256"] == packaged.digest(files)
+    table = pd.read_parquet(packaged.steptime_path())
+    assert sorted(table["precision"]) == ["bf16", "bf16-mixed"]
+    assert (table["fitted_from"] == ",".join(info["steptime_fitted_from"])).all()
 
 
 def test_the_packaged_serving_model_was_fitted_from_the_serving_references_committed_now():

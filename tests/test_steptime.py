@@ -3,12 +3,17 @@ time and energy from what bounds a step (GPU, host, power cap)."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
+from conftest import REPO
+from test_cli import cli
 
-from flopmetrics.analysis import steptime
+from flopmetrics.analysis import co2e, steptime
+from flopmetrics.contracts import packaged, paths
 from flopmetrics.flops.models import resolve
 from flopmetrics.flops.opstream import step_ops
 
@@ -142,3 +147,75 @@ def test_an_estimate_carries_the_left_out_misses_and_refuses_unaligned_gemms():
 def test_too_few_rows_are_refused_not_fitted():
     with pytest.raises(ValueError, match="cannot fix"):
         steptime.fit(synthetic_rows(TRUE, SIZES[:1]), "h200", "bf16")
+
+
+def synthetic_table(label="h200", precision="bf16") -> pd.DataFrame:
+    row = {**TRUE, "resid_sd": 0.03, "left_out_q95": 0.08, "idle_w": 120.0, "limit_w": 700.0}
+    info = {"models": "tiny-llama", "batch_sizes": "1,64", "seq_lens": "64,256"}
+    return pd.DataFrame([{**row, **info, "gpu_label": label, "precision": precision}])
+
+
+def workload(model, **extra):
+    w = {"name": "w", "model": model, "tokens": 1e6, "batch_size": 4, "seq_len": 64}
+    return {**w, "target": "h200", "precision": "bf16", "pass": "train_step", **extra}
+
+
+def test_the_co2e_table_answers_for_another_model_from_the_step_time_model():
+    calibration = pd.read_parquet(packaged.table_path())  # Llama-3.2-1B: another model
+    without = co2e.estimate([workload("tiny-qwen2")], calibration, 1.0, 400.0)
+    table = co2e.estimate(
+        [workload("tiny-qwen2")], calibration, 1.0, 400.0, steptime_table=synthetic_table()
+    )
+    assert without.iloc[0]["status"] != "ok"  # the calibration alone refuses it
+    r = table.iloc[0]
+    assert r["status"] == "ok" and r["basis"].startswith("step-time model")
+    assert r["energy_j_lo"] < r["energy_j"] < r["energy_j_hi"]
+    assert r["energy_j_hi"] / r["energy_j"] == pytest.approx(1.08)
+    ops_step = step_ops(resolve("tiny-qwen2")[1], 4, 64, "bf16", "train_step")
+    e, *_ = steptime.step(TRUE, ops_step, 120.0, 700.0)
+    assert r["energy_j"] == pytest.approx(e * 1e6 / (4 * 64))
+
+
+def test_the_co2e_table_says_both_refusals_where_neither_model_answers():
+    odd = {**resolve("tiny-llama")[1], "name": "odd-vocab", "vocab_size": 257}
+    calibration = pd.read_parquet(packaged.table_path())
+    table = co2e.estimate(
+        [workload(odd)], calibration, 1.0, 400.0, steptime_table=synthetic_table()
+    )
+    status = table.iloc[0]["status"]
+    assert "not calibrated" in status and "multiple of 8" in status
+    other = co2e.estimate(  # no step-time fit for this precision: the calibration's refusal
+        [workload("tiny-qwen2", precision="bf16-mixed")],
+        calibration,
+        1.0,
+        400.0,
+        steptime_table=synthetic_table(),
+    )
+    assert "step-time" not in other.iloc[0]["status"]
+
+
+def test_the_estimate_command_uses_the_packaged_step_time_model_for_another_model(tmp_path):
+    args = ["--tokens", "1e9", "--target", "h200", "--precision", "bf16", "--batch-size", "8"]
+    out = cli(
+        "estimate", "--model", "qwen2.5-0.5b", *args, "--seq-len", "512", "--json", cwd=tmp_path
+    )
+    r = json.loads(out.stdout)
+    assert r["status"] == "ok" and r["basis"].startswith("step-time model")
+    assert "step-time model fitted from" in r["calibration"]
+    assert r["energy_j_lo"] < r["energy_j"] < r["energy_j_hi"]
+    gpt2 = cli("estimate", "--model", "gpt2", *args, "--seq-len", "512", check=False, cwd=tmp_path)
+    assert gpt2.returncode == 3 and "multiple of 8" in gpt2.stdout + gpt2.stderr
+
+
+def test_the_pipeline_fits_the_step_time_model_on_the_folders_named(workflow):
+    folder = REPO / "resources/reference/h200_calibration_batch"
+    config = {**workflow.config}
+    config["calibration"] = {**config.get("calibration", {}), "steptime_dirs": [str(folder)]}
+    workflow.write_config(config)
+    workflow.run(paths.STEPTIME_CALIBRATION)
+    table = pd.read_parquet(workflow.workdir / paths.STEPTIME_CALIBRATION)
+    assert sorted(table["precision"]) == ["bf16", "bf16-mixed"]
+    peak, bandwidth = steptime.limits("h200", "bf16")
+    assert (table["r_flop"] <= peak * (1 + 1e-9)).all() and (table["e_flop_j"] > 0).all()
+    assert (table["batch_sizes"] == "1,2,4").all() and table["left_out_q95"].notna().all()
+    assert workflow.scheduled(paths.STEPTIME_CALIBRATION) == {}  # nothing left to redo

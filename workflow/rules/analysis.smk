@@ -66,9 +66,28 @@ rule calibrate_serving:
         "../scripts/calibrate_serving.py"
 
 
+rule calibrate_steptime:
+    input:
+        rows=steptime_rows,
+        code=library("flopmetrics.analysis.steptime", "flopmetrics.flops.opstream"),
+    output:
+        table=paths.STEPTIME_CALIBRATION,
+        csv=paths.STEPTIME_CALIBRATION_TABLE,
+    log:
+        "logs/analysis/calibrate_steptime.log",
+    localrule: True
+    conda:
+        "../../envs/flopmetrics.yaml"
+    params:
+        dirs=config["calibration"]["steptime_dirs"],
+    script:
+        "../scripts/calibrate_steptime.py"
+
+
 rule co2e:
     input:
         unpack(serving_calibration),
+        unpack(steptime_calibration),
         fits=paths.CALIBRATION,
         energy=paths.MERGED_ENERGY,
         code=library(

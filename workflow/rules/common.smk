@@ -235,6 +235,25 @@ def all_targets():
     return targets
 
 
+def steptime_rows(wildcards):
+    """The causal-LM rows of the folders the step-time model is fitted on."""
+    dirs = config["calibration"]["steptime_dirs"]
+    if not dirs:
+        raise ValueError(
+            "calibration.steptime_dirs is empty: name the folders of causal-LM rows to fit the "
+            "step-time model on (the packaged fit serves otherwise)"
+        )
+    return [str(f) for d in dirs for f in sorted(Path(d).glob("raw/llm/**/*.parquet"))]
+
+
+def steptime_calibration(wildcards):
+    """The pipeline's step-time model where calibration.steptime_dirs names folders (else the
+    CO2e job reads the packaged one)."""
+    if not config["calibration"]["steptime_dirs"]:
+        return {}
+    return {"steptime": paths.STEPTIME_CALIBRATION}
+
+
 def serving_calibration(wildcards):
     """The serving model's table and the measured serving rows, where the CO2e table declares a
     serving workload."""

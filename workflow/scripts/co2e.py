@@ -2,6 +2,7 @@
 import pandas as pd
 
 from flopmetrics.analysis import co2e, grid
+from flopmetrics.contracts import packaged
 from flopmetrics.jobs.log import logged
 from flopmetrics.jobs.output import write_csv, write_html, write_parquet
 
@@ -9,6 +10,8 @@ with logged(snakemake.log[0]):
     s = snakemake.params.settings
     g = grid.resolve(s)
     serving = "serving" in snakemake.input.keys()
+    # the pipeline's step-time model where it fitted one, else the packaged fit
+    steptime = snakemake.input.get("steptime") or packaged.steptime_path()
     measured = [snakemake.input.energy, *([snakemake.input.inference] if serving else [])]
     table = co2e.estimate(
         s["workloads"],
@@ -18,6 +21,7 @@ with logged(snakemake.log[0]):
         pd.concat([pd.read_parquet(f) for f in measured], ignore_index=True),
         g.source,
         pd.read_parquet(snakemake.input.serving) if serving else None,
+        pd.read_parquet(steptime),
     )
     table["pue_source"] = s["pue_source"]
     print(table.to_string())

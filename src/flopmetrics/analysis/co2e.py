@@ -11,7 +11,7 @@ from ..contracts.vocabulary import SERVING_PASSES
 from ..energy import datasheet
 from ..flops.causal_lm import pass_flops
 from ..flops.models import resolve
-from . import serving, step_energy
+from . import serving, step_energy, steptime
 
 J_PER_KWH = 3.6e6
 # the sizes one kind of workload has and the other has not (a serving step has no seq_len)
@@ -36,7 +36,15 @@ def gpu_label(gpu: str) -> str:
     return datasheet.table()[gpu].label if gpu in datasheet.table() else gpu
 
 
-def estimate(  # noqa: PLR0913 (three tables, the PUE and the grid: one call of the pipeline)
+def _either(refused: dict, other: dict) -> dict:
+    """The step-time model's answer where the calibration gave none; both refusals where
+    neither can answer."""
+    if not other or "status" not in other or not refused:
+        return other or refused
+    return {"status": f"{refused['status']}; {other['status']}"}
+
+
+def estimate(  # noqa: PLR0913 (four tables, the PUE and the grid: one call of the pipeline)
     workloads: list[dict],
     calibration: pd.DataFrame,
     pue: float,
@@ -44,6 +52,7 @@ def estimate(  # noqa: PLR0913 (three tables, the PUE and the grid: one call of 
     measured: pd.DataFrame | None = None,
     grid_source: str = "",
     serving_table: pd.DataFrame | None = None,
+    steptime_table: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per declared workload: FLOPs, energy with its interval, kWh, kg CO2e, and the
     ``basis`` of the energy: the measured rows of that exact configuration (``measured``: energy
@@ -51,7 +60,10 @@ def estimate(  # noqa: PLR0913 (three tables, the PUE and the grid: one call of 
     only the datasheet lower bound. ``grid_source`` says where the intensity comes from (its
     zone, source and year), on every row. A serving workload (pass ``prefill`` or ``decode``,
     with ``prompt_len`` and ``output_len``; ``tokens`` the prompts' or the generated ones) is
-    estimated from ``serving_table`` (:mod:`flopmetrics.analysis.serving`)."""
+    estimated from ``serving_table`` (:mod:`flopmetrics.analysis.serving`). A training workload
+    the calibration cannot answer for (another model with no measured error of such predictions,
+    or no group) is estimated from ``steptime_table`` (:mod:`flopmetrics.analysis.steptime`)
+    where it has a fit for the GPU and precision."""
     rows = []
     for w in workloads:
         w = {"world_size": 1, "strategy": "none", "launch": None, **SIZES, **w}
@@ -66,6 +78,8 @@ def estimate(  # noqa: PLR0913 (three tables, the PUE and the grid: one call of 
             steps = w["tokens"] / (w["batch_size"] * w["seq_len"] * n)
             step_flops = n * workload_flops(w["model"], w["batch_size"], w["seq_len"], w["pass"])
             e = step_energy.energy(w, label, step_flops, calibration, measured)
+            if not e or "status" in e:
+                e = _either(e, steptime.step_energy(w, label, steptime_table))
         flops = steps * step_flops
         row = {
             **{

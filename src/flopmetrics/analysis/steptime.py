@@ -23,7 +23,9 @@ lengths cannot tell them apart.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,9 @@ from scipy import stats
 from scipy.optimize import least_squares
 
 from ..energy import datasheet
+from ..flops.models import resolve
+from ..flops.opstream import STREAMED, step_ops
+from .merge import read_job_table
 
 PARAMETERS = (
     "r_flop",  # FLOP/s of matrix products
@@ -118,7 +123,7 @@ def fit(rows: list[dict], label: str, precision: str) -> dict:
 def rows_of(table: pd.DataFrame, ops_of) -> list[dict]:
     """The measured, gated, eager rows of direct passes in ``table``, each with its operation
     stream ``ops_of(row)`` (a row of ``table`` as a dict)."""
-    t = table[table["pass"].isin(PASSES) & (table["status"] == "ok")]
+    t = table[table["pass"].isin(PASSES) & (table["status"] == "ok") & table["model"].notna()]
     t = t[t["gates_passed"].astype(bool) & (t["time_per_iter_s"] > 0)]
     if "launch" in t:
         t = t[t["launch"].fillna("eager").isin(["eager", ""])]
@@ -200,3 +205,57 @@ def predict(calibration: dict, ops: dict) -> dict:
         "time_s": t,
         "bound": bound,
     }
+
+
+def _ops_of(r: dict) -> dict:
+    """A measured row's operation stream (its workload's own model, batch and length)."""
+    _, fields = resolve(json.loads(r["config_json"])["workload"]["model"])
+    return step_ops(fields, int(r["batch_size"]), int(r["seq_len"]), r["precision"], r["pass"])
+
+
+def calibrate_dirs(dirs: list[str], log=print) -> pd.DataFrame:
+    """One calibration row per (GPU label, precision with an operation stream) of the causal-LM
+    rows below ``dirs`` (``raw/llm/**/*.parquet``), each naming the folders it was fitted from."""
+    files = sorted(f for d in dirs for f in Path(d).glob("raw/llm/**/*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no raw/llm/**/*.parquet below {', '.join(dirs)}")
+    table = pd.concat([read_job_table(f) for f in files], ignore_index=True)
+    table = table[table["model"].notna() & table["precision"].isin(STREAMED)]
+    out = []
+    for (label, precision), g in table.groupby(["gpu_label", "precision"]):
+        rows = rows_of(g, _ops_of)
+        log(f"[steptime] {label} {precision}: fitting on {len(rows)} rows")
+        out.append({**calibrate(rows, label, precision), "fitted_from": ",".join(dirs)})
+    return pd.DataFrame(out)
+
+
+def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
+    """A training workload's energy per step from the step-time model of its GPU and precision
+    (``{}`` where there is none; ``{"status": why}`` where it cannot answer), in the shape
+    :func:`flopmetrics.analysis.step_energy.energy` gives."""
+    if table is None or table.empty or w["pass"] not in PASSES:
+        return {}
+    if w.get("world_size", 1) != 1 or (w.get("launch") or "eager") != "eager":
+        return {}
+    hit = table[(table["gpu_label"] == label) & (table["precision"] == w["precision"])]
+    if hit.empty:
+        return {}
+    c = hit.iloc[0].to_dict()
+    _, fields = resolve(w["model"])
+    est = predict(c, step_ops(fields, w["batch_size"], w["seq_len"], w["precision"], w["pass"]))
+    if "status" in est:
+        return {"status": f"step-time model: {est['status']}"}
+    return {
+        "basis": f"step-time model (bound by the {BOUNDS[est['bound']]}), fitted on "
+        f"{c['models']} at batch {c['batch_sizes']}, lengths {c['seq_lens']}",
+        "interval": f"95 %: +-{100 * (est['energy_j_hi'] / est['energy_j'] - 1):.1f} %, the "
+        "95th percentile of the fit's misses with one batch size or length left out "
+        "(or 1.96 residual SDs where larger); card-to-card spread not added",
+        "step": est["energy_j"],
+        "lo": est["energy_j_lo"],
+        "hi": est["energy_j_hi"],
+        "launch": "eager",
+    }
+
+
+BOUNDS = {"gpu": "GPU's work", "host": "host's launching", "power": "power limit"}

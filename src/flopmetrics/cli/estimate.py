@@ -184,6 +184,22 @@ def serving_source(pass_name: str) -> tuple[pd.DataFrame | None, str]:
     )
 
 
+def steptime_source(pass_name: str) -> tuple[pd.DataFrame | None, str]:
+    """The step-time model's table for a training pass (another model than the calibration's)
+    and a line saying which it is: this folder's pipeline result where it exists, else the
+    packaged one; (None, "") for a serving pass."""
+    if pass_name in SERVING_PASSES:
+        return None, ""
+    if Path(paths.STEPTIME_CALIBRATION).exists():
+        return pd.read_parquet(paths.STEPTIME_CALIBRATION), paths.STEPTIME_CALIBRATION
+    info = packaged.provenance()
+    return pd.read_parquet(packaged.steptime_path()), (
+        f"packaged with flopmetrics (the step-time model fitted from "
+        f"{', '.join(info.get('steptime_fitted_from', []))}; code "
+        f"{info.get('steptime_git_revision', '')[:7]})"
+    )
+
+
 def run(args) -> int:
     datasheet.most_lenient(
         gpu_label(args.target), args.precision
@@ -212,12 +228,22 @@ def run(args) -> int:
     serving, serving_from = serving_source(args.pass_)
     if serving is not None:
         source = serving_from
+    steptime, steptime_from = steptime_source(args.pass_)
     r = (
-        estimate([workload], calibration, pue, g.g_per_kwh, measured, g.source, serving)
+        estimate(
+            [workload],
+            calibration,
+            pue,
+            g.g_per_kwh,
+            measured,
+            g.source,
+            serving,
+            steptime,
+        )
         .iloc[0]
         .to_dict()
     )
-    r["calibration"] = source
+    r["calibration"] = steptime_from if r["basis"].startswith("step-time") else source
     if args.json:
         print(
             json.dumps(

@@ -13,6 +13,7 @@ from pathlib import Path
 FOLDER = "data/calibration"
 TABLE = "calibration.parquet"
 SERVING = "serving.parquet"  # the serving model's table (analysis.serving)
+STEPTIME = "steptime.parquet"  # the step-time model's table (analysis.steptime)
 PROVENANCE = "provenance.json"
 
 
@@ -29,6 +30,11 @@ def table_path() -> Path:
 def serving_path() -> Path:
     """The packaged serving model's table."""
     return Path(str(folder().joinpath(SERVING)))
+
+
+def steptime_path() -> Path:
+    """The packaged step-time model's table."""
+    return Path(str(folder().joinpath(STEPTIME)))
 
 
 def provenance() -> dict:

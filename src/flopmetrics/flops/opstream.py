@@ -186,6 +186,7 @@ def _stream(blob: str, batch: int, seq: int, mixed: bool, pass_name: str) -> dic
 
 
 RECORDED = ("forward", "train_step")  # every direct pass is one of these or a part of one
+STREAMED = ("bf16", "bf16-mixed")  # the precisions recorded
 
 
 def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str) -> dict:
@@ -196,8 +197,8 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
     recorded = "forward" if pass_name == "forward" else "train_step"
     if pass_name not in (*RECORDED, "forward_backward"):
         raise ValueError(f"no operation stream for pass {pass_name!r}")
-    if precision not in ("bf16", "bf16-mixed"):
-        raise ValueError(f"no operation stream for precision {precision!r} (bf16, bf16-mixed)")
+    if precision not in STREAMED:
+        raise ValueError(f"no operation stream for precision {precision!r} ({', '.join(STREAMED)})")
     blob, mixed = json.dumps(fields, sort_keys=True), precision.endswith("-mixed")
     raw = kept_on_disk(
         "opstream",

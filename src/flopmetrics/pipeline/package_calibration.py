@@ -6,7 +6,9 @@ code revision and the time. Run from the repository root after the default pipel
     snakemake -c all results/calibration/calibration.parquet results/calibration/serving.parquet
     python -m flopmetrics.pipeline.package_calibration
 
-(``--serving-only``: the serving model's table alone, the training calibration left as it is.)
+(``--serving-only``: the serving model's table alone, the training calibration left as it is;
+``--steptime-only``: the step-time model's table alone, from
+``snakemake results/calibration/steptime.parquet`` with ``calibration.steptime_dirs`` set.)
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import shutil
 import sys
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from ..contracts import packaged
 from ..contracts.experiments import EXPERIMENTS, feeding
-from ..contracts.paths import CALIBRATION, SERVING_CALIBRATION
+from ..contracts.paths import CALIBRATION, SERVING_CALIBRATION, STEPTIME_CALIBRATION
 from ..jobs.output import atomic_path, write_text
 from ..jobs.provenance import git_revision
 
@@ -93,14 +96,41 @@ def write_serving(table: Path, config_path: Path, out: Path) -> dict:
     return _install(table, packaged.SERVING, info, out)
 
 
+def steptime_inputs(dirs: list[str]) -> list[Path]:
+    """The causal-LM rows (``raw/llm/``) of the folders the step-time model was fitted from."""
+    return [f for d in dirs for f in sorted(Path(d).glob("raw/llm/**/*.parquet"))]
+
+
+def write_steptime(table: Path, out: Path) -> dict:
+    """Copy the step-time model's ``table`` into ``out`` and add its inputs (the folders the
+    table names in ``fitted_from``) to the provenance."""
+    dirs = pd.read_parquet(table)["fitted_from"].iloc[0].split(",")
+    files = steptime_inputs(dirs)
+    info = {
+        "steptime_fitted_from": dirs,
+        "steptime_input_files": len(files),
+        "steptime_inputs_sha256": packaged.digest(files),
+        "steptime_git_revision": git_revision()[0],
+    }
+    return _install(table, packaged.STEPTIME, info, out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calibration", type=Path, default=Path(CALIBRATION))
     ap.add_argument("--serving", type=Path, default=Path(SERVING_CALIBRATION))
     ap.add_argument("--config", type=Path, default=Path(CONFIG))
     ap.add_argument("--out", type=Path, default=Path("src/flopmetrics") / packaged.FOLDER)
+    ap.add_argument("--steptime", type=Path, default=Path(STEPTIME_CALIBRATION))
     ap.add_argument("--serving-only", action="store_true", help="the serving model's table only")
+    ap.add_argument("--steptime-only", action="store_true", help="the step-time model's table only")
     args = ap.parse_args(argv)
+    if args.steptime_only:
+        if not args.steptime.exists():
+            print(f"{args.steptime} not found: run the pipeline's step first", file=sys.stderr)
+            return 2
+        print(json.dumps(write_steptime(args.steptime, args.out), indent=1))
+        return 0
     wanted = [args.serving] if args.serving_only else [args.calibration]
     for path in wanted:
         if not path.exists():
