@@ -25,6 +25,7 @@ import pandas as pd
 from flopmetrics.analysis import co2e, prediction
 from flopmetrics.analysis.merge import read_job_table
 from flopmetrics.analysis.spread import measured_rows
+from flopmetrics.contracts import packaged
 
 
 def judged(heldout: Path, passes: list[str]) -> pd.DataFrame:
@@ -37,7 +38,9 @@ def judged(heldout: Path, passes: list[str]) -> pd.DataFrame:
     return rows[llm & rows["pass"].isin(passes)]
 
 
-def compare(rows: pd.DataFrame, calibration: pd.DataFrame) -> pd.DataFrame:
+def compare(
+    rows: pd.DataFrame, calibration: pd.DataFrame, steptime: pd.DataFrame | None = None
+) -> pd.DataFrame:
     out = []
     for r in rows.to_dict("records"):
         w = {
@@ -52,7 +55,7 @@ def compare(rows: pd.DataFrame, calibration: pd.DataFrame) -> pd.DataFrame:
             "pass": r["pass"],
             "launch": r.get("launch") or None,
         }
-        est = co2e.estimate([w], calibration, 1.0, 0.0).iloc[0]
+        est = co2e.estimate([w], calibration, 1.0, 0.0, steptime_table=steptime).iloc[0]
         measured = float(r["energy_j_per_iter"])
         ok = est["status"] == "ok"
         out.append(
@@ -103,7 +106,11 @@ def per_model(table: pd.DataFrame) -> pd.DataFrame:
 def short_basis(basis: str) -> str:
     """The basis in a few words: refusals and extrapolations by their first reason."""
     if basis.startswith("refused"):
+        if "multiple of 8" in basis:
+            return "refused: unaligned GEMMs"
         return "refused: " + ("other model" if "not calibrated" in basis else "extrapolated")
+    if basis.startswith("step-time"):
+        return "step-time model"
     return "extrapolated" if basis.startswith("extrapolated") else "within the fit"
 
 
@@ -127,8 +134,15 @@ def main() -> int:
         "--calibration", type=Path, default=Path("results/calibration/calibration.parquet")
     )
     ap.add_argument("--passes", nargs="+", default=["train_step", "forward"])
+    ap.add_argument(
+        "--steptime",
+        type=Path,
+        default=packaged.steptime_path(),
+        help="the step-time model's table (default: the packaged one, as the estimate uses)",
+    )
     args = ap.parse_args()
-    table = compare(judged(args.heldout, args.passes), pd.read_parquet(args.calibration))
+    rows = judged(args.heldout, args.passes)
+    table = compare(rows, pd.read_parquet(args.calibration), pd.read_parquet(args.steptime))
     table["basis"] = table["basis"].map(short_basis)
     keys = ["model", "precision", "pass", "batch_size", "seq_len"]
     with pd.option_context("display.width", 250, "display.max_colwidth", 60):
@@ -136,7 +150,6 @@ def main() -> int:
     print("cards:", ", ".join(sorted(table["gpu_uuid"].unique())))
     print(summary(table))
     print("\nThe shipped models asked anyway (refusals overridden), |miss| in %:")
-    rows = judged(args.heldout, args.passes)
     print(per_model(asked_anyway(rows, pd.read_parquet(args.calibration))).to_string())
     return 0
 
