@@ -7,7 +7,10 @@ model of the calibration the pipeline fitted (``results/calibration/calibration.
 calibration packaged with flopmetrics, fitted on its committed H100 and H200 references): the
 same function the pipeline's CO2e table uses. The interval printed says what it is; each
 includes the card-to-card spread, and outside what was calibrated the estimate is marked
-extrapolated and widened, or refused. Where no measured calibration exists for the GPU,
+extrapolated and widened, or refused. A model the calibration cannot answer for is estimated
+by the step-time model of the GPU and precision where there is one
+(``results/calibration/steptime.parquet``, else the packaged one): its basis and interval say
+so. Where no measured calibration exists for the GPU,
 precision and pass, it says so and gives the datasheet bound (peak FLOPs per Joule at TDP):
 a lower bound on energy.
 

@@ -87,13 +87,7 @@ def serving_inputs(config: dict) -> tuple[list[str], list[Path]]:
 def write_serving(table: Path, config_path: Path, out: Path) -> dict:
     """Copy the serving model's ``table`` into ``out`` and add its inputs to the provenance."""
     dirs, files = serving_inputs(yaml.safe_load(config_path.read_text()))
-    info = {
-        "serving_fitted_from": dirs,
-        "serving_input_files": len(files),
-        "serving_inputs_sha256": packaged.digest(files),
-        "serving_git_revision": git_revision()[0],
-    }
-    return _install(table, packaged.SERVING, info, out)
+    return _install(table, packaged.SERVING, _inputs("serving_", dirs, files), out)
 
 
 def steptime_inputs(dirs: list[str]) -> list[Path]:
@@ -105,14 +99,18 @@ def write_steptime(table: Path, out: Path) -> dict:
     """Copy the step-time model's ``table`` into ``out`` and add its inputs (the folders the
     table names in ``fitted_from``) to the provenance."""
     dirs = pd.read_parquet(table)["fitted_from"].iloc[0].split(",")
-    files = steptime_inputs(dirs)
-    info = {
-        "steptime_fitted_from": dirs,
-        "steptime_input_files": len(files),
-        "steptime_inputs_sha256": packaged.digest(files),
-        "steptime_git_revision": git_revision()[0],
-    }
+    info = _inputs("steptime_", dirs, steptime_inputs(dirs))
     return _install(table, packaged.STEPTIME, info, out)
+
+
+def _inputs(prefix: str, dirs: list[str], files: list[Path]) -> dict:
+    """What the provenance says of one packaged table's inputs, each key with ``prefix``."""
+    return {
+        f"{prefix}fitted_from": dirs,
+        f"{prefix}input_files": len(files),
+        f"{prefix}inputs_sha256": packaged.digest(files),
+        f"{prefix}git_revision": git_revision()[0],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
