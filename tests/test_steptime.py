@@ -194,6 +194,15 @@ def test_the_co2e_table_says_both_refusals_where_neither_model_answers():
     assert "step-time" not in other.iloc[0]["status"]
 
 
+def test_a_step_the_meta_device_cannot_record_is_refused_with_its_reason(monkeypatch):
+    def fails(*_):
+        raise NotImplementedError("no meta kernel for aten.exotic")
+
+    monkeypatch.setattr(steptime, "step_ops", fails)
+    e = steptime.step_energy(workload("tiny-qwen2"), "h200", synthetic_table())
+    assert "tiny-qwen2" in e["status"] and "aten.exotic" in e["status"]
+
+
 def test_the_estimate_command_uses_the_packaged_step_time_model_for_another_model(tmp_path):
     args = ["--tokens", "1e9", "--target", "h200", "--precision", "bf16", "--batch-size", "8"]
     out = cli(

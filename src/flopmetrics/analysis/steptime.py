@@ -241,8 +241,13 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
     if hit.empty:
         return {}
     c = hit.iloc[0].to_dict()
-    _, fields = resolve(w["model"])
-    est = predict(c, step_ops(fields, w["batch_size"], w["seq_len"], w["precision"], w["pass"]))
+    name, fields = resolve(w["model"])
+    try:
+        ops = step_ops(fields, w["batch_size"], w["seq_len"], w["precision"], w["pass"])
+    except (RuntimeError, TypeError, ValueError, NotImplementedError) as err:
+        # an architecture whose step the meta device cannot run: say so, as a refusal
+        return {"status": f"step-time model: {name}'s step could not be recorded ({err})"}
+    est = predict(c, ops)
     if "status" in est:
         return {"status": f"step-time model: {est['status']}"}
     return {
