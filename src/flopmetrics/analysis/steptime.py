@@ -255,7 +255,8 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
         f"{c['models']} at batch {c['batch_sizes']}, lengths {c['seq_lens']}",
         "interval": f"95 %: +-{100 * (est['energy_j_hi'] / est['energy_j'] - 1):.1f} %, the "
         "95th percentile of the fit's misses with one batch size or length left out "
-        "(or 1.96 residual SDs where larger); card-to-card spread not added",
+        "(or 1.96 residual SDs where larger); no card-to-card spread added: the fit's rows "
+        "came from three cards",
         "step": est["energy_j"],
         "lo": est["energy_j_lo"],
         "hi": est["energy_j_hi"],
