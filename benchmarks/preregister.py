@@ -1,0 +1,67 @@
+"""Write down what `flopmetrics estimate` predicts for a configuration file's LLM sweep before
+any of it is measured (issue 32): one row per model, precision, batch size, length and pass,
+with the estimate's energy per step, its interval, its basis or why it refused, and the
+packaged tables' provenance. Committed before the measurement, the file is the prediction the
+measurement then judges (benchmarks/heldout.py --preregistered FILE).
+
+    python benchmarks/preregister.py config/heldout2_h200.yaml --out FILE.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from flopmetrics.analysis import co2e
+from flopmetrics.analysis.step_energy import model_name
+from flopmetrics.contracts import packaged
+
+
+def sweep(config: dict) -> list[dict]:
+    llm = config["llm"]
+    axes = (llm["models"], llm["precisions"], llm["batch_size"], llm["seq_len"], llm["passes"])
+    return [
+        {
+            "name": "preregistered",
+            "model": model,
+            "tokens": batch * seq,  # one step
+            "batch_size": batch,
+            "seq_len": seq,
+            "target": target,
+            "precision": precision,
+            "pass": pass_name,
+            "launch": llm.get("launch"),
+        }
+        for target in llm["targets"]
+        for model, precision, batch, seq, pass_name in itertools.product(*axes)
+    ]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("config", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    workloads = sweep(yaml.safe_load(args.config.read_text()))
+    calibration = pd.read_parquet(packaged.table_path())
+    steptime = pd.read_parquet(packaged.steptime_path())
+    table = co2e.estimate(workloads, calibration, 1.0, 0.0, steptime_table=steptime)
+    table["model"] = [model_name(w["model"]) for w in workloads]
+    info = packaged.provenance()
+    table["calibration_revision"] = info.get("git_revision", "")
+    table["steptime_revision"] = info.get("steptime_git_revision", "")
+    keep = ["model", "precision", "batch_size", "seq_len", "pass", "status", "basis"]
+    keep += ["energy_j", "energy_j_lo", "energy_j_hi"]
+    keep += ["calibration_revision", "steptime_revision"]
+    table[keep].to_csv(args.out, index=False)
+    print(table[keep[:-2]].to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
