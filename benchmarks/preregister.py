@@ -2,7 +2,8 @@
 any of it is measured (issue 32): one row per model, precision, batch size, length and pass,
 with the estimate's energy per step, its interval, its basis or why it refused, and the
 packaged tables' provenance. Committed before the measurement, the file is the prediction the
-measurement then judges (benchmarks/heldout.py --preregistered FILE).
+measurement then judges: benchmarks/heldout.py on the measured rows makes the same estimates
+with the tables of that day, and the revisions here say which tables these were.
 
     python benchmarks/preregister.py config/heldout2_h200.yaml --out FILE.csv
 """
