@@ -109,8 +109,8 @@ def short_basis(basis: str) -> str:
         if "multiple of 8" in basis:
             return "refused: unaligned GEMMs"
         return "refused: " + ("other model" if "not calibrated" in basis else "extrapolated")
-    if basis.startswith("step-time"):
-        return "step-time model"
+    if "step-time model" in basis:
+        return "step-time model" + (" (extrapolated)" if basis.startswith("extrap") else "")
     return "extrapolated" if basis.startswith("extrapolated") else "within the fit"
 
 

@@ -172,6 +172,7 @@ def calibrate(rows: list[dict], label: str, precision: str) -> dict:
         "models": ",".join(sorted(set(map(str, column("model"))))),
         "batch_sizes": ",".join(map(str, sorted(set(map(int, column("batch_size")))))),
         "seq_lens": ",".join(map(str, sorted(set(map(int, column("seq_len")))))),
+        "flops_max": float(max(r["ops"]["flops"].sum() for r in rows)),
         "idle_w": float(np.median([r["idle_w"] for r in rows])),
         "limit_w": float(np.median([r["limit_w"] for r in rows])),
     }
@@ -250,9 +251,15 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
     est = predict(c, ops)
     if "status" in est:
         return {"status": f"step-time model: {est['status']}"}
+    basis = (
+        f"step-time model (bound by the {BOUNDS[est['bound']]}), fitted on "
+        f"{c['models']} at batch {c['batch_sizes']}, lengths {c['seq_lens']}"
+    )
+    scale = float(ops["flops"].sum()) / c.get("flops_max", math.inf)
+    if scale > 1:  # a larger step than any fitted: its left-out misses are of smaller ones
+        basis = f"extrapolated: {basis}; the step's FLOPs {scale:.1f}x the largest fitted"
     return {
-        "basis": f"step-time model (bound by the {BOUNDS[est['bound']]}), fitted on "
-        f"{c['models']} at batch {c['batch_sizes']}, lengths {c['seq_lens']}",
+        "basis": basis,
         "interval": f"95 %: +-{100 * (est['energy_j_hi'] / est['energy_j'] - 1):.1f} %, the "
         "95th percentile of the fit's misses with one batch size or length left out "
         "(or 1.96 residual SDs where larger); no card-to-card spread added: the fit's rows "

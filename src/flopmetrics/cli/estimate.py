@@ -246,7 +246,7 @@ def run(args) -> int:
         .iloc[0]
         .to_dict()
     )
-    r["calibration"] = steptime_from if r["basis"].startswith("step-time") else source
+    r["calibration"] = steptime_from if "step-time model" in r["basis"] else source
     if args.json:
         print(
             json.dumps(
