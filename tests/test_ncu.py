@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flopmetrics.ncu import classify, gap, metrics, parse, validation
+from flopmetrics.ncu import classes, classify, gap, metrics, parse, validation
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = REPO / "resources/reference/h100/ncu"
@@ -261,3 +261,31 @@ def test_kernel_classes_do_not_depend_on_one_gpus_naming():
     assert k("void cublasLt::splitKreduce_kernel<32, 16, int, float>") == "split_k"
     assert k("void at::native::reduce_kernel<512, 1>") == "reduction"
     assert k("cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16") == "attention"
+
+
+CLASS_RUNS = REPO / "benchmarks/results/class_energy_h200_2026-12-03/ncu_full"
+
+
+def test_a_class_capture_puts_each_class_beside_its_count(tmp_path):
+    """Parsed from the H200 class capture (the same code read it there); a capture cut before
+    a class's replay gives that class no executed FLOPs, never another class's."""
+    table = classes.read_class_runs(CLASS_RUNS)
+    bf16 = table[table["precision"] == "bf16"].set_index("class")
+    assert list(bf16.index) == ["gemm", "attention", "elementwise", "optimizer", "other"]
+    attention = bf16.loc["attention"]
+    assert attention["counted_causal_flops"] == attention["counted_flops"] / 2
+    assert bf16["executed_flops"].sum() == pytest.approx(bf16["step_executed_flops"].iloc[0])
+    manifest = json.loads((CLASS_RUNS / "bf16.json").read_text())
+    lines = gzip.decompress((CLASS_RUNS / "bf16.csv.gz").read_bytes()).decode().splitlines()
+    cut = len(lines) - 30  # inside the last class's replay (other: 40 kernels)
+    (tmp_path / "bf16.json").write_text(json.dumps(manifest))
+    (tmp_path / "bf16.csv.gz").write_bytes(gzip.compress("\n".join(lines[:cut]).encode()))
+    short = classes.read_class_runs(tmp_path).set_index("class")
+    assert short.loc["gemm", "executed_flops"] == bf16.loc["gemm", "executed_flops"]
+    assert short.loc["other", "kernels"] == 0 and short.loc["other", "executed_flops"] == 0
+
+
+def test_a_folder_without_class_captures_is_an_error_naming_it(tmp_path):
+    (tmp_path / "run.json").write_text(json.dumps({"passes": []}))  # an MLP capture's manifest
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        classes.read_class_runs(tmp_path)

@@ -222,6 +222,8 @@ def all_targets():
     ]
     if config["ncu"]["targets"] or config["ncu"]["dirs"]:
         targets += [paths.MERGED_NCU, paths.NCU_GAP]
+    if config["ncu"]["class_dirs"]:
+        targets += [paths.NCU_CLASSES, paths.NCU_CLASSES_TABLE]
     targets += [out for fig in FIGURES for out in fig.outputs()]
     if thesis_enabled():
         targets += [

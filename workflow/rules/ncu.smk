@@ -4,6 +4,22 @@
 # and, where a kernel-choice table (`ncu.choice`) holds a config's calls, its prediction from them.
 
 
+rule ncu_classes:
+    input:
+        runs=[repo_path(d) for d in config["ncu"]["class_dirs"]],
+        code=library("flopmetrics.ncu.classes"),
+    output:
+        table=paths.NCU_CLASSES,
+        csv=paths.NCU_CLASSES_TABLE,
+    log:
+        "logs/merge/ncu_classes.log",
+    localrule: True
+    conda:
+        "../../envs/flopmetrics.yaml"
+    script:
+        "../scripts/ncu_classes.py"
+
+
 rule merge_ncu:
     input:
         measured=sweeps.files(config, "ncu"),

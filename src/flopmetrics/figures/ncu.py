@@ -148,3 +148,32 @@ def parity(tables, style: dict, wildcards: dict):
         ax.set_title(f"{p}\n" + "\n".join(f"{k}: {v}" for k, v in err.items()), fontsize=8)
     g.set_axis_labels("executed FLOPs (ncu)", "predicted FLOPs")
     return g.figure
+
+
+def llm_classes(tables, style: dict, wildcards: dict):
+    """A causal LM's train step per operation class: the FLOPs its kernels executed (Nsight
+    Compute, each class replayed alone) beside the headline count (FlopCounterMode: full
+    attention) and, for attention, the causal count; one panel per GPU, precision and shape."""
+    t = tables["classes"]
+    if t.empty:
+        return empty("no class captures of a causal LM (ncu.class_dirs is empty)")
+    panels = list(t.groupby(["gpu_label", "precision", "shape"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.6), squeeze=False)
+    kinds = [
+        ("executed_flops", "executed (ncu)"),
+        ("counted_flops", "counted (headline)"),
+        ("counted_causal_flops", "counted, causal attention"),
+    ]
+    colours = palette("colorblind", len(kinds))
+    for ax, ((gpu, prec, shape), g) in zip(axes.flat, panels, strict=False):
+        x = np.arange(len(g))
+        for i, (col, label) in enumerate(kinds):
+            values = g[col].where(g[col] > 0)  # nothing counted: no bar, not a bar at 0
+            ax.bar(x + (i - 1) * 0.27, values, 0.27, color=colours[i], label=label)
+        ax.set_xticks(x, g["class"])
+        ax.set_yscale("log")
+        ax.set_ylabel("FLOPs per step")
+        ax.set_title(f"{gpu} {prec}: {shape}", fontsize=9)
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

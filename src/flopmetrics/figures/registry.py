@@ -14,58 +14,11 @@ the DAG) loads no plotting library.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
 from ..contracts import paths
 from ..contracts.experiments import feeding, may_have_rows
 from ..jobs.output import save_figure
+from .entry import DPI, Figure, fixed
 from .tables import Tables
-
-DPI = {"type": "integer", "minimum": 50, "default": 120}
-
-
-@dataclass(frozen=True)
-class Figure:
-    name: str  # config key figures.<name>, rule fig_<name>, caption workflow/report/<name>.rst
-    draw: str  # "<module>.<function>" of flopmetrics.figures
-    output: str  # may hold wildcards, each listed in `expand`
-    inputs: Callable[[dict], dict[str, str | list]]  # config -> {name: path (or [] for none)}
-    category: str
-    labels: dict
-    # JSON-schema properties of figures.<name> (dpi added)
-    style: dict = field(default_factory=dict)
-    expand: dict = field(default_factory=dict)  # wildcard -> values
-    enabled: Callable[[dict], bool] = lambda config: True
-    extra_style: Callable[[dict], dict] = lambda config: {}  # style taken from other config keys
-
-    @property
-    def module(self) -> str:
-        """The plot function's module (its code is the figure's rule's input)."""
-        return f"{__package__}.{self.draw.rsplit('.', 1)[0]}"
-
-    def plot_function(self) -> Callable:
-        return getattr(importlib.import_module(self.module), self.draw.rsplit(".", 1)[1])
-
-    def outputs(self) -> list[str]:
-        out = [self.output]
-        for key, values in self.expand.items():
-            out = [o.replace("{" + key + "}", str(v)) for o in out for v in values]
-        return out
-
-    def log(self) -> str:
-        return (
-            self.output.replace("results/figures/", "logs/figures/", 1).rsplit(".", 1)[0] + ".log"
-        )
-
-    def style_params(self, config: dict) -> dict:
-        return {**config["figures"][self.name], **self.extra_style(config)}
-
-
-def _fixed(**inputs) -> Callable[[dict], dict]:
-    return lambda config: dict(inputs)
-
 
 MLP_CATEGORY, ENERGY_CATEGORY, CALIBRATION_CATEGORY = (
     "MLP FLOP validation",
@@ -89,7 +42,7 @@ FIGURES = (
         "mlp_pct_diff_heatmap",
         "mlp.pct_diff_heatmap",
         "results/figures/mlp/pct_diff_heatmap_{mlp_pass}.png",
-        _fixed(mlp=paths.MERGED_MLP),
+        fixed(mlp=paths.MERGED_MLP),
         MLP_CATEGORY,
         {"figure": "counted vs analytic", "pass": "{mlp_pass}"},
         style={
@@ -102,7 +55,7 @@ FIGURES = (
         "mlp_flops_vs_d",
         "mlp.flops_vs_d",
         "results/figures/mlp/flops_vs_d.png",
-        _fixed(mlp=paths.MERGED_MLP),
+        fixed(mlp=paths.MERGED_MLP),
         MLP_CATEGORY,
         {"figure": "FLOPs vs d", "pass": "forward, backward"},
         style={
@@ -115,7 +68,7 @@ FIGURES = (
         "mlp_throughput_vs_intensity",
         "mlp.throughput_vs_intensity",
         "results/figures/mlp/throughput_vs_intensity.png",
-        _fixed(mlp=paths.MERGED_MLP),
+        fixed(mlp=paths.MERGED_MLP),
         MLP_CATEGORY,
         {"figure": "FLOP/s vs intensity", "pass": "forward, backward"},
         style={
@@ -127,7 +80,7 @@ FIGURES = (
         "energy_efficiency",
         "energy.efficiency_bars",
         "results/figures/energy/energy_efficiency.png",
-        _fixed(energy=paths.MERGED_ENERGY),
+        fixed(energy=paths.MERGED_ENERGY),
         ENERGY_CATEGORY,
         {"figure": "TFLOPs/J per pass"},
         style={
@@ -143,7 +96,7 @@ FIGURES = (
         "forward_vs_backward",
         "energy.forward_vs_backward",
         "results/figures/energy/forward_vs_backward.png",
-        _fixed(energy=paths.MERGED_ENERGY),
+        fixed(energy=paths.MERGED_ENERGY),
         ENERGY_CATEGORY,
         {"figure": "forward vs backward"},
     ),
@@ -151,7 +104,7 @@ FIGURES = (
         "efficiency_vs_seq_len",
         "energy.efficiency_vs_seq_len",
         "results/figures/energy/efficiency_vs_seq_len.png",
-        _fixed(energy=paths.MERGED_ENERGY),
+        fixed(energy=paths.MERGED_ENERGY),
         ENERGY_CATEGORY,
         {"figure": "efficiency vs sequence length"},
         style={
@@ -187,7 +140,7 @@ FIGURES = (
         "inference_j_per_token",
         "inference.j_per_token",
         "results/figures/inference/j_per_token.png",
-        _fixed(inference=paths.MERGED_INFERENCE),
+        fixed(inference=paths.MERGED_INFERENCE),
         SERVING_CATEGORY,
         {"figure": "J per token vs batch size"},
         enabled=_serving_enabled,
@@ -196,7 +149,7 @@ FIGURES = (
         "inference_tokens_per_joule",
         "inference.tokens_per_joule",
         "results/figures/inference/tokens_per_joule.png",
-        _fixed(inference=paths.MERGED_INFERENCE),
+        fixed(inference=paths.MERGED_INFERENCE),
         SERVING_CATEGORY,
         {"figure": "tokens per J by precision"},
         enabled=_serving_enabled,
@@ -205,7 +158,7 @@ FIGURES = (
         "calibration_parity",
         "calibration.calibration_parity",
         "results/figures/energy/calibration_parity.png",
-        _fixed(fits=paths.CALIBRATION, predictions=paths.PREDICTIONS),
+        fixed(fits=paths.CALIBRATION, predictions=paths.PREDICTIONS),
         CALIBRATION_CATEGORY,
         {"figure": "calibration parity"},
     ),
@@ -213,7 +166,7 @@ FIGURES = (
         "co2e",
         "calibration.co2e_bars",
         "results/figures/energy/co2e.png",
-        _fixed(co2e=paths.CO2E),
+        fixed(co2e=paths.CO2E),
         CALIBRATION_CATEGORY,
         {"figure": "CO2e"},
     ),
@@ -221,16 +174,25 @@ FIGURES = (
         "ncu_flops_by_class",
         "ncu.flops_by_class",
         "results/figures/ncu/flops_by_class.png",
-        _fixed(launches=paths.MERGED_NCU),
+        fixed(launches=paths.MERGED_NCU),
         NCU_CATEGORY,
         {"figure": "executed FLOPs by kernel class"},
         enabled=_ncu_enabled,
     ),
     Figure(
+        "ncu_llm_classes",
+        "ncu.llm_classes",
+        "results/figures/ncu/llm_classes.png",
+        fixed(classes=paths.NCU_CLASSES),
+        NCU_CATEGORY,
+        {"figure": "executed FLOPs per operation class of a train step"},
+        enabled=lambda config: bool(config["ncu"]["class_dirs"]),
+    ),
+    Figure(
         "ncu_gap_heatmap",
         "ncu.gap_heatmap",
         "results/figures/ncu/gap_heatmap.png",
-        _fixed(gap=paths.NCU_GAP),
+        fixed(gap=paths.NCU_GAP),
         NCU_CATEGORY,
         {"figure": "executed vs analytic over (d, m)"},
         enabled=_ncu_enabled,
@@ -248,7 +210,7 @@ FIGURES = (
         "ncu_parity",
         "ncu.parity",
         "results/figures/ncu/parity.png",
-        _fixed(gap=paths.NCU_GAP),
+        fixed(gap=paths.NCU_GAP),
         NCU_CATEGORY,
         {"figure": "GPU-adjusted formulas: predicted vs executed"},
         enabled=_ncu_enabled,
@@ -257,7 +219,7 @@ FIGURES = (
         "distributed_scaling",
         "distributed.scaling",
         "results/figures/energy/distributed_scaling.png",
-        _fixed(scaling=paths.SCALING),
+        fixed(scaling=paths.SCALING),
         ENERGY_CATEGORY,
         {"figure": "scaling from 1 to N GPUs"},
     ),
@@ -265,7 +227,7 @@ FIGURES = (
         "thesis_vs_ours",
         "thesis.thesis_vs_ours",
         "results/figures/energy/thesis_vs_ours.png",
-        _fixed(thesis=paths.MERGED_THESIS, energy=paths.MERGED_ENERGY),
+        fixed(thesis=paths.MERGED_THESIS, energy=paths.MERGED_ENERGY),
         ENERGY_CATEGORY,
         {"figure": "thesis vs ours"},
         enabled=lambda config: config["thesis"]["architecture_dir"] is not None,
