@@ -173,6 +173,7 @@ def calibrate(rows: list[dict], label: str, precision: str) -> dict:
         "batch_sizes": ",".join(map(str, sorted(set(map(int, column("batch_size")))))),
         "seq_lens": ",".join(map(str, sorted(set(map(int, column("seq_len")))))),
         "flops_max": float(max(r["ops"]["flops"].sum() for r in rows)),
+        "cards": len({r["row"].get("gpu_uuid") for r in rows}),
         "idle_w": float(np.median([r["idle_w"] for r in rows])),
         "limit_w": float(np.median([r["limit_w"] for r in rows])),
     }
@@ -258,12 +259,13 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
     scale = float(ops["flops"].sum()) / c.get("flops_max", math.inf)
     if scale > 1:  # a larger step than any fitted: its left-out misses are of smaller ones
         basis = f"extrapolated: {basis}; the step's FLOPs {scale:.1f}x the largest fitted"
+    cards = int(c.get("cards", 1))
     return {
         "basis": basis,
         "interval": f"95 %: +-{100 * (est['energy_j_hi'] / est['energy_j'] - 1):.1f} %, the "
         "95th percentile of the fit's misses with one batch size or length left out "
-        "(or 1.96 residual SDs where larger); no card-to-card spread added: the fit's rows "
-        "came from three cards",
+        "(or 1.96 residual SDs where larger); no card-to-card spread added (the fit's rows "
+        f"came from {cards} card{'s' if cards != 1 else ''})",
         "step": est["energy_j"],
         "lo": est["energy_j_lo"],
         "hi": est["energy_j_hi"],
