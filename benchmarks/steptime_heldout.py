@@ -26,21 +26,6 @@ import numpy as np
 import pandas as pd
 
 from flopmetrics.analysis import steptime
-from flopmetrics.analysis.merge import read_job_table
-from flopmetrics.flops.models import resolve
-from flopmetrics.flops.opstream import step_ops
-
-
-def read_rows(dirs: list[Path]) -> pd.DataFrame:
-    files = sorted(f for d in dirs for f in d.glob("raw/llm/**/*.parquet"))
-    if not files:
-        raise SystemExit(f"no raw/llm/**/*.parquet under {', '.join(map(str, dirs))}")
-    return pd.concat([read_job_table(f) for f in files], ignore_index=True)
-
-
-def ops_of(r: dict) -> dict:
-    _, fields = resolve(json.loads(r["config_json"])["workload"]["model"])
-    return step_ops(fields, int(r["batch_size"]), int(r["seq_len"]), r["precision"], r["pass"])
 
 
 def judge(calibration: dict, rows: list[dict]) -> list[dict]:
@@ -84,16 +69,16 @@ def main() -> int:
     ap.add_argument("--passes", nargs="+", default=["train_step", "forward"])
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    cal, held = read_rows(args.calibration), read_rows([args.heldout])
+    cal, held = steptime.read_rows(args.calibration), steptime.read_rows([args.heldout])
     cal = cal[cal["model"] == "llama-3.2-1b"]
     table, fits = [], []
     for (label, precision), h in held.groupby(["gpu_label", "precision"]):
         c = cal[(cal["gpu_label"] == label) & (cal["precision"] == precision)]
-        rows = steptime.rows_of(c, ops_of)
+        rows = steptime.rows_of(c, steptime.ops_of)
         print(f"[steptime] {label} {precision}: fitting on {len(rows)} rows", file=sys.stderr)
         calibration = steptime.calibrate(rows, label, precision)
         fits.append(calibration)
-        judged = steptime.rows_of(h[h["pass"].isin(args.passes)], ops_of)
+        judged = steptime.rows_of(h[h["pass"].isin(args.passes)], steptime.ops_of)
         table += judge(calibration, judged)
     table = pd.DataFrame(table)
     keys = ["model", "precision", "pass", "batch_size", "seq_len"]

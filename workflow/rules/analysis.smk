@@ -79,7 +79,7 @@ rule calibrate_steptime:
     conda:
         "../../envs/flopmetrics.yaml"
     params:
-        dirs=config["calibration"]["steptime_dirs"],
+        dirs=steptime_dirs(),
     script:
         "../scripts/calibrate_steptime.py"
 

@@ -238,14 +238,22 @@ def all_targets():
 
 
 def steptime_rows(wildcards):
-    """The causal-LM rows of the folders the step-time model is fitted on."""
+    """The causal-LM rows of the folders the step-time model is fitted on (found and checked as
+    reference folders are)."""
     dirs = config["calibration"]["steptime_dirs"]
     if not dirs:
         raise ValueError(
             "calibration.steptime_dirs is empty: name the folders of causal-LM rows to fit the "
             "step-time model on (the packaged fit serves otherwise)"
         )
-    return [str(f) for d in dirs for f in sorted(Path(d).glob("raw/llm/**/*.parquet"))]
+    return references.reference_files(
+        dirs, repo_path, key="calibration.steptime_dirs", experiments=("llm",)
+    )
+
+
+def steptime_dirs():
+    """calibration.steptime_dirs, each found as every configured folder is (repo_path)."""
+    return [repo_path(d) for d in config["calibration"]["steptime_dirs"]]
 
 
 def steptime_calibration(wildcards):

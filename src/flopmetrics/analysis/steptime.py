@@ -209,23 +209,33 @@ def predict(calibration: dict, ops: dict) -> dict:
     }
 
 
-def _ops_of(r: dict) -> dict:
+def ops_of(r: dict) -> dict:
     """A measured row's operation stream (its workload's own model, batch and length)."""
     _, fields = resolve(json.loads(r["config_json"])["workload"]["model"])
     return step_ops(fields, int(r["batch_size"]), int(r["seq_len"]), r["precision"], r["pass"])
 
 
+def row_files(dirs: list) -> list[Path]:
+    """The causal-LM rows (``raw/llm/**/*.parquet``) below each of ``dirs``, in order."""
+    return [f for d in dirs for f in sorted(Path(d).glob("raw/llm/**/*.parquet"))]
+
+
+def read_rows(dirs: list) -> pd.DataFrame:
+    """The causal-LM rows below ``dirs`` as one table; an error naming them where there are none."""
+    files = row_files(dirs)
+    if not files:
+        raise FileNotFoundError(f"no raw/llm/**/*.parquet below {', '.join(map(str, dirs))}")
+    return pd.concat([read_job_table(f) for f in files], ignore_index=True)
+
+
 def calibrate_dirs(dirs: list[str], log=print) -> pd.DataFrame:
     """One calibration row per (GPU label, precision with an operation stream) of the causal-LM
     rows below ``dirs`` (``raw/llm/**/*.parquet``), each naming the folders it was fitted from."""
-    files = sorted(f for d in dirs for f in Path(d).glob("raw/llm/**/*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no raw/llm/**/*.parquet below {', '.join(dirs)}")
-    table = pd.concat([read_job_table(f) for f in files], ignore_index=True)
+    table = read_rows(dirs)
     table = table[table["model"].notna() & table["precision"].isin(STREAMED)]
     out = []
     for (label, precision), g in table.groupby(["gpu_label", "precision"]):
-        rows = rows_of(g, _ops_of)
+        rows = rows_of(g, ops_of)
         log(f"[steptime] {label} {precision}: fitting on {len(rows)} rows")
         out.append({**calibrate(rows, label, precision), "fitted_from": ",".join(dirs)})
     return pd.DataFrame(out)

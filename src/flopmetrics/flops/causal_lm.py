@@ -9,16 +9,14 @@ books it (:mod:`flopmetrics.flops.counted`), so the precision no longer changes 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from functools import lru_cache
-from pathlib import Path
 
 import torch
 
 from . import transformer
 from .counted import count_flops
-from .models import build_causal_lm, kept_on_disk, summary
+from .models import build_causal_lm, kept_on_disk, source_digest, summary
 
 PASSES = ("forward", "forward_train", "backward", "forward_backward", "optimizer", "train_step")
 
@@ -45,9 +43,7 @@ def _count(blob: str, batch: int, seq: int) -> list[int]:
 
 
 # the source of the code that counts: an edit to it makes every count kept on disk stale
-_COUNTING_CODE = hashlib.sha256(
-    b"".join((Path(__file__).parent / f).read_bytes() for f in ("causal_lm.py", "counted.py"))
-).hexdigest()[:16]
+_COUNTING_CODE = source_digest("causal_lm.py", "counted.py")
 
 
 def _key(fields: dict) -> str:

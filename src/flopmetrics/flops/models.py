@@ -177,6 +177,13 @@ def kept_on_disk(kind: str, key: list, compute):
     return value
 
 
+def source_digest(*names: str) -> str:
+    """A digest of these files of the flops package: a value kept on disk and computed by
+    their code is stale once they are edited."""
+    text = b"".join((Path(__file__).parent / name).read_bytes() for name in names)
+    return hashlib.sha256(text).hexdigest()[:16]
+
+
 def cache_dir() -> Path:
     """``$FLOPMETRICS_CACHE_DIR``, else ``$XDG_CACHE_HOME/flopmetrics``, else
     ``~/.cache/flopmetrics``: derived facts only (a model's size, its FLOP counts), safe to

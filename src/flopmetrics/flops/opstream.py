@@ -21,9 +21,7 @@ What the meta device cannot show is put in explicitly:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,7 +31,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry, shape_wrapper
 
 from .counted import ATTENTION_MAPPING
-from .models import build_causal_lm, kept_on_disk
+from .models import build_causal_lm, kept_on_disk, source_digest
 from .operations import _NO_KERNEL, op_class, operator_name
 
 _GEMMS = frozenset({"mm", "addmm", "bmm", "baddbmm"})
@@ -215,10 +213,4 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
     }
 
 
-def _code_digest() -> str:
-    here = Path(__file__).parent
-    text = b"".join((here / f).read_bytes() for f in ("opstream.py", "operations.py"))
-    return hashlib.sha256(text).hexdigest()[:16]
-
-
-_CODE = _code_digest()
+_CODE = source_digest("opstream.py", "operations.py")

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from ..analysis import steptime
 from ..contracts import packaged
 from ..contracts.experiments import EXPERIMENTS, feeding
 from ..contracts.paths import CALIBRATION, SERVING_CALIBRATION, STEPTIME_CALIBRATION
@@ -90,16 +91,11 @@ def write_serving(table: Path, config_path: Path, out: Path) -> dict:
     return _install(table, packaged.SERVING, _inputs("serving_", dirs, files), out)
 
 
-def steptime_inputs(dirs: list[str]) -> list[Path]:
-    """The causal-LM rows (``raw/llm/``) of the folders the step-time model was fitted from."""
-    return [f for d in dirs for f in sorted(Path(d).glob("raw/llm/**/*.parquet"))]
-
-
 def write_steptime(table: Path, out: Path) -> dict:
     """Copy the step-time model's ``table`` into ``out`` and add its inputs (the folders the
     table names in ``fitted_from``) to the provenance."""
     dirs = pd.read_parquet(table)["fitted_from"].iloc[0].split(",")
-    info = _inputs("steptime_", dirs, steptime_inputs(dirs))
+    info = _inputs("steptime_", dirs, steptime.row_files(dirs))
     return _install(table, packaged.STEPTIME, info, out)
 
 
