@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flopmetrics.analysis import steptime
+from flopmetrics.analysis import steptime, steptime_rows
 
 
 def judge(calibration: dict, rows: list[dict]) -> list[dict]:
@@ -69,16 +69,16 @@ def main() -> int:
     ap.add_argument("--passes", nargs="+", default=["train_step", "forward"])
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    cal, held = steptime.read_rows(args.calibration), steptime.read_rows([args.heldout])
+    cal, held = steptime_rows.read_rows(args.calibration), steptime_rows.read_rows([args.heldout])
     cal = cal[cal["model"] == "llama-3.2-1b"]
     table, fits = [], []
     for (label, precision), h in held.groupby(["gpu_label", "precision"]):
         c = cal[(cal["gpu_label"] == label) & (cal["precision"] == precision)]
-        rows = steptime.rows_of(c, steptime.ops_of)
+        rows = steptime_rows.rows_of(c, steptime_rows.ops_of)
         print(f"[steptime] {label} {precision}: fitting on {len(rows)} rows", file=sys.stderr)
         calibration = steptime.calibrate(rows, label, precision)
         fits.append(calibration)
-        judged = steptime.rows_of(h[h["pass"].isin(args.passes)], steptime.ops_of)
+        judged = steptime_rows.rows_of(h[h["pass"].isin(args.passes)], steptime_rows.ops_of)
         table += judge(calibration, judged)
     table = pd.DataFrame(table)
     keys = ["model", "precision", "pass", "batch_size", "seq_len"]

@@ -19,7 +19,7 @@ import yaml
 from conftest import REPO
 
 from flopmetrics.analysis.merge import merge_energy
-from flopmetrics.analysis.steptime import row_files
+from flopmetrics.analysis.steptime_rows import row_files
 from flopmetrics.contracts import packaged
 from flopmetrics.pipeline.package_calibration import inputs, serving_inputs
 

@@ -66,7 +66,7 @@ def test_a_gemm_with_an_unaligned_dimension_is_flagged():
     odd = step_ops({**resolve("tiny-llama")[1], "vocab_size": 257}, 2, 32, "bf16", "train_step")
     assert steptime.unaligned_share(aligned) == 0
     assert 0 < steptime.unaligned_share(odd) < 1
-    assert any(257 in u[:3] for u in odd["unaligned"])
+    assert any(257 in u[:3] for u in odd["unaligned_gemms"])
 
 
 def test_an_unknown_pass_has_no_stream():
@@ -91,7 +91,9 @@ def synthetic_rows(params, sizes, limit_w=700.0, idle_w=120.0):
     rows = []
     for model, batch, seq in sizes:
         for p in steptime.PASSES:
-            o = step_ops(resolve(model)[1], batch, seq, "bf16", p)
+            o = step_ops(
+                resolve(model)[1] if isinstance(model, str) else model, batch, seq, "bf16", p
+            )
             e, t, _ = steptime.step(params, o, idle_w, limit_w)
             rows.append(
                 {"ops": o, "idle_w": idle_w, "limit_w": limit_w, "energy_j": e, "time_s": t}
@@ -128,8 +130,25 @@ def test_the_fit_never_passes_the_datasheet():
     peak, bandwidth = steptime.limits("h200", "bf16")
     assert fitted["r_flop"] <= peak * (1 + 1e-9)
     assert fitted["bandwidth"] <= bandwidth * (1 + 1e-9)
-    assert all(fitted[k] >= 0 for k in steptime.PARAMETERS)
-    assert all(math.isfinite(fitted[f"{k}_rse"]) for k in steptime.PARAMETERS)
+    free = [k for k in steptime.PARAMETERS if k != "r_unaligned"]  # no unaligned GEMM seen
+    assert all(fitted[k] >= 0 and math.isfinite(fitted[f"{k}_rse"]) for k in free)
+    assert math.isnan(fitted["r_unaligned"]) and math.isnan(fitted["r_unaligned_rse"])
+
+
+ODD = {**resolve("tiny-llama")[1], "vocab_size": 257}  # an LM head cuBLAS cannot align
+
+
+def test_unaligned_gemms_get_a_rate_of_their_own_where_the_rows_have_them():
+    slow = {**TRUE, "r_unaligned": 1.5e14}  # a quarter of the aligned rate
+    rows = synthetic_rows(slow, SIZES) + synthetic_rows(slow, [(ODD, b, s) for _, b, s in SIZES[1:]])
+    fitted = steptime.fit(rows, "h200", "bf16")
+    assert fitted["r_unaligned"] == pytest.approx(1.5e14, rel=0.05)
+    assert math.isfinite(fitted["r_unaligned_rse"])
+    odd = step_ops(ODD, 256, 256, "bf16", "train_step")
+    calibration = {**fitted, "left_out_q95": 0.05, "idle_w": 120.0, "limit_w": 700.0}
+    est = steptime.predict(calibration, odd)  # answered now, at the slower rate
+    assert est["energy_j"] == pytest.approx(steptime.step(slow, odd, 120.0, 700.0)[0], rel=0.01)
+    assert est["time_s"] > steptime.step(TRUE, odd, 120.0, 700.0)[1]
 
 
 def test_an_estimate_carries_the_left_out_misses_and_refuses_unaligned_gemms():

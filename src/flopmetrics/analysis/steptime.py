@@ -6,26 +6,26 @@ bytes and issuing phase, recorded on the meta device):
 
 - the GPU's time at full clock: each matrix product (GEMM or fused attention, whose FLOPs are
   those its causal tiles execute) ``max(F / R, B / BW)``, every other kernel ``B / BW``, plus
-  ``tau`` per kernel;
+  ``tau`` per kernel; a GEMM with a dimension that is not a multiple of 8 runs cuBLAS's slower
+  kernels, at a rate ``R_u`` of its own (fitted only where the calibration has such GEMMs: the
+  reference model with a vocabulary one token wider; else such a step is refused);
 - the host's time: ``h_f``, ``h_b``, ``h_o`` per operation issued by the forward (Python),
   the backward (autograd's engine) and the optimizer;
 - the dynamic energy: ``e_flop F + e_byte B``;
 - power: ``P = P_idle + E_dyn / t``, capped: where that would pass the power limit the clocks
   drop until it does not, so ``t = E_dyn / (P_limit - P_idle)``.
 
-``t = max(GPU, host, E_dyn / (P_limit - P_idle))`` and ``E = P_idle t + E_dyn``. Eight
-parameters, each bounded by physics (``R`` <= the datasheet peak, ``BW`` <= the datasheet
-bandwidth, everything else >= 0), fitted by least squares on the logarithms of measured energy
-and time (scipy), with standard errors from the fit's Jacobian. One rate and one energy per FLOP
-serve GEMMs and attention alike: both run on the tensor cores, and the reference model's
-lengths cannot tell them apart.
+``t = max(GPU, host, E_dyn / (P_limit - P_idle))`` and ``E = P_idle t + E_dyn``. Nine
+parameters, each bounded by physics (``R`` and ``R_u`` <= the datasheet peak, ``BW`` <= the
+datasheet bandwidth, everything else >= 0), fitted by least squares on the logarithms of
+measured energy and time (scipy), with standard errors from the fit's Jacobian. One rate and
+one energy per FLOP serve aligned GEMMs and attention alike: both run on the tensor cores, and
+the reference model's lengths cannot tell them apart.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,11 +34,11 @@ from scipy.optimize import least_squares
 
 from ..energy import datasheet
 from ..flops.models import resolve
-from ..flops.opstream import STREAMED, step_ops
-from .merge import read_job_table
+from ..flops.opstream import step_ops
 
 PARAMETERS = (
     "r_flop",  # FLOP/s of matrix products
+    "r_unaligned",  # FLOP/s of GEMMs with a dimension not a multiple of 8 (cuBLAS's slow kernels)
     "bandwidth",  # B/s
     "tau_s",  # GPU time per kernel
     "host_forward_s",  # host time per operation the forward issues
@@ -47,11 +47,11 @@ PARAMETERS = (
     "e_flop_j",  # dynamic J per matrix-product FLOP
     "e_byte_j",  # dynamic J per byte moved
 )
-_START = (0.7, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 1e-10)  # rates relative to the datasheet
-_RATES = 2  # the first two parameters are bounded by the datasheet
+_START = dict(zip(PARAMETERS, (0.7, 0.3, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 1e-10), strict=True))
+_DATASHEET = {"r_flop": "peak", "r_unaligned": "peak", "bandwidth": "bandwidth"}  # the bounded
 PASSES = ("forward", "forward_backward", "train_step")  # measured directly, never derived
 LEVEL = 0.95
-UNALIGNED_LIMIT = 0.05  # share of GEMM FLOPs in unaligned GEMMs beyond which no estimate
+UNALIGNED_LIMIT = 0.05  # share of GEMM FLOPs in unaligned GEMMs that needs their own rate
 
 
 def limits(label: str, precision: str) -> tuple[float, float]:
@@ -64,18 +64,31 @@ def limits(label: str, precision: str) -> tuple[float, float]:
     return float(peak), float(bandwidth)
 
 
-def _values(x: np.ndarray, peak: float, bandwidth: float) -> dict:
+def free_parameters(rows: list[dict]) -> list[str]:
+    """The parameters rows can fix: the unaligned GEMMs' rate only where some row spends more
+    than :data:`UNALIGNED_LIMIT` of its GEMM FLOPs in them."""
+    seen = max((unaligned_share(r["ops"]) for r in rows), default=0.0) > UNALIGNED_LIMIT
+    return [k for k in PARAMETERS if seen or k != "r_unaligned"]
+
+
+def _values(x: np.ndarray, free: list[str], peak: float, bandwidth: float) -> dict:
     """The parameters from the search's variables: logarithms, the rates relative to their
-    datasheet limit (so that the bound is ``<= 0``)."""
-    v = np.exp(x) * np.r_[peak, bandwidth, np.ones(len(x) - _RATES)]
-    return dict(zip(PARAMETERS, v, strict=True))
+    datasheet limit (so that the bound is ``<= 0``); a parameter not free is NaN."""
+    unit = {"peak": peak, "bandwidth": bandwidth}
+    scale = np.array([unit.get(_DATASHEET.get(k), 1.0) for k in free])
+    return {
+        **dict.fromkeys(PARAMETERS, math.nan),
+        **dict(zip(free, np.exp(x) * scale, strict=True)),
+    }
 
 
 def step(p: dict, ops: dict, idle_w: float, limit_w: float) -> tuple[float, float, str]:
     """(energy J, time s, what bound it: ``gpu``, ``host`` or ``power``) of one iteration."""
     cls, flops, nbytes, phase = ops["cls"], ops["flops"], ops["bytes"], ops["phase"]
     product = (cls == "gemm") | (cls == "attention")
-    rate = np.where(product, p["r_flop"], np.inf)
+    slow = p.get("r_unaligned", math.nan)
+    slow = slow if math.isfinite(slow) else p["r_flop"]  # a fit that saw none: no rate of its own
+    rate = np.where(product, np.where(ops["unaligned"], slow, p["r_flop"]), np.inf)
     gpu = float(np.sum(np.maximum(flops / rate, nbytes / p["bandwidth"]))) + len(cls) * p["tau_s"]
     host = sum(
         float(np.sum(phase == ph)) * p[f"host_{name}_s"]
@@ -87,8 +100,8 @@ def step(p: dict, ops: dict, idle_w: float, limit_w: float) -> tuple[float, floa
     return idle_w * t + dynamic, t, bound
 
 
-def _residuals(x, rows: list, peak: float, bandwidth: float) -> np.ndarray:
-    p = _values(x, peak, bandwidth)
+def _residuals(x, rows: list, free: list[str], peak: float, bandwidth: float) -> np.ndarray:
+    p = _values(x, free, peak, bandwidth)
     out = []
     for r in rows:
         e, t, _ = step(p, r["ops"], r["idle_w"], r["limit_w"])
@@ -99,45 +112,28 @@ def _residuals(x, rows: list, peak: float, bandwidth: float) -> np.ndarray:
 def fit(rows: list[dict], label: str, precision: str) -> dict:
     """The parameters of one GPU label and precision from measured rows (each: ``ops``,
     ``idle_w``, ``limit_w``, ``energy_j``, ``time_s``), their relative standard errors
-    (``<name>_rse``), the residual SD of log energy (``resid_sd``) and the rows fitted."""
-    if len(rows) < len(PARAMETERS) // 2 + 1:  # two residuals a row
-        raise ValueError(f"{len(rows)} rows cannot fix {len(PARAMETERS)} parameters")
+    (``<name>_rse``), the residual SD of log energy (``resid_sd``) and the rows fitted. A
+    parameter the rows cannot fix (:func:`free_parameters`) is NaN."""
+    free = free_parameters(rows)
+    if len(rows) < len(free) // 2 + 1:  # two residuals a row
+        raise ValueError(f"{len(rows)} rows cannot fix {len(free)} parameters")
     peak, bandwidth = limits(label, precision)
-    upper = np.r_[np.zeros(_RATES), np.full(len(PARAMETERS) - _RATES, np.inf)]
+    upper = np.array([0.0 if k in _DATASHEET else np.inf for k in free])
     res = least_squares(
         _residuals,
-        np.log(np.asarray(_START)),
+        np.log([_START[k] for k in free]),
         bounds=(-np.inf, upper),
-        args=(rows, peak, bandwidth),
+        args=(rows, free, peak, bandwidth),
         x_scale="jac",
     )
-    out = _values(res.x, peak, bandwidth)
-    s2 = float(res.fun @ res.fun) / max(len(res.fun) - len(PARAMETERS), 1)
+    out = _values(res.x, free, peak, bandwidth)
+    s2 = float(res.fun @ res.fun) / max(len(res.fun) - len(free), 1)
     rse = np.sqrt(np.clip(np.diag(np.linalg.pinv(res.jac.T @ res.jac) * s2), 0, None))
-    out.update({f"{k}_rse": float(v) for k, v in zip(PARAMETERS, rse, strict=True)})
+    out.update({f"{k}_rse": math.nan for k in PARAMETERS})
+    out.update({f"{k}_rse": float(v) for k, v in zip(free, rse, strict=True)})
     energy_resid = res.fun[0::2]
     out["resid_sd"] = float(np.sqrt(energy_resid @ energy_resid / max(len(rows) - 1, 1)))
     return {**out, "fit_rows": len(rows), "gpu_label": label, "precision": precision}
-
-
-def rows_of(table: pd.DataFrame, ops_of) -> list[dict]:
-    """The measured, gated, eager rows of direct passes in ``table``, each with its operation
-    stream ``ops_of(row)`` (a row of ``table`` as a dict)."""
-    t = table[table["pass"].isin(PASSES) & (table["status"] == "ok") & table["model"].notna()]
-    t = t[t["gates_passed"].astype(bool) & (t["time_per_iter_s"] > 0)]
-    if "launch" in t:
-        t = t[t["launch"].fillna("eager").isin(["eager", ""])]
-    return [
-        {
-            "ops": ops_of(r),
-            "idle_w": float(r["idle_power_w"]),
-            "limit_w": float(r["power_limit_w"]),
-            "energy_j": float(r["energy_j_per_iter"]),
-            "time_s": float(r["time_per_iter_s"]),
-            "row": r,
-        }
-        for r in t.to_dict("records")
-    ]
 
 
 def left_out_misses(rows: list[dict], label: str, precision: str) -> np.ndarray:
@@ -182,21 +178,22 @@ def calibrate(rows: list[dict], label: str, precision: str) -> dict:
 def unaligned_share(ops: dict) -> float:
     """The share of a step's GEMM FLOPs in GEMMs with an unaligned dimension."""
     total = float(ops["flops"][ops["cls"] == "gemm"].sum())
-    return sum(u[3] for u in ops["unaligned"]) / total if total > 0 else 0.0
+    return float(ops["flops"][ops["unaligned"]].sum()) / total if total > 0 else 0.0
 
 
 def predict(calibration: dict, ops: dict) -> dict:
     """Energy per step with its 95 % interval: the larger of the fit's residual scatter and the
     95th percentile of its left-out misses (a configuration of another model, or outside the
     fit's sizes, is an extrapolation like those). ``{"status": why}`` where a step's GEMMs are
-    unaligned beyond what the fit has seen."""
+    unaligned beyond :data:`UNALIGNED_LIMIT` and the fit has no rate for such GEMMs."""
     share = unaligned_share(ops)
-    if share > UNALIGNED_LIMIT:
+    if share > UNALIGNED_LIMIT and not math.isfinite(calibration.get("r_unaligned", math.nan)):
         return {
             "status": f"{100 * share:.0f} % of its GEMM FLOPs are in GEMMs with a dimension "
-            "not a multiple of 8 (cuBLAS's slower kernels; not in the step-time calibration)"
+            "not a multiple of 8 (cuBLAS's slower kernels), and the step-time calibration had "
+            "no such rows to fit their rate on"
         }
-    p = {k: calibration[k] for k in PARAMETERS}
+    p = {k: calibration.get(k, math.nan) for k in PARAMETERS}  # a table older than a parameter
     e, t, bound = step(p, ops, calibration["idle_w"], calibration["limit_w"])
     z = float(stats.norm.ppf(0.5 + LEVEL / 2))
     half = max(z * calibration["resid_sd"], calibration["left_out_q95"])
@@ -207,38 +204,6 @@ def predict(calibration: dict, ops: dict) -> dict:
         "time_s": t,
         "bound": bound,
     }
-
-
-def ops_of(r: dict) -> dict:
-    """A measured row's operation stream (its workload's own model, batch and length)."""
-    _, fields = resolve(json.loads(r["config_json"])["workload"]["model"])
-    return step_ops(fields, int(r["batch_size"]), int(r["seq_len"]), r["precision"], r["pass"])
-
-
-def row_files(dirs: list) -> list[Path]:
-    """The causal-LM rows (``raw/llm/**/*.parquet``) below each of ``dirs``, in order."""
-    return [f for d in dirs for f in sorted(Path(d).glob("raw/llm/**/*.parquet"))]
-
-
-def read_rows(dirs: list) -> pd.DataFrame:
-    """The causal-LM rows below ``dirs`` as one table; an error naming them where there are none."""
-    files = row_files(dirs)
-    if not files:
-        raise FileNotFoundError(f"no raw/llm/**/*.parquet below {', '.join(map(str, dirs))}")
-    return pd.concat([read_job_table(f) for f in files], ignore_index=True)
-
-
-def calibrate_dirs(dirs: list[str], log=print) -> pd.DataFrame:
-    """One calibration row per (GPU label, precision with an operation stream) of the causal-LM
-    rows below ``dirs`` (``raw/llm/**/*.parquet``), each naming the folders it was fitted from."""
-    table = read_rows(dirs)
-    table = table[table["model"].notna() & table["precision"].isin(STREAMED)]
-    out = []
-    for (label, precision), g in table.groupby(["gpu_label", "precision"]):
-        rows = rows_of(g, ops_of)
-        log(f"[steptime] {label} {precision}: fitting on {len(rows)} rows")
-        out.append({**calibrate(rows, label, precision), "fitted_from": ",".join(dirs)})
-    return pd.DataFrame(out)
 
 
 def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:

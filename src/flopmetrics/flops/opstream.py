@@ -14,8 +14,8 @@ What the meta device cannot show is put in explicitly:
   autograd (:class:`_Autocast`): fp32 weights, the inputs of matrix products cast to 16 bits
   (a weight once per forward), norms, softmax and the loss computed in fp32; the casts and their
   gradients are recorded like any other kernel;
-- GEMMs with a dimension that is not a multiple of 8 elements are listed (``unaligned``): cuBLAS
-  runs other, slower kernels for them, which a model fitted on aligned shapes has not seen.
+- GEMMs with a dimension that is not a multiple of 8 elements are marked (``unaligned``):
+  cuBLAS runs other, slower kernels for them, whose rate a step-time model fits apart.
 """
 
 from __future__ import annotations
@@ -69,11 +69,11 @@ def _recorder():
             if "flash_attention" in name:
                 flops = int(flops * _causal_share(args, name))
             cls = op_class(func, self.phase == "o", self.in_attention)
-            self.ops.append((cls, flops, _nbytes(args) + _nbytes(out), self.phase))
-            if name in _GEMMS and self.phase != "o":
-                dims = _gemm_dims(args)
-                if any(d % _ALIGN for d in dims):
-                    self.unaligned.append([*dims, flops])
+            dims = _gemm_dims(args) if name in _GEMMS and self.phase != "o" else ()
+            unaligned = any(d % _ALIGN for d in dims)
+            self.ops.append((cls, flops, _nbytes(args) + _nbytes(out), self.phase, unaligned))
+            if unaligned:
+                self.unaligned.append([*dims, flops])
             return out
 
     return Recorder()
@@ -189,9 +189,10 @@ STREAMED = ("bf16", "bf16-mixed")  # the precisions recorded
 
 def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str) -> dict:
     """The operations of one iteration of ``pass_name`` (``forward``, ``forward_backward`` or
-    ``train_step``) as arrays ``cls``, ``flops``, ``bytes``, ``phase``, and ``unaligned``: the
-    (M, N, K, FLOPs) of each GEMM with a dimension cuBLAS cannot align. Kept on disk per model,
-    size and pass."""
+    ``train_step``) as arrays ``cls``, ``flops``, ``bytes``, ``phase`` and ``unaligned`` (a GEMM
+    with a dimension cuBLAS cannot align), and ``unaligned_gemms``: each such GEMM's (M, N, K,
+    FLOPs).
+    Kept on disk per model, size and pass."""
     recorded = "forward" if pass_name == "forward" else "train_step"
     if pass_name not in (*RECORDED, "forward_backward"):
         raise ValueError(f"no operation stream for pass {pass_name!r}")
@@ -209,7 +210,8 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
         "flops": np.array([op[1] for op in ops], float),
         "bytes": np.array([op[2] for op in ops], float),
         "phase": np.array([op[3] for op in ops]),
-        "unaligned": raw["unaligned"],
+        "unaligned": np.array([op[4] for op in ops], bool),
+        "unaligned_gemms": raw["unaligned"],
     }
 
 

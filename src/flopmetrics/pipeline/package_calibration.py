@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ..analysis import steptime
+from ..analysis import steptime_rows
 from ..contracts import packaged
 from ..contracts.experiments import EXPERIMENTS, feeding
 from ..contracts.paths import CALIBRATION, SERVING_CALIBRATION, STEPTIME_CALIBRATION
@@ -95,7 +95,7 @@ def write_steptime(table: Path, out: Path) -> dict:
     """Copy the step-time model's ``table`` into ``out`` and add its inputs (the folders the
     table names in ``fitted_from``) to the provenance."""
     dirs = pd.read_parquet(table)["fitted_from"].iloc[0].split(",")
-    info = _inputs("steptime_", dirs, steptime.row_files(dirs))
+    info = _inputs("steptime_", dirs, steptime_rows.row_files(dirs))
     return _install(table, packaged.STEPTIME, info, out)
 
 

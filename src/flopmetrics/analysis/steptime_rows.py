@@ -1,0 +1,66 @@
+"""The measured rows a step-time model (:mod:`flopmetrics.analysis.steptime`) is fitted on and
+judged by: read from reference folders, each with its operation stream."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..flops.models import resolve
+from ..flops.opstream import STREAMED, step_ops
+from .merge import read_job_table
+from .steptime import PASSES, calibrate
+
+
+def rows_of(table: pd.DataFrame, ops_of) -> list[dict]:
+    """The measured, gated, eager rows of direct passes in ``table``, each with its operation
+    stream ``ops_of(row)`` (a row of ``table`` as a dict)."""
+    t = table[table["pass"].isin(PASSES) & (table["status"] == "ok") & table["model"].notna()]
+    t = t[t["gates_passed"].astype(bool) & (t["time_per_iter_s"] > 0)]
+    if "launch" in t:
+        t = t[t["launch"].fillna("eager").isin(["eager", ""])]
+    return [
+        {
+            "ops": ops_of(r),
+            "idle_w": float(r["idle_power_w"]),
+            "limit_w": float(r["power_limit_w"]),
+            "energy_j": float(r["energy_j_per_iter"]),
+            "time_s": float(r["time_per_iter_s"]),
+            "row": r,
+        }
+        for r in t.to_dict("records")
+    ]
+
+
+def ops_of(r: dict) -> dict:
+    """A measured row's operation stream (its workload's own model, batch and length)."""
+    _, fields = resolve(json.loads(r["config_json"])["workload"]["model"])
+    return step_ops(fields, int(r["batch_size"]), int(r["seq_len"]), r["precision"], r["pass"])
+
+
+def row_files(dirs: list) -> list[Path]:
+    """The causal-LM rows (``raw/llm/**/*.parquet``) below each of ``dirs``, in order."""
+    return [f for d in dirs for f in sorted(Path(d).glob("raw/llm/**/*.parquet"))]
+
+
+def read_rows(dirs: list) -> pd.DataFrame:
+    """The causal-LM rows below ``dirs`` as one table; an error naming them where there are none."""
+    files = row_files(dirs)
+    if not files:
+        raise FileNotFoundError(f"no raw/llm/**/*.parquet below {', '.join(map(str, dirs))}")
+    return pd.concat([read_job_table(f) for f in files], ignore_index=True)
+
+
+def calibrate_dirs(dirs: list[str], log=print) -> pd.DataFrame:
+    """One calibration row per (GPU label, precision with an operation stream) of the causal-LM
+    rows below ``dirs`` (``raw/llm/**/*.parquet``), each naming the folders it was fitted from."""
+    table = read_rows(dirs)
+    table = table[table["model"].notna() & table["precision"].isin(STREAMED)]
+    out = []
+    for (label, precision), g in table.groupby(["gpu_label", "precision"]):
+        rows = rows_of(g, ops_of)
+        log(f"[steptime] {label} {precision}: fitting on {len(rows)} rows")
+        out.append({**calibrate(rows, label, precision), "fitted_from": ",".join(dirs)})
+    return pd.DataFrame(out)
