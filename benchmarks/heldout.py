@@ -9,7 +9,7 @@ absolute error, and the share of intervals that covered the measurement; rows th
 refused are counted apart.
 
 Run from the repository root, after the pipeline made the calibration:
-    python benchmarks/heldout.py --heldout resources/reference/h200_heldout \\
+    python benchmarks/heldout.py --heldout resources/reference/h200_heldout [DIR ...] \\
         [--calibration results/calibration/calibration.parquet] [--passes train_step forward]
 """
 
@@ -28,11 +28,11 @@ from flopmetrics.analysis.spread import measured_rows
 from flopmetrics.contracts import packaged
 
 
-def judged(heldout: Path, passes: list[str]) -> pd.DataFrame:
-    """The held-out set's gated, measured rows of the judged passes."""
-    files = sorted(heldout.glob("raw/**/*.parquet"))
+def judged(heldout: list[Path], passes: list[str]) -> pd.DataFrame:
+    """The held-out sets' gated, measured rows of the judged passes."""
+    files = [f for d in heldout for f in sorted(d.glob("raw/**/*.parquet"))]
     if not files:
-        raise SystemExit(f"no raw/**/*.parquet under {heldout}")
+        raise SystemExit(f"no raw/**/*.parquet under {', '.join(map(str, heldout))}")
     rows = measured_rows(pd.concat([read_job_table(f) for f in files], ignore_index=True))
     llm = rows["model"].notna() if "model" in rows else False  # causal LM rows, not MLP/matmul
     return rows[llm & rows["pass"].isin(passes)]
@@ -129,7 +129,7 @@ def summary(table: pd.DataFrame) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--heldout", type=Path, required=True)
+    ap.add_argument("--heldout", type=Path, nargs="+", required=True, help="held-out folders")
     ap.add_argument(
         "--calibration", type=Path, default=Path("results/calibration/calibration.parquet")
     )
