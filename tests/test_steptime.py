@@ -130,25 +130,47 @@ def test_the_fit_never_passes_the_datasheet():
     peak, bandwidth = steptime.limits("h200", "bf16")
     assert fitted["r_flop"] <= peak * (1 + 1e-9)
     assert fitted["bandwidth"] <= bandwidth * (1 + 1e-9)
-    free = [k for k in steptime.PARAMETERS if k != "r_unaligned"]  # no unaligned GEMM seen
+    unaligned = ("r_unaligned", "e_unaligned_j")  # no unaligned GEMM seen: not fitted
+    free = [k for k in steptime.PARAMETERS if k not in unaligned]
     assert all(fitted[k] >= 0 and math.isfinite(fitted[f"{k}_rse"]) for k in free)
-    assert math.isnan(fitted["r_unaligned"]) and math.isnan(fitted["r_unaligned_rse"])
+    assert all(math.isnan(fitted[k]) and math.isnan(fitted[f"{k}_rse"]) for k in unaligned)
 
 
-ODD = {**resolve("tiny-llama")[1], "vocab_size": 257}  # an LM head cuBLAS cannot align
+# an LM head cuBLAS cannot align, wide enough for its GEMMs to be bound by their rate
+ODD = {**resolve("tiny-llama")[1], "hidden_size": 256, "head_dim": 64, "vocab_size": 4097}
 
 
-def test_unaligned_gemms_get_a_rate_of_their_own_where_the_rows_have_them():
-    slow = {**TRUE, "r_unaligned": 1.5e14}  # a quarter of the aligned rate
-    rows = synthetic_rows(slow, SIZES) + synthetic_rows(slow, [(ODD, b, s) for _, b, s in SIZES[1:]])
+def test_unaligned_gemms_get_a_rate_and_energy_of_their_own_where_the_rows_have_them():
+    slow = {**TRUE, "r_unaligned": 1.5e14, "e_unaligned_j": 2.5e-12}  # cuBLAS's slow kernels
+    rows = synthetic_rows(slow, SIZES) + synthetic_rows(
+        slow, [(ODD, b, s) for _, b, s in SIZES[1:]]
+    )
     fitted = steptime.fit(rows, "h200", "bf16")
     assert fitted["r_unaligned"] == pytest.approx(1.5e14, rel=0.05)
+    assert fitted["e_unaligned_j"] == pytest.approx(2.5e-12, rel=0.05)
     assert math.isfinite(fitted["r_unaligned_rse"])
     odd = step_ops(ODD, 256, 256, "bf16", "train_step")
     calibration = {**fitted, "left_out_q95": 0.05, "idle_w": 120.0, "limit_w": 700.0}
+    calibration["left_out_q95_unaligned"] = 0.2
     est = steptime.predict(calibration, odd)  # answered now, at the slower rate
     assert est["energy_j"] == pytest.approx(steptime.step(slow, odd, 120.0, 700.0)[0], rel=0.01)
     assert est["time_s"] > steptime.step(TRUE, odd, 120.0, 700.0)[1]
+    # its interval is the left-out misses of steps like it, not of aligned ones
+    assert est["energy_j_hi"] / est["energy_j"] - 1 == pytest.approx(0.2)
+    aligned = steptime.predict(calibration, ops())
+    assert aligned["energy_j_hi"] / aligned["energy_j"] - 1 == pytest.approx(0.05)
+
+
+def test_the_calibration_bounds_unaligned_steps_by_their_own_left_out_misses():
+    slow = {**TRUE, "r_unaligned": 1.5e14, "e_unaligned_j": 2.5e-12}
+    sizes = [(m, b, s) for m in ("tiny-llama", ODD) for b in (1, 64) for s in (64, 256)]
+    rows = synthetic_rows(slow, sizes)
+    for i, r in enumerate(rows):  # measured rows scatter; each as a pipeline row names itself
+        r["energy_j"] *= 1 + 0.02 * ((i % 3) - 1)
+        r["row"] = {"model": "m", "batch_size": sizes[i // 3][1], "seq_len": sizes[i // 3][2]}
+    c = steptime.calibrate(rows, "h200", "bf16")
+    assert c["left_out_q95"] > 0 and c["left_out_q95_unaligned"] > 0
+    assert c["left_out_n"] == 2 * len(rows)  # each row left out once by batch, once by length
 
 
 def test_an_estimate_carries_the_left_out_misses_and_refuses_unaligned_gemms():

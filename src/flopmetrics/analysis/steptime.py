@@ -45,9 +45,12 @@ PARAMETERS = (
     "host_backward_s",
     "host_optimizer_s",
     "e_flop_j",  # dynamic J per matrix-product FLOP
+    "e_unaligned_j",  # dynamic J per FLOP of an unaligned GEMM
     "e_byte_j",  # dynamic J per byte moved
 )
-_START = dict(zip(PARAMETERS, (0.7, 0.3, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 1e-10), strict=True))
+_START = (0.7, 0.3, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 2e-12, 1e-10)
+_START = dict(zip(PARAMETERS, _START, strict=True))
+_UNALIGNED = {"r_unaligned": "r_flop", "e_unaligned_j": "e_flop_j"}  # where no such GEMM was seen
 _DATASHEET = {"r_flop": "peak", "r_unaligned": "peak", "bandwidth": "bandwidth"}  # the bounded
 PASSES = ("forward", "forward_backward", "train_step")  # measured directly, never derived
 LEVEL = 0.95
@@ -65,10 +68,10 @@ def limits(label: str, precision: str) -> tuple[float, float]:
 
 
 def free_parameters(rows: list[dict]) -> list[str]:
-    """The parameters rows can fix: the unaligned GEMMs' rate only where some row spends more
-    than :data:`UNALIGNED_LIMIT` of its GEMM FLOPs in them."""
+    """The parameters rows can fix: the unaligned GEMMs' rate and energy only where some row
+    spends more than :data:`UNALIGNED_LIMIT` of its GEMM FLOPs in them."""
     seen = max((unaligned_share(r["ops"]) for r in rows), default=0.0) > UNALIGNED_LIMIT
-    return [k for k in PARAMETERS if seen or k != "r_unaligned"]
+    return [k for k in PARAMETERS if seen or k not in _UNALIGNED]
 
 
 def _values(x: np.ndarray, free: list[str], peak: float, bandwidth: float) -> dict:
@@ -82,19 +85,28 @@ def _values(x: np.ndarray, free: list[str], peak: float, bandwidth: float) -> di
     }
 
 
+def _filled(p: dict) -> dict:
+    """``p`` with unaligned GEMMs priced as aligned ones where the fit saw none (NaN)."""
+    out = dict(p)
+    for k, aligned in _UNALIGNED.items():
+        out[k] = out[k] if math.isfinite(out.get(k, math.nan)) else out[aligned]
+    return out
+
+
 def step(p: dict, ops: dict, idle_w: float, limit_w: float) -> tuple[float, float, str]:
     """(energy J, time s, what bound it: ``gpu``, ``host`` or ``power``) of one iteration."""
     cls, flops, nbytes, phase = ops["cls"], ops["flops"], ops["bytes"], ops["phase"]
+    p = _filled(p)
     product = (cls == "gemm") | (cls == "attention")
-    slow = p.get("r_unaligned", math.nan)
-    slow = slow if math.isfinite(slow) else p["r_flop"]  # a fit that saw none: no rate of its own
-    rate = np.where(product, np.where(ops["unaligned"], slow, p["r_flop"]), np.inf)
+    slow = ops["unaligned"]
+    rate = np.where(product, np.where(slow, p["r_unaligned"], p["r_flop"]), np.inf)
     gpu = float(np.sum(np.maximum(flops / rate, nbytes / p["bandwidth"]))) + len(cls) * p["tau_s"]
     host = sum(
         float(np.sum(phase == ph)) * p[f"host_{name}_s"]
         for ph, name in (("f", "forward"), ("b", "backward"), ("o", "optimizer"))
     )
-    dynamic = p["e_flop_j"] * flops[product].sum() + p["e_byte_j"] * nbytes.sum()
+    dynamic = p["e_flop_j"] * flops[product & ~slow].sum() + p["e_byte_j"] * nbytes.sum()
+    dynamic += p["e_unaligned_j"] * flops[product & slow].sum()
     capped = dynamic / max(limit_w - idle_w, 1e-9)
     t, bound = max((gpu, "gpu"), (host, "host"), (capped, "power"))
     return idle_w * t + dynamic, t, bound
@@ -136,11 +148,11 @@ def fit(rows: list[dict], label: str, precision: str) -> dict:
     return {**out, "fit_rows": len(rows), "gpu_label": label, "precision": precision}
 
 
-def left_out_misses(rows: list[dict], label: str, precision: str) -> np.ndarray:
+def left_out_misses(rows: list[dict], label: str, precision: str) -> tuple[np.ndarray, np.ndarray]:
     """The relative energy misses of fits that leave one batch size, or one length, out, on
-    the rows they left out: how far the fit carries beyond what it saw, measured on the
-    calibration's own rows."""
-    misses = []
+    the rows they left out (how far the fit carries beyond what it saw, measured on the
+    calibration's own rows), and whether each row's GEMMs were unaligned."""
+    misses, unaligned = [], []
     for key in ("batch_size", "seq_len"):
         values = sorted({r["row"][key] for r in rows})
         for value in values if len(values) > 1 else []:
@@ -148,21 +160,26 @@ def left_out_misses(rows: list[dict], label: str, precision: str) -> np.ndarray:
             for r in (r for r in rows if r["row"][key] == value):
                 e = step(p, r["ops"], r["idle_w"], r["limit_w"])[0]
                 misses.append(abs(e / r["energy_j"] - 1))
-    return np.asarray(misses)
+                unaligned.append(unaligned_share(r["ops"]) > UNALIGNED_LIMIT)
+    return np.asarray(misses), np.asarray(unaligned, bool)
+
+
+def _q95(misses: np.ndarray) -> float:
+    """The split-conformal bound: the misses' 95th percentile, rounded up to one of them."""
+    return float(np.quantile(misses, LEVEL, method="higher")) if len(misses) else math.nan
 
 
 def calibrate(rows: list[dict], label: str, precision: str) -> dict:
-    """One calibration row: the fit, its left-out miss, and what it was fitted on (models,
+    """One calibration row: the fit, its left-out misses' bound (for steps with unaligned
+    GEMMs apart: their own rate is fitted on fewer rows), and what it was fitted on (models,
     batch sizes and lengths, the median idle power and power limit of its rows)."""
     out = fit(rows, label, precision)
-    misses = left_out_misses(rows, label, precision)
+    misses, unaligned = left_out_misses(rows, label, precision)
     column = lambda k: [r["row"][k] for r in rows]  # noqa: E731
     return {
         **out,
-        # the split-conformal bound: the left-out misses' 95th percentile (rounded up)
-        "left_out_q95": float(np.quantile(misses, LEVEL, method="higher"))
-        if len(misses)
-        else math.nan,
+        "left_out_q95": _q95(misses[~unaligned]),
+        "left_out_q95_unaligned": _q95(misses[unaligned]),
         "left_out_max": float(misses.max()) if len(misses) else math.nan,
         "left_out_n": len(misses),
         "models": ",".join(sorted(set(map(str, column("model"))))),
@@ -184,7 +201,8 @@ def unaligned_share(ops: dict) -> float:
 def predict(calibration: dict, ops: dict) -> dict:
     """Energy per step with its 95 % interval: the larger of the fit's residual scatter and the
     95th percentile of its left-out misses (a configuration of another model, or outside the
-    fit's sizes, is an extrapolation like those). ``{"status": why}`` where a step's GEMMs are
+    fit's sizes, is an extrapolation like those; a step with unaligned GEMMs takes the misses of
+    such steps where larger). ``{"status": why}`` where a step's GEMMs are
     unaligned beyond :data:`UNALIGNED_LIMIT` and the fit has no rate for such GEMMs."""
     share = unaligned_share(ops)
     if share > UNALIGNED_LIMIT and not math.isfinite(calibration.get("r_unaligned", math.nan)):
@@ -196,7 +214,10 @@ def predict(calibration: dict, ops: dict) -> dict:
     p = {k: calibration.get(k, math.nan) for k in PARAMETERS}  # a table older than a parameter
     e, t, bound = step(p, ops, calibration["idle_w"], calibration["limit_w"])
     z = float(stats.norm.ppf(0.5 + LEVEL / 2))
-    half = max(z * calibration["resid_sd"], calibration["left_out_q95"])
+    q95 = [calibration["left_out_q95"]]
+    if share > UNALIGNED_LIMIT:  # and the misses of steps like it, where larger
+        q95.append(calibration.get("left_out_q95_unaligned", math.nan))
+    half = float(np.nanmax([z * calibration["resid_sd"], *q95]))
     return {
         "energy_j": e,
         "energy_j_lo": e * (1 - half),
