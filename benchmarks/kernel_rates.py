@@ -2,7 +2,8 @@
 at hand with CUDA events, for what the reference model's calibration cannot separate.
 
 - fused causal attention (``F.scaled_dot_product_attention``, ``is_causal``), forward and
-  forward + backward, at head dimension 64 and 128, 512-4096 tokens: FLOP/s of the causal tiles
+  forward + backward, at head dimension 64 and 128, 512-4096 tokens, and with dropout 0.1 (as
+  GPT-2's attention trains) at 64: FLOP/s of the causal tiles
   (:func:`flopmetrics.flops.opstream._causal_share`'s convention: ``(n + 1) / 2n`` of the full
   score matrix, ``n`` tiles of 128 rows);
 - LM-head GEMMs (``F.linear``, tokens x hidden -> vocabulary) with an aligned and an unaligned
@@ -42,21 +43,25 @@ def timed(fn, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def attention(batch: int, heads: int, seq: int, dim: int, repeats: int) -> list[dict]:
+def attention(batch: int, heads: int, seq: int, dim: int, repeats: int, dropout: float = 0.0):
     q, k, v = (
         torch.randn(batch, heads, seq, dim, device="cuda", dtype=torch.bfloat16, requires_grad=True)
         for _ in range(3)
     )
     n = -(-seq // _TILE)
     causal = 4 * batch * heads * seq * seq * dim * (n + 1) / (2 * n)  # QK^T and PV, causal tiles
-    fwd = timed(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), repeats)
+
+    def sdpa():
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+
+    fwd = timed(sdpa, repeats)
     grad = torch.randn_like(q)
 
     def both():
-        F.scaled_dot_product_attention(q, k, v, is_causal=True).backward(grad)
+        sdpa().backward(grad)
 
     fb = timed(both, repeats)
-    shape = {"batch": batch, "heads": heads, "seq": seq, "dim": dim}
+    shape = {"batch": batch, "heads": heads, "seq": seq, "dim": dim, "dropout": dropout}
     return [
         {"kind": "attention", "pass": "forward", **shape, "flops": causal, "time_s": fwd},
         # backward: 2.5x the forward's matrix products (dQ, dK, dV, and the recomputed scores)
@@ -97,6 +102,8 @@ def main() -> int:
         for seq in (512, 1024, 2048, 4096):
             rows += attention(max(1, 16384 // seq), heads, seq, dim, args.repeats)
             print(f"[rates] attention d{dim} h{heads} s{seq}", file=sys.stderr, flush=True)
+    for seq in (512, 1024, 2048, 4096):  # GPT-2's attention: dropout 0.1 in training mode
+        rows += attention(max(1, 16384 // seq), 12, seq, 64, args.repeats, dropout=0.1)
     for hidden, vocabs in ((768, (50304, 50257)), (2048, (128256, 128257))):
         for vocab in vocabs:
             for tokens in (4096, 16384):
