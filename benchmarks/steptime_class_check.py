@@ -71,7 +71,7 @@ def main() -> int:
     for r in doc["rows"]:
         if r["precision"] not in STREAMED or r["pass"] not in steptime.PASSES:
             continue
-        c = steptime._filled(table[table["precision"] == r["precision"]].iloc[0].to_dict())
+        c = steptime.filled(table[table["precision"] == r["precision"]].iloc[0].to_dict())
         fields = resolve(models[r["model"]])[1]
         ops = step_ops(fields, r["batch_size"], r["seq_len"], r["precision"], r["pass"])
         m, p = model_times(c, ops), profiled_times(r)

@@ -263,6 +263,7 @@ def test_the_estimate_command_uses_the_packaged_step_time_model_for_another_mode
     g = json.loads(gpt2.stdout)
     assert g["status"] == "ok" and g["basis"].startswith("step-time model")
     assert g["energy_j_hi"] / g["energy_j"] > r["energy_j_hi"] / r["energy_j"]
+    assert "unaligned" in g["interval"] and "unaligned" not in r["interval"]
 
 
 def test_the_pipeline_fits_the_step_time_model_on_the_folders_named(workflow):

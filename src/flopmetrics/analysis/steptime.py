@@ -7,15 +7,16 @@ bytes and issuing phase, recorded on the meta device):
 - the GPU's time at full clock: each matrix product (GEMM or fused attention, whose FLOPs are
   those its causal tiles execute) ``max(F / R, B / BW)``, every other kernel ``B / BW``, plus
   ``tau`` per kernel; a GEMM with a dimension that is not a multiple of 8 runs cuBLAS's slower
-  kernels, at a rate ``R_u`` of its own (fitted only where the calibration has such GEMMs: the
-  reference model with a vocabulary one token wider; else such a step is refused);
+  kernels, at a rate ``R_u`` and an energy per FLOP ``e_u`` of its own (fitted only where the
+  calibration has such GEMMs: the reference model with a vocabulary one token wider; else a
+  step with many of them is refused);
 - the host's time: ``h_f``, ``h_b``, ``h_o`` per operation issued by the forward (Python),
   the backward (autograd's engine) and the optimizer;
-- the dynamic energy: ``e_flop F + e_byte B``;
+- the dynamic energy: ``e_flop F + e_u F_u + e_byte B``;
 - power: ``P = P_idle + E_dyn / t``, capped: where that would pass the power limit the clocks
   drop until it does not, so ``t = E_dyn / (P_limit - P_idle)``.
 
-``t = max(GPU, host, E_dyn / (P_limit - P_idle))`` and ``E = P_idle t + E_dyn``. Nine
+``t = max(GPU, host, E_dyn / (P_limit - P_idle))`` and ``E = P_idle t + E_dyn``. Ten
 parameters, each bounded by physics (``R`` and ``R_u`` <= the datasheet peak, ``BW`` <= the
 datasheet bandwidth, everything else >= 0), fitted by least squares on the logarithms of
 measured energy and time (scipy), with standard errors from the fit's Jacobian. One rate and
@@ -85,7 +86,7 @@ def _values(x: np.ndarray, free: list[str], peak: float, bandwidth: float) -> di
     }
 
 
-def _filled(p: dict) -> dict:
+def filled(p: dict) -> dict:
     """``p`` with unaligned GEMMs priced as aligned ones where the fit saw none (NaN)."""
     out = dict(p)
     for k, aligned in _UNALIGNED.items():
@@ -96,7 +97,7 @@ def _filled(p: dict) -> dict:
 def step(p: dict, ops: dict, idle_w: float, limit_w: float) -> tuple[float, float, str]:
     """(energy J, time s, what bound it: ``gpu``, ``host`` or ``power``) of one iteration."""
     cls, flops, nbytes, phase = ops["cls"], ops["flops"], ops["bytes"], ops["phase"]
-    p = _filled(p)
+    p = filled(p)
     product = (cls == "gemm") | (cls == "attention")
     slow = ops["unaligned"]
     rate = np.where(product, np.where(slow, p["r_unaligned"], p["r_flop"]), np.inf)
@@ -224,6 +225,7 @@ def predict(calibration: dict, ops: dict) -> dict:
         "energy_j_hi": e * (1 + half),
         "time_s": t,
         "bound": bound,
+        "unaligned": share > UNALIGNED_LIMIT,
     }
 
 
@@ -256,10 +258,11 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
     if scale > 1:  # a larger step than any fitted: its left-out misses are of smaller ones
         basis = f"extrapolated: {basis}; the step's FLOPs {scale:.1f}x the largest fitted"
     cards = int(c.get("cards", 1))
+    like = " (of its steps with unaligned GEMMs, where larger)" if est["unaligned"] else ""
     return {
         "basis": basis,
         "interval": f"95 %: +-{100 * (est['energy_j_hi'] / est['energy_j'] - 1):.1f} %, the "
-        "95th percentile of the fit's misses with one batch size or length left out "
+        f"95th percentile of the fit's misses with one batch size or length left out{like} "
         "(or 1.96 residual SDs where larger); no card-to-card spread added (the fit's rows "
         f"came from {cards} card{'s' if cards != 1 else ''})",
         "step": est["energy_j"],
