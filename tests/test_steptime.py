@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO
 from test_cli import cli
 
-from flopmetrics.analysis import co2e, steptime
+from flopmetrics.analysis import co2e, steptime, steptime_rows
 from flopmetrics.contracts import packaged, paths
 from flopmetrics.flops.models import resolve
 from flopmetrics.flops.opstream import step_ops
@@ -268,8 +268,13 @@ def test_the_estimate_command_uses_the_packaged_step_time_model_for_another_mode
 
 def test_the_pipeline_fits_the_step_time_model_on_the_folders_named(workflow):
     folder = REPO / "resources/reference/h200_calibration_batch"
+    others = REPO / "resources/reference/h200_heldout3"  # judged, never fitted on
     config = {**workflow.config}
-    config["calibration"] = {**config.get("calibration", {}), "steptime_dirs": [str(folder)]}
+    config["calibration"] = {
+        **config.get("calibration", {}),
+        "steptime_dirs": [str(folder)],
+        "steptime_heldout_dirs": [str(others)],
+    }
     workflow.write_config(config)
     workflow.run(paths.STEPTIME_CALIBRATION)
     table = pd.read_parquet(workflow.workdir / paths.STEPTIME_CALIBRATION)
@@ -277,4 +282,26 @@ def test_the_pipeline_fits_the_step_time_model_on_the_folders_named(workflow):
     peak, bandwidth = steptime.limits("h200", "bf16")
     assert (table["r_flop"] <= peak * (1 + 1e-9)).all() and (table["e_flop_j"] > 0).all()
     assert (table["batch_sizes"] == "1,2,4").all() and table["left_out_q95"].notna().all()
+    mixed = table[table["precision"] == "bf16-mixed"].iloc[0]  # the held-out set's precision
+    assert mixed["heldout_n"] == 20 and len(mixed["heldout_models"].split(",")) == 4
+    assert mixed["heldout_q95"] > 0
     assert workflow.scheduled(paths.STEPTIME_CALIBRATION) == {}  # nothing left to redo
+
+
+def test_the_interval_carries_the_misses_on_models_the_fit_never_saw():
+    calibration = {**TRUE, "resid_sd": 0.01, "left_out_q95": 0.03, "idle_w": 120.0}
+    calibration["limit_w"] = 700.0
+    other = synthetic_rows(TRUE, [("tiny-qwen2", b, s) for b in (1, 64) for s in (64, 256)])
+    for i, r in enumerate(other):  # another model spends 8-16 % more than the fit says
+        r["energy_j"] *= 1.08 + 0.04 * (i % 3)
+        r["row"] = {"model": "tiny-qwen2"}
+    bound = steptime_rows.heldout_bound(calibration, other)
+    assert bound["heldout_n"] == len(other) and bound["heldout_models"] == "tiny-qwen2"
+    assert 0.10 < bound["heldout_q95"] <= bound["heldout_max"] < 0.14
+    est = steptime.predict({**calibration, **bound}, ops())
+    assert est["energy_j_hi"] / est["energy_j"] - 1 == pytest.approx(bound["heldout_q95"])
+    table = synthetic_table().assign(**bound)
+    e = steptime.step_energy(workload("tiny-qwen2"), "h200", table)
+    assert (
+        f"{len(other)} measured steps of models it was not fitted on (tiny-qwen2)" in e["interval"]
+    )

@@ -69,7 +69,12 @@ rule calibrate_serving:
 rule calibrate_steptime:
     input:
         rows=steptime_rows,
-        code=library("flopmetrics.analysis.steptime", "flopmetrics.flops.opstream"),
+        heldout=steptime_heldout_rows,
+        code=library(
+            "flopmetrics.analysis.steptime",
+            "flopmetrics.analysis.steptime_rows",
+            "flopmetrics.flops.opstream",
+        ),
     output:
         table=paths.STEPTIME_CALIBRATION,
         csv=paths.STEPTIME_CALIBRATION_TABLE,
@@ -80,6 +85,7 @@ rule calibrate_steptime:
         "../../envs/flopmetrics.yaml"
     params:
         dirs=steptime_dirs(),
+        heldout=steptime_dirs("steptime_heldout_dirs"),
     script:
         "../scripts/calibrate_steptime.py"
 

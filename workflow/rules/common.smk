@@ -251,9 +251,17 @@ def steptime_rows(wildcards):
     )
 
 
-def steptime_dirs():
-    """calibration.steptime_dirs, each found as every configured folder is (repo_path)."""
-    return [repo_path(d) for d in config["calibration"]["steptime_dirs"]]
+def steptime_dirs(key="steptime_dirs"):
+    """calibration.steptime_dirs (or another key's folders), each found as every configured
+    folder is (repo_path)."""
+    return [repo_path(d) for d in config["calibration"][key]]
+
+
+def steptime_heldout_rows(wildcards):
+    """The causal-LM rows of other models the step-time model is judged on (none by default)."""
+    dirs = config["calibration"]["steptime_heldout_dirs"]
+    key = "calibration.steptime_heldout_dirs"
+    return references.reference_files(dirs, repo_path, key=key, experiments=("llm",))
 
 
 def steptime_calibration(wildcards):

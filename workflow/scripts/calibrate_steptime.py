@@ -1,10 +1,13 @@
-# Adapter: causal-LM rows of calibration.steptime_dirs -> the step-time model per GPU and precision.
+# Adapter: causal-LM rows of calibration.steptime_dirs (fitted) and steptime_heldout_dirs (judged)
+# -> the step-time model per GPU and precision.
 from flopmetrics.analysis import steptime_rows
 from flopmetrics.jobs.log import logged
 from flopmetrics.jobs.output import write_csv, write_parquet
 
 with logged(snakemake.log[0]):
-    table = steptime_rows.calibrate_dirs(list(snakemake.params.dirs))
+    table = steptime_rows.calibrate_dirs(
+        list(snakemake.params.dirs), heldout=list(snakemake.params.heldout)
+    )
     print(table.T.to_string())
     write_parquet(table, snakemake.output.table)
     write_csv(table, snakemake.output.csv)

@@ -165,7 +165,7 @@ def left_out_misses(rows: list[dict], label: str, precision: str) -> tuple[np.nd
     return np.asarray(misses), np.asarray(unaligned, bool)
 
 
-def _q95(misses: np.ndarray) -> float:
+def q95(misses: np.ndarray) -> float:
     """The split-conformal bound: the misses' 95th percentile, rounded up to one of them."""
     return float(np.quantile(misses, LEVEL, method="higher")) if len(misses) else math.nan
 
@@ -179,8 +179,8 @@ def calibrate(rows: list[dict], label: str, precision: str) -> dict:
     column = lambda k: [r["row"][k] for r in rows]  # noqa: E731
     return {
         **out,
-        "left_out_q95": _q95(misses[~unaligned]),
-        "left_out_q95_unaligned": _q95(misses[unaligned]),
+        "left_out_q95": q95(misses[~unaligned]),
+        "left_out_q95_unaligned": q95(misses[unaligned]),
         "left_out_max": float(misses.max()) if len(misses) else math.nan,
         "left_out_n": len(misses),
         "models": ",".join(sorted(set(map(str, column("model"))))),
@@ -200,10 +200,11 @@ def unaligned_share(ops: dict) -> float:
 
 
 def predict(calibration: dict, ops: dict) -> dict:
-    """Energy per step with its 95 % interval: the larger of the fit's residual scatter and the
-    95th percentile of its left-out misses (a configuration of another model, or outside the
-    fit's sizes, is an extrapolation like those; a step with unaligned GEMMs takes the misses of
-    such steps where larger). ``{"status": why}`` where a step's GEMMs are
+    """Energy per step with its 95 % interval: the largest of the fit's residual scatter, the
+    95th percentile of its left-out misses (a configuration outside the fit's sizes is an
+    extrapolation like those; a step with unaligned GEMMs takes the misses of such steps where
+    larger) and that of its misses on other models (``heldout_q95``, where measured).
+    ``{"status": why}`` where a step's GEMMs are
     unaligned beyond :data:`UNALIGNED_LIMIT` and the fit has no rate for such GEMMs."""
     share = unaligned_share(ops)
     if share > UNALIGNED_LIMIT and not math.isfinite(calibration.get("r_unaligned", math.nan)):
@@ -215,10 +216,10 @@ def predict(calibration: dict, ops: dict) -> dict:
     p = {k: calibration.get(k, math.nan) for k in PARAMETERS}  # a table older than a parameter
     e, t, bound = step(p, ops, calibration["idle_w"], calibration["limit_w"])
     z = float(stats.norm.ppf(0.5 + LEVEL / 2))
-    q95 = [calibration["left_out_q95"]]
+    bounds = [calibration["left_out_q95"], calibration.get("heldout_q95", math.nan)]
     if share > UNALIGNED_LIMIT:  # and the misses of steps like it, where larger
-        q95.append(calibration.get("left_out_q95_unaligned", math.nan))
-    half = float(np.nanmax([z * calibration["resid_sd"], *q95]))
+        bounds.append(calibration.get("left_out_q95_unaligned", math.nan))
+    half = float(np.nanmax([z * calibration["resid_sd"], *bounds]))
     return {
         "energy_j": e,
         "energy_j_lo": e * (1 - half),
@@ -259,12 +260,18 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
         basis = f"extrapolated: {basis}; the step's FLOPs {scale:.1f}x the largest fitted"
     cards = int(c.get("cards", 1))
     like = " (of its steps with unaligned GEMMs, where larger)" if est["unaligned"] else ""
+    others = ""
+    if c.get("heldout_n", 0) > 0:
+        others = (
+            f", and of its misses on {int(c['heldout_n'])} measured steps of models it was not "
+            f"fitted on ({str(c['heldout_models']).replace(',', ', ')})"
+        )
     return {
         "basis": basis,
         "interval": f"95 %: +-{100 * (est['energy_j_hi'] / est['energy_j'] - 1):.1f} %, the "
-        f"95th percentile of the fit's misses with one batch size or length left out{like} "
-        "(or 1.96 residual SDs where larger); no card-to-card spread added (the fit's rows "
-        f"came from {cards} card{'s' if cards != 1 else ''})",
+        f"largest of the 95th percentiles of the fit's misses with one batch size or length "
+        f"left out{like}{others} (or 1.96 residual SDs); no card-to-card spread added (the "
+        f"fit's rows came from {cards} card{'s' if cards != 1 else ''})",
         "step": est["energy_j"],
         "lo": est["energy_j_lo"],
         "hi": est["energy_j_hi"],

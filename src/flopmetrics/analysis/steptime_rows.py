@@ -4,14 +4,16 @@ judged by: read from reference folders, each with its operation stream."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..flops.models import resolve
 from ..flops.opstream import STREAMED, step_ops
 from .merge import read_job_table
-from .steptime import PASSES, calibrate
+from .steptime import PASSES, calibrate, predict, q95
 
 
 def rows_of(table: pd.DataFrame, ops_of) -> list[dict]:
@@ -53,14 +55,42 @@ def read_rows(dirs: list) -> pd.DataFrame:
     return pd.concat([read_job_table(f) for f in files], ignore_index=True)
 
 
-def calibrate_dirs(dirs: list[str], log=print) -> pd.DataFrame:
+def calibrate_dirs(dirs: list[str], heldout: list[str] = (), log=print) -> pd.DataFrame:
     """One calibration row per (GPU label, precision with an operation stream) of the causal-LM
-    rows below ``dirs`` (``raw/llm/**/*.parquet``), each naming the folders it was fitted from."""
+    rows below ``dirs`` (``raw/llm/**/*.parquet``), each naming the folders it was fitted from;
+    with ``heldout``, folders of rows of other models, each row's misses on those
+    (:func:`heldout_bound`), which its intervals then carry."""
     table = read_rows(dirs)
     table = table[table["model"].notna() & table["precision"].isin(STREAMED)]
+    others = read_rows(heldout) if heldout else None
     out = []
     for (label, precision), g in table.groupby(["gpu_label", "precision"]):
         rows = rows_of(g, ops_of)
         log(f"[steptime] {label} {precision}: fitting on {len(rows)} rows")
-        out.append({**calibrate(rows, label, precision), "fitted_from": ",".join(dirs)})
+        c = {**calibrate(rows, label, precision), "fitted_from": ",".join(dirs)}
+        if others is not None:
+            mine = others[(others["gpu_label"] == label) & (others["precision"] == precision)]
+            mine = mine[mine["model"].notna() & ~mine["model"].isin(c["models"].split(","))]
+            c.update(heldout_bound(c, rows_of(mine, ops_of)), heldout_from=",".join(heldout))
+            log(f"[steptime] {label} {precision}: {c['heldout_n']} held-out rows judged")
+        out.append(c)
     return pd.DataFrame(out)
+
+
+def heldout_bound(calibration: dict, rows: list[dict]) -> dict:
+    """The calibration's misses on measured rows of models it was not fitted on (each with
+    ``ops``, ``energy_j`` and ``row``), as an interval's bound: their 95th percentile
+    (``heldout_q95``), largest, count and models. Rows it refuses are not counted."""
+    misses, models = [], set()
+    for r in rows:
+        est = predict({**calibration, "heldout_q95": math.nan}, r["ops"])
+        if "status" not in est:
+            misses.append(abs(est["energy_j"] / r["energy_j"] - 1))
+            models.add(str(r["row"]["model"]))
+    misses = np.asarray(misses)
+    return {
+        "heldout_q95": q95(misses),
+        "heldout_max": float(misses.max()) if len(misses) else math.nan,
+        "heldout_n": len(misses),
+        "heldout_models": ",".join(sorted(models)),
+    }
