@@ -18,7 +18,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -32,13 +31,8 @@ CLASSES = ("gemm", "attention", "rest")
 
 def model_times(c: dict, ops: dict) -> dict:
     """The model's GPU time in seconds per class of one iteration (no per-kernel cost)."""
-    cls, flops, nbytes = ops["cls"], ops["flops"], ops["bytes"]
-    rate = np.where(ops["unaligned"], c["r_unaligned"], c["r_flop"])
-    product = (cls == "gemm") | (cls == "attention")
-    t = np.where(
-        product, np.maximum(flops / rate, nbytes / c["bandwidth"]), nbytes / c["bandwidth"]
-    )
-    rest = ~product
+    t, cls = steptime.kernel_times(c, ops), ops["cls"]
+    rest = (cls != "gemm") & (cls != "attention")
     return {
         "gemm": t[cls == "gemm"].sum(),
         "attention": t[cls == "attention"].sum(),
@@ -71,7 +65,7 @@ def main() -> int:
     for r in doc["rows"]:
         if r["precision"] not in STREAMED or r["pass"] not in steptime.PASSES:
             continue
-        c = steptime.filled(table[table["precision"] == r["precision"]].iloc[0].to_dict())
+        c = table[table["precision"] == r["precision"]].iloc[0].to_dict()
         fields = resolve(models[r["model"]])[1]
         ops = step_ops(fields, r["batch_size"], r["seq_len"], r["precision"], r["pass"])
         m, p = model_times(c, ops), profiled_times(r)

@@ -246,9 +246,7 @@ def steptime_rows(wildcards):
             "calibration.steptime_dirs is empty: name the folders of causal-LM rows to fit the "
             "step-time model on (the packaged fit serves otherwise)"
         )
-    return references.reference_files(
-        dirs, repo_path, key="calibration.steptime_dirs", experiments=("llm",)
-    )
+    return steptime_files("steptime_dirs")
 
 
 def steptime_dirs(key="steptime_dirs"):
@@ -259,9 +257,16 @@ def steptime_dirs(key="steptime_dirs"):
 
 def steptime_heldout_rows(wildcards):
     """The causal-LM rows of other models the step-time model is judged on (none by default)."""
-    dirs = config["calibration"]["steptime_heldout_dirs"]
-    key = "calibration.steptime_heldout_dirs"
-    return references.reference_files(dirs, repo_path, key=key, experiments=("llm",))
+    return steptime_files("steptime_heldout_dirs")
+
+
+def steptime_files(key):
+    """The causal-LM rows below the folders of calibration.<key>, found and checked as reference
+    folders are."""
+    dirs = config["calibration"][key]
+    return references.reference_files(
+        dirs, repo_path, key=f"calibration.{key}", experiments=("llm",)
+    )
 
 
 def steptime_calibration(wildcards):

@@ -86,7 +86,7 @@ def _values(x: np.ndarray, free: list[str], peak: float, bandwidth: float) -> di
     }
 
 
-def filled(p: dict) -> dict:
+def _filled(p: dict) -> dict:
     """``p`` with unaligned GEMMs priced as aligned ones where the fit saw none (NaN)."""
     out = dict(p)
     for k, aligned in _UNALIGNED.items():
@@ -94,14 +94,22 @@ def filled(p: dict) -> dict:
     return out
 
 
+def kernel_times(p: dict, ops: dict) -> np.ndarray:
+    """Each kernel's GPU time at full clock, without the per-kernel ``tau``: matrix products
+    ``max(F / R, B / BW)`` (``R_u`` for unaligned GEMMs), every other kernel ``B / BW``."""
+    p = _filled(p)
+    product = (ops["cls"] == "gemm") | (ops["cls"] == "attention")
+    rate = np.where(product, np.where(ops["unaligned"], p["r_unaligned"], p["r_flop"]), np.inf)
+    return np.maximum(ops["flops"] / rate, ops["bytes"] / p["bandwidth"])
+
+
 def step(p: dict, ops: dict, idle_w: float, limit_w: float) -> tuple[float, float, str]:
     """(energy J, time s, what bound it: ``gpu``, ``host`` or ``power``) of one iteration."""
     cls, flops, nbytes, phase = ops["cls"], ops["flops"], ops["bytes"], ops["phase"]
-    p = filled(p)
+    p = _filled(p)
     product = (cls == "gemm") | (cls == "attention")
     slow = ops["unaligned"]
-    rate = np.where(product, np.where(slow, p["r_unaligned"], p["r_flop"]), np.inf)
-    gpu = float(np.sum(np.maximum(flops / rate, nbytes / p["bandwidth"]))) + len(cls) * p["tau_s"]
+    gpu = float(kernel_times(p, ops).sum()) + len(cls) * p["tau_s"]
     host = sum(
         float(np.sum(phase == ph)) * p[f"host_{name}_s"]
         for ph, name in (("f", "forward"), ("b", "backward"), ("o", "optimizer"))
@@ -204,8 +212,8 @@ def predict(calibration: dict, ops: dict) -> dict:
     95th percentile of its left-out misses (a configuration outside the fit's sizes is an
     extrapolation like those; a step with unaligned GEMMs takes the misses of such steps where
     larger) and that of its misses on other models (``heldout_q95``, where measured).
-    ``{"status": why}`` where a step's GEMMs are
-    unaligned beyond :data:`UNALIGNED_LIMIT` and the fit has no rate for such GEMMs."""
+    ``{"status": why}`` where a step's GEMMs are unaligned beyond :data:`UNALIGNED_LIMIT` and
+    the fit has no rate for such GEMMs."""
     share = unaligned_share(ops)
     if share > UNALIGNED_LIMIT and not math.isfinite(calibration.get("r_unaligned", math.nan)):
         return {

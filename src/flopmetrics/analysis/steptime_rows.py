@@ -70,7 +70,7 @@ def calibrate_dirs(dirs: list[str], heldout: list[str] = (), log=print) -> pd.Da
         c = {**calibrate(rows, label, precision), "fitted_from": ",".join(dirs)}
         if others is not None:
             mine = others[(others["gpu_label"] == label) & (others["precision"] == precision)]
-            mine = mine[mine["model"].notna() & ~mine["model"].isin(c["models"].split(","))]
+            mine = mine[~mine["model"].isin(c["models"].split(","))]  # rows_of drops no-model
             c.update(heldout_bound(c, rows_of(mine, ops_of)), heldout_from=",".join(heldout))
             log(f"[steptime] {label} {precision}: {c['heldout_n']} held-out rows judged")
         out.append(c)
