@@ -1,5 +1,6 @@
 # The card-to-card spread, calibration E = F / EE (a two-term alternative and the prediction
-# model E = a F + b), CO2e of declared workloads, and the audit of the thesis's published results.
+# model E = a F + b), energy per operation class, CO2e of declared workloads, and the audit of
+# the thesis's published results.
 
 
 rule card_spread:
@@ -88,6 +89,23 @@ rule calibrate_steptime:
         heldout=steptime_dirs("steptime_heldout_dirs"),
     script:
         "../scripts/calibrate_steptime.py"
+
+
+rule class_energy:
+    input:
+        rows=paths.MERGED_CLASSES,
+        code=library("flopmetrics.analysis.class_energy"),
+    output:
+        table=paths.CLASS_ENERGY,
+        csv=paths.CLASS_ENERGY_TABLE,
+        validation=paths.CLASS_ENERGY_VALIDATION,
+    log:
+        "logs/analysis/class_energy.log",
+    localrule: True
+    conda:
+        "../../envs/flopmetrics.yaml"
+    script:
+        "../scripts/class_energy.py"
 
 
 rule co2e:

@@ -210,6 +210,11 @@ def all_targets():
         *([paths.MERGED_INFERENCE] if may_have_rows(config, "inference") else []),
         paths.COVERAGE_TABLE,
         *(
+            [paths.MERGED_CLASSES, paths.CLASS_ENERGY, paths.CLASS_ENERGY_VALIDATION]
+            if may_have_rows(config, "classes")
+            else []
+        ),
+        *(
             [paths.MERGED_RANKS]
             if sweeps.table_files(config, "ranks") or reference_files("ranks")
             else []

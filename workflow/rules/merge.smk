@@ -56,6 +56,25 @@ rule merge_inference:
         "../scripts/merge_energy.py"
 
 
+rule merge_classes:
+    input:
+        measured=sweeps.table_files(config, "classes"),
+        reference=reference_files(table="classes"),
+        code=library("flopmetrics.analysis.merge", "flopmetrics.analysis.scatter"),
+    output:
+        paths.MERGED_CLASSES,
+    log:
+        "logs/merge/classes.log",
+    localrule: True
+    conda:
+        "../../envs/flopmetrics.yaml"
+    params:
+        table="classes",
+        sweep=sweeps.merge_config(config, "classes"),
+    script:
+        "../scripts/merge_energy.py"
+
+
 rule import_thesis:
     input:
         architecture=lambda wc: repo_path(config["thesis"]["architecture_dir"]),

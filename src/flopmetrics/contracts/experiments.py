@@ -164,6 +164,16 @@ DISTRIBUTED = Experiment(
     job_axes=("strategy", "scaling", "world_size"),
     check="flopmetrics.distributed.checks:check",
 )
+CLASSES = Experiment(
+    "classes",
+    (TARGET, MODEL, PRECISION, size("batch_size"), size("seq_len")),
+    "{target}/{model}/{precision}/b{batch_size}_s{seq_len}",
+    "flopmetrics.workloads.classes:build",
+    build_keys=("attn_implementation", "attention_flops"),
+    # and every subset of the step's operation classes (known once the step is recorded)
+    passes=("train_step", "tape"),
+    tables=("classes",),
+)
 NCU = Experiment(
     "ncu",
     (TARGET, PRECISION),
@@ -176,7 +186,7 @@ NCU = Experiment(
     gpu_only="Nsight Compute profiles GPU kernels only",
 )
 
-EXPERIMENTS = (MLP, LLM, INFERENCE, MATMUL, DISTRIBUTED, NCU)
+EXPERIMENTS = (MLP, LLM, INFERENCE, MATMUL, DISTRIBUTED, CLASSES, NCU)
 BY_NAME = {e.name: e for e in EXPERIMENTS}
 
 

@@ -27,10 +27,15 @@ MLP_CATEGORY, ENERGY_CATEGORY, CALIBRATION_CATEGORY = (
 )
 NCU_CATEGORY = "Nsight Compute FLOPs"
 SERVING_CATEGORY = "Inference"
+CLASSES_CATEGORY = "Energy per operation class"
 
 
 def _serving_enabled(config: dict) -> bool:
     return may_have_rows(config, "inference")
+
+
+def _classes_enabled(config: dict) -> bool:
+    return may_have_rows(config, "classes")
 
 
 def _ncu_enabled(config: dict) -> bool:
@@ -153,6 +158,24 @@ FIGURES = (
         SERVING_CATEGORY,
         {"figure": "tokens per J by precision"},
         enabled=_serving_enabled,
+    ),
+    Figure(
+        "class_energy_stacked",
+        "classes.energy_stacked",
+        "results/figures/classes/energy_stacked.png",
+        fixed(classes=paths.CLASS_ENERGY),
+        CLASSES_CATEGORY,
+        {"figure": "J per iteration by class"},
+        enabled=_classes_enabled,
+    ),
+    Figure(
+        "class_work_per_joule",
+        "classes.work_per_joule",
+        "results/figures/classes/work_per_joule.png",
+        fixed(classes=paths.CLASS_ENERGY),
+        CLASSES_CATEGORY,
+        {"figure": "FLOPs per J by class"},
+        enabled=_classes_enabled,
     ),
     Figure(
         "calibration_parity",

@@ -219,6 +219,10 @@ class TrainableWorkload(Workload):
 
     def steps(self):
         """One iteration of each pass; each returns what :meth:`health` checks (logits or loss)."""
+        return self.direct_steps()
+
+    def direct_steps(self):
+        """One iteration of each direct pass (what :meth:`counted` counts)."""
         model, opt, scaler = self.model, self.optimizer, self.scaler
 
         def forward():
@@ -261,7 +265,7 @@ class TrainableWorkload(Workload):
         return finite_check(tensors, names)
 
     def counted(self):
-        steps = self.steps()
+        steps = self.direct_steps()
         out = {
             name: count_flops(steps[name])
             for name in ("forward", "forward_train", "forward_backward")

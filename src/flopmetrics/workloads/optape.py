@@ -38,6 +38,9 @@ class Op:
     args: tuple
     kwargs: dict
     op_class: str
+    # the bytes of the distinct tensors it names (read or written; a view's too, though it moves
+    # nothing: a measure of work for the arithmetic classes, not of traffic for ``other``)
+    bytes: int = 0
 
     def __call__(self) -> None:
         self.func(*self.args, **self.kwargs)
@@ -80,7 +83,7 @@ class Tape(TorchDispatchMode):
         else:  # detached: the tape must not keep the step's autograd graph alive
             args, kwargs = tree_map_only(torch.Tensor, torch.Tensor.detach, (args, kwargs))
             cls = op_class(func, self._in_optimizer, self._in_attention())
-            self.ops.append(Op(func, args, kwargs, cls))
+            self.ops.append(Op(func, args, kwargs, cls, _distinct_bytes(tensors)))
 
     def attention(self, func, args, kwargs):
         """Run an attention call with every operation inside it booked to attention, and the
@@ -100,6 +103,10 @@ class Tape(TorchDispatchMode):
 
     def counts(self) -> dict[str, int]:
         return {c: len(ops) for c, ops in self.classes().items()}
+
+    def bytes(self) -> dict[str, int]:
+        """Per class: the bytes of the distinct tensors its operations read or wrote."""
+        return {c: sum(op.bytes for op in ops) for c, ops in self.classes().items()}
 
     def replay(self, classes=None) -> Callable[[], None]:
         """One call that replays the recorded operations of ``classes`` (default: all, the step
@@ -139,6 +146,15 @@ def _nodes_between(node, stop: set) -> set:
     return seen
 
 
+def _distinct_bytes(tensors: list[torch.Tensor]) -> int:
+    """The bytes of the distinct tensors an operation touched (a view counted once per
+    storage offset and shape it names)."""
+    seen = {
+        (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape)): t for t in tensors
+    }
+    return sum(t.numel() * t.element_size() for t in seen.values())
+
+
 def _replay(ops: list[Op]) -> Callable[[], None]:
     def replay() -> None:
         with torch.no_grad():  # the step's autograd already ran: replay the arithmetic only
@@ -164,4 +180,7 @@ def record(step: Callable[[], object], device: str, optimizer=None) -> Tape:
     finally:
         for hook in hooks:
             hook.remove()
+        # the attention calls' autograd nodes would keep the step's graph alive (and a later
+        # capture of the step would then fail on its stale AccumulateGrad nodes)
+        tape._attention_nodes.clear()
     return tape
