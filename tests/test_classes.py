@@ -106,7 +106,10 @@ def _synthetic_table(rates: dict, configs) -> pd.DataFrame:
             e = rates[c][0] * flops + rates[c][1] * nbytes
             row[f"energy_j_{c}"] = e
             total += e
-        row["train_step_energy_j"] = row["tape_energy_j"] = total
+        # the step costs less than its tape by a fixed amount per parameter
+        row["parameters"] = 1e9 * (2 if b == 16 else 1)
+        row["tape_energy_j"] = total
+        row["train_step_energy_j"] = total - 1.5e-9 * row["parameters"]
         out.append(row)
     return pd.DataFrame(out)
 
@@ -118,9 +121,11 @@ def test_the_per_class_fit_recovers_known_rates_and_predicts_left_out_configurat
     assert fit.loc["gemm", "j_per_flop"] == pytest.approx(1e-12)
     assert fit.loc["attention", "j_per_byte"] == pytest.approx(3e-10)
     assert fit.loc["elementwise", "j_per_flop"] == 0  # fitted on bytes alone
+    assert fit.loc["remainder", "j_per_parameter"] == pytest.approx(-1.5e-9)
     checked = class_energy.validate(table)
     assert (checked["fitted_on"] == 4).all()
     assert checked["miss_pct"].abs().max() < 1e-6
+    assert checked["miss_vs_tape_pct"].abs().max() < 1e-6
 
 
 def test_a_configuration_alone_in_its_precision_gets_no_prediction():
