@@ -12,6 +12,7 @@ import pytest
 from conftest import job_spec
 
 from flopmetrics.analysis import class_energy
+from flopmetrics.contracts.vocabulary import class_subsets, tape_classes, tape_pass
 from flopmetrics.jobs.run import run
 from flopmetrics.workloads import classes
 
@@ -21,10 +22,10 @@ NAMES = ["gemm", "attention", "elementwise", "optimizer", "other"]
 def _rows(value, names=NAMES, sem=0.0, time=None) -> pd.DataFrame:
     """The pass rows of one configuration whose subsets cost ``value(subset)`` J."""
     rows = [{"pass": "train_step", "energy_j_per_iter": value(frozenset(names)) * 0.98}]
-    for s in classes.subsets(names):
+    for s in class_subsets(names):
         rows.append(
             {
-                "pass": classes.pass_name(s, names),
+                "pass": tape_pass(s, names),
                 "op_classes": "+".join(sorted(s)),
                 "energy_j_per_iter": value(s),
                 "flops": 10.0 * len(s),
@@ -41,13 +42,13 @@ def _rows(value, names=NAMES, sem=0.0, time=None) -> pd.DataFrame:
 
 
 def test_pass_names_round_trip_and_cover_every_subset():
-    subsets = classes.subsets(NAMES)
+    subsets = class_subsets(NAMES)
     assert len(subsets) == 2 ** len(NAMES) - 1
-    names = [classes.pass_name(s, NAMES) for s in subsets]
+    names = [tape_pass(s, NAMES) for s in subsets]
     assert names[-1] == "tape" and len(set(names)) == len(names)
-    assert all(classes.subset_of(n, NAMES) == s for n, s in zip(names, subsets, strict=True))
+    assert all(tape_classes(n, NAMES) == s for n, s in zip(names, subsets, strict=True))
     with pytest.raises(ValueError, match="no tape pass"):
-        classes.subset_of("train_step", NAMES)
+        tape_classes("train_step", NAMES)
 
 
 def test_shapley_shares_are_each_class_alone_when_classes_do_not_interact():
@@ -82,7 +83,7 @@ def test_an_interaction_is_shared_between_the_classes_that_make_it():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_shares_add_up_to_the_tape_for_any_measured_values(seed):
     rng = np.random.default_rng(seed)
-    values = {s: float(rng.uniform(1, 100)) for s in classes.subsets(NAMES)}
+    values = {s: float(rng.uniform(1, 100)) for s in class_subsets(NAMES)}
     row = class_energy.configuration(_rows(values.__getitem__))
     assert row["classes_sum_j"] == pytest.approx(values[frozenset(NAMES)])
 
@@ -148,7 +149,7 @@ def test_the_tape_replays_the_steps_work_class_by_class_on_the_cpu():
         assert len(workload.passes) == 1 + 2 ** len(names) - 1
         # the tape misses none of the step's counted work, and each class's FLOPs add up to it
         assert flops["tape"][0] == flops["train_step"][0]
-        single = [flops[classes.pass_name({c}, names)][0] for c in names]
+        single = [flops[tape_pass({c}, names)][0] for c in names]
         assert sum(single) == flops["tape"][0]
         # replaying the optimizer moves the weights; restore() puts the starting ones back
         start = [p.detach().clone() for p in workload.trainable]
@@ -216,4 +217,22 @@ def test_cuda_graph_launch_on_a_cpu_target_is_refused_naming_the_key(workflow):
 
 def test_every_subset_helper_matches_itertools():
     expected = {frozenset(c) for r in range(1, 4) for c in itertools.combinations("abc", r)}
-    assert set(classes.subsets("abc")) == expected
+    assert set(class_subsets("abc")) == expected
+
+
+def test_a_worker_never_resizes_a_workload_of_another_experiment():
+    """One worker serves every experiment of a target: an llm configuration after a classes
+    configuration of the same model must not get the classes workload (it measures other
+    passes), nor the other way round."""
+    from flopmetrics.workloads import causal_lm
+
+    workload = {"model": "tiny-llama", "batch_size": 2, "seq_len": 16}
+    first = classes.build("cpu", "fp32", workload, 0)
+    # an llm sweep of the train step alone builds the same LMConfig as the classes workload
+    llm_workload = workload | {"seq_len": 8, "passes": ["train_step"]}
+    llm = causal_lm.build("cpu", "fp32", llm_workload, 0, first)
+    assert type(llm) is causal_lm.CausalLMWorkload
+    again = classes.build("cpu", "fp32", workload | {"seq_len": 8}, 0, llm)
+    assert type(again) is classes.ClassesWorkload and again is not llm
+    resized = classes.build("cpu", "fp32", workload | {"seq_len": 12}, 0, again)
+    assert type(resized) is classes.ClassesWorkload and resized.model is again.model

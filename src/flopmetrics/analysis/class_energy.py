@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
+from ..contracts.vocabulary import TAPE, class_subsets, tape_classes
 from ..flops.operations import CLASSES
 
 IDENTITY = ("target", "model", "precision", "batch_size", "seq_len")
 PROVENANCE = ("gpu_label", "gpu_uuid", "driver_version", "torch_version", "git_revision")
-TAPE = "tape"
 # what each class's energy is fitted on: GEMMs by their FLOPs; attention by its FLOPs and the
 # bytes it touches (its FLOPs per J grow with the sequence: short sequences are bound by memory);
 # the rest by the bytes they touch
@@ -40,6 +40,16 @@ WORK = {
     "other": ("bytes",),
     "communication": ("bytes",),
 }
+RATE_COLUMNS = [
+    "target",
+    "precision",
+    "class",
+    "j_per_flop",
+    "j_per_byte",
+    "j_per_parameter",
+    "configurations",
+]
+REMAINDER = "remainder"  # the step minus the tape: a cost per parameter the classes miss
 
 
 def work_columns(cls: str) -> list[str]:
@@ -66,18 +76,14 @@ def shapley_weights(names: list[str]) -> dict[str, dict[frozenset, float]]:
     return out
 
 
-def _subset(row: pd.Series, names: list[str]) -> frozenset:
-    return frozenset(names) if row["pass"] == TAPE else frozenset(row["op_classes"].split("+"))
-
-
 def configuration(rows: pd.DataFrame) -> dict:
     """One configuration's class table row from its pass rows (status ``ok``)."""
     step = rows[rows["pass"] == "train_step"].iloc[0]
     tape = rows[rows["pass"] == TAPE].iloc[0]
     names = [c for c in CLASSES if c in tape["op_classes"].split("+")]
     tapes = rows[rows["pass"].str.startswith(TAPE)]
-    value = {_subset(r, names): r for _, r in tapes.iterrows()}
-    missing = [s for s in _all_subsets(names) if s not in value]
+    value = {tape_classes(r["pass"], names): r for _, r in tapes.iterrows()}
+    missing = [s for s in class_subsets(names) if s not in value]
     if missing:
         raise ValueError(f"{len(missing)} subsets of {names} were not measured, e.g. {missing[0]}")
     out = {k: step.get(k) for k in (*IDENTITY, *PROVENANCE, "parameters", "tokens")}
@@ -103,12 +109,6 @@ def configuration(rows: pd.DataFrame) -> dict:
     out["interaction_j"] = out["tape_energy_j"] - alone
     out["remainder_pct"] = 100 * (out["classes_sum_j"] / out["train_step_energy_j"] - 1)
     return out
-
-
-def _all_subsets(names):
-    return [
-        frozenset(c) for r in range(1, len(names) + 1) for c in itertools.combinations(names, r)
-    ]
 
 
 def _share(c: str, weights: dict, value: dict) -> dict:
@@ -160,18 +160,6 @@ def fit(table: pd.DataFrame, classes=CLASSES) -> pd.DataFrame:
             )
         out.append(_remainder(g, target, precision))
     return pd.DataFrame(out, columns=RATE_COLUMNS).fillna({"j_per_parameter": 0.0})
-
-
-RATE_COLUMNS = [
-    "target",
-    "precision",
-    "class",
-    "j_per_flop",
-    "j_per_byte",
-    "j_per_parameter",
-    "configurations",
-]
-REMAINDER = "remainder"  # the step minus the tape: a cost per parameter the classes miss
 
 
 def _remainder(g: pd.DataFrame, target, precision) -> dict:

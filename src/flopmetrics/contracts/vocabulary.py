@@ -3,6 +3,7 @@ enums are checked against these tuples by the tests."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 # number formats a job computes in: plain (model.to(dtype)) or -mixed (autocast over fp32 weights)
@@ -30,6 +31,33 @@ DERIVED_PASSES = {
     # distributed jobs: the step without DDP's gradient synchronization (no_sync)
     "communication": DerivedPass("communication", "forward_backward", "forward_backward_local"),
 }
+
+
+# experiment ``classes``: the pass replaying a train step's recorded operations (``tape``), and
+# those replaying a subset of its operation classes (``tape:attention+gemm``)
+TAPE = "tape"
+
+
+def tape_pass(subset, classes) -> str:
+    """The pass that replays the classes in ``subset`` (of all ``classes``)."""
+    return TAPE if set(subset) == set(classes) else f"{TAPE}:" + "+".join(sorted(subset))
+
+
+def tape_classes(name: str, classes) -> frozenset[str]:
+    """The classes pass ``name`` replays (inverse of :func:`tape_pass`)."""
+    if name == TAPE:
+        return frozenset(classes)
+    if not name.startswith(f"{TAPE}:"):
+        raise ValueError(f"{name!r} is no tape pass")
+    return frozenset(name.split(":", 1)[1].split("+"))
+
+
+def class_subsets(classes) -> list[frozenset[str]]:
+    """Every non-empty subset of ``classes``, the singles first, the whole set last."""
+    names = sorted(classes)
+    return [
+        frozenset(c) for r in range(1, len(names) + 1) for c in itertools.combinations(names, r)
+    ]
 
 
 def derivable(direct: tuple[str, ...]) -> list[DerivedPass]:

@@ -97,6 +97,14 @@ class FlopCount:
     def attention(self) -> int:
         return sum(v for op, v in self.by_op.items() if op in ATTENTION_OPS)
 
+    def __add__(self, other: FlopCount) -> FlopCount:
+        """The FLOPs of both (op by op)."""
+        ops = {
+            op: self.by_op.get(op, 0) + other.by_op.get(op, 0)
+            for op in set(self.by_op) | set(other.by_op)
+        }
+        return FlopCount(total=self.total + other.total, by_op=ops)
+
     def __sub__(self, other: FlopCount) -> FlopCount:
         """The FLOPs of what ``self`` ran beyond ``other`` (op by op; ops at zero dropped)."""
         ops = {

@@ -57,14 +57,23 @@ def build(device: str, precision: str, workload: dict, seed: int, previous=None)
     """The causal LM of one configuration; ``previous`` (the workload this job built before) is
     resized rather than built again where only batch size and sequence length differ."""
     config = LMConfig.of(workload)
-    if (
-        isinstance(previous, CausalLMWorkload)
-        and (previous.device, previous.precision_mode, previous.seed) == (device, precision, seed)
-        and config.same_model(previous.config)
-    ):
+    if reusable(CausalLMWorkload, previous, device, precision, config, seed):
         return previous.resized(config.batch_size, config.seq_len)
     previous = None  # the last reference (the job hands it over): freed before the next build
     return CausalLMWorkload(device, precision, config, seed)
+
+
+def reusable(
+    kind: type, previous, device: str, precision: str, config: LMConfig, seed: int
+) -> bool:
+    """Whether ``previous`` (the workload a job built before) can be resized into ``config``'s:
+    a workload of exactly the type ``kind`` (one worker serves every experiment of a target: a
+    subclass measures other passes), on the same device, precision and seed, of the same model."""
+    return (
+        type(previous) is kind
+        and (previous.device, previous.precision_mode, previous.seed) == (device, precision, seed)
+        and config.same_model(previous.config)
+    )
 
 
 class CausalLMWorkload(TrainableWorkload):

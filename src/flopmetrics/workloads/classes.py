@@ -16,49 +16,21 @@ replays update the parameters in place, so every window starts from the starting
 from __future__ import annotations
 
 import contextlib
-import itertools
 
+from ..contracts.vocabulary import class_subsets, tape_classes, tape_pass
 from ..flops.counted import FlopCount, count_flops
 from . import graphs, optape
 from .base import finite_check
-from .causal_lm import CausalLMWorkload, LMConfig
-
-TAPE = "tape"  # the pass replaying every recorded operation in the step's order
-
-
-def pass_name(subset, classes) -> str:
-    """The pass that replays the classes in ``subset`` (of all ``classes``)."""
-    return TAPE if set(subset) == set(classes) else f"{TAPE}:" + "+".join(sorted(subset))
-
-
-def subset_of(name: str, classes) -> frozenset[str]:
-    """The classes pass ``name`` replays (inverse of :func:`pass_name`)."""
-    if name == TAPE:
-        return frozenset(classes)
-    if not name.startswith(f"{TAPE}:"):
-        raise ValueError(f"{name!r} is no tape pass")
-    return frozenset(name.split(":", 1)[1].split("+"))
-
-
-def subsets(classes) -> list[frozenset[str]]:
-    """Every non-empty subset of ``classes``, the singles first, the whole set last."""
-    names = sorted(classes)
-    return [
-        frozenset(c) for r in range(1, len(names) + 1) for c in itertools.combinations(names, r)
-    ]
+from .causal_lm import CausalLMWorkload, LMConfig, reusable
 
 
 def build(device: str, precision: str, workload: dict, seed: int, previous=None):
     """One configuration's workload (the builder of experiment ``classes``; ``previous``: a
     workload of the same model this job built before, resized rather than built again)."""
     config = LMConfig.of({**workload, "passes": ["train_step"]})
-    if (
-        isinstance(previous, ClassesWorkload)
-        and (previous.device, previous.precision_mode, previous.seed) == (device, precision, seed)
-        and config.same_model(previous.config)
-    ):
+    if reusable(ClassesWorkload, previous, device, precision, config, seed):
         return previous.resized(config.batch_size, config.seq_len)
-    previous = None
+    previous = None  # the last reference: freed before the next build
     return ClassesWorkload(device, precision, config, seed)
 
 
@@ -87,7 +59,7 @@ class ClassesWorkload(CausalLMWorkload):
                 self.tape = optape.record(step, self.device, self.optimizer)
             self.restore()
             names = list(self.tape.classes())
-            self.passes = ("train_step", *(pass_name(s, names) for s in subsets(names)))
+            self.passes = ("train_step", *(tape_pass(s, names) for s in class_subsets(names)))
         return self.tape
 
     def classes(self) -> list[str]:
@@ -97,18 +69,17 @@ class ClassesWorkload(CausalLMWorkload):
         tape = self.record()
         names = self.classes()
         out = {"train_step": self.direct_steps()["train_step"]}
-        for s in subsets(names):
-            out[pass_name(s, names)] = tape.replay(s)
+        for s in class_subsets(names):
+            out[tape_pass(s, names)] = tape.replay(s)
         return out
 
     def counted(self):
         out = super().counted()  # the direct passes, before the tape holds memory
         replays = self.record().replays()
-        self._class_counts = {c: count_flops(fn) for c, fn in replays.items()}
+        per_class = {c: count_flops(fn) for c, fn in replays.items()}
         self.restore()  # the optimizer's replay moved the weights
         for name in self.passes[1:]:
-            parts = [self._class_counts[c] for c in subset_of(name, replays)]
-            out[name] = FlopCount(sum(p.total for p in parts), _merged(p.by_op for p in parts))
+            out[name] = sum((per_class[c] for c in tape_classes(name, replays)), FlopCount(0))
         return out
 
     def headline_flops(self, counted, analytic):
@@ -116,7 +87,7 @@ class ClassesWorkload(CausalLMWorkload):
         source = f"FlopCounterMode ({self.attention_flops} attention) of the replayed classes"
         names = self.classes()
         for name in self.passes[1:]:
-            subset = subset_of(name, names)
+            subset = tape_classes(name, names)
             flops = counted[name].with_attention(self.attention_flops)
             if "optimizer" in subset:
                 flops += self.optimizer_flops()
@@ -134,18 +105,10 @@ class ClassesWorkload(CausalLMWorkload):
         tape, names = self.record(), self.classes()
         ops, touched = tape.counts(), tape.bytes()
         rows = rows.copy()
-        subset = {p: subset_of(p, names) for p in self.passes[1:]}
+        subset = {p: tape_classes(p, names) for p in self.passes[1:]}
         rows["op_classes"] = rows["pass"].map(lambda p: "+".join(sorted(subset.get(p, names))))
         rows["operations"] = rows["pass"].map(lambda p: sum(ops[c] for c in subset.get(p, names)))
         rows["bytes_accessed"] = rows["pass"].map(
             lambda p: sum(touched[c] for c in subset.get(p, names))
         )
         return rows
-
-
-def _merged(by_ops) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for by_op in by_ops:
-        for op, v in by_op.items():
-            out[op] = out.get(op, 0) + v
-    return out
