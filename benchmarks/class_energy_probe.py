@@ -7,7 +7,11 @@ each class's operations are captured in CUDA graphs of their own, and windows of
 round-robin with the NVML counter (:class:`flopmetrics.energy.windows.Monitor`).
 
     python benchmarks/class_energy_probe.py --shape llama-3.2-1b:0:8:1024 --precision bf16 \
-        --out probe.json [--window-s 2 --repeats 5]
+        --out probe.json [--window-s 2 --repeats 5] [--recorded-inputs]
+
+``--recorded-inputs`` adds the whole tape replayed the way it was before 2026-12-04 (each
+operation reading the tensors the recording left behind, not what its producer just wrote in the
+replay): the pass ``tape:recorded-inputs``, beside the dataflow replay ``tape``.
 """
 
 from __future__ import annotations
@@ -100,6 +104,17 @@ def shapley(energy: dict[str, float], names: list[str]) -> dict[str, float]:
     return out
 
 
+def recorded_inputs(tape: optape.Tape):
+    """The whole tape, each operation on its recorded inputs (no dataflow)."""
+
+    def replay() -> None:
+        with torch.no_grad():
+            for op in tape.ops:
+                op()
+
+    return replay
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shape", required=True)
@@ -110,6 +125,7 @@ def main() -> int:
     ap.add_argument("--device", default="cuda:0", help="cpu: a dry run of the logic (time only)")
     ap.add_argument("--eager", action="store_true", help="replay without CUDA graphs")
     ap.add_argument("--guard-s", type=float, default=GUARD_S)
+    ap.add_argument("--recorded-inputs", action="store_true", help="see the module's docstring")
     ap.add_argument(
         "--shapley", action="store_true", help="every subset of classes too: Shapley shares"
     )
@@ -131,6 +147,8 @@ def main() -> int:
             # the tape's graphs share one pool: replayed one at a time, their results unused
             pool = torch.cuda.graph_pool_handle() if graphed else None
             calls = {"tape": tape.replay()} | {f"class:{c}": fn for c, fn in tape.replays().items()}
+            if args.recorded_inputs:
+                calls["tape:recorded-inputs"] = recorded_inputs(tape)
             if args.shapley:
                 calls |= {_key(s): tape.replay(s) for s in _subsets(list(tape.classes()))}
             for k, fn in calls.items():

@@ -134,6 +134,47 @@ def test_a_replay_runs_the_same_operations_again_and_host_reads_are_left_out():
     assert not names & optape.HOST_READS
 
 
+def _state(model, optimizer) -> list[torch.Tensor]:
+    """The tensors a train step moves, in place: a snapshot's copies can be put back into them
+    without replacing the tensors the tape holds."""
+    moments = [t for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)]
+    return [*model.parameters(), *moments]
+
+
+def test_replaying_the_whole_tape_is_the_step_again_reading_what_it_just_computed():
+    """Each operation of a replay reads what its producer wrote in the same replay: two replays
+    train as two steps do. A replay reading the recorded inputs would apply the first step's
+    gradients twice (and read cold memory where the step reads warm). SGD: AdamW on the CPU
+    corrects its moments by a step count read on the host, which a replay cannot move."""
+    model, _ = small_llama()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)  # gradients that move
+    step = train_step(model, optimizer)
+    state = _state(model, optimizer)
+    start = [t.clone() for t in state]
+    tape = optape.record(step, "cpu", optimizer)
+    bound = sum(s is not None for op in tape.ops for s in op.sources)
+    assert bound > len(tape.ops)  # most inputs were written by an earlier operation of the step
+
+    def twice(fn) -> list[torch.Tensor]:
+        with torch.no_grad():
+            torch._foreach_copy_(state, start)
+        fn()
+        fn()
+        return [t.clone() for t in state]
+
+    stepped, replayed = twice(step), twice(tape.replay())
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(stepped, replayed, strict=True))
+    # the test can fail: replaying the recorded inputs (no dataflow) trains otherwise
+
+    def recorded():
+        with torch.no_grad():
+            for op in tape.ops:
+                op()
+
+    stale = twice(recorded)
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(stepped, stale, strict=True))
+
+
 def test_the_ncu_capture_runs_the_step_then_each_class_and_records_their_counts():
     from flopmetrics.ncu.capture import llm_class_passes
 

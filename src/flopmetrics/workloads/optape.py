@@ -7,6 +7,13 @@ launches the kernels the step launched for them, on the same shapes and the same
 nothing else: Nsight Compute then counts each class's executed FLOPs by itself, and a window
 can meter each class's energy by itself (eager or from a CUDA graph of its own).
 
+A replay follows the step's dataflow: an operation reads what the replayed operation that
+produced its input wrote in this replay, and only where that producer is not replayed (another
+class's) the tensor the step left behind; each result is freed after its last reader, as the
+step frees it. Replaying every class is then the step again, reading from the cache what the
+step read from the cache: a replay that read only the recorded tensors ran the 1B model's step
+3-11 ms slower on an H200 (``docs/benchmarks.md``).
+
 Not replayed, and listed in :attr:`Tape.skipped`: operations that read a device value on the
 host (``.item()``, ``nonzero``; a CUDA graph cannot capture them and they launch none of the
 step's arithmetic) and copies from host memory. The tape holds every tensor the step touched
@@ -23,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves, tree_map_only
+from torch.utils._pytree import tree_flatten, tree_leaves, tree_map_only, tree_unflatten
 
 from ..flops.operations import CLASSES, op_class, operator_name
 
@@ -41,8 +48,12 @@ class Op:
     # the bytes of the distinct tensors it names (read or written; a view's too, though it moves
     # nothing: a measure of work for the arithmetic classes, not of traffic for ``other``)
     bytes: int = 0
+    # per tensor among its inputs (in ``tree_leaves`` order): which operation's which output it
+    # was, as (operation index, output index), or None for a tensor made before the tape
+    sources: tuple = ()
 
     def __call__(self) -> None:
+        """Run it again on its recorded inputs."""
         self.func(*self.args, **self.kwargs)
 
 
@@ -58,6 +69,9 @@ class Tape(TorchDispatchMode):
         self._in_optimizer = False
         self._attention_calls = 0  # inside F.scaled_dot_product_attention (forward)
         self._attention_nodes: set = set()  # the autograd nodes those calls created
+        # the tensor each (address, layout) held last: the output of which operation. The tape
+        # holds every input alive, so no address is reused while a reader is still to come
+        self._producers: dict[tuple, tuple[int, int] | None] = {}
 
     def _in_attention(self) -> bool:
         if self._attention_calls:
@@ -72,18 +86,27 @@ class Tape(TorchDispatchMode):
         return out
 
     def _record(self, func, args, kwargs, out) -> None:
-        tensors = [t for t in tree_leaves((args, kwargs, out)) if isinstance(t, torch.Tensor)]
-        if not any(t.device.type == self.device_type for t in tensors):
+        inputs = _tensors((args, kwargs))
+        outputs = _tensors(out)
+        if not any(t.device.type == self.device_type for t in inputs + outputs):
             return  # host bookkeeping (a CPU step counter): no device work
         name = operator_name(func)
+        index = None
         if name in HOST_READS:
             self.skipped[name] += 1
-        elif self.device_type != "cpu" and any(t.device.type == "cpu" and t.dim() for t in tensors):
+        elif self.device_type != "cpu" and any(
+            t.device.type == "cpu" and t.dim() for t in inputs + outputs
+        ):
             self.skipped[f"{name} (host memory)"] += 1
         else:  # detached: the tape must not keep the step's autograd graph alive
             args, kwargs = tree_map_only(torch.Tensor, torch.Tensor.detach, (args, kwargs))
             cls = op_class(func, self._in_optimizer, self._in_attention())
-            self.ops.append(Op(func, args, kwargs, cls, _distinct_bytes(tensors)))
+            sources = tuple(self._producers.get(_layout(t)) for t in inputs)
+            work = _distinct_bytes(inputs + outputs)
+            index = len(self.ops)
+            self.ops.append(Op(func, args, kwargs, cls, work, sources))
+        for j, t in enumerate(outputs):  # a skipped operation's result is read as recorded
+            self._producers[_layout(t)] = None if index is None else (index, j)
 
     def attention(self, func, args, kwargs):
         """Run an attention call with every operation inside it booked to attention, and the
@@ -110,12 +133,12 @@ class Tape(TorchDispatchMode):
 
     def replay(self, classes=None) -> Callable[[], None]:
         """One call that replays the recorded operations of ``classes`` (default: all, the step
-        as the tape holds it) once, in the step's order."""
-        return _replay([op for op in self.ops if classes is None or op.op_class in classes])
+        as the tape holds it) once, in the step's order and along its dataflow."""
+        return _replay([(i, op) for i, op in enumerate(self.ops) if _in(op, classes)])
 
     def replays(self) -> dict[str, Callable[[], None]]:
         """One call per class that replays its operations once, in the step's order."""
-        return {c: _replay(ops) for c, ops in self.classes().items()}
+        return {c: self.replay({c}) for c in self.classes()}
 
 
 class _AttentionScope(TorchFunctionMode):
@@ -146,6 +169,26 @@ def _nodes_between(node, stop: set) -> set:
     return seen
 
 
+def _tensors(tree) -> list[torch.Tensor]:
+    return [t for t in tree_leaves(tree) if isinstance(t, torch.Tensor)]
+
+
+def _layout(t: torch.Tensor) -> tuple:
+    """What identifies a tensor an operation wrote when a later one reads it."""
+    return (
+        t.device,
+        t.untyped_storage().data_ptr(),
+        t.storage_offset(),
+        t.shape,
+        t.stride(),
+        t.dtype,
+    )
+
+
+def _in(op: Op, classes) -> bool:
+    return classes is None or op.op_class in classes
+
+
 def _distinct_bytes(tensors: list[torch.Tensor]) -> int:
     """The bytes of the distinct tensors an operation touched (a view counted once per
     storage offset and shape it names)."""
@@ -155,13 +198,53 @@ def _distinct_bytes(tensors: list[torch.Tensor]) -> int:
     return sum(t.numel() * t.element_size() for t in seen.values())
 
 
-def _replay(ops: list[Op]) -> Callable[[], None]:
+def _replay(ops: list[tuple[int, Op]]) -> Callable[[], None]:
+    """A call that runs ``ops`` (index in the tape, operation) in order, each reading the
+    results of this replay it depends on (kept until their last reader) and the recorded
+    tensors in place of the rest."""
+    replayed = {i for i, _ in ops}
+    last_read: dict[tuple[int, int], int] = {}
+    for k, (_, op) in enumerate(ops):
+        last_read.update((s, k) for s in op.sources if s is not None and s[0] in replayed)
+    freed = [[] for _ in ops]
+    for source, k in last_read.items():
+        freed[k].append(source)
+    steps = [_Bound(i, op, replayed) for i, op in ops]
+
     def replay() -> None:
+        live: dict[tuple[int, int], torch.Tensor] = {}
         with torch.no_grad():  # the step's autograd already ran: replay the arithmetic only
-            for op in ops:
-                op()
+            for k, step in enumerate(steps):
+                out = step(live)
+                live.update(
+                    ((step.index, j), t) for j, t in enumerate(out) if (step.index, j) in last_read
+                )
+                for source in freed[k]:
+                    del live[source]
 
     return replay
+
+
+class _Bound:
+    """One operation of a replay: its recorded inputs, with those whose producer is replayed
+    too read from that producer's result in the replay."""
+
+    def __init__(self, index: int, op: Op, replayed: set[int]):
+        self.index, self.op = index, op
+        self.flat, self.spec = tree_flatten((op.args, op.kwargs))
+        positions = [k for k, t in enumerate(self.flat) if isinstance(t, torch.Tensor)]
+        self.bound = [
+            (k, s) for k, s in zip(positions, op.sources, strict=True) if s and s[0] in replayed
+        ]
+
+    def __call__(self, live: dict) -> list[torch.Tensor]:
+        if not self.bound:
+            return _tensors(self.op.func(*self.op.args, **self.op.kwargs))
+        flat = list(self.flat)
+        for k, source in self.bound:
+            flat[k] = live[source]
+        args, kwargs = tree_unflatten(flat, self.spec)
+        return _tensors(self.op.func(*args, **kwargs))
 
 
 def record(step: Callable[[], object], device: str, optimizer=None) -> Tape:
