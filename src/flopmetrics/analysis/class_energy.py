@@ -49,7 +49,7 @@ RATE_COLUMNS = [
     "j_per_parameter",
     "configurations",
 ]
-REMAINDER = "remainder"  # the step minus the tape: a cost per parameter the classes miss
+REMAINDER = "remainder"  # the step minus the tape: what the classes miss, per parameter
 
 
 def work_columns(cls: str) -> list[str]:
@@ -163,8 +163,10 @@ def fit(table: pd.DataFrame, classes=CLASSES) -> pd.DataFrame:
 
 
 def _remainder(g: pd.DataFrame, target, precision) -> dict:
-    """The measured step minus the tape, per parameter (a ratio of sums): the tape runs a few
-    ms longer than the step, in proportion to the parameters (resources/reference/h200_classes)."""
+    """The measured step minus the tape, per parameter (a ratio of sums): what the classes'
+    replay does not reproduce of the step (within about 1 % on the H200s,
+    resources/reference/h200_classes; a replay on recorded inputs ran a few ms longer than the
+    step, in proportion to the parameters)."""
     used = g[["train_step_energy_j", "tape_energy_j", "parameters"]].dropna()
     gap = (used["train_step_energy_j"] - used["tape_energy_j"]).sum()
     per = gap / used["parameters"].sum() if len(used) else np.nan
