@@ -137,9 +137,10 @@ def test_a_configuration_alone_in_its_precision_gets_no_prediction():
     assert checked["predicted_j"].isna().all()
 
 
-def test_the_tape_replays_the_steps_work_class_by_class_on_the_cpu():
+@pytest.mark.parametrize("precision", ["fp32", "bf16-mixed"])
+def test_the_tape_replays_the_steps_work_class_by_class_on_the_cpu(precision):
     workload = classes.build(
-        "cpu", "fp32", {"model": "tiny-llama", "batch_size": 2, "seq_len": 16}, 0
+        "cpu", precision, {"model": "tiny-llama", "batch_size": 2, "seq_len": 16}, 0
     )
     with workload.precision_scope():
         counted = workload.counted()
