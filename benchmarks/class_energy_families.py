@@ -16,18 +16,26 @@ time from the packaged step-time model (:func:`flopmetrics.analysis.steptime.ste
 class-priced dynamic energy: the GPU's time, the host's launching, or the power limit, whichever
 is longest).
 
-    python benchmarks/class_energy_families.py [--heldout resources/reference/h200_heldout ...]
+    python benchmarks/class_energy_families.py [--heldout resources/reference/h200_heldout ...] \
+        [--passes train_step forward] [--precisions bf16 bf16-mixed]
+    python benchmarks/class_energy_families.py --preregister config/heldout4_h200.yaml --out CSV
+
+Judged later like any held-out set: ``--heldout`` the measured rows (the rates are refitted from
+the committed class rows; the preregistered CSV says what they gave before).
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import itertools
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from scipy.optimize import nnls
 
 from flopmetrics.analysis import steptime
@@ -116,54 +124,57 @@ def summarize(out: pd.DataFrame, keys: list[str], column: str) -> pd.DataFrame:
     )
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--heldout", nargs="+", default=list(HELDOUT))
-    ap.add_argument("--passes", nargs="+", default=["train_step"])
-    ap.add_argument("--precisions", nargs="+", default=["bf16"])
-    args = ap.parse_args()
-    classes = rows_of(CLASS_DIRS)
-    table = class_table(classes)
-    specs = {
-        (r["model"], r["batch_size"], r["seq_len"]): spec_of(r)
-        for _, r in classes[classes["pass"] == "train_step"].iterrows()
-    }
-    for i, r in table.iterrows():
-        w = work(specs[(r["model"], r["batch_size"], r["seq_len"])], r["batch_size"], r["seq_len"])
-        for k, v in w.items():
-            table.loc[i, k] = v
-    idle = classes[classes["pass"] == "train_step"].set_index(["model", "batch_size", "seq_len"])
-    for i, r in table.iterrows():
-        w = idle.loc[(r["model"], r["batch_size"], r["seq_len"]), "idle_power_w"]
-        for c in CLASSES:  # Shapley shares are linear in the windows: dynamic = total - idle x time
-            table.loc[i, f"dynamic_j_{c}"] = r[f"energy_j_{c}"] - w * r[f"time_s_{c}"]
-    rates = fit(table)
-    dynamic_rates = fit(table, "dynamic_j_{}")
-    calibration = pd.read_parquet(packaged.steptime_path()).set_index(["gpu_label", "precision"])
-    print("rates (J per FLOP, J per byte) fitted on", len(table), "Llama configurations:")
-    for c in CLASSES:
-        print(f"  {c:12s}", " ".join(f"{x:.3e}" for x in rates[c]))
-    for _, r in table.iterrows():
-        p = predict(rates, r)
-        miss = 100 * (sum(p.values()) / r["train_step_energy_j"] - 1)
-        print(f"  in fit: {r['model']} {r['batch_size']}x{r['seq_len']}: {miss:+.1f} %")
-    held = rows_of(args.heldout)
-    held = held[
-        held["pass"].isin(args.passes)
-        & held["precision"].isin(args.precisions)
-        & held["status"].eq("ok")
-        & held["energy_j_per_iter"].notna()
-    ]
+class ClassModel:
+    """The per-class rates fitted on the committed class rows, and both predictions of a step."""
+
+    def __init__(self):
+        classes = rows_of(CLASS_DIRS)
+        table = class_table(classes)
+        steps = classes[classes["pass"] == "train_step"].set_index(
+            ["model", "batch_size", "seq_len"]
+        )
+        for i, r in table.iterrows():
+            step = steps.loc[(r["model"], r["batch_size"], r["seq_len"])]
+            for k, v in work(spec_of(step), r["batch_size"], r["seq_len"]).items():
+                table.loc[i, k] = v
+            for c in CLASSES:  # Shapley shares are linear in the windows: total - idle x time
+                dynamic = r[f"energy_j_{c}"] - step["idle_power_w"] * r[f"time_s_{c}"]
+                table.loc[i, f"dynamic_j_{c}"] = dynamic
+        self.table = table
+        self.rates = fit(table)
+        self.dynamic_rates = fit(table, "dynamic_j_{}")
+        steptime_table = pd.read_parquet(packaged.steptime_path())
+        self.steptime = steptime_table.set_index(["gpu_label", "precision"])
+
+    def report(self) -> None:
+        print("rates (J per FLOP, J per byte) fitted on", len(self.table), "Llama configurations:")
+        for c in CLASSES:
+            print(f"  {c:12s}", " ".join(f"{x:.3e}" for x in self.rates[c]))
+        for _, r in self.table.iterrows():
+            miss = 100 * (sum(predict(self.rates, r).values()) / r["train_step_energy_j"] - 1)
+            print(f"  in fit: {r['model']} {r['batch_size']}x{r['seq_len']}: {miss:+.1f} %")
+
+    def __call__(self, spec, batch, seq, precision, pass_name) -> dict:
+        """``work_j`` and ``timed_j`` (module docstring) of one iteration, the class shares of
+        ``work_j`` and what bound the timed step."""
+        ops = stream(spec, batch, seq, precision, pass_name)
+        w = work(spec, batch, seq, precision, pass_name)
+        p = predict(self.rates, w)
+        total = sum(p.values())
+        c = self.steptime.loc[("h200", precision)]
+        params = {k: c[k] for k in steptime.PARAMETERS}
+        dynamic = sum(predict(self.dynamic_rates, w).values())
+        timed, _, bound = timed_step(params, ops, dynamic, c["idle_w"], c["limit_w"])
+        shares = {f"{k}_pct": 100 * v / total for k, v in p.items()}
+        return {"work_j": total, "timed_j": timed, "bound": bound, **shares}
+
+
+def judge(model: ClassModel, held: pd.DataFrame) -> pd.DataFrame:
     out = []
     for _, r in held.iterrows():
-        w = work(spec_of(r), r["batch_size"], r["seq_len"], r["precision"], r["pass"])
-        p = predict(rates, w)
-        total = sum(p.values())
-        c = calibration.loc[("h200", r["precision"])]
-        params = {k: c[k] for k in steptime.PARAMETERS}
-        ops = stream(spec_of(r), r["batch_size"], r["seq_len"], r["precision"], r["pass"])
-        dyn = sum(predict(dynamic_rates, w).values())
-        timed, _, bound = timed_step(params, ops, dyn, c["idle_w"], c["limit_w"])
+        spec = spec_of(r)
+        p = model(spec, r["batch_size"], r["seq_len"], r["precision"], r["pass"])
+        measured = r["energy_j_per_iter"]
         out.append(
             {
                 "model": r["model"],
@@ -171,17 +182,55 @@ def main() -> int:
                 "pass": r["pass"],
                 "batch": int(r["batch_size"]),
                 "seq": int(r["seq_len"]),
-                "measured_j": r["energy_j_per_iter"],
-                "predicted_j": total,
-                "miss_pct": 100 * (total / r["energy_j_per_iter"] - 1),
-                "timed_j": timed,
-                "timed_miss_pct": 100 * (timed / r["energy_j_per_iter"] - 1),
-                "bound": bound,
+                "measured_j": measured,
+                "predicted_j": p["work_j"],
+                "miss_pct": 100 * (p["work_j"] / measured - 1),
+                "timed_j": p["timed_j"],
+                "timed_miss_pct": 100 * (p["timed_j"] / measured - 1),
+                "bound": p["bound"],
                 "power_w": r["power_mean_w"],
-                **{f"{c}_pct": 100 * p[c] / total for c in CLASSES},
+                **{f"{c}_pct": p[f"{c}_pct"] for c in CLASSES},
             }
         )
-    out = pd.DataFrame(out).sort_values(["pass", "precision", "model", "batch", "seq"])
+    return pd.DataFrame(out).sort_values(["pass", "precision", "model", "batch", "seq"])
+
+
+def preregister(model: ClassModel, config_path: str) -> pd.DataFrame:
+    """Both predictions for every step of a configuration file's LLM sweep."""
+    llm = yaml.safe_load(Path(config_path).read_text())["llm"]
+    axes = (llm["models"], llm["precisions"], llm["batch_size"], llm["seq_len"], llm["passes"])
+    out = []
+    for spec, precision, batch, seq, pass_name in itertools.product(*axes):
+        name, _ = resolve(spec)
+        p = model(spec, batch, seq, precision, pass_name)
+        keys = {"model": name, "precision": precision, "batch_size": batch, "seq_len": seq}
+        out.append({**keys, "pass": pass_name, **p})
+    return pd.DataFrame(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--heldout", nargs="+", default=list(HELDOUT))
+    ap.add_argument("--passes", nargs="+", default=["train_step"])
+    ap.add_argument("--precisions", nargs="+", default=["bf16"])
+    ap.add_argument("--preregister", metavar="CONFIG", help="predict a config's LLM sweep")
+    ap.add_argument("--out", help="with --preregister: the CSV to write")
+    args = ap.parse_args()
+    model = ClassModel()
+    model.report()
+    if args.preregister:
+        table = preregister(model, args.preregister)
+        table.to_csv(args.out, index=False)
+        print(table.round(2).to_string(index=False))
+        return 0
+    held = rows_of(args.heldout)
+    held = held[
+        held["pass"].isin(args.passes)
+        & held["precision"].isin(args.precisions)
+        & held["status"].eq("ok")
+        & held["energy_j_per_iter"].notna()
+    ]
+    out = judge(model, held)
     with pd.option_context("display.width", 200):
         print(out.round(1).to_string(index=False))
     out["capped"] = out["power_w"] >= CAPPED_W
