@@ -39,20 +39,13 @@ import yaml
 from scipy.optimize import nnls
 
 from flopmetrics.analysis import steptime
-from flopmetrics.analysis.class_energy import class_table
+from flopmetrics.analysis.class_energy import WORK, class_table
 from flopmetrics.analysis.merge import merge_energy
 from flopmetrics.contracts import packaged
 from flopmetrics.flops.models import resolve
 from flopmetrics.flops.opstream import step_ops
 
 CLASSES = ("gemm", "attention", "elementwise", "optimizer", "other")
-WORK = {
-    "gemm": ("flops",),
-    "attention": ("flops", "bytes"),
-    "elementwise": ("bytes",),
-    "optimizer": ("bytes",),
-    "other": ("bytes",),
-}
 CLASS_DIRS = ("resources/reference/h200_classes", "resources/reference/h200_classes_heldout")
 HELDOUT = (
     "resources/reference/h200_heldout",
