@@ -8,9 +8,10 @@ replayed (``tape``) and every other subset of the classes replayed alone (``tape
 pass, so that each class's energy is measured, not apportioned by time shares
 (:mod:`flopmetrics.analysis.class_energy` gives each class its Shapley share).
 
-A replay repeats the step's arithmetic on the tensors the step left behind; the optimizer's
-replays update the parameters in place, so every window starts from the starting weights
-(:meth:`restore`) and ends with the parameters checked finite.
+A replay repeats the step's arithmetic along its dataflow (:mod:`~flopmetrics.workloads.optape`:
+each operation reads what its replayed producer wrote, else what the step left behind); the
+optimizer's replays update the parameters in place, so every window starts from the starting
+weights (:meth:`restore`) and ends with the parameters checked finite.
 """
 
 from __future__ import annotations

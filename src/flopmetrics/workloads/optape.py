@@ -17,7 +17,8 @@ step read from the cache: a replay that read only the recorded tensors ran the 1
 Not replayed, and listed in :attr:`Tape.skipped`: operations that read a device value on the
 host (``.item()``, ``nonzero``; a CUDA graph cannot capture them and they launch none of the
 step's arithmetic) and copies from host memory. The tape holds every tensor the step touched
-alive, so it needs about the memory of the step's activations and gradients once more.
+alive, so it needs about the memory of the step's activations and gradients once more, and a
+replay of every class the step's working memory besides.
 """
 
 from __future__ import annotations
