@@ -28,24 +28,23 @@ from __future__ import annotations
 
 import argparse
 import glob
-import itertools
 import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
-from scipy.optimize import nnls
+from preregister import sweep  # benchmarks/preregister.py: the same sweep of a config
 
 from flopmetrics.analysis import steptime
-from flopmetrics.analysis.class_energy import WORK, class_table
+from flopmetrics.analysis.class_energy import REMAINDER, WORK, class_table, fit, predict
 from flopmetrics.analysis.merge import merge_energy
 from flopmetrics.contracts import packaged
 from flopmetrics.flops.models import resolve
 from flopmetrics.flops.opstream import step_ops
 
 CLASSES = ("gemm", "attention", "elementwise", "optimizer", "other")
+RATE = {"flops": "j_per_flop", "bytes": "j_per_byte"}  # a work column's rate in a fit's table
 CLASS_DIRS = ("resources/reference/h200_classes", "resources/reference/h200_classes_heldout")
 HELDOUT = (
     "resources/reference/h200_heldout",
@@ -63,9 +62,8 @@ def stream(model_spec, batch, seq, precision="bf16", pass_name="train_step") -> 
     return step_ops(fields, int(batch), int(seq), precision, pass_name)
 
 
-def work(model_spec, batch, seq, precision="bf16", pass_name="train_step") -> dict[str, float]:
-    """Per class: FLOPs and bytes of one iteration in the meta-device operation stream."""
-    ops = stream(model_spec, batch, seq, precision, pass_name)
+def work(ops: dict) -> dict[str, float]:
+    """Per class: FLOPs and bytes of one iteration's operation stream (:func:`stream`)."""
     out = {}
     for c in CLASSES:
         mine = ops["cls"] == c
@@ -78,21 +76,18 @@ def spec_of(row) -> object:
     return json.loads(row["config_json"])["workload"]["model"]
 
 
-def fit(table: pd.DataFrame, column: str = "energy_j_{}") -> dict[str, np.ndarray]:
-    rates = {}
-    for c in CLASSES:
-        a = table[[f"{w}_{c}" for w in WORK[c]]].to_numpy(float)
-        scale = a.max(axis=0)
-        coef, _ = nnls(a / scale, table[column.format(c)].to_numpy(float))
-        rates[c] = coef / scale
-    return rates
+def class_rates(table: pd.DataFrame, energy: str = "energy_j_{}") -> pd.DataFrame:
+    """:func:`flopmetrics.analysis.class_energy.fit` of each class's ``energy`` column on its
+    work, without the remainder (the step minus the tape is no class's)."""
+    columns = {f"energy_j_{c}": table[energy.format(c)] for c in CLASSES}
+    rates = fit(table.assign(**columns), CLASSES)
+    return rates[rates["class"] != REMAINDER]
 
 
-def predict(rates, w: dict) -> dict[str, float]:
-    return {
-        c: float(sum(r * w[f"{k}_{c}"] for r, k in zip(rates[c], WORK[c], strict=True)))
-        for c in CLASSES
-    }
+def price(rates: pd.DataFrame, w: dict) -> dict[str, float]:
+    """Each class's energy for the work ``w`` at ``rates`` (of their one target and precision)."""
+    first = rates.iloc[0]
+    return predict(rates, {**w, "target": first["target"], "precision": first["precision"]})
 
 
 CAPPED_W = 600  # a mean power above this: the step ran at (or near) the 700 W limit
@@ -128,35 +123,37 @@ class ClassModel:
         )
         for i, r in table.iterrows():
             step = steps.loc[(r["model"], r["batch_size"], r["seq_len"])]
-            for k, v in work(spec_of(step), r["batch_size"], r["seq_len"]).items():
+            ops = stream(spec_of(step), r["batch_size"], r["seq_len"])
+            for k, v in work(ops).items():
                 table.loc[i, k] = v
             for c in CLASSES:  # Shapley shares are linear in the windows: total - idle x time
                 dynamic = r[f"energy_j_{c}"] - step["idle_power_w"] * r[f"time_s_{c}"]
                 table.loc[i, f"dynamic_j_{c}"] = dynamic
         self.table = table
-        self.rates = fit(table)
-        self.dynamic_rates = fit(table, "dynamic_j_{}")
+        self.rates = class_rates(table)
+        self.dynamic_rates = class_rates(table, "dynamic_j_{}")
         steptime_table = pd.read_parquet(packaged.steptime_path())
         self.steptime = steptime_table.set_index(["gpu_label", "precision"])
 
     def report(self) -> None:
         print("rates (J per FLOP, J per byte) fitted on", len(self.table), "Llama configurations:")
-        for c in CLASSES:
-            print(f"  {c:12s}", " ".join(f"{x:.3e}" for x in self.rates[c]))
+        for _, r in self.rates.iterrows():
+            used = [r[RATE[w]] for w in WORK[r["class"]]]
+            print(f"  {r['class']:12s}", " ".join(f"{x:.3e}" for x in used))
         for _, r in self.table.iterrows():
-            miss = 100 * (sum(predict(self.rates, r).values()) / r["train_step_energy_j"] - 1)
+            miss = 100 * (sum(price(self.rates, r).values()) / r["train_step_energy_j"] - 1)
             print(f"  in fit: {r['model']} {r['batch_size']}x{r['seq_len']}: {miss:+.1f} %")
 
     def __call__(self, spec, batch, seq, precision, pass_name) -> dict:
         """``work_j`` and ``timed_j`` (module docstring) of one iteration, the class shares of
         ``work_j`` and what bound the timed step."""
         ops = stream(spec, batch, seq, precision, pass_name)
-        w = work(spec, batch, seq, precision, pass_name)
-        p = predict(self.rates, w)
+        w = work(ops)
+        p = price(self.rates, w)
         total = sum(p.values())
         c = self.steptime.loc[("h200", precision)]
         params = {k: c[k] for k in steptime.PARAMETERS}
-        dynamic = sum(predict(self.dynamic_rates, w).values())
+        dynamic = sum(price(self.dynamic_rates, w).values())
         timed, _, bound = timed_step(params, ops, dynamic, c["idle_w"], c["limit_w"])
         shares = {f"{k}_pct": 100 * v / total for k, v in p.items()}
         return {"work_j": total, "timed_j": timed, "bound": bound, **shares}
@@ -189,15 +186,14 @@ def judge(model: ClassModel, held: pd.DataFrame) -> pd.DataFrame:
 
 
 def preregister(model: ClassModel, config_path: str) -> pd.DataFrame:
-    """Both predictions for every step of a configuration file's LLM sweep."""
-    llm = yaml.safe_load(Path(config_path).read_text())["llm"]
-    axes = (llm["models"], llm["precisions"], llm["batch_size"], llm["seq_len"], llm["passes"])
+    """Both predictions for every step of a configuration file's LLM sweep (as
+    ``benchmarks/preregister.py`` sweeps it)."""
     out = []
-    for spec, precision, batch, seq, pass_name in itertools.product(*axes):
-        name, _ = resolve(spec)
-        p = model(spec, batch, seq, precision, pass_name)
-        keys = {"model": name, "precision": precision, "batch_size": batch, "seq_len": seq}
-        out.append({**keys, "pass": pass_name, **p})
+    for w in sweep(yaml.safe_load(Path(config_path).read_text())):
+        name, _ = resolve(w["model"])
+        keys = {k: w[k] for k in ("precision", "batch_size", "seq_len", "pass")}
+        p = model(w["model"], w["batch_size"], w["seq_len"], w["precision"], w["pass"])
+        out.append({"model": name, **keys, **p})
     return pd.DataFrame(out)
 
 

@@ -53,9 +53,9 @@ class Op:
     # was, as (operation index, output index), or None for a tensor made before the tape
     sources: tuple = ()
 
-    def __call__(self) -> None:
-        """Run it again on its recorded inputs."""
-        self.func(*self.args, **self.kwargs)
+    def __call__(self):
+        """Run it again on its recorded inputs; its result."""
+        return self.func(*self.args, **self.kwargs)
 
 
 class Tape(TorchDispatchMode):
@@ -135,7 +135,10 @@ class Tape(TorchDispatchMode):
     def replay(self, classes=None) -> Callable[[], None]:
         """One call that replays the recorded operations of ``classes`` (default: all, the step
         as the tape holds it) once, in the step's order and along its dataflow."""
-        return _replay([(i, op) for i, op in enumerate(self.ops) if _in(op, classes)])
+        chosen = [
+            (i, op) for i, op in enumerate(self.ops) if classes is None or op.op_class in classes
+        ]
+        return _replay(chosen)
 
     def replays(self) -> dict[str, Callable[[], None]]:
         """One call per class that replays its operations once, in the step's order."""
@@ -184,10 +187,6 @@ def _layout(t: torch.Tensor) -> tuple:
         t.stride(),
         t.dtype,
     )
-
-
-def _in(op: Op, classes) -> bool:
-    return classes is None or op.op_class in classes
 
 
 def _distinct_bytes(tensors: list[torch.Tensor]) -> int:
@@ -240,7 +239,7 @@ class _Bound:
 
     def __call__(self, live: dict) -> list[torch.Tensor]:
         if not self.bound:
-            return _tensors(self.op.func(*self.op.args, **self.op.kwargs))
+            return _tensors(self.op())
         flat = list(self.flat)
         for k, source in self.bound:
             flat[k] = live[source]
