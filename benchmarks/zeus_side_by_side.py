@@ -29,6 +29,14 @@ serving passes instead (``--passes prefill decode``, ``--prompt``, ``--output``;
     python benchmarks/zeus_side_by_side.py --experiment inference --passes decode --sized \
         --replayed --window 1.0 --guard 0.05 --repeats 10 --precisions bf16 \
         --model llama-3.1-8b --batch 64
+
+``--experiment classes`` measures the passes of the kernel-class experiment (the train step, its
+tape and the tape's class subsets, ``tape:gemm`` ...; ``flopmetrics.workloads.classes``), each
+replayed from a CUDA graph of its own as the pipeline's ``launch: cuda_graph`` does:
+
+    python benchmarks/zeus_side_by_side.py --experiment classes --sized --replayed --window 1.0 \
+        --guard 0.05 --repeats 5 --precisions bf16 --batch 8 --seq 512 \
+        --passes train_step tape tape:gemm tape:elementwise tape:optimizer
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ import torch
 from flopmetrics.energy.setup import EnergySettings, setup_meters
 from flopmetrics.energy.windows import Monitor
 from flopmetrics.jobs.iterations import run_for
+from flopmetrics.workloads import classes
 from flopmetrics.workloads.causal_lm import CausalLMWorkload, LMConfig
 from flopmetrics.workloads.inference import InferenceConfig, InferenceWorkload
 
@@ -124,7 +133,8 @@ def warmed_steps(wl, args, graphs) -> dict:
 
 
 def workload(precision: str, args):
-    """The workload of ``--experiment``: a training step's passes, or serving's."""
+    """The workload of ``--experiment``: a training step's passes, its operation classes', or
+    serving's."""
     if args.experiment == "inference":
         config = InferenceConfig.of(
             {
@@ -136,6 +146,9 @@ def workload(precision: str, args):
             }
         )
         return InferenceWorkload("cuda:0", precision, config)
+    if args.experiment == "classes":
+        shape = {"model": args.model, "batch_size": args.batch, "seq_len": args.seq}
+        return classes.build("cuda:0", precision, shape, seed=0)
     config = LMConfig.of(
         {
             "model": args.model,
@@ -194,7 +207,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--precisions", nargs="+", default=["fp16", "bf16"])
     ap.add_argument("--passes", nargs="+", default=["forward", "train_step"])
-    ap.add_argument("--experiment", choices=["llm", "inference"], default="llm")
+    ap.add_argument("--experiment", choices=["llm", "classes", "inference"], default="llm")
     ap.add_argument("--prompt", type=int, default=512, help="inference: prompt length")
     ap.add_argument("--output", type=int, default=256, help="inference: output length")
     ap.add_argument("--model", default="llama-3.2-1b")
