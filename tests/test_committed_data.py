@@ -258,6 +258,10 @@ def test_the_packaged_step_time_model_was_fitted_from_the_rows_committed_now():
     table = pd.read_parquet(packaged.steptime_path())
     assert sorted(table["precision"]) == ["bf16", "bf16-mixed"]
     assert (table["fitted_from"] == ",".join(info["steptime_fitted_from"])).all()
+    # its intervals carry the misses on the held-out folders the provenance names, all committed
+    assert (table["heldout_from"] == ",".join(info["steptime_heldout_from"])).all()
+    assert all((REPO / d / "README.md").exists() for d in info["steptime_heldout_from"])
+    assert not set(info["steptime_heldout_from"]) & set(info["steptime_fitted_from"])
 
 
 def test_the_packaged_serving_model_was_fitted_from_the_serving_references_committed_now():

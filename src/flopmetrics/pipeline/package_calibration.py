@@ -93,9 +93,13 @@ def write_serving(table: Path, config_path: Path, out: Path) -> dict:
 
 def write_steptime(table: Path, out: Path) -> dict:
     """Copy the step-time model's ``table`` into ``out`` and add its inputs (the folders the
-    table names in ``fitted_from``) to the provenance."""
-    dirs = pd.read_parquet(table)["fitted_from"].iloc[0].split(",")
+    table names in ``fitted_from``) and the folders its intervals' misses were measured on
+    (``heldout_from``) to the provenance."""
+    first = pd.read_parquet(table).iloc[0]
+    dirs = first["fitted_from"].split(",")
     info = _inputs("steptime_", dirs, steptime_rows.row_files(dirs))
+    heldout = first.get("heldout_from")
+    info["steptime_heldout_from"] = heldout.split(",") if isinstance(heldout, str) else []
     return _install(table, packaged.STEPTIME, info, out)
 
 
