@@ -96,6 +96,27 @@ def test_report_builds(default_run):
     assert "MLP FLOP validation" in html and "flops_vs_d.png" in html
 
 
+def test_energy_per_class_from_the_committed_rows_in_a_table_and_the_report(default_run):
+    wd = default_run.workdir
+    table = pd.read_parquet(wd / "results/classes/class_energy.parquet")
+    assert {"bf16", "fp32"} <= set(table["precision"]) and table["gpu_uuid"].str.startswith(
+        "GPU-"
+    ).all()
+    shares = table[
+        [f"energy_j_{c}" for c in ("gemm", "attention", "elementwise", "optimizer", "other")]
+    ]
+    # the Shapley shares add up to the tape, and the remainder is the tape against the step
+    assert (shares.sum(axis=1) - table["tape_energy_j"]).abs().max() < 1e-6 * table[
+        "tape_energy_j"
+    ].max()
+    step = table["train_step_energy_j"]
+    assert ((100 * (table["tape_energy_j"] / step - 1)) - table["remainder_pct"]).abs().max() < 1e-9
+    page = (wd / "results/classes/class_energy.html").read_text()
+    first = table.iloc[0]
+    assert f"{first['energy_j_gemm']:.4g}" in page and f"{first['remainder_pct']:.4g}" in page
+    assert "energy per class" in (wd / "results/report.html").read_text(errors="replace")
+
+
 def test_serving_rows_of_the_cpu_and_of_the_h200_reference(default_run):
     rows = pd.read_parquet(default_run.workdir / "results/merged/inference.parquet")
     measured = rows[rows["source"] == "measured"]

@@ -99,6 +99,12 @@ rule class_energy:
         table=paths.CLASS_ENERGY,
         csv=paths.CLASS_ENERGY_TABLE,
         validation=paths.CLASS_ENERGY_VALIDATION,
+        html=report(
+            paths.CLASS_ENERGY_HTML,
+            caption="../report/class_energy_table.rst",
+            category="Energy per operation class",
+            labels={"table": "energy per class"},
+        ),
     log:
         "logs/analysis/class_energy.log",
     localrule: True

@@ -4,7 +4,7 @@ import pandas as pd
 
 from flopmetrics.analysis.class_energy import class_table, validate
 from flopmetrics.jobs.log import logged
-from flopmetrics.jobs.output import write_csv, write_parquet
+from flopmetrics.jobs.output import write_csv, write_html, write_parquet
 
 with logged(snakemake.log[0]):
     table = class_table(pd.read_parquet(snakemake.input.rows))
@@ -15,3 +15,10 @@ with logged(snakemake.log[0]):
     write_parquet(table, snakemake.output.table)
     write_csv(table, snakemake.output.csv)
     write_csv(checked, snakemake.output.validation)
+    # in the report: each configuration's step, each class's share with its standard error and
+    # what the shares leave unexplained (every column is in the CSV)
+    shown = table.filter(
+        regex=r"^(model|precision|batch_size|seq_len|gpu_uuid|train_step_energy_j"
+        r"|energy_j_[a-z]+(_sem)?|flops_per_j_[a-z]+|interaction_j|remainder_pct)$"
+    )
+    write_html(shown, snakemake.output.html, "Energy per operation class")
