@@ -68,6 +68,10 @@ def test_an_interaction_is_shared_between_the_classes_that_make_it():
         return sum(alone[c] for c in s) - (6.0 if {"gemm", "elementwise"} <= s else 0.0)
 
     row = class_energy.configuration(_rows(value, sem=0.5))
+    # derived as train_step - forward_backward derives the optimizer: the whole interaction
+    assert row["energy_j_gemm_last"] == pytest.approx(54.0)
+    assert row["energy_j_optimizer_last"] == pytest.approx(14.0)
+    assert row["energy_j_gemm_last_sem"] == pytest.approx(0.5 * math.sqrt(2))
     assert row["energy_j_gemm"] == pytest.approx(57.0)
     assert row["energy_j_elementwise"] == pytest.approx(22.0)
     assert row["energy_j_optimizer"] == pytest.approx(14.0)

@@ -19,6 +19,6 @@ with logged(snakemake.log[0]):
     # what the shares leave unexplained (every column is in the CSV)
     shown = table.filter(
         regex=r"^(model|precision|batch_size|seq_len|gpu_uuid|train_step_energy_j"
-        r"|energy_j_[a-z]+(_sem)?|flops_per_j_[a-z]+|interaction_j|remainder_pct)$"
+        r"|energy_j_[a-z]+(_sem|_last)?|flops_per_j_[a-z]+|interaction_j|remainder_pct)$"
     )
     write_html(shown, snakemake.output.html, "Energy per operation class")

@@ -7,7 +7,9 @@ energy (the subset with it minus the subset without it) averaged over every orde
 classes could be added. The shares are a linear combination of measured windows, so they carry
 the windows' standard errors, and they add up to the tape's energy by construction; what the
 classes do not explain is the tape against the step (``remainder_pct``), reported, never spread.
-The shares of time are made the same way.
+The shares of time are made the same way. Beside each share: the class replayed alone
+(``energy_j_<class>_alone``) and its derived difference, the tape less the tape without it
+(``energy_j_<class>_last``: what ``train_step - forward_backward`` gives the optimizer).
 
 A per-class model predicts a configuration nobody measured: each class's energy is its work
 (:data:`WORK`: FLOPs, and the bytes its operations touch) at rates fitted per target and
@@ -101,6 +103,7 @@ def configuration(rows: pd.DataFrame) -> dict:
         single = value[frozenset({c})]
         out |= _share(c, weights[c], value)
         out[f"energy_j_{c}_alone"] = single["energy_j_per_iter"]
+        out |= _last(c, tape, value.get(frozenset(names) - {c}))
         out[f"flops_{c}"] = single["flops"]
         out[f"bytes_{c}"] = single["bytes_accessed"]
         out[f"flops_per_j_{c}"] = single["flops"] / out[f"energy_j_{c}"]
@@ -109,6 +112,16 @@ def configuration(rows: pd.DataFrame) -> dict:
     out["interaction_j"] = out["tape_energy_j"] - alone
     out["remainder_pct"] = 100 * (out["classes_sum_j"] / out["train_step_energy_j"] - 1)
     return out
+
+
+def _last(c: str, tape, without) -> dict:
+    """Class ``c``'s derived difference: the tape less the tape without it (none where it is
+    the only class), with the two windows' standard errors combined."""
+    if without is None:
+        return {f"energy_j_{c}_last": math.nan, f"energy_j_{c}_last_sem": math.nan}
+    sem = math.hypot(tape["energy_j_per_iter_sem"], without["energy_j_per_iter_sem"])
+    last = tape["energy_j_per_iter"] - without["energy_j_per_iter"]
+    return {f"energy_j_{c}_last": last, f"energy_j_{c}_last_sem": sem}
 
 
 def _share(c: str, weights: dict, value: dict) -> dict:
