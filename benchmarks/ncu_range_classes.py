@@ -12,11 +12,12 @@ What the H200 allowed (2026-12-04, `GPU-4c71a465`, ncu 2025.3.1; docs/ncu.md):
   every elementwise FLOP) and stops at the step's range (a kernel in it calls
   ``cuKernelSetAttribute``, which a range may not);
 - ``--replay-mode app-range`` runs the whole program once per metric pass and accepts any API:
-  with the tensor-core metrics (``metrics``, below) it finished 3 passes of the full step's six
-  ranges in 120 s, about 30 s per pass; not yet to the end.
+  with the three tensor-core metrics and the time it finished 3 passes of the full step's six
+  ranges in 120 s, about 30 s per pass; not yet to the end. Each metric costs passes:
+  ``metrics --precision bf16`` gives the one tensor-core metric of that precision and the time.
 
 On the GPU machine (ncu as root; ``--clock-control none``: ncu leaves the clocks as they are):
-    M=$(python benchmarks/ncu_range_classes.py metrics)
+    M=$(python benchmarks/ncu_range_classes.py metrics --precision bf16)
     ncu --replay-mode app-range --clock-control none --metrics "$M" \\
         --export OUT/bf16 --force-overwrite \\
         python benchmarks/ncu_range_classes.py capture --precision bf16 \\
@@ -146,7 +147,8 @@ def judge(args) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
-    sub.add_parser("metrics", help="the metrics a range replay can collect, comma-separated")
+    m = sub.add_parser("metrics", help="the metrics a range replay can collect, comma-separated")
+    m.add_argument("--precision", choices=["bf16", "fp16", "tf32"], help="its tensor metric only")
     c = sub.add_parser("capture", help="run the passes, one profiled range each (under ncu)")
     c.add_argument("--precision", required=True, choices=["fp32", "bf16", "fp16"])
     c.add_argument("--shapes", nargs="+", required=True, help="model:layers:batch:seq")
@@ -159,7 +161,8 @@ def main() -> int:
         from flopmetrics.ncu.metrics import TENSOR
 
         # range replays take no SASS-patched metric: the tensor cores' ops and the time only
-        print(",".join([*TENSOR.values(), "gpu__time_duration.sum"]))
+        tensor = [TENSOR[args.precision]] if args.precision else list(TENSOR.values())
+        print(",".join([*tensor, "gpu__time_duration.sum"]))
         return 0
     return capture(args) if args.command == "capture" else judge(args)
 
