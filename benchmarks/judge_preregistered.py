@@ -20,20 +20,15 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-
-from flopmetrics.analysis.merge import read_job_table
-from flopmetrics.analysis.spread import measured_rows
+from heldout import judged  # benchmarks/heldout.py: the held-out sets' gated rows
 
 KEYS = ["model", "precision", "batch_size", "seq_len", "pass"]
 PREDICTIONS = ("energy_j", "work_j", "timed_j")  # whichever columns the CSV has
 
 
-def measured(folder: Path) -> pd.DataFrame:
-    files = sorted(folder.glob("raw/llm/**/*.parquet"))
-    if not files:
-        raise SystemExit(f"{folder}: no raw/llm/**/*.parquet")
-    rows = measured_rows(pd.concat([read_job_table(f) for f in files], ignore_index=True))
-    rows = rows.rename(columns={"energy_j_per_iter": "measured_j"})
+def measured(folder: Path, passes: list[str]) -> pd.DataFrame:
+    """The gated rows of ``passes`` under ``folder`` (as ``benchmarks/heldout.py`` judges)."""
+    rows = judged([folder], passes).rename(columns={"energy_j_per_iter": "measured_j"})
     rows[["batch_size", "seq_len"]] = rows[["batch_size", "seq_len"]].astype(int)
     return rows[[*KEYS, "measured_j", "gpu_uuid"]]
 
@@ -60,7 +55,7 @@ def main() -> int:
     columns = [c for c in PREDICTIONS if c in pre]
     if not columns:
         raise SystemExit(f"{args.predictions}: none of the columns {', '.join(PREDICTIONS)}")
-    rows = measured(args.heldout)
+    rows = measured(args.heldout, list(pre["pass"].unique()))
     joined = rows.merge(pre, on=KEYS, how="left", validate="one_to_one")
     missing = joined[joined[columns[0]].isna()]
     if len(missing):
