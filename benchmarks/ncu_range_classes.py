@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import json
 import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -52,25 +53,47 @@ def profiled_range(device: str):
     torch.cuda.profiler.stop()
 
 
+def marked(fn, name: str, device: str) -> None:
+    """``fn`` between two marker kernels, in an NVTX range ``name`` (as the kernel-replay
+    capture runs its passes, so :func:`flopmetrics.ncu.parse.read_report_csv` reads it)."""
+    import torch
+
+    from flopmetrics.ncu.capture import mark
+
+    if device == "cpu":
+        fn()
+        return
+    mark()
+    torch.cuda.nvtx.range_push(name)
+    fn()
+    torch.cuda.nvtx.range_pop()
+    mark()
+
+
 def capture(args) -> int:
     import torch
 
-    from flopmetrics.ncu.capture import llm_class_passes
+    from flopmetrics.ncu.capture import class_label, llm_class_passes
     from flopmetrics.workloads.precision import get_precision, matmul_precision
 
-    manifest = {"precision": args.precision, "ranges": [], "operation_classes": {}}
+    manifest = {"precision": args.precision, "passes": [], "operation_classes": {}}
     with matmul_precision(get_precision(args.precision)):
         for shape in args.shapes:
-            record = {}
+            record, label = {}, class_label(shape)
             passes = llm_class_passes(shape, args.precision, args.device, record)
             for fn in passes.values():  # warm-up: the caching allocator holds every block after
                 fn()
             for name, fn in passes.items():
+                if args.passes and name not in args.passes:
+                    continue
                 with profiled_range(args.device):
-                    fn()
-                manifest["ranges"].append({"shape": shape, "pass": name})
-                print(f"[range] {shape} {name}", file=sys.stderr, flush=True)
-            manifest["operation_classes"][shape] = {
+                    if args.per_launch:  # a marker on each side: the launches are split by pass
+                        marked(fn, f"{label}/{name}", args.device)
+                    else:
+                        fn()
+                manifest["passes"].append({"label": label, "pass": name})
+                print(f"[range] {label} {name}", file=sys.stderr, flush=True)
+            manifest["operation_classes"][label] = {
                 k: record[k] for k in ("counted_by_class", "operations", "parameters")
             }
             del passes, record
@@ -81,6 +104,29 @@ def capture(args) -> int:
     with open(args.manifest, "w") as fh:
         json.dump(manifest, fh, indent=1)
     return 0
+
+
+def per_launch_export(csv_path: str) -> bool:
+    """Whether the export has a row per launch (the capture's markers among them), not one
+    per range."""
+    from flopmetrics.ncu.metrics import MARKER
+
+    names = pd.read_csv(csv_path, usecols=["Kernel Name"], dtype=str)["Kernel Name"]
+    return bool(names.str.contains(MARKER, regex=False).any())
+
+
+def launch_rows(csv_path: str, manifest: dict) -> pd.DataFrame:
+    """A per-launch export (``--per-launch`` under ``--replay-mode application``) summed into
+    one row per pass, in the manifest's order."""
+    from flopmetrics.ncu.parse import read_report_csv
+
+    passes = manifest["passes"]
+    launches = read_report_csv(csv_path, passes)
+    if launches.attrs.get("incomplete"):
+        raise SystemExit(f"{csv_path}: {launches.attrs['incomplete']}")
+    sums = launches.groupby(["label", "pass"], sort=False)[["flops", "duration_s"]].sum()
+    order = [(p["label"], p["pass"]) for p in passes]
+    return sums.reindex(order).reset_index(drop=True)
 
 
 def range_rows(csv_path: str) -> pd.DataFrame:
@@ -109,20 +155,22 @@ def judge(args) -> int:
     rows = []
     for manifest_path, csv_path in zip(args.files[::2], args.files[1::2], strict=True):
         manifest = json.loads(open(manifest_path).read())
-        ranges = range_rows(csv_path)
-        if len(ranges) != len(manifest["ranges"]):
+        per_launch = per_launch_export(csv_path)
+        ranges = launch_rows(csv_path, manifest) if per_launch else range_rows(csv_path)
+        if len(ranges) != len(manifest["passes"]):
             raise SystemExit(
-                f"{csv_path}: {len(ranges)} ranges, the manifest lists {len(manifest['ranges'])}"
+                f"{csv_path}: {len(ranges)} ranges, the manifest lists {len(manifest['passes'])}"
             )
-        for spec, (_, r) in zip(manifest["ranges"], ranges.iterrows(), strict=True):
-            info = manifest["operation_classes"][spec["shape"]]
+        for spec, (_, r) in zip(manifest["passes"], ranges.iterrows(), strict=True):
+            info = manifest["operation_classes"][spec["label"]]
             cls = spec["pass"].removeprefix("class:")
             counted = info["counted_by_class"].get(cls) if cls != spec["pass"] else None
             rows.append(
                 {
+                    "capture": Path(manifest_path).stem,
                     "gpu_uuid": manifest["gpu_uuid"],
                     "precision": manifest["precision"],
-                    "shape": spec["shape"],
+                    "shape": spec["label"],
                     "pass": spec["pass"],
                     "operations": info["operations"].get(cls),
                     "executed_flops": r["flops"],
@@ -134,7 +182,9 @@ def judge(args) -> int:
     df = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     print(df.to_string(index=False))
-    for (prec, shape), g in df.groupby(["precision", "shape"], sort=False):
+    for (_, prec, shape), g in df.groupby(["capture", "precision", "shape"], sort=False):
+        if "train_step" not in set(g["pass"]):
+            continue  # a capture of some classes only: nothing to add them up against
         step = g.loc[g["pass"] == "train_step", "executed_flops"].sum()
         classes = g.loc[g["pass"] != "train_step", "executed_flops"].sum()
         print(
@@ -154,6 +204,12 @@ def main() -> int:
     c.add_argument("--shapes", nargs="+", required=True, help="model:layers:batch:seq")
     c.add_argument("--manifest", required=True)
     c.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: a dry run")
+    c.add_argument("--passes", nargs="*", help="profile these passes only (default: all)")
+    c.add_argument(
+        "--per-launch",
+        action="store_true",
+        help="markers around each pass, for ncu's per-launch replays (SASS metrics allowed)",
+    )
     j = sub.add_parser("judge", help="executed FLOPs per class against the counted ones")
     j.add_argument("files", nargs="+", help="MANIFEST CSV [MANIFEST CSV ...]")
     args = ap.parse_args()

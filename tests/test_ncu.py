@@ -6,13 +6,14 @@ import csv
 import gzip
 import io
 import json
+import shutil
 import stat
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from flopmetrics.ncu import classes, classify, gap, metrics, parse, validation
+from flopmetrics.ncu import capture, classes, classify, gap, metrics, parse, validation
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = REPO / "resources/reference/h100/ncu"
@@ -283,6 +284,33 @@ def test_a_class_capture_puts_each_class_beside_its_count(tmp_path):
     short = classes.read_class_runs(tmp_path).set_index("class")
     assert short.loc["gemm", "executed_flops"] == bf16.loc["gemm", "executed_flops"]
     assert short.loc["other", "kernels"] == 0 and short.loc["other", "executed_flops"] == 0
+
+
+FULL_STEP_RUNS = REPO / "benchmarks/results/ncu_classes_h200_2026-12-04"
+
+
+def test_captures_of_some_classes_each_make_one_step_and_a_class_twice_is_an_error(tmp_path):
+    """The 16-layer step's classes came in two per-launch captures, neither of which ran the
+    step itself: one table in class order, no step columns; a third capture holding a class
+    again names it."""
+    for name in ("bf16_classes_simt", "bf16_classes_tensor"):
+        for suffix in (".json", ".csv.gz"):
+            shutil.copy(FULL_STEP_RUNS / f"{name}{suffix}", tmp_path)
+    table = classes.read_class_runs(tmp_path)
+    assert list(table["class"]) == ["gemm", "attention", "elementwise", "optimizer", "other"]
+    assert table["step_kernels"].isna().all() and table["step_executed_flops"].isna().all()
+    assert (table["executed_flops"] > 0).all()
+    shutil.copy(FULL_STEP_RUNS / "bf16_classes_simt.json", tmp_path / "again.json")
+    shutil.copy(FULL_STEP_RUNS / "bf16_classes_simt.csv.gz", tmp_path / "again.csv.gz")
+    with pytest.raises(ValueError, match="class 'elementwise' .* is in 2 captures"):
+        classes.read_class_runs(tmp_path)
+
+
+def test_a_class_capture_label_names_the_layers_the_model_runs():
+    assert (
+        capture.class_label("llama-3.2-1b:0:8:256") == "llm classes llama-3.2-1b layers16 b8 s256"
+    )
+    assert capture.class_label("llama-3.2-1b:2:4:128") == "llm classes llama-3.2-1b layers2 b4 s128"
 
 
 def test_a_folder_without_class_captures_is_an_error_naming_it(tmp_path):

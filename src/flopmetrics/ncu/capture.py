@@ -113,6 +113,14 @@ def shape_workload(shape: str) -> dict:
     return {"model": fields, "batch_size": int(batch), "seq_len": int(seq)}
 
 
+def class_label(shape: str) -> str:
+    """The label of a class capture of ``shape`` (``name:layers:batch:seq``), with the layer
+    count the model runs (0 resolved to the preset's own)."""
+    name, layers, batch, seq = shape.split(":")
+    count = int(layers) or resolve(name)[1]["num_hidden_layers"]
+    return f"llm classes {name} layers{count} b{batch} s{seq}"
+
+
 def llm_class_passes(shape: str, precision: str, device: str, record: dict):
     """The train step of the causal LM ``shape`` (``name:layers:batch:seq``) as the pipeline's
     job runs it (:mod:`flopmetrics.workloads.causal_lm`, eager), then each operation class's
@@ -171,8 +179,7 @@ def main(argv=None) -> int:
             counted[label] = {}
             profiled(llm_passes(spec, args.precision, device, counted[label]), label, manifest)
         for spec in args.llm_classes:
-            name, layers, batch, seq = spec.split(":")
-            label = f"llm classes {name} layers{layers} b{batch} s{seq}"
+            label = class_label(spec)
             classes[label] = {}
             passes = llm_class_passes(spec, args.precision, device, classes[label])
             profiled(passes, label, manifest)

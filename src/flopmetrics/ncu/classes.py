@@ -52,14 +52,35 @@ def read_class_runs(directory: str | Path) -> pd.DataFrame:
             rows += _rows(manifest, shape, info, launches[launches["label"] == shape])
     if not rows:
         raise FileNotFoundError(f"no class captures (*.json with operation_classes) in {directory}")
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return _in_class_order(pd.DataFrame(rows, columns=COLUMNS), directory)
+
+
+def _in_class_order(table: pd.DataFrame, directory) -> pd.DataFrame:
+    """Several captures of one step (each some of its classes) as one table in class order; a
+    class captured twice is an error, not a row that silently wins."""
+    key = ["gpu_uuid", "precision", "shape", "class"]
+    twice = table[table.duplicated(key, keep=False)]
+    if not twice.empty:
+        first = twice.iloc[0]
+        times = int((twice[key] == first[key]).all(axis=1).sum())
+        raise ValueError(
+            f"{directory}: class {first['class']!r} of {first['shape']} ({first['precision']}, "
+            f"{first['gpu_uuid']}) is in {times} captures"
+        )
+    rank = table["class"].map({c: i for i, c in enumerate(CLASSES)})
+    order = table.assign(rank=rank).sort_values(["precision", "shape", "rank"], kind="stable")
+    return order.drop(columns="rank").reset_index(drop=True)
 
 
 def _rows(manifest: dict, shape: str, info: dict, launches: pd.DataFrame) -> list[dict]:
+    """A row per class the capture replayed (some captures take only some classes); the
+    step's columns are NaN where the capture did not run the step itself."""
+    captured = {p["pass"] for p in manifest["passes"] if p["label"] == shape}
     step = launches[launches["pass"] == "train_step"]
+    has_step = "train_step" in captured
     out = []
     for cls in CLASSES:
-        if not info["operations"].get(cls):
+        if not info["operations"].get(cls) or f"class:{cls}" not in captured:
             continue
         mine = launches[launches["pass"] == f"class:{cls}"]
         counted = float(info["counted_by_class"].get(cls, 0))
@@ -77,8 +98,8 @@ def _rows(manifest: dict, shape: str, info: dict, launches: pd.DataFrame) -> lis
                 "counted_flops": counted,
                 "counted_causal_flops": counted / 2 if cls == "attention" else counted,
                 "executed_over_counted": executed / counted if counted else float("nan"),
-                "step_kernels": len(step),
-                "step_executed_flops": float(step["flops"].sum()),
+                "step_kernels": len(step) if has_step else float("nan"),
+                "step_executed_flops": float(step["flops"].sum()) if has_step else float("nan"),
             }
         )
     return out
