@@ -130,6 +130,16 @@ def test_model_configs_are_built_at_parse_time(workflow):
         "transformers rejects this config (model_type 'llamma')",
         "Unrecognized model identifier",
     )
+    # an architecture without the configured attention (BLOOM has no sdpa): every job of it
+    # failed on the GPU, after the queue
+    bloom = {"name": "b", "model_type": "bloom", "hidden_size": 32, "n_layer": 1, "n_head": 2}
+    refuses(
+        workflow,
+        lambda c: with_llm(c, [{**bloom, "vocab_size": 64}]),
+        "llm.models[0]",
+        "model 'b' has no 'sdpa' attention",
+        "set llm.attn_implementation: eager",
+    )
     # a model path that is a folder without a config.json (was a bare IsADirectoryError)
     refuses(
         workflow,

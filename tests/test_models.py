@@ -12,7 +12,7 @@ from conftest import job_spec
 from flopmetrics.analysis.co2e import estimate, workload_flops
 from flopmetrics.flops import causal_lm as model_flops
 from flopmetrics.flops import transformer
-from flopmetrics.flops.models import resolve, summary, transformer_shape
+from flopmetrics.flops.models import counting_attention, resolve, summary, transformer_shape
 from flopmetrics.jobs import run as job
 
 
@@ -76,6 +76,18 @@ def test_gpt2_and_qwen_presets_give_their_published_sizes_and_co2e():
         480,
     ).iloc[0]
     assert out["flops"] > 0 and out["energy_j_datasheet_bound"] > 0  # no KeyError 'hidden_size'
+
+
+def test_an_architecture_without_sdpa_is_counted_on_its_eager_attention():
+    """BLOOM has no sdpa in transformers: its count (and `flopmetrics estimate`, which needs it)
+    raised transformers' ValueError. Counted on eager attention, the score matrix is booked
+    full: 4 b s^2 h per layer forward, backward twice the forward."""
+    bloom = {"model_type": "bloom", "hidden_size": 32, "n_layer": 2, "n_head": 2, "vocab_size": 64}
+    assert counting_attention(bloom) == "eager"
+    assert counting_attention(resolve("llama-3.2-1b")[1]) == "sdpa"
+    forward, both, _, attention = model_flops._counted(model_flops._key(bloom), 2, 16)
+    assert attention == 2 * 4 * 2 * 16**2 * 32
+    assert both > 2 * forward
 
 
 def test_llama_counted_on_meta_equals_the_closed_form_forward():

@@ -16,7 +16,7 @@ import torch
 
 from . import transformer
 from .counted import count_flops
-from .models import build_causal_lm, kept_on_disk, source_digest, summary
+from .models import build_causal_lm, counting_attention, kept_on_disk, source_digest, summary
 
 PASSES = ("forward", "forward_train", "backward", "forward_backward", "optimizer", "train_step")
 
@@ -30,7 +30,8 @@ def _counted(blob: str, batch: int, seq: int) -> tuple[int, int, int, int]:
 
 
 def _count(blob: str, batch: int, seq: int) -> list[int]:
-    model = build_causal_lm(json.loads(blob), "sdpa", "meta")
+    fields = json.loads(blob)
+    model = build_causal_lm(fields, counting_attention(fields), "meta")
     ids = torch.zeros(batch, seq, dtype=torch.long, device="meta")
     forward = count_flops(lambda: model(input_ids=ids, labels=ids).loss)
     both = count_flops(lambda: model(input_ids=ids, labels=ids).loss.backward())

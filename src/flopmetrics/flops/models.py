@@ -212,6 +212,30 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def attention_refusal(fields: dict, implementation: str) -> str | None:
+    """Why transformers will not build ``fields`` with the attention ``implementation``
+    (``sdpa``, ``eager``, ...), or ``None`` where it will. Kept on disk, like
+    :func:`summary`."""
+    blob = json.dumps(fields, sort_keys=True)
+    kept = kept_on_disk("attention", [blob, implementation], lambda: _refusal(blob, implementation))
+    return kept["refusal"]
+
+
+def _refusal(blob: str, implementation: str) -> dict:
+    try:
+        build_causal_lm(json.loads(blob), implementation, "meta")
+    except ValueError as err:  # transformers: this architecture has no such implementation
+        return {"refusal": " ".join(str(err).split(". ")[0].split())[:200]}
+    return {"refusal": None}
+
+
+def counting_attention(fields: dict) -> str:
+    """The attention implementation a count or an operation stream of ``fields`` builds with:
+    ``sdpa`` where the architecture has it, else ``eager`` (BLOOM, for one). Both book the full
+    score matrix, so the counted FLOPs follow one convention (:mod:`flopmetrics.flops.counted`)."""
+    return "sdpa" if attention_refusal(fields, "sdpa") is None else "eager"
+
+
 def build_causal_lm(fields: dict, attn_implementation: str = "sdpa", device: str = "cpu"):
     """A randomly initialised ``AutoModelForCausalLM`` from config fields, in fp32, created
     directly on ``device`` (initialising 1B parameters on a GPU takes a fraction of the CPU

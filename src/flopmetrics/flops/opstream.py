@@ -31,7 +31,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry, shape_wrapper
 
 from .counted import ATTENTION_MAPPING
-from .models import build_causal_lm, kept_on_disk, source_digest
+from .models import build_causal_lm, counting_attention, kept_on_disk, source_digest
 from .operations import _NO_KERNEL, op_class, operator_name
 
 _GEMMS = frozenset({"mm", "addmm", "bmm", "baddbmm"})
@@ -154,7 +154,8 @@ def _fused_attention(recorder, dtype=None):
 
 
 def _record(fields: dict, batch: int, seq: int, mixed: bool, pass_name: str):
-    model = build_causal_lm(fields, "sdpa", "meta")  # fp32: a mixed step's master weights
+    # fp32: a mixed step's master weights
+    model = build_causal_lm(fields, counting_attention(fields), "meta")
     if not mixed:
         model = model.to(torch.bfloat16)
     model.train()

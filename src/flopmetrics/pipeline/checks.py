@@ -15,7 +15,7 @@ from ..contracts import paths
 from ..contracts.errors import ConfigError, ModelConfigError, TargetError
 from ..contracts.experiments import BY_NAME, EXPERIMENTS
 from ..energy import datasheet
-from ..flops.models import resolve, summary
+from ..flops.models import attention_refusal, resolve, summary
 from ..jobs.targets import resolve_target
 from . import sweeps
 
@@ -119,11 +119,25 @@ def _check_models(config: dict, section: str, key: str, report) -> None:
                 "({name: <name>, config: <path>})",
             )
         names[name] = i
+        _check_attention(config[section], where, name, fields)
         if config[section]["targets"]:
             report(
                 f"model {name}: {size['model_type']}, {size['layers']} layers, hidden size "
                 f"{size['hidden_size']}, {size['parameters']:,} parameters"
             )
+
+
+def _check_attention(section: dict, where: str, name: str, fields: dict) -> None:
+    """The attention implementation the experiment builds the model with is one its
+    architecture has: else every job of it would fail on the GPU, after the queue."""
+    # an experiment without the key (inference) builds with sdpa
+    implementation = section.get("attn_implementation", "sdpa")
+    refusal = attention_refusal(fields, implementation)
+    if refusal is None:
+        return
+    key = where.rsplit(".", 1)[0] + ".attn_implementation"
+    fix = f"set {key}: eager" if "attn_implementation" in section else "it cannot be served here"
+    fail(where, f"model {name!r} has no {implementation!r} attention ({refusal}); {fix}")
 
 
 def check_co2e(config: dict) -> None:
