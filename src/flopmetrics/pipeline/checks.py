@@ -128,16 +128,14 @@ def _check_models(config: dict, section: str, key: str, report) -> None:
 
 
 def _check_attention(section: dict, where: str, name: str, fields: dict) -> None:
-    """The attention implementation the experiment builds the model with is one its
-    architecture has: else every job of it would fail on the GPU, after the queue."""
-    # an experiment without the key (inference) builds with sdpa
+    """The attention the experiment builds the model with (``sdpa`` where it has no key:
+    inference) is one its architecture has: else every job would fail on the GPU."""
     implementation = section.get("attn_implementation", "sdpa")
     refusal = attention_refusal(fields, implementation)
-    if refusal is None:
-        return
-    key = where.rsplit(".", 1)[0] + ".attn_implementation"
-    fix = f"set {key}: eager" if "attn_implementation" in section else "it cannot be served here"
-    fail(where, f"model {name!r} has no {implementation!r} attention ({refusal}); {fix}")
+    if refusal is not None:
+        key = where.rsplit(".", 1)[0] + ".attn_implementation"
+        fix = f"set {key}: eager" if "attn_implementation" in section else "it cannot be served"
+        fail(where, f"model {name!r} has no {implementation!r} attention ({refusal}); {fix}")
 
 
 def check_co2e(config: dict) -> None:
