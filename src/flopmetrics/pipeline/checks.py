@@ -119,7 +119,7 @@ def _check_models(config: dict, section: str, key: str, report) -> None:
                 "({name: <name>, config: <path>})",
             )
         names[name] = i
-        _check_attention(config[section], where, name, fields)
+        _check_attention(config, section, where, name, fields)
         if config[section]["targets"]:
             report(
                 f"model {name}: {size['model_type']}, {size['layers']} layers, hidden size "
@@ -127,14 +127,14 @@ def _check_models(config: dict, section: str, key: str, report) -> None:
             )
 
 
-def _check_attention(section: dict, where: str, name: str, fields: dict) -> None:
+def _check_attention(config: dict, section: str, where: str, name: str, fields: dict) -> None:
     """The attention the experiment builds the model with (``sdpa`` where it has no key:
     inference) is one its architecture has: else every job would fail on the GPU."""
-    implementation = section.get("attn_implementation", "sdpa")
+    implementation = config[section].get("attn_implementation", "sdpa")
     refusal = attention_refusal(fields, implementation)
     if refusal is not None:
-        key = where.rsplit(".", 1)[0] + ".attn_implementation"
-        fix = f"set {key}: eager" if "attn_implementation" in section else "it cannot be served"
+        configurable = "attn_implementation" in config[section]
+        fix = f"set {section}.attn_implementation: eager" if configurable else "it cannot be served"
         fail(where, f"model {name!r} has no {implementation!r} attention ({refusal}); {fix}")
 
 
