@@ -9,7 +9,8 @@ What the meta device cannot show is put in explicitly:
 - attention runs as the fused kernel a GPU runs (``F.scaled_dot_product_attention`` on meta
   would take its math path and write the score matrix);
 - attention's FLOPs are those a causal fused kernel executes: the tiles on and below the
-  diagonal (the headline count books the full score matrix);
+  diagonal (the headline count books the full score matrix); given a mask (ALiBi, a sliding
+  window), the memory-efficient kernel, every tile, and the mask's bytes;
 - ``*-mixed`` precisions: autocast does not act on meta, so its rules are applied above
   autograd (:class:`_Autocast`): fp32 weights, the inputs of matrix products cast to 16 bits
   (a weight once per forward), norms, softmax and the loss computed in fp32; the casts and their
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 
 import numpy as np
 import torch
@@ -128,7 +130,8 @@ def _widened(x):
 
 @contextlib.contextmanager
 def _fused_attention(recorder, dtype=None):
-    """``F.scaled_dot_product_attention`` as the fused kernel (flash) a GPU runs, K and V
+    """``F.scaled_dot_product_attention`` as the fused kernel a GPU runs (flash, or
+    :func:`_masked` given a mask), K and V
     expanded to the query's heads (grouped-query attention), every operation booked to attention;
     under autocast (``dtype``) its inputs cast to it."""
     original = F.scaled_dot_product_attention
@@ -141,8 +144,10 @@ def _fused_attention(recorder, dtype=None):
                 q, k, v = (x.to(dtype) if x.dtype == torch.float32 else x for x in (q, k, v))
             if k.shape[1] != q.shape[1]:
                 k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], dim=1) for x in (k, v))
+            if attn_mask is not None and not is_causal:
+                return _masked(q, k, v, attn_mask, dropout_p, scale)
             flash = torch.ops.aten._scaled_dot_product_flash_attention
-            return flash(q, k, v, dropout_p, is_causal or attn_mask is None, scale=scale)[0]
+            return flash(q, k, v, dropout_p, True, scale=scale)[0]
         finally:
             recorder.in_attention = False
 
@@ -151,6 +156,17 @@ def _fused_attention(recorder, dtype=None):
         yield
     finally:
         F.scaled_dot_product_attention = original
+
+
+def _masked(q, k, v, mask, dropout_p, scale):
+    """Attention given a mask (ALiBi's bias, a sliding window's band): no flash kernel takes one,
+    so the memory-efficient kernel runs, over every tile (it cannot skip the masked ones), reading
+    the mask as an additive bias; a boolean mask is made into one first, as PyTorch does."""
+    if mask.dtype == torch.bool:
+        mask = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(~mask, -math.inf)
+    grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
+    efficient = torch.ops.aten._scaled_dot_product_efficient_attention
+    return efficient(q, k, v, mask.to(q.dtype), grad, dropout_p, False, scale=scale)[0]
 
 
 def _record(fields: dict, batch: int, seq: int, mixed: bool, pass_name: str):
