@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO
 from test_cli import cli
 
-from flopmetrics.analysis import co2e, steptime, steptime_rows
+from flopmetrics.analysis import co2e, steptime, steptime_estimate, steptime_rows
 from flopmetrics.contracts import packaged, paths
 from flopmetrics.flops.models import resolve
 from flopmetrics.flops.opstream import step_ops
@@ -130,10 +130,11 @@ def test_the_fit_never_passes_the_datasheet():
     peak, bandwidth = steptime.limits("h200", "bf16")
     assert fitted["r_flop"] <= peak * (1 + 1e-9)
     assert fitted["bandwidth"] <= bandwidth * (1 + 1e-9)
-    unaligned = ("r_unaligned", "e_unaligned_j")  # no unaligned GEMM seen: not fitted
-    free = [k for k in steptime.PARAMETERS if k not in unaligned]
+    # no unaligned GEMM and no masked attention seen: their rates and energies are not fitted
+    slow = {k for rate, energy, _ in steptime.SLOW.values() for k in (rate, energy)}
+    free = [k for k in steptime.PARAMETERS if k not in slow]
     assert all(fitted[k] >= 0 and math.isfinite(fitted[f"{k}_rse"]) for k in free)
-    assert all(math.isnan(fitted[k]) and math.isnan(fitted[f"{k}_rse"]) for k in unaligned)
+    assert all(math.isnan(fitted[k]) and math.isnan(fitted[f"{k}_rse"]) for k in slow)
 
 
 # an LM head cuBLAS cannot align, wide enough for its GEMMs to be bound by their rate
@@ -183,6 +184,46 @@ def test_an_estimate_carries_the_left_out_misses_and_refuses_unaligned_gemms():
     assert est["energy_j_lo"] < est["energy_j"] < est["energy_j_hi"]
     odd = step_ops({**resolve("tiny-llama")[1], "vocab_size": 257}, 2, 32, "bf16", "train_step")
     assert "multiple of 8" in steptime.predict(calibration, odd)["status"]
+
+
+# a sliding window shorter than the step: transformers passes attention a mask
+WINDOWED = {**resolve("tiny-llama")[1], "model_type": "mistral", "sliding_window": 16}
+
+
+def test_attention_given_a_mask_computes_every_tile_and_reads_the_mask():
+    causal, masked = (
+        step_ops(f, 2, 256, "bf16", "forward") for f in (resolve("tiny-llama")[1], WINDOWED)
+    )
+    attention = lambda o: o["cls"] == "attention"  # noqa: E731
+    assert not causal["masked"].any() and masked["masked"].any()
+    assert set(masked["cls"][masked["masked"]]) == {"attention"}
+    fused = lambda o, flag: o["flops"][attention(o) & flag].sum()  # noqa: E731
+    # 256 tokens are 2 tiles of 128: causal 3 of 4, masked all 4
+    assert fused(masked, masked["masked"]) == pytest.approx(
+        4 / 3 * fused(causal, attention(causal))
+    )
+    kernels = lambda o: o["bytes"][attention(o) & (o["flops"] > 0)].sum()  # noqa: E731
+    mask_bytes = 2 * 1 * 256 * 256 * 2  # a bf16 bias of (batch, 1, s, s) per layer (2 layers)
+    assert kernels(masked) - kernels(causal) == pytest.approx(2 * mask_bytes, rel=0.05)
+    assert steptime.slow_share(masked, "masked") > steptime.SLOW_LIMIT
+    assert steptime.kind_of(masked) == "masked" and steptime.kind_of(causal) == ""
+
+
+def test_masked_attention_gets_a_rate_of_its_own_or_the_step_is_refused():
+    slow = {**TRUE, "r_masked": 1e14, "e_masked_j": 3e-12}
+    wide = {**WINDOWED, "hidden_size": 256, "head_dim": 64}  # attention bound by its rate
+    sizes = [(m, b, s) for m in ("tiny-llama", wide) for b in (1, 64, 256) for s in (256, 512)]
+    fitted = steptime.fit(synthetic_rows(slow, sizes), "h200", "bf16")
+    assert fitted["r_masked"] == pytest.approx(1e14, rel=0.05)
+    assert fitted["e_masked_j"] == pytest.approx(3e-12, rel=0.05)
+    calibration = {**fitted, "left_out_q95": 0.05, "left_out_q95_masked": 0.15}
+    calibration.update(idle_w=120.0, limit_w=700.0)
+    windowed = step_ops(wide, 64, 256, "bf16", "train_step")
+    est = steptime.predict(calibration, windowed)
+    assert est["slow"] == ["masked"]
+    assert est["energy_j_hi"] / est["energy_j"] - 1 == pytest.approx(0.15)
+    unfitted = {**calibration, "r_masked": math.nan, "e_masked_j": math.nan}
+    assert "attention given a mask" in steptime.predict(unfitted, windowed)["status"]
 
 
 def test_too_few_rows_are_refused_not_fitted():
@@ -243,8 +284,8 @@ def test_a_step_the_meta_device_cannot_record_is_refused_with_its_reason(monkeyp
     def fails(*_):
         raise NotImplementedError("no meta kernel for aten.exotic")
 
-    monkeypatch.setattr(steptime, "step_ops", fails)
-    e = steptime.step_energy(workload("tiny-qwen2"), "h200", synthetic_table())
+    monkeypatch.setattr(steptime_estimate, "step_ops", fails)
+    e = steptime_estimate.step_energy(workload("tiny-qwen2"), "h200", synthetic_table())
     assert "tiny-qwen2" in e["status"] and "aten.exotic" in e["status"]
 
 
@@ -301,7 +342,7 @@ def test_the_interval_carries_the_misses_on_models_the_fit_never_saw():
     est = steptime.predict({**calibration, **bound}, ops())
     assert est["energy_j_hi"] / est["energy_j"] - 1 == pytest.approx(bound["heldout_q95"])
     table = synthetic_table().assign(**bound)
-    e = steptime.step_energy(workload("tiny-qwen2"), "h200", table)
+    e = steptime_estimate.step_energy(workload("tiny-qwen2"), "h200", table)
     assert (
         f"{len(other)} measured steps of models it was not fitted on (tiny-qwen2)" in e["interval"]
     )

@@ -11,7 +11,7 @@ from ..contracts.vocabulary import SERVING_PASSES
 from ..energy import datasheet
 from ..flops.causal_lm import pass_flops
 from ..flops.models import resolve
-from . import serving, step_energy, steptime
+from . import serving, step_energy, steptime_estimate
 
 J_PER_KWH = 3.6e6
 # the sizes one kind of workload has and the other has not (a serving step has no seq_len)
@@ -79,7 +79,7 @@ def estimate(  # noqa: PLR0913 (four tables, the PUE and the grid: one call of t
             step_flops = n * workload_flops(w["model"], w["batch_size"], w["seq_len"], w["pass"])
             e = step_energy.energy(w, label, step_flops, calibration, measured)
             if not e or "status" in e:
-                e = _either(e, steptime.step_energy(w, label, steptime_table))
+                e = _either(e, steptime_estimate.step_energy(w, label, steptime_table))
         flops = steps * step_flops
         row = {
             **{

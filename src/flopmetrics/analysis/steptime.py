@@ -6,18 +6,19 @@ bytes and issuing phase, recorded on the meta device):
 
 - the GPU's time at full clock: each matrix product (GEMM or fused attention, whose FLOPs are
   those its causal tiles execute) ``max(F / R, B / BW)``, every other kernel ``B / BW``, plus
-  ``tau`` per kernel; a GEMM with a dimension that is not a multiple of 8 runs cuBLAS's slower
-  kernels, at a rate ``R_u`` and an energy per FLOP ``e_u`` of its own (fitted only where the
-  calibration has such GEMMs: the reference model with a vocabulary one token wider; else a
-  step with many of them is refused);
+  ``tau`` per kernel. Two kinds of kernel run slower, each at a rate and an energy per FLOP of
+  its own (:data:`SLOW`), fitted only where the calibration has them, else a step with many of
+  them is refused: a GEMM with a dimension that is not a multiple of 8 (cuBLAS's slower
+  kernels; the reference model with a vocabulary one token wider), and attention given a mask
+  (every tile, the mask read; the reference model with a sliding window);
 - the host's time: ``h_f``, ``h_b``, ``h_o`` per operation issued by the forward (Python),
   the backward (autograd's engine) and the optimizer;
-- the dynamic energy: ``e_flop F + e_u F_u + e_byte B``;
+- the dynamic energy: ``e_flop F + e_u F_u + e_m F_m + e_byte B``;
 - power: ``P = P_idle + E_dyn / t``, capped: where that would pass the power limit the clocks
   drop until it does not, so ``t = E_dyn / (P_limit - P_idle)``.
 
-``t = max(GPU, host, E_dyn / (P_limit - P_idle))`` and ``E = P_idle t + E_dyn``. Ten
-parameters, each bounded by physics (``R`` and ``R_u`` <= the datasheet peak, ``BW`` <= the
+``t = max(GPU, host, E_dyn / (P_limit - P_idle))`` and ``E = P_idle t + E_dyn``. Twelve
+parameters, each bounded by physics (the rates <= the datasheet peak, ``BW`` <= the
 datasheet bandwidth, everything else >= 0), fitted by least squares on the logarithms of
 measured energy and time (scipy), with standard errors from the fit's Jacobian. One rate and
 one energy per FLOP serve aligned GEMMs and attention alike: both run on the tensor cores, and
@@ -29,17 +30,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 from scipy.optimize import least_squares
 
 from ..energy import datasheet
-from ..flops.models import resolve
-from ..flops.opstream import step_ops
 
 PARAMETERS = (
     "r_flop",  # FLOP/s of matrix products
     "r_unaligned",  # FLOP/s of GEMMs with a dimension not a multiple of 8 (cuBLAS's slow kernels)
+    "r_masked",  # FLOP/s of attention given a mask
     "bandwidth",  # B/s
     "tau_s",  # GPU time per kernel
     "host_forward_s",  # host time per operation the forward issues
@@ -47,15 +46,20 @@ PARAMETERS = (
     "host_optimizer_s",
     "e_flop_j",  # dynamic J per matrix-product FLOP
     "e_unaligned_j",  # dynamic J per FLOP of an unaligned GEMM
+    "e_masked_j",  # dynamic J per FLOP of masked attention
     "e_byte_j",  # dynamic J per byte moved
 )
-_START = (0.7, 0.3, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 2e-12, 1e-10)
+_START = (0.7, 0.3, 0.3, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 2e-12, 2e-12, 1e-10)
 _START = dict(zip(PARAMETERS, _START, strict=True))
-_UNALIGNED = {"r_unaligned": "r_flop", "e_unaligned_j": "e_flop_j"}  # where no such GEMM was seen
-_DATASHEET = {"r_flop": "peak", "r_unaligned": "peak", "bandwidth": "bandwidth"}  # the bounded
+# the slower kernels' (rate, energy per FLOP) and the FLOPs their share is of
+SLOW = {
+    "unaligned": ("r_unaligned", "e_unaligned_j", ("gemm",)),
+    "masked": ("r_masked", "e_masked_j", ("gemm", "attention")),
+}
+_DATASHEET = {"r_flop": "peak", "r_unaligned": "peak", "r_masked": "peak", "bandwidth": "bandwidth"}
 PASSES = ("forward", "forward_backward", "train_step")  # measured directly, never derived
 LEVEL = 0.95
-UNALIGNED_LIMIT = 0.05  # share of GEMM FLOPs in unaligned GEMMs that needs their own rate
+SLOW_LIMIT = 0.05  # share of FLOPs in a slower kind of kernel that needs its own rate
 
 
 def limits(label: str, precision: str) -> tuple[float, float]:
@@ -69,10 +73,13 @@ def limits(label: str, precision: str) -> tuple[float, float]:
 
 
 def free_parameters(rows: list[dict]) -> list[str]:
-    """The parameters rows can fix: the unaligned GEMMs' rate and energy only where some row
-    spends more than :data:`UNALIGNED_LIMIT` of its GEMM FLOPs in them."""
-    seen = max((unaligned_share(r["ops"]) for r in rows), default=0.0) > UNALIGNED_LIMIT
-    return [k for k in PARAMETERS if seen or k not in _UNALIGNED]
+    """The parameters rows can fix: a slower kind's rate and energy only where some row spends
+    more than :data:`SLOW_LIMIT` of its FLOPs in it."""
+    unseen = set()
+    for kind, (rate, energy, _) in SLOW.items():
+        if max((slow_share(r["ops"], kind) for r in rows), default=0.0) <= SLOW_LIMIT:
+            unseen |= {rate, energy}
+    return [k for k in PARAMETERS if k not in unseen]
 
 
 def _values(x: np.ndarray, free: list[str], peak: float, bandwidth: float) -> dict:
@@ -87,19 +94,28 @@ def _values(x: np.ndarray, free: list[str], peak: float, bandwidth: float) -> di
 
 
 def _filled(p: dict) -> dict:
-    """``p`` with unaligned GEMMs priced as aligned ones where the fit saw none (NaN)."""
+    """``p`` with a slower kind priced as the fast kernels where the fit saw none (NaN)."""
     out = dict(p)
-    for k, aligned in _UNALIGNED.items():
-        out[k] = out[k] if math.isfinite(out.get(k, math.nan)) else out[aligned]
+    for rate, energy, _ in SLOW.values():
+        for k, fast in ((rate, "r_flop"), (energy, "e_flop_j")):
+            out[k] = out[k] if math.isfinite(out.get(k, math.nan)) else out[fast]
     return out
+
+
+def _kinds(ops: dict) -> dict:
+    """Each slower kind's mask over the kernels (an older stream has no ``masked``)."""
+    return {k: ops.get(k, np.zeros(len(ops["cls"]), bool)) for k in SLOW}
 
 
 def kernel_times(p: dict, ops: dict) -> np.ndarray:
     """Each kernel's GPU time at full clock, without the per-kernel ``tau``: matrix products
-    ``max(F / R, B / BW)`` (``R_u`` for unaligned GEMMs), every other kernel ``B / BW``."""
+    ``max(F / R, B / BW)`` (a slower kind at its own rate), every other kernel ``B / BW``."""
     p = _filled(p)
     product = (ops["cls"] == "gemm") | (ops["cls"] == "attention")
-    rate = np.where(product, np.where(ops["unaligned"], p["r_unaligned"], p["r_flop"]), np.inf)
+    rate = np.full(len(product), p["r_flop"])
+    for kind, where in _kinds(ops).items():
+        rate = np.where(where, p[SLOW[kind][0]], rate)
+    rate = np.where(product, rate, np.inf)
     return np.maximum(ops["flops"] / rate, ops["bytes"] / p["bandwidth"])
 
 
@@ -108,14 +124,17 @@ def step(p: dict, ops: dict, idle_w: float, limit_w: float) -> tuple[float, floa
     cls, flops, nbytes, phase = ops["cls"], ops["flops"], ops["bytes"], ops["phase"]
     p = _filled(p)
     product = (cls == "gemm") | (cls == "attention")
-    slow = ops["unaligned"]
     gpu = float(kernel_times(p, ops).sum()) + len(cls) * p["tau_s"]
     host = sum(
         float(np.sum(phase == ph)) * p[f"host_{name}_s"]
         for ph, name in (("f", "forward"), ("b", "backward"), ("o", "optimizer"))
     )
-    dynamic = p["e_flop_j"] * flops[product & ~slow].sum() + p["e_byte_j"] * nbytes.sum()
-    dynamic += p["e_unaligned_j"] * flops[product & slow].sum()
+    fast = product.copy()
+    dynamic = p["e_byte_j"] * nbytes.sum()
+    for kind, where in _kinds(ops).items():
+        dynamic += p[SLOW[kind][1]] * flops[product & where].sum()
+        fast &= ~where
+    dynamic += p["e_flop_j"] * flops[fast].sum()
     capped = dynamic / max(limit_w - idle_w, 1e-9)
     t, bound = max((gpu, "gpu"), (host, "host"), (capped, "power"))
     return idle_w * t + dynamic, t, bound
@@ -160,8 +179,8 @@ def fit(rows: list[dict], label: str, precision: str) -> dict:
 def left_out_misses(rows: list[dict], label: str, precision: str) -> tuple[np.ndarray, np.ndarray]:
     """The relative energy misses of fits that leave one batch size, or one length, out, on
     the rows they left out (how far the fit carries beyond what it saw, measured on the
-    calibration's own rows), and whether each row's GEMMs were unaligned."""
-    misses, unaligned = [], []
+    calibration's own rows), and each row's slower kind (:func:`kind_of`)."""
+    misses, kinds = [], []
     for key in ("batch_size", "seq_len"):
         values = sorted({r["row"][key] for r in rows})
         for value in values if len(values) > 1 else []:
@@ -169,8 +188,8 @@ def left_out_misses(rows: list[dict], label: str, precision: str) -> tuple[np.nd
             for r in (r for r in rows if r["row"][key] == value):
                 e = step(p, r["ops"], r["idle_w"], r["limit_w"])[0]
                 misses.append(abs(e / r["energy_j"] - 1))
-                unaligned.append(unaligned_share(r["ops"]) > UNALIGNED_LIMIT)
-    return np.asarray(misses), np.asarray(unaligned, bool)
+                kinds.append(kind_of(r["ops"]))
+    return np.asarray(misses), np.asarray(kinds, str)
 
 
 def q95(misses: np.ndarray) -> float:
@@ -179,16 +198,17 @@ def q95(misses: np.ndarray) -> float:
 
 
 def calibrate(rows: list[dict], label: str, precision: str) -> dict:
-    """One calibration row: the fit, its left-out misses' bound (for steps with unaligned
-    GEMMs apart: their own rate is fitted on fewer rows), and what it was fitted on (models,
-    batch sizes and lengths, the median idle power and power limit of its rows)."""
+    """One calibration row: the fit, its left-out misses' bound (for steps of each slower kind
+    apart, ``left_out_q95_<kind>``: their own rate is fitted on fewer rows), and what it was
+    fitted on (models, batch sizes and lengths, the median idle power and power limit of its
+    rows)."""
     out = fit(rows, label, precision)
-    misses, unaligned = left_out_misses(rows, label, precision)
+    misses, kinds = left_out_misses(rows, label, precision)
     column = lambda k: [r["row"][k] for r in rows]  # noqa: E731
     return {
         **out,
-        "left_out_q95": q95(misses[~unaligned]),
-        "left_out_q95_unaligned": q95(misses[unaligned]),
+        "left_out_q95": q95(misses[kinds == ""]),
+        **{f"left_out_q95_{k}": q95(misses[kinds == k]) for k in SLOW},
         "left_out_max": float(misses.max()) if len(misses) else math.nan,
         "left_out_n": len(misses),
         "models": ",".join(sorted(set(map(str, column("model"))))),
@@ -201,32 +221,52 @@ def calibrate(rows: list[dict], label: str, precision: str) -> dict:
     }
 
 
+def slow_share(ops: dict, kind: str) -> float:
+    """The share of a step's FLOPs of :data:`SLOW`'s classes in kernels of the slower ``kind``."""
+    total = float(ops["flops"][np.isin(ops["cls"], SLOW[kind][2])].sum())
+    return float(ops["flops"][_kinds(ops)[kind]].sum()) / total if total > 0 else 0.0
+
+
 def unaligned_share(ops: dict) -> float:
     """The share of a step's GEMM FLOPs in GEMMs with an unaligned dimension."""
-    total = float(ops["flops"][ops["cls"] == "gemm"].sum())
-    return float(ops["flops"][ops["unaligned"]].sum()) / total if total > 0 else 0.0
+    return slow_share(ops, "unaligned")
+
+
+def kind_of(ops: dict) -> str:
+    """The slower kind a step spends more than :data:`SLOW_LIMIT` of its FLOPs in (the
+    largest share), or ``""``."""
+    shares = {k: slow_share(ops, k) for k in SLOW}
+    kind = max(shares, key=shares.get)
+    return kind if shares[kind] > SLOW_LIMIT else ""
+
+
+# what each slower kind is, in an estimate's words
+KIND_WORDS = {
+    "unaligned": "GEMMs with a dimension not a multiple of 8 (cuBLAS's slower kernels)",
+    "masked": "attention given a mask (ALiBi's bias, a sliding window)",
+}
 
 
 def predict(calibration: dict, ops: dict) -> dict:
     """Energy per step with its 95 % interval: the largest of the fit's residual scatter, the
     95th percentile of its left-out misses (a configuration outside the fit's sizes is an
-    extrapolation like those; a step with unaligned GEMMs takes the misses of such steps where
+    extrapolation like those; a step of a slower kind takes the misses of such steps where
     larger) and that of its misses on other models (``heldout_q95``, where measured).
-    ``{"status": why}`` where a step's GEMMs are unaligned beyond :data:`UNALIGNED_LIMIT` and
-    the fit has no rate for such GEMMs."""
-    share = unaligned_share(ops)
-    if share > UNALIGNED_LIMIT and not math.isfinite(calibration.get("r_unaligned", math.nan)):
-        return {
-            "status": f"{100 * share:.0f} % of its GEMM FLOPs are in GEMMs with a dimension "
-            "not a multiple of 8 (cuBLAS's slower kernels), and the step-time calibration had "
-            "no such rows to fit their rate on"
-        }
+    ``{"status": why}`` where a step spends more than :data:`SLOW_LIMIT` of its FLOPs in a
+    slower kind the fit has no rate for."""
+    shares = {k: slow_share(ops, k) for k in SLOW}
+    kinds = [k for k, share in shares.items() if share > SLOW_LIMIT]
+    for k in kinds:
+        if not math.isfinite(calibration.get(SLOW[k][0], math.nan)):
+            return {
+                "status": f"{100 * shares[k]:.0f} % of its FLOPs are in {KIND_WORDS[k]}, and "
+                "the step-time calibration had no such rows to fit their rate on"
+            }
     p = {k: calibration.get(k, math.nan) for k in PARAMETERS}  # a table older than a parameter
     e, t, bound = step(p, ops, calibration["idle_w"], calibration["limit_w"])
     z = float(stats.norm.ppf(0.5 + LEVEL / 2))
     bounds = [calibration["left_out_q95"], calibration.get("heldout_q95", math.nan)]
-    if share > UNALIGNED_LIMIT:  # and the misses of steps like it, where larger
-        bounds.append(calibration.get("left_out_q95_unaligned", math.nan))
+    bounds += [calibration.get(f"left_out_q95_{k}", math.nan) for k in kinds]
     half = float(np.nanmax([z * calibration["resid_sd"], *bounds]))
     return {
         "energy_j": e,
@@ -234,57 +274,5 @@ def predict(calibration: dict, ops: dict) -> dict:
         "energy_j_hi": e * (1 + half),
         "time_s": t,
         "bound": bound,
-        "unaligned": share > UNALIGNED_LIMIT,
+        "slow": kinds,
     }
-
-
-def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
-    """A training workload's energy per step from the step-time model of its GPU and precision
-    (``{}`` where there is none; ``{"status": why}`` where it cannot answer), in the shape
-    :func:`flopmetrics.analysis.step_energy.energy` gives."""
-    if table is None or table.empty or w["pass"] not in PASSES:
-        return {}
-    if w.get("world_size", 1) != 1 or (w.get("launch") or "eager") != "eager":
-        return {}
-    hit = table[(table["gpu_label"] == label) & (table["precision"] == w["precision"])]
-    if hit.empty:
-        return {}
-    c = hit.iloc[0].to_dict()
-    name, fields = resolve(w["model"])
-    try:
-        ops = step_ops(fields, w["batch_size"], w["seq_len"], w["precision"], w["pass"])
-    except (RuntimeError, TypeError, ValueError, NotImplementedError) as err:
-        # an architecture whose step the meta device cannot run: say so, as a refusal
-        return {"status": f"step-time model: {name}'s step could not be recorded ({err})"}
-    est = predict(c, ops)
-    if "status" in est:
-        return {"status": f"step-time model: {est['status']}"}
-    basis = (
-        f"step-time model (bound by the {BOUNDS[est['bound']]}), fitted on "
-        f"{c['models']} at batch {c['batch_sizes']}, lengths {c['seq_lens']}"
-    )
-    scale = float(ops["flops"].sum()) / c.get("flops_max", math.inf)
-    if scale > 1:  # a larger step than any fitted: its left-out misses are of smaller ones
-        basis = f"extrapolated: {basis}; the step's FLOPs {scale:.1f}x the largest fitted"
-    cards = int(c.get("cards", 1))
-    like = " (of its steps with unaligned GEMMs, where larger)" if est["unaligned"] else ""
-    others = ""
-    if c.get("heldout_n", 0) > 0:
-        others = (
-            f", and of its misses on {int(c['heldout_n'])} measured steps of models it was not "
-            f"fitted on ({str(c['heldout_models']).replace(',', ', ')})"
-        )
-    return {
-        "basis": basis,
-        "interval": f"95 %: +-{100 * (est['energy_j_hi'] / est['energy_j'] - 1):.1f} %, the "
-        f"largest of the 95th percentiles of the fit's misses with one batch size or length "
-        f"left out{like}{others} (or 1.96 residual SDs); no card-to-card spread added (the "
-        f"fit's rows came from {cards} card{'s' if cards != 1 else ''})",
-        "step": est["energy_j"],
-        "lo": est["energy_j_lo"],
-        "hi": est["energy_j_hi"],
-        "launch": "eager",
-    }
-
-
-BOUNDS = {"gpu": "GPU's work", "host": "host's launching", "power": "power limit"}

@@ -1,0 +1,68 @@
+"""A training workload's energy per step from the step-time model
+(:mod:`flopmetrics.analysis.steptime`) of its GPU and precision, with the basis and interval
+an estimate states."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..flops.models import resolve
+from ..flops.opstream import step_ops
+from .steptime import PASSES, predict
+
+_LIKE = {"unaligned": "unaligned GEMMs", "masked": "masked attention"}  # steptime.SLOW's
+
+
+def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
+    """A training workload's energy per step from the step-time model of its GPU and precision
+    (``{}`` where there is none; ``{"status": why}`` where it cannot answer), in the shape
+    :func:`flopmetrics.analysis.step_energy.energy` gives."""
+    if table is None or table.empty or w["pass"] not in PASSES:
+        return {}
+    if w.get("world_size", 1) != 1 or (w.get("launch") or "eager") != "eager":
+        return {}
+    hit = table[(table["gpu_label"] == label) & (table["precision"] == w["precision"])]
+    if hit.empty:
+        return {}
+    c = hit.iloc[0].to_dict()
+    name, fields = resolve(w["model"])
+    try:
+        ops = step_ops(fields, w["batch_size"], w["seq_len"], w["precision"], w["pass"])
+    except (RuntimeError, TypeError, ValueError, NotImplementedError) as err:
+        # an architecture whose step the meta device cannot run: say so, as a refusal
+        return {"status": f"step-time model: {name}'s step could not be recorded ({err})"}
+    est = predict(c, ops)
+    if "status" in est:
+        return {"status": f"step-time model: {est['status']}"}
+    basis = (
+        f"step-time model (bound by the {BOUNDS[est['bound']]}), fitted on "
+        f"{c['models']} at batch {c['batch_sizes']}, lengths {c['seq_lens']}"
+    )
+    scale = float(ops["flops"].sum()) / c.get("flops_max", math.inf)
+    if scale > 1:  # a larger step than any fitted: its left-out misses are of smaller ones
+        basis = f"extrapolated: {basis}; the step's FLOPs {scale:.1f}x the largest fitted"
+    cards = int(c.get("cards", 1))
+    slow = " and ".join(_LIKE[k] for k in est["slow"])
+    like = f" (of its steps with {slow}, where larger)" if slow else ""
+    others = ""
+    if c.get("heldout_n", 0) > 0:
+        others = (
+            f", and of its misses on {int(c['heldout_n'])} measured steps of models it was not "
+            f"fitted on ({str(c['heldout_models']).replace(',', ', ')})"
+        )
+    return {
+        "basis": basis,
+        "interval": f"95 %: +-{100 * (est['energy_j_hi'] / est['energy_j'] - 1):.1f} %, the "
+        f"largest of the 95th percentiles of the fit's misses with one batch size or length "
+        f"left out{like}{others} (or 1.96 residual SDs); no card-to-card spread added (the "
+        f"fit's rows came from {cards} card{'s' if cards != 1 else ''})",
+        "step": est["energy_j"],
+        "lo": est["energy_j_lo"],
+        "hi": est["energy_j_hi"],
+        "launch": "eager",
+    }
+
+
+BOUNDS = {"gpu": "GPU's work", "host": "host's launching", "power": "power limit"}
