@@ -2,11 +2,12 @@
 measured rows, from the committed CSV alone: nothing is predicted again, so a model or table
 changed since cannot move the judgement.
 
-Reads a pre-registered CSV of ``benchmarks/preregister.py`` (``energy_j`` with its interval
-``energy_j_lo``/``energy_j_hi``) or of ``benchmarks/class_energy_families.py --preregister``
-(``work_j`` and ``timed_j``), joins it to the gated rows under ``--heldout`` on model, precision,
-batch size, length and pass, and prints each row's miss and, per pass and overall, the median
-and largest absolute miss, the rows above 10 % and, where there are intervals, how many cover.
+Reads pre-registered CSVs, all of one kind: of ``benchmarks/preregister.py`` (``energy_j`` with
+its interval ``energy_j_lo``/``energy_j_hi``) or of ``benchmarks/class_energy_families.py
+--preregister`` (``work_j`` and ``timed_j``), joins them to the gated rows under ``--heldout``
+on model, precision, batch size, length and pass, and prints each row's miss and, per pass and
+overall, the median and largest absolute miss, the rows above 10 % and, where there are
+intervals, how many cover.
 
     python benchmarks/judge_preregistered.py \\
         benchmarks/results/heldout4_predictions_2026-12-04.csv \\
@@ -48,13 +49,13 @@ def summary(df: pd.DataFrame, column: str) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("predictions", help="a pre-registered CSV")
+    ap.add_argument("predictions", nargs="+", help="pre-registered CSVs of one kind")
     ap.add_argument("--heldout", required=True, type=Path, help="the measured reference folder")
     args = ap.parse_args()
-    pre = pd.read_csv(args.predictions)
+    pre = pd.concat([pd.read_csv(p) for p in args.predictions], ignore_index=True)
     columns = [c for c in PREDICTIONS if c in pre]
     if not columns:
-        raise SystemExit(f"{args.predictions}: none of the columns {', '.join(PREDICTIONS)}")
+        raise SystemExit(f"{' '.join(args.predictions)}: none of {', '.join(PREDICTIONS)}")
     rows = measured(args.heldout, list(pre["pass"].unique()))
     joined = rows.merge(pre, on=KEYS, how="left", validate="one_to_one")
     missing = joined[joined[columns[0]].isna()]
