@@ -298,12 +298,12 @@ def test_the_estimate_command_uses_the_packaged_step_time_model_for_another_mode
     assert r["status"] == "ok" and r["basis"].startswith("step-time model")
     assert "step-time model fitted from" in r["calibration"]
     assert r["energy_j_lo"] < r["energy_j"] < r["energy_j_hi"]
-    # GPT-2's vocabulary of 50257: its LM head at the unaligned GEMMs' own rate, and the wider
-    # interval of the calibration's unaligned steps
+    # GPT-2's vocabulary of 50257: its LM head at the unaligned GEMMs' own rate, and the
+    # interval of the calibration's unaligned steps where wider than the held-out misses
     gpt2 = cli("estimate", "--model", "gpt2", *args, "--seq-len", "512", "--json", cwd=tmp_path)
     g = json.loads(gpt2.stdout)
     assert g["status"] == "ok" and g["basis"].startswith("step-time model")
-    assert g["energy_j_hi"] / g["energy_j"] > r["energy_j_hi"] / r["energy_j"]
+    assert g["energy_j_hi"] / g["energy_j"] >= r["energy_j_hi"] / r["energy_j"] - 1e-9
     assert "unaligned" in g["interval"] and "unaligned" not in r["interval"]
 
 
