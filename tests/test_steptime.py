@@ -226,6 +226,18 @@ def test_masked_attention_gets_a_rate_of_its_own_or_the_step_is_refused():
     assert "attention given a mask" in steptime.predict(unfitted, windowed)["status"]
 
 
+def test_a_step_takes_the_held_out_misses_of_steps_bound_like_it_where_larger():
+    calibration = {**TRUE, "resid_sd": 0.01, "left_out_q95": 0.05, "heldout_q95": 0.2}
+    calibration.update(idle_w=120.0, limit_w=700.0, heldout_q95_host=0.3, heldout_q95_gpu=0.1)
+    small = step_ops(resolve("tiny-llama")[1], 1, 16, "bf16", "train_step")
+    host = steptime.predict(calibration, small)
+    assert host["bound"] == "host"
+    assert host["energy_j_hi"] / host["energy_j"] - 1 == pytest.approx(0.3)
+    large = steptime.predict({**calibration, "host_forward_s": 0.0, "host_backward_s": 0.0}, small)
+    assert large["bound"] != "host"  # bound otherwise: the pooled misses, being larger
+    assert large["energy_j_hi"] / large["energy_j"] - 1 == pytest.approx(0.2)
+
+
 def test_too_few_rows_are_refused_not_fitted():
     with pytest.raises(ValueError, match="cannot fix"):
         steptime.fit(synthetic_rows(TRUE, SIZES[:1]), "h200", "bf16")
@@ -344,5 +356,6 @@ def test_the_interval_carries_the_misses_on_models_the_fit_never_saw():
     table = synthetic_table().assign(**bound)
     e = steptime_estimate.step_energy(workload("tiny-qwen2"), "h200", table)
     assert (
-        f"{len(other)} measured steps of models it was not fitted on (tiny-qwen2)" in e["interval"]
+        f"{len(other)} measured steps of models it was not fitted on (tiny-qwen2; of those bound"
+        in e["interval"]
     )

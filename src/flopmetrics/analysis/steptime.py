@@ -58,6 +58,7 @@ SLOW = {
 }
 _DATASHEET = {"r_flop": "peak", "r_unaligned": "peak", "r_masked": "peak", "bandwidth": "bandwidth"}
 PASSES = ("forward", "forward_backward", "train_step")  # measured directly, never derived
+BOUNDS = ("gpu", "host", "power")  # what bounds a step's time
 LEVEL = 0.95
 SLOW_LIMIT = 0.05  # share of FLOPs in a slower kind of kernel that needs its own rate
 
@@ -251,7 +252,8 @@ def predict(calibration: dict, ops: dict) -> dict:
     """Energy per step with its 95 % interval: the largest of the fit's residual scatter, the
     95th percentile of its left-out misses (a configuration outside the fit's sizes is an
     extrapolation like those; a step of a slower kind takes the misses of such steps where
-    larger) and that of its misses on other models (``heldout_q95``, where measured).
+    larger) and that of its misses on other models (``heldout_q95``, where measured; a step
+    takes the misses of those bound like it, ``heldout_q95_<bound>``, where larger).
     ``{"status": why}`` where a step spends more than :data:`SLOW_LIMIT` of its FLOPs in a
     slower kind the fit has no rate for."""
     shares = {k: slow_share(ops, k) for k in SLOW}
@@ -267,6 +269,7 @@ def predict(calibration: dict, ops: dict) -> dict:
     z = float(stats.norm.ppf(0.5 + LEVEL / 2))
     bounds = [calibration["left_out_q95"], calibration.get("heldout_q95", math.nan)]
     bounds += [calibration.get(f"left_out_q95_{k}", math.nan) for k in kinds]
+    bounds.append(calibration.get(f"heldout_q95_{bound}", math.nan))
     half = float(np.nanmax([z * calibration["resid_sd"], *bounds]))
     return {
         "energy_j": e,

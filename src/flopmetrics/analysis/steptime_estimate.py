@@ -37,7 +37,7 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
     if "status" in est:
         return {"status": f"step-time model: {est['status']}"}
     basis = (
-        f"step-time model (bound by the {BOUNDS[est['bound']]}), fitted on "
+        f"step-time model (bound by the {BOUND_WORDS[est['bound']]}), fitted on "
         f"{c['models']} at batch {c['batch_sizes']}, lengths {c['seq_lens']}"
     )
     scale = float(ops["flops"].sum()) / c.get("flops_max", math.inf)
@@ -50,7 +50,8 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
     if c.get("heldout_n", 0) > 0:
         others = (
             f", and of its misses on {int(c['heldout_n'])} measured steps of models it was not "
-            f"fitted on ({str(c['heldout_models']).replace(',', ', ')})"
+            f"fitted on ({str(c['heldout_models']).replace(',', ', ')}; of those bound by the "
+            f"{BOUND_WORDS[est['bound']]} like it, where larger)"
         )
     return {
         "basis": basis,
@@ -65,4 +66,4 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
     }
 
 
-BOUNDS = {"gpu": "GPU's work", "host": "host's launching", "power": "power limit"}
+BOUND_WORDS = {"gpu": "GPU's work", "host": "host's launching", "power": "power limit"}

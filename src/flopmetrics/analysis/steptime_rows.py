@@ -13,7 +13,7 @@ import pandas as pd
 from ..flops.models import resolve
 from ..flops.opstream import STREAMED, step_ops
 from .merge import read_job_table
-from .steptime import PASSES, calibrate, predict, q95
+from .steptime import BOUNDS, PASSES, calibrate, predict, q95
 
 
 def rows_of(table: pd.DataFrame, ops_of) -> list[dict]:
@@ -80,16 +80,20 @@ def calibrate_dirs(dirs: list[str], heldout: list[str] = (), log=print) -> pd.Da
 def heldout_bound(calibration: dict, rows: list[dict]) -> dict:
     """The calibration's misses on measured rows of models it was not fitted on (each with
     ``ops``, ``energy_j`` and ``row``), as an interval's bound: their 95th percentile
-    (``heldout_q95``), largest, count and models. Rows it refuses are not counted."""
-    misses, models = [], set()
+    (``heldout_q95``), and apart for the rows of each bound the model predicts
+    (``heldout_q95_<bound>``: a host-bound step of a new family misses more), largest, count
+    and models. Rows it refuses are not counted."""
+    misses, bounds, models = [], [], set()
     for r in rows:
         est = predict({**calibration, "heldout_q95": math.nan}, r["ops"])
         if "status" not in est:
             misses.append(abs(est["energy_j"] / r["energy_j"] - 1))
+            bounds.append(est["bound"])
             models.add(str(r["row"]["model"]))
-    misses = np.asarray(misses)
+    misses, bounds = np.asarray(misses), np.asarray(bounds, str)
     return {
         "heldout_q95": q95(misses),
+        **{f"heldout_q95_{b}": q95(misses[bounds == b]) for b in BOUNDS},
         "heldout_max": float(misses.max()) if len(misses) else math.nan,
         "heldout_n": len(misses),
         "heldout_models": ",".join(sorted(models)),
