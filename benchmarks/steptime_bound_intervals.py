@@ -14,7 +14,6 @@ steps fall inside, per set and per bound, and how wide the intervals are.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -32,23 +31,11 @@ def misses(folder: Path, table: pd.DataFrame) -> pd.DataFrame:
         hit = table[(table["gpu_label"] == label) & (table["precision"] == precision)]
         if hit.empty:
             continue
-        c = {**hit.iloc[0].to_dict(), "heldout_q95": math.nan}
+        c = hit.iloc[0].to_dict()
         g = g[~g["model"].isin(c["models"].split(","))]
-        for r in steptime_rows.rows_of(g, steptime_rows.ops_of):
-            est = steptime.predict(c, r["ops"])
-            if "status" in est:
-                continue
-            miss = abs(est["energy_j"] / r["energy_j"] - 1)
-            out.append(
-                {
-                    "set": folder.name,
-                    "precision": precision,
-                    "bound": est["bound"],
-                    "miss": miss,
-                    "model": r["row"]["model"],
-                }
-            )
-    return pd.DataFrame(out)
+        judged = steptime_rows.heldout_misses(c, steptime_rows.rows_of(g, steptime_rows.ops_of))
+        out.append(judged.assign(set=folder.name, precision=precision))
+    return pd.concat(out, ignore_index=True)
 
 
 def intervals(df: pd.DataFrame) -> pd.DataFrame:

@@ -7,7 +7,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..flops.models import resolve
@@ -83,14 +82,9 @@ def heldout_bound(calibration: dict, rows: list[dict]) -> dict:
     (``heldout_q95``), and apart for the rows of each bound the model predicts
     (``heldout_q95_<bound>``: a host-bound step of a new family misses more), largest, count
     and models. Rows it refuses are not counted."""
-    misses, bounds, models = [], [], set()
-    for r in rows:
-        est = predict({**calibration, "heldout_q95": math.nan}, r["ops"])
-        if "status" not in est:
-            misses.append(abs(est["energy_j"] / r["energy_j"] - 1))
-            bounds.append(est["bound"])
-            models.add(str(r["row"]["model"]))
-    misses, bounds = np.asarray(misses), np.asarray(bounds, str)
+    judged = heldout_misses(calibration, rows)
+    misses, bounds = judged["miss"].to_numpy(float), judged["bound"].to_numpy(str)
+    models = set(judged["model"])
     return {
         "heldout_q95": q95(misses),
         **{f"heldout_q95_{b}": q95(misses[bounds == b]) for b in BOUNDS},
@@ -98,3 +92,15 @@ def heldout_bound(calibration: dict, rows: list[dict]) -> dict:
         "heldout_n": len(misses),
         "heldout_models": ",".join(sorted(models)),
     }
+
+
+def heldout_misses(calibration: dict, rows: list[dict]) -> pd.DataFrame:
+    """Each row the calibration answers for (each with ``ops``, ``energy_j`` and ``row``): its
+    relative energy miss (``miss``), the bound the model predicts (``bound``) and ``model``."""
+    out = []
+    for r in rows:
+        est = predict({**calibration, "heldout_q95": math.nan}, r["ops"])
+        if "status" not in est:
+            miss = abs(est["energy_j"] / r["energy_j"] - 1)
+            out.append({"miss": miss, "bound": est["bound"], "model": str(r["row"]["model"])})
+    return pd.DataFrame(out, columns=["miss", "bound", "model"])
