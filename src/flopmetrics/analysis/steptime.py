@@ -10,19 +10,22 @@ bytes and issuing phase, recorded on the meta device):
   its own (:data:`SLOW`), fitted only where the calibration has them, else a step with many of
   them is refused: a GEMM with a dimension that is not a multiple of 8 (cuBLAS's slower
   kernels; the reference model with a vocabulary one token wider), and attention given a mask
-  (every tile, the mask read; the reference model with a sliding window);
+  (every tile, the mask read; the reference model with a sliding window); causal attention has
+  a rate of its own too (below);
 - the host's time: ``h_f``, ``h_b``, ``h_o`` per operation issued by the forward (Python),
   the backward (autograd's engine) and the optimizer;
 - the dynamic energy: ``e_flop F + e_u F_u + e_m F_m + e_byte B``;
 - power: ``P = P_idle + E_dyn / t``, capped: where that would pass the power limit the clocks
   drop until it does not, so ``t = E_dyn / (P_limit - P_idle)``.
 
-``t = max(GPU, host, E_dyn / (P_limit - P_idle))`` and ``E = P_idle t + E_dyn``. Twelve
+``t = max(GPU, host, E_dyn / (P_limit - P_idle))`` and ``E = P_idle t + E_dyn``. Fourteen
 parameters, each bounded by physics (the rates <= the datasheet peak, ``BW`` <= the
 datasheet bandwidth, everything else >= 0), fitted by least squares on the logarithms of
-measured energy and time (scipy), with standard errors from the fit's Jacobian. One rate and
-one energy per FLOP serve aligned GEMMs and attention alike: both run on the tensor cores, and
-the reference model's lengths cannot tell them apart.
+measured energy and time (scipy), with standard errors from the fit's Jacobian. The fused
+causal attention kernel has a rate and an energy per FLOP of its own where the calibration has
+steps with more than :data:`SLOW_LIMIT` of their FLOPs in it (the reference model at 2048-8192
+tokens); where it has none, attention is priced as the GEMMs, whose rate it nears, and no step
+is refused for it.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ PARAMETERS = (
     "r_flop",  # FLOP/s of matrix products
     "r_unaligned",  # FLOP/s of GEMMs with a dimension not a multiple of 8 (cuBLAS's slow kernels)
     "r_masked",  # FLOP/s of attention given a mask
+    "r_attention",  # FLOP/s of the fused causal attention kernel
     "bandwidth",  # B/s
     "tau_s",  # GPU time per kernel
     "host_forward_s",  # host time per operation the forward issues
@@ -47,20 +51,30 @@ PARAMETERS = (
     "e_flop_j",  # dynamic J per matrix-product FLOP
     "e_unaligned_j",  # dynamic J per FLOP of an unaligned GEMM
     "e_masked_j",  # dynamic J per FLOP of masked attention
+    "e_attention_j",  # dynamic J per FLOP of causal attention
     "e_byte_j",  # dynamic J per byte moved
 )
-_START = (0.7, 0.3, 0.3, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 2e-12, 2e-12, 1e-10)
+_START = (0.7, 0.3, 0.3, 0.5, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 2e-12, 2e-12, 1e-12, 1e-10)
 _START = dict(zip(PARAMETERS, _START, strict=True))
 # the slower kernels' (rate, energy per FLOP) and the FLOPs their share is of
 SLOW = {
     "unaligned": ("r_unaligned", "e_unaligned_j", ("gemm",)),
     "masked": ("r_masked", "e_masked_j", ("gemm", "attention")),
+    "attention": ("r_attention", "e_attention_j", ("gemm", "attention")),
 }
-_DATASHEET = {"r_flop": "peak", "r_unaligned": "peak", "r_masked": "peak", "bandwidth": "bandwidth"}
+_DATASHEET = {
+    "r_flop": "peak",
+    "r_unaligned": "peak",
+    "r_masked": "peak",
+    "r_attention": "peak",
+    "bandwidth": "bandwidth",
+}
 PASSES = ("forward", "forward_backward", "train_step")  # measured directly, never derived
 BOUNDS = ("gpu", "host", "power")  # what bounds a step's time
 LEVEL = 0.95
 SLOW_LIMIT = 0.05  # share of FLOPs in a slower kind of kernel that needs its own rate
+# kinds priced as the fast kernels where the fit saw none, not refused: within 2x of their rate
+PRICED_AS_FAST = ("attention",)
 
 
 def limits(label: str, precision: str) -> tuple[float, float]:
@@ -90,7 +104,8 @@ def _values(x: np.ndarray, free: list[str], peak: float, bandwidth: float) -> di
     scale = np.array([unit.get(_DATASHEET.get(k), 1.0) for k in free])
     return {
         **dict.fromkeys(PARAMETERS, math.nan),
-        **dict(zip(free, np.exp(x) * scale, strict=True)),
+        # a parameter the rows cannot fix may run off in the search: it stays finite
+        **dict(zip(free, np.exp(np.clip(x, -200, 200)) * scale, strict=True)),
     }
 
 
@@ -104,8 +119,12 @@ def _filled(p: dict) -> dict:
 
 
 def _kinds(ops: dict) -> dict:
-    """Each slower kind's mask over the kernels (an older stream has no ``masked``)."""
-    return {k: ops.get(k, np.zeros(len(ops["cls"]), bool)) for k in SLOW}
+    """Each slower kind's mask over the kernels (an older stream has no ``masked``): attention
+    is every kernel of the attention class not given a mask."""
+    none = np.zeros(len(ops["cls"]), bool)
+    masked = ops.get("masked", none)
+    attention = (ops["cls"] == "attention") & ~masked
+    return {"unaligned": ops.get("unaligned", none), "masked": masked, "attention": attention}
 
 
 def kernel_times(p: dict, ops: dict) -> np.ndarray:
@@ -228,23 +247,19 @@ def slow_share(ops: dict, kind: str) -> float:
     return float(ops["flops"][_kinds(ops)[kind]].sum()) / total if total > 0 else 0.0
 
 
-def unaligned_share(ops: dict) -> float:
-    """The share of a step's GEMM FLOPs in GEMMs with an unaligned dimension."""
-    return slow_share(ops, "unaligned")
-
-
 def kind_of(ops: dict) -> str:
-    """The slower kind a step spends more than :data:`SLOW_LIMIT` of its FLOPs in (the
-    largest share), or ``""``."""
+    """The slower kind a step spends more than :data:`SLOW_LIMIT` of its FLOPs in (of the
+    largest share, one not :data:`PRICED_AS_FAST` first: those are the slowest), or ``""``."""
     shares = {k: slow_share(ops, k) for k in SLOW}
-    kind = max(shares, key=shares.get)
-    return kind if shares[kind] > SLOW_LIMIT else ""
+    over = [k for k in SLOW if shares[k] > SLOW_LIMIT]
+    return max(over, key=lambda k: (k not in PRICED_AS_FAST, shares[k]), default="")
 
 
 # what each slower kind is, in an estimate's words
 KIND_WORDS = {
     "unaligned": "GEMMs with a dimension not a multiple of 8 (cuBLAS's slower kernels)",
     "masked": "attention given a mask (ALiBi's bias, a sliding window)",
+    "attention": "the fused causal attention kernel",
 }
 
 
@@ -258,7 +273,7 @@ def predict(calibration: dict, ops: dict) -> dict:
     slower kind the fit has no rate for."""
     shares = {k: slow_share(ops, k) for k in SLOW}
     kinds = [k for k, share in shares.items() if share > SLOW_LIMIT]
-    for k in kinds:
+    for k in (k for k in kinds if k not in PRICED_AS_FAST):
         if not math.isfinite(calibration.get(SLOW[k][0], math.nan)):
             return {
                 "status": f"{100 * shares[k]:.0f} % of its FLOPs are in {KIND_WORDS[k]}, and "

@@ -12,7 +12,7 @@ from ..flops.models import resolve
 from ..flops.opstream import step_ops
 from .steptime import PASSES, predict
 
-_LIKE = {"unaligned": "unaligned GEMMs", "masked": "masked attention"}  # steptime.SLOW's
+_LIKE = {"unaligned": "unaligned GEMMs", "masked": "masked attention", "attention": "attention"}
 
 
 def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
