@@ -29,13 +29,17 @@ from flopmetrics.ncu.classify import kernel_class
 from flopmetrics.workloads.causal_lm import build
 
 
-def class_times(prof) -> dict[str, float]:
-    """GPU time in seconds per kernel class of a finished profile."""
+def class_times(prof) -> tuple[dict[str, float], dict[str, float]]:
+    """GPU time in seconds per kernel class of a finished profile, and of its attention
+    kernels by name (which of the fused kernels ran)."""
     out: dict[str, float] = {}
+    attention: dict[str, float] = {}
     for e in kernel_events(trace_events(prof)):
         cls = kernel_class(e["name"])
         out[cls] = out.get(cls, 0.0) + e["dur"] / 1e6
-    return out
+        if cls == "attention":
+            attention[e["name"][:120]] = attention.get(e["name"][:120], 0.0) + e["dur"] / 1e6
+    return out, attention
 
 
 def one_config(llm: dict, model, precision: str, batch: int, seq: int) -> list[dict]:
@@ -53,7 +57,7 @@ def one_config(llm: dict, model, precision: str, batch: int, seq: int) -> list[d
                 steps[name]()
                 torch.cuda.synchronize()
             wall = time.perf_counter() - start
-            times = class_times(prof)
+            times, attention = class_times(prof)
             rows.append(
                 {
                     "model": model if isinstance(model, str) else model["name"],
@@ -64,6 +68,7 @@ def one_config(llm: dict, model, precision: str, batch: int, seq: int) -> list[d
                     "wall_s_profiled": wall,
                     "kernel_s": sum(times.values()),
                     **{f"{k}_s": v for k, v in sorted(times.items())},
+                    "attention_kernels_s": attention,
                 }
             )
     del w, steps

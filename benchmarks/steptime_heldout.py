@@ -76,7 +76,7 @@ def main() -> int:
         c = cal[(cal["gpu_label"] == label) & (cal["precision"] == precision)]
         rows = steptime_rows.rows_of(c, steptime_rows.ops_of)
         print(f"[steptime] {label} {precision}: fitting on {len(rows)} rows", file=sys.stderr)
-        calibration = steptime.calibrate(rows, label, precision)
+        calibration = steptime_rows.calibrate(rows, label, precision)
         fits.append(calibration)
         judged = steptime_rows.rows_of(h[h["pass"].isin(args.passes)], steptime_rows.ops_of)
         table += judge(calibration, judged)

@@ -69,6 +69,17 @@ def test_a_gemm_with_an_unaligned_dimension_is_flagged():
     assert any(257 in u[:3] for u in odd["unaligned_gemms"])
 
 
+def test_attention_computes_at_the_head_size_of_the_kernel_that_runs():
+    # 4 heads of 16, 20, 32: the kernel's head size is 64 for all three (80 runs as 128 on an
+    # H200); the products' FLOPs are those of the padded heads, 4 b s^2 h_kernel causal
+    fused = lambda o: o["flops"][o["cls"] == "attention"].sum()  # noqa: E731
+    base = resolve("tiny-llama")[1]
+    heads = {d: step_ops({**base, "head_dim": d}, 2, 256, "bf16", "forward") for d in (16, 20, 32)}
+    assert fused(heads[16]) == pytest.approx(fused(heads[20])) == pytest.approx(fused(heads[32]))
+    causal = 3 / 4  # 256 tokens are 2 tiles of 128: 3 of 4 computed
+    assert fused(heads[16]) == pytest.approx(2 * 4 * 2 * 256**2 * 4 * 64 * causal, rel=0.01)
+
+
 def test_an_unknown_pass_has_no_stream():
     with pytest.raises(ValueError, match="optimizer"):
         ops(pass_name="optimizer")
@@ -193,7 +204,7 @@ def test_the_calibration_bounds_unaligned_steps_by_their_own_left_out_misses():
     for i, r in enumerate(rows):  # measured rows scatter; each as a pipeline row names itself
         r["energy_j"] *= 1 + 0.02 * ((i % 3) - 1)
         r["row"] = {"model": "m", "batch_size": sizes[i // 3][1], "seq_len": sizes[i // 3][2]}
-    c = steptime.calibrate(rows, "h200", "bf16")
+    c = steptime_rows.calibrate(rows, "h200", "bf16")
     # the tiny model spends over 5 % of its FLOPs in attention at these lengths
     assert c["left_out_q95_attention"] > 0 and c["left_out_q95_unaligned"] > 0
     assert c["left_out_n"] == 2 * len(rows)  # each row left out once by batch, once by length

@@ -1,5 +1,6 @@
 """The measured rows a step-time model (:mod:`flopmetrics.analysis.steptime`) is fitted on and
-judged by: read from reference folders, each with its operation stream."""
+judged by, read from reference folders, each with its operation stream; and the calibration row
+fitted on them, with the misses of fits that leave a size out and of other models."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..flops.models import resolve
 from ..flops.opstream import STREAMED, step_ops
 from .merge import read_job_table
-from .steptime import BOUNDS, PASSES, calibrate, predict, q95
+from .steptime import BOUNDS, LEVEL, PASSES, SLOW, fit, kind_of, predict, step
 
 
 def rows_of(table: pd.DataFrame, ops_of) -> list[dict]:
@@ -104,3 +106,48 @@ def heldout_misses(calibration: dict, rows: list[dict]) -> pd.DataFrame:
             miss = abs(est["energy_j"] / r["energy_j"] - 1)
             out.append({"miss": miss, "bound": est["bound"], "model": str(r["row"]["model"])})
     return pd.DataFrame(out, columns=["miss", "bound", "model"])
+
+
+def left_out_misses(rows: list[dict], label: str, precision: str) -> tuple[np.ndarray, np.ndarray]:
+    """The relative energy misses of fits that leave one batch size, or one length, out, on
+    the rows they left out (how far the fit carries beyond what it saw, measured on the
+    calibration's own rows), and each row's slower kind (:func:`kind_of`)."""
+    misses, kinds = [], []
+    for key in ("batch_size", "seq_len"):
+        values = sorted({r["row"][key] for r in rows})
+        for value in values if len(values) > 1 else []:
+            p = fit([r for r in rows if r["row"][key] != value], label, precision)
+            for r in (r for r in rows if r["row"][key] == value):
+                e = step(p, r["ops"], r["idle_w"], r["limit_w"])[0]
+                misses.append(abs(e / r["energy_j"] - 1))
+                kinds.append(kind_of(r["ops"]))
+    return np.asarray(misses), np.asarray(kinds, str)
+
+
+def q95(misses: np.ndarray) -> float:
+    """The split-conformal bound: the misses' 95th percentile, rounded up to one of them."""
+    return float(np.quantile(misses, LEVEL, method="higher")) if len(misses) else math.nan
+
+
+def calibrate(rows: list[dict], label: str, precision: str) -> dict:
+    """One calibration row: the fit, its left-out misses' bound (for steps of each slower kind
+    apart, ``left_out_q95_<kind>``: their own rate is fitted on fewer rows), and what it was
+    fitted on (models, batch sizes and lengths, the median idle power and power limit of its
+    rows)."""
+    out = fit(rows, label, precision)
+    misses, kinds = left_out_misses(rows, label, precision)
+    column = lambda k: [r["row"][k] for r in rows]  # noqa: E731
+    return {
+        **out,
+        "left_out_q95": q95(misses[kinds == ""]),
+        **{f"left_out_q95_{k}": q95(misses[kinds == k]) for k in SLOW},
+        "left_out_max": float(misses.max()) if len(misses) else math.nan,
+        "left_out_n": len(misses),
+        "models": ",".join(sorted(set(map(str, column("model"))))),
+        "batch_sizes": ",".join(map(str, sorted(set(map(int, column("batch_size")))))),
+        "seq_lens": ",".join(map(str, sorted(set(map(int, column("seq_len")))))),
+        "flops_max": float(max(r["ops"]["flops"].sum() for r in rows)),
+        "cards": len({r["row"].get("gpu_uuid") for r in rows}),
+        "idle_w": float(np.median([r["idle_w"] for r in rows])),
+        "limit_w": float(np.median([r["limit_w"] for r in rows])),
+    }

@@ -10,7 +10,8 @@ What the meta device cannot show is put in explicitly:
   would take its math path and write the score matrix);
 - attention's FLOPs are those a causal fused kernel executes: the tiles on and below the
   diagonal (the headline count books the full score matrix); given a mask (ALiBi, a sliding
-  window), every tile and the mask's bytes (``masked``);
+  window), every tile and the mask's bytes (``masked``); at the head size of the kernel that
+  runs (64, 128 or 256: a head of 80 computes as one of 128);
 - ``*-mixed`` precisions: autocast does not act on meta, so its rules are applied above
   autograd (:class:`_Autocast`): fp32 weights, the inputs of matrix products cast to 16 bits
   (a weight once per forward), norms, softmax and the loss computed in fp32; the casts and their
@@ -70,6 +71,8 @@ def _recorder():
             flops = int(formula(*args, out_val=out, **(kwargs or {}))) if formula else 0
             if "flash_attention" in name:
                 flops = int(flops * _causal_share(args, name))
+            if "_attention" in name:  # the fused kernels: flash, and efficient (given a mask)
+                flops = int(flops * _head_padding(args, name))
             cls = op_class(func, self.phase == "o", self.in_attention)
             dims = _gemm_dims(args) if name in _GEMMS and self.phase != "o" else ()
             unaligned = any(d % _ALIGN for d in dims)
@@ -82,6 +85,14 @@ def _recorder():
             return out
 
     return Recorder()
+
+
+def _head_padding(args, name: str) -> float:
+    """How much more a fused attention kernel computes than its head size asks: the H200's
+    kernels come in head sizes 64, 128 and 256, and a head of 80 runs the kernel of 128
+    (``benchmarks/results/kernel_time_by_class_long_h200_2026-12-04.json``)."""
+    head = int((args[1] if name.endswith("backward") else args[0]).shape[-1])
+    return max(64, 2 ** math.ceil(math.log2(head))) / head if head <= 256 else 1.0
 
 
 def _causal_share(args, name: str) -> float:
