@@ -30,16 +30,21 @@ from flopmetrics.workloads.causal_lm import build
 
 
 def class_times(prof) -> tuple[dict[str, float], dict[str, float]]:
-    """GPU time in seconds per kernel class of a finished profile, and of its attention
-    kernels by name (which of the fused kernels ran)."""
+    """GPU time in seconds per kernel class of a finished profile, and per kernel name (the
+    first 120 characters)."""
     out: dict[str, float] = {}
-    attention: dict[str, float] = {}
+    names: dict[str, float] = {}
     for e in kernel_events(trace_events(prof)):
         cls = kernel_class(e["name"])
         out[cls] = out.get(cls, 0.0) + e["dur"] / 1e6
-        if cls == "attention":
-            attention[e["name"][:120]] = attention.get(e["name"][:120], 0.0) + e["dur"] / 1e6
-    return out, attention
+        names[e["name"][:120]] = names.get(e["name"][:120], 0.0) + e["dur"] / 1e6
+    return out, names
+
+
+def _named(names: dict[str, float], cls: str | None, top: int) -> dict[str, float]:
+    """The ``top`` longest kernels by name, of one class (all where ``cls`` is None)."""
+    these = {k: v for k, v in names.items() if cls is None or kernel_class(k) == cls}
+    return dict(sorted(these.items(), key=lambda kv: -kv[1])[:top])
 
 
 def one_config(llm: dict, model, precision: str, batch: int, seq: int) -> list[dict]:
@@ -57,7 +62,7 @@ def one_config(llm: dict, model, precision: str, batch: int, seq: int) -> list[d
                 steps[name]()
                 torch.cuda.synchronize()
             wall = time.perf_counter() - start
-            times, attention = class_times(prof)
+            times, names = class_times(prof)
             rows.append(
                 {
                     "model": model if isinstance(model, str) else model["name"],
@@ -68,7 +73,8 @@ def one_config(llm: dict, model, precision: str, batch: int, seq: int) -> list[d
                     "wall_s_profiled": wall,
                     "kernel_s": sum(times.values()),
                     **{f"{k}_s": v for k, v in sorted(times.items())},
-                    "attention_kernels_s": attention,
+                    "attention_kernels_s": _named(names, "attention", 1000),
+                    "top_kernels_s": _named(names, None, 40),
                 }
             )
     del w, steps
