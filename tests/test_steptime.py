@@ -246,7 +246,7 @@ def test_attention_given_a_mask_computes_every_tile_and_reads_the_mask():
 
 
 def test_masked_attention_gets_a_rate_of_its_own_or_the_step_is_refused():
-    slow = {**TRUE, "r_masked": 1e14, "e_masked_j": 3e-12}
+    slow = {**TRUE, "r_masked": 1e14, "e_masked_j": 3e-12, **ATTENTION}
     wide = {**WINDOWED, "hidden_size": 256, "head_dim": 64}  # attention bound by its rate
     sizes = [(m, b, s) for m in ("tiny-llama", wide) for b in (1, 64, 256) for s in (256, 512)]
     fitted = steptime.fit(synthetic_rows(slow, sizes), "h200", "bf16")
