@@ -36,6 +36,8 @@ def test_the_stream_has_each_phase_where_its_pass_runs_it():
     # attention runs as one fused kernel each way per layer (2 layers), never as the math path
     assert int(np.sum(step["cls"] == "attention")) >= 4
     assert not np.any((step["cls"] == "gemm") & (step["phase"] == "o"))
+    # the rotary embedding's torch.cat copies are flagged (benchmarks/steptime_cat_probe.py)
+    assert step["cat"].any() and set(step["cls"][step["cat"]]) == {"other"}
 
 
 def test_gemm_flops_are_the_counters_and_grow_with_the_tokens():

@@ -77,8 +77,9 @@ def _recorder():
             dims = _gemm_dims(args) if name in _GEMMS and self.phase != "o" else ()
             unaligned = any(d % _ALIGN for d in dims)
             masked = "efficient_attention" in name  # only :func:`_masked` books this kernel
+            cat = name == "cat"  # PyTorch's batched copy, slower than other elementwise kernels
             self.ops.append(
-                (cls, flops, _nbytes(args) + _nbytes(out), self.phase, unaligned, masked)
+                (cls, flops, _nbytes(args) + _nbytes(out), self.phase, unaligned, masked, cat)
             )
             if unaligned:
                 self.unaligned.append([*dims, flops])
@@ -223,7 +224,8 @@ STREAMED = ("bf16", "bf16-mixed")  # the precisions recorded
 def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str) -> dict:
     """The operations of one iteration of ``pass_name`` (``forward``, ``forward_backward`` or
     ``train_step``) as arrays ``cls``, ``flops``, ``bytes``, ``phase``, ``unaligned`` (a GEMM
-    with a dimension cuBLAS cannot align) and ``masked`` (attention given a mask), and
+    with a dimension cuBLAS cannot align), ``masked`` (attention given a mask) and ``cat``
+    (``torch.cat``'s copy kernel), and
     ``unaligned_gemms``: each such GEMM's (M, N, K, FLOPs).
     Kept on disk per model, size and pass."""
     recorded = "forward" if pass_name == "forward" else "train_step"
@@ -245,6 +247,7 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
         "phase": np.array([op[3] for op in ops]),
         "unaligned": np.array([op[4] for op in ops], bool),
         "masked": np.array([op[5] for op in ops], bool),
+        "cat": np.array([op[6] for op in ops], bool),
         "unaligned_gemms": raw["unaligned"],
     }
 
