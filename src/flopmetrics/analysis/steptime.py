@@ -210,11 +210,14 @@ def kind_of(ops: dict) -> str:
     return max(over, key=lambda k: (k not in PRICED_AS_FAST, shares[k]), default="")
 
 
-# what each slower kind is, in an estimate's words
+# what each slower kind is, in an estimate's words: (in full, in short)
 KIND_WORDS = {
-    "unaligned": "GEMMs with a dimension not a multiple of 8 (cuBLAS's slower kernels)",
-    "masked": "attention given a mask (ALiBi's bias, a sliding window)",
-    "attention": "the fused causal attention kernel",
+    "unaligned": (
+        "GEMMs with a dimension not a multiple of 8 (cuBLAS's slower kernels)",
+        "unaligned GEMMs",
+    ),
+    "masked": ("attention given a mask (ALiBi's bias, a sliding window)", "masked attention"),
+    "attention": ("the fused causal attention kernel", "attention"),
 }
 
 
@@ -231,7 +234,7 @@ def predict(calibration: dict, ops: dict) -> dict:
     for k in (k for k in kinds if k not in PRICED_AS_FAST):
         if not math.isfinite(calibration.get(SLOW[k][0], math.nan)):
             return {
-                "status": f"{100 * shares[k]:.0f} % of its FLOPs are in {KIND_WORDS[k]}, and "
+                "status": f"{100 * shares[k]:.0f} % of its FLOPs are in {KIND_WORDS[k][0]}, and "
                 "the step-time calibration had no such rows to fit their rate on"
             }
     p = {k: calibration.get(k, math.nan) for k in PARAMETERS}  # a table older than a parameter

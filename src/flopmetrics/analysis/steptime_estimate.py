@@ -10,9 +10,7 @@ import pandas as pd
 
 from ..flops.models import resolve
 from ..flops.opstream import step_ops
-from .steptime import PASSES, predict
-
-_LIKE = {"unaligned": "unaligned GEMMs", "masked": "masked attention", "attention": "attention"}
+from .steptime import KIND_WORDS, PASSES, predict
 
 
 def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
@@ -44,7 +42,7 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
     if scale > 1:  # a larger step than any fitted: its left-out misses are of smaller ones
         basis = f"extrapolated: {basis}; the step's FLOPs {scale:.1f}x the largest fitted"
     cards = int(c.get("cards", 1))
-    slow = " and ".join(_LIKE[k] for k in est["slow"])
+    slow = " and ".join(KIND_WORDS[k][1] for k in est["slow"])
     like = f" (of its steps with {slow}, where larger)" if slow else ""
     others = ""
     if c.get("heldout_n", 0) > 0:

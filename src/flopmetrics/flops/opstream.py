@@ -88,19 +88,24 @@ def _recorder():
     return Recorder()
 
 
+def _query(args, name: str):
+    """A fused attention kernel's query: its first input, its second in the backward (after
+    the output's gradient)."""
+    return args[1] if name.endswith("backward") else args[0]
+
+
 def _head_padding(args, name: str) -> float:
     """How much more a fused attention kernel computes than its head size asks: the H200's
     kernels come in head sizes 64, 128 and 256, and a head of 80 runs the kernel of 128
     (``benchmarks/results/kernel_time_by_class_long_h200_2026-12-04.json``)."""
-    head = int((args[1] if name.endswith("backward") else args[0]).shape[-1])
+    head = int(_query(args, name).shape[-1])
     return max(64, 2 ** math.ceil(math.log2(head))) / head if head <= 256 else 1.0
 
 
 def _causal_share(args, name: str) -> float:
     """The share of the full score matrix a causal fused kernel computes: the tiles on and
     below the diagonal, ``(n + 1) / 2n`` of ``n x n`` tiles."""
-    query = args[1] if name.endswith("backward") else args[0]
-    n = -(-int(query.shape[-2]) // _TILE)
+    n = -(-int(_query(args, name).shape[-2]) // _TILE)
     return (n + 1) / (2 * n)
 
 
