@@ -1,10 +1,10 @@
 """Probe (issue 32): what sets an eager step's time where the host's launching bounds it.
 
 The step-time model takes ``max(GPU, host)``: the host issues kernels ahead of the GPU, and a
-step takes the longer of the two. On Llama-3.2-1B's profiled rows the measured time is nearer
-their sum (bf16 forward at 1 x 256: 15.6 ms measured, 2.9 ms of kernels; at 4 x 256: 19.8 ms
-and 6.4 ms), and the cost per launch differs between families. For each model and size this
-measures, on the GPU's own host:
+step takes the longer of the two. In Llama-3.2-1B's calibration rows the measured time grew with
+the kernels' as if the two added (bf16 forward at 1 x 256: 15.6 ms measured, 2.9 ms of kernels;
+at 4 x 256: 19.8 ms and 6.4 ms), and the cost per launch differs between families. For each
+model and size this measures, on the GPU's own host:
 
 - ``wall_ms``: time per iteration over ``--iterations`` iterations issued back to back, one
   synchronize at the end (the pipeline's protocol);

@@ -1,13 +1,14 @@
 """Issue 32 (a probe): how should the host's and the GPU's times compose into a step's time?
 
-The step-time model took the larger of the two (the host issues kernels ahead of the GPU);
-host-bound steps of other families then missed by up to 63 %. Here the model is refitted on the
+The step-time model takes the larger of the two (the host issues kernels ahead of the GPU);
+host-bound steps of other families miss by up to 63 %. Here the model is refitted on the
 calibration folders with the two composed as ``(GPU^k + host^k)^(1/k)`` (``k`` = inf: the
-larger; ``k`` = 1: their sum; between: a partial overlap) and every held-out step is predicted
+larger; ``k`` = 1: their sum; between: a partial overlap; ``k`` = 0: a launch queue, kernel by
+kernel) and every held-out step is predicted
 as ``flopmetrics estimate`` would (without the interval's held-out part). The power cap bounds
 each as before. Out of fit for every held-out row; the choice of ``k`` is made on them.
 
-    python benchmarks/steptime_compose_probe.py --k inf 2 1.5 1.25 1 \\
+    python benchmarks/steptime_compose_probe.py --k inf 2 1.25 1 0 \\
         --heldout resources/reference/h200_heldout ... \\
         > benchmarks/results/steptime_compose_probe_h200_2026-12-04.txt
 """
