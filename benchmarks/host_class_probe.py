@@ -36,13 +36,10 @@ def counts(r: dict, p: dict) -> dict:
     """One row's measured time, the packaged model's host and GPU times, and its operations
     counted per phase and class."""
     ops = r["ops"]
-    gpu = (
-        float(steptime.kernel_times(steptime._filled(p), ops).sum()) + len(ops["cls"]) * p["tau_s"]
-    )
-    phases = (("f", "forward"), ("b", "backward"), ("o", "optimizer"))
-    host = sum(float(np.sum(ops["phase"] == ph)) * p[f"host_{name}_s"] for ph, name in phases)
+    gpu = steptime.gpu_time(steptime._filled(p), ops)
+    host = steptime.host_time(p, ops)
     out = {"model": r["row"]["model"], "time_s": r["time_s"], "host_s": host, "gpu_s": gpu}
-    for ph, _ in phases:
+    for ph, _ in steptime.HOSTS:
         mine = ops["phase"] == ph
         out[f"n_{ph}"] = int(mine.sum())
         out[f"{ph}_mm"] = int(np.sum(mine & np.isin(ops["cls"], ["gemm", "attention"])))

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-import steptime_cat_probe as probe
-from steptime_cat_probe import judged, summary
-
-from flopmetrics.analysis import steptime_rows
+from steptime_cat_probe import CALIBRATION, fitted, judged, summary
 
 KEYS = ["r_flop", "r_attention", "bandwidth", "tau_s", "host_forward_s", "host_backward_s"]
 KEYS += ["e_flop_j", "e_byte_j", "resid_sd", "left_out_q95"]
@@ -28,17 +25,15 @@ def main() -> None:
     ap.add_argument("--extra", nargs="+", required=True, help="calibration folders to add")
     ap.add_argument("--heldout", nargs="+", required=True)
     args = ap.parse_args()
-    base = list(probe.CALIBRATION)
     for extra in ([], args.extra):
-        probe.CALIBRATION[:] = base + extra  # judged() fits on it
-        df = judged(args.heldout)
+        table = fitted([*CALIBRATION, *extra])
+        df = judged(args.heldout, table)
         print(f"calibration: the package's folders{' + ' + ', '.join(extra) if extra else ''}")
         print(summary(df).to_string())
         for name, g in df.groupby("set"):
             median, largest = 100 * g.miss.median(), 100 * g.miss.max()
             print(f"  {name}: median {median:.1f} %, largest {largest:.1f} %")
-        fitted = steptime_rows.calibrate_dirs(probe.CALIBRATION, log=lambda _: None)
-        print(fitted.set_index("precision")[KEYS].to_string(float_format="%.3g"), flush=True)
+        print(table.set_index("precision")[KEYS].to_string(float_format="%.3g"), flush=True)
 
 
 if __name__ == "__main__":

@@ -49,9 +49,13 @@ def cat_bandwidth(profile: Path) -> float:
     return float(ops["bytes"][ops["cat"]].sum()) / seconds
 
 
-def judged(heldout: list[str], log=lambda _: None) -> pd.DataFrame:
-    """Each held-out step's miss and predicted bound, with the model fitted now."""
-    table = steptime_rows.calibrate_dirs(CALIBRATION, log=log)
+def fitted(calibration: list[str] = CALIBRATION) -> pd.DataFrame:
+    """The step-time model fitted now on ``calibration``: one row per GPU label and precision."""
+    return steptime_rows.calibrate_dirs(calibration, log=lambda _: None)
+
+
+def judged(heldout: list[str], table: pd.DataFrame) -> pd.DataFrame:
+    """Each held-out step's miss and predicted bound, by the fitted ``table``."""
     out = []
     for d in heldout:
         rows = steptime_rows.read_rows([d])
@@ -89,7 +93,7 @@ def main() -> None:
     bandwidth = cat_bandwidth(args.profile)
     print(f"cat copies on the reference model, profiled: {bandwidth / 1e12:.2f} TB/s")
     print("the model as packaged (every kernel outside the products at the fitted bandwidth):")
-    base = judged(args.heldout)
+    base = judged(args.heldout, fitted())
     print(summary(base).to_string())
     original = steptime.kernel_times
 
@@ -100,7 +104,7 @@ def main() -> None:
 
     steptime.kernel_times = with_cat  # step() looks it up at each call
     print(f"refitted with cat copies at {bandwidth / 1e12:.2f} TB/s:")
-    probe = judged(args.heldout)
+    probe = judged(args.heldout, fitted())
     print(summary(probe).to_string())
     both = base.assign(probe=probe["miss"].to_numpy())
     worst = both.assign(change=100 * (both["probe"] - both["miss"])).sort_values("change")

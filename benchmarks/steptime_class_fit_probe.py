@@ -97,12 +97,9 @@ def class_times(p: dict, ops: dict) -> dict:
 
 
 def step(p: dict, ops: dict, idle_w: float, limit_w: float):
-    cls, f, b, ph = ops["cls"], ops["flops"], ops["bytes"], ops["phase"]
+    cls, f, b = ops["cls"], ops["flops"], ops["bytes"]
     gpu = sum(class_times(p, ops).values())
-    host = sum(
-        float(np.sum(ph == k)) * p[f"host_{n}_s"]
-        for k, n in (("f", "forward"), ("b", "backward"), ("o", "optimizer"))
-    )
+    host = steptime.host_time(p, ops)
     product, slow = (cls == "gemm") | (cls == "attention"), ops["unaligned"]
     dynamic = (
         p["e_flop_j"] * f[product & ~slow].sum()

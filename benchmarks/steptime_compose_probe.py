@@ -19,7 +19,7 @@ import argparse
 import math
 
 import numpy as np
-from steptime_cat_probe import CALIBRATION, judged, summary
+from steptime_cat_probe import fitted, judged, summary
 
 from flopmetrics.analysis import steptime, steptime_rows
 
@@ -36,17 +36,15 @@ def composed(k: float):
 
     def step(p: dict, ops: dict, idle_w: float, limit_w: float):
         p = steptime._filled(p)
-        each = steptime.kernel_times(p, ops) + p["tau_s"]
-        issue = np.zeros(len(each))
-        for ph, name in (("f", "forward"), ("b", "backward"), ("o", "optimizer")):
-            issue[ops["phase"] == ph] = p[f"host_{name}_s"]
-        gpu, host = float(each.sum()), float(issue.sum())
+        gpu, host = steptime.gpu_time(p, ops), steptime.host_time(p, ops)
         if k == 0:
-            both = queued(each, issue)
+            issue = np.zeros(len(ops["cls"]))
+            for ph, name in steptime.HOSTS:
+                issue[ops["phase"] == ph] = p[f"host_{name}_s"]
+            both = queued(steptime.kernel_times(p, ops) + p["tau_s"], issue)
         else:
             both = max(gpu, host) if math.isinf(k) else (gpu**k + host**k) ** (1 / k)
-        e, t, bound = shipped(p, ops, idle_w, limit_w)
-        dynamic = e - idle_w * t
+        dynamic = steptime.dynamic_energy(p, ops)
         capped = dynamic / max(limit_w - idle_w, 1e-9)
         t, bound = max((both, "host" if host > gpu else "gpu"), (capped, "power"))
         return idle_w * t + dynamic, t, bound
@@ -67,11 +65,11 @@ def main() -> None:
         steptime.step = steptime_rows.step = composed(k)
         words = {math.inf: " (the larger)", 1: " (the sum)", 0: " (the launch queue)"}
         print(f"k = {k:g}{words.get(k, '')}")
-        print(summary(judged(args.heldout)).to_string(), flush=True)
-        fitted = steptime_rows.calibrate_dirs(CALIBRATION, log=lambda _: None)
+        table = fitted()
+        print(summary(judged(args.heldout, table)).to_string(), flush=True)
         keys = ["r_flop", "r_attention", "bandwidth", "tau_s", "host_forward_s"]
         keys += ["host_backward_s", "host_optimizer_s", "resid_sd"]
-        print(fitted.set_index("precision")[keys].to_string(float_format="%.3g"), flush=True)
+        print(table.set_index("precision")[keys].to_string(float_format="%.3g"), flush=True)
     steptime.step = steptime_rows.step = shipped
 
 

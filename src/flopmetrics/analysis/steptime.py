@@ -71,6 +71,8 @@ _DATASHEET = {
 }
 PASSES = ("forward", "forward_backward", "train_step")  # measured directly, never derived
 BOUNDS = ("gpu", "host", "power")  # what bounds a step's time
+# each issuing phase of the operation stream, and the host cost it is charged
+HOSTS = (("f", "forward"), ("b", "backward"), ("o", "optimizer"))
 LEVEL = 0.95
 SLOW_LIMIT = 0.05  # share of FLOPs in a slower kind of kernel that needs its own rate
 # kinds priced as the fast kernels where the fit saw none, not refused: within 2x of their rate
@@ -139,24 +141,34 @@ def kernel_times(p: dict, ops: dict) -> np.ndarray:
     return np.maximum(ops["flops"] / rate, ops["bytes"] / p["bandwidth"])
 
 
-def step(p: dict, ops: dict, idle_w: float, limit_w: float) -> tuple[float, float, str]:
-    """(energy J, time s, what bound it: ``gpu``, ``host`` or ``power``) of one iteration."""
-    cls, flops, nbytes, phase = ops["cls"], ops["flops"], ops["bytes"], ops["phase"]
-    p = _filled(p)
-    product = (cls == "gemm") | (cls == "attention")
-    gpu = float(kernel_times(p, ops).sum()) + len(cls) * p["tau_s"]
-    host = sum(
-        float(np.sum(phase == ph)) * p[f"host_{name}_s"]
-        for ph, name in (("f", "forward"), ("b", "backward"), ("o", "optimizer"))
-    )
+def gpu_time(p: dict, ops: dict) -> float:
+    """The GPU's time at full clock: every kernel's, plus ``tau`` per kernel."""
+    return float(kernel_times(p, ops).sum()) + len(ops["cls"]) * p["tau_s"]
+
+
+def host_time(p: dict, ops: dict) -> float:
+    """The host's time: its cost per operation of each issuing phase."""
+    return sum(float(np.sum(ops["phase"] == ph)) * p[f"host_{name}_s"] for ph, name in HOSTS)
+
+
+def dynamic_energy(p: dict, ops: dict) -> float:
+    """The dynamic energy: per byte moved, and per FLOP of each kind of matrix product."""
+    flops = ops["flops"]
+    product = (ops["cls"] == "gemm") | (ops["cls"] == "attention")
     fast = product.copy()
-    dynamic = p["e_byte_j"] * nbytes.sum()
+    dynamic = p["e_byte_j"] * ops["bytes"].sum()
     for kind, where in _kinds(ops).items():
         dynamic += p[SLOW[kind][1]] * flops[product & where].sum()
         fast &= ~where
-    dynamic += p["e_flop_j"] * flops[fast].sum()
+    return dynamic + p["e_flop_j"] * flops[fast].sum()
+
+
+def step(p: dict, ops: dict, idle_w: float, limit_w: float) -> tuple[float, float, str]:
+    """(energy J, time s, what bound it: ``gpu``, ``host`` or ``power``) of one iteration."""
+    p = _filled(p)
+    dynamic = dynamic_energy(p, ops)
     capped = dynamic / max(limit_w - idle_w, 1e-9)
-    t, bound = max((gpu, "gpu"), (host, "host"), (capped, "power"))
+    t, bound = max((gpu_time(p, ops), "gpu"), (host_time(p, ops), "host"), (capped, "power"))
     return idle_w * t + dynamic, t, bound
 
 
