@@ -5,7 +5,11 @@ packaged tables' provenance. Committed before the measurement, the file is the p
 measurement then judges: benchmarks/heldout.py on the measured rows makes the same estimates
 with the tables of that day, and the revisions here say which tables these were.
 
-    python benchmarks/preregister.py config/heldout2_h200.yaml --out FILE.csv
+    python benchmarks/preregister.py config/heldout2_h200.yaml [MORE.yaml ...] --out FILE.csv
+
+Each step is recorded with the installed transformers, whose version the file names: record
+with the version the GPU host will measure with (a model's code, and with it its kernels, can
+differ between versions).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import transformers
 import yaml
 
 from flopmetrics.analysis import co2e
@@ -45,10 +50,10 @@ def sweep(config: dict) -> list[dict]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("config", type=Path)
+    ap.add_argument("config", type=Path, nargs="+")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    workloads = sweep(yaml.safe_load(args.config.read_text()))
+    workloads = [w for c in args.config for w in sweep(yaml.safe_load(c.read_text()))]
     calibration = pd.read_parquet(packaged.table_path())
     steptime = pd.read_parquet(packaged.steptime_path())
     table = co2e.estimate(workloads, calibration, 1.0, 0.0, steptime_table=steptime)
@@ -56,11 +61,12 @@ def main() -> int:
     info = packaged.provenance()
     table["calibration_revision"] = info.get("git_revision", "")
     table["steptime_revision"] = info.get("steptime_git_revision", "")
+    table["transformers"] = transformers.__version__
     keep = ["model", "precision", "batch_size", "seq_len", "pass", "status", "basis"]
     keep += ["energy_j", "energy_j_lo", "energy_j_hi"]
-    keep += ["calibration_revision", "steptime_revision"]
+    keep += ["calibration_revision", "steptime_revision", "transformers"]
     table[keep].to_csv(args.out, index=False)
-    print(table[keep[:-2]].to_string(index=False))
+    print(table[keep[:-3]].to_string(index=False))
     return 0
 
 

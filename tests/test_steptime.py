@@ -9,11 +9,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import REPO
 from test_cli import cli
 
 from flopmetrics.analysis import co2e, steptime, steptime_estimate, steptime_rows
 from flopmetrics.contracts import packaged, paths
+from flopmetrics.energy import datasheet
 from flopmetrics.flops.models import resolve
 from flopmetrics.flops.opstream import step_ops
 
@@ -146,7 +148,7 @@ def test_the_fit_never_passes_the_datasheet():
     # no unaligned GEMM and no masked attention seen: their rates and energies are not fitted;
     # the tiny model's attention is over 5 % of its FLOPs at 256 tokens: its rate is
     unseen = {k for kind in ("unaligned", "masked") for k in steptime.SLOW[kind][:2]}
-    free = [k for k in steptime.PARAMETERS if k not in unseen]
+    free = [k for k in steptime.FITTED if k not in unseen]
     assert all(fitted[k] >= 0 and math.isfinite(fitted[f"{k}_rse"]) for k in free)
     assert all(math.isnan(fitted[k]) and math.isnan(fitted[f"{k}_rse"]) for k in unseen)
     assert fitted["r_attention"] <= peak * (1 + 1e-9)
@@ -397,3 +399,61 @@ def test_the_interval_carries_the_misses_on_models_the_fit_never_saw():
         f"{len(other)} measured steps of models it was not fitted on (tiny-qwen2; of those bound"
         in e["interval"]
     )
+
+
+def _sdpa(**options) -> list:
+    """The operations the recorder books for one SDPA call on the meta device: 8 query heads,
+    one key and value head (multi-query attention, handed over without expanding it)."""
+    from flopmetrics.flops import opstream
+
+    q = torch.zeros(2, 8, 256, 64, dtype=torch.bfloat16, device="meta")
+    kv = torch.zeros(2, 1, 256, 64, dtype=torch.bfloat16, device="meta")
+    recorder = opstream._recorder()
+    with opstream._fused_attention(recorder), recorder:
+        torch.nn.functional.scaled_dot_product_attention(q, kv, kv, **options)
+    return recorder.ops
+
+
+def test_broadcast_key_heads_without_gqa_run_the_math_kernels_on_fp32_operands():
+    # PyTorch's fused kernels need as many key heads as query heads: SDPA falls back to its
+    # math backend, which computes 16-bit inputs in fp32 (Falcon-7B in transformers 5.17)
+    fp32 = [op for op in _sdpa(is_causal=True) if op[7]]
+    assert fp32 and all(op[0] == "attention" for op in fp32)
+    assert sum(op[1] for op in fp32) == 2 * 2 * 2 * 8 * 256 * 256 * 64  # every tile, QK and PV
+    gqa = _sdpa(is_causal=True, enable_gqa=True)  # the flash kernel, on the expanded heads
+    assert not any(op[7] for op in gqa) and any(op[0] == "attention" and op[1] for op in gqa)
+
+
+def test_fp32_gemms_take_the_measured_rate_or_the_step_is_refused():
+    o = ops("llama-3.2-1b", 1, 256, pass_name="forward")
+    o["fp32"] = (o["cls"] == "attention") & (o["flops"] > 0)  # as if the math kernels ran
+    share = steptime.slow_share(o, "fp32")
+    assert steptime.LIMITS["fp32"] < share < steptime.SLOW_LIMIT  # refused below SLOW_LIMIT
+    measured = steptime._filled({**TRUE, "r_fp32": 5e13, "e_fp32_j": 1.1e-11})
+    times = steptime.kernel_times(measured, o)
+    assert times[o["fp32"]] == pytest.approx(o["flops"][o["fp32"]] / 5e13)
+    as_fast = steptime.dynamic_energy({**measured, "e_fp32_j": TRUE["e_flop_j"]}, o)
+    extra = steptime.dynamic_energy(measured, o) - as_fast
+    assert extra == pytest.approx((1.1e-11 - 1e-12) * o["flops"][o["fp32"]].sum())
+    calibration = {**measured, "resid_sd": 0.01, "left_out_q95": 0.05, "idle_w": 120.0}
+    calibration["limit_w"] = 700.0
+    assert steptime.predict(calibration, o)["slow"] == ["fp32"]
+    unmeasured = {**calibration, "r_fp32": math.nan, "e_fp32_j": math.nan}
+    assert "fp32 matrix product" in steptime.predict(unmeasured, o)["status"]
+
+
+def test_the_fp32_rate_is_read_from_the_matmul_rows_beside_the_calibration(tmp_path):
+    import shutil
+
+    source = REPO / "resources/reference/h200/raw/matmul/h200/fp32/n8192.parquet"
+    target = tmp_path / "ref/raw/matmul/h200/fp32/n8192.parquet"
+    target.parent.mkdir(parents=True)
+    shutil.copy(source, target)
+    got = steptime_rows.fp32_products([tmp_path / "ref"], "h200")
+    row = pd.read_parquet(source).iloc[0]
+    assert got["r_fp32"] == pytest.approx(row["flops"] / row["time_per_iter_s"])
+    assert got["e_fp32_j"] == pytest.approx(row["dynamic_energy_j_per_iter"] / row["flops"])
+    peak = max(s.peak_flops("fp32") or 0 for s in datasheet.table().values() if s.label == "h200")
+    assert 0 < got["r_fp32"] <= peak
+    assert math.isnan(steptime_rows.fp32_products([tmp_path / "ref"], "h100")["r_fp32"])
+    assert math.isnan(steptime_rows.fp32_products([tmp_path], "h200")["r_fp32"])  # none below

@@ -251,7 +251,8 @@ def steptime_rows(wildcards):
             "calibration.steptime_dirs is empty: name the folders of causal-LM rows to fit the "
             "step-time model on (the packaged fit serves otherwise)"
         )
-    return steptime_files("steptime_dirs")
+    # and the matmul experiment's rows: the rate of a GEMM on fp32 operands
+    return steptime_files("steptime_dirs", ("llm", "matmul"))
 
 
 def steptime_dirs(key="steptime_dirs"):
@@ -265,12 +266,12 @@ def steptime_heldout_rows(wildcards):
     return steptime_files("steptime_heldout_dirs")
 
 
-def steptime_files(key):
-    """The causal-LM rows below the folders of calibration.<key>, found and checked as reference
-    folders are."""
+def steptime_files(key, experiments=("llm",)):
+    """The rows of ``experiments`` (the causal LMs') below the folders of calibration.<key>,
+    found and checked as reference folders are."""
     dirs = config["calibration"][key]
     return references.reference_files(
-        dirs, repo_path, key=f"calibration.{key}", experiments=("llm",)
+        dirs, repo_path, key=f"calibration.{key}", experiments=experiments
     )
 
 

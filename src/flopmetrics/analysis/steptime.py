@@ -11,15 +11,20 @@ bytes and issuing phase, recorded on the meta device):
   them is refused: a GEMM with a dimension that is not a multiple of 8 (cuBLAS's slower
   kernels; the reference model with a vocabulary one token wider), and attention given a mask
   (every tile, the mask read; the reference model with a sliding window); causal attention has
-  a rate of its own too (below);
+  a rate of its own too (below). A GEMM on fp32 operands (CUDA cores, not tensor cores: PyTorch's
+  math attention, which runs where a model hands SDPA fewer key and value heads than query heads)
+  takes the rate and the dynamic energy per FLOP of the fp32 matrix product the pipeline's matmul
+  experiment measured on the same GPU (:data:`MEASURED`), not fitted: the reference model has no
+  such GEMMs; a step with more than :data:`LIMITS` of its FLOPs in them and no such measurement
+  is refused;
 - the host's time: ``h_f``, ``h_b``, ``h_o`` per operation issued by the forward (Python),
   the backward (autograd's engine) and the optimizer;
-- the dynamic energy: ``e_flop F + e_u F_u + e_m F_m + e_byte B``;
+- the dynamic energy: ``e_flop F + e_u F_u + e_m F_m + e_a F_a + e_32 F_32 + e_byte B``;
 - power: ``P = P_idle + E_dyn / t``, capped: where that would pass the power limit the clocks
   drop until it does not, so ``t = E_dyn / (P_limit - P_idle)``.
 
 ``t = max(GPU, host, E_dyn / (P_limit - P_idle))`` and ``E = P_idle t + E_dyn``. Fourteen
-parameters, each bounded by physics (the rates <= the datasheet peak, ``BW`` <= the
+fitted parameters, each bounded by physics (the rates <= the datasheet peak, ``BW`` <= the
 datasheet bandwidth, everything else >= 0), fitted by least squares on the logarithms of
 measured energy and time (scipy), with standard errors from the fit's Jacobian. The fused
 causal attention kernel has a rate and an energy per FLOP of its own where the calibration has
@@ -43,6 +48,7 @@ PARAMETERS = (
     "r_unaligned",  # FLOP/s of GEMMs with a dimension not a multiple of 8 (cuBLAS's slow kernels)
     "r_masked",  # FLOP/s of attention given a mask
     "r_attention",  # FLOP/s of the fused causal attention kernel
+    "r_fp32",  # FLOP/s of GEMMs on fp32 operands (CUDA cores): measured, not fitted
     "bandwidth",  # B/s
     "tau_s",  # GPU time per kernel
     "host_forward_s",  # host time per operation the forward issues
@@ -52,16 +58,22 @@ PARAMETERS = (
     "e_unaligned_j",  # dynamic J per FLOP of an unaligned GEMM
     "e_masked_j",  # dynamic J per FLOP of masked attention
     "e_attention_j",  # dynamic J per FLOP of causal attention
+    "e_fp32_j",  # dynamic J per FLOP of an fp32 GEMM: measured, not fitted
     "e_byte_j",  # dynamic J per byte moved
 )
-_START = (0.7, 0.3, 0.3, 0.5, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 2e-12, 2e-12, 1e-12, 1e-10)
-_START = dict(zip(PARAMETERS, _START, strict=True))
 # the slower kernels' (rate, energy per FLOP) and the FLOPs their share is of
 SLOW = {
     "unaligned": ("r_unaligned", "e_unaligned_j", ("gemm",)),
     "masked": ("r_masked", "e_masked_j", ("gemm", "attention")),
     "attention": ("r_attention", "e_attention_j", ("gemm", "attention")),
+    "fp32": ("r_fp32", "e_fp32_j", ("gemm", "attention")),
 }
+# kinds whose rate and energy are measured apart (the fp32 matrix product of the pipeline's
+# matmul experiment), never fitted: the reference model has no fp32 GEMMs in a 16-bit step
+MEASURED = ("fp32",)
+FITTED = tuple(k for k in PARAMETERS if k not in {p for m in MEASURED for p in SLOW[m][:2]})
+_START = (0.7, 0.3, 0.3, 0.5, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 2e-12, 2e-12, 1e-12, 1e-10)
+_START = dict(zip(FITTED, _START, strict=True))
 _DATASHEET = {
     "r_flop": "peak",
     "r_unaligned": "peak",
@@ -75,6 +87,8 @@ BOUNDS = ("gpu", "host", "power")  # what bounds a step's time
 HOSTS = (("f", "forward"), ("b", "backward"), ("o", "optimizer"))
 LEVEL = 0.95
 SLOW_LIMIT = 0.05  # share of FLOPs in a slower kind of kernel that needs its own rate
+# an fp32 FLOP takes the time of about 16 on tensor cores (the H100's and H200's datasheets)
+LIMITS = {"fp32": SLOW_LIMIT / 16}
 # kinds priced as the fast kernels where the fit saw none, not refused: within 2x of their rate
 PRICED_AS_FAST = ("attention",)
 
@@ -96,7 +110,7 @@ def free_parameters(rows: list[dict]) -> list[str]:
     for kind, (rate, energy, _) in SLOW.items():
         if max((slow_share(r["ops"], kind) for r in rows), default=0.0) <= SLOW_LIMIT:
             unseen |= {rate, energy}
-    return [k for k in PARAMETERS if k not in unseen]
+    return [k for k in FITTED if k not in unseen]
 
 
 def _values(x: np.ndarray, free: list[str], peak: float, bandwidth: float) -> dict:
@@ -114,19 +128,21 @@ def _values(x: np.ndarray, free: list[str], peak: float, bandwidth: float) -> di
 def _filled(p: dict) -> dict:
     """``p`` with a slower kind priced as the fast kernels where the fit saw none (NaN)."""
     out = dict(p)
-    for rate, energy, _ in SLOW.values():
+    for rate, energy, _ in SLOW.values():  # one not measured is refused above its limit
         for k, fast in ((rate, "r_flop"), (energy, "e_flop_j")):
             out[k] = out[k] if math.isfinite(out.get(k, math.nan)) else out[fast]
     return out
 
 
 def _kinds(ops: dict) -> dict:
-    """Each slower kind's mask over the kernels (an older stream has no ``masked``): attention
-    is every kernel of the attention class not given a mask."""
+    """Each slower kind's mask over the kernels (an older stream has no ``masked`` or
+    ``fp32``): attention is every kernel of the attention class not given a mask."""
     none = np.zeros(len(ops["cls"]), bool)
-    masked = ops.get("masked", none)
-    attention = (ops["cls"] == "attention") & ~masked
-    return {"unaligned": ops.get("unaligned", none), "masked": masked, "attention": attention}
+    fp32 = ops.get("fp32", none)  # a kernel of one kind only: fp32 first (the slowest)
+    masked = ops.get("masked", none) & ~fp32
+    attention = (ops["cls"] == "attention") & ~masked & ~fp32
+    unaligned = ops.get("unaligned", none) & ~fp32
+    return {"unaligned": unaligned, "masked": masked, "attention": attention, "fp32": fp32}
 
 
 def kernel_times(p: dict, ops: dict) -> np.ndarray:
@@ -218,8 +234,13 @@ def kind_of(ops: dict) -> str:
     """The slower kind a step spends more than :data:`SLOW_LIMIT` of its FLOPs in (of the
     largest share, one not :data:`PRICED_AS_FAST` first: those are the slowest), or ``""``."""
     shares = {k: slow_share(ops, k) for k in SLOW}
-    over = [k for k in SLOW if shares[k] > SLOW_LIMIT]
-    return max(over, key=lambda k: (k not in PRICED_AS_FAST, shares[k]), default="")
+    return max(over_limit(shares), key=lambda k: (k not in PRICED_AS_FAST, shares[k]), default="")
+
+
+def over_limit(shares: dict) -> list[str]:
+    """The slower kinds whose share of a step's FLOPs passes their limit (:data:`LIMITS`, else
+    :data:`SLOW_LIMIT`)."""
+    return [k for k in SLOW if shares[k] > LIMITS.get(k, SLOW_LIMIT)]
 
 
 # what each slower kind is, in an estimate's words: (in full, in short)
@@ -230,6 +251,10 @@ KIND_WORDS = {
     ),
     "masked": ("attention given a mask (ALiBi's bias, a sliding window)", "masked attention"),
     "attention": ("the fused causal attention kernel", "attention"),
+    "fp32": (
+        "GEMMs on fp32 operands (CUDA cores: PyTorch's math attention)",
+        "fp32 GEMMs",
+    ),
 }
 
 
@@ -239,15 +264,16 @@ def predict(calibration: dict, ops: dict) -> dict:
     extrapolation like those; a step of a slower kind takes the misses of such steps where
     larger) and that of its misses on other models (``heldout_q95``, where measured; a step
     takes the misses of those bound like it, ``heldout_q95_<bound>``, where larger).
-    ``{"status": why}`` where a step spends more than :data:`SLOW_LIMIT` of its FLOPs in a
-    slower kind the fit has no rate for."""
+    ``{"status": why}`` where a step spends more than its limit (:func:`over_limit`) of its
+    FLOPs in a slower kind the calibration has no rate for."""
     shares = {k: slow_share(ops, k) for k in SLOW}
-    kinds = [k for k, share in shares.items() if share > SLOW_LIMIT]
+    kinds = over_limit(shares)
     for k in (k for k in kinds if k not in PRICED_AS_FAST):
         if not math.isfinite(calibration.get(SLOW[k][0], math.nan)):
+            why = "no fp32 matrix product measured" if k in MEASURED else "no such rows"
             return {
-                "status": f"{100 * shares[k]:.0f} % of its FLOPs are in {KIND_WORDS[k][0]}, and "
-                "the step-time calibration had no such rows to fit their rate on"
+                "status": f"{100 * shares[k]:.1f} % of its FLOPs are in {KIND_WORDS[k][0]}, and "
+                f"the step-time calibration had {why} to take their rate from"
             }
     p = {k: calibration.get(k, math.nan) for k in PARAMETERS}  # a table older than a parameter
     e, t, bound = step(p, ops, calibration["idle_w"], calibration["limit_w"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import transformers
 
 from ..flops.models import resolve
 from ..flops.opstream import step_ops
@@ -41,6 +42,7 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
     scale = float(ops["flops"].sum()) / c.get("flops_max", math.inf)
     if scale > 1:  # a larger step than any fitted: its left-out misses are of smaller ones
         basis = f"extrapolated: {basis}; the step's FLOPs {scale:.1f}x the largest fitted"
+    basis += _version_note(str(c.get("transformers_measured") or ""))
     cards = int(c.get("cards", 1))
     slow = " and ".join(KIND_WORDS[k][1] for k in est["slow"])
     like = f" (of its steps with {slow}, where larger)" if slow else ""
@@ -62,6 +64,18 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
         "hi": est["energy_j_hi"],
         "launch": "eager",
     }
+
+
+def _version_note(measured: str) -> str:
+    """What to say where this step was recorded with another transformers than the fit's rows
+    were measured with: a model's code can differ, and with it the kernels it runs (Falcon's
+    attention runs PyTorch's math kernels in 5.17, the efficient kernel in 5.25)."""
+    if not measured or transformers.__version__ in measured.split(","):
+        return ""
+    return (
+        f"; its rows were measured with transformers {measured}, this step recorded with "
+        f"{transformers.__version__}: a model whose code differs between them may run other kernels"
+    )
 
 
 BOUND_WORDS = {"gpu": "GPU's work", "host": "host's launching", "power": "power limit"}

@@ -69,6 +69,7 @@ def calibrate_dirs(dirs: list[str], heldout: list[str] = (), log=print) -> pd.Da
         rows = rows_of(g, ops_of)
         log(f"[steptime] {label} {precision}: fitting on {len(rows)} rows")
         c = {**calibrate(rows, label, precision), "fitted_from": ",".join(dirs)}
+        c.update(fp32_products(dirs, label))
         if others is not None:
             mine = others[(others["gpu_label"] == label) & (others["precision"] == precision)]
             mine = mine[~mine["model"].isin(c["models"].split(","))]  # rows_of drops no-model
@@ -76,6 +77,28 @@ def calibrate_dirs(dirs: list[str], heldout: list[str] = (), log=print) -> pd.Da
             log(f"[steptime] {label} {precision}: {c['heldout_n']} held-out rows judged")
         out.append(c)
     return pd.DataFrame(out)
+
+
+def fp32_products(dirs: list, label: str) -> dict:
+    """The measured rate and dynamic energy per FLOP of GEMMs on fp32 operands of a GPU label
+    (``r_fp32``, ``e_fp32_j``, their relative standard errors and the file): the largest fp32
+    matrix product of the pipeline's matmul experiment below ``dirs``
+    (``raw/matmul/**/fp32/*.parquet``), gated; NaN where there is none."""
+    files = [f for d in dirs for f in sorted(Path(d).glob("raw/matmul/**/fp32/*.parquet"))]
+    t = pd.concat([read_job_table(f).assign(file=str(f)) for f in files]) if files else None
+    if t is not None:
+        t = t[(t["gpu_label"] == label) & (t["status"] == "ok") & t["gates_passed"].astype(bool)]
+    if t is None or t.empty:
+        return dict.fromkeys(("r_fp32", "e_fp32_j", "r_fp32_rse", "e_fp32_j_rse"), math.nan)
+    r = t.loc[t["flops"].idxmax()]
+    dynamic = float(r["dynamic_energy_j_per_iter"])
+    return {
+        "r_fp32": float(r["flops"]) / float(r["time_per_iter_s"]),
+        "e_fp32_j": dynamic / float(r["flops"]),
+        "r_fp32_rse": float(r["time_per_iter_sem_s"]) / float(r["time_per_iter_s"]),
+        "e_fp32_j_rse": float(r["dynamic_energy_j_per_iter_sem"]) / dynamic,
+        "fp32_from": r["file"],
+    }
 
 
 def heldout_bound(calibration: dict, rows: list[dict]) -> dict:
@@ -124,6 +147,12 @@ def left_out_misses(rows: list[dict], label: str, precision: str) -> tuple[np.nd
     return np.asarray(misses), np.asarray(kinds, str)
 
 
+def versions(rows: list[dict]) -> str:
+    """The transformers versions the rows were measured with (an older row has none)."""
+    found = {str(r["row"].get("transformers_version") or "") for r in rows} - {"", "nan", "None"}
+    return ",".join(sorted(found))
+
+
 def q95(misses: np.ndarray) -> float:
     """The split-conformal bound: the misses' 95th percentile, rounded up to one of them."""
     return float(np.quantile(misses, LEVEL, method="higher")) if len(misses) else math.nan
@@ -148,6 +177,8 @@ def calibrate(rows: list[dict], label: str, precision: str) -> dict:
         "seq_lens": ",".join(map(str, sorted(set(map(int, column("seq_len")))))),
         "flops_max": float(max(r["ops"]["flops"].sum() for r in rows)),
         "cards": len({r["row"].get("gpu_uuid") for r in rows}),
+        # a model's code can differ between versions, and with it the kernels it runs
+        "transformers_measured": versions(rows),
         "idle_w": float(np.median([r["idle_w"] for r in rows])),
         "limit_w": float(np.median([r["limit_w"] for r in rows])),
     }

@@ -78,14 +78,21 @@ def _recorder():
             unaligned = any(d % _ALIGN for d in dims)
             masked = "efficient_attention" in name  # only :func:`_masked` books this kernel
             cat = name == "cat"  # PyTorch's batched copy, slower than other elementwise kernels
-            self.ops.append(
-                (cls, flops, _nbytes(args) + _nbytes(out), self.phase, unaligned, masked, cat)
-            )
+            fp32 = bool(dims) and _fp32(args)  # on CUDA cores, not tensor cores
+            moved = _nbytes(args) + _nbytes(out)
+            self.ops.append((cls, flops, moved, self.phase, unaligned, masked, cat, fp32))
             if unaligned:
                 self.unaligned.append([*dims, flops])
             return out
 
     return Recorder()
+
+
+def _fp32(args) -> bool:
+    """Whether a GEMM's matrix operands are fp32: in a 16-bit step only PyTorch's math
+    attention (:func:`_fused_attention`) and a rotary table's product make such GEMMs."""
+    a, b = [x for x in args if hasattr(x, "shape") and x.dim() >= 2][-2:]
+    return a.dtype == b.dtype == torch.float32
 
 
 def _query(args, name: str):
@@ -150,10 +157,10 @@ def _widened(x):
 
 @contextlib.contextmanager
 def _fused_attention(recorder, dtype=None):
-    """``F.scaled_dot_product_attention`` as the fused kernel a GPU runs (flash, or
-    :func:`_masked` given a mask), K and V
-    expanded to the query's heads (grouped-query attention), every operation booked to attention;
-    under autocast (``dtype``) its inputs cast to it."""
+    """``F.scaled_dot_product_attention`` as the kernels a GPU runs: flash, :func:`_masked`
+    given a mask, or :func:`_math` given fewer key and value heads than query heads without
+    ``enable_gqa`` (with it, K and V expanded to the query's heads); every operation booked
+    to attention; under autocast (``dtype``) its inputs cast to it."""
     original = F.scaled_dot_product_attention
 
     def fused(q, k, v, attn_mask=None, dropout_p=0.0, **options):
@@ -162,6 +169,8 @@ def _fused_attention(recorder, dtype=None):
         try:
             if dtype is not None:
                 q, k, v = (x.to(dtype) if x.dtype == torch.float32 else x for x in (q, k, v))
+            if k.shape[1] != q.shape[1] and not options.get("enable_gqa", False):
+                return _math((q, k, v), attn_mask, dropout_p, options)
             if k.shape[1] != q.shape[1]:
                 k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], dim=1) for x in (k, v))
             if attn_mask is not None and not is_causal:
@@ -176,6 +185,16 @@ def _fused_attention(recorder, dtype=None):
         yield
     finally:
         F.scaled_dot_product_attention = original
+
+
+def _math(qkv, mask, dropout_p, options):
+    """Attention given fewer key and value heads than query heads, broadcast (Falcon's
+    multi-query attention in transformers 5.17): the fused kernels need as many heads, so
+    PyTorch runs its math backend, on fp32 copies of 16-bit inputs (its products on CUDA
+    cores; ``benchmarks/results/kernel_time_by_class_falcon_h200_2026-12-04.json``)."""
+    math_attention = torch.ops.aten._scaled_dot_product_attention_math
+    is_causal, scale = options.get("is_causal", False), options.get("scale")
+    return math_attention(*qkv, mask, dropout_p, is_causal, scale=scale)[0]
 
 
 def _masked(q, k, v, mask, dropout_p, scale):
@@ -229,8 +248,8 @@ STREAMED = ("bf16", "bf16-mixed")  # the precisions recorded
 def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str) -> dict:
     """The operations of one iteration of ``pass_name`` (``forward``, ``forward_backward`` or
     ``train_step``) as arrays ``cls``, ``flops``, ``bytes``, ``phase``, ``unaligned`` (a GEMM
-    with a dimension cuBLAS cannot align), ``masked`` (attention given a mask) and ``cat``
-    (``torch.cat``'s copy kernel), and
+    with a dimension cuBLAS cannot align), ``masked`` (attention given a mask), ``cat``
+    (``torch.cat``'s copy kernel) and ``fp32`` (a GEMM on fp32 operands), and
     ``unaligned_gemms``: each such GEMM's (M, N, K, FLOPs).
     Kept on disk per model, size and pass."""
     recorded = "forward" if pass_name == "forward" else "train_step"
@@ -253,6 +272,7 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
         "unaligned": np.array([op[4] for op in ops], bool),
         "masked": np.array([op[5] for op in ops], bool),
         "cat": np.array([op[6] for op in ops], bool),
+        "fp32": np.array([op[7] for op in ops], bool),
         "unaligned_gemms": raw["unaligned"],
     }
 
