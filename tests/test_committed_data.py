@@ -19,7 +19,7 @@ import yaml
 from conftest import REPO
 
 from flopmetrics.analysis.merge import merge_energy
-from flopmetrics.analysis.steptime_rows import row_files
+from flopmetrics.analysis.steptime_rows import input_files
 from flopmetrics.contracts import packaged
 from flopmetrics.pipeline.package_calibration import inputs, serving_inputs
 
@@ -252,7 +252,7 @@ def test_the_packaged_step_time_model_was_fitted_from_the_rows_committed_now():
     """As the calibration above, for the step-time model's table (``--steptime-only``)."""
     info = packaged.provenance()
     with contextlib.chdir(REPO):
-        files = row_files(info["steptime_fitted_from"])
+        files = input_files(info["steptime_fitted_from"])
         assert info["steptime_input_files"] == len(files)
         assert info["steptime_inputs_sha256"] == packaged.digest(files)
     table = pd.read_parquet(packaged.steptime_path())

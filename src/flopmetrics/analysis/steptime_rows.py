@@ -48,6 +48,16 @@ def row_files(dirs: list) -> list[Path]:
     return [f for d in dirs for f in sorted(Path(d).glob("raw/llm/**/*.parquet"))]
 
 
+def fp32_files(dirs: list) -> list[Path]:
+    """The fp32 matrix products of the matmul experiment below each of ``dirs``, in order."""
+    return [f for d in dirs for f in sorted(Path(d).glob("raw/matmul/**/fp32/*.parquet"))]
+
+
+def input_files(dirs: list) -> list[Path]:
+    """Every file a step-time table fitted on ``dirs`` reads: their rows and fp32 products."""
+    return row_files(dirs) + fp32_files(dirs)
+
+
 def read_rows(dirs: list) -> pd.DataFrame:
     """The causal-LM rows below ``dirs`` as one table; an error naming them where there are none."""
     files = row_files(dirs)
@@ -84,7 +94,7 @@ def fp32_products(dirs: list, label: str) -> dict:
     (``r_fp32``, ``e_fp32_j``, their relative standard errors and the file): the largest fp32
     matrix product of the pipeline's matmul experiment below ``dirs``
     (``raw/matmul/**/fp32/*.parquet``), gated; NaN where there is none."""
-    files = [f for d in dirs for f in sorted(Path(d).glob("raw/matmul/**/fp32/*.parquet"))]
+    files = fp32_files(dirs)
     t = pd.concat([read_job_table(f).assign(file=str(f)) for f in files]) if files else None
     if t is not None:
         t = t[(t["gpu_label"] == label) & (t["status"] == "ok") & t["gates_passed"].astype(bool)]

@@ -94,14 +94,11 @@ def write_serving(table: Path, config_path: Path, out: Path) -> dict:
 def write_steptime(table: Path, out: Path) -> dict:
     """Copy the step-time model's ``table`` into ``out`` and add its inputs (the folders the
     table names in ``fitted_from``) and the folders its intervals' misses were measured on
-    (``heldout_from``) to the provenance; the input files are their rows and the fp32 matrix
-    product's (``fp32_from``)."""
+    (``heldout_from``) to the provenance; its input files are their rows and fp32 matrix
+    products."""
     first = pd.read_parquet(table).iloc[0]
     dirs = first["fitted_from"].split(",")
-    files = steptime_rows.row_files(dirs)
-    if isinstance(first.get("fp32_from"), str):  # the matmul row its fp32 GEMMs' rate is from
-        files.append(Path(first["fp32_from"]))
-    info = _inputs("steptime_", dirs, files)
+    info = _inputs("steptime_", dirs, steptime_rows.input_files(dirs))
     heldout = first.get("heldout_from")
     info["steptime_heldout_from"] = heldout.split(",") if isinstance(heldout, str) else []
     return _install(table, packaged.STEPTIME, info, out)
