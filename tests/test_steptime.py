@@ -457,3 +457,16 @@ def test_the_fp32_rate_is_read_from_the_matmul_rows_beside_the_calibration(tmp_p
     assert 0 < got["r_fp32"] <= peak
     assert math.isnan(steptime_rows.fp32_products([tmp_path / "ref"], "h100")["r_fp32"])
     assert math.isnan(steptime_rows.fp32_products([tmp_path], "h200")["r_fp32"])  # none below
+
+
+def test_a_safe_softmax_is_booked_as_the_four_kernels_a_gpu_runs():
+    from flopmetrics.flops import opstream
+
+    x = torch.zeros(2, 8, 256, 256, device="meta")  # fp32 scores of the math attention
+    recorder = opstream._recorder()
+    with recorder:
+        torch.ops.aten._safe_softmax(x, -1)
+    n, rows = x.numel(), x.numel() // 256
+    assert len(recorder.ops) == 4  # softmax, the test for -inf, the rows' all, where
+    moved = 2 * 4 * n + (4 * n + n) + (n + rows) + (rows + 2 * 4 * n)
+    assert sum(op[2] for op in recorder.ops) == moved

@@ -81,11 +81,25 @@ def _recorder():
             fp32 = bool(dims) and _fp32(args)  # on CUDA cores, not tensor cores
             moved = _nbytes(args) + _nbytes(out)
             self.ops.append((cls, flops, moved, self.phase, unaligned, masked, cat, fp32))
+            for extra in _more_kernels(name, out):
+                self.ops.append((cls, 0, extra, self.phase, False, False, False, False))
             if unaligned:
                 self.unaligned.append([*dims, flops])
             return out
 
     return Recorder()
+
+
+def _more_kernels(name: str, out) -> list[int]:
+    """The bytes of each further kernel an operation the meta device books as one runs on a
+    GPU: PyTorch's ``_safe_softmax`` (its math attention's) is a softmax, then a test for
+    ``-inf``, a row-wise ``all`` and a ``where`` (four kernels; profiled,
+    ``benchmarks/results/kernel_time_by_class_falcon_h200_2026-12-04.json``)."""
+    if name != "_safe_softmax":
+        return []
+    n, size = out.numel(), out.element_size()
+    rows = n // max(int(out.shape[-1]), 1)
+    return [n * size + n, n + rows, rows + 2 * n * size]  # isneginf, all, where
 
 
 def _fp32(args) -> bool:
