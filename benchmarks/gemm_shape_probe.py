@@ -10,12 +10,11 @@ whose dimensions are multiples of 128.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
 import torch
+from kernel_time_by_class import written
 
 # (name, K, N) of each model's layer products, as (tokens x K) @ (K x N)
 SHAPES = {
@@ -73,19 +72,7 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=4608)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    import pynvml
-
-    pynvml.nvmlInit()
-    h = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
-    doc = {
-        "gpu_uuid": pynvml.nvmlDeviceGetUUID(h),
-        "driver": pynvml.nvmlSystemGetDriverVersion(),
-        "torch": torch.__version__,
-        "rows": rates(args.tokens),
-    }
-    tmp = args.out.with_name(f".{args.out.name}.partial")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, args.out)
+    written(args.out, rows=rates(args.tokens))
     return 0
 
 

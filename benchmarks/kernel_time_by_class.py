@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import yaml
 from torch.profiler import ProfilerActivity, profile
 
 from flopmetrics.jobs.kernels import kernel_events, trace_events
+from flopmetrics.jobs.output import atomic_path
 from flopmetrics.ncu.classify import kernel_class
 from flopmetrics.workloads.causal_lm import build
 
@@ -104,7 +104,13 @@ def main() -> int:
         print(
             f"{i + 1}/{len(combos)} {name} {precision} b{batch} s{seq}: {status}", file=sys.stderr
         )
-    import pynvml  # the card's identity
+    written(args.out, config=args.config.as_posix(), out_of_memory=failed, rows=rows)
+    return 0
+
+
+def written(out: Path, **fields) -> None:
+    """``fields`` as JSON at ``out`` (atomically), after the card's identity."""
+    import pynvml
 
     pynvml.nvmlInit()
     h = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
@@ -112,14 +118,10 @@ def main() -> int:
         "gpu_uuid": pynvml.nvmlDeviceGetUUID(h),
         "driver": pynvml.nvmlSystemGetDriverVersion(),
         "torch": torch.__version__,
-        "config": args.config.as_posix(),
-        "out_of_memory": failed,
-        "rows": rows,
+        **fields,
     }
-    tmp = args.out.with_name(f".{args.out.name}.partial")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, args.out)
-    return 0
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(doc, indent=1) + "\n")
 
 
 if __name__ == "__main__":

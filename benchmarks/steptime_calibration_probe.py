@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from steptime_cat_probe import CALIBRATION, fitted, judged, summary
+from steptime_judging import CALIBRATION, fitted, judged, summary
 
 KEYS = ["r_flop", "r_attention", "bandwidth", "tau_s", "host_forward_s", "host_backward_s"]
 KEYS += ["e_flop_j", "e_byte_j", "resid_sd", "left_out_q95"]

@@ -25,19 +25,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from steptime_judging import fitted, judged, summary
 
-from flopmetrics.analysis import steptime, steptime_rows
+from flopmetrics.analysis import steptime
 from flopmetrics.flops.models import resolve
 from flopmetrics.flops.opstream import step_ops
-
-CALIBRATION = [
-    "resources/reference/h200",
-    "resources/reference/h200_calibration_batch",
-    "resources/reference/h200_calibration_unaligned",
-    "resources/reference/h200_calibration_masked",
-    "resources/reference/h200_calibration_attention",
-]
 
 
 def cat_bandwidth(profile: Path) -> float:
@@ -47,42 +39,6 @@ def cat_bandwidth(profile: Path) -> float:
     seconds = sum(v for k, v in row["top_kernels_s"].items() if "CatArrayBatchedCopy" in k)
     ops = step_ops(resolve("llama-3.2-1b")[1], row["batch_size"], row["seq_len"], "bf16", "forward")
     return float(ops["bytes"][ops["cat"]].sum()) / seconds
-
-
-def fitted(calibration: list[str] = CALIBRATION) -> pd.DataFrame:
-    """The step-time model fitted now on ``calibration``: one row per GPU label and precision."""
-    return steptime_rows.calibrate_dirs(calibration, log=lambda _: None)
-
-
-def judged(heldout: list[str], table: pd.DataFrame) -> pd.DataFrame:
-    """Each held-out step's miss and predicted bound, by the fitted ``table``."""
-    out = []
-    for d in heldout:
-        rows = steptime_rows.read_rows([d])
-        for c in table.to_dict("records"):
-            mine = rows[
-                (rows["precision"] == c["precision"]) & (rows["gpu_label"] == c["gpu_label"])
-            ]
-            m = steptime_rows.heldout_misses(c, steptime_rows.rows_of(mine, steptime_rows.ops_of))
-            out.append(m.assign(set=Path(d).name, precision=c["precision"]))
-    return pd.concat(out, ignore_index=True)
-
-
-def summary(df: pd.DataFrame) -> pd.DataFrame:
-    pct = 100 * df["miss"]
-    groups = {"all": pct, **{b: pct[df["bound"] == b] for b in steptime.BOUNDS}}
-    groups["not host"] = pct[df["bound"] != "host"]
-    return pd.DataFrame(
-        {
-            k: {
-                "steps": len(v),
-                "median": round(float(v.median()), 1),
-                "largest": round(float(v.max()), 1),
-                "above 10 %": int((v > 10).sum()),
-            }
-            for k, v in groups.items()
-        }
-    ).T
 
 
 def main() -> None:

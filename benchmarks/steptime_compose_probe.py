@@ -19,7 +19,7 @@ import argparse
 import math
 
 import numpy as np
-from steptime_cat_probe import fitted, judged, summary
+from steptime_judging import fitted, judged, summary
 
 from flopmetrics.analysis import steptime, steptime_rows
 

@@ -1,0 +1,55 @@
+"""Issue 32: what the step-time probes share: the calibration folders the shipped table is
+fitted on, a fit made now on them (or on others), and each held-out step's miss by a fitted
+table, summed up by the bound the model predicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from flopmetrics.analysis import steptime, steptime_rows
+
+CALIBRATION = [
+    "resources/reference/h200",
+    "resources/reference/h200_calibration_batch",
+    "resources/reference/h200_calibration_unaligned",
+    "resources/reference/h200_calibration_masked",
+    "resources/reference/h200_calibration_attention",
+]
+
+
+def fitted(calibration: list[str] = CALIBRATION) -> pd.DataFrame:
+    """The step-time model fitted now on ``calibration``: one row per GPU label and precision."""
+    return steptime_rows.calibrate_dirs(calibration, log=lambda _: None)
+
+
+def judged(heldout: list[str], table: pd.DataFrame) -> pd.DataFrame:
+    """Each held-out step's miss and predicted bound, by the fitted ``table``."""
+    out = []
+    for d in heldout:
+        rows = steptime_rows.read_rows([d])
+        for c in table.to_dict("records"):
+            mine = rows[
+                (rows["precision"] == c["precision"]) & (rows["gpu_label"] == c["gpu_label"])
+            ]
+            m = steptime_rows.heldout_misses(c, steptime_rows.rows_of(mine, steptime_rows.ops_of))
+            out.append(m.assign(set=Path(d).name, precision=c["precision"]))
+    return pd.concat(out, ignore_index=True)
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    pct = 100 * df["miss"]
+    groups = {"all": pct, **{b: pct[df["bound"] == b] for b in steptime.BOUNDS}}
+    groups["not host"] = pct[df["bound"] != "host"]
+    return pd.DataFrame(
+        {
+            k: {
+                "steps": len(v),
+                "median": round(float(v.median()), 1),
+                "largest": round(float(v.max()), 1),
+                "above 10 %": int((v > 10).sum()),
+            }
+            for k, v in groups.items()
+        }
+    ).T
