@@ -470,3 +470,15 @@ def test_a_safe_softmax_is_booked_as_the_four_kernels_a_gpu_runs():
     assert len(recorder.ops) == 4  # softmax, the test for -inf, the rows' all, where
     moved = 2 * 4 * n + (4 * n + n) + (n + rows) + (rows + 2 * 4 * n)
     assert sum(op[2] for op in recorder.ops) == moved
+
+
+def test_an_estimate_says_where_its_transformers_differs_from_the_rows():
+    import transformers
+
+    table = pd.read_parquet(packaged.steptime_path())
+    w = {"model": "tiny-llama", "batch_size": 2, "seq_len": 64, "precision": "bf16"}
+    w["pass"] = "train_step"
+    older = steptime_estimate.step_energy(w, "h200", table.assign(transformers_measured="4.45.0"))
+    assert "measured with transformers 4.45.0" in older["basis"]
+    mine = table.assign(transformers_measured=f"4.45.0,{transformers.__version__}")
+    assert "transformers" not in steptime_estimate.step_energy(w, "h200", mine)["basis"]
