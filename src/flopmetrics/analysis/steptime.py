@@ -252,7 +252,7 @@ KIND_WORDS = {
     "masked": ("attention given a mask (ALiBi's bias, a sliding window)", "masked attention"),
     "attention": ("the fused causal attention kernel", "attention"),
     "fp32": (
-        "GEMMs on fp32 operands (CUDA cores: PyTorch's math attention)",
+        "GEMMs on fp32 operands (CUDA cores: PyTorch's math attention, fp32 scores)",
         "fp32 GEMMs",
     ),
 }

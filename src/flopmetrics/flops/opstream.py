@@ -103,8 +103,9 @@ def _more_kernels(name: str, out) -> list[int]:
 
 
 def _fp32(args) -> bool:
-    """Whether a GEMM's matrix operands are fp32: in a 16-bit step only PyTorch's math
-    attention (:func:`_fused_attention`) and a rotary table's product make such GEMMs."""
+    """Whether a GEMM's matrix operands are fp32: in a 16-bit step PyTorch's math attention
+    (:func:`_fused_attention`), a model's own fp32 attention scores (GPT-J's) and a rotary
+    table's product make such GEMMs."""
     a, b = [x for x in args if hasattr(x, "shape") and x.dim() >= 2][-2:]
     return a.dtype == b.dtype == torch.float32
 
