@@ -58,7 +58,7 @@ def main() -> None:
                         "batch": int(row["batch_size"]),
                         "seq": int(row["seq_len"]),
                         "pass": row["pass"],
-                        "fp32_share_pct": round(100 * steptime.slow_share(r["ops"], "fp32"), 2),
+                        "fp32_share_pct": round(100 * steptime.slow_shares(r["ops"])["fp32"], 2),
                         "pricing": name,
                         "measured_j": round(r["energy_j"], 2),
                         "predicted_j": round(e, 2),

@@ -44,7 +44,7 @@ def judge(calibration: dict, rows: list[dict]) -> list[dict]:
                 "error_pct": 100 * (e / r["energy_j"] - 1),
                 "time_error_pct": 100 * (t / r["time_s"] - 1),
                 "bound": bound,
-                "unaligned_pct": 100 * steptime.slow_share(r["ops"], "unaligned"),
+                "unaligned_pct": 100 * steptime.slow_shares(r["ops"])["unaligned"],
                 "half_width_pct": 100 * (est.get("energy_j_hi", np.nan) / e - 1),
                 "covered": est.get("energy_j_lo", np.inf)
                 <= r["energy_j"]

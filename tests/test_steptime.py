@@ -68,8 +68,8 @@ def test_only_the_recorded_precisions_have_a_stream():
 def test_a_gemm_with_an_unaligned_dimension_is_flagged():
     aligned = ops("tiny-llama")
     odd = step_ops({**resolve("tiny-llama")[1], "vocab_size": 257}, 2, 32, "bf16", "train_step")
-    assert steptime.slow_share(aligned, "unaligned") == 0
-    assert 0 < steptime.slow_share(odd, "unaligned") < 1
+    assert steptime.slow_shares(aligned)["unaligned"] == 0
+    assert 0 < steptime.slow_shares(odd)["unaligned"] < 1
     assert any(257 in u[:3] for u in odd["unaligned_gemms"])
 
 
@@ -245,7 +245,7 @@ def test_attention_given_a_mask_computes_every_tile_and_reads_the_mask():
     kernels = lambda o: o["bytes"][attention(o) & (o["flops"] > 0)].sum()  # noqa: E731
     mask_bytes = 2 * 1 * 256 * 256 * 2  # a bf16 bias of (batch, 1, s, s) per layer (2 layers)
     assert kernels(masked) - kernels(causal) == pytest.approx(2 * mask_bytes, rel=0.05)
-    assert steptime.slow_share(masked, "masked") > steptime.SLOW_LIMIT
+    assert steptime.slow_shares(masked)["masked"] > steptime.SLOW_LIMIT
     assert steptime.kind_of(masked) == "masked" and steptime.kind_of(causal) == "attention"
 
 
@@ -427,7 +427,7 @@ def test_broadcast_key_heads_without_gqa_run_the_math_kernels_on_fp32_operands()
 def test_fp32_gemms_take_the_measured_rate_or_the_step_is_refused():
     o = ops("llama-3.2-1b", 1, 256, pass_name="forward")
     o["fp32"] = (o["cls"] == "attention") & (o["flops"] > 0)  # as if the math kernels ran
-    share = steptime.slow_share(o, "fp32")
+    share = steptime.slow_shares(o)["fp32"]
     assert steptime.LIMITS["fp32"] < share < steptime.SLOW_LIMIT  # refused below SLOW_LIMIT
     measured = steptime._filled({**TRUE, "r_fp32": 5e13, "e_fp32_j": 1.1e-11})
     times = steptime.kernel_times(measured, o)

@@ -107,8 +107,9 @@ def free_parameters(rows: list[dict]) -> list[str]:
     """The parameters rows can fix: a slower kind's rate and energy only where some row spends
     more than :data:`SLOW_LIMIT` of its FLOPs in it."""
     unseen = set()
+    shares = [slow_shares(r["ops"]) for r in rows]
     for kind, (rate, energy, _) in SLOW.items():
-        if max((slow_share(r["ops"], kind) for r in rows), default=0.0) <= SLOW_LIMIT:
+        if max((s[kind] for s in shares), default=0.0) <= SLOW_LIMIT:
             unseen |= {rate, energy}
     return [k for k in FITTED if k not in unseen]
 
@@ -224,16 +225,19 @@ def fit(rows: list[dict], label: str, precision: str) -> dict:
     return {**out, "fit_rows": len(rows), "gpu_label": label, "precision": precision}
 
 
-def slow_share(ops: dict, kind: str) -> float:
-    """The share of a step's FLOPs of :data:`SLOW`'s classes in kernels of the slower ``kind``."""
-    total = float(ops["flops"][np.isin(ops["cls"], SLOW[kind][2])].sum())
-    return float(ops["flops"][_kinds(ops)[kind]].sum()) / total if total > 0 else 0.0
+def slow_shares(ops: dict) -> dict:
+    """Each slower kind's share of a step's FLOPs of :data:`SLOW`'s classes in its kernels."""
+    out = {}
+    for kind, where in _kinds(ops).items():
+        total = float(ops["flops"][np.isin(ops["cls"], SLOW[kind][2])].sum())
+        out[kind] = float(ops["flops"][where].sum()) / total if total > 0 else 0.0
+    return out
 
 
 def kind_of(ops: dict) -> str:
     """The slower kind a step spends more than :data:`SLOW_LIMIT` of its FLOPs in (of the
     largest share, one not :data:`PRICED_AS_FAST` first: those are the slowest), or ``""``."""
-    shares = {k: slow_share(ops, k) for k in SLOW}
+    shares = slow_shares(ops)
     return max(over_limit(shares), key=lambda k: (k not in PRICED_AS_FAST, shares[k]), default="")
 
 
@@ -266,7 +270,7 @@ def predict(calibration: dict, ops: dict) -> dict:
     takes the misses of those bound like it, ``heldout_q95_<bound>``, where larger).
     ``{"status": why}`` where a step spends more than its limit (:func:`over_limit`) of its
     FLOPs in a slower kind the calibration has no rate for."""
-    shares = {k: slow_share(ops, k) for k in SLOW}
+    shares = slow_shares(ops)
     kinds = over_limit(shares)
     for k in (k for k in kinds if k not in PRICED_AS_FAST):
         if not math.isfinite(calibration.get(SLOW[k][0], math.nan)):

@@ -5,9 +5,9 @@ an estimate states."""
 from __future__ import annotations
 
 import math
+from importlib import metadata
 
 import pandas as pd
-import transformers
 
 from ..flops.models import resolve
 from ..flops.opstream import step_ops
@@ -70,11 +70,12 @@ def _version_note(measured: str) -> str:
     """What to say where this step was recorded with another transformers than the fit's rows
     were measured with: a model's code can differ, and with it the kernels it runs (Falcon's
     attention runs PyTorch's math kernels in 5.17, the efficient kernel in 5.25)."""
-    if not measured or transformers.__version__ in measured.split(","):
+    installed = metadata.version("transformers")  # not imported: seconds at start-up
+    if not measured or installed in measured.split(","):
         return ""
     return (
         f"; its rows were measured with transformers {measured}, this step recorded with "
-        f"{transformers.__version__}: a model whose code differs between them may run other kernels"
+        f"{installed}: a model whose code differs between them may run other kernels"
     )
 
 

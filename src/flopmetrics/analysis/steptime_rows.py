@@ -74,12 +74,13 @@ def calibrate_dirs(dirs: list[str], heldout: list[str] = (), log=print) -> pd.Da
     table = read_rows(dirs)
     table = table[table["model"].notna() & table["precision"].isin(STREAMED)]
     others = read_rows(heldout) if heldout else None
+    fp32 = {label: fp32_products(dirs, label) for label in table["gpu_label"].unique()}
     out = []
     for (label, precision), g in table.groupby(["gpu_label", "precision"]):
         rows = rows_of(g, ops_of)
         log(f"[steptime] {label} {precision}: fitting on {len(rows)} rows")
         c = {**calibrate(rows, label, precision), "fitted_from": ",".join(dirs)}
-        c.update(fp32_products(dirs, label))
+        c.update(fp32[label])
         if others is not None:
             mine = others[(others["gpu_label"] == label) & (others["precision"] == precision)]
             mine = mine[~mine["model"].isin(c["models"].split(","))]  # rows_of drops no-model
@@ -94,12 +95,14 @@ def fp32_products(dirs: list, label: str) -> dict:
     (``r_fp32``, ``e_fp32_j``, their relative standard errors and the file): the largest fp32
     matrix product of the pipeline's matmul experiment below ``dirs``
     (``raw/matmul/**/fp32/*.parquet``), gated; NaN where there is none."""
+    none = dict.fromkeys(("r_fp32", "e_fp32_j", "r_fp32_rse", "e_fp32_j_rse"), math.nan)
     files = fp32_files(dirs)
-    t = pd.concat([read_job_table(f).assign(file=str(f)) for f in files]) if files else None
-    if t is not None:
-        t = t[(t["gpu_label"] == label) & (t["status"] == "ok") & t["gates_passed"].astype(bool)]
-    if t is None or t.empty:
-        return dict.fromkeys(("r_fp32", "e_fp32_j", "r_fp32_rse", "e_fp32_j_rse"), math.nan)
+    if not files:
+        return none
+    t = pd.concat([read_job_table(f).assign(file=str(f)) for f in files])
+    t = t[(t["gpu_label"] == label) & (t["status"] == "ok") & t["gates_passed"].astype(bool)]
+    if t.empty:
+        return none
     r = t.loc[t["flops"].idxmax()]
     dynamic = float(r["dynamic_energy_j_per_iter"])
     return {

@@ -47,9 +47,14 @@ def _nbytes(tree) -> int:
     return sum(t.numel() * t.element_size() for t in leaves if isinstance(t, torch.Tensor))
 
 
+def _gemm_operands(args) -> list:
+    """A GEMM's two matrix operands (``addmm``'s bias comes first)."""
+    return [x for x in args if hasattr(x, "shape") and x.dim() >= 2][-2:]
+
+
 def _gemm_dims(args) -> tuple[int, ...]:
     """(M, N, K) of a GEMM's two matrix operands (the last two of each)."""
-    a, b = [x for x in args if hasattr(x, "shape") and x.dim() >= 2][-2:]
+    a, b = _gemm_operands(args)
     return int(a.shape[-2]), int(b.shape[-1]), int(a.shape[-1])
 
 
@@ -106,7 +111,7 @@ def _fp32(args) -> bool:
     """Whether a GEMM's matrix operands are fp32: in a 16-bit step PyTorch's math attention
     (:func:`_fused_attention`), a model's own fp32 attention scores (GPT-J's) and a rotary
     table's product make such GEMMs."""
-    a, b = [x for x in args if hasattr(x, "shape") and x.dim() >= 2][-2:]
+    a, b = _gemm_operands(args)
     return a.dtype == b.dtype == torch.float32
 
 
