@@ -10,6 +10,7 @@ import pytest
 from conftest import job_spec
 
 from flopmetrics.analysis.co2e import estimate, workload_flops
+from flopmetrics.contracts.errors import ModelConfigError
 from flopmetrics.flops import causal_lm as model_flops
 from flopmetrics.flops import transformer
 from flopmetrics.flops.models import counting_attention, resolve, summary, transformer_shape
@@ -197,3 +198,41 @@ def test_rows_written_before_one_attention_convention_are_read_in_it():
     causal["flops_source"] = causal["flops_source"].str.replace("full", "causal")
     causal = one_convention(causal).set_index("pass")
     assert causal.loc["backward", "flops"] == raw["bf16"].loc["backward", "flops"] - attention / 4
+
+
+# a mixture of experts and the same model with one MLP of the experts' width
+MOE = {
+    "model_type": "mixtral",
+    "hidden_size": 64,
+    "intermediate_size": 96,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "num_local_experts": 4,
+    "num_experts_per_tok": 2,
+    "vocab_size": 128,
+}
+
+
+def test_a_mixture_of_experts_counts_the_experts_each_token_is_routed_to():
+    """transformers runs the experts as grouped GEMMs (``torch._grouped_mm``), which PyTorch's
+    counter has no formula for: their FLOPs vanished (and the fp32 meta build refused them). A
+    token routed to k experts runs k MLPs (3 products of h x i) and the router (h x experts)."""
+    dense = {**MOE, "model_type": "mistral"}
+    b, s, (h, i, layers, experts, k) = 2, 16, (64, 96, 2, 4, 2)
+    moe, one = model_flops.pass_flops(MOE, b, s), model_flops.pass_flops(dense, b, s)
+    extra = layers * b * s * (2 * 3 * h * i * (k - 1) + 2 * h * experts)
+    assert moe["forward"] - one["forward"] == extra
+    assert moe["backward"] - one["backward"] == 2 * extra
+
+
+def test_a_model_that_cannot_be_built_or_run_without_weights_is_named_in_the_error():
+    """Such failures came out as torch's words alone (``Tensor.item() cannot be called on meta
+    tensors``) or as a traceback; now the model type and what flopmetrics was doing."""
+    bart = {"model_type": "bart", "d_model": 16, "encoder_layers": 1, "decoder_layers": 1}
+    bart |= {"encoder_attention_heads": 2, "decoder_attention_heads": 2, "vocab_size": 64}
+    with pytest.raises(ModelConfigError, match="'bart' code fails on the meta device.*item"):
+        model_flops.pass_flops(bart, 2, 16)
+    unbuildable = {"model_type": "nemotron", "hidden_size": 64, "num_attention_heads": 4}
+    with pytest.raises(ModelConfigError, match="cannot build a causal LM.*TypeError"):
+        model_flops.pass_flops({**unbuildable, "num_hidden_layers": 1, "vocab_size": 64}, 2, 16)

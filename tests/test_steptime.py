@@ -12,6 +12,7 @@ import pytest
 import torch
 from conftest import REPO
 from test_cli import cli
+from test_models import MOE
 
 from flopmetrics.analysis import co2e, steptime, steptime_estimate, steptime_rows
 from flopmetrics.contracts import packaged, paths
@@ -145,9 +146,9 @@ def test_the_fit_never_passes_the_datasheet():
     peak, bandwidth = steptime.limits("h200", "bf16")
     assert fitted["r_flop"] <= peak * (1 + 1e-9)
     assert fitted["bandwidth"] <= bandwidth * (1 + 1e-9)
-    # no unaligned GEMM and no masked attention seen: their rates and energies are not fitted;
-    # the tiny model's attention is over 5 % of its FLOPs at 256 tokens: its rate is
-    unseen = {k for kind in ("unaligned", "masked") for k in steptime.SLOW[kind][:2]}
+    # no unaligned GEMM, masked attention or grouped GEMM seen: their rates and energies are
+    # not fitted; the tiny model's attention is over 5 % of its FLOPs at 256 tokens: its rate is
+    unseen = {k for kind in ("unaligned", "masked", "grouped") for k in steptime.SLOW[kind][:2]}
     free = [k for k in steptime.FITTED if k not in unseen]
     assert all(fitted[k] >= 0 and math.isfinite(fitted[f"{k}_rse"]) for k in free)
     assert all(math.isnan(fitted[k]) and math.isnan(fitted[f"{k}_rse"]) for k in unseen)
@@ -482,3 +483,35 @@ def test_an_estimate_says_where_its_transformers_differs_from_the_rows():
     assert "measured with transformers 4.45.0" in older["basis"]
     mine = table.assign(transformers_measured=f"4.45.0,{transformers.__version__}")
     assert "transformers" not in steptime_estimate.step_energy(w, "h200", mine)["basis"]
+
+
+def test_grouped_gemms_are_a_kind_of_their_own_refused_until_calibrated():
+    """A mixture of experts' experts (``torch._grouped_mm``) were booked as elementwise kernels
+    without FLOPs, priced by their bytes alone. They are GEMMs with their FLOPs, of a kind whose
+    rate no calibration has yet: such a step is refused, not priced as dense GEMMs."""
+    o = step_ops(MOE, 2, 16, "bf16", "forward")
+    grouped = o["grouped"]
+    assert set(o["cls"][grouped]) == {"gemm"}
+    # layers x tokens x experts per token x 3 products of hidden x intermediate
+    assert o["flops"][grouped].sum() == 2 * 32 * 2 * 3 * 2 * 64 * 96
+    calibration = {**TRUE, "resid_sd": 0.01, "left_out_q95": 0.05, "idle_w": 120.0}
+    calibration["limit_w"] = 700.0
+    assert "grouped GEMMs" in steptime.predict(calibration, o)["status"]
+    rated = {**calibration, "r_grouped": 1e11, "e_grouped_j": 2e-12}
+    assert "grouped" in steptime.predict(rated, o)["slow"]
+    times = steptime.kernel_times(rated, o)
+    assert times[grouped] == pytest.approx(o["flops"][grouped] / 1e11)
+
+
+def test_a_value_head_smaller_than_the_querys_is_padded_for_the_fused_kernel():
+    """Multi-head latent attention (DeepSeek's, MiniCPM3's) has value heads smaller than its
+    query heads: the fused kernel booked for it returned the query's head size, and the step's
+    next product failed. V is padded to Q's head, as transformers does for flash-attn."""
+    mla = {"model_type": "minicpm3", "hidden_size": 64, "intermediate_size": 96}
+    mla |= {"num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4}
+    mla |= {"qk_nope_head_dim": 16, "qk_rope_head_dim": 16, "v_head_dim": 16}
+    mla |= {"kv_lora_rank": 32, "q_lora_rank": 32, "vocab_size": 128}
+    o = step_ops(mla, 2, 128, "bf16", "forward")
+    attention = o["flops"][o["cls"] == "attention"].sum()
+    # layers x (QK and PV) x batch x heads x 128 x 128 (one tile), at the kernel's head of 64
+    assert attention == 2 * 2 * 2 * 2 * 4 * 128 * 128 * 64

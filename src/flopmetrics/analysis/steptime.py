@@ -6,31 +6,28 @@ bytes and issuing phase, recorded on the meta device):
 
 - the GPU's time at full clock: each matrix product (GEMM or fused attention, whose FLOPs are
   those its causal tiles execute) ``max(F / R, B / BW)``, every other kernel ``B / BW``, plus
-  ``tau`` per kernel. Two kinds of kernel run slower, each at a rate and an energy per FLOP of
+  ``tau`` per kernel. Some kinds of kernel run slower, each at a rate and an energy per FLOP of
   its own (:data:`SLOW`), fitted only where the calibration has them, else a step with many of
-  them is refused: a GEMM with a dimension that is not a multiple of 8 (cuBLAS's slower
-  kernels; the reference model with a vocabulary one token wider), and attention given a mask
-  (every tile, the mask read; the reference model with a sliding window); causal attention has
-  a rate of its own too (below). A GEMM on fp32 operands (CUDA cores, not tensor cores: PyTorch's
-  math attention, which runs where a model hands SDPA fewer key and value heads than query heads)
-  takes the rate and the dynamic energy per FLOP of the fp32 matrix product the pipeline's matmul
-  experiment measured on the same GPU (:data:`MEASURED`), not fitted: the reference model has no
-  such GEMMs; a step with more than :data:`LIMITS` of its FLOPs in them and no such measurement
-  is refused;
+  them is refused: a GEMM with a dimension not a multiple of 8 (cuBLAS's slower kernels; the
+  reference model with a vocabulary one token wider), attention given a mask (every tile, the
+  mask read; the reference model with a sliding window), grouped GEMMs (a mixture of experts'
+  experts; no calibration has them yet). A GEMM on fp32 operands (CUDA cores: PyTorch's math
+  attention, where a model hands SDPA fewer key and value heads than query heads) takes the
+  rate and dynamic energy per FLOP the pipeline's matmul experiment measured for fp32 on the
+  same GPU (:data:`MEASURED`), not fitted; above :data:`LIMITS` of a step's FLOPs and with no
+  such measurement, the step is refused;
 - the host's time: ``h_f``, ``h_b``, ``h_o`` per operation issued by the forward (Python),
   the backward (autograd's engine) and the optimizer;
-- the dynamic energy: ``e_flop F + e_u F_u + e_m F_m + e_a F_a + e_32 F_32 + e_byte B``;
+- the dynamic energy: ``e_byte B`` plus each kind's energy per FLOP times its FLOPs;
 - power: ``P = P_idle + E_dyn / t``, capped: where that would pass the power limit the clocks
   drop until it does not, so ``t = E_dyn / (P_limit - P_idle)``.
 
-``t = max(GPU, host, E_dyn / (P_limit - P_idle))`` and ``E = P_idle t + E_dyn``. Fourteen
-fitted parameters, each bounded by physics (the rates <= the datasheet peak, ``BW`` <= the
-datasheet bandwidth, everything else >= 0), fitted by least squares on the logarithms of
-measured energy and time (scipy), with standard errors from the fit's Jacobian. The fused
-causal attention kernel has a rate and an energy per FLOP of its own where the calibration has
-steps with more than :data:`SLOW_LIMIT` of their FLOPs in it (the reference model at 2048-8192
-tokens, at head sizes 64 and 128); where it has none, attention is priced as the GEMMs, whose
-rate it nears, and no step is refused for it.
+``t = max(GPU, host, E_dyn / (P_limit - P_idle))`` and ``E = P_idle t + E_dyn``. The fitted
+parameters are each bounded by physics (the rates <= the datasheet peak, ``BW`` <= the datasheet
+bandwidth, everything else >= 0), fitted by least squares on the logarithms of measured energy
+and time (scipy), with standard errors from the fit's Jacobian. Causal attention has a rate of
+its own where steps of the calibration spend more than :data:`SLOW_LIMIT` of their FLOPs in it;
+where none do, it is priced as the GEMMs, whose rate it nears, and no step is refused for it.
 """
 
 from __future__ import annotations
@@ -60,6 +57,8 @@ PARAMETERS = (
     "e_attention_j",  # dynamic J per FLOP of causal attention
     "e_fp32_j",  # dynamic J per FLOP of an fp32 GEMM: measured, not fitted
     "e_byte_j",  # dynamic J per byte moved
+    "r_grouped",  # FLOP/s of grouped GEMMs (experts)
+    "e_grouped_j",  # dynamic J per FLOP of a grouped GEMM
 )
 # the slower kernels' (rate, energy per FLOP) and the FLOPs their share is of
 SLOW = {
@@ -67,18 +66,20 @@ SLOW = {
     "masked": ("r_masked", "e_masked_j", ("gemm", "attention")),
     "attention": ("r_attention", "e_attention_j", ("gemm", "attention")),
     "fp32": ("r_fp32", "e_fp32_j", ("gemm", "attention")),
+    "grouped": ("r_grouped", "e_grouped_j", ("gemm",)),
 }
 # kinds whose rate and energy are measured apart (the fp32 matrix product of the pipeline's
 # matmul experiment), never fitted: the reference model has no fp32 GEMMs in a 16-bit step
 MEASURED = ("fp32",)
 FITTED = tuple(k for k in PARAMETERS if k not in {p for m in MEASURED for p in SLOW[m][:2]})
 _START = (0.7, 0.3, 0.3, 0.5, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 2e-12, 2e-12, 1e-12, 1e-10)
-_START = dict(zip(FITTED, _START, strict=True))
+_START = dict(zip(FITTED, (*_START, 0.5, 2e-12), strict=True))  # the rates relative to peak
 _DATASHEET = {
     "r_flop": "peak",
     "r_unaligned": "peak",
     "r_masked": "peak",
     "r_attention": "peak",
+    "r_grouped": "peak",
     "bandwidth": "bandwidth",
 }
 PASSES = ("forward", "forward_backward", "train_step")  # measured directly, never derived
@@ -143,7 +144,9 @@ def _kinds(ops: dict) -> dict:
     masked = ops.get("masked", none) & ~fp32
     attention = (ops["cls"] == "attention") & ~masked & ~fp32
     unaligned = ops.get("unaligned", none) & ~fp32
-    return {"unaligned": unaligned, "masked": masked, "attention": attention, "fp32": fp32}
+    grouped = ops.get("grouped", none)  # never fp32: PyTorch's grouped GEMM takes bf16 only
+    kinds = {"unaligned": unaligned, "masked": masked, "attention": attention, "fp32": fp32}
+    return {**kinds, "grouped": grouped}
 
 
 def kernel_times(p: dict, ops: dict) -> np.ndarray:
@@ -259,6 +262,7 @@ KIND_WORDS = {
         "GEMMs on fp32 operands (CUDA cores: PyTorch's math attention, fp32 scores)",
         "fp32 GEMMs",
     ),
+    "grouped": ("grouped GEMMs (a mixture of experts' experts)", "grouped GEMMs"),
 }
 
 

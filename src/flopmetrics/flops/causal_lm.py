@@ -16,7 +16,14 @@ import torch
 
 from . import transformer
 from .counted import count_flops
-from .models import build_causal_lm, counting_attention, kept_on_disk, source_digest, summary
+from .models import (
+    build_causal_lm,
+    counting_attention,
+    kept_on_disk,
+    on_meta,
+    source_digest,
+    summary,
+)
 
 PASSES = ("forward", "forward_train", "backward", "forward_backward", "optimizer", "train_step")
 
@@ -31,10 +38,12 @@ def _counted(blob: str, batch: int, seq: int) -> tuple[int, int, int, int]:
 
 def _count(blob: str, batch: int, seq: int) -> list[int]:
     fields = json.loads(blob)
-    model = build_causal_lm(fields, counting_attention(fields), "meta")
+    # bf16: the FLOPs are those of every precision, and grouped GEMMs (experts) take no other
+    model = build_causal_lm(fields, counting_attention(fields), "meta").to(torch.bfloat16)
     ids = torch.zeros(batch, seq, dtype=torch.long, device="meta")
-    forward = count_flops(lambda: model(input_ids=ids, labels=ids).loss)
-    both = count_flops(lambda: model(input_ids=ids, labels=ids).loss.backward())
+    with on_meta(fields):
+        forward = count_flops(lambda: model(input_ids=ids, labels=ids).loss)
+        both = count_flops(lambda: model(input_ids=ids, labels=ids).loss.backward())
     # the meta device runs attention on the math path (batched products) or a fused operator
     attention = sum(
         v for op, v in forward.by_op.items() if "bmm" in op or "scaled_dot_product" in op

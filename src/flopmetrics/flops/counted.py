@@ -18,6 +18,12 @@ are applied through its ``custom_mapping``:
   products, so the same step had two counts. What a kernel executed, recomputation included, is
   Nsight Compute's to say (``flopmetrics.ncu``).
 
+* **Grouped GEMMs are counted.** ``aten._grouped_mm`` (a mixture of experts' experts, as
+  transformers runs them: every token's rows against its experts' weights) has no formula
+  upstream, so the experts' FLOPs vanished, in a GPU job's count as on the meta device. Each
+  row of a group meets one matrix, so the FLOPs are ``2*M*N*K`` summed over the groups: the
+  routed tokens times their experts, whichever experts the router picked.
+
 The ``causal`` convention halves the attention part (a causal mask skips about half of the score
 matrix). The attention share is reported separately so either convention can be applied.
 
@@ -27,6 +33,7 @@ comparison only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -80,6 +87,19 @@ def _attention_mapping() -> dict:
 
 
 ATTENTION_MAPPING = _attention_mapping()
+
+
+def _grouped_mm(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of a grouped GEMM: 2D x 2D (the groups split the shared dimension K, as a weight's
+    gradient does) ``2*M*K*N``; any other pairing ``2 * out * K``, each output element one
+    dot product of K."""
+    if len(a_shape) == len(b_shape) == 2:
+        return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+    return 2 * math.prod(out_shape) * a_shape[-1]
+
+
+GROUPED_MAPPING = {aten._grouped_mm: _grouped_mm} if hasattr(aten, "_grouped_mm") else {}
+MAPPING = {**ATTENTION_MAPPING, **GROUPED_MAPPING}  # FlopCounterMode's custom formulas
 ATTENTION_OPS = {str(op) for op in ATTENTION_MAPPING} | {
     "aten._flash_attention_forward",
     "aten._efficient_attention_forward",
@@ -125,8 +145,8 @@ class FlopCount:
 
 
 def count_flops(fn: Callable[[], object]) -> FlopCount:
-    """Run ``fn`` once under (GQA-safe) FlopCounterMode and return the FLOPs it executed."""
-    counter = FlopCounterMode(display=False, custom_mapping=ATTENTION_MAPPING)
+    """Run ``fn`` once under FlopCounterMode (with the fixes above); the FLOPs it executed."""
+    counter = FlopCounterMode(display=False, custom_mapping=MAPPING)
     with counter:
         fn()
     by_op = {str(op): int(v) for op, v in counter.get_flop_counts().get("Global", {}).items()}

@@ -3,7 +3,8 @@ ran and whether the optimizer's step ran it, never the name of the kernel a libr
 
 =================  ==========================================================================
 ``gemm``           matrix products: ``mm``, ``addmm``, ``bmm``, ``baddbmm``, ``matmul``,
-                   ``linear``, ``_scaled_mm``, ``mv``, ``addmv``, ``dot``, convolutions
+                   ``linear``, ``_scaled_mm``, ``_grouped_mm`` (experts), ``mv``, ``addmv``,
+                   ``dot``, convolutions
 ``attention``      attention, forward and backward: fused (``scaled_dot_product_*``,
                    ``_flash_attention_*``, ``_efficient_attention_*``, ``_cudnn_attention_*``)
                    or every operation a call of ``F.scaled_dot_product_attention`` runs (the
@@ -36,7 +37,8 @@ _RULES = (
     (
         "gemm",
         r"^(mm|addmm|bmm|baddbmm|addbmm|matmul|linear|_scaled_mm|mv|addmv|dot|vdot|"
-        r"convolution|_convolution|cudnn_convolution\w*|convolution_backward|_int_mm)$",
+        r"convolution|_convolution|cudnn_convolution\w*|convolution_backward|_int_mm|"
+        r"_grouped_mm)$",
     ),
     (
         "other",

@@ -1,6 +1,6 @@
 """Every kernel-launching operation of one causal-LM step, recorded on the meta device (no GPU,
 no weights, about a second per pass): its class (:func:`flopmetrics.flops.operations.op_class`),
-its FLOPs (PyTorch's FlopCounterMode formulas), the bytes it reads and writes, and the phase that
+its FLOPs (FlopCounterMode's formulas, grouped GEMMs' too), the bytes it moves, and the phase that
 issued it (``f`` forward, ``b`` backward, ``o`` optimizer). A step-time model
 (:mod:`flopmetrics.analysis.steptime`) reads a step from this stream.
 
@@ -33,8 +33,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry, shape_wrapper
 
-from .counted import ATTENTION_MAPPING
-from .models import build_causal_lm, counting_attention, kept_on_disk, source_digest
+from .counted import MAPPING
+from .models import build_causal_lm, counting_attention, kept_on_disk, on_meta, source_digest
 from .operations import _NO_KERNEL, op_class, operator_name
 
 _GEMMS = frozenset({"mm", "addmm", "bmm", "baddbmm"})
@@ -59,7 +59,7 @@ def _gemm_dims(args) -> tuple[int, ...]:
 
 
 def _recorder():
-    formulas = {**flop_registry, **{k: shape_wrapper(v) for k, v in ATTENTION_MAPPING.items()}}
+    formulas = {**flop_registry, **{k: shape_wrapper(v) for k, v in MAPPING.items()}}
 
     class Recorder(TorchDispatchMode):
         def __init__(self):
@@ -84,10 +84,12 @@ def _recorder():
             masked = "efficient_attention" in name  # only :func:`_masked` books this kernel
             cat = name == "cat"  # PyTorch's batched copy, slower than other elementwise kernels
             fp32 = bool(dims) and _fp32(args)  # on CUDA cores, not tensor cores
+            grouped = name == "_grouped_mm"  # a mixture of experts' experts
             moved = _nbytes(args) + _nbytes(out)
-            self.ops.append((cls, flops, moved, self.phase, unaligned, masked, cat, fp32))
+            flags = (unaligned, masked, cat, fp32, grouped)  # as FLAGS
+            self.ops.append((cls, flops, moved, self.phase, *flags))
             for extra in _more_kernels(name, out):
-                self.ops.append((cls, 0, extra, self.phase, False, False, False, False))
+                self.ops.append((cls, 0, extra, self.phase, *[False] * len(FLAGS)))
             if unaligned:
                 self.unaligned.append([*dims, flops])
             return out
@@ -96,10 +98,9 @@ def _recorder():
 
 
 def _more_kernels(name: str, out) -> list[int]:
-    """The bytes of each further kernel an operation the meta device books as one runs on a
-    GPU: PyTorch's ``_safe_softmax`` (its math attention's) is a softmax, then a test for
-    ``-inf``, a row-wise ``all`` and a ``where`` (four kernels; profiled,
-    ``benchmarks/results/kernel_time_by_class_falcon_h200_2026-12-04.json``)."""
+    """The bytes of each further kernel a GPU runs for an operation the meta device books as
+    one: ``_safe_softmax`` (math attention's) adds a test for ``-inf``, a row-wise ``all`` and a
+    ``where`` (``benchmarks/results/kernel_time_by_class_falcon_h200_2026-12-04.json``)."""
     if name != "_safe_softmax":
         return []
     n, size = out.numel(), out.element_size()
@@ -179,8 +180,9 @@ def _widened(x):
 def _fused_attention(recorder, dtype=None):
     """``F.scaled_dot_product_attention`` as the kernels a GPU runs: flash, :func:`_masked`
     given a mask, or :func:`_math` given fewer key and value heads than query heads without
-    ``enable_gqa`` (with it, K and V expanded to the query's heads); every operation booked
-    to attention; under autocast (``dtype``) its inputs cast to it."""
+    ``enable_gqa`` (with it, K and V expanded to the query's heads); every operation booked to
+    attention; under autocast (``dtype``) its inputs cast to it; a V head smaller than Q's
+    (multi-head latent attention) padded to it, the output cut back."""
     original = F.scaled_dot_product_attention
 
     def fused(q, k, v, attn_mask=None, dropout_p=0.0, **options):
@@ -189,6 +191,9 @@ def _fused_attention(recorder, dtype=None):
         try:
             if dtype is not None:
                 q, k, v = (x.to(dtype) if x.dtype == torch.float32 else x for x in (q, k, v))
+            if v.shape[-1] < q.shape[-1]:  # a smaller V head (MLA): padded, as for flash-attn
+                padded = F.pad(v, (0, q.shape[-1] - v.shape[-1]))
+                return fused(q, k, padded, attn_mask, dropout_p, **options)[..., : v.shape[-1]]
             if k.shape[1] != q.shape[1] and not options.get("enable_gqa", False):
                 return _math((q, k, v), attn_mask, dropout_p, options)
             if k.shape[1] != q.shape[1]:
@@ -230,7 +235,7 @@ def _masked(q, k, v, mask, dropout_p, scale):
     return efficient(q, k, v, mask.to(q.dtype), grad, dropout_p, False, scale=scale)[0]
 
 
-def _record(fields: dict, batch: int, seq: int, mixed: bool, pass_name: str):
+def _record(fields: dict, batch: int, seq: int, mixed: bool, pass_name: str) -> dict:
     # fp32: a mixed step's master weights
     model = build_causal_lm(fields, counting_attention(fields), "meta")
     if not mixed:
@@ -242,7 +247,7 @@ def _record(fields: dict, batch: int, seq: int, mixed: bool, pass_name: str):
     recorder = _recorder()
     low = torch.bfloat16 if mixed else None
     autocast = _Autocast(torch.bfloat16) if mixed else contextlib.nullcontext()
-    with _fused_attention(recorder, low), recorder:
+    with on_meta(fields), _fused_attention(recorder, low), recorder:
         if pass_name == "forward":
             with torch.no_grad(), autocast:
                 model(input_ids=ids)
@@ -253,14 +258,10 @@ def _record(fields: dict, batch: int, seq: int, mixed: bool, pass_name: str):
             loss.backward()
             recorder.phase = "o"
             optimizer.step()
-    return recorder
+    return {"ops": [list(op) for op in recorder.ops], "unaligned": recorder.unaligned}
 
 
-def _stream(blob: str, batch: int, seq: int, mixed: bool, pass_name: str) -> dict:
-    r = _record(json.loads(blob), batch, seq, mixed, pass_name)
-    return {"ops": [list(op) for op in r.ops], "unaligned": r.unaligned}
-
-
+FLAGS = ("unaligned", "masked", "cat", "fp32", "grouped")  # each kernel's, after its phase
 RECORDED = ("forward", "train_step")  # every direct pass is one of these or a part of one
 STREAMED = ("bf16", "bf16-mixed")  # the precisions recorded
 
@@ -269,8 +270,8 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
     """The operations of one iteration of ``pass_name`` (``forward``, ``forward_backward`` or
     ``train_step``) as arrays ``cls``, ``flops``, ``bytes``, ``phase``, ``unaligned`` (a GEMM
     with a dimension cuBLAS cannot align), ``masked`` (attention given a mask), ``cat``
-    (``torch.cat``'s copy kernel) and ``fp32`` (a GEMM on fp32 operands), and
-    ``unaligned_gemms``: each such GEMM's (M, N, K, FLOPs).
+    (``torch.cat``'s copy kernel), ``fp32`` (a GEMM on fp32 operands) and ``grouped`` (a
+    grouped GEMM: experts), and ``unaligned_gemms``: each unaligned GEMM's (M, N, K, FLOPs).
     Kept on disk per model, size and pass."""
     recorded = "forward" if pass_name == "forward" else "train_step"
     if pass_name not in (*RECORDED, "forward_backward"):
@@ -281,7 +282,7 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
     raw = kept_on_disk(
         "opstream",
         [blob, int(batch), int(seq), mixed, recorded, _CODE],
-        lambda: _stream(blob, int(batch), int(seq), mixed, recorded),
+        lambda: _record(json.loads(blob), int(batch), int(seq), mixed, recorded),
     )
     ops = [op for op in raw["ops"] if pass_name != "forward_backward" or op[3] != "o"]
     return {
@@ -289,10 +290,7 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
         "flops": np.array([op[1] for op in ops], float),
         "bytes": np.array([op[2] for op in ops], float),
         "phase": np.array([op[3] for op in ops]),
-        "unaligned": np.array([op[4] for op in ops], bool),
-        "masked": np.array([op[5] for op in ops], bool),
-        "cat": np.array([op[6] for op in ops], bool),
-        "fp32": np.array([op[7] for op in ops], bool),
+        **{flag: np.array([op[4 + i] for op in ops], bool) for i, flag in enumerate(FLAGS)},
         "unaligned_gemms": raw["unaligned"],
     }
 
