@@ -13,6 +13,7 @@ import pytest
 import yaml
 from conftest import REPO
 from test_cli import cli
+from test_models import MOE
 
 from flopmetrics.analysis import co2e, serving
 from flopmetrics.contracts import packaged
@@ -169,6 +170,17 @@ def test_estimate_answers_for_decode_in_joules_per_token(tmp_path):
     assert r["kwh_per_million_tokens"] == pytest.approx(r["kwh"])
     assert r["j_per_token_lo"] < r["j_per_token"] < r["j_per_token_hi"]
     assert "not calibrated" in r["basis"] and "leave-one-model-out" in r["interval"]
+
+
+def test_a_mixture_of_experts_is_refused_not_priced_as_a_dense_model(tmp_path):
+    """A serving step reads the weights of the experts its tokens are routed to; the serving
+    model, fitted on dense models, books every weight as read: no estimate, the bound only."""
+    (tmp_path / "moe.json").write_text(json.dumps(MOE))
+    args = [*DECODE[:2], "moe.json", *DECODE[3:], "--batch-size", "2", "--json"]
+    out = cli(*args, check=False, cwd=tmp_path)
+    r = json.loads(out.stdout)
+    assert out.returncode == 3 and "mixture of experts" in r["status"]
+    assert r["energy_j_datasheet_bound"] > 0
 
 
 def test_estimate_refuses_a_training_size_for_a_serving_pass(tmp_path):

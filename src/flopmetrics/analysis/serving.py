@@ -63,12 +63,7 @@ def launches(key: str, pass_name: str) -> int:
 
 
 def _workload(model, batch_size: int, prompt_len: int, output_len: int) -> dict:
-    return {
-        "model": model,
-        "batch_size": batch_size,
-        "prompt_len": prompt_len,
-        "output_len": output_len,
-    }
+    return dict(model=model, batch_size=batch_size, prompt_len=prompt_len, output_len=output_len)
 
 
 def features(model, batch_size: int, prompt_len: int, output_len: int, pass_name: str) -> dict:
@@ -91,6 +86,7 @@ def features(model, batch_size: int, prompt_len: int, output_len: int, pass_name
         "K": float(launches(model_key(model), pass_name)),
         "tokens": w.tokens(pass_name),
         "context_len": positions if pass_name == "prefill" else w.config.context_len,
+        "experts": float(c.by_op.get("aten._grouped_mm", 0)),  # FLOPs of grouped GEMMs
     }
 
 
@@ -225,7 +221,11 @@ def outside(group, w: dict, context_len: int) -> list[str]:
 
 def predict(group, x: dict, w: dict, card_sd: float = 0.0) -> dict:
     """Energy per step with its 95 % interval and what it is (see the module), or
-    ``{"status": why}`` where an extrapolation has no measured error to widen it by."""
+    ``{"status": why}`` where an extrapolation has no measured error to widen it by, or for a
+    mixture of experts (a step reads the weights of the experts its tokens are routed to; the
+    fit, of dense models, books every weight as read)."""
+    if x.get("experts"):
+        return {"status": "a mixture of experts, which the serving model has no rows of"}
     e = float(predict_step(group, x))
     half = stats.t.ppf(0.975, group["dof"]) * math.hypot(group["residual_sd"], card_sd)
     lo, hi = e * math.exp(-half), e * math.exp(half)
