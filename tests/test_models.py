@@ -229,10 +229,22 @@ def test_a_mixture_of_experts_counts_the_experts_each_token_is_routed_to():
 def test_a_model_that_cannot_be_built_or_run_without_weights_is_named_in_the_error():
     """Such failures came out as torch's words alone (``Tensor.item() cannot be called on meta
     tensors``) or as a traceback; now the model type and what flopmetrics was doing."""
-    bart = {"model_type": "bart", "d_model": 16, "encoder_layers": 1, "decoder_layers": 1}
-    bart |= {"encoder_attention_heads": 2, "decoder_attention_heads": 2, "vocab_size": 64}
-    with pytest.raises(ModelConfigError, match="'bart' code fails on the meta device.*item"):
-        model_flops.pass_flops(bart, 2, 16)
+    xlm = {"model_type": "xlm", "emb_dim": 32, "n_layers": 1, "n_heads": 2, "vocab_size": 64}
+    with pytest.raises(ModelConfigError, match="'xlm' code fails on the meta device.*item"):
+        model_flops.pass_flops(xlm, 2, 16)
     unbuildable = {"model_type": "nemotron", "hidden_size": 64, "num_attention_heads": 4}
     with pytest.raises(ModelConfigError, match="cannot build a causal LM.*TypeError"):
         model_flops.pass_flops({**unbuildable, "num_hidden_layers": 1, "vocab_size": 64}, 2, 16)
+
+
+def test_a_mask_a_model_builds_itself_is_all_ones_on_the_meta_device():
+    """BioGPT (and BART's decoder, Pegasus, ...) build an all-ones padding mask where none is
+    given; transformers' test of it read its values, which the meta device has none of, so no
+    FLOPs could be counted. A weightless pass has no padding: counted as the closed form says
+    (QKV, output, two MLP products, the full score matrix, the LM head)."""
+    bio = {"model_type": "biogpt", "hidden_size": 64, "intermediate_size": 96}
+    bio |= {"num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 128}
+    b, s, (h, i, layers, vocab) = 2, 16, (64, 96, 2, 128)
+    tokens = b * s
+    layer = 2 * tokens * h * 4 * h + 2 * 2 * tokens * h * i + 4 * b * s * s * h
+    assert model_flops.pass_flops(bio, b, s)["forward"] == layers * layer + 2 * tokens * h * vocab

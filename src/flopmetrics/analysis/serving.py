@@ -10,13 +10,12 @@ per sequence is too little work to hide it), and its FLOPs at an effective rate:
     E = P_idle t + e_B B + e_F F  (the idle power the rows measured; e_B, e_F >= 0)
 
 ``K`` is the number of operations a step runs that launch a kernel (views left out), counted
-on the meta device, so a model's family (its kernels per layer) enters without measuring it.
-Decode is bound by ``B`` and ``K``, which is why ``E = F / EE`` does not suit it.
+on the meta device, so a model's family (its kernels per layer) enters without measuring it;
+decode is bound by ``B`` and ``K``: ``E = F / EE`` does not suit it.
 
-The interval: a 95 % prediction interval from the fit's relative residuals (Student's t); for
-a model the group was not fitted on, widened by the largest miss of the group's
-leave-one-model-out predictions; outside the fitted batch sizes, by the largest miss of its
-leave-one-batch-out predictions at the extreme batch sizes; refused where neither was measured.
+The interval: a 95 % prediction interval from the fit's relative residuals (Student's t),
+widened for another model by the group's largest leave-one-model-out miss, outside the fitted
+batch sizes by its largest leave-one-batch-out miss; refused where neither was measured.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from scipy.optimize import lsq_linear
 
 from ..energy import datasheet
 from ..flops.counted import count_flops
+from ..flops.meta import on_meta
 from ..flops.operations import count_launching
 from ..workloads import inference
 from . import step_energy as step_energy_
@@ -58,8 +58,9 @@ def launches(key: str, pass_name: str) -> int:
     """Kernels one ``pass_name`` step of model ``key`` launches (independent of its sizes)."""
     w = inference.build("meta", "bf16", _workload(_spec(key), 1, 2, 2), seed=0)
     step = w.steps()[pass_name]
-    step()  # the cache allocates its tensors on first use: not a step's work
-    return count_launching(step)
+    with on_meta(w.config.fields):
+        step()  # the cache allocates its tensors on first use: not a step's work
+        return count_launching(step)
 
 
 def _workload(model, batch_size: int, prompt_len: int, output_len: int) -> dict:
@@ -74,7 +75,8 @@ def features(model, batch_size: int, prompt_len: int, output_len: int, pass_name
     )
     if pass_name not in w.passes:
         raise ValueError(f"no serving pass {pass_name!r}; expected prefill or decode")
-    c = count_flops(w.steps()[pass_name])
+    with on_meta(w.config.fields):
+        c = count_flops(w.steps()[pass_name])
     # on the meta device SDPA runs its math path: the scores are the batched products
     attention = c.attention or c.by_op.get("aten.bmm", 0)
     flops = c.total - attention * (1 - w.attended(pass_name))  # as the measured rows count

@@ -16,14 +16,8 @@ import torch
 
 from . import transformer
 from .counted import count_flops
-from .models import (
-    build_causal_lm,
-    counting_attention,
-    kept_on_disk,
-    on_meta,
-    source_digest,
-    summary,
-)
+from .meta import on_meta
+from .models import build_causal_lm, counting_attention, kept_on_disk, source_digest, summary
 
 PASSES = ("forward", "forward_train", "backward", "forward_backward", "optimizer", "train_step")
 
@@ -53,7 +47,7 @@ def _count(blob: str, batch: int, seq: int) -> list[int]:
 
 
 # the source of the code that counts: an edit to it makes every count kept on disk stale
-_COUNTING_CODE = source_digest("causal_lm.py", "counted.py")
+_COUNTING_CODE = source_digest("causal_lm.py", "counted.py", "meta.py")
 
 
 def _key(fields: dict) -> str:

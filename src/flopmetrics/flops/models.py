@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from ..contracts.errors import ModelConfigError
+from .meta import refused
 
 
 @lru_cache(maxsize=1)
@@ -119,7 +120,7 @@ def hf_config(fields: dict):
         raise ModelConfigError("transformers is not installed (pip install transformers)") from err
     fields = dict(fields)
     model_type = fields.pop("model_type")
-    with _refused(f"rejects this config (model_type {model_type!r})"):
+    with refused(f"rejects this config (model_type {model_type!r})"):
         return AutoConfig.for_model(model_type, **fields)
 
 
@@ -130,7 +131,7 @@ def _summary(blob: str) -> dict:
     from transformers import AutoModelForCausalLM
 
     config = hf_config(json.loads(blob))
-    with _refused("cannot build a causal LM from this config"), torch.device("meta"):
+    with refused("cannot build a causal LM from this config"), torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     return {
         "model_type": config.model_type,
@@ -231,37 +232,8 @@ def build_causal_lm(fields: dict, attn_implementation: str = "sdpa", device: str
     from transformers import AutoModelForCausalLM
 
     config = hf_config(fields)
-    with _refused("cannot build a causal LM from this config", ValueError), torch.device(device):
+    with refused("cannot build a causal LM from this config", ValueError), torch.device(device):
         return AutoModelForCausalLM.from_config(config, attn_implementation=attn_implementation)
-
-
-@contextlib.contextmanager
-def _refused(what: str, *passed: type):
-    """transformers' and torch's refusals, which come in many types, as one
-    :class:`ModelConfigError` saying ``transformers <what>`` and the refusal's first words
-    (the ``passed`` types, and a :class:`ModelConfigError`, go through as they are: a
-    ``ValueError`` is transformers' way to refuse an attention implementation)."""
-    try:
-        yield
-    except (ModelConfigError, *passed):
-        raise
-    except Exception as err:
-        message = " ".join(str(err).split())[:300]
-        raise ModelConfigError(f"transformers {what}: {type(err).__name__}: {message}") from None
-
-
-@contextlib.contextmanager
-def on_meta(fields: dict):
-    """Around a pass of a model on the meta device (no weights: how flopmetrics counts a
-    model's FLOPs and kernels): a failure there names the model and what was being done, not
-    only a tensor's complaint (a model whose code reads tensor values, ``Tensor.item()``, cannot
-    run without them)."""
-    kind = fields.get("model_type")
-    with _refused(
-        f"{kind!r} code fails on the meta device, where flopmetrics runs a model "
-        "without its weights to count its FLOPs and kernels"
-    ):
-        yield
 
 
 def transformer_shape(fields: dict) -> dict:

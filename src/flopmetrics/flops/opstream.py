@@ -34,7 +34,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry, shape_wrapper
 
 from .counted import MAPPING
-from .models import build_causal_lm, counting_attention, kept_on_disk, on_meta, source_digest
+from .meta import on_meta
+from .models import build_causal_lm, counting_attention, kept_on_disk, source_digest
 from .operations import _NO_KERNEL, op_class, operator_name
 
 _GEMMS = frozenset({"mm", "addmm", "bmm", "baddbmm"})
@@ -295,4 +296,4 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
     }
 
 
-_CODE = source_digest("opstream.py", "operations.py")
+_CODE = source_digest("opstream.py", "operations.py", "counted.py", "meta.py")
