@@ -32,6 +32,7 @@ def on_meta(fields: dict):
     run without them). Two of transformers' mask tests read values, and a weightless pass knows
     their answers (:data:`_META_ANSWERS`): it has no padding, so a mask is all ones (the mask
     BioGPT or BART build where none is given), and no packed sequences (Gemma 4's test)."""
+    # late: transformers takes seconds to import, and only a pass of a model needs it
     from transformers import masking_utils
 
     kind = fields.get("model_type")
