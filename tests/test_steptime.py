@@ -16,6 +16,7 @@ from test_models import MOE
 
 from flopmetrics.analysis import co2e, steptime, steptime_estimate, steptime_rows
 from flopmetrics.contracts import packaged, paths
+from flopmetrics.contracts.errors import ModelConfigError
 from flopmetrics.energy import datasheet
 from flopmetrics.flops.models import resolve
 from flopmetrics.flops.opstream import step_ops
@@ -501,6 +502,9 @@ def test_grouped_gemms_are_a_kind_of_their_own_refused_until_calibrated():
     assert "grouped" in steptime.predict(rated, o)["slow"]
     times = steptime.kernel_times(rated, o)
     assert times[grouped] == pytest.approx(o["flops"][grouped] / 1e11)
+    # fp32 master weights: PyTorch's grouped GEMM refuses them, on a GPU as on the meta device
+    with pytest.raises(ModelConfigError, match="grouped GEMM, which takes bf16 operands only"):
+        step_ops(MOE, 2, 16, "bf16-mixed", "forward")
 
 
 def test_a_value_head_smaller_than_the_querys_is_padded_for_the_fused_kernel():

@@ -44,7 +44,8 @@ def on_meta(fields: dict):
             f"{kind!r} code fails on the meta device, where flopmetrics runs a model "
             "without its weights to count its FLOPs and kernels"
         ):
-            yield
+            with _experts_in_bf16_only(kind):
+                yield
     finally:
         for name, original in originals.items():
             setattr(masking_utils, name, original)
@@ -56,3 +57,19 @@ _META_ANSWERS = {"fast_all": True, "find_packed_sequence_indices": None}
 
 def _answered(original, answer):
     return lambda t, *args, **kw: answer if t.device.type == "meta" else original(t, *args, **kw)
+
+
+@contextlib.contextmanager
+def _experts_in_bf16_only(kind: str):
+    """PyTorch's grouped GEMM refuses other operands than bf16 on the meta device as on a GPU
+    (its meta function holds the CUDA kernel's checks): say so, not that meta is at fault."""
+    try:
+        yield
+    except RuntimeError as err:
+        if "Expected inputs of BF16 type" not in str(err):
+            raise
+        raise ModelConfigError(
+            f"transformers runs {kind!r}'s experts with PyTorch's grouped GEMM, which takes bf16 "
+            "operands only: a step in another precision (bf16-mixed keeps fp32 weights) fails "
+            "on a GPU as well"
+        ) from None
