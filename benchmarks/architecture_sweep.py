@@ -87,8 +87,9 @@ def main_(argv=None) -> int:
             outcome, said = ("no config", "") if path is None else answer(path, args.limit_s)
             seconds = time.perf_counter() - start
             said = " ".join(said.replace(tmp, "<tmp>").split())[:400]
-            rows.append({"model_type": model_type, "outcome": outcome, "s": round(seconds, 1)})
-            rows[-1]["said"] = said
+            rows.append(
+                {"model_type": model_type, "outcome": outcome, "s": round(seconds, 1), "said": said}
+            )
             print(f"[{i}/{len(types)}] {model_type}: {outcome} ({seconds:.1f} s)", file=sys.stderr)
     table = pd.DataFrame(rows)
     tmp_out = args.out.with_name(f".{args.out.name}.tmp")

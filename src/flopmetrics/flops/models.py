@@ -211,6 +211,8 @@ def attention_refusal(fields: dict, implementation: str) -> str | None:
 def _refusal(blob: str, implementation: str) -> dict:
     try:
         build_causal_lm(json.loads(blob), implementation, "meta")
+    except ModelConfigError:  # a config that builds with no attention at all: not a refusal
+        raise
     except ValueError as err:  # transformers: this architecture has no such implementation
         return {"refusal": " ".join(str(err).split(". ")[0].split())[:200]}
     return {"refusal": None}
