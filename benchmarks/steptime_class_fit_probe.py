@@ -10,7 +10,7 @@ class's modelled time against its profiled time, in logarithms (scipy ``least_sq
 Attention with dropout (a model whose config trains it with dropout) is priced at the ratio
 of its kernel rate with and without dropout read by ``benchmarks/kernel_rates.py``
 (``--rates``), by length. Stage 2 fits ``host_*``, ``e_*`` on the metered calibration rows with
-the stage-1 rates fixed, as :func:`flopmetrics.analysis.steptime.fit` does with all of them.
+the stage-1 rates fixed, as :func:`flopmetrics.analysis.steptime_fit.fit` does with all of them.
 
     python benchmarks/steptime_class_fit_probe.py
 """

@@ -20,7 +20,7 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from flopmetrics.analysis import steptime
+from flopmetrics.analysis import steptime, steptime_fit
 from flopmetrics.analysis.steptime_rows import ops_of, read_rows, rows_of
 
 
@@ -31,7 +31,7 @@ def load(dirs: list[str], precision: str) -> list[dict]:
 
 
 def misses(fit_rows: list[dict], judged: list[dict], precision: str) -> list[dict]:
-    p = steptime.fit(fit_rows, "h200", precision)
+    p = steptime_fit.fit(fit_rows, "h200", precision)
     out = []
     for r in judged:
         e, t, bound = steptime.step(p, r["ops"], r["idle_w"], r["limit_w"])

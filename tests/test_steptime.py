@@ -14,7 +14,7 @@ from conftest import REPO
 from test_cli import cli
 from test_models import MOE
 
-from flopmetrics.analysis import co2e, steptime, steptime_estimate, steptime_rows
+from flopmetrics.analysis import co2e, steptime, steptime_estimate, steptime_fit, steptime_rows
 from flopmetrics.contracts import packaged, paths
 from flopmetrics.contracts.errors import ModelConfigError
 from flopmetrics.energy import datasheet
@@ -132,7 +132,7 @@ def test_the_bounds_are_reached_as_physics_says():
 
 def test_the_fit_finds_the_parameters_that_made_the_rows():
     rows = synthetic_rows(TRUE, SIZES)
-    fitted = steptime.fit(rows, "h200", "bf16")
+    fitted = steptime_fit.fit(rows, "h200", "bf16")
     assert fitted["resid_sd"] < 1e-3
     for r in rows:  # it reproduces every row, not only on average
         e, t, _ = steptime.step(fitted, r["ops"], r["idle_w"], r["limit_w"])
@@ -143,15 +143,17 @@ def test_the_fit_finds_the_parameters_that_made_the_rows():
 
 def test_the_fit_never_passes_the_datasheet():
     too_fast = {**TRUE, "r_flop": 5e15, "bandwidth": 4e13}  # beyond any H200
-    fitted = steptime.fit(synthetic_rows(too_fast, SIZES), "h200", "bf16")
-    peak, bandwidth = steptime.limits("h200", "bf16")
+    fitted = steptime_fit.fit(synthetic_rows(too_fast, SIZES), "h200", "bf16")
+    peak, bandwidth = steptime_fit.limits("h200", "bf16")
     assert fitted["r_flop"] <= peak * (1 + 1e-9)
     assert fitted["bandwidth"] <= bandwidth * (1 + 1e-9)
     # no unaligned GEMM, masked attention or grouped GEMM seen: their rates and energies are
     # not fitted; the tiny model's attention is over 5 % of its FLOPs at 256 tokens: its rate is
     unseen = {k for kind in ("unaligned", "masked", "grouped") for k in steptime.SLOW[kind][:2]}
-    free = [k for k in steptime.FITTED if k not in unseen]
+    free = [k for k in steptime.FITTED if k not in unseen and k != "r_flop"]
     assert all(fitted[k] >= 0 and math.isfinite(fitted[f"{k}_rse"]) for k in free)
+    # held at the datasheet's peak, the GEMM rate is bounded, not estimated: no finite error
+    assert fitted["r_flop_rse"] == math.inf
     assert all(math.isnan(fitted[k]) and math.isnan(fitted[f"{k}_rse"]) for k in unseen)
     assert fitted["r_attention"] <= peak * (1 + 1e-9)
 
@@ -160,7 +162,7 @@ def test_attention_gets_a_rate_of_its_own_or_is_priced_as_the_gemms():
     slow = {**TRUE, **ATTENTION}
     wide = {**resolve("tiny-llama")[1], "hidden_size": 256, "head_dim": 64}  # bound by its rate
     sizes = [(m, b, s) for m in ("tiny-llama", wide) for b in (1, 64, 256) for s in (64, 512)]
-    fitted = steptime.fit(synthetic_rows(slow, sizes), "h200", "bf16")
+    fitted = steptime_fit.fit(synthetic_rows(slow, sizes), "h200", "bf16")
     assert fitted["r_attention"] == pytest.approx(2e14, rel=0.05)
     assert fitted["e_attention_j"] == pytest.approx(2e-12, rel=0.05)
     long = step_ops(wide, 64, 512, "bf16", "forward")
@@ -187,7 +189,7 @@ def test_unaligned_gemms_get_a_rate_and_energy_of_their_own_where_the_rows_have_
     }  # cuBLAS's slow kernels
     odd = [(ODD, b, s) for b in (16, 64, 256) for s in (128, 512)]  # most GPU-bound
     rows = synthetic_rows(slow, SIZES) + synthetic_rows(slow, odd)
-    fitted = steptime.fit(rows, "h200", "bf16")
+    fitted = steptime_fit.fit(rows, "h200", "bf16")
     assert fitted["r_unaligned"] == pytest.approx(1.5e14, rel=0.05)
     assert fitted["e_unaligned_j"] == pytest.approx(2.5e-12, rel=0.05)
     assert math.isfinite(fitted["r_unaligned_rse"])
@@ -255,7 +257,7 @@ def test_masked_attention_gets_a_rate_of_its_own_or_the_step_is_refused():
     slow = {**TRUE, "r_masked": 1e14, "e_masked_j": 3e-12, **ATTENTION}
     wide = {**WINDOWED, "hidden_size": 256, "head_dim": 64}  # attention bound by its rate
     sizes = [(m, b, s) for m in ("tiny-llama", wide) for b in (1, 64, 256) for s in (256, 512)]
-    fitted = steptime.fit(synthetic_rows(slow, sizes), "h200", "bf16")
+    fitted = steptime_fit.fit(synthetic_rows(slow, sizes), "h200", "bf16")
     assert fitted["r_masked"] == pytest.approx(1e14, rel=0.05)
     assert fitted["e_masked_j"] == pytest.approx(3e-12, rel=0.05)
     calibration = {**fitted, "left_out_q95": 0.05, "left_out_q95_masked": 0.15}
@@ -282,7 +284,7 @@ def test_a_step_takes_the_held_out_misses_of_steps_bound_like_it_where_larger():
 
 def test_too_few_rows_are_refused_not_fitted():
     with pytest.raises(ValueError, match="cannot fix"):
-        steptime.fit(synthetic_rows(TRUE, SIZES[:1]), "h200", "bf16")
+        steptime_fit.fit(synthetic_rows(TRUE, SIZES[:1]), "h200", "bf16")
 
 
 def synthetic_table(label="h200", precision="bf16") -> pd.DataFrame:
@@ -374,7 +376,7 @@ def test_the_pipeline_fits_the_step_time_model_on_the_folders_named(workflow):
     workflow.run(paths.STEPTIME_CALIBRATION)
     table = pd.read_parquet(workflow.workdir / paths.STEPTIME_CALIBRATION)
     assert sorted(table["precision"]) == ["bf16", "bf16-mixed"]
-    peak, bandwidth = steptime.limits("h200", "bf16")
+    peak, bandwidth = steptime_fit.limits("h200", "bf16")
     assert (table["r_flop"] <= peak * (1 + 1e-9)).all() and (table["e_flop_j"] > 0).all()
     assert (table["batch_sizes"] == "1,2,4").all() and table["left_out_q95"].notna().all()
     mixed = table[table["precision"] == "bf16-mixed"].iloc[0]  # the held-out set's precision
@@ -519,3 +521,23 @@ def test_a_value_head_smaller_than_the_querys_is_padded_for_the_fused_kernel():
     attention = o["flops"][o["cls"] == "attention"].sum()
     # layers x (QK and PV) x batch x heads x 128 x 128 (one tile), at the kernel's head of 64
     assert attention == 2 * 2 * 2 * 2 * 4 * 128 * 128 * 64
+
+
+def test_grouped_gemms_are_fitted_last_leaving_the_dense_fit_as_it_was():
+    """A mixture of experts' rows fix the grouped GEMMs' rate and energy per FLOP, and move no
+    parameter the dense model's rows fix (its routing's many small operations would otherwise
+    pull the host costs and kernel rates every dense model is priced with)."""
+    dense = synthetic_rows(TRUE, SIZES)
+    alone = steptime_fit.fit(dense, "h200", "bf16")
+    # measured as the dense fit would price them, with grouped GEMMs of a rate of their own
+    moe = {k: alone[k] for k in steptime.PARAMETERS} | {"r_grouped": 2e14, "e_grouped_j": 3e-12}
+    wide = {**MOE, "hidden_size": 1024, "intermediate_size": 2048}  # experts bound by FLOPs
+    moe_rows = synthetic_rows(moe, [(wide, b, s) for b in (1, 16, 64) for s in (64, 256)])
+    both = steptime_fit.fit(dense + moe_rows, "h200", "bf16")
+    grouped = steptime.SLOW["grouped"][:2]
+    shared = [k for k in steptime.FITTED if k not in grouped and math.isfinite(alone[k])]
+    assert {k: both[k] for k in shared} == {k: alone[k] for k in shared}
+    assert math.isnan(alone["r_grouped"])
+    assert both["r_grouped"] == pytest.approx(2e14, rel=0.02)
+    assert both["e_grouped_j"] == pytest.approx(3e-12, rel=0.02)
+    assert both["fit_rows"] == len(dense) + len(moe_rows)

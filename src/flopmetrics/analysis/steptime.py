@@ -11,7 +11,7 @@ bytes and issuing phase, recorded on the meta device):
   them is refused: a GEMM with a dimension not a multiple of 8 (cuBLAS's slower kernels; the
   reference model with a vocabulary one token wider), attention given a mask (every tile, the
   mask read; the reference model with a sliding window), grouped GEMMs (a mixture of experts'
-  experts; no calibration has them yet). A GEMM on fp32 operands (CUDA cores: PyTorch's math
+  experts; the reference model as one). A GEMM on fp32 operands (CUDA cores: PyTorch's math
   attention, where a model hands SDPA fewer key and value heads than query heads) takes the
   rate and dynamic energy per FLOP the pipeline's matmul experiment measured for fp32 on the
   same GPU (:data:`MEASURED`), not fitted; above :data:`LIMITS` of a step's FLOPs and with no
@@ -24,10 +24,10 @@ bytes and issuing phase, recorded on the meta device):
 
 ``t = max(GPU, host, E_dyn / (P_limit - P_idle))`` and ``E = P_idle t + E_dyn``. The fitted
 parameters are each bounded by physics (the rates <= the datasheet peak, ``BW`` <= the datasheet
-bandwidth, everything else >= 0), fitted by least squares on the logarithms of measured energy
-and time (scipy), with standard errors from the fit's Jacobian. Causal attention has a rate of
-its own where steps of the calibration spend more than :data:`SLOW_LIMIT` of their FLOPs in it;
-where none do, it is priced as the GEMMs, whose rate it nears, and no step is refused for it.
+bandwidth, everything else >= 0), fitted by :mod:`flopmetrics.analysis.steptime_fit`. Causal
+attention has a rate of its own where steps of the calibration spend more than
+:data:`SLOW_LIMIT` of their FLOPs in it; where none do, it is priced as the GEMMs, whose rate it
+nears, and no step is refused for it.
 """
 
 from __future__ import annotations
@@ -36,9 +36,6 @@ import math
 
 import numpy as np
 from scipy import stats
-from scipy.optimize import least_squares
-
-from ..energy import datasheet
 
 PARAMETERS = (
     "r_flop",  # FLOP/s of matrix products
@@ -72,16 +69,6 @@ SLOW = {
 # matmul experiment), never fitted: the reference model has no fp32 GEMMs in a 16-bit step
 MEASURED = ("fp32",)
 FITTED = tuple(k for k in PARAMETERS if k not in {p for m in MEASURED for p in SLOW[m][:2]})
-_START = (0.7, 0.3, 0.3, 0.5, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 2e-12, 2e-12, 1e-12, 1e-10)
-_START = dict(zip(FITTED, (*_START, 0.5, 2e-12), strict=True))  # the rates relative to peak
-_DATASHEET = {
-    "r_flop": "peak",
-    "r_unaligned": "peak",
-    "r_masked": "peak",
-    "r_attention": "peak",
-    "r_grouped": "peak",
-    "bandwidth": "bandwidth",
-}
 PASSES = ("forward", "forward_backward", "train_step")  # measured directly, never derived
 BOUNDS = ("gpu", "host", "power")  # what bounds a step's time
 # each issuing phase of the operation stream, and the host cost it is charged
@@ -92,39 +79,6 @@ SLOW_LIMIT = 0.05  # share of FLOPs in a slower kind of kernel that needs its ow
 LIMITS = {"fp32": SLOW_LIMIT / 16}
 # kinds priced as the fast kernels where the fit saw none, not refused: within 2x of their rate
 PRICED_AS_FAST = ("attention",)
-
-
-def limits(label: str, precision: str) -> tuple[float, float]:
-    """(the highest datasheet peak FLOP/s, the fastest datasheet bandwidth) of the label."""
-    variants = [s for s in datasheet.table().values() if s.label == label]
-    peak = max((s.peak_flops(precision) or 0 for s in variants), default=0)
-    bandwidth = max((s.hbm_bytes_per_s for s in variants), default=0)
-    if not (peak > 0 and bandwidth > 0):
-        raise ValueError(f"no datasheet peak or bandwidth for {label!r} in {precision!r}")
-    return float(peak), float(bandwidth)
-
-
-def free_parameters(rows: list[dict]) -> list[str]:
-    """The parameters rows can fix: a slower kind's rate and energy only where some row spends
-    more than :data:`SLOW_LIMIT` of its FLOPs in it."""
-    unseen = set()
-    shares = [slow_shares(r["ops"]) for r in rows]
-    for kind, (rate, energy, _) in SLOW.items():
-        if max((s[kind] for s in shares), default=0.0) <= SLOW_LIMIT:
-            unseen |= {rate, energy}
-    return [k for k in FITTED if k not in unseen]
-
-
-def _values(x: np.ndarray, free: list[str], peak: float, bandwidth: float) -> dict:
-    """The parameters from the search's variables: logarithms, the rates relative to their
-    datasheet limit (so that the bound is ``<= 0``); a parameter not free is NaN."""
-    unit = {"peak": peak, "bandwidth": bandwidth}
-    scale = np.array([unit.get(_DATASHEET.get(k), 1.0) for k in free])
-    return {
-        **dict.fromkeys(PARAMETERS, math.nan),
-        # a parameter the rows cannot fix may run off in the search: it stays finite
-        **dict(zip(free, np.exp(np.clip(x, -200, 200)) * scale, strict=True)),
-    }
 
 
 def _filled(p: dict) -> dict:
@@ -190,42 +144,6 @@ def step(p: dict, ops: dict, idle_w: float, limit_w: float) -> tuple[float, floa
     capped = dynamic / max(limit_w - idle_w, 1e-9)
     t, bound = max((gpu_time(p, ops), "gpu"), (host_time(p, ops), "host"), (capped, "power"))
     return idle_w * t + dynamic, t, bound
-
-
-def _residuals(x, rows: list, free: list[str], peak: float, bandwidth: float) -> np.ndarray:
-    p = _values(x, free, peak, bandwidth)
-    out = []
-    for r in rows:
-        e, t, _ = step(p, r["ops"], r["idle_w"], r["limit_w"])
-        out += [math.log(e / r["energy_j"]), math.log(t / r["time_s"])]
-    return np.asarray(out)
-
-
-def fit(rows: list[dict], label: str, precision: str) -> dict:
-    """The parameters of one GPU label and precision from measured rows (each: ``ops``,
-    ``idle_w``, ``limit_w``, ``energy_j``, ``time_s``), their relative standard errors
-    (``<name>_rse``), the residual SD of log energy (``resid_sd``) and the rows fitted. A
-    parameter the rows cannot fix (:func:`free_parameters`) is NaN."""
-    free = free_parameters(rows)
-    if len(rows) < len(free) // 2 + 1:  # two residuals a row
-        raise ValueError(f"{len(rows)} rows cannot fix {len(free)} parameters")
-    peak, bandwidth = limits(label, precision)
-    upper = np.array([0.0 if k in _DATASHEET else np.inf for k in free])
-    res = least_squares(
-        _residuals,
-        np.log([_START[k] for k in free]),
-        bounds=(-np.inf, upper),
-        args=(rows, free, peak, bandwidth),
-        x_scale="jac",
-    )
-    out = _values(res.x, free, peak, bandwidth)
-    s2 = float(res.fun @ res.fun) / max(len(res.fun) - len(free), 1)
-    rse = np.sqrt(np.clip(np.diag(np.linalg.pinv(res.jac.T @ res.jac) * s2), 0, None))
-    out.update({f"{k}_rse": math.nan for k in PARAMETERS})
-    out.update({f"{k}_rse": float(v) for k, v in zip(free, rse, strict=True)})
-    energy_resid = res.fun[0::2]
-    out["resid_sd"] = float(np.sqrt(energy_resid @ energy_resid / max(len(rows) - 1, 1)))
-    return {**out, "fit_rows": len(rows), "gpu_label": label, "precision": precision}
 
 
 def slow_shares(ops: dict) -> dict:

@@ -14,7 +14,8 @@ import pandas as pd
 from ..flops.models import resolve
 from ..flops.opstream import STREAMED, step_ops
 from .merge import read_job_table
-from .steptime import BOUNDS, LEVEL, PASSES, SLOW, fit, kind_of, predict, step
+from .steptime import BOUNDS, LEVEL, PASSES, SLOW, kind_of, predict, step
+from .steptime_fit import fit
 
 
 def rows_of(table: pd.DataFrame, ops_of) -> list[dict]:
