@@ -541,3 +541,18 @@ def test_grouped_gemms_are_fitted_last_leaving_the_dense_fit_as_it_was():
     assert both["r_grouped"] == pytest.approx(2e14, rel=0.02)
     assert both["e_grouped_j"] == pytest.approx(3e-12, rel=0.02)
     assert both["fit_rows"] == len(dense) + len(moe_rows)
+
+
+def test_a_table_recorded_with_another_transformers_than_its_rows_is_not_packaged(tmp_path):
+    """Operation streams recorded with another transformers than the rows were measured with
+    can book other kernels than ran (Falcon-7B's attention: math kernels in 5.17, the efficient
+    kernel in 5.25), and the held-out misses the intervals carry with them: packaging refuses."""
+    from flopmetrics.pipeline import package_calibration
+
+    table = pd.read_parquet(packaged.steptime_path())
+    assert table["transformers_recorded"].isin(table["transformers_measured"]).all()
+    other = tmp_path / "steptime.parquet"
+    table.assign(transformers_recorded="0.0.1").to_parquet(other)
+    with pytest.raises(SystemExit, match=r"recorded with transformers 0\.0\.1, its rows measured"):
+        package_calibration.write_steptime(other, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +194,8 @@ def calibrate(rows: list[dict], label: str, precision: str) -> dict:
         "cards": len({r["row"].get("gpu_uuid") for r in rows}),
         # a model's code can differ between versions, and with it the kernels it runs
         "transformers_measured": versions(rows),
+        # the version whose model code the operation streams were recorded with
+        "transformers_recorded": metadata.version("transformers"),
         "idle_w": float(np.median([r["idle_w"] for r in rows])),
         "limit_w": float(np.median([r["limit_w"] for r in rows])),
     }

@@ -97,6 +97,14 @@ def write_steptime(table: Path, out: Path) -> dict:
     (``heldout_from``) to the provenance; its input files are their rows and fp32 matrix
     products."""
     first = pd.read_parquet(table).iloc[0]
+    recorded, measured = first.get("transformers_recorded"), first.get("transformers_measured")
+    if recorded and measured and recorded not in str(measured).split(","):
+        raise SystemExit(
+            f"{table}: its operation streams were recorded with transformers {recorded}, its "
+            f"rows measured with {measured}: a model whose code differs between them books "
+            f"other kernels than it ran (Falcon-7B's attention). Rerun the step with transformers "
+            f"{measured} installed, then package it"
+        )
     dirs = first["fitted_from"].split(",")
     info = _inputs("steptime_", dirs, steptime_rows.input_files(dirs))
     heldout = first.get("heldout_from")
