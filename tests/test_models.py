@@ -248,3 +248,31 @@ def test_a_mask_a_model_builds_itself_is_all_ones_on_the_meta_device():
     tokens = b * s
     layer = 2 * tokens * h * 4 * h + 2 * 2 * tokens * h * i + 4 * b * s * s * h
     assert model_flops.pass_flops(bio, b, s)["forward"] == layers * layer + 2 * tokens * h * vocab
+
+
+def test_the_workload_a_job_built_before_is_freed_before_the_next_model_is_built():
+    """A worker measures configuration after configuration, handing each workload to the next
+    job (:class:`flopmetrics.jobs.run.Held`). A workload sits in reference cycles, so dropping
+    its last reference left its weights and optimizer state alive beside the next model until
+    Python's collector happened to run (on a GPU: an `oom` row for a model that fits)."""
+    import gc
+    import weakref
+
+    from flopmetrics.workloads import causal_lm
+
+    def work(model):
+        return {"model": model, "batch_size": 2, "seq_len": 16, "passes": ["train_step"]}
+
+    collecting = gc.isenabled()
+    gc.disable()  # what the collector might do by chance is not what is tested
+    try:
+        first = causal_lm.build("cpu", "fp32", work({"name": "tiny-moe", **MOE}), 0)
+        first.steps()["train_step"]()  # the optimizer's state exists
+        alive = weakref.ref(first)
+        held = [first]  # as the worker holds it: the only reference, handed over
+        del first
+        causal_lm.build("cpu", "fp32", work("tiny-llama"), 0, held.pop())
+        assert alive() is None
+    finally:
+        if collecting:
+            gc.enable()

@@ -18,6 +18,7 @@ pass, and FLOP counts for exactly those iterations:
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import Callable
 
 import torch
@@ -283,3 +284,12 @@ class TrainableWorkload(Workload):
         if self.sharded:
             return transformer.adamw_step(sum(p.to_local().numel() for p in self.trainable))
         return transformer.adamw_step(self.parameters)
+
+
+def release() -> None:
+    """Free what the workload a job built before held, before the next is built. A workload
+    sits in reference cycles (its passes' closures hold it), so dropping its last reference
+    leaves it, and its weights, gradients and optimizer state on the GPU, alive until Python's
+    collector next runs: beside the next model, whose build or step may then run out of memory
+    for want of memory that nothing uses."""
+    gc.collect()

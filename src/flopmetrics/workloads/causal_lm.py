@@ -14,7 +14,7 @@ from ..contracts.schema import defaults
 from ..flops import transformer
 from ..flops.models import build_causal_lm, hf_config, resolve, transformer_shape
 from . import graphs
-from .base import TrainableWorkload
+from .base import TrainableWorkload, release
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ def build(device: str, precision: str, workload: dict, seed: int, previous=None)
     if reusable(CausalLMWorkload, previous, device, precision, config, seed):
         return previous.resized(config.batch_size, config.seq_len)
     previous = None  # the last reference (the job hands it over): freed before the next build
+    release()
     return CausalLMWorkload(device, precision, config, seed)
 
 

@@ -21,7 +21,7 @@ import contextlib
 from ..contracts.vocabulary import class_subsets, tape_classes, tape_pass
 from ..flops.counted import FlopCount, count_flops
 from . import graphs, optape
-from .base import finite_check
+from .base import finite_check, release
 from .causal_lm import CausalLMWorkload, LMConfig, reusable
 
 
@@ -32,6 +32,7 @@ def build(device: str, precision: str, workload: dict, seed: int, previous=None)
     if reusable(ClassesWorkload, previous, device, precision, config, seed):
         return previous.resized(config.batch_size, config.seq_len)
     previous = None  # the last reference: freed before the next build
+    release()
     return ClassesWorkload(device, precision, config, seed)
 
 

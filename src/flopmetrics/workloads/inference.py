@@ -34,7 +34,7 @@ from ..contracts.vocabulary import SERVING_PASSES
 from ..energy import datasheet
 from ..flops.counted import count_flops
 from ..flops.models import build_causal_lm, hf_config, resolve
-from .base import Workload
+from .base import Workload, release
 
 SERVED = "flopmetrics_served"  # the attention implementation a serving workload registers
 _ATTENDED = contextvars.ContextVar("flopmetrics_attended")  # cache positions the call attends
@@ -73,6 +73,7 @@ class InferenceConfig:
 def build(device: str, precision: str, workload: dict, seed: int, previous=None):
     """The inference workload of one configuration (built anew: a cache is sized for it)."""
     del previous  # not reused: a model's cache is sized for its configuration
+    release()
     return InferenceWorkload(device, precision, InferenceConfig.of(workload), seed)
 
 

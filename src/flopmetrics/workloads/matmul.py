@@ -5,11 +5,13 @@ from __future__ import annotations
 import torch
 
 from ..flops.counted import count_flops
-from .base import Workload, finite_check
+from .base import Workload, finite_check, release
 
 
 def build(device: str, precision: str, workload: dict, seed: int, previous=None) -> MatmulWorkload:
     """The product of one configuration (``workload``: ``size``)."""
+    del previous  # never reused
+    release()
     return MatmulWorkload(device, precision, workload["size"], seed)
 
 

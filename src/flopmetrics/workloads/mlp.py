@@ -10,7 +10,7 @@ from torch import nn
 
 from ..contracts.experiments import MLP as MLP_EXPERIMENT
 from ..flops import analytic
-from .base import TrainableWorkload, finite_check
+from .base import TrainableWorkload, finite_check, release
 from .precision import Precision, get_precision
 
 
@@ -54,6 +54,8 @@ class Shape(NamedTuple):
 def build(device: str, precision: str, workload: dict, seed: int, previous=None) -> MLPWorkload:
     """The MLP of one configuration (``workload``: ``n``, ``d``, ``m``)."""
     shape = Shape(workload["n"], workload["d"], workload["m"])
+    del previous  # never reused
+    release()
     return MLPWorkload(device, precision, shape, seed, passes=MLP_EXPERIMENT.passes)
 
 
