@@ -628,3 +628,30 @@ def test_tf32_on_the_cpu_is_refused_not_mislabelled(workflow):
         "mlp.precisions[1]",
         "on the cpu target it computes in fp32",
     )
+
+
+def test_a_pass_that_does_not_fit_keeps_the_passes_measured_before_it(monkeypatch):
+    """A train step that runs out of memory beside a forward that fitted (a 14B mixture of
+    experts on an H200) marked every pass of its configuration ``oom``: the forward's measured
+    windows were thrown away and the rows said it did not fit."""
+    import torch
+
+    from flopmetrics.jobs.run import run
+    from flopmetrics.workloads import mlp
+
+    steps = mlp.MLPWorkload.steps
+
+    def backward_too_big(self):  # the MLP's last pass, as the train step is an LLM's
+        def oom():
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 80 GiB")
+
+        return {**steps(self), "forward_backward": oom}
+
+    monkeypatch.setattr(mlp.MLPWorkload, "steps", backward_too_big)
+    rows, _ = run(job_spec("mlp", {"n": 1, "d": 8, "m": 2}), progress=lambda m: None)
+    status = rows.set_index("pass")["status"]
+    assert status["forward_backward"] == "oom"
+    assert "80 GiB" in rows.set_index("pass").loc["forward_backward", "error"]
+    assert status.drop("forward_backward").to_dict() == {"forward": "ok", "forward_train": "ok"}
+    assert "backward" not in status  # derived from the pass that did not fit
+    assert len(rows) == rows["pass"].nunique() == 3  # no pass twice

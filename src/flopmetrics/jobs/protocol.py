@@ -102,10 +102,20 @@ def measure_passes(
     monitor: Monitor, passes: Sequence[PassSpec], protocol: Protocol, progress: Progress = None
 ) -> dict[str, list[Window]]:
     """The windows of every pass, one pass after the other (:func:`measure_pass`); with ``auto``
-    passes, first whether the configuration is launch-bound (:func:`.launch.choose`)."""
+    passes, first whether the configuration is launch-bound (:func:`.launch.choose`). An error
+    in a pass carries the windows of those before it (``err.measured``)."""
     if any(spec.auto and spec.replayed for spec in passes):  # none replayable: nothing to choose
         passes = launch.choose(monitor, list(passes), progress)
-    return {spec.name: measure_pass(monitor, spec, protocol, progress) for spec in passes}
+    out = {}
+    for spec in passes:
+        try:
+            out[spec.name] = measure_pass(monitor, spec, protocol, progress)
+        except Exception as err:
+            # the passes measured before it stay usable (a train step that does not fit beside
+            # a forward that did): the caller finds them on the error
+            err.measured = out
+            raise
+    return out
 
 
 def measure_pass(

@@ -122,7 +122,12 @@ def measure_spec(session: Session, spec: JobSpec, held: Held):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         say(f"out of memory: {err}")
-        return _oom_rows(base, spec, err), pd.DataFrame()
+        measured = getattr(err, "measured", None)  # the passes measured before one did not fit
+        if not measured:
+            return _oom_rows(base, spec, err), pd.DataFrame()
+        rows = configuration_rows(session, spec, workload, measured, counts, base)
+        rows = pd.concat([rows, _oom_rows(base, spec, err, measured)], ignore_index=True)
+        return rows, _trace(session, began, measured, rows)
     held.workload = workload
     return rows, _trace(session, began, windows, rows)
 
@@ -149,12 +154,19 @@ def measure_configuration(
     protocol = Protocol.of(spec.measure, session.guard_s)
     passes = workload_passes(workload, steps, spec.measure.launch)
     windows = session.measure(session.monitor, passes, protocol, session.progress)
+    return configuration_rows(session, spec, workload, windows, counts, base), windows
+
+
+def configuration_rows(
+    session: Session, spec: JobSpec, workload, windows: dict, counts: Counts, base: dict
+) -> pd.DataFrame:
+    """The gated rows of the passes ``windows`` holds, and of those derived from them."""
     base = {**base, "other_processes": len(session.other_processes())}
     rows = build_rows(workload, windows, counts, session.idle, spec.measure, base)
     rows = gates.apply(workload.finish_rows(rows))
     # when the measuring ended (timestamp_utc is when it started), on the same clock
     rows["finished_utc"] = pd.Timestamp.now(tz="UTC").isoformat(timespec="milliseconds")
-    return rows, windows
+    return rows
 
 
 def spec_of(spec: JobSpec) -> dict:
@@ -216,12 +228,14 @@ def is_out_of_memory(err: BaseException) -> bool:
     )
 
 
-def _oom_rows(base: dict, spec: JobSpec, err: BaseException) -> pd.DataFrame:
-    """One row per pass the configuration would have measured, status ``oom``: the sweep goes
-    on and the gap is visible (every identity column filled in, so the merge keeps it)."""
+def _oom_rows(base: dict, spec: JobSpec, err: BaseException, measured=()) -> pd.DataFrame:
+    """One row per pass the configuration would have measured and did not (not in
+    ``measured``), status ``oom``: the sweep goes on and the gap is visible (every identity
+    column filled in, so the merge keeps it)."""
     passes = spec.workload.get("passes") or BY_NAME[spec.experiment].passes
     rows = [
         {**base, "pass": p, "derived": False, "status": "oom", "error": str(err)[:500]}
         for p in passes
+        if p not in measured
     ]
     return gates.apply(pd.DataFrame(rows))
