@@ -128,4 +128,6 @@ def _starts(free: list[str], held: dict) -> list[dict]:
     across the datasheet peak, since a rate a step's time does not depend on at the start (its
     steps bound by the host or the power cap there) is never moved by the search."""
     rates = [k for k in free if k in _DATASHEET] if held else []
-    return [{}] + [dict.fromkeys(rates, f) for f in (0.1, 0.2, 0.3, 0.7, 1.0)] * bool(rates)
+    if not rates:
+        return [{}]
+    return [{}, *(dict.fromkeys(rates, f) for f in (0.1, 0.2, 0.3, 0.7, 1.0))]
