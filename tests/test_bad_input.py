@@ -12,6 +12,7 @@ import shutil
 import pandas as pd
 import pytest
 from conftest import REPO, job_spec
+from test_models import MOE
 
 pytestmark = pytest.mark.e2e
 
@@ -139,6 +140,20 @@ def test_model_configs_are_built_at_parse_time(workflow):
         "llm.models[0]",
         "model 'b' has no 'sdpa' attention",
         "set llm.attn_implementation: eager",
+    )
+
+    # a mixture of experts in a precision PyTorch's grouped GEMM refuses on a GPU: every job of
+    # it failed in its first step, after the queue
+    def moe_in_fp32_on_a_gpu(c):
+        with_llm(c, [{"name": "moe", **MOE}])
+        c["llm"].update(targets=["h200"], precisions=["bf16", "fp32"])
+
+    refuses(
+        workflow,
+        moe_in_fp32_on_a_gpu,
+        "llm.precisions[1]",
+        "model 'moe': transformers runs its experts with PyTorch's grouped GEMM",
+        "measure it in bf16, or on the cpu target alone",
     )
     # a model path that is a folder without a config.json (was a bare IsADirectoryError)
     refuses(

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from ..contracts.errors import ModelConfigError
-from .meta import refused
+from .meta import on_meta, refused
 
 
 @lru_cache(maxsize=1)
@@ -138,16 +138,47 @@ def _summary(blob: str) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
         "layers": getattr(config, "num_hidden_layers", None),
         "hidden_size": getattr(config, "hidden_size", None),
+        "grouped_experts": _grouped_experts(model, json.loads(blob)),
     }
+
+
+def _grouped_experts(model, fields: dict) -> bool:
+    """Whether the model's experts run as PyTorch's grouped GEMM: a pass of the fp32 model on
+    the meta device fails where they do (the grouped GEMM's meta function holds its CUDA
+    kernel's checks). Tried only where some weight is stacked (3-D), as experts' are."""
+    import torch  # late: as above
+
+    if not any(p.dim() >= 3 for p in model.parameters()):
+        return False
+    try:
+        with on_meta(fields):
+            model(input_ids=torch.zeros((1, 4), dtype=torch.long, device="meta"))
+    except ModelConfigError as err:
+        return "grouped GEMM" in str(err)
+    return False
+
+
+def precision_refusal(size: dict, precision: str, targets: list[str]) -> str | None:
+    """Why a model (its :func:`summary`) cannot be measured in ``precision`` on ``targets``, or
+    None: a mixture of experts run as grouped GEMMs takes bf16 only on a GPU."""
+    if not size.get("grouped_experts") or precision == "bf16" or set(targets) <= {"cpu"}:
+        return None
+    return (
+        "transformers runs its experts with PyTorch's grouped GEMM, which takes bf16 operands "
+        f"only on a GPU: {precision!r} fails there (bf16-mixed keeps fp32 weights); measure it "
+        "in bf16, or on the cpu target alone"
+    )
 
 
 def summary(fields: dict) -> dict:
     """Size of the model ``fields`` builds (on the meta device: no memory, no weights):
-    ``model_type``, ``parameters``, ``layers``, ``hidden_size``. Kept on disk
-    (:func:`kept_on_disk`): every Snakemake start checks the configured models, and building one
-    costs seconds of imports."""
+    ``model_type``, ``parameters``, ``layers``, ``hidden_size``, and whether its experts run
+    as grouped GEMMs (``grouped_experts``). Kept on disk (:func:`kept_on_disk`, per version of
+    this code): every Snakemake start checks the configured models, and building one costs
+    seconds of imports."""
     blob = json.dumps(fields, sort_keys=True)
-    return kept_on_disk("models", [blob], lambda: _summary(blob))
+    code = source_digest("models.py", "meta.py")
+    return kept_on_disk("models", [blob, code], lambda: _summary(blob))
 
 
 def kept_on_disk(kind: str, key: list, compute):

@@ -15,22 +15,15 @@ from ..contracts import paths
 from ..contracts.errors import ConfigError, ModelConfigError, TargetError
 from ..contracts.experiments import BY_NAME, EXPERIMENTS
 from ..energy import datasheet
-from ..flops.models import attention_refusal, resolve, summary
+from ..flops.models import attention_refusal, precision_refusal, resolve, summary
 from ..jobs.targets import resolve_target
 from . import sweeps
 
-SEABORN_CMAPS = {
-    "rocket",
-    "mako",
-    "flare",
-    "crest",
-    "vlag",
-    "icefire",
-}  # registered when seaborn loads
+# registered when seaborn loads
+SEABORN_CMAPS = {"rocket", "mako", "flare", "crest", "vlag", "icefire"}
 
 
 def fail(key: str, message: str):
-
     raise ConfigError(f"config error at {key}: {message}")
 
 
@@ -111,6 +104,10 @@ def _check_models(config: dict, section: str, key: str, report) -> None:
             size = summary(fields)
         except ModelConfigError as err:
             fail(where, f"model {name!r}: {err}")
+        for j, precision in enumerate(config[section].get("precisions", [])):
+            why = precision_refusal(size, precision, config[section].get("targets", []))
+            if why:
+                fail(f"{section}.precisions[{j}]", f"model {name!r}: {why}")
         if name in names:
             fail(
                 where,
