@@ -9,6 +9,11 @@ import contextlib
 from ..contracts.errors import ModelConfigError
 
 
+class ExpertsInBf16Only(ModelConfigError):
+    """A mixture of experts whose experts run as PyTorch's grouped GEMM, asked to run in
+    another precision than bf16, which that GEMM refuses (on a GPU, and on the meta device)."""
+
+
 @contextlib.contextmanager
 def refused(what: str, *passed: type):
     """transformers' and torch's refusals, which come in many types, as one
@@ -68,7 +73,7 @@ def _experts_in_bf16_only(kind: str):
     except RuntimeError as err:
         if "Expected inputs of BF16 type" not in str(err):
             raise
-        raise ModelConfigError(
+        raise ExpertsInBf16Only(
             f"transformers runs {kind!r}'s experts with PyTorch's grouped GEMM, which takes bf16 "
             "operands only: a step in another precision (bf16-mixed keeps fp32 weights) fails "
             "on a GPU as well"

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from ..contracts.errors import ModelConfigError
-from .meta import on_meta, refused
+from .meta import ExpertsInBf16Only, on_meta, refused
 
 
 @lru_cache(maxsize=1)
@@ -130,7 +130,8 @@ def _summary(blob: str) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    config = hf_config(json.loads(blob))
+    fields = json.loads(blob)
+    config = hf_config(fields)
     with refused("cannot build a causal LM from this config"), torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     return {
@@ -138,7 +139,7 @@ def _summary(blob: str) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
         "layers": getattr(config, "num_hidden_layers", None),
         "hidden_size": getattr(config, "hidden_size", None),
-        "grouped_experts": _grouped_experts(model, json.loads(blob)),
+        "grouped_experts": _grouped_experts(model, fields),
     }
 
 
@@ -153,8 +154,10 @@ def _grouped_experts(model, fields: dict) -> bool:
     try:
         with on_meta(fields):
             model(input_ids=torch.zeros((1, 4), dtype=torch.long, device="meta"))
-    except ModelConfigError as err:
-        return "grouped GEMM" in str(err)
+    except ExpertsInBf16Only:
+        return True
+    except ModelConfigError:  # code that cannot run without weights: refused where it runs
+        return False
     return False
 
 
