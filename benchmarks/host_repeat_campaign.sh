@@ -26,8 +26,9 @@ for f in "${ordered[@]}"; do
   left=$((budget - (SECONDS - start)))
   [ "$left" -lt 45 ] && { echo "[$run] budget spent before $f" >>"$out/$run.log"; break; }
   echo "[$run $(date -u +%H:%M:%S)] $f" >>"$out/$run.log"
+  # the target before --configfile, which takes every word after it
   timeout -s INT -k 15 "$left" python3 -m snakemake -c all --scheduler greedy --rerun-incomplete \
-    --configfile config/repeat_host_h200.yaml "results/raw/llm/h200/$f.parquet" >>"$out/$run.log" 2>&1
+    "results/raw/llm/h200/$f.parquet" --configfile config/repeat_host_h200.yaml >>"$out/$run.log" 2>&1
 done
 tar czf "$out/$run.tgz" results/raw/llm results/traces/llm logs/llm 2>>"$out/$run.log"
 rm -rf results/raw/llm results/traces/llm logs/llm # the next run measures every one again
