@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from flopmetrics.analysis import calibration, co2e
-from flopmetrics.analysis.merge import merge_energy
+from flopmetrics.analysis import calibration, co2e, spread
+from flopmetrics.analysis.merge import merge_energy, read_job_table
 from flopmetrics.energy import datasheet
 from flopmetrics.energy.counter import windows_from_trace
 
@@ -335,3 +335,38 @@ def test_a_multi_gpu_node_is_a_calibration_group_and_a_co2e_workload():
     # a node size nobody measured has no calibration: only the datasheet bound, and it says so
     missing = co2e.estimate([{**w, "world_size": 8}], fits, 1.0, 400, both).iloc[0]
     assert np.isnan(missing["energy_j"]) and "8 x h200 fsdp" in missing["status"]
+
+
+REPEATS = REPO / "resources/reference/h200_repeat_host"
+
+
+def test_a_measured_step_waiting_on_the_host_covers_what_another_job_measured():
+    """The reference model at 1 x 256 in bf16 waits on the host. Measured once in the
+    calibration; measured again in two jobs on another card (resources/reference/
+    h200_repeat_host), its train step came out 8 % and 22 % lower. Its interval, given the
+    job-to-job changes of the *other* configurations waiting on the host, covers both; the
+    card-to-card spread alone (the interval before) did not."""
+    own = {"model": "llama-3.2-1b", "batch_size": 1, "seq_len": 256, "precision": "bf16"}
+    cal = REPO / "resources/reference/h200_calibration_batch/raw/llm/h200/llama-3.2-1b/bf16"
+    first = read_job_table(cal / "b1_s256.parquet")
+    runs = [read_job_table(f) for f in sorted(REPEATS.glob("run*/raw/**/*.parquet"))]
+    again = pd.concat(runs, ignore_index=True)
+    mine = (again[list(own)] == pd.Series(own)).all(axis=1)
+    # the other configurations measured again, and where each was first measured (the
+    # default config's calibration.card_spread_dirs), not this one
+    sets = [REPO / f"resources/reference/h200_heldout{i}" for i in (4, 5, 8, 9)]
+    firsts = [read_job_table(f) for d in sets for f in sorted(d.glob("raw/**/*.parquet"))]
+    others = spread.card_spread(pd.concat([again[~mine], *firsts], ignore_index=True))
+    h200 = sorted(str(p) for p in (REPO / "resources/reference/h200/raw/llm").glob("**/*.parquet"))
+    usable = calibration.usable(merge_energy([], h200), ["llm"], ["train_step"])
+    with_repeats, _ = calibration.calibrate(usable, bootstrap=50, spread=others)
+    without, _ = calibration.calibrate(usable, bootstrap=50, spread=others.iloc[0:0])
+    w = {**one_step_of({**own, "gpu_label": "h200", "pass": "train_step"}), "launch": "eager"}
+    now = co2e.estimate([w], with_repeats, 1.58, 480, first).iloc[0]
+    before = co2e.estimate([w], without, 1.58, 480, first).iloc[0]
+    assert now["basis"] == "measured: this configuration's rows, its step waiting on the host"
+    assert "job-to-job change of steps" in now["interval"]
+    repeated = again[mine & (again["pass"] == "train_step")]["energy_j_per_iter"]
+    assert len(repeated) == 2
+    assert repeated.between(now["energy_j_lo"], now["energy_j_hi"]).all()
+    assert not repeated.between(before["energy_j_lo"], before["energy_j_hi"]).all()

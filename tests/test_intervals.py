@@ -147,3 +147,42 @@ def test_the_ee_interval_of_another_card_is_wider_than_this_cards():
         98.0,
         103.0,
     )
+
+
+def job_rows(energies, power_w, model="gemma-3-270m", derived=False):
+    """One row per measurement (a job: a start time) of one configuration on one card."""
+    return pd.DataFrame(
+        {
+            "gpu_label": "h200",
+            "model": model,
+            "batch_size": 1,
+            "seq_len": 256,
+            "precision": "bf16",
+            "pass": "forward",
+            "gpu_uuid": "GPU-0",
+            "timestamp_utc": [f"2026-12-05T05:3{i}:00" for i in range(len(energies))],
+            "energy_j_per_iter": energies,
+            "power_mean_w": power_w,
+            "idle_power_w": 120.0,
+            "power_limit_w": 700.0,
+            "derived": derived,
+            "temperature_max_c": 40.0,
+            "gates_passed": True,
+        }
+    )
+
+
+def test_steps_waiting_on_the_host_take_the_95th_percentile_of_their_job_to_job_changes():
+    waiting = job_rows([1.0, 1.5, 1.2], 150.0)  # a duty of 5 %: the host sets the pace
+    busy = job_rows([10.0, 13.0, 9.0], 690.0, model="llama-3.2-1b")  # near the cap
+    derived = job_rows([5.0, 50.0], float("nan"), model="x", derived=True)  # a difference
+    table = spread.card_spread(pd.concat([waiting, busy, derived], ignore_index=True))
+    row = table[table["model"] == "gemma-3-270m"].iloc[0]
+    assert row["measurements"] == 3 and row["cards"] == 1
+    assert row["duty_max"] == pytest.approx(30 / 580)
+    change, pairs, where = spread.repeat_for(table, "h200")
+    logs = np.log([1.5, 1.2, 1.5 / 1.2])
+    assert pairs == 6 and change == pytest.approx(np.expm1(np.quantile(np.repeat(logs, 2), 0.95)))
+    assert "1 configurations measured 3 times (gemma-3-270m)" in where
+    assert spread.repeat_for(table, "h100") is None
+    assert spread.repeat_for(table[table["model"] != "gemma-3-270m"], "h200") is None

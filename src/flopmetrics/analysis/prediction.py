@@ -96,13 +96,17 @@ COLUMNS = [
     "card_sd_pct",
     "card_spread_cards",
     "card_spread_basis",
+    "repeat_change_pct",
+    "repeat_pairs",
+    "repeat_basis",
 ]
 
 
 def group_columns(g: pd.DataFrame, F, E, spread, min_cards) -> dict:
     """What an estimate needs of a group: its configurations (FLOPs, energy) to fit the
-    prediction model on, the range they span, the model's leave-one-out checks, and the card
-    spread that stands for the group."""
+    prediction model on, the range they span, the model's leave-one-out checks, the card
+    spread that stands for the group, and its GPU's job-to-job change of steps waiting on the
+    host."""
 
     def span(col):
         values = pd.to_numeric(g[col], errors="coerce") if col in g else pd.Series([math.nan])
@@ -112,6 +116,7 @@ def group_columns(g: pd.DataFrame, F, E, spread, min_cards) -> dict:
     found = card.spread_for(
         spread, {k: first[k] for k in card.CONFIG if k in g}, min_cards, exact=False
     )
+    repeat = card.repeat_for(spread, first["gpu_label"])
     (b_lo, b_hi), (s_lo, s_hi) = span("batch_size"), span("seq_len")
     return {
         "fit_points": json.dumps([[float(f), float(e)] for f, e in zip(F, E, strict=True)]),
@@ -129,6 +134,9 @@ def group_columns(g: pd.DataFrame, F, E, spread, min_cards) -> dict:
         "card_sd_pct": 100 * found[0] if found else math.nan,
         "card_spread_cards": found[1] if found else 0,
         "card_spread_basis": card.describe(found),
+        "repeat_change_pct": 100 * repeat[0] if repeat else math.nan,
+        "repeat_pairs": repeat[1] if repeat else 0,
+        "repeat_basis": card.describe_repeat(repeat),
     }
 
 

@@ -1,7 +1,8 @@
 """Energy per step of a declared workload, with its interval and where it came from: the
 measured rows of that exact configuration, else the prediction model of its calibration group
 (:mod:`flopmetrics.analysis.prediction`), flagged and widened where the workload lies outside
-what the group measured; each interval with the card-to-card spread.
+what the group measured; each interval with the card-to-card spread (a measured step that waited
+on the host: its GPU's job-to-job spread of such steps, where larger).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from ..contracts.vocabulary import LAUNCH_BEFORE_COLUMN
-from . import prediction
+from . import prediction, spread
 from .merge import with_single, without_ranks
 
 MATCH = (
@@ -30,10 +31,11 @@ MATCH = (
 
 def measured_step(
     rows: pd.DataFrame | None, w: dict, label: str
-) -> tuple[float, float, int] | None:
-    """(energy per step, its SEM, the fewest windows behind a row) of gated measured rows of
-    exactly this configuration, or None. A multi-GPU workload's ``batch_size`` is per rank: a
-    node row's ``rank_batch_size``."""
+) -> tuple[float, float, int, bool] | None:
+    """(energy per step, its SEM, the fewest windows behind a row, whether a row's step waited
+    on the host: its duty below :data:`~flopmetrics.analysis.spread.LOW_DUTY`) of gated measured
+    rows of exactly this configuration, or None. A multi-GPU workload's ``batch_size`` is per
+    rank: a node row's ``rank_batch_size``."""
     if (
         rows is None
         or rows.empty
@@ -46,7 +48,11 @@ def measured_step(
     hit = rows[(rows["gpu_label"] == label) & rows["gates_passed"].astype(bool)]
     for key in MATCH:
         hit = hit[hit[key] == w[key]]
-    return _mean_of(hit) if not hit.empty else None
+    if hit.empty:
+        return None
+    # a row without its power (a NaN duty) is not known to have waited
+    waiting = bool((spread.duty(hit) < spread.LOW_DUTY).any())
+    return (*_mean_of(hit), waiting)
 
 
 def _mean_of(hit: pd.DataFrame) -> tuple[float, float, int]:
@@ -94,15 +100,19 @@ def _group_energy(w: dict, label: str, flops_step: float, group, rows) -> dict:
     launch = group["launch"] if group is not None else (w.get("launch") or LAUNCH_BEFORE_COLUMN)
     measured = measured_step(rows, {**w, "launch": launch}, label)
     if measured is not None and math.isfinite(measured[1]):
-        e, sem, windows = measured
+        e, sem, windows, waiting = measured
         cards = int(group.get("card_spread_cards", 0)) if card_sd else 0
-        # two independent 95 % t half-widths (the windows' mean, the card spread) in quadrature
-        half = math.hypot(
-            stats.t.ppf(0.975, max(windows - 1, 1)) * sem,
-            stats.t.ppf(0.975, cards - 1) * card_sd * e if cards > 1 else 0.0,
-        )
+        # the card spread's own 95 % t half-width
+        between = stats.t.ppf(0.975, cards - 1) * card_sd * e if cards > 1 else 0.0
+        change = group.get("repeat_change_pct", math.nan) / 100 if group is not None else math.nan
+        if waiting and math.isfinite(change) and change * e > between:
+            # the host's pace sets such a step's energy, and it moves job to job
+            between, spread_text = change * e, group["repeat_basis"]
+        # two independent 95 % half-widths (the windows' mean, the spread) in quadrature
+        half = math.hypot(stats.t.ppf(0.975, max(windows - 1, 1)) * sem, between)
         return {
-            "basis": "measured: this configuration's rows",
+            "basis": "measured: this configuration's rows"
+            + (", its step waiting on the host" if waiting else ""),
             "interval": f"95 % t-interval of the mean of {windows} windows, {spread_text} "
             "(its own 95 % t-interval added in quadrature)",
             "step": e,
