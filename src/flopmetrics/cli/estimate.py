@@ -6,7 +6,8 @@ model of the calibration the pipeline fitted (``results/calibration/calibration.
 ``results/merged/energy.parquet`` by default; where this folder has no pipeline results, the
 calibration packaged with flopmetrics, fitted on its committed H100 and H200 references): the
 same function the pipeline's CO2e table uses. The interval printed says what it is; each
-includes the card-to-card spread, and outside what was calibrated the estimate is marked
+includes the card-to-card spread (a measured step waiting on the host: the job-to-job change
+of such steps, where wider), and outside what was calibrated the estimate is marked
 extrapolated and widened, or refused. A model the calibration cannot answer for is estimated
 by the step-time model of the GPU and precision where there is one
 (``results/calibration/steptime.parquet``, else the packaged one): its basis and interval say
