@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from flopmetrics.analysis import co2e, prediction
+from flopmetrics.analysis import co2e, prediction, spread
 from flopmetrics.analysis.merge import read_job_table
 from flopmetrics.analysis.spread import measured_rows
 from flopmetrics.contracts import packaged
@@ -42,6 +42,7 @@ def compare(
     rows: pd.DataFrame, calibration: pd.DataFrame, steptime: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     out = []
+    rows = rows.assign(_duty=spread.duty(rows))
     for r in rows.to_dict("records"):
         w = {
             "name": "heldout",
@@ -69,6 +70,7 @@ def compare(
                 if ok
                 else None,
                 "basis": est["basis"] if ok else f"refused: {est['status']}",
+                "waiting": bool(r["_duty"] < spread.LOW_DUTY),  # on the host, as measured
             }
         )
     return pd.DataFrame(out)
@@ -127,6 +129,23 @@ def summary(table: pd.DataFrame) -> str:
     )
 
 
+def by_duty(table: pd.DataFrame) -> str:
+    """The summary per pass, apart for the steps that waited on the host as measured (a duty
+    below :data:`flopmetrics.analysis.spread.LOW_DUTY`): their energy follows the host's pace,
+    which moved by up to 50 % job to job (``resources/reference/h200_repeat_host``)."""
+    lines = []
+    for (pass_, waiting), g in table.groupby(["pass", "waiting"], sort=True):
+        done = g[g["error_pct"].notna()]
+        err = done["error_pct"].abs()
+        what = "waiting on the host" if waiting else "not waiting on the host"
+        lines.append(
+            f"{pass_}, {what}: {len(done)} estimated, median |error| {err.median():.1f} %, "
+            f"largest {err.max():.1f} %, above 10 % {int((err > 10).sum())}, "
+            f"covered {int(done['covered'].sum())}"
+        )
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--heldout", type=Path, nargs="+", required=True, help="held-out folders")
@@ -149,6 +168,7 @@ def main() -> int:
         print(table.sort_values(keys).drop(columns="gpu_uuid").to_string(index=False))
     print("cards:", ", ".join(sorted(table["gpu_uuid"].unique())))
     print(summary(table))
+    print(by_duty(table))
     print("\nThe shipped models asked anyway (refusals overridden), |miss| in %:")
     print(per_model(asked_anyway(rows, pd.read_parquet(args.calibration))).to_string())
     return 0

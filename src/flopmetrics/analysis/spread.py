@@ -1,5 +1,5 @@
 """The card-to-card spread: how far the same configuration measured on another card of the same
-kind lands (issue 31); and the job-to-job spread of steps below the power cap (issue 32).
+kind lands (issue 31); and the job-to-job change of steps waiting on the host (issue 32).
 
 Rows of one configuration measured on several cards (``gpu_uuid``) give each card's mean energy
 per iteration; the spread is the relative standard deviation of those means (it includes the
