@@ -370,3 +370,5 @@ def test_a_measured_step_waiting_on_the_host_covers_what_another_job_measured():
     assert len(repeated) == 2
     assert repeated.between(now["energy_j_lo"], now["energy_j_hi"]).all()
     assert not repeated.between(before["energy_j_lo"], before["energy_j_hi"]).all()
+    # a calibration without such measurements says what its interval leaves out
+    assert "waiting on the host not measured for this GPU: not included" in before["interval"]

@@ -126,7 +126,7 @@ def _repeats(jobs: pd.DataFrame) -> dict:
     """How many times one configuration was measured, each measurement's energy, and its
     largest duty."""
     energy = jobs["energy"].to_numpy(float)
-    energy = energy[np.isfinite(energy)]
+    energy = energy[np.isfinite(energy) & (energy > 0)]  # a ratio needs two positive numbers
     return {
         "measurements": len(energy),
         "measurement_j": ",".join(f"{e:.6g}" for e in energy),

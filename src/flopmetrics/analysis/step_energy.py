@@ -108,6 +108,8 @@ def _group_energy(w: dict, label: str, flops_step: float, group, rows) -> dict:
         if waiting and math.isfinite(change) and change * e > between:
             # the host's pace sets such a step's energy, and it moves job to job
             between, spread_text = change * e, group["repeat_basis"]
+        elif waiting and not math.isfinite(change):
+            spread_text += f"; {spread.describe_repeat(None)}: not included"
         # two independent 95 % half-widths (the windows' mean, the spread) in quadrature
         half = math.hypot(stats.t.ppf(0.975, max(windows - 1, 1)) * sem, between)
         return {
