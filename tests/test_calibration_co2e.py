@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -372,3 +373,23 @@ def test_a_measured_step_waiting_on_the_host_covers_what_another_job_measured():
     assert not repeated.between(before["energy_j_lo"], before["energy_j_hi"]).all()
     # a calibration without such measurements says what its interval leaves out
     assert "waiting on the host not measured for this GPU: not included" in before["interval"]
+
+
+def test_an_inline_models_measured_rows_are_its_own():
+    """A workload whose model is a mapping (a Hugging Face shape, not a preset) is estimated from
+    its measured rows, which name it by its ``name``; they were compared with the whole mapping
+    and never matched."""
+    row = read_job_table(REPEATS / "run1/raw/llm/h200/smollm2-135m/bf16/b1_s320.parquet").query(
+        "`pass` == 'forward'"
+    )
+    h200 = sorted(str(p) for p in (REPO / "resources/reference/h200/raw/llm").glob("**/*.parquet"))
+    fits, _ = calibration.calibrate(
+        calibration.usable(merge_energy([], h200), ["llm"], ["forward"]), bootstrap=50
+    )
+    r = row.iloc[0]
+    model = json.loads(r["config_json"])["workload"]["model"]
+    assert isinstance(model, dict) and model["name"] == "smollm2-135m"
+    w = {**one_step_of({**r.to_dict(), "model": model}), "launch": "eager"}
+    est = co2e.estimate([w], fits, 1.58, 480, row).iloc[0]
+    assert est["basis"].startswith("measured: this configuration's rows")
+    assert est["energy_j"] == pytest.approx(r["energy_j_per_iter"])

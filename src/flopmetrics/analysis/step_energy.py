@@ -46,8 +46,9 @@ def measured_step(
     if "rank_batch_size" in rows:
         rows = rows.assign(batch_size=rows["rank_batch_size"].fillna(rows["batch_size"]))
     hit = rows[(rows["gpu_label"] == label) & rows["gates_passed"].astype(bool)]
+    want = {**w, "model": model_name(w["model"])}  # rows name an inline model by its name
     for key in MATCH:
-        hit = hit[hit[key] == w[key]]
+        hit = hit[hit[key] == want[key]]
     if hit.empty:
         return None
     # a row without its power (a NaN duty) is not known to have waited
