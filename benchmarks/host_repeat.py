@@ -19,15 +19,15 @@ differ that much.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
 
 import pandas as pd
 from heldout import compare, judged  # benchmarks/heldout.py: gated rows, the estimate
-from scipy import stats
 
-from flopmetrics.analysis import spread
+from flopmetrics.analysis import co2e, spread
 from flopmetrics.contracts import packaged
 
 KEYS = ["model", "precision", "batch_size", "seq_len", "pass"]
@@ -80,25 +80,21 @@ def per_configuration(rows: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFra
 
 def covered(rows: pd.DataFrame, calibration: pd.DataFrame) -> pd.DataFrame:
     """Does the interval a measured row gets cover the other measurements of its configuration?
-    Each measurement stands as the measured row in turn, its interval as ``flopmetrics
-    estimate`` builds it: the windows' mean with the card-to-card spread of its calibration
-    group (before), or with the job-to-job change of steps waiting on the host taken over the
-    *other* configurations (now, where its step waited on the host: left out, so that no
-    configuration judges a change it made)."""
+    Each measurement stands as the measured row in turn, its interval from ``flopmetrics
+    estimate``'s own path (:func:`flopmetrics.analysis.co2e.estimate`): with the calibration as
+    it was, without any job-to-job change (before), and with the change of steps waiting on the
+    host taken over the *other* configurations only (now: left out, so that no configuration
+    judges a change it made)."""
     table = spread.card_spread(rows)
+    before_cal = _with_repeat(calibration, None)
     out = []
     for key, g in rows.groupby(KEYS, sort=True):
         others = table[~_matches(table, dict(zip(KEYS, key, strict=True)))]
-        found = spread.repeat_for(others, str(g["gpu_label"].iloc[0]))
-        group = _group(calibration, g.iloc[0])
-        cards = int(group["card_spread_cards"])
+        now_cal = _with_repeat(calibration, spread.repeat_for(others, str(g["gpu_label"].iloc[0])))
         for r in g.to_dict("records"):
             rest = g["energy_j_per_iter"].drop(index=r["_i"])
             e = r["energy_j_per_iter"]
-            card = stats.t.ppf(0.975, cards - 1) * group["card_sd_pct"] / 100 * e
-            waiting = spread.duty(pd.DataFrame([r])).iloc[0] < spread.LOW_DUTY
-            job = found[0] * e if found and waiting else 0.0
-            before, now = _interval(r, card), _interval(r, max(card, job))
+            before, now = (_interval(cal, r) for cal in (before_cal, now_cal))
             out.append(
                 {
                     **dict(zip(KEYS, key, strict=True)),
@@ -120,18 +116,31 @@ def _matches(table: pd.DataFrame, config: dict) -> pd.Series:
     return hit
 
 
-def _group(calibration: pd.DataFrame, row: pd.Series) -> pd.Series:
-    """The calibration group (GPU, precision, pass) of a row."""
-    keys = ["gpu_label", "precision", "pass"]
-    return calibration[(calibration[keys] == row[keys].to_numpy()).all(axis=1)].iloc[0]
+def _with_repeat(calibration: pd.DataFrame, found) -> pd.DataFrame:
+    """``calibration`` with the job-to-job change ``found`` (:func:`spread.repeat_for`)."""
+    return calibration.assign(
+        repeat_change_pct=100 * found[0] if found else math.nan,
+        repeat_pairs=found[1] if found else 0,
+        repeat_basis=spread.describe_repeat(found),
+    )
 
 
-def _interval(r: dict, between: float) -> tuple[float, float]:
-    """A measured row's 95 % interval as the estimate builds it: its windows' mean's t-interval
-    and the spread between measurements (J), added in quadrature."""
-    windows = int(r.get("windows") or 2)
-    half = math.hypot(stats.t.ppf(0.975, max(windows - 1, 1)) * r["energy_j_per_iter_sem"], between)
-    return r["energy_j_per_iter"] - half, r["energy_j_per_iter"] + half
+def _interval(calibration: pd.DataFrame, r: dict) -> tuple[float, float]:
+    """The 95 % interval the estimate gives a measured row ``r``, its only measurement."""
+    w = {
+        "name": "repeat",
+        "model": json.loads(r["config_json"])["workload"]["model"],
+        "tokens": r["batch_size"] * r["seq_len"],
+        "batch_size": int(r["batch_size"]),
+        "seq_len": int(r["seq_len"]),
+        "target": r["gpu_label"],
+        "precision": r["precision"],
+        "pass": r["pass"],
+        "launch": "eager",
+    }
+    est = co2e.estimate([w], calibration, 1.0, 0.0, pd.DataFrame([r])).iloc[0]
+    assert est["basis"].startswith("measured"), est["basis"]
+    return float(est["energy_j_lo"]), float(est["energy_j_hi"])
 
 
 def main() -> int:
