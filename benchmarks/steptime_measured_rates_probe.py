@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,6 @@ from scipy.optimize import nnls
 from steptime_judging import CALIBRATION, judged, summary
 
 from flopmetrics.analysis import steptime_fit, steptime_rows
-from flopmetrics.analysis.steptime import slow_shares
 from flopmetrics.flops.models import resolve
 from flopmetrics.flops.opstream import step_ops
 
@@ -36,13 +36,13 @@ GEMM_S = ("gemm_s", "split_k_s")
 OTHER_S = ("elementwise_s", "reduction_s", "other_s")
 
 
-def measured_rates(path: str, precision: str) -> dict:
+def measured_rates(path: Path, precision: str) -> dict:
     """``r_flop``, ``bandwidth`` and ``tau_s`` from the profiled class times of the reference
     model (``llama-3.2-1b``) in ``precision``: ``t_gemm = F / R + n tau`` and
     ``t_other = B / BW + n tau`` over every profiled pass, by non-negative least squares."""
     rows = [
         r
-        for r in json.loads(open(path).read())["rows"]
+        for r in json.loads(path.read_text())["rows"]
         if r["model"] == "llama-3.2-1b" and r["precision"] == precision
     ]
     _, fields = resolve("llama-3.2-1b")
@@ -71,13 +71,7 @@ def fitted_with(held_rates: dict, label: str = "h200") -> pd.DataFrame:
             continue
         rows = steptime_rows.rows_of(g, steptime_rows.ops_of)
         held = {k: v for k, v in held_rates[precision].items() if k != "profiled"}
-        staged = [slow_shares(r["ops"])["grouped"] > 0.05 for r in rows]
-        dense = [r for r, s in zip(rows, staged, strict=True) if not s]
-        p = steptime_fit._fit(dense, label, precision, held)
-        if any(staged):
-            keep = {k: p[k] for k in steptime_fit.FITTED if math.isfinite(p[k])}
-            grouped = [r for r, s in zip(rows, staged, strict=True) if s]
-            p = {**steptime_fit._fit(grouped, label, precision, keep), "resid_sd": p["resid_sd"]}
+        p = steptime_fit.fit(rows, label, precision, held)
         out.append(
             {
                 **p,
@@ -92,7 +86,7 @@ def fitted_with(held_rates: dict, label: str = "h200") -> pd.DataFrame:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--classes", required=True, help="kernel_time_by_class.py's JSON")
+    ap.add_argument("--classes", type=Path, required=True, help="kernel_time_by_class.py's JSON")
     ap.add_argument("--heldout", nargs="+", required=True)
     args = ap.parse_args()
     rates = {p: measured_rates(args.classes, p) for p in ("bf16", "bf16-mixed")}

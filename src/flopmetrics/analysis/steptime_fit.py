@@ -76,16 +76,17 @@ def _residuals(x, rows: list, free: list[str], limit: tuple, held: dict) -> np.n
     return np.asarray(out)
 
 
-def fit(rows: list[dict], label: str, precision: str) -> dict:
+def fit(rows: list[dict], label: str, precision: str, held: dict | None = None) -> dict:
     """The parameters of one GPU label and precision from measured rows (each: ``ops``,
     ``idle_w``, ``limit_w``, ``energy_j``, ``time_s``), their relative standard errors
     (``<name>_rse``), the residual SD of log energy (``resid_sd``, of the rows of no
     :data:`STAGED` kind where there are such rows) and the rows fitted. A parameter the rows
-    cannot fix (:func:`free_parameters`) is NaN."""
+    cannot fix (:func:`free_parameters`) is NaN; one in ``held`` is taken as given."""
+    held = held or {}
     staged = [any(slow_shares(r["ops"])[k] > SLOW_LIMIT for k in STAGED) for r in rows]
     if all(staged) or not any(staged):
-        return _fit(rows, label, precision, {})
-    base = _fit([r for r, s in zip(rows, staged, strict=True) if not s], label, precision, {})
+        return _fit(rows, label, precision, held)
+    base = _fit([r for r, s in zip(rows, staged, strict=True) if not s], label, precision, held)
     held = {k: base[k] for k in FITTED if math.isfinite(base[k])}
     last = _fit([r for r, s in zip(rows, staged, strict=True) if s], label, precision, held)
     rse = {f"{k}_rse": base[f"{k}_rse"] for k in held}
