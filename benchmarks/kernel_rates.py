@@ -4,7 +4,7 @@ at hand with CUDA events, for what the reference model's calibration cannot sepa
 - fused causal attention (``F.scaled_dot_product_attention``, ``is_causal``), forward and
   forward + backward, at head dimension 64 and 128, 512-4096 tokens, and with dropout 0.1 (as
   GPT-2's attention trains) at 64: FLOP/s of the causal tiles
-  (:func:`flopmetrics.flops.opstream._causal_share`'s convention: ``(n + 1) / 2n`` of the full
+  (:func:`flopmetrics.flops.kernel_facts.causal_share`'s convention: ``(n + 1) / 2n`` of the full
   score matrix, ``n`` tiles of 128 rows);
 - LM-head GEMMs (``F.linear``, tokens x hidden -> vocabulary) with an aligned and an unaligned
   vocabulary (50304 / 50257, 128256 / 128257) at hidden 768 and 2048, forward and the two
@@ -25,7 +25,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from flopmetrics.flops.opstream import _TILE
+from flopmetrics.flops.kernel_facts import TILE as _TILE
 
 
 def timed(fn, repeats: int) -> float:

@@ -462,3 +462,29 @@ def test_another_process_on_the_gpu_is_flagged_not_exclusive(gpu, tmp_path):
     )
     assert rows["other_processes"].ge(1).all() and not rows["gate_exclusive"].any()
     assert not rows["gates_passed"].any()
+
+
+# the kernel each kind of the memory experiment must run (flopmetrics.workloads.memory)
+MEMORY_KERNELS = {
+    "vectorized": "vectorized_elementwise_kernel",
+    "strided": "at::native::elementwise_kernel<",
+    "cat": "CatArrayBatchedCopy",
+}
+
+
+@pytest.mark.parametrize("kernel", sorted(MEMORY_KERNELS))
+def test_each_memory_kernel_runs_the_kernel_it_names_within_the_datasheet(kernel):
+    """A speed the step-time model holds is only that kind's if the GPU ran that kind: one
+    kernel an iteration, of the named family, moving its bytes no faster than HBM allows."""
+    from flopmetrics.energy import datasheet
+    from flopmetrics.workloads import memory
+
+    w = memory.build("cuda", "bf16", {"kernel": kernel, "mib": 256}, seed=0)
+    step = w.steps()["forward"]
+    names = _kernel_names(step)
+    assert len(names) == 1 and MEMORY_KERNELS[kernel] in next(iter(names)), sorted(names)
+    from flopmetrics.jobs.kernels import by_kernel
+
+    seconds = sum(by_kernel(step, 10, "cuda:0").values()) / 1e6
+    fastest = max(s.hbm_bytes_per_s for s in datasheet.table().values())
+    assert 0.05 * fastest < w.bytes_moved() / seconds <= fastest

@@ -454,6 +454,13 @@ def test_the_fp32_rate_is_read_from_the_matmul_rows_beside_the_calibration(tmp_p
     target.parent.mkdir(parents=True)
     shutil.copy(source, target)
     got = steptime_rows.fp32_products([tmp_path / "ref"], "h200")
+    again = tmp_path / "again" / target.relative_to(tmp_path / "ref")  # a second folder's file
+    again.parent.mkdir(parents=True)
+    shutil.copy(source, again)
+    assert steptime_rows.fp32_products([tmp_path / "ref", tmp_path / "again"], "h200") == {
+        **got,
+        "fp32_from": str(target),
+    }
     row = pd.read_parquet(source).iloc[0]
     assert got["r_fp32"] == pytest.approx(row["flops"] / row["time_per_iter_s"])
     assert got["e_fp32_j"] == pytest.approx(row["dynamic_energy_j_per_iter"] / row["flops"])

@@ -251,8 +251,9 @@ def steptime_rows(wildcards):
             "calibration.steptime_dirs is empty: name the folders of causal-LM rows to fit the "
             "step-time model on (the packaged fit serves otherwise)"
         )
-    # and the matmul experiment's rows: the rate of a GEMM on fp32 operands
-    return steptime_files("steptime_dirs", ("llm", "matmul"))
+    # and the matmul experiment's rows (the rate of a GEMM on fp32 operands) and the memory
+    # experiment's (the speeds of the memory-bound kernels)
+    return steptime_files("steptime_dirs", ("llm", "matmul", "memory"))
 
 
 def steptime_dirs(key="steptime_dirs"):

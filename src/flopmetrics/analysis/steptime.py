@@ -6,9 +6,12 @@ bytes and issuing phase, recorded on the meta device):
 
 - the GPU's time at full clock: each matrix product (GEMM or fused attention, whose FLOPs are
   those its causal tiles execute) ``max(F / R, B / BW)``, every other kernel ``B / BW``, plus
-  ``tau`` per kernel. Some kinds of kernel run slower, each at a rate and an energy per FLOP of
-  its own (:data:`SLOW`), fitted only where the calibration has them, else a step with many of
-  them is refused: a GEMM with a dimension not a multiple of 8 (cuBLAS's slower kernels; the
+  ``tau`` per kernel. An elementwise kernel PyTorch cannot vectorize (an operand broadcast or
+  not contiguous) and ``torch.cat``'s copy move their bytes at ``BW`` times their speed, which
+  the memory experiment measures on the same GPU (:data:`SPEEDS`; 1 where not measured).
+  Some kinds of kernel run slower, each at a rate and an energy per FLOP of its own
+  (:data:`SLOW`), fitted only where the calibration has them, else a step with many of them is
+  refused: a GEMM with a dimension not a multiple of 8 (cuBLAS's slower kernels; the
   reference model with a vocabulary one token wider), attention given a mask (every tile, the
   mask read; the reference model with a sliding window), grouped GEMMs (a mixture of experts'
   experts; the reference model as one). A GEMM on fp32 operands (CUDA cores: PyTorch's math
@@ -56,6 +59,8 @@ PARAMETERS = (
     "e_byte_j",  # dynamic J per byte moved
     "r_grouped",  # FLOP/s of grouped GEMMs (experts)
     "e_grouped_j",  # dynamic J per FLOP of a grouped GEMM
+    "strided_speed",  # bandwidth of PyTorch's generic elementwise kernel / the vectorized one's
+    "cat_speed",  # bandwidth of torch.cat's copy / the vectorized elementwise kernel's
 )
 # the slower kernels' (rate, energy per FLOP) and the FLOPs their share is of
 SLOW = {
@@ -68,7 +73,15 @@ SLOW = {
 # kinds whose rate and energy are measured apart (the fp32 matrix product of the pipeline's
 # matmul experiment), never fitted: the reference model has no fp32 GEMMs in a 16-bit step
 MEASURED = ("fp32",)
-FITTED = tuple(k for k in PARAMETERS if k not in {p for m in MEASURED for p in SLOW[m][:2]})
+# the speed of each kind of memory-bound kernel whose bytes move slower than the vectorized
+# elementwise kernel's (the operation stream's flag, the memory experiment's kernel): measured by
+# the memory experiment on the same GPU, never fitted (every step has them in the same share)
+SPEEDS = {"strided": "strided_speed", "cat": "cat_speed"}
+FITTED = tuple(
+    k
+    for k in PARAMETERS
+    if k not in {p for m in MEASURED for p in SLOW[m][:2]} and k not in SPEEDS.values()
+)
 PASSES = ("forward", "forward_backward", "train_step")  # measured directly, never derived
 BOUNDS = ("gpu", "host", "power")  # what bounds a step's time
 # each issuing phase of the operation stream, and the host cost it is charged
@@ -82,11 +95,14 @@ PRICED_AS_FAST = ("attention",)
 
 
 def _filled(p: dict) -> dict:
-    """``p`` with a slower kind priced as the fast kernels where the fit saw none (NaN)."""
+    """``p`` with a slower kind priced as the fast kernels where the fit saw none (NaN), and a
+    kind of memory-bound kernel at the vectorized kernels' bandwidth where none was measured."""
     out = dict(p)
     for rate, energy, _ in SLOW.values():  # one not measured is refused above its limit
         for k, fast in ((rate, "r_flop"), (energy, "e_flop_j")):
             out[k] = out[k] if math.isfinite(out.get(k, math.nan)) else out[fast]
+    for k in SPEEDS.values():  # not measured: at the vectorized kernel's bandwidth
+        out[k] = out[k] if math.isfinite(out.get(k, math.nan)) else 1.0
     return out
 
 
@@ -105,14 +121,19 @@ def _kinds(ops: dict) -> dict:
 
 def kernel_times(p: dict, ops: dict) -> np.ndarray:
     """Each kernel's GPU time at full clock, without the per-kernel ``tau``: matrix products
-    ``max(F / R, B / BW)`` (a slower kind at its own rate), every other kernel ``B / BW``."""
+    ``max(F / R, B / BW)`` (a slower kind at its own rate), every other kernel ``B / BW``, its
+    kind's speed times that where it is strided or a ``cat`` (:data:`SPEEDS`)."""
     p = _filled(p)
     product = (ops["cls"] == "gemm") | (ops["cls"] == "attention")
     rate = np.full(len(product), p["r_flop"])
     for kind, where in _kinds(ops).items():
         rate = np.where(where, p[SLOW[kind][0]], rate)
     rate = np.where(product, rate, np.inf)
-    return np.maximum(ops["flops"] / rate, ops["bytes"] / p["bandwidth"])
+    bandwidth = np.full(len(product), p["bandwidth"])
+    for flag, speed in SPEEDS.items():  # an older stream has no strided flag
+        where = ops.get(flag, np.zeros(len(product), bool)) & ~product
+        bandwidth = np.where(where, p["bandwidth"] * p[speed], bandwidth)
+    return np.maximum(ops["flops"] / rate, ops["bytes"] / bandwidth)
 
 
 def gpu_time(p: dict, ops: dict) -> float:

@@ -15,7 +15,7 @@ import pandas as pd
 from ..flops.models import resolve
 from ..flops.opstream import STREAMED, step_ops
 from .merge import read_job_table
-from .steptime import BOUNDS, LEVEL, PASSES, SLOW, kind_of, predict, step
+from .steptime import BOUNDS, LEVEL, PASSES, SLOW, SPEEDS, kind_of, predict, step
 from .steptime_fit import fit
 
 
@@ -55,9 +55,15 @@ def fp32_files(dirs: list) -> list[Path]:
     return [f for d in dirs for f in sorted(Path(d).glob("raw/matmul/**/fp32/*.parquet"))]
 
 
+def memory_files(dirs: list) -> list[Path]:
+    """The memory experiment's kernels below each of ``dirs``, in order."""
+    return [f for d in dirs for f in sorted(Path(d).glob("raw/memory/**/*.parquet"))]
+
+
 def input_files(dirs: list) -> list[Path]:
-    """Every file a step-time table fitted on ``dirs`` reads: their rows and fp32 products."""
-    return row_files(dirs) + fp32_files(dirs)
+    """Every file a step-time table fitted on ``dirs`` reads: their rows, fp32 products and
+    memory-bound kernels."""
+    return row_files(dirs) + fp32_files(dirs) + memory_files(dirs)
 
 
 def read_rows(dirs: list) -> pd.DataFrame:
@@ -80,8 +86,10 @@ def calibrate_dirs(dirs: list[str], heldout: list[str] = (), log=print) -> pd.Da
     out = []
     for (label, precision), g in table.groupby(["gpu_label", "precision"]):
         rows = rows_of(g, ops_of)
-        log(f"[steptime] {label} {precision}: fitting on {len(rows)} rows")
-        c = {**calibrate(rows, label, precision), "fitted_from": ",".join(dirs)}
+        speeds = memory_speeds(dirs, label, precision)
+        log(f"[steptime] {label} {precision}: fitting on {len(rows)} rows ({describe(speeds)})")
+        c = {**calibrate(rows, label, precision, speeds), "fitted_from": ",".join(dirs)}
+        c.update(speeds)
         c.update(fp32[label])
         if others is not None:
             mine = others[(others["gpu_label"] == label) & (others["precision"] == precision)]
@@ -101,7 +109,7 @@ def fp32_products(dirs: list, label: str) -> dict:
     files = fp32_files(dirs)
     if not files:
         return none
-    t = pd.concat([read_job_table(f).assign(file=str(f)) for f in files])
+    t = pd.concat([read_job_table(f).assign(file=str(f)) for f in files], ignore_index=True)
     t = t[(t["gpu_label"] == label) & (t["status"] == "ok") & t["gates_passed"].astype(bool)]
     if t.empty:
         return none
@@ -114,6 +122,45 @@ def fp32_products(dirs: list, label: str) -> dict:
         "e_fp32_j_rse": float(r["dynamic_energy_j_per_iter_sem"]) / dynamic,
         "fp32_from": r["file"],
     }
+
+
+def memory_speeds(dirs: list, label: str, precision: str) -> dict:
+    """Each kind of :data:`~flopmetrics.analysis.steptime.SPEEDS`' bandwidth over the vectorized
+    kernel's, of the largest kernels of the memory experiment below ``dirs``
+    (``raw/memory/**/*.parquet``) on a GPU label, gated, in ``precision`` where it was measured
+    in it (else in any); the vectorized kernel's bandwidth (``memory_bandwidth``) and the files.
+    NaN where a kind was not measured."""
+    none = {**dict.fromkeys([*SPEEDS.values(), "memory_bandwidth"], math.nan), "memory_from": ""}
+    files = memory_files(dirs)
+    t = (
+        pd.concat([read_job_table(f).assign(file=str(f)) for f in files], ignore_index=True)
+        if files
+        else None
+    )
+    if t is None or t.empty:
+        return none
+    t = t[(t["gpu_label"] == label) & (t["status"] == "ok") & t["gates_passed"].astype(bool)]
+    t = t[t["precision"] == precision] if (t["precision"] == precision).any() else t
+    largest = {k: g.loc[g["mib"].idxmax()] for k, g in t.groupby("kernel")}
+    if "vectorized" not in largest:
+        return none
+    base = float(largest["vectorized"]["bytes_per_s"])
+    return {
+        **{
+            v: float(largest[k]["bytes_per_s"]) / base if k in largest else math.nan
+            for k, v in SPEEDS.items()
+        },
+        "memory_bandwidth": base,
+        "memory_from": ",".join(r["file"] for r in largest.values()),
+    }
+
+
+def describe(speeds: dict) -> str:
+    """The measured speeds in words, for the log."""
+    if not math.isfinite(speeds["memory_bandwidth"]):
+        return "no memory kernels measured: every kind at the vectorized kernel's bandwidth"
+    said = ", ".join(f"{k} {speeds[v]:.2f}" for k, v in SPEEDS.items())
+    return f"memory kernels' speeds {said} of {speeds['memory_bandwidth'] / 1e12:.2f} TB/s"
 
 
 def heldout_bound(calibration: dict, rows: list[dict]) -> dict:
@@ -146,7 +193,9 @@ def heldout_misses(calibration: dict, rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["miss", "bound", "model"])
 
 
-def left_out_misses(rows: list[dict], label: str, precision: str) -> tuple[np.ndarray, np.ndarray]:
+def left_out_misses(
+    rows: list[dict], label: str, precision: str, held: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The relative energy misses of fits that leave one batch size, or one length, out, on
     the rows they left out (how far the fit carries beyond what it saw, measured on the
     calibration's own rows), and each row's slower kind (:func:`kind_of`)."""
@@ -154,7 +203,7 @@ def left_out_misses(rows: list[dict], label: str, precision: str) -> tuple[np.nd
     for key in ("batch_size", "seq_len"):
         values = sorted({r["row"][key] for r in rows})
         for value in values if len(values) > 1 else []:
-            p = fit([r for r in rows if r["row"][key] != value], label, precision)
+            p = fit([r for r in rows if r["row"][key] != value], label, precision, held)
             for r in (r for r in rows if r["row"][key] == value):
                 e = step(p, r["ops"], r["idle_w"], r["limit_w"])[0]
                 misses.append(abs(e / r["energy_j"] - 1))
@@ -173,13 +222,14 @@ def q95(misses: np.ndarray) -> float:
     return float(np.quantile(misses, LEVEL, method="higher")) if len(misses) else math.nan
 
 
-def calibrate(rows: list[dict], label: str, precision: str) -> dict:
-    """One calibration row: the fit, its left-out misses' bound (for steps of each slower kind
-    apart, ``left_out_q95_<kind>``: their own rate is fitted on fewer rows), and what it was
-    fitted on (models, batch sizes and lengths, the median idle power and power limit of its
-    rows)."""
-    out = fit(rows, label, precision)
-    misses, kinds = left_out_misses(rows, label, precision)
+def calibrate(rows: list[dict], label: str, precision: str, held: dict | None = None) -> dict:
+    """One calibration row: the fit (with ``held``'s measured parameters, :func:`memory_speeds`),
+    its left-out misses' bound (for steps of each slower kind apart, ``left_out_q95_<kind>``:
+    their own rate is fitted on fewer rows), and what it was fitted on (models, batch sizes and
+    lengths, the median idle power and power limit of its rows)."""
+    held = {k: v for k, v in (held or {}).items() if k in SPEEDS.values() and math.isfinite(v)}
+    out = fit(rows, label, precision, held)
+    misses, kinds = left_out_misses(rows, label, precision, held)
     column = lambda k: [r["row"][k] for r in rows]  # noqa: E731
     return {
         **out,

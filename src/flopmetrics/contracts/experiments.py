@@ -144,6 +144,13 @@ MATMUL = Experiment(
     passes=("forward",),
     renamed_stems=("{target}/{precision}/n{size}",),
 )
+MEMORY = Experiment(
+    "memory",
+    (TARGET, PRECISION, Axis("kernel", "kernels", "vectorized|strided|cat"), size("mib")),
+    "{target}/{precision}/{kernel}_mib{mib}",
+    "flopmetrics.workloads.memory:build",
+    passes=("forward",),
+)
 DISTRIBUTED = Experiment(
     "distributed",
     (
@@ -186,7 +193,7 @@ NCU = Experiment(
     gpu_only="Nsight Compute profiles GPU kernels only",
 )
 
-EXPERIMENTS = (MLP, LLM, INFERENCE, MATMUL, DISTRIBUTED, CLASSES, NCU)
+EXPERIMENTS = (MLP, LLM, INFERENCE, MATMUL, MEMORY, DISTRIBUTED, CLASSES, NCU)
 BY_NAME = {e.name: e for e in EXPERIMENTS}
 
 

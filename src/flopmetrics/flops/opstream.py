@@ -17,7 +17,10 @@ What the meta device cannot show is put in explicitly:
   (a weight once per forward), norms, softmax and the loss computed in fp32; the casts and their
   gradients are recorded like any other kernel;
 - GEMMs with a dimension that is not a multiple of 8 elements are marked (``unaligned``):
-  cuBLAS runs other, slower kernels for them, whose rate a step-time model fits apart.
+  cuBLAS runs other, slower kernels for them, whose rate a step-time model fits apart;
+- elementwise and copy operations PyTorch cannot vectorize (an operand broadcast or not
+  contiguous) are marked (``strided``), and ``torch.cat`` (``cat``): their kernels move bytes
+  slower, at speeds the memory experiment measures.
 """
 
 from __future__ import annotations
@@ -34,29 +37,22 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry, shape_wrapper
 
 from .counted import MAPPING
+from .kernel_facts import (
+    ALIGN,
+    causal_share,
+    gemm_dims,
+    head_padding,
+    is_fp32,
+    more_kernels,
+    nbytes,
+    strided_operands,
+)
 from .meta import on_meta
 from .models import build_causal_lm, counting_attention, kept_on_disk, source_digest
 from .operations import _NO_KERNEL, op_class, operator_name
 
 _GEMMS = frozenset({"mm", "addmm", "bmm", "baddbmm"})
-_TILE = 128  # query and key rows per tile of the fused attention kernels
-_ALIGN = 8  # elements: 16 bytes of a 16-bit type, the alignment cuBLAS's fast kernels need
-
-
-def _nbytes(tree) -> int:
-    leaves = torch.utils._pytree.tree_leaves(tree)
-    return sum(t.numel() * t.element_size() for t in leaves if isinstance(t, torch.Tensor))
-
-
-def _gemm_operands(args) -> list:
-    """A GEMM's two matrix operands (``addmm``'s bias comes first)."""
-    return [x for x in args if hasattr(x, "shape") and x.dim() >= 2][-2:]
-
-
-def _gemm_dims(args) -> tuple[int, ...]:
-    """(M, N, K) of a GEMM's two matrix operands (the last two of each)."""
-    a, b = _gemm_operands(args)
-    return int(a.shape[-2]), int(b.shape[-1]), int(a.shape[-1])
+_STRIDED_CLASSES = frozenset({"elementwise", "other"})  # TensorIterator's kernels
 
 
 def _recorder():
@@ -76,66 +72,27 @@ def _recorder():
             formula = formulas.get(func.overloadpacket)
             flops = int(formula(*args, out_val=out, **(kwargs or {}))) if formula else 0
             if "flash_attention" in name:
-                flops = int(flops * _causal_share(args, name))
+                flops = int(flops * causal_share(args, name))
             if "_attention" in name:  # the fused kernels: flash, and efficient (given a mask)
-                flops = int(flops * _head_padding(args, name))
+                flops = int(flops * head_padding(args, name))
             cls = op_class(func, self.phase == "o", self.in_attention)
-            dims = _gemm_dims(args) if name in _GEMMS and self.phase != "o" else ()
-            unaligned = any(d % _ALIGN for d in dims)
+            dims = gemm_dims(args) if name in _GEMMS and self.phase != "o" else ()
+            unaligned = any(d % ALIGN for d in dims)
             masked = "efficient_attention" in name  # only :func:`_masked` books this kernel
             cat = name == "cat"  # PyTorch's batched copy, slower than other elementwise kernels
-            fp32 = bool(dims) and _fp32(args)  # on CUDA cores, not tensor cores
+            fp32 = bool(dims) and is_fp32(args)  # on CUDA cores, not tensor cores
             grouped = name == "_grouped_mm"  # a mixture of experts' experts
-            moved = _nbytes(args) + _nbytes(out)
-            flags = (unaligned, masked, cat, fp32, grouped)  # as FLAGS
+            strided = cls in _STRIDED_CLASSES and not cat and strided_operands(args, out)
+            moved = nbytes(args) + nbytes(out)
+            flags = (unaligned, masked, cat, fp32, grouped, strided)  # as FLAGS
             self.ops.append((cls, flops, moved, self.phase, *flags))
-            for extra in _more_kernels(name, out):
+            for extra in more_kernels(name, out):
                 self.ops.append((cls, 0, extra, self.phase, *[False] * len(FLAGS)))
             if unaligned:
                 self.unaligned.append([*dims, flops])
             return out
 
     return Recorder()
-
-
-def _more_kernels(name: str, out) -> list[int]:
-    """The bytes of each further kernel a GPU runs for an operation the meta device books as
-    one: ``_safe_softmax`` (math attention's) adds a test for ``-inf``, a row-wise ``all`` and a
-    ``where`` (``benchmarks/results/kernel_time_by_class_falcon_h200_2026-12-04.json``)."""
-    if name != "_safe_softmax":
-        return []
-    n, size = out.numel(), out.element_size()
-    rows = n // max(int(out.shape[-1]), 1)
-    return [n * size + n, n + rows, rows + 2 * n * size]  # isneginf, all, where
-
-
-def _fp32(args) -> bool:
-    """Whether a GEMM's matrix operands are fp32: in a 16-bit step PyTorch's math attention
-    (:func:`_fused_attention`), a model's own fp32 attention scores (GPT-J's) and a rotary
-    table's product make such GEMMs."""
-    a, b = _gemm_operands(args)
-    return a.dtype == b.dtype == torch.float32
-
-
-def _query(args, name: str):
-    """A fused attention kernel's query: its first input, its second in the backward (after
-    the output's gradient)."""
-    return args[1] if name.endswith("backward") else args[0]
-
-
-def _head_padding(args, name: str) -> float:
-    """How much more a fused attention kernel computes than its head size asks: the H200's
-    kernels come in head sizes 64, 128 and 256, and a head of 80 runs the kernel of 128
-    (``benchmarks/results/kernel_time_by_class_long_h200_2026-12-04.json``)."""
-    head = int(_query(args, name).shape[-1])
-    return max(64, 2 ** math.ceil(math.log2(head))) / head if head <= 256 else 1.0
-
-
-def _causal_share(args, name: str) -> float:
-    """The share of the full score matrix a causal fused kernel computes: the tiles on and
-    below the diagonal, ``(n + 1) / 2n`` of ``n x n`` tiles."""
-    n = -(-int(_query(args, name).shape[-2]) // _TILE)
-    return (n + 1) / (2 * n)
 
 
 _LOW = (F.linear, torch.matmul, torch.mm, torch.bmm, torch.addmm, torch.baddbmm)
@@ -262,7 +219,14 @@ def _record(fields: dict, batch: int, seq: int, mixed: bool, pass_name: str) -> 
     return {"ops": [list(op) for op in recorder.ops], "unaligned": recorder.unaligned}
 
 
-FLAGS = ("unaligned", "masked", "cat", "fp32", "grouped")  # each kernel's, after its phase
+FLAGS = (
+    "unaligned",
+    "masked",
+    "cat",
+    "fp32",
+    "grouped",
+    "strided",
+)  # each kernel's, after its phase
 RECORDED = ("forward", "train_step")  # every direct pass is one of these or a part of one
 STREAMED = ("bf16", "bf16-mixed")  # the precisions recorded
 
@@ -271,8 +235,9 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
     """The operations of one iteration of ``pass_name`` (``forward``, ``forward_backward`` or
     ``train_step``) as arrays ``cls``, ``flops``, ``bytes``, ``phase``, ``unaligned`` (a GEMM
     with a dimension cuBLAS cannot align), ``masked`` (attention given a mask), ``cat``
-    (``torch.cat``'s copy kernel), ``fp32`` (a GEMM on fp32 operands) and ``grouped`` (a
-    grouped GEMM: experts), and ``unaligned_gemms``: each unaligned GEMM's (M, N, K, FLOPs).
+    (``torch.cat``'s copy kernel), ``fp32`` (a GEMM on fp32 operands), ``grouped`` (a
+    grouped GEMM: experts) and ``strided`` (an elementwise or copy kernel PyTorch cannot
+    vectorize: :func:`_strided`), and ``unaligned_gemms``: each unaligned GEMM's (M, N, K, FLOPs).
     Kept on disk per model, size and pass."""
     recorded = "forward" if pass_name == "forward" else "train_step"
     if pass_name not in (*RECORDED, "forward_backward"):
@@ -296,4 +261,4 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
     }
 
 
-_CODE = source_digest("opstream.py", "operations.py", "counted.py", "meta.py")
+_CODE = source_digest("opstream.py", "kernel_facts.py", "operations.py", "counted.py", "meta.py")

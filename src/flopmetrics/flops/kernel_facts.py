@@ -1,0 +1,88 @@
+"""What the kernel of one ATen operation does, read from its operands on the meta device: the
+bytes it moves, a GEMM's dimensions and operand type, whether PyTorch can vectorize an
+elementwise kernel on its operands, how much a fused attention kernel computes, and the further
+kernels a GPU runs for an operation booked as one. The operation stream
+(:mod:`flopmetrics.flops.opstream`) books each operation with these facts."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+TILE = 128  # query and key rows per tile of the fused attention kernels
+ALIGN = 8  # elements: 16 bytes of a 16-bit type, the alignment cuBLAS's fast kernels need
+
+
+def nbytes(tree) -> int:
+    leaves = torch.utils._pytree.tree_leaves(tree)
+    return sum(t.numel() * t.element_size() for t in leaves if isinstance(t, torch.Tensor))
+
+
+def _gemm_operands(args) -> list:
+    """A GEMM's two matrix operands (``addmm``'s bias comes first)."""
+    return [x for x in args if hasattr(x, "shape") and x.dim() >= 2][-2:]
+
+
+def gemm_dims(args) -> tuple[int, ...]:
+    """(M, N, K) of a GEMM's two matrix operands (the last two of each)."""
+    a, b = _gemm_operands(args)
+    return int(a.shape[-2]), int(b.shape[-1]), int(a.shape[-1])
+
+
+def strided_operands(args, out) -> bool:
+    """Whether PyTorch's elementwise kernels cannot run vectorized on these operands: one is
+    not contiguous or is broadcast to the output's shape (a norm's weight, a rotary table), or
+    they differ in dtype. Such an operation runs the generic ``elementwise_kernel`` (or the
+    ``unrolled`` one, casting), which moves its bytes slower than the vectorized kernel
+    (``benchmarks/results/kernel_time_by_class_other_h200_2026-12-04.json``). A reduction
+    (an operand larger than the output) runs kernels of its own: not flagged."""
+    leaves = torch.utils._pytree.tree_leaves((args, out))
+    tensors = [t for t in leaves if isinstance(t, torch.Tensor) and t.dim() > 0]
+    outs = [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
+    if not tensors or not outs:
+        return False
+    shape, dtype = outs[0].shape, outs[0].dtype
+    if any(t.numel() > outs[0].numel() for t in tensors):
+        return False  # a reduction: its own kernels
+    return any(t.shape != shape or t.dtype != dtype or not t.is_contiguous() for t in tensors)
+
+
+def more_kernels(name: str, out) -> list[int]:
+    """The bytes of each further kernel a GPU runs for an operation the meta device books as
+    one: ``_safe_softmax`` (math attention's) adds a test for ``-inf``, a row-wise ``all`` and a
+    ``where`` (``benchmarks/results/kernel_time_by_class_falcon_h200_2026-12-04.json``)."""
+    if name != "_safe_softmax":
+        return []
+    n, size = out.numel(), out.element_size()
+    rows = n // max(int(out.shape[-1]), 1)
+    return [n * size + n, n + rows, rows + 2 * n * size]  # isneginf, all, where
+
+
+def is_fp32(args) -> bool:
+    """Whether a GEMM's matrix operands are fp32: in a 16-bit step PyTorch's math attention (the
+    operation stream's), a model's own fp32 attention scores (GPT-J's) and a rotary table's
+    product make such GEMMs."""
+    a, b = _gemm_operands(args)
+    return a.dtype == b.dtype == torch.float32
+
+
+def _query(args, name: str):
+    """A fused attention kernel's query: its first input, its second in the backward (after
+    the output's gradient)."""
+    return args[1] if name.endswith("backward") else args[0]
+
+
+def head_padding(args, name: str) -> float:
+    """How much more a fused attention kernel computes than its head size asks: the H200's
+    kernels come in head sizes 64, 128 and 256, and a head of 80 runs the kernel of 128
+    (``benchmarks/results/kernel_time_by_class_long_h200_2026-12-04.json``)."""
+    head = int(_query(args, name).shape[-1])
+    return max(64, 2 ** math.ceil(math.log2(head))) / head if head <= 256 else 1.0
+
+
+def causal_share(args, name: str) -> float:
+    """The share of the full score matrix a causal fused kernel computes: the tiles on and
+    below the diagonal, ``(n + 1) / 2n`` of ``n x n`` tiles."""
+    n = -(-int(_query(args, name).shape[-2]) // TILE)
+    return (n + 1) / (2 * n)

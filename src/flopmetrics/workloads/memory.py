@@ -1,0 +1,108 @@
+"""One memory-bound kernel of the kinds a causal LM's step runs outside its matrix products, so
+that the step-time model (:mod:`flopmetrics.analysis.steptime`) can price each kind's bytes at
+the speed a GPU moves them (issue 32). PyTorch runs an elementwise operation as one of:
+
+==============  =============================================================================
+``vectorized``  every operand contiguous and of the output's shape and dtype:
+                ``vectorized_elementwise_kernel`` (``x + y``)
+``strided``     an operand broadcast or not contiguous: the generic ``elementwise_kernel``
+                (rotary embedding's ``q * cos`` on the heads' transposed view, a norm's weight)
+``cat``         ``torch.cat``'s batched copy (rotary embedding's ``rotate_half``)
+==============  =============================================================================
+
+Each moves ``mib`` MiB into its output; its bytes are counted as the operation stream counts an
+operation's (:mod:`flopmetrics.flops.opstream`: every operand and the output once), so that
+``bytes_moved / time`` is the bandwidth the step-time model prices that kind at.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..energy import datasheet
+from ..flops.counted import count_flops
+from .base import Workload, finite_check, release
+
+KERNELS = ("vectorized", "strided", "cat")
+HEAD = 64  # elements of a rotary head: the reference model's (Llama-3.2-1B)
+HEADS = 16
+
+
+def build(device: str, precision: str, workload: dict, seed: int, previous=None) -> MemoryWorkload:
+    """The kernel of one configuration (``workload``: ``kernel``, ``mib``)."""
+    del previous  # never reused
+    release()
+    return MemoryWorkload(device, precision, workload["kernel"], workload["mib"], seed)
+
+
+class MemoryWorkload(Workload):
+    """One memory-bound kernel (see the module docstring), its output ``mib`` MiB."""
+
+    passes = ("forward",)
+
+    def __init__(self, device: str, precision: str, kernel: str, mib: int, seed: int = 0):
+        super().__init__(device, precision)
+        if kernel not in KERNELS:
+            raise ValueError(f"memory kernel {kernel!r} is not one of {', '.join(KERNELS)}")
+        dtype = self.precision.dtype if not self.mixed else torch.float32
+        size = torch.empty((), dtype=dtype).element_size()
+        # (positions, heads, head) as a step holds its queries: mib MiB of them
+        positions = max(1, math.ceil(mib * 2**20 / (HEADS * HEAD * size)))
+        gen = torch.Generator(device=device).manual_seed(seed)
+        draw = lambda *shape: torch.randn(*shape, generator=gen, device=device).to(dtype)  # noqa: E731
+        self.kernel, self.mib, self.parameters = kernel, mib, 0
+        self.x = draw(positions, HEADS, HEAD)
+        self.y = draw(positions, HEADS, HEAD) if kernel == "vectorized" else None
+        self.cos = draw(positions, 1, HEAD) if kernel == "strided" else None
+
+    def _operation(self):
+        if self.kernel == "vectorized":
+            return self.x + self.y
+        q = self.x.transpose(0, 1)  # (heads, positions, head): the attention's layout
+        if self.kernel == "strided":
+            return q * self.cos.transpose(0, 1)  # broadcast over the heads
+        half = HEAD // 2
+        return torch.cat((q[..., half:], q[..., :half]), dim=-1)
+
+    def steps(self):
+        def forward():
+            with self.context():
+                return self._operation()
+
+        return {"forward": forward}
+
+    def bytes_moved(self) -> int:
+        """Bytes of one iteration: each operand and the output, once."""
+        operands = {
+            "vectorized": (self.x, self.y),
+            "strided": (self.x, self.cos),
+            "cat": (self.x,),  # its two halves: the whole tensor
+        }[self.kernel]
+        out = self.x.numel() * self.x.element_size()
+        return out + sum(t.numel() * t.element_size() for t in operands)
+
+    def counted(self):
+        return {"forward": count_flops(self.steps()["forward"])}
+
+    def describe(self):
+        return {"kernel": self.kernel, "mib": self.mib, "tokens": int(self.x.shape[0])}
+
+    def profiled(self):
+        return {}
+
+    def health(self, name, output):
+        return finite_check([self.x, output], ["input x", f"output of {name}"])
+
+    def finish_rows(self, rows):
+        """The bytes each iteration moved, the rate it moved them at, and the fraction of the
+        datasheet's memory bandwidth that is (gated <= 1)."""
+        rows = rows.copy()
+        key = str(rows["gpu_key"].iloc[0] or "") if "gpu_key" in rows else ""
+        bandwidth = datasheet.by_key(key).hbm_bytes_per_s if key else math.nan
+        rows["bytes_moved"] = self.bytes_moved()
+        rows["bytes_per_s"] = rows["bytes_moved"] / rows["time_per_iter_s"]
+        rows["hbm_bytes_per_s"] = bandwidth
+        rows["bandwidth_fraction"] = rows["bytes_per_s"] / bandwidth
+        return rows

@@ -1,0 +1,112 @@
+"""The memory experiment (issue 32): the memory-bound kernels a step runs outside its matrix
+products, measured so that the step-time model prices each kind's bytes at its own speed."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_steptime import SIZES, TRUE, ops, synthetic_rows
+
+from flopmetrics.analysis import steptime, steptime_fit, steptime_rows
+from flopmetrics.flops import opstream
+from flopmetrics.workloads import memory
+
+RAW = "results/raw/memory/cpu/bf16/{}_mib{}.parquet"
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLOPMETRICS_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("kernel", memory.KERNELS)
+def test_each_kernel_moves_the_bytes_and_has_the_flags_the_operation_stream_books(kernel):
+    w = memory.build("cpu", "bf16", {"kernel": kernel, "mib": 1}, seed=0)
+    recorder = opstream._recorder()
+    with recorder:
+        out = w.steps()["forward"]()
+    assert out.numel() * out.element_size() == 2**20
+    assert len(recorder.ops) == 1  # one kernel, no copy before it
+    cls, flops, moved, _, *flags = recorder.ops[0]
+    flags = dict(zip(opstream.FLAGS, flags, strict=True))
+    assert moved == w.bytes_moved() and flops == 0
+    assert flags["strided"] == (kernel == "strided") and flags["cat"] == (kernel == "cat")
+
+
+def test_a_reduction_or_a_contiguous_operation_is_not_strided():
+    import torch
+
+    x = torch.zeros(4, 8, 64, dtype=torch.bfloat16, device="meta")
+    recorder = opstream._recorder()
+    with recorder:
+        x.sum(-1)  # a reduction: its own kernels
+        x * 2.0  # a scalar operand: vectorized
+        x * x[:, :1]  # broadcast: strided
+        x.float()  # a cast: the unrolled kernel
+    assert [op[4 + opstream.FLAGS.index("strided")] for op in recorder.ops] == [
+        False,
+        False,
+        True,
+        True,
+    ]
+
+
+def test_the_reference_models_step_has_strided_kernels_and_cats():
+    o = ops("llama-3.2-1b", 1, 256, "bf16", "train_step")
+    rest = ~np.isin(o["cls"], ["gemm", "attention", "optimizer"])
+    assert 0.1 < o["bytes"][o["strided"] & rest].sum() / o["bytes"][rest].sum() < 0.9
+    assert o["cat"].any()
+
+
+def test_a_kind_at_half_speed_takes_twice_its_bytes_time_and_unmeasured_is_as_before():
+    o = ops()
+    base = steptime.kernel_times(TRUE, o)
+    slow = steptime.kernel_times({**TRUE, "strided_speed": 0.5, "cat_speed": math.nan}, o)
+    product = np.isin(o["cls"], ["gemm", "attention"])
+    strided = o["strided"] & ~product
+    assert strided.any()
+    assert slow[strided] == pytest.approx(2 * base[strided])
+    assert np.array_equal(slow[~strided], base[~strided])
+    assert np.array_equal(steptime.kernel_times({**TRUE, "strided_speed": math.nan}, o), base)
+
+
+def test_the_fit_holds_the_measured_speeds_and_finds_the_rest():
+    speeds = {"strided_speed": 0.6, "cat_speed": 0.2}
+    rows = synthetic_rows({**TRUE, **speeds}, SIZES)
+    fitted = steptime_fit.fit(rows, "h200", "bf16", speeds)
+    assert {k: fitted[k] for k in speeds} == speeds
+    assert fitted["resid_sd"] < 1e-3
+    assert fitted["host_forward_s"] == pytest.approx(TRUE["host_forward_s"], rel=0.05)
+    blind = steptime_fit.fit(rows, "h200", "bf16")  # every kind at the vectorized bandwidth
+    assert blind["resid_sd"] > 10 * fitted["resid_sd"]
+
+
+def test_the_pipeline_measures_each_kind_and_the_calibration_reads_their_speeds(workflow):
+    config = {**workflow.config}
+    config["memory"] = {
+        "targets": ["cpu"],
+        "precisions": ["bf16"],
+        "mib": [1, 2],
+        "repeats": 2,
+        "min_repeats": 2,
+        "min_window_s": 0.02,
+        "warmup_iterations": 1,
+    }
+    workflow.write_config(config)
+    files = [RAW.format(k, m) for k in memory.KERNELS for m in (1, 2)]
+    workflow.run(*files)
+    rows = {k: pd.read_parquet(workflow.workdir / RAW.format(k, 2)).iloc[0] for k in memory.KERNELS}
+    for r in rows.values():
+        assert r["status"] == "ok" and r["gates_passed"] and r["pass"] == "forward"
+        assert r["bytes_per_s"] == pytest.approx(r["bytes_moved"] / r["time_per_iter_s"])
+    got = steptime_rows.memory_speeds([workflow.workdir / "results"], "cpu", "bf16")
+    base = rows["vectorized"]["bytes_per_s"]
+    assert got["strided_speed"] == pytest.approx(rows["strided"]["bytes_per_s"] / base)
+    assert got["cat_speed"] == pytest.approx(rows["cat"]["bytes_per_s"] / base)
+    assert got["memory_from"].count("_mib2.parquet") == 3  # the largest of each kind
+    other = steptime_rows.memory_speeds([workflow.workdir / "results"], "h200", "bf16")
+    assert math.isnan(other["strided_speed"]) and other["memory_from"] == ""
+    assert workflow.scheduled(*files) == {}  # nothing left to redo
