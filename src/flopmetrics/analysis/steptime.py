@@ -30,7 +30,9 @@ parameters are each bounded by physics (the rates <= the datasheet peak, ``BW`` 
 bandwidth, everything else >= 0), fitted by :mod:`flopmetrics.analysis.steptime_fit`. Causal
 attention has a rate of its own where steps of the calibration spend more than
 :data:`SLOW_LIMIT` of their FLOPs in it; where none do, it is priced as the GEMMs, whose rate it
-nears, and no step is refused for it.
+nears, and no step is refused for it. Attention given dropout (GPT-2's and StarCoder's while
+they train; it draws a random number per score) likewise, priced as causal attention where the
+calibration has none (:data:`FALLBACK`).
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ PARAMETERS = (
     "e_byte_j",  # dynamic J per byte moved
     "r_grouped",  # FLOP/s of grouped GEMMs (experts)
     "e_grouped_j",  # dynamic J per FLOP of a grouped GEMM
+    "r_dropout",  # FLOP/s of fused attention given dropout
+    "e_dropout_j",  # dynamic J per FLOP of attention given dropout
     "strided_speed",  # bandwidth of PyTorch's generic elementwise kernel / the vectorized one's
     "cat_speed",  # bandwidth of torch.cat's copy / the vectorized elementwise kernel's
 )
@@ -69,7 +73,10 @@ SLOW = {
     "attention": ("r_attention", "e_attention_j", ("gemm", "attention")),
     "fp32": ("r_fp32", "e_fp32_j", ("gemm", "attention")),
     "grouped": ("r_grouped", "e_grouped_j", ("gemm",)),
+    "dropout": ("r_dropout", "e_dropout_j", ("gemm", "attention")),
 }
+# where the fit saw none of a kind, the rate and energy it is priced at (else the GEMMs')
+FALLBACK = {"dropout": "attention"}
 # kinds whose rate and energy are measured apart (the fp32 matrix product of the pipeline's
 # matmul experiment), never fitted: the reference model has no fp32 GEMMs in a 16-bit step
 MEASURED = ("fp32",)
@@ -90,17 +97,20 @@ LEVEL = 0.95
 SLOW_LIMIT = 0.05  # share of FLOPs in a slower kind of kernel that needs its own rate
 # an fp32 FLOP takes the time of about 16 on tensor cores (the H100's and H200's datasheets)
 LIMITS = {"fp32": SLOW_LIMIT / 16}
-# kinds priced as the fast kernels where the fit saw none, not refused: within 2x of their rate
-PRICED_AS_FAST = ("attention",)
+# kinds priced as the fast kernels (or their FALLBACK) where the fit saw none, not refused:
+# within 2x of their rate
+PRICED_AS_FAST = ("attention", "dropout")
 
 
 def _filled(p: dict) -> dict:
     """``p`` with a slower kind priced as the fast kernels where the fit saw none (NaN), and a
     kind of memory-bound kernel at the vectorized kernels' bandwidth where none was measured."""
     out = dict(p)
-    for rate, energy, _ in SLOW.values():  # one not measured is refused above its limit
-        for k, fast in ((rate, "r_flop"), (energy, "e_flop_j")):
-            out[k] = out[k] if math.isfinite(out.get(k, math.nan)) else out[fast]
+    for kind in sorted(SLOW, key=lambda k: k in FALLBACK):  # what a fallback is priced at first
+        rate, energy, _ = SLOW[kind]
+        fast = SLOW[FALLBACK[kind]][:2] if kind in FALLBACK else ("r_flop", "e_flop_j")
+        for k, f in zip((rate, energy), fast, strict=True):  # one not measured: refused above
+            out[k] = out[k] if math.isfinite(out.get(k, math.nan)) else out[f]  # its limit
     for k in SPEEDS.values():  # not measured: at the vectorized kernel's bandwidth
         out[k] = out[k] if math.isfinite(out.get(k, math.nan)) else 1.0
     return out
@@ -112,11 +122,12 @@ def _kinds(ops: dict) -> dict:
     none = np.zeros(len(ops["cls"]), bool)
     fp32 = ops.get("fp32", none)  # a kernel of one kind only: fp32 first (the slowest)
     masked = ops.get("masked", none) & ~fp32
-    attention = (ops["cls"] == "attention") & ~masked & ~fp32
+    dropout = ops.get("dropout", none) & ~masked & ~fp32
+    attention = (ops["cls"] == "attention") & ~masked & ~fp32 & ~dropout
     unaligned = ops.get("unaligned", none) & ~fp32
     grouped = ops.get("grouped", none)  # never fp32: PyTorch's grouped GEMM takes bf16 only
     kinds = {"unaligned": unaligned, "masked": masked, "attention": attention, "fp32": fp32}
-    return {**kinds, "grouped": grouped}
+    return {**kinds, "grouped": grouped, "dropout": dropout}
 
 
 def kernel_times(p: dict, ops: dict) -> np.ndarray:
@@ -202,6 +213,7 @@ KIND_WORDS = {
         "fp32 GEMMs",
     ),
     "grouped": ("grouped GEMMs (a mixture of experts' experts)", "grouped GEMMs"),
+    "dropout": ("fused attention given dropout (a random number drawn per score)", "dropout"),
 }
 
 

@@ -86,3 +86,15 @@ def causal_share(args, name: str) -> float:
     below the diagonal, ``(n + 1) / 2n`` of ``n x n`` tiles."""
     n = -(-int(_query(args, name).shape[-2]) // TILE)
     return (n + 1) / (2 * n)
+
+
+def dropout_p(func, args, kwargs) -> float:
+    """The dropout probability an operation is given (its ``dropout_p`` argument, by the
+    operator's schema), 0 where it takes none: a fused attention kernel with dropout draws
+    random numbers for every score and runs slower."""
+    names = [a.name for a in func._schema.arguments]
+    if "dropout_p" not in names:
+        return 0.0
+    i = names.index("dropout_p")
+    value = kwargs.get("dropout_p", args[i] if i < len(args) else 0.0)
+    return float(value or 0.0)

@@ -20,7 +20,9 @@ What the meta device cannot show is put in explicitly:
   cuBLAS runs other, slower kernels for them, whose rate a step-time model fits apart;
 - elementwise and copy operations PyTorch cannot vectorize (an operand broadcast or not
   contiguous) are marked (``strided``), and ``torch.cat`` (``cat``): their kernels move bytes
-  slower, at speeds the memory experiment measures.
+  slower, at speeds the memory experiment measures;
+- a fused attention kernel given dropout (GPT-2's ``attn_pdrop`` while training) is marked
+  (``dropout``): it draws a random number for every score and runs slower.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from .counted import MAPPING
 from .kernel_facts import (
     ALIGN,
     causal_share,
+    dropout_p,
     gemm_dims,
     head_padding,
     is_fp32,
@@ -83,8 +86,9 @@ def _recorder():
             fp32 = bool(dims) and is_fp32(args)  # on CUDA cores, not tensor cores
             grouped = name == "_grouped_mm"  # a mixture of experts' experts
             strided = cls in _STRIDED_CLASSES and not cat and strided_operands(args, out)
+            dropout = "_attention" in name and dropout_p(func, args, kwargs or {}) > 0
             moved = nbytes(args) + nbytes(out)
-            flags = (unaligned, masked, cat, fp32, grouped, strided)  # as FLAGS
+            flags = (unaligned, masked, cat, fp32, grouped, strided, dropout)  # as FLAGS
             self.ops.append((cls, flops, moved, self.phase, *flags))
             for extra in more_kernels(name, out):
                 self.ops.append((cls, 0, extra, self.phase, *[False] * len(FLAGS)))
@@ -219,14 +223,8 @@ def _record(fields: dict, batch: int, seq: int, mixed: bool, pass_name: str) -> 
     return {"ops": [list(op) for op in recorder.ops], "unaligned": recorder.unaligned}
 
 
-FLAGS = (
-    "unaligned",
-    "masked",
-    "cat",
-    "fp32",
-    "grouped",
-    "strided",
-)  # each kernel's, after its phase
+# each kernel's, after its phase
+FLAGS = ("unaligned", "masked", "cat", "fp32", "grouped", "strided", "dropout")
 RECORDED = ("forward", "train_step")  # every direct pass is one of these or a part of one
 STREAMED = ("bf16", "bf16-mixed")  # the precisions recorded
 
@@ -236,9 +234,10 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
     ``train_step``) as arrays ``cls``, ``flops``, ``bytes``, ``phase``, ``unaligned`` (a GEMM
     with a dimension cuBLAS cannot align), ``masked`` (attention given a mask), ``cat``
     (``torch.cat``'s copy kernel), ``fp32`` (a GEMM on fp32 operands), ``grouped`` (a
-    grouped GEMM: experts) and ``strided`` (an elementwise or copy kernel PyTorch cannot
-    vectorize: :func:`_strided`), and ``unaligned_gemms``: each unaligned GEMM's (M, N, K, FLOPs).
-    Kept on disk per model, size and pass."""
+    grouped GEMM: experts), ``strided`` (an elementwise or copy kernel PyTorch cannot
+    vectorize) and ``dropout`` (a fused attention kernel given dropout), and
+    ``unaligned_gemms``: each unaligned GEMM's (M, N, K, FLOPs). Kept on disk per model, size
+    and pass."""
     recorded = "forward" if pass_name == "forward" else "train_step"
     if pass_name not in (*RECORDED, "forward_backward"):
         raise ValueError(f"no operation stream for pass {pass_name!r}")
