@@ -107,6 +107,8 @@ def test_the_pipeline_measures_each_kind_and_the_calibration_reads_their_speeds(
     assert got["strided_speed"] == pytest.approx(rows["strided"]["bytes_per_s"] / base)
     assert got["cat_speed"] == pytest.approx(rows["cat"]["bytes_per_s"] / base)
     assert got["memory_from"].count("_mib2.parquet") == 3  # the largest of each kind
+    # a precision not measured takes one that was, whole: every kind from the same precision
+    assert steptime_rows.memory_speeds([workflow.workdir / "results"], "cpu", "bf16-mixed") == got
     other = steptime_rows.memory_speeds([workflow.workdir / "results"], "h200", "bf16")
     assert math.isnan(other["strided_speed"]) and other["memory_from"] == ""
     assert workflow.scheduled(*files) == {}  # nothing left to redo

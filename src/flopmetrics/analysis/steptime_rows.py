@@ -128,31 +128,34 @@ def memory_speeds(dirs: list, label: str, precision: str) -> dict:
     """Each kind of :data:`~flopmetrics.analysis.steptime.SPEEDS`' bandwidth over the vectorized
     kernel's, of the largest kernels of the memory experiment below ``dirs``
     (``raw/memory/**/*.parquet``) on a GPU label, gated, in ``precision`` where it was measured
-    in it (else in any); the vectorized kernel's bandwidth (``memory_bandwidth``) and the files.
-    NaN where a kind was not measured."""
-    none = {**dict.fromkeys([*SPEEDS.values(), "memory_bandwidth"], math.nan), "memory_from": ""}
-    files = memory_files(dirs)
-    t = (
-        pd.concat([read_job_table(f).assign(file=str(f)) for f in files], ignore_index=True)
-        if files
-        else None
-    )
-    if t is None or t.empty:
-        return none
-    t = t[(t["gpu_label"] == label) & (t["status"] == "ok") & t["gates_passed"].astype(bool)]
-    t = t[t["precision"] == precision] if (t["precision"] == precision).any() else t
-    largest = {k: g.loc[g["mib"].idxmax()] for k, g in t.groupby("kernel")}
+    in it (else in the first precision measured, by name); the vectorized kernel's bandwidth
+    (``memory_bandwidth``) and the files. NaN where a kind was not measured."""
+    t = _memory_rows(dirs, label, precision)
+    largest = {} if t.empty else {k: g.loc[g["mib"].idxmax()] for k, g in t.groupby("kernel")}
     if "vectorized" not in largest:
-        return none
+        none = dict.fromkeys([*SPEEDS.values(), "memory_bandwidth"], math.nan)
+        return {**none, "memory_from": ""}
     base = float(largest["vectorized"]["bytes_per_s"])
+    speed = lambda k: float(largest[k]["bytes_per_s"]) / base if k in largest else math.nan  # noqa: E731
     return {
-        **{
-            v: float(largest[k]["bytes_per_s"]) / base if k in largest else math.nan
-            for k, v in SPEEDS.items()
-        },
+        **{name: speed(k) for k, name in SPEEDS.items()},
         "memory_bandwidth": base,
         "memory_from": ",".join(r["file"] for r in largest.values()),
     }
+
+
+def _memory_rows(dirs: list, label: str, precision: str) -> pd.DataFrame:
+    """The memory experiment's gated rows of a GPU label below ``dirs``, of one precision (see
+    :func:`memory_speeds`), each with its ``file``."""
+    tables = [read_job_table(f).assign(file=str(f)) for f in memory_files(dirs)]
+    if not tables:
+        return pd.DataFrame()
+    t = pd.concat(tables, ignore_index=True)
+    t = t[(t["gpu_label"] == label) & (t["status"] == "ok") & t["gates_passed"].astype(bool)]
+    if t.empty:
+        return t
+    measured = set(t["precision"])
+    return t[t["precision"] == (precision if precision in measured else min(measured))]
 
 
 def describe(speeds: dict) -> str:
