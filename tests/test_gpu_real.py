@@ -464,7 +464,7 @@ def test_another_process_on_the_gpu_is_flagged_not_exclusive(gpu, tmp_path):
     assert not rows["gates_passed"].any()
 
 
-# the kernel each kind of the memory experiment must run (flopmetrics.workloads.memory)
+# the kernel each access pattern of the memory experiment must run (flopmetrics.workloads.memory)
 MEMORY_KERNELS = {
     "vectorized": "vectorized_elementwise_kernel",
     "strided": "at::native::elementwise_kernel<",
@@ -472,17 +472,17 @@ MEMORY_KERNELS = {
 }
 
 
-@pytest.mark.parametrize("kernel", sorted(MEMORY_KERNELS))
-def test_each_memory_kernel_runs_the_kernel_it_names_within_the_datasheet(kernel):
+@pytest.mark.parametrize("pattern", sorted(MEMORY_KERNELS))
+def test_each_memory_pattern_runs_the_kernel_it_names_within_the_datasheet(pattern):
     """A speed the step-time model holds is only that kind's if the GPU ran that kind: one
     kernel an iteration, of the named family, moving its bytes no faster than HBM allows."""
     from flopmetrics.energy import datasheet
     from flopmetrics.workloads import memory
 
-    w = memory.build("cuda", "bf16", {"kernel": kernel, "mib": 256}, seed=0)
+    w = memory.build("cuda", "bf16", {"pattern": pattern, "mib": 256}, seed=0)
     step = w.steps()["forward"]
     names = _kernel_names(step)
-    assert len(names) == 1 and MEMORY_KERNELS[kernel] in next(iter(names)), sorted(names)
+    assert len(names) == 1 and MEMORY_KERNELS[pattern] in next(iter(names)), sorted(names)
     from flopmetrics.jobs.kernels import by_kernel
 
     seconds = sum(by_kernel(step, 10, "cuda:0").values()) / 1e6

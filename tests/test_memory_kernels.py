@@ -22,9 +22,9 @@ def _own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FLOPMETRICS_CACHE_DIR", str(tmp_path / "cache"))
 
 
-@pytest.mark.parametrize("kernel", memory.KERNELS)
-def test_each_kernel_moves_the_bytes_and_has_the_flags_the_operation_stream_books(kernel):
-    w = memory.build("cpu", "bf16", {"kernel": kernel, "mib": 1}, seed=0)
+@pytest.mark.parametrize("pattern", memory.PATTERNS)
+def test_each_pattern_moves_the_bytes_and_has_the_flags_the_operation_stream_books(pattern):
+    w = memory.build("cpu", "bf16", {"pattern": pattern, "mib": 1}, seed=0)
     recorder = opstream._recorder()
     with recorder:
         out = w.steps()["forward"]()
@@ -33,7 +33,7 @@ def test_each_kernel_moves_the_bytes_and_has_the_flags_the_operation_stream_book
     cls, flops, moved, _, *flags = recorder.ops[0]
     flags = dict(zip(opstream.FLAGS, flags, strict=True))
     assert moved == w.bytes_moved() and flops == 0
-    assert flags["strided"] == (kernel == "strided") and flags["cat"] == (kernel == "cat")
+    assert flags["strided"] == (pattern == "strided") and flags["cat"] == (pattern == "cat")
 
 
 def test_a_reduction_or_a_contiguous_operation_is_not_strided():
@@ -96,9 +96,11 @@ def test_the_pipeline_measures_each_kind_and_the_calibration_reads_their_speeds(
         "warmup_iterations": 1,
     }
     workflow.write_config(config)
-    files = [RAW.format(k, m) for k in memory.KERNELS for m in (1, 2)]
+    files = [RAW.format(k, m) for k in memory.PATTERNS for m in (1, 2)]
     workflow.run(*files)
-    rows = {k: pd.read_parquet(workflow.workdir / RAW.format(k, 2)).iloc[0] for k in memory.KERNELS}
+    rows = {
+        k: pd.read_parquet(workflow.workdir / RAW.format(k, 2)).iloc[0] for k in memory.PATTERNS
+    }
     for r in rows.values():
         assert r["status"] == "ok" and r["gates_passed"] and r["pass"] == "forward"
         assert r["bytes_per_s"] == pytest.approx(r["bytes_moved"] / r["time_per_iter_s"])

@@ -131,7 +131,7 @@ def memory_speeds(dirs: list, label: str, precision: str) -> dict:
     in it (else in the first precision measured, by name); the vectorized kernel's bandwidth
     (``memory_bandwidth``) and the files. NaN where a kind was not measured."""
     t = _memory_rows(dirs, label, precision)
-    largest = {} if t.empty else {k: g.loc[g["mib"].idxmax()] for k, g in t.groupby("kernel")}
+    largest = {} if t.empty else {k: g.loc[g["mib"].idxmax()] for k, g in t.groupby("pattern")}
     if "vectorized" not in largest:
         none = dict.fromkeys([*SPEEDS.values(), "memory_bandwidth"], math.nan)
         return {**none, "memory_from": ""}

@@ -146,8 +146,8 @@ MATMUL = Experiment(
 )
 MEMORY = Experiment(
     "memory",
-    (TARGET, PRECISION, Axis("kernel", "kernels", "vectorized|strided|cat"), size("mib")),
-    "{target}/{precision}/{kernel}_mib{mib}",
+    (TARGET, PRECISION, Axis("pattern", "patterns", "vectorized|strided|cat"), size("mib")),
+    "{target}/{precision}/{pattern}_mib{mib}",
     "flopmetrics.workloads.memory:build",
     passes=("forward",),
 )

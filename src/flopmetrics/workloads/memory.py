@@ -1,6 +1,7 @@
-"""One memory-bound kernel of the kinds a causal LM's step runs outside its matrix products, so
-that the step-time model (:mod:`flopmetrics.analysis.steptime`) can price each kind's bytes at
-the speed a GPU moves them (issue 32). PyTorch runs an elementwise operation as one of:
+"""One memory-bound kernel of the access patterns a causal LM's step runs outside its matrix
+products, so that the step-time model (:mod:`flopmetrics.analysis.steptime`) can price each
+pattern's bytes at the speed a GPU moves them (issue 32). PyTorch runs an elementwise operation
+in one of three (``pattern``):
 
 ==============  =============================================================================
 ``vectorized``  every operand contiguous and of the output's shape and dtype:
@@ -25,16 +26,16 @@ from ..energy import datasheet
 from ..flops.counted import count_flops
 from .base import Workload, finite_check, release
 
-KERNELS = ("vectorized", "strided", "cat")
+PATTERNS = ("vectorized", "strided", "cat")
 HEAD = 64  # elements of a rotary head: the reference model's (Llama-3.2-1B)
 HEADS = 16
 
 
 def build(device: str, precision: str, workload: dict, seed: int, previous=None) -> MemoryWorkload:
-    """The kernel of one configuration (``workload``: ``kernel``, ``mib``)."""
+    """The kernel of one configuration (``workload``: ``pattern``, ``mib``)."""
     del previous  # never reused
     release()
-    return MemoryWorkload(device, precision, workload["kernel"], workload["mib"], seed)
+    return MemoryWorkload(device, precision, workload["pattern"], workload["mib"], seed)
 
 
 class MemoryWorkload(Workload):
@@ -42,26 +43,26 @@ class MemoryWorkload(Workload):
 
     passes = ("forward",)
 
-    def __init__(self, device: str, precision: str, kernel: str, mib: int, seed: int = 0):
+    def __init__(self, device: str, precision: str, pattern: str, mib: int, seed: int = 0):
         super().__init__(device, precision)
-        if kernel not in KERNELS:
-            raise ValueError(f"memory kernel {kernel!r} is not one of {', '.join(KERNELS)}")
+        if pattern not in PATTERNS:
+            raise ValueError(f"memory pattern {pattern!r} is not one of {', '.join(PATTERNS)}")
         dtype = self.precision.dtype if not self.mixed else torch.float32
         size = torch.empty((), dtype=dtype).element_size()
         # (positions, heads, head) as a step holds its queries: mib MiB of them
         positions = max(1, math.ceil(mib * 2**20 / (HEADS * HEAD * size)))
         gen = torch.Generator(device=device).manual_seed(seed)
         draw = lambda *shape: torch.randn(*shape, generator=gen, device=device).to(dtype)  # noqa: E731
-        self.kernel, self.mib, self.parameters = kernel, mib, 0
+        self.pattern, self.mib, self.parameters = pattern, mib, 0
         self.x = draw(positions, HEADS, HEAD)
-        self.y = draw(positions, HEADS, HEAD) if kernel == "vectorized" else None
-        self.cos = draw(positions, 1, HEAD) if kernel == "strided" else None
+        self.y = draw(positions, HEADS, HEAD) if pattern == "vectorized" else None
+        self.cos = draw(positions, 1, HEAD) if pattern == "strided" else None
 
     def _operation(self):
-        if self.kernel == "vectorized":
+        if self.pattern == "vectorized":
             return self.x + self.y
         q = self.x.transpose(0, 1)  # (heads, positions, head): the attention's layout
-        if self.kernel == "strided":
+        if self.pattern == "strided":
             return q * self.cos.transpose(0, 1)  # broadcast over the heads
         half = HEAD // 2
         return torch.cat((q[..., half:], q[..., :half]), dim=-1)
@@ -79,7 +80,7 @@ class MemoryWorkload(Workload):
             "vectorized": (self.x, self.y),
             "strided": (self.x, self.cos),
             "cat": (self.x,),  # its two halves: the whole tensor
-        }[self.kernel]
+        }[self.pattern]
         out = self.x.numel() * self.x.element_size()
         return out + sum(t.numel() * t.element_size() for t in operands)
 
@@ -87,7 +88,7 @@ class MemoryWorkload(Workload):
         return {"forward": count_flops(self.steps()["forward"])}
 
     def describe(self):
-        return {"kernel": self.kernel, "mib": self.mib, "tokens": int(self.x.shape[0])}
+        return {"pattern": self.pattern, "mib": self.mib, "tokens": int(self.x.shape[0])}
 
     def profiled(self):
         return {}
