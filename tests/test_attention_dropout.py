@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 import pytest
-from test_steptime import ATTENTION, SIZES, TRUE, synthetic_rows
+from test_steptime import ATTENTION, SIZES, TRUE, synthetic_rows, synthetic_table, workload
 
-from flopmetrics.analysis import steptime, steptime_fit
+from flopmetrics.analysis import steptime, steptime_estimate, steptime_fit
 from flopmetrics.flops.models import resolve
 from flopmetrics.flops.opstream import step_ops
 
@@ -60,3 +60,12 @@ def test_unfitted_dropout_is_priced_as_causal_attention_not_refused():
     assert est["energy_j"] == pytest.approx(steptime.step(as_attention, long, 120.0, 700.0)[0])
     slower = steptime.predict({**calibration, **SLOWER}, long)
     assert slower["time_s"] > est["time_s"]
+
+
+def test_an_estimate_says_where_it_prices_dropout_as_causal_attention():
+    table = synthetic_table().assign(**ATTENTION)
+    w = workload({"name": "dropping", **DROPPING}, batch_size=64, seq_len=512)
+    said = steptime_estimate.step_energy(w, "h200", table)["basis"]
+    assert "given dropout" in said and "priced as attention" in said
+    fitted = steptime_estimate.step_energy(w, "h200", table.assign(**SLOWER))["basis"]
+    assert "priced as" not in fitted

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..flops.models import resolve
 from ..flops.opstream import step_ops
-from .steptime import KIND_WORDS, PASSES, predict
+from .steptime import FALLBACK, KIND_WORDS, PASSES, SLOW, predict
 
 
 def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
@@ -42,9 +42,9 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
     scale = float(ops["flops"].sum()) / c.get("flops_max", math.inf)
     if scale > 1:  # a larger step than any fitted: its left-out misses are of smaller ones
         basis = f"extrapolated: {basis}; the step's FLOPs {scale:.1f}x the largest fitted"
-    basis += _version_note(str(c.get("transformers_measured") or ""))
+    basis += _version_note(str(c.get("transformers_measured") or "")) + _unfitted_note(c, est)
     cards = int(c.get("cards", 1))
-    slow = " and ".join(KIND_WORDS[k][1] for k in est["slow"])
+    slow = " and ".join(KIND_WORDS[k][1] for k in est["slow"] if _fitted(c, k))
     like = f" (of its steps with {slow}, where larger)" if slow else ""
     others = ""
     if c.get("heldout_n", 0) > 0:
@@ -64,6 +64,24 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
         "hi": est["energy_j_hi"],
         "launch": "eager",
     }
+
+
+def _fitted(c: dict, kind: str) -> bool:
+    """Whether the calibration has a rate of its own for a slower kind."""
+    return math.isfinite(float(c.get(SLOW[kind][0], math.nan)))
+
+
+def _unfitted_note(c: dict, est: dict) -> str:
+    """What to say of the slower kinds a step spends many FLOPs in that the calibration had no
+    rows of and prices as others (:data:`~flopmetrics.analysis.steptime.PRICED_AS_FAST`)."""
+    unfitted = [k for k in est["slow"] if not _fitted(c, k)]
+    said = [
+        f"{KIND_WORDS[k][0]} priced as "
+        f"{KIND_WORDS[FALLBACK[k]][1] if k in FALLBACK else 'the GEMMs'}, the calibration "
+        "having no rows of it"
+        for k in unfitted
+    ]
+    return "".join(f"; {s}" for s in said)
 
 
 def _version_note(measured: str) -> str:
