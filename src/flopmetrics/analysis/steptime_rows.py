@@ -76,8 +76,9 @@ def read_rows(dirs: list) -> pd.DataFrame:
 
 def calibrate_dirs(dirs: list[str], heldout: list[str] = (), log=print) -> pd.DataFrame:
     """One calibration row per (GPU label, precision with an operation stream) of the causal-LM
-    rows below ``dirs`` (``raw/llm/**/*.parquet``), each naming the folders it was fitted from;
-    with ``heldout``, folders of rows of other models, each row's misses on those
+    rows below ``dirs`` (``raw/llm/**/*.parquet``), fitted with the speeds of the memory-bound
+    kernels measured below them held (:func:`memory_speeds`), each naming the folders it was
+    fitted from; with ``heldout``, folders of rows of other models, each row's misses on those
     (:func:`heldout_bound`), which its intervals then carry."""
     table = read_rows(dirs)
     table = table[table["model"].notna() & table["precision"].isin(STREAMED)]
@@ -87,7 +88,8 @@ def calibrate_dirs(dirs: list[str], heldout: list[str] = (), log=print) -> pd.Da
     for (label, precision), g in table.groupby(["gpu_label", "precision"]):
         rows = rows_of(g, ops_of)
         speeds = memory_speeds(dirs, label, precision)
-        log(f"[steptime] {label} {precision}: fitting on {len(rows)} rows ({describe(speeds)})")
+        said = describe_speeds(speeds)
+        log(f"[steptime] {label} {precision}: fitting on {len(rows)} rows ({said})")
         c = {**calibrate(rows, label, precision, speeds), "fitted_from": ",".join(dirs)}
         c.update(speeds)
         c.update(fp32[label])
@@ -158,7 +160,7 @@ def _memory_rows(dirs: list, label: str, precision: str) -> pd.DataFrame:
     return t[t["precision"] == (precision if precision in measured else min(measured))]
 
 
-def describe(speeds: dict) -> str:
+def describe_speeds(speeds: dict) -> str:
     """The measured speeds in words, for the log."""
     if not math.isfinite(speeds["memory_bandwidth"]):
         return "no memory kernels measured: every kind at the vectorized kernel's bandwidth"
