@@ -108,11 +108,7 @@ def fp32_products(dirs: list, label: str) -> dict:
     matrix product of the pipeline's matmul experiment below ``dirs``
     (``raw/matmul/**/fp32/*.parquet``), gated; NaN where there is none."""
     none = dict.fromkeys(("r_fp32", "e_fp32_j", "r_fp32_rse", "e_fp32_j_rse"), math.nan)
-    files = fp32_files(dirs)
-    if not files:
-        return none
-    t = pd.concat([read_job_table(f).assign(file=str(f)) for f in files], ignore_index=True)
-    t = t[(t["gpu_label"] == label) & (t["status"] == "ok") & t["gates_passed"].astype(bool)]
+    t = _gated_rows(fp32_files(dirs), label)
     if t.empty:
         return none
     r = t.loc[t["flops"].idxmax()]
@@ -124,6 +120,16 @@ def fp32_products(dirs: list, label: str) -> dict:
         "e_fp32_j_rse": float(r["dynamic_energy_j_per_iter_sem"]) / dynamic,
         "fp32_from": r["file"],
     }
+
+
+def _gated_rows(files: list[Path], label: str) -> pd.DataFrame:
+    """The rows of job tables ``files`` measured on a GPU label that ran and passed every gate,
+    each with its ``file``; empty where there are none."""
+    tables = [read_job_table(f).assign(file=str(f)) for f in files]
+    if not tables:
+        return pd.DataFrame()
+    t = pd.concat(tables, ignore_index=True)
+    return t[(t["gpu_label"] == label) & (t["status"] == "ok") & t["gates_passed"].astype(bool)]
 
 
 def memory_speeds(dirs: list, label: str, precision: str) -> dict:
@@ -149,11 +155,7 @@ def memory_speeds(dirs: list, label: str, precision: str) -> dict:
 def _memory_rows(dirs: list, label: str, precision: str) -> pd.DataFrame:
     """The memory experiment's gated rows of a GPU label below ``dirs``, of one precision (see
     :func:`memory_speeds`), each with its ``file``."""
-    tables = [read_job_table(f).assign(file=str(f)) for f in memory_files(dirs)]
-    if not tables:
-        return pd.DataFrame()
-    t = pd.concat(tables, ignore_index=True)
-    t = t[(t["gpu_label"] == label) & (t["status"] == "ok") & t["gates_passed"].astype(bool)]
+    t = _gated_rows(memory_files(dirs), label)
     if t.empty:
         return t
     measured = set(t["precision"])

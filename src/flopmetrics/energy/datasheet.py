@@ -84,6 +84,13 @@ def by_key(key: str) -> GPUSpec:
         raise UnknownGPU(f"no datasheet entry for GPU {key!r}; known: {sorted(table())}") from None
 
 
+def job_bandwidth(rows) -> float:
+    """The datasheet memory bandwidth (B/s) of the GPU a job's rows were measured on (their
+    ``gpu_key``); NaN where they name none (a CPU job)."""
+    key = str(rows["gpu_key"].iloc[0] or "") if "gpu_key" in rows else ""
+    return by_key(key).hbm_bytes_per_s if key else float("nan")
+
+
 def for_device_name(name: str) -> GPUSpec:
     """The datasheet variant whose pattern matches a device name such as 'NVIDIA H100 80GB HBM3'."""
     for spec in table().values():

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -212,8 +211,7 @@ def per_token_columns(workload: InferenceWorkload, rows: pd.DataFrame) -> pd.Dat
     attended), and the memory-bandwidth bound: the time the bytes take at the datasheet's HBM
     bandwidth, and the fraction of it the pass reached (gated <= 1)."""
     rows = rows.copy()
-    key = str(rows["gpu_key"].iloc[0] or "") if "gpu_key" in rows else ""
-    bandwidth = datasheet.by_key(key).hbm_bytes_per_s if key else math.nan
+    bandwidth = datasheet.job_bandwidth(rows)
     c, weights = workload.config, workload.weight_bytes()
     per_position = workload.kv_bytes_per_position()
     tokens = rows["pass"].map(workload.tokens)

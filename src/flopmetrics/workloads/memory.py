@@ -24,6 +24,7 @@ import torch
 
 from ..energy import datasheet
 from ..flops.counted import count_flops
+from ..flops.kernel_facts import nbytes
 from .base import Workload, finite_check, release
 
 PATTERNS = ("vectorized", "strided", "cat")
@@ -75,14 +76,14 @@ class MemoryWorkload(Workload):
         return {"forward": forward}
 
     def bytes_moved(self) -> int:
-        """Bytes of one iteration: each operand and the output, once."""
+        """Bytes of one iteration: each operand and the output (the size of ``x``), once, as
+        the operation stream counts them (:func:`flopmetrics.flops.kernel_facts.nbytes`)."""
         operands = {
             "vectorized": (self.x, self.y),
             "strided": (self.x, self.cos),
             "cat": (self.x,),  # its two halves: the whole tensor
         }[self.pattern]
-        out = self.x.numel() * self.x.element_size()
-        return out + sum(t.numel() * t.element_size() for t in operands)
+        return nbytes(operands) + nbytes(self.x)
 
     def counted(self):
         return {"forward": count_flops(self.steps()["forward"])}
@@ -100,8 +101,7 @@ class MemoryWorkload(Workload):
         """The bytes each iteration moved, the rate it moved them at, and the fraction of the
         datasheet's memory bandwidth that is (gated <= 1)."""
         rows = rows.copy()
-        key = str(rows["gpu_key"].iloc[0] or "") if "gpu_key" in rows else ""
-        bandwidth = datasheet.by_key(key).hbm_bytes_per_s if key else math.nan
+        bandwidth = datasheet.job_bandwidth(rows)
         rows["bytes_moved"] = self.bytes_moved()
         rows["bytes_per_s"] = rows["bytes_moved"] / rows["time_per_iter_s"]
         rows["hbm_bytes_per_s"] = bandwidth
