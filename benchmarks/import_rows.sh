@@ -46,6 +46,9 @@ done
 log=$(dirname "$archive")/campaign.log
 # the host's repository: Snakemake's log names it as its base directory
 root=$(grep -rhoP '^\s*Base directory: \K\S+' "$tmp/logs" "$log" 2>/dev/null | head -1 || true)
+# where the wheels were installed: the folder Snakemake's command ran from
+site=$(grep -rhoP '^\s*Command: \K\S+(?=/snakemake/__main__\.py)' "$tmp/logs" "$log" 2>/dev/null |
+  head -1 || true)
 [ -f "$log" ] && planned+=("$log:$dest/logs/campaign.log")
 for pair in "${planned[@]}"; do
   [ ! -e "${pair#*:}" ] || {
@@ -60,7 +63,8 @@ for pair in "${planned[@]}"; do
   case $target in
   *.log)
     [ -z "$root" ] || sed -i "s#${root}#<repository>#g" "$target"
-    sed -i -e 's#/tmp/site/#<site>/#g' -e 's#/opt/[^ ]*/bin/python3*#<python>#g' "$target"
+    [ -z "$site" ] || sed -i "s#${site}/#<site>/#g" "$target"
+    sed -i -E 's#(^|[ "=])/[^ "]*/bin/python3?( |$)#\1<python>\2#g' "$target"
     ;;
   esac
 done

@@ -12,6 +12,7 @@ from conftest import REPO
 
 SCRIPT = REPO / "benchmarks" / "import_rows.sh"
 HOST = "/gpu-host/repository"  # the GPU host's repository, as its Snakemake log names it
+SITE = "/gpu-host/site"  # where its wheels were installed
 
 
 def _archive(tmp: Path) -> Path:
@@ -29,7 +30,8 @@ def _archive(tmp: Path) -> Path:
     out = tmp / "out"
     out.mkdir()
     (out / "campaign.log").write_text(
-        f"  Base directory: {HOST}\n  Command: /tmp/site/snakemake/__main__.py -c all\n"
+        f"  Base directory: {HOST}\n  Command: {SITE}/snakemake/__main__.py -c all\n"
+        f"  Python: /gpu-host/venv/bin/python3 -m snakemake\n"
         f"  resources: tmpdir=/tmp\n"
     )
     with tarfile.open(out / "results.tgz", "w:gz") as tar:
@@ -57,8 +59,9 @@ def test_rows_traces_and_logs_arrive_with_placeholders_for_the_host_paths(tmp_pa
         "traces/memory/h200/bf16/cat_mib256.parquet",
     ]  # the H100's rows, not asked for, stay out
     logs = "".join(p.read_text() for p in (dest / "logs").rglob("*.log"))
-    assert HOST not in logs and "/tmp/site/" not in logs
+    assert "/gpu-host/" not in logs
     assert "<repository>/src/flopmetrics" in logs and "<site>/snakemake" in logs
+    assert "Python: <python> -m snakemake" in logs
 
 
 def test_a_second_import_overwrites_nothing(tmp_path):
