@@ -5,7 +5,8 @@
 # resources/reference/FOLDER/{raw,traces,logs}/SUBPATH, with campaign.log beside the archive as
 # FOLDER/logs/campaign.log. The GPU host's own paths in the logs are written as placeholders
 # (<repository>, <site>, <python>): committed files name no machine's paths. Nothing already there
-# is overwritten, and a SUBPATH the archive lacks stops the import before anything is copied.
+# is overwritten; a SUBPATH the archive lacks, or a log still naming a machine path, stops the import
+# before anything is copied.
 #
 # usage: benchmarks/import_rows.sh ARCHIVE FOLDER SUBPATH [SUBPATH ...]   (from the repository root)
 # then write FOLDER/README.md: the card's UUID, software, configuration, command, what the rows show.
@@ -49,7 +50,22 @@ root=$(grep -rhoP '^\s*Base directory: \K\S+' "$tmp/logs" "$log" 2>/dev/null | h
 # where the wheels were installed: the folder Snakemake's command ran from
 site=$(grep -rhoP '^\s*Command: \K\S+(?=/snakemake/__main__\.py)' "$tmp/logs" "$log" 2>/dev/null |
   head -1 || true)
-[ -f "$log" ] && planned+=("$log:$dest/logs/campaign.log")
+if [ -f "$log" ]; then
+  cp "$log" "$tmp/campaign.log"
+  planned+=("$tmp/campaign.log:$dest/logs/campaign.log")
+fi
+# each log made free of the host's paths where it lies, before anything is copied
+for pair in "${planned[@]}"; do
+  f=${pair%%:*}
+  [[ $f == *.log ]] || continue
+  [ -z "$root" ] || sed -i "s#${root}#<repository>#g" "$f"
+  [ -z "$site" ] || sed -i "s#${site}/#<site>/#g" "$f"
+  sed -i -E 's#(^|[ "=])/[^ "]*/bin/python3?( |$)#\1<python>\2#g' "$f"
+  ! grep -qE '(^|[ "(=])/(home|root|tmp|opt|work|scratch|Users)/' "$f" || {
+    echo "an absolute path remains in ${pair#*:} (from $archive): nothing imported" >&2
+    exit 1
+  }
+done
 for pair in "${planned[@]}"; do
   [ ! -e "${pair#*:}" ] || {
     echo "${pair#*:} exists: not overwritten (import into a new folder)" >&2
@@ -57,20 +73,7 @@ for pair in "${planned[@]}"; do
   }
 done
 for pair in "${planned[@]}"; do
-  target=${pair#*:}
-  mkdir -p "$(dirname "$target")"
-  cp "${pair%%:*}" "$target"
-  case $target in
-  *.log)
-    [ -z "$root" ] || sed -i "s#${root}#<repository>#g" "$target"
-    [ -z "$site" ] || sed -i "s#${site}/#<site>/#g" "$target"
-    sed -i -E 's#(^|[ "=])/[^ "]*/bin/python3?( |$)#\1<python>\2#g' "$target"
-    ;;
-  esac
+  mkdir -p "$(dirname "${pair#*:}")"
+  cp "${pair%%:*}" "${pair#*:}"
 done
 echo "imported ${#planned[@]} files into $dest"
-left=$(grep -rlE '(^|[ "(=])/(home|root|tmp|opt|work|scratch)/' "$dest/logs" 2>/dev/null || true)
-[ -z "$left" ] || {
-  echo "absolute paths remain in: $left" >&2
-  exit 1
-}

@@ -80,3 +80,14 @@ def test_a_subpath_the_archive_lacks_stops_the_import(tmp_path, sub):
     done = _run(tmp_path, str(_archive(tmp_path)), "rows", "memory/h200", sub)
     assert done.returncode == 1 and f"nothing below {sub}" in done.stderr
     assert not (tmp_path / "resources").exists()
+
+
+def test_a_log_still_naming_a_machine_path_stops_the_import_before_anything_is_copied(tmp_path):
+    archive = _archive(tmp_path)
+    home = "/" + "home/someone/data"  # neither the host's repository nor its wheels
+    (archive.parent / "campaign.log").write_text(f"  read {home}/x.parquet\n")
+    done = _run(tmp_path, str(archive), "rows", "memory/h200")
+    assert done.returncode == 1 and "absolute path remains in" in done.stderr
+    assert not (tmp_path / "resources").exists()
+    again = _run(tmp_path, str(archive), "rows", "memory/h200")  # a failed import blocks none
+    assert again.returncode == 1 and "not overwritten" not in again.stderr
