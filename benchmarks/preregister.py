@@ -5,7 +5,11 @@ packaged tables' provenance. Committed before the measurement, the file is the p
 measurement then judges: benchmarks/heldout.py on the measured rows makes the same estimates
 with the tables of that day, and the revisions here say which tables these were.
 
-    python benchmarks/preregister.py config/heldout2_h200.yaml [MORE.yaml ...] --out FILE.csv
+    python benchmarks/preregister.py config/heldout2_h200.yaml [MORE.yaml ...] --out FILE.csv \\
+        [--steptime TABLE.parquet]
+
+``--steptime`` predicts with another step-time table than the packaged one (a probe's, such as
+``benchmarks/steptime_memory_speeds_probe.py --table-out``); the file then names it.
 
 Each step is recorded with the installed transformers, whose version the file names: record
 with the version the GPU host will measure with (a model's code, and with it its kernels, can
@@ -52,15 +56,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("config", type=Path, nargs="+")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--steptime", type=Path, help="a step-time table in place of the packaged")
     args = ap.parse_args()
     workloads = [w for c in args.config for w in sweep(yaml.safe_load(c.read_text()))]
     calibration = pd.read_parquet(packaged.table_path())
-    steptime = pd.read_parquet(packaged.steptime_path())
+    steptime = pd.read_parquet(args.steptime or packaged.steptime_path())
     table = co2e.estimate(workloads, calibration, 1.0, 0.0, steptime_table=steptime)
     table["model"] = [model_name(w["model"]) for w in workloads]
     info = packaged.provenance()
     table["calibration_revision"] = info.get("git_revision", "")
     table["steptime_revision"] = info.get("steptime_git_revision", "")
+    if args.steptime:
+        table["steptime_revision"] = f"{args.steptime.name}, not packaged"
     table["transformers"] = transformers.__version__
     keep = ["model", "precision", "batch_size", "seq_len", "pass", "status", "basis"]
     keep += ["energy_j", "energy_j_lo", "energy_j_hi"]

@@ -14,9 +14,14 @@ fitted as the package fits it. Both tables then predict every held-out step. The
 memory experiment (``config/calibration_memory_h200.yaml``) is to measure these speeds in place
 of the profile.
 
+With ``--table-out``, the step-time table with the profiled speeds held, fitted and bounded as
+the pipeline's rule does it (the package's folders; the held-out misses of ``--heldout``), is
+written there: ``benchmarks/preregister.py --steptime`` predicts a set with it before the set is
+measured.
+
     python benchmarks/steptime_memory_speeds_probe.py \\
         --profiles benchmarks/results/kernel_time_by_class_other_h200_2026-12-04.json ... \\
-        --heldout resources/reference/h200_heldout ...
+        --heldout resources/reference/h200_heldout ... [--table-out TABLE.parquet]
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from pathlib import Path
 
 import numpy as np
 from steptime_judging import judged, summary
-from steptime_measured_rates_probe import fitted_with
+from steptime_measured_rates_probe import FOLDERS, fitted_with
 
+from flopmetrics.analysis import steptime_rows
 from flopmetrics.flops.models import resolve
 from flopmetrics.flops.opstream import step_ops
 
@@ -63,6 +69,8 @@ def profiled_speeds(paths: list[Path]) -> tuple[dict, list[dict]]:
     speeds = {
         f"{k}_speed": float(np.median([p[k] / p["vectorized"] for p in passes])) for k in KINDS
     }
+    speeds["memory_bandwidth"] = float(np.median([p["vectorized"] for p in passes]))
+    speeds["memory_from"] = "profiled: " + ",".join(map(str, paths))
     return speeds, passes
 
 
@@ -70,18 +78,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profiles", type=Path, nargs="+", required=True)
     ap.add_argument("--heldout", nargs="+", required=True)
+    ap.add_argument("--table-out", type=Path, help="write the table with the speeds held here")
     args = ap.parse_args()
     speeds, passes = profiled_speeds(args.profiles)
+    if args.table_out:
+        table = steptime_rows.calibrate_dirs(FOLDERS, args.heldout, speeds=speeds)
+        table.to_parquet(args.table_out, index=False)
+        print(f"wrote {args.table_out}")
+        return
     print("the reference model's kernels, profiled (bf16), TB/s:")
     for p in passes:
         said = ", ".join(f"{k} {p[k] / 1e12:.2f}" for k in ("vectorized", "strided", "cat"))
         print(f"  {p['batch_size']} x {p['seq_len']} {p['pass']}: {said}")
+    only = {k: v for k, v in speeds.items() if k.endswith("_speed")}
     print(
-        "held speeds (median; bf16-mixed takes bf16's):",
-        {k: round(v, 3) for k, v in speeds.items()},
+        "held speeds (median; bf16-mixed takes bf16's):", {k: round(v, 3) for k, v in only.items()}
     )
     keys = ["r_flop", "bandwidth", "tau_s", "host_forward_s", "e_flop_j", "e_byte_j", "resid_sd"]
-    for name, held in (("packaged (one bandwidth)", {}), ("each kind at its speed", speeds)):
+    for name, held in (("packaged (one bandwidth)", {}), ("each kind at its speed", only)):
         table = fitted_with({p: dict(held) for p in ("bf16", "bf16-mixed")})
         show(name, table, judged(args.heldout, table), keys)
     # attention given dropout at half the fitted causal attention's rate: a guess from

@@ -74,12 +74,15 @@ def read_rows(dirs: list) -> pd.DataFrame:
     return pd.concat([read_job_table(f) for f in files], ignore_index=True)
 
 
-def calibrate_dirs(dirs: list[str], heldout: list[str] = (), log=print) -> pd.DataFrame:
+def calibrate_dirs(
+    dirs: list[str], heldout: list[str] = (), log=print, speeds: dict | None = None
+) -> pd.DataFrame:
     """One calibration row per (GPU label, precision with an operation stream) of the causal-LM
     rows below ``dirs`` (``raw/llm/**/*.parquet``), fitted with the speeds of the memory-bound
-    kernels measured below them held (:func:`memory_speeds`), each naming the folders it was
-    fitted from; with ``heldout``, folders of rows of other models, each row's misses on those
-    (:func:`heldout_bound`), which its intervals then carry."""
+    kernels measured below them held (:func:`memory_speeds`; ``speeds``, where given, in their
+    place: a probe's), each naming the folders it was fitted from; with ``heldout``, folders of
+    rows of other models, each row's misses on those (:func:`heldout_bound`), which its
+    intervals then carry."""
     table = read_rows(dirs)
     table = table[table["model"].notna() & table["precision"].isin(STREAMED)]
     others = read_rows(heldout) if heldout else None
@@ -87,11 +90,11 @@ def calibrate_dirs(dirs: list[str], heldout: list[str] = (), log=print) -> pd.Da
     out = []
     for (label, precision), g in table.groupby(["gpu_label", "precision"]):
         rows = rows_of(g, ops_of)
-        speeds = memory_speeds(dirs, label, precision)
-        said = describe_speeds(speeds)
+        held = memory_speeds(dirs, label, precision) if speeds is None else speeds
+        said = describe_speeds(held)
         log(f"[steptime] {label} {precision}: fitting on {len(rows)} rows ({said})")
-        c = {**calibrate(rows, label, precision, speeds), "fitted_from": ",".join(dirs)}
-        c.update(speeds)
+        c = {**calibrate(rows, label, precision, held), "fitted_from": ",".join(dirs)}
+        c.update(held)
         c.update(fp32[label])
         if others is not None:
             mine = others[(others["gpu_label"] == label) & (others["precision"] == precision)]
