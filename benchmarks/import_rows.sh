@@ -4,9 +4,9 @@
 # SUBPATH (an experiment and GPU label, memory/h200, or one model's folder, llm/h200/NAME) into
 # resources/reference/FOLDER/{raw,traces,logs}/SUBPATH, with campaign.log beside the archive as
 # FOLDER/logs/campaign.log. The GPU host's own paths in the logs are written as placeholders
-# (<repository>, <site>, <python>): committed files name no machine's paths. Nothing already there
-# is overwritten; a SUBPATH the archive lacks, or a log still naming a machine path, stops the import
-# before anything is copied.
+# (<repository>, <site>, <python>, <site-packages>): committed files name no machine's paths.
+# Nothing already there is overwritten; a SUBPATH the archive lacks, or a log still naming a
+# machine path, stops the import before anything is copied.
 #
 # usage: benchmarks/import_rows.sh ARCHIVE FOLDER SUBPATH [SUBPATH ...]   (from the repository root)
 # then write FOLDER/README.md: the card's UUID, software, configuration, command, what the rows show.
@@ -61,6 +61,8 @@ for pair in "${planned[@]}"; do
   [ -z "$root" ] || sed -i "s#${root}#<repository>#g" "$f"
   [ -z "$site" ] || sed -i "s#${site}/#<site>/#g" "$f"
   sed -i -E 's#(^|[ "=])/[^ "]*/bin/python3?( |$)#\1<python>\2#g' "$f"
+  # a warning's file in the host's Python environment (pytest's output in a campaign log)
+  sed -i -E 's#(^|[ "=])/[^ "]*/site-packages/#\1<site-packages>/#g' "$f"
   ! grep -qE '(^|[ "(=])/(home|root|tmp|opt|work|scratch|Users)/' "$f" || {
     echo "an absolute path remains in ${pair#*:} (from $archive): nothing imported" >&2
     exit 1

@@ -33,6 +33,7 @@ def _archive(tmp: Path) -> Path:
         f"  Base directory: {HOST}\n  Command: {SITE}/snakemake/__main__.py -c all\n"
         f"  Python: /gpu-host/venv/bin/python3 -m snakemake\n"
         f"  resources: tmpdir=/tmp\n"
+        f"  /gpu-host/venv/lib/python3.12/site-packages/torch/profiler.py:224: UserWarning\n"
     )
     with tarfile.open(out / "results.tgz", "w:gz") as tar:
         for top in ("results", "logs"):
@@ -62,6 +63,7 @@ def test_rows_traces_and_logs_arrive_with_placeholders_for_the_host_paths(tmp_pa
     assert "/gpu-host/" not in logs
     assert "<repository>/src/flopmetrics" in logs and "<site>/snakemake" in logs
     assert "Python: <python> -m snakemake" in logs
+    assert "<site-packages>/torch/profiler.py:224" in logs
 
 
 def test_a_second_import_overwrites_nothing(tmp_path):
