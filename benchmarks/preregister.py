@@ -65,9 +65,11 @@ def main() -> int:
     table["model"] = [model_name(w["model"]) for w in workloads]
     info = packaged.provenance()
     table["calibration_revision"] = info.get("git_revision", "")
-    table["steptime_revision"] = info.get("steptime_git_revision", "")
-    if args.steptime:
-        table["steptime_revision"] = f"{args.steptime.name}, not packaged"
+    table["steptime_revision"] = (
+        f"{args.steptime.name}, not packaged"
+        if args.steptime
+        else info.get("steptime_git_revision", "")
+    )
     table["transformers"] = transformers.__version__
     keep = ["model", "precision", "batch_size", "seq_len", "pass", "status", "basis"]
     keep += ["energy_j", "energy_j_lo", "energy_j_hi"]
