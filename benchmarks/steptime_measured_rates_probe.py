@@ -31,7 +31,7 @@ from flopmetrics.analysis import steptime_fit, steptime_rows
 from flopmetrics.flops.models import resolve
 from flopmetrics.flops.opstream import step_ops
 
-FOLDERS = [*CALIBRATION, "resources/reference/h200_calibration_grouped"]
+FOLDERS = CALIBRATION  # the packaged table's folders, grouped GEMMs and memory kernels among them
 GEMM_S = ("gemm_s", "split_k_s")
 OTHER_S = ("elementwise_s", "reduction_s", "other_s")
 
