@@ -53,9 +53,10 @@ done
 log=$(dirname "$archive")/campaign.log
 # the host's repository: Snakemake's log names it as its base directory
 root=$(grep -rhoP '^\s*Base directory: \K\S+' "$tmp/logs" "$log" 2>/dev/null | head -1 || true)
-# where the wheels were installed: the folder Snakemake's command ran from
-site=$(grep -rhoP '^\s*Command: \K\S+(?=/snakemake/__main__\.py)' "$tmp/logs" "$log" 2>/dev/null |
-  head -1 || true)
+# where the wheels were installed: the folder Snakemake's command ran from (its module, or the
+# script a --target install puts in bin/)
+site=$(grep -rhoP '^\s*Command: \K\S+(?=/snakemake/__main__\.py|/bin/snakemake\b)' "$tmp/logs" "$log" \
+  2>/dev/null | head -1 || true)
 if [ -f "$log" ]; then
   cp "$log" "$tmp/campaign.log"
   planned+=("$tmp/campaign.log:$dest/logs/campaign.log")

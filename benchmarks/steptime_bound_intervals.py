@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from flopmetrics.analysis import steptime_rows
+from flopmetrics.analysis import steptime_misses, steptime_rows
 from flopmetrics.contracts import packaged
 
 
@@ -33,7 +33,7 @@ def misses(folder: Path, table: pd.DataFrame) -> pd.DataFrame:
             continue
         c = hit.iloc[0].to_dict()
         g = g[~g["model"].isin(c["models"].split(","))]
-        judged = steptime_rows.heldout_misses(c, steptime_rows.rows_of(g, steptime_rows.ops_of))
+        judged = steptime_misses.heldout_misses(c, steptime_rows.rows_of(g, steptime_rows.ops_of))
         out.append(judged.assign(set=folder.name, precision=precision))
     return pd.concat(out, ignore_index=True)
 
@@ -44,8 +44,8 @@ def intervals(df: pd.DataFrame) -> pd.DataFrame:
     out = []
     for name, test in df.groupby("set", sort=False):
         train = df[df["set"] != name]
-        pooled = steptime_rows.q95(train["miss"].to_numpy())
-        per = {b: steptime_rows.q95(g["miss"].to_numpy()) for b, g in train.groupby("bound")}
+        pooled = steptime_misses.q95(train["miss"].to_numpy())
+        per = {b: steptime_misses.q95(g["miss"].to_numpy()) for b, g in train.groupby("bound")}
         apart = test["bound"].map(per).fillna(pooled)
         out.append(test.assign(pooled=pooled, apart=apart, larger=apart.clip(lower=pooled)))
     return pd.concat(out, ignore_index=True)
@@ -71,7 +71,7 @@ def main() -> int:
     table = pd.read_parquet(packaged.steptime_path())
     df = pd.concat([misses(d, table) for d in args.heldout], ignore_index=True)
     stats = df.groupby("bound")["miss"].agg(["count", "median", "max"])
-    stats["q95"] = df.groupby("bound")["miss"].apply(lambda m: steptime_rows.q95(m.to_numpy()))
+    stats["q95"] = df.groupby("bound")["miss"].apply(lambda m: steptime_misses.q95(m.to_numpy()))
     print(f"packaged step-time table from {packaged.provenance().get('steptime_git_revision')}")
     print((100 * stats.drop(columns="count")).round(1).assign(steps=stats["count"]).to_string())
     both = intervals(df)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from flopmetrics.analysis import steptime, steptime_rows
+from flopmetrics.analysis import steptime, steptime_misses, steptime_rows
 from flopmetrics.contracts import packaged
 
 # The folders the packaged step-time table was fitted on, as its provenance names them: a probe
@@ -30,7 +30,7 @@ def judged(heldout: list[str], table: pd.DataFrame) -> pd.DataFrame:
             mine = rows[
                 (rows["precision"] == c["precision"]) & (rows["gpu_label"] == c["gpu_label"])
             ]
-            m = steptime_rows.heldout_misses(c, steptime_rows.rows_of(mine, steptime_rows.ops_of))
+            m = steptime_misses.heldout_misses(c, steptime_rows.rows_of(mine, steptime_rows.ops_of))
             out.append(m.assign(set=Path(d).name, precision=c["precision"]))
     return pd.concat(out, ignore_index=True)
 

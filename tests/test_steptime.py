@@ -14,7 +14,14 @@ from conftest import REPO
 from test_cli import cli
 from test_models import MOE
 
-from flopmetrics.analysis import co2e, steptime, steptime_estimate, steptime_fit, steptime_rows
+from flopmetrics.analysis import (
+    co2e,
+    steptime,
+    steptime_estimate,
+    steptime_fit,
+    steptime_misses,
+    steptime_rows,
+)
 from flopmetrics.contracts import packaged, paths
 from flopmetrics.contracts.errors import ModelConfigError
 from flopmetrics.energy import datasheet
@@ -373,6 +380,7 @@ def test_the_pipeline_fits_the_step_time_model_on_the_folders_named(workflow):
         **config.get("calibration", {}),
         "steptime_dirs": [str(folder)],
         "steptime_heldout_dirs": [str(others)],
+        "steptime_pool_heldout": True,  # fitted on the held-out rows too, each folder left out
     }
     workflow.write_config(config)
     workflow.run(paths.STEPTIME_CALIBRATION)
@@ -380,11 +388,24 @@ def test_the_pipeline_fits_the_step_time_model_on_the_folders_named(workflow):
     assert sorted(table["precision"]) == ["bf16", "bf16-mixed"]
     peak, bandwidth = steptime_fit.limits("h200", "bf16")
     assert (table["r_flop"] <= peak * (1 + 1e-9)).all() and (table["e_flop_j"] > 0).all()
-    assert (table["batch_sizes"] == "1,2,4").all() and table["left_out_q95"].notna().all()
+    assert table["left_out_q95"].notna().all()
+    bf16 = table[table["precision"] == "bf16"].iloc[0]  # the held-out set has no bf16 rows
+    assert bf16["batch_sizes"] == "1,2,4" and bf16["heldout_n"] == 0
+    assert (table["fitted_from"] == f"{folder},{others}").all()  # the folders read
     mixed = table[table["precision"] == "bf16-mixed"].iloc[0]  # the held-out set's precision
     assert mixed["heldout_n"] == 20 and len(mixed["heldout_models"].split(",")) == 4
-    assert mixed["heldout_q95"] > 0
+    assert mixed["heldout_q95"] > 0 and mixed["heldout_pooled"]
+    assert "pythia-410m" in mixed["models"]
     assert workflow.scheduled(paths.STEPTIME_CALIBRATION) == {}  # nothing left to redo
+    config["calibration"]["steptime_pool_heldout"] = False  # an edit reruns the fit
+    workflow.write_config(config)
+    assert workflow.scheduled(paths.STEPTIME_CALIBRATION)["calibrate_steptime"] == 1
+    workflow.run(paths.STEPTIME_CALIBRATION)
+    alone = pd.read_parquet(workflow.workdir / paths.STEPTIME_CALIBRATION)
+    alone = alone[alone["precision"] == "bf16-mixed"].iloc[0]  # judged on them, not fitted
+    assert alone["fit_rows"] == mixed["fit_rows"] - 20 and "pythia-410m" not in alone["models"]
+    assert alone["heldout_n"] == 20 and not alone["heldout_pooled"]
+    assert alone["fitted_from"] == str(folder)
 
 
 def test_the_interval_carries_the_misses_on_models_the_fit_never_saw():
@@ -394,17 +415,45 @@ def test_the_interval_carries_the_misses_on_models_the_fit_never_saw():
     for i, r in enumerate(other):  # another model spends 8-16 % more than the fit says
         r["energy_j"] *= 1.08 + 0.04 * (i % 3)
         r["row"] = {"model": "tiny-qwen2"}
-    bound = steptime_rows.heldout_bound(calibration, other)
+    bound = steptime_misses.heldout_bound(calibration, other)
     assert bound["heldout_n"] == len(other) and bound["heldout_models"] == "tiny-qwen2"
     assert 0.10 < bound["heldout_q95"] <= bound["heldout_max"] < 0.14
     est = steptime.predict({**calibration, **bound}, ops())
     assert est["energy_j_hi"] / est["energy_j"] - 1 == pytest.approx(bound["heldout_q95"])
     table = synthetic_table().assign(**bound)
     e = steptime_estimate.step_energy(workload("tiny-qwen2"), "h200", table)
+    assert f"not fitted on ({len(other)} steps; tiny-qwen2; of those bound by" in e["interval"]
+
+
+def _named(rows: list[dict], model: str, extra: float = 0.0) -> list[dict]:
+    """``rows`` as measured rows of ``model``, each spending ``extra`` more energy."""
+    for r in rows:
+        r["energy_j"] *= 1 + extra
+        r["row"] = {"model": model, "batch_size": 1, "seq_len": 64, "gpu_uuid": "GPU-x"}
+    return rows
+
+
+def test_a_pooled_fit_takes_its_interval_from_fits_that_never_saw_the_folder_judged():
+    """Pooled, the fit takes every held-out folder's rows, and its interval the misses of fits
+    that leave one folder out: a folder whose models spend 12 % more than the rest is missed
+    by about that much, although the fit on everything has seen them."""
+    calibration = _named(synthetic_rows(TRUE, SIZES[:4]), "tiny-llama")
+    plain = _named(synthetic_rows(TRUE, [("tiny-qwen2", b, 64) for b in (1, 64)]), "tiny-qwen2")
+    costly = _named(synthetic_rows(TRUE, [("tiny-llama", b, 256) for b in (1, 64)]), "m2", 0.12)
+    c = {"gpu_label": "h200", "precision": "bf16", "idle_w": 120.0, "limit_w": 700.0}
+    c.update({"resid_sd": 0.0, "left_out_q95": 0.0})
+    said = []
+    out = steptime_rows.pooled(c, calibration, {"a": plain, "b": costly}, {}, said.append)
+    assert out["fit_rows"] == len(calibration) + len(plain) + len(costly)
+    assert out["models"] == "m2,tiny-llama,tiny-qwen2"
+    assert out["heldout_n"] == len(plain) + len(costly)
+    assert out["heldout_max"] == pytest.approx(1 - 1 / 1.12, abs=0.005)  # "b" left out
     assert (
-        f"{len(other)} measured steps of models it was not fitted on (tiny-qwen2; of those bound"
-        in e["interval"]
+        said[2].endswith("fit 3 of 3 done") and "b left out: 6 rows, median miss 10.7 %" in said[4]
     )
+    # judged by the fit on everything instead, "b" is partly in-sample: it misses less
+    inside = steptime_misses.heldout_bound({**c, **out}, plain + costly)
+    assert inside["heldout_max"] < out["heldout_max"] - 0.005
 
 
 def _sdpa(**options) -> list:

@@ -73,6 +73,8 @@ rule calibrate_steptime:
         heldout=steptime_heldout_rows,
         code=library(
             "flopmetrics.analysis.steptime",
+            "flopmetrics.analysis.steptime_fit",
+            "flopmetrics.analysis.steptime_misses",
             "flopmetrics.analysis.steptime_rows",
             "flopmetrics.flops.opstream",
         ),
@@ -87,6 +89,7 @@ rule calibrate_steptime:
     params:
         dirs=steptime_dirs(),
         heldout=steptime_dirs("steptime_heldout_dirs"),
+        pool=config["calibration"]["steptime_pool_heldout"],
     script:
         "../scripts/calibrate_steptime.py"
 

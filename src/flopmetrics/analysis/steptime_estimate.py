@@ -37,7 +37,7 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
         return {"status": f"step-time model: {est['status']}"}
     basis = (
         f"step-time model (bound by the {BOUND_WORDS[est['bound']]}), fitted on "
-        f"{c['models']} at batch {c['batch_sizes']}, lengths {c['seq_lens']}"
+        f"{_models(c['models'])} at batch {c['batch_sizes']}, lengths {c['seq_lens']}"
     )
     scale = float(ops["flops"].sum()) / c.get("flops_max", math.inf)
     if scale > 1:  # a larger step than any fitted: its left-out misses are of smaller ones
@@ -48,9 +48,15 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
     like = f" (of its steps with {slow}, where larger)" if slow else ""
     others = ""
     if c.get("heldout_n", 0) > 0:
+        which = (
+            "of fits that each left out one folder of them, on its steps, of models the fit then "
+            "never saw"
+            if c.get("heldout_pooled") is True
+            else "on measured steps of models it was not fitted on"
+        )
         others = (
-            f", and of its misses on {int(c['heldout_n'])} measured steps of models it was not "
-            f"fitted on ({str(c['heldout_models']).replace(',', ', ')}; of those bound by the "
+            f", and of its misses {which} ({int(c['heldout_n'])} steps; "
+            f"{_models(c['heldout_models'])}; of those bound by the "
             f"{BOUND_WORDS[est['bound']]} like it, where larger)"
         )
     return {
@@ -64,6 +70,14 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
         "hi": est["energy_j_hi"],
         "launch": "eager",
     }
+
+
+def _models(names: str, shown: int = 6) -> str:
+    """A list of model names as a basis says it: all of a few, else how many and the first."""
+    names = str(names).split(",")
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{len(names)} models ({', '.join(names[:shown])}, ...)"
 
 
 def _fitted(c: dict, kind: str) -> bool:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from importlib import metadata
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +17,9 @@ import pandas as pd
 
 from ..flops.models import resolve
 from ..flops.opstream import STREAMED, step_ops
+from . import steptime_misses
 from .merge import read_job_table
-from .steptime import BOUNDS, LEVEL, PASSES, SLOW, SPEEDS, kind_of, predict, step
+from .steptime import FITTED, PASSES, SLOW, SPEEDS
 from .steptime_fit import fit
 
 
@@ -75,17 +79,22 @@ def read_rows(dirs: list) -> pd.DataFrame:
 
 
 def calibrate_dirs(
-    dirs: list[str], heldout: list[str] = (), log=print, speeds: dict | None = None
+    dirs: list[str],
+    heldout: list[str] = (),
+    log=print,
+    speeds: dict | None = None,
+    pool: bool = False,
 ) -> pd.DataFrame:
     """One calibration row per (GPU label, precision with an operation stream) of the causal-LM
     rows below ``dirs`` (``raw/llm/**/*.parquet``), fitted with the speeds of the memory-bound
     kernels measured below them held (:func:`memory_speeds`; ``speeds``, where given, in their
     place: a probe's), each naming the folders it was fitted from; with ``heldout``, folders of
     rows of other models, each row's misses on those (:func:`heldout_bound`), which its
-    intervals then carry."""
+    intervals then carry. With ``pool``, the fit takes the held-out folders' rows too, and the
+    misses are those of fits that leave each held-out folder out (:func:`pooled`)."""
     table = read_rows(dirs)
     table = table[table["model"].notna() & table["precision"].isin(STREAMED)]
-    others = read_rows(heldout) if heldout else None
+    others = {d: read_rows([d]) for d in heldout}
     fp32 = {label: fp32_products(dirs, label) for label in table["gpu_label"].unique()}
     out = []
     for (label, precision), g in table.groupby(["gpu_label", "precision"]):
@@ -96,13 +105,80 @@ def calibrate_dirs(
         c = {**calibrate(rows, label, precision, held), "fitted_from": ",".join(dirs)}
         c.update(held)
         c.update(fp32[label])
-        if others is not None:
-            mine = others[(others["gpu_label"] == label) & (others["precision"] == precision)]
-            mine = mine[~mine["model"].isin(c["models"].split(","))]  # rows_of drops no-model
-            c.update(heldout_bound(c, rows_of(mine, ops_of)), heldout_from=",".join(heldout))
+        if others:
+            fitted = c["models"].split(",")
+            mine = {
+                d: rows_of(_unseen(t, label, precision, fitted), ops_of) for d, t in others.items()
+            }
+            if pool:
+                c.update(pooled(c, rows, mine, held, log))
+                c["fitted_from"] = ",".join([*dirs, *heldout])
+            else:
+                c.update(steptime_misses.heldout_bound(c, [r for rs in mine.values() for r in rs]))
+            c.update(heldout_from=",".join(heldout), heldout_pooled=pool)
             log(f"[steptime] {label} {precision}: {c['heldout_n']} held-out rows judged")
         out.append(c)
     return pd.DataFrame(out)
+
+
+def _unseen(table: pd.DataFrame, label: str, precision: str, models: list[str]) -> pd.DataFrame:
+    """``table``'s rows of one GPU label and precision, of no model in ``models``."""
+    mine = table[(table["gpu_label"] == label) & (table["precision"] == precision)]
+    return mine[~mine["model"].isin(models)]  # rows_of drops rows of no model
+
+
+def pooled(c: dict, rows: list[dict], others: dict, held: dict, log=print) -> dict:
+    """The fit of calibration row ``c`` redone on its ``rows`` and every held-out folder's
+    (``others``: folder -> rows), what it was fitted on, and as its intervals' bound the misses
+    of fits that leave one folder out, each on that folder's rows, whose models the fit then
+    never saw (a model a folder shares with another leaves both: :func:`heldout_bound`'s
+    columns)."""
+    label, precision = c["gpu_label"], c["precision"]
+    everything = rows + [r for rs in others.values() for r in rs]
+    folds = {folder: _left_out(rows, others, folder) for folder in others}
+    folds[""] = everything  # the fit itself
+    _FOLDS.update({f: (t, label, precision, _speeds(held)) for f, t in folds.items()})
+    fits = {}
+    # each fit is minutes on hundreds of rows: as many at once as there are CPUs, each forked
+    # with the rows (handing them over would copy every operation stream per fit)
+    workers = min(len(folds), os.cpu_count() or 1)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+            jobs = {pool.submit(_fit_fold, f): f for f in folds}
+            for job in as_completed(jobs):
+                fits[jobs[job]] = job.result()
+                log(f"[steptime] {label} {precision}: fit {len(fits)} of {len(folds)} done")
+    finally:
+        _FOLDS.clear()
+    judged = {
+        f: steptime_misses.heldout_misses({**c, **_parameters(fits[f])}, mine)
+        for f, mine in others.items()
+    }
+    for f, j in judged.items():
+        log(f"[steptime] {label} {precision}: {f} left out: {steptime_misses.summary(j)}")
+    judged = steptime_misses.misses_bound(pd.concat(judged.values(), ignore_index=True))
+    return {**_parameters(fits[""]), **_fitted_on(everything), **judged}
+
+
+_FOLDS: dict = {}  # fold -> fit's arguments, for the forked workers of :func:`pooled`
+
+
+def _fit_fold(fold: str) -> dict:
+    return fit(*_FOLDS[fold])
+
+
+def _left_out(rows: list[dict], others: dict, folder: str) -> list[dict]:
+    """``rows`` and the held-out folders' but ``folder``'s, and but any of its models'."""
+    unseen = {str(r["row"]["model"]) for r in others[folder]}
+    rest = [r for d, rs in others.items() if d != folder for r in rs]
+    return rows + [r for r in rest if str(r["row"]["model"]) not in unseen]
+
+
+def _parameters(p: dict) -> dict:
+    """A fit's fitted parameters, their standard errors and residual SD: not what is measured
+    apart (the fp32 products, the memory kernels' speeds), which the fit only holds."""
+    keys = [*FITTED, *(f"{k}_rse" for k in FITTED), "resid_sd", "fit_rows"]
+    return {k: p[k] for k in keys if k in p}
 
 
 def fp32_products(dirs: list, label: str) -> dict:
@@ -173,63 +249,10 @@ def describe_speeds(speeds: dict) -> str:
     return f"memory kernels' speeds {said} of {speeds['memory_bandwidth'] / 1e12:.2f} TB/s"
 
 
-def heldout_bound(calibration: dict, rows: list[dict]) -> dict:
-    """The calibration's misses on measured rows of models it was not fitted on (each with
-    ``ops``, ``energy_j`` and ``row``), as an interval's bound: their 95th percentile
-    (``heldout_q95``), and apart for the rows of each bound the model predicts
-    (``heldout_q95_<bound>``: a host-bound step of a new family misses more), largest, count
-    and models. Rows it refuses are not counted."""
-    judged = heldout_misses(calibration, rows)
-    misses, bounds = judged["miss"].to_numpy(float), judged["bound"].to_numpy(str)
-    models = set(judged["model"])
-    return {
-        "heldout_q95": q95(misses),
-        **{f"heldout_q95_{b}": q95(misses[bounds == b]) for b in BOUNDS},
-        "heldout_max": float(misses.max()) if len(misses) else math.nan,
-        "heldout_n": len(misses),
-        "heldout_models": ",".join(sorted(models)),
-    }
-
-
-def heldout_misses(calibration: dict, rows: list[dict]) -> pd.DataFrame:
-    """Each row the calibration answers for (each with ``ops``, ``energy_j`` and ``row``): its
-    relative energy miss (``miss``), the bound the model predicts (``bound``) and ``model``."""
-    out = []
-    for r in rows:
-        est = predict({**calibration, "heldout_q95": math.nan}, r["ops"])
-        if "status" not in est:
-            miss = abs(est["energy_j"] / r["energy_j"] - 1)
-            out.append({"miss": miss, "bound": est["bound"], "model": str(r["row"]["model"])})
-    return pd.DataFrame(out, columns=["miss", "bound", "model"])
-
-
-def left_out_misses(
-    rows: list[dict], label: str, precision: str, held: dict | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The relative energy misses of fits that leave one batch size, or one length, out, on
-    the rows they left out (how far the fit carries beyond what it saw, measured on the
-    calibration's own rows), and each row's slower kind (:func:`kind_of`)."""
-    misses, kinds = [], []
-    for key in ("batch_size", "seq_len"):
-        values = sorted({r["row"][key] for r in rows})
-        for value in values if len(values) > 1 else []:
-            p = fit([r for r in rows if r["row"][key] != value], label, precision, held)
-            for r in (r for r in rows if r["row"][key] == value):
-                e = step(p, r["ops"], r["idle_w"], r["limit_w"])[0]
-                misses.append(abs(e / r["energy_j"] - 1))
-                kinds.append(kind_of(r["ops"]))
-    return np.asarray(misses), np.asarray(kinds, str)
-
-
 def versions(rows: list[dict]) -> str:
     """The transformers versions the rows were measured with (an older row has none)."""
     found = {str(r["row"].get("transformers_version") or "") for r in rows} - {"", "nan", "None"}
     return ",".join(sorted(found))
-
-
-def q95(misses: np.ndarray) -> float:
-    """The split-conformal bound: the misses' 95th percentile, rounded up to one of them."""
-    return float(np.quantile(misses, LEVEL, method="higher")) if len(misses) else math.nan
 
 
 def calibrate(rows: list[dict], label: str, precision: str, held: dict | None = None) -> dict:
@@ -237,16 +260,29 @@ def calibrate(rows: list[dict], label: str, precision: str, held: dict | None = 
     its left-out misses' bound (for steps of each slower kind apart, ``left_out_q95_<kind>``:
     their own rate is fitted on fewer rows), and what it was fitted on (models, batch sizes and
     lengths, the median idle power and power limit of its rows)."""
-    held = {k: v for k, v in (held or {}).items() if k in SPEEDS.values() and math.isfinite(v)}
+    held = _speeds(held)
     out = fit(rows, label, precision, held)
-    misses, kinds = left_out_misses(rows, label, precision, held)
-    column = lambda k: [r["row"][k] for r in rows]  # noqa: E731
+    misses, kinds = steptime_misses.left_out_misses(rows, label, precision, held)
     return {
         **out,
-        "left_out_q95": q95(misses[kinds == ""]),
-        **{f"left_out_q95_{k}": q95(misses[kinds == k]) for k in SLOW},
+        "left_out_q95": steptime_misses.q95(misses[kinds == ""]),
+        **{f"left_out_q95_{k}": steptime_misses.q95(misses[kinds == k]) for k in SLOW},
         "left_out_max": float(misses.max()) if len(misses) else math.nan,
         "left_out_n": len(misses),
+        **_fitted_on(rows),
+    }
+
+
+def _speeds(held: dict | None) -> dict:
+    """The measured speeds a fit holds (:data:`SPEEDS`), of ``held``'s columns."""
+    return {k: v for k, v in (held or {}).items() if k in SPEEDS.values() and math.isfinite(v)}
+
+
+def _fitted_on(rows: list[dict]) -> dict:
+    """What a fit was fitted on: models, batch sizes and lengths, its largest step, cards,
+    versions, the median idle power and power limit of its rows."""
+    column = lambda k: [r["row"][k] for r in rows]  # noqa: E731
+    return {
         "models": ",".join(sorted(set(map(str, column("model"))))),
         "batch_sizes": ",".join(map(str, sorted(set(map(int, column("batch_size")))))),
         "seq_lens": ",".join(map(str, sorted(set(map(int, column("seq_len")))))),
