@@ -15,8 +15,9 @@ HOST = "/gpu-host/repository"  # the GPU host's repository, as its Snakemake log
 SITE = "/gpu-host/site"  # where its wheels were installed
 
 
-def _archive(tmp: Path) -> Path:
-    """A campaign's OUT: results.tgz (rows, a trace, logs) and campaign.log beside it."""
+def _archive(tmp: Path, command: str = f"{SITE}/snakemake/__main__.py") -> Path:
+    """A campaign's OUT: results.tgz (rows, a trace, logs) and campaign.log beside it, Snakemake
+    run as ``command``."""
     staged = tmp / "staged"
     files = {
         "results/raw/memory/h200/bf16/cat_mib256.parquet": "rows",
@@ -30,7 +31,7 @@ def _archive(tmp: Path) -> Path:
     out = tmp / "out"
     out.mkdir()
     (out / "campaign.log").write_text(
-        f"  Base directory: {HOST}\n  Command: {SITE}/snakemake/__main__.py -c all\n"
+        f"  Base directory: {HOST}\n  Command: {command} -c all\n"
         f"  Python: /gpu-host/venv/bin/python3 -m snakemake\n"
         f"  resources: tmpdir=/tmp\n"
         f"  /gpu-host/venv/lib/python3.12/site-packages/torch/profiler.py:224: UserWarning\n"
@@ -64,6 +65,13 @@ def test_rows_traces_and_logs_arrive_with_placeholders_for_the_host_paths(tmp_pa
     assert "<repository>/src/flopmetrics" in logs and "<site>/snakemake" in logs
     assert "Python: <python> -m snakemake" in logs
     assert "<site-packages>/torch/profiler.py:224" in logs
+
+
+def test_snakemake_run_as_the_script_a_target_install_puts_in_bin_is_found_too(tmp_path):
+    archive = _archive(tmp_path, command=f"{SITE}/bin/snakemake")
+    assert _run(tmp_path, str(archive), "rows", "memory/h200").returncode == 0
+    log = tmp_path / "resources/reference/rows/logs/campaign.log"
+    assert "Command: <site>/bin/snakemake -c all" in log.read_text()
 
 
 def test_a_second_import_overwrites_nothing(tmp_path):
