@@ -135,6 +135,7 @@ def pooled(c: dict, rows: list[dict], others: dict, held: dict, log=print) -> di
     columns)."""
     label, precision = c["gpu_label"], c["precision"]
     everything = rows + [r for rs in others.values() for r in rs]
+    others = {folder: mine for folder, mine in others.items() if mine}  # none: nothing to judge
     folds = {folder: _left_out(rows, others, folder) for folder in others}
     folds[""] = everything  # the fit itself
     _FOLDS.update({f: (t, label, precision, _speeds(held)) for f, t in folds.items()})
@@ -156,7 +157,8 @@ def pooled(c: dict, rows: list[dict], others: dict, held: dict, log=print) -> di
     }
     for f, j in judged.items():
         log(f"[steptime] {label} {precision}: {f} left out: {steptime_misses.summary(j)}")
-    judged = steptime_misses.misses_bound(pd.concat(judged.values(), ignore_index=True))
+    none = steptime_misses.heldout_misses(c, [])  # the columns, where no folder has rows
+    judged = steptime_misses.misses_bound(pd.concat([none, *judged.values()], ignore_index=True))
     return {**_parameters(fits[""]), **_fitted_on(everything), **judged}
 
 
