@@ -11,9 +11,11 @@ import pandas as pd
 from flopmetrics.analysis import steptime, steptime_misses, steptime_rows
 from flopmetrics.contracts import packaged
 
-# The folders the packaged step-time table was fitted on, as its provenance names them: a probe
-# that refits compares with the package, not with a list that drifts from it.
-CALIBRATION = list(packaged.provenance()["steptime_fitted_from"])
+# The calibration folders the packaged step-time table was fitted on, as its provenance names
+# them (without the held-out folders a pooled table was fitted on too, which the probes judge):
+# a probe that refits compares with the package, not with a list that drifts from it.
+_INFO = packaged.provenance()
+CALIBRATION = [d for d in _INFO["steptime_fitted_from"] if d not in _INFO["steptime_heldout_from"]]
 
 
 def fitted(calibration: list[str] = CALIBRATION) -> pd.DataFrame:
