@@ -48,10 +48,11 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
     like = f" (of its steps with {slow}, where larger)" if slow else ""
     others = ""
     if c.get("heldout_n", 0) > 0:
+        # a table older than the column holds NaN there, which is truthy
         which = (
-            "of fits that each left out one folder of them, on its steps, of models the fit then "
-            "never saw"
-            if c.get("heldout_pooled") is True
+            "of fits that each left one held-out folder out, on that folder's steps, of models "
+            "those fits never saw"
+            if c.get("heldout_pooled") in (True,)
             else "on measured steps of models it was not fitted on"
         )
         others = (
