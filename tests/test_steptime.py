@@ -157,7 +157,9 @@ def test_the_fit_never_passes_the_datasheet():
     # no unaligned GEMM, masked attention, grouped GEMM or dropout seen: their rates and energies
     # are not fitted; the tiny model's attention is over 5 % of its FLOPs at 256 tokens: its rate is
     unseen = {
-        k for kind in ("unaligned", "masked", "grouped", "dropout") for k in steptime.SLOW[kind][:2]
+        k
+        for kind in ("unaligned", "align2", "masked", "grouped", "dropout")
+        for k in steptime.SLOW[kind][:2]
     }
     free = [k for k in steptime.FITTED if k not in unseen and k != "r_flop"]
     assert all(fitted[k] >= 0 and math.isfinite(fitted[f"{k}_rse"]) for k in free)
@@ -214,6 +216,43 @@ def test_unaligned_gemms_get_a_rate_and_energy_of_their_own_where_the_rows_have_
     assert aligned["energy_j_hi"] / aligned["energy_j"] - 1 == pytest.approx(0.05)
 
 
+# the same head two tokens wider: even, not a multiple of 8 (cuBLAS's two-element kernels)
+EVEN = {**ODD, "vocab_size": 4098}
+
+
+def test_an_even_unaligned_gemm_is_align2_not_odd():
+    odd, even = (step_ops(m, 16, 128, "bf16", "train_step") for m in (ODD, EVEN))
+    assert steptime.slow_shares(odd)["align2"] == 0 < steptime.slow_shares(odd)["unaligned"]
+    assert steptime.slow_shares(even)["unaligned"] == 0 < steptime.slow_shares(even)["align2"]
+    assert steptime.slow_shares(even)["align2"] == pytest.approx(
+        steptime.slow_shares(odd)["unaligned"], rel=0.01
+    )
+
+
+def test_align2_gemms_get_a_rate_of_their_own_else_the_odd_ones_rate():
+    slow = {**TRUE, "r_unaligned": 1.5e14, "e_unaligned_j": 2.5e-12, **ATTENTION}
+    slow = {**slow, "r_align2": 3e14, "e_align2_j": 1.5e-12}
+    sizes = [(m, b, s) for m in (ODD, EVEN) for b in (16, 64, 256) for s in (128, 512)]
+    fitted = steptime_fit.fit(synthetic_rows(slow, SIZES + sizes), "h200", "bf16")
+    assert fitted["r_align2"] == pytest.approx(3e14, rel=0.05)
+    assert fitted["e_align2_j"] == pytest.approx(1.5e-12, rel=0.05)
+    assert fitted["r_unaligned"] == pytest.approx(1.5e14, rel=0.05)
+    even = step_ops(EVEN, 256, 256, "bf16", "train_step")
+    c = {**fitted, "left_out_q95": 0.05, "idle_w": 120.0, "limit_w": 700.0}
+    assert steptime.predict(c, even)["time_s"] == pytest.approx(
+        steptime.step(slow, even, 120.0, 700.0)[1], rel=0.01
+    )
+    # a table with no align2 rows prices them as the odd ones (slower), and is not refused
+    older = {**c, "r_align2": math.nan, "e_align2_j": math.nan}
+    as_odd = {**slow, "r_align2": 1.5e14, "e_align2_j": 2.5e-12}
+    assert steptime.predict(older, even)["time_s"] == pytest.approx(
+        steptime.step(as_odd, even, 120.0, 700.0)[1], rel=0.01
+    )
+    # with neither rate, the step is refused, in the kind's own words
+    none = {**older, "r_unaligned": math.nan, "e_unaligned_j": math.nan}
+    assert "even dimension" in steptime.predict(none, even)["status"]
+
+
 def test_the_calibration_bounds_unaligned_steps_by_their_own_left_out_misses():
     slow = {**TRUE, "r_unaligned": 1.5e14, "e_unaligned_j": 2.5e-12, **ATTENTION}
     sizes = [(m, b, s) for m in ("tiny-llama", ODD) for b in (1, 64) for s in (64, 256)]
@@ -236,7 +275,7 @@ def test_an_estimate_carries_the_left_out_misses_and_refuses_unaligned_gemms():
     assert wide["energy_j_hi"] / wide["energy_j"] - 1 == pytest.approx(1.959964 * 0.2, rel=1e-5)
     assert est["energy_j_lo"] < est["energy_j"] < est["energy_j_hi"]
     odd = step_ops({**resolve("tiny-llama")[1], "vocab_size": 257}, 2, 32, "bf16", "train_step")
-    assert "multiple of 8" in steptime.predict(calibration, odd)["status"]
+    assert "odd dimension" in steptime.predict(calibration, odd)["status"]
 
 
 # a sliding window shorter than the step: transformers passes attention a mask
@@ -334,7 +373,7 @@ def test_the_co2e_table_says_both_refusals_where_neither_model_answers():
         [workload(odd)], calibration, 1.0, 400.0, steptime_table=synthetic_table()
     )
     status = table.iloc[0]["status"]
-    assert "not calibrated" in status and "multiple of 8" in status
+    assert "not calibrated" in status and "odd dimension" in status
     other = co2e.estimate(  # no step-time fit for this precision: the calibration's refusal
         [workload("tiny-qwen2", precision="bf16-mixed")],
         calibration,

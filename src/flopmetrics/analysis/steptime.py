@@ -11,14 +11,16 @@ bytes and issuing phase, recorded on the meta device):
   the memory experiment measures on the same GPU (:data:`SPEEDS`; 1 where not measured).
   Some kinds of kernel run slower, each at a rate and an energy per FLOP of its own
   (:data:`SLOW`), fitted only where the calibration has them, else a step with many of them is
-  refused: a GEMM with a dimension not a multiple of 8 (cuBLAS's slower kernels; the
-  reference model with a vocabulary one token wider), attention given a mask (every tile, the
-  mask read; the reference model with a sliding window), grouped GEMMs (a mixture of experts'
-  experts; the reference model as one). A GEMM on fp32 operands (CUDA cores: PyTorch's math
-  attention, where a model hands SDPA fewer key and value heads than query heads) takes the
-  rate and dynamic energy per FLOP the pipeline's matmul experiment measured for fp32 on the
-  same GPU (:data:`MEASURED`), not fitted; above :data:`LIMITS` of a step's FLOPs and with no
-  such measurement, the step is refused;
+  refused: a GEMM with a dimension not a multiple of 8 (cuBLAS's slower kernels; the reference
+  model with a vocabulary one token wider), priced apart where every dimension is even
+  (``align2``: kernels that load two elements at a time; the reference model with a vocabulary two
+  tokens wider) and at the odd dimension's rate where the fit saw none, attention given a mask
+  (every tile, the mask read; the reference model with a sliding window), grouped GEMMs (a mixture
+  of experts' experts; the reference model as one). A GEMM on fp32 operands (CUDA cores: PyTorch's
+  math attention, where a model hands SDPA fewer key and value heads than query heads) takes the
+  rate and dynamic energy per FLOP the pipeline's matmul experiment measured for fp32 on the same
+  GPU (:data:`MEASURED`), not fitted; above :data:`LIMITS` of a step's FLOPs and with no such
+  measurement, the step is refused;
 - the host's time: ``h_f``, ``h_b``, ``h_o`` per operation issued by the forward (Python),
   the backward (autograd's engine) and the optimizer;
 - the dynamic energy: ``e_byte B`` plus each kind's energy per FLOP times its FLOPs;
@@ -44,7 +46,7 @@ from scipy import stats
 
 PARAMETERS = (
     "r_flop",  # FLOP/s of matrix products
-    "r_unaligned",  # FLOP/s of GEMMs with a dimension not a multiple of 8 (cuBLAS's slow kernels)
+    "r_unaligned",  # FLOP/s of GEMMs with an odd dimension (cuBLAS's one-element kernels)
     "r_masked",  # FLOP/s of attention given a mask
     "r_attention",  # FLOP/s of the fused causal attention kernel
     "r_fp32",  # FLOP/s of GEMMs on fp32 operands (CUDA cores): measured, not fitted
@@ -54,7 +56,7 @@ PARAMETERS = (
     "host_backward_s",
     "host_optimizer_s",
     "e_flop_j",  # dynamic J per matrix-product FLOP
-    "e_unaligned_j",  # dynamic J per FLOP of an unaligned GEMM
+    "e_unaligned_j",  # dynamic J per FLOP of a GEMM with an odd dimension
     "e_masked_j",  # dynamic J per FLOP of masked attention
     "e_attention_j",  # dynamic J per FLOP of causal attention
     "e_fp32_j",  # dynamic J per FLOP of an fp32 GEMM: measured, not fitted
@@ -65,10 +67,13 @@ PARAMETERS = (
     "e_dropout_j",  # dynamic J per FLOP of attention given dropout
     "strided_speed",  # bandwidth of PyTorch's generic elementwise kernel / the vectorized one's
     "cat_speed",  # bandwidth of torch.cat's copy / the vectorized elementwise kernel's
+    "r_align2",  # FLOP/s of GEMMs with an even dimension not a multiple of 8 (two-element kernels)
+    "e_align2_j",  # dynamic J per FLOP of such a GEMM
 )
 # the slower kernels' (rate, energy per FLOP) and the FLOPs their share is of
 SLOW = {
     "unaligned": ("r_unaligned", "e_unaligned_j", ("gemm",)),
+    "align2": ("r_align2", "e_align2_j", ("gemm",)),
     "masked": ("r_masked", "e_masked_j", ("gemm", "attention")),
     "attention": ("r_attention", "e_attention_j", ("gemm", "attention")),
     "fp32": ("r_fp32", "e_fp32_j", ("gemm", "attention")),
@@ -76,7 +81,7 @@ SLOW = {
     "dropout": ("r_dropout", "e_dropout_j", ("gemm", "attention")),
 }
 # where the fit saw none of a kind, the rate and energy it is priced at (else the GEMMs')
-FALLBACK = {"dropout": "attention"}
+FALLBACK = {"dropout": "attention", "align2": "unaligned"}
 # kinds whose rate and energy are measured apart (the fp32 matrix product of the pipeline's
 # matmul experiment), never fitted: the reference model has no fp32 GEMMs in a 16-bit step
 MEASURED = ("fp32",)
@@ -117,17 +122,19 @@ def _filled(p: dict) -> dict:
 
 
 def _kinds(ops: dict) -> dict:
-    """Each slower kind's mask over the kernels (an older stream has no ``masked`` or
-    ``fp32``): attention is every kernel of the attention class not given a mask."""
+    """Each slower kind's mask over the kernels (an older stream has no ``masked``, ``fp32``
+    or ``align2``): attention is every kernel of the attention class not given a mask; an
+    unaligned GEMM is ``align2`` where its dimensions are all even, else ``unaligned``."""
     none = np.zeros(len(ops["cls"]), bool)
     fp32 = ops.get("fp32", none)  # a kernel of one kind only: fp32 first (the slowest)
     masked = ops.get("masked", none) & ~fp32
     dropout = ops.get("dropout", none) & ~masked & ~fp32
     attention = (ops["cls"] == "attention") & ~masked & ~fp32 & ~dropout
-    unaligned = ops.get("unaligned", none) & ~fp32
+    align2 = ops.get("align2", none) & ~fp32
+    unaligned = ops.get("unaligned", none) & ~fp32 & ~align2
     grouped = ops.get("grouped", none)  # never fp32: PyTorch's grouped GEMM takes bf16 only
-    kinds = {"unaligned": unaligned, "masked": masked, "attention": attention, "fp32": fp32}
-    return {**kinds, "grouped": grouped, "dropout": dropout}
+    kinds = {"unaligned": unaligned, "align2": align2, "masked": masked, "attention": attention}
+    return {**kinds, "fp32": fp32, "grouped": grouped, "dropout": dropout}
 
 
 def kernel_times(p: dict, ops: dict) -> np.ndarray:
@@ -203,8 +210,12 @@ def over_limit(shares: dict) -> list[str]:
 # what each slower kind is, in an estimate's words: (in full, in short)
 KIND_WORDS = {
     "unaligned": (
-        "GEMMs with a dimension not a multiple of 8 (cuBLAS's slower kernels)",
+        "GEMMs with an odd dimension (cuBLAS's one-element kernels)",
         "unaligned GEMMs",
+    ),
+    "align2": (
+        "GEMMs with an even dimension not a multiple of 8 (cuBLAS's two-element kernels)",
+        "align2 GEMMs",
     ),
     "masked": ("attention given a mask (ALiBi's bias, a sliding window)", "masked attention"),
     "attention": ("the fused causal attention kernel", "attention"),
@@ -215,6 +226,12 @@ KIND_WORDS = {
     "grouped": ("grouped GEMMs (a mixture of experts' experts)", "grouped GEMMs"),
     "dropout": ("fused attention given dropout (a random number drawn per score)", "dropout"),
 }
+
+
+def _has_rate(calibration: dict, kind: str) -> bool:
+    """Whether the calibration has a rate for a slower kind: its own, else its fallback's."""
+    kinds = (kind, FALLBACK[kind]) if kind in FALLBACK else (kind,)
+    return any(math.isfinite(calibration.get(SLOW[k][0], math.nan)) for k in kinds)
 
 
 def predict(calibration: dict, ops: dict) -> dict:
@@ -228,7 +245,7 @@ def predict(calibration: dict, ops: dict) -> dict:
     shares = slow_shares(ops)
     kinds = over_limit(shares)
     for k in (k for k in kinds if k not in PRICED_AS_FAST):
-        if not math.isfinite(calibration.get(SLOW[k][0], math.nan)):
+        if not _has_rate(calibration, k):
             why = "no fp32 matrix product measured" if k in MEASURED else "no such rows"
             return {
                 "status": f"{100 * shares[k]:.1f} % of its FLOPs are in {KIND_WORDS[k][0]}, and "

@@ -22,10 +22,11 @@ from .steptime import FITTED, PARAMETERS, SLOW, SLOW_LIMIT, slow_shares, step
 
 STAGED = ("grouped",)
 _START = (0.7, 0.3, 0.3, 0.5, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 2e-12, 2e-12, 1e-12, 1e-10)
-_START = dict(zip(FITTED, (*_START, 0.5, 2e-12, 0.3, 2e-12), strict=True))  # rates / peak
+_START = dict(zip(FITTED, (*_START, 0.5, 2e-12, 0.3, 2e-12, 0.5, 2e-12), strict=True))  # / peak
 _DATASHEET = {
     "r_flop": "peak",
     "r_unaligned": "peak",
+    "r_align2": "peak",
     "r_masked": "peak",
     "r_attention": "peak",
     "r_grouped": "peak",

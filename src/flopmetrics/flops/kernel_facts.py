@@ -12,6 +12,7 @@ import torch
 
 TILE = 128  # query and key rows per tile of the fused attention kernels
 ALIGN = 8  # elements: 16 bytes of a 16-bit type, the alignment cuBLAS's fast kernels need
+ALIGN_PAIR = 2  # elements: 4 bytes, what cuBLAS's "align2" kernels load at a time
 
 
 def nbytes(tree) -> int:

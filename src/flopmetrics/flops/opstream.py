@@ -17,7 +17,9 @@ What the meta device cannot show is put in explicitly:
   (a weight once per forward), norms, softmax and the loss computed in fp32; the casts and their
   gradients are recorded like any other kernel;
 - GEMMs with a dimension that is not a multiple of 8 elements are marked (``unaligned``):
-  cuBLAS runs other, slower kernels for them, whose rate a step-time model fits apart;
+  cuBLAS runs other, slower kernels for them, whose rate a step-time model fits apart; those
+  whose dimensions are all even are marked too (``align2``): cuBLAS's kernels that load two
+  elements at a time run them, faster than the one-element kernels an odd dimension takes;
 - elementwise and copy operations PyTorch cannot vectorize (an operand broadcast or not
   contiguous) are marked (``strided``), and ``torch.cat`` (``cat``): their kernels move bytes
   slower, at speeds the memory experiment measures;
@@ -41,6 +43,7 @@ from torch.utils.flop_counter import flop_registry, shape_wrapper
 from .counted import MAPPING
 from .kernel_facts import (
     ALIGN,
+    ALIGN_PAIR,
     causal_share,
     dropout_p,
     gemm_dims,
@@ -81,6 +84,7 @@ def _recorder():
             cls = op_class(func, self.phase == "o", self.in_attention)
             dims = gemm_dims(args) if name in _GEMMS and self.phase != "o" else ()
             unaligned = any(d % ALIGN for d in dims)
+            align2 = unaligned and not any(d % ALIGN_PAIR for d in dims)
             masked = "efficient_attention" in name  # only :func:`_masked` books this kernel
             cat = name == "cat"  # PyTorch's batched copy, slower than other elementwise kernels
             fp32 = bool(dims) and is_fp32(args)  # on CUDA cores, not tensor cores
@@ -88,7 +92,7 @@ def _recorder():
             strided = cls in _STRIDED_CLASSES and not cat and strided_operands(args, out)
             dropout = "_attention" in name and dropout_p(func, args, kwargs or {}) > 0
             moved = nbytes(args) + nbytes(out)
-            flags = (unaligned, masked, cat, fp32, grouped, strided, dropout)  # as FLAGS
+            flags = (unaligned, masked, cat, fp32, grouped, strided, dropout, align2)  # FLAGS
             self.ops.append((cls, flops, moved, self.phase, *flags))
             for extra in more_kernels(name, out):
                 self.ops.append((cls, 0, extra, self.phase, *[False] * len(FLAGS)))
@@ -224,7 +228,7 @@ def _record(fields: dict, batch: int, seq: int, mixed: bool, pass_name: str) -> 
 
 
 # each kernel's, after its phase
-FLAGS = ("unaligned", "masked", "cat", "fp32", "grouped", "strided", "dropout")
+FLAGS = ("unaligned", "masked", "cat", "fp32", "grouped", "strided", "dropout", "align2")
 RECORDED = ("forward", "train_step")  # every direct pass is one of these or a part of one
 STREAMED = ("bf16", "bf16-mixed")  # the precisions recorded
 
@@ -235,9 +239,9 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
     with a dimension cuBLAS cannot align), ``masked`` (attention given a mask), ``cat``
     (``torch.cat``'s copy kernel), ``fp32`` (a GEMM on fp32 operands), ``grouped`` (a
     grouped GEMM: experts), ``strided`` (an elementwise or copy kernel PyTorch cannot
-    vectorize) and ``dropout`` (a fused attention kernel given dropout), and
-    ``unaligned_gemms``: each unaligned GEMM's (M, N, K, FLOPs). Kept on disk per model, size
-    and pass."""
+    vectorize), ``dropout`` (a fused attention kernel given dropout) and ``align2`` (an
+    unaligned GEMM whose dimensions are all even), and ``unaligned_gemms``: each unaligned
+    GEMM's (M, N, K, FLOPs). Kept on disk per model, size and pass."""
     recorded = "forward" if pass_name == "forward" else "train_step"
     if pass_name not in (*RECORDED, "forward_backward"):
         raise ValueError(f"no operation stream for pass {pass_name!r}")
