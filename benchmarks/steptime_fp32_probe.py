@@ -1,7 +1,7 @@
 """Issue 32: measured steps against the packaged step-time model, with GEMMs on fp32 operands
 priced as fast kernels (the table before it had an fp32 rate) and at the rate and energy per
 FLOP of the fp32 matrix product measured beside the calibration
-(:func:`flopmetrics.analysis.steptime_rows.fp32_products`). Each step's operation stream is
+(:func:`flopmetrics.analysis.steptime_measured.fp32_products`). Each step's operation stream is
 recorded with the installed transformers: run it with the version the rows were measured with
 (their ``transformers_version``), since a model's code, and with it its kernels, can differ.
 
@@ -18,7 +18,7 @@ import math
 import pandas as pd
 import transformers
 
-from flopmetrics.analysis import steptime, steptime_rows
+from flopmetrics.analysis import steptime, steptime_measured, steptime_rows
 from flopmetrics.contracts import packaged
 
 
@@ -39,7 +39,7 @@ def main() -> None:
     table = pd.read_parquet(packaged.steptime_path())
     rows = steptime_rows.read_rows(args.heldout)
     rows = rows[rows["model"].isin(args.models)]
-    measured = steptime_rows.fp32_products(args.calibration, "h200")
+    measured = steptime_measured.fp32_products(args.calibration, "h200")
     versions = ",".join(sorted(set(rows["transformers_version"].astype(str))))
     print(f"# transformers {transformers.__version__} records; rows measured with {versions}")
     print(f"# fp32 products: {measured['r_fp32'] / 1e12:.1f} TFLOP/s, "

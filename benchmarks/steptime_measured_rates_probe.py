@@ -27,7 +27,7 @@ import pandas as pd
 from scipy.optimize import nnls
 from steptime_judging import CALIBRATION, judged, summary
 
-from flopmetrics.analysis import steptime_fit, steptime_rows
+from flopmetrics.analysis import steptime_fit, steptime_measured, steptime_rows
 from flopmetrics.flops.models import resolve
 from flopmetrics.flops.opstream import step_ops
 
@@ -75,7 +75,7 @@ def fitted_with(held_rates: dict, label: str = "h200") -> pd.DataFrame:
         out.append(
             {
                 **p,
-                **steptime_rows.fp32_products(FOLDERS, label),
+                **steptime_measured.fp32_products(FOLDERS, label),
                 "left_out_q95": math.nan,
                 "idle_w": float(np.median([r["idle_w"] for r in rows])),
                 "limit_w": float(np.median([r["limit_w"] for r in rows])),

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from test_steptime import SIZES, TRUE, ops, synthetic_rows
 
-from flopmetrics.analysis import steptime, steptime_fit, steptime_rows
+from flopmetrics.analysis import steptime, steptime_fit, steptime_measured
 from flopmetrics.flops import opstream
 from flopmetrics.workloads import memory
 
@@ -104,13 +104,15 @@ def test_the_pipeline_measures_each_kind_and_the_calibration_reads_their_speeds(
     for r in rows.values():
         assert r["status"] == "ok" and r["gates_passed"] and r["pass"] == "forward"
         assert r["bytes_per_s"] == pytest.approx(r["bytes_moved"] / r["time_per_iter_s"])
-    got = steptime_rows.memory_speeds([workflow.workdir / "results"], "cpu", "bf16")
+    got = steptime_measured.memory_speeds([workflow.workdir / "results"], "cpu", "bf16")
     base = rows["vectorized"]["bytes_per_s"]
     assert got["strided_speed"] == pytest.approx(rows["strided"]["bytes_per_s"] / base)
     assert got["cat_speed"] == pytest.approx(rows["cat"]["bytes_per_s"] / base)
     assert got["memory_from"].count("_mib2.parquet") == 3  # the largest of each kind
     # a precision not measured takes one that was, whole: every kind from the same precision
-    assert steptime_rows.memory_speeds([workflow.workdir / "results"], "cpu", "bf16-mixed") == got
-    other = steptime_rows.memory_speeds([workflow.workdir / "results"], "h200", "bf16")
+    assert (
+        steptime_measured.memory_speeds([workflow.workdir / "results"], "cpu", "bf16-mixed") == got
+    )
+    other = steptime_measured.memory_speeds([workflow.workdir / "results"], "h200", "bf16")
     assert math.isnan(other["strided_speed"]) and other["memory_from"] == ""
     assert workflow.scheduled(*files) == {}  # nothing left to redo

@@ -19,6 +19,7 @@ from flopmetrics.analysis import (
     steptime,
     steptime_estimate,
     steptime_fit,
+    steptime_measured,
     steptime_misses,
     steptime_rows,
 )
@@ -119,8 +120,12 @@ def synthetic_rows(params, sizes, limit_w=700.0, idle_w=120.0):
                 resolve(model)[1] if isinstance(model, str) else model, batch, seq, "bf16", p
             )
             e, t, _ = steptime.step(params, o, idle_w, limit_w)
+            name = model if isinstance(model, str) else model.get("name", model["model_type"])
+            row = {"model": name, "precision": "bf16", "pass": p}  # as a measured row names it
+            row.update(batch_size=batch, seq_len=seq)
             rows.append(
                 {"ops": o, "idle_w": idle_w, "limit_w": limit_w, "energy_j": e, "time_s": t}
+                | {"row": row}
             )
     return rows
 
@@ -259,7 +264,7 @@ def test_the_calibration_bounds_unaligned_steps_by_their_own_left_out_misses():
     rows = synthetic_rows(slow, sizes)
     for i, r in enumerate(rows):  # measured rows scatter; each as a pipeline row names itself
         r["energy_j"] *= 1 + 0.02 * ((i % 3) - 1)
-        r["row"] = {"model": "m", "batch_size": sizes[i // 3][1], "seq_len": sizes[i // 3][2]}
+        r["row"]["model"] = "m"
     c = steptime_rows.calibrate(rows, "h200", "bf16")
     # the tiny model spends over 5 % of its FLOPs in attention at these lengths
     assert c["left_out_q95_attention"] > 0 and c["left_out_q95_unaligned"] > 0
@@ -435,6 +440,14 @@ def test_the_pipeline_fits_the_step_time_model_on_the_folders_named(workflow):
     assert mixed["heldout_n"] == 20 and len(mixed["heldout_models"].split(",")) == 4
     assert mixed["heldout_q95"] > 0 and mixed["heldout_pooled"]
     assert "pythia-410m" in mixed["models"]
+    pooled = pd.read_csv(workflow.workdir / paths.STEPTIME_HELDOUT_STEPS)  # each step judged
+    assert len(pooled) == 20 and set(pooled["folder"]) == {str(others)}
+    assert set(pooled["precision"]) == {"bf16-mixed"} and set(pooled["pass"]) <= set(
+        steptime.PASSES
+    )
+    assert pooled["miss"].max() == pytest.approx(mixed["heldout_max"])
+    ratio = pooled["energy_j_predicted"] / pooled["energy_j_measured"] - 1
+    assert np.allclose(pooled["signed_miss"], ratio) and np.allclose(pooled["miss"], ratio.abs())
     assert workflow.scheduled(paths.STEPTIME_CALIBRATION) == {}  # nothing left to redo
     config["calibration"]["steptime_pool_heldout"] = False  # an edit reruns the fit
     workflow.write_config(config)
@@ -445,6 +458,10 @@ def test_the_pipeline_fits_the_step_time_model_on_the_folders_named(workflow):
     assert alone["fit_rows"] == mixed["fit_rows"] - 20 and "pythia-410m" not in alone["models"]
     assert alone["heldout_n"] == 20 and not alone["heldout_pooled"]
     assert alone["fitted_from"] == str(folder)
+    # one held-out folder left out of the pooled fit leaves the calibration's alone: the same
+    # fit judged the same steps
+    steps = pd.read_csv(workflow.workdir / paths.STEPTIME_HELDOUT_STEPS)
+    assert np.allclose(steps["signed_miss"], pooled["signed_miss"], rtol=1e-6)
 
 
 def test_the_interval_carries_the_misses_on_models_the_fit_never_saw():
@@ -453,7 +470,7 @@ def test_the_interval_carries_the_misses_on_models_the_fit_never_saw():
     other = synthetic_rows(TRUE, [("tiny-qwen2", b, s) for b in (1, 64) for s in (64, 256)])
     for i, r in enumerate(other):  # another model spends 8-16 % more than the fit says
         r["energy_j"] *= 1.08 + 0.04 * (i % 3)
-        r["row"] = {"model": "tiny-qwen2"}
+        assert r["row"]["model"] == "tiny-qwen2"
     bound = steptime_misses.heldout_bound(calibration, other)
     assert bound["heldout_n"] == len(other) and bound["heldout_models"] == "tiny-qwen2"
     assert 0.10 < bound["heldout_q95"] <= bound["heldout_max"] < 0.14
@@ -468,7 +485,7 @@ def _named(rows: list[dict], model: str, extra: float = 0.0) -> list[dict]:
     """``rows`` as measured rows of ``model``, each spending ``extra`` more energy."""
     for r in rows:
         r["energy_j"] *= 1 + extra
-        r["row"] = {"model": model, "batch_size": 1, "seq_len": 64, "gpu_uuid": "GPU-x"}
+        r["row"].update(model=model, gpu_uuid="GPU-x")
     return rows
 
 
@@ -482,17 +499,19 @@ def test_a_pooled_fit_takes_its_interval_from_fits_that_never_saw_the_folder_jud
     c = {"gpu_label": "h200", "precision": "bf16", "idle_w": 120.0, "limit_w": 700.0}
     c.update({"resid_sd": 0.0, "left_out_q95": 0.0})
     said = []
-    out = steptime_rows.pooled(c, calibration, {"a": plain, "b": costly}, {}, said.append)
+    out, judged = steptime_rows.pooled(c, calibration, {"a": plain, "b": costly}, {}, said.append)
     assert out["fit_rows"] == len(calibration) + len(plain) + len(costly)
     assert out["models"] == "m2,tiny-llama,tiny-qwen2"
-    assert out["heldout_n"] == len(plain) + len(costly)
-    assert out["heldout_max"] == pytest.approx(1 - 1 / 1.12, abs=0.005)  # "b" left out
+    assert [len(judged[f]) for f in "ab"] == [len(plain), len(costly)]
+    assert set(judged["b"]["model"]) == {"m2"} and (judged["b"]["signed_miss"] < 0).all()
+    bound = steptime_misses.misses_bound(pd.concat(judged.values()))
+    assert bound["heldout_max"] == pytest.approx(1 - 1 / 1.12, abs=0.005)  # "b" left out
     assert (
         said[2].endswith("fit 3 of 3 done") and "b left out: 6 rows, median miss 10.7 %" in said[4]
     )
     # judged by the fit on everything instead, "b" is partly in-sample: it misses less
     inside = steptime_misses.heldout_bound({**c, **out}, plain + costly)
-    assert inside["heldout_max"] < out["heldout_max"] - 0.005
+    assert inside["heldout_max"] < bound["heldout_max"] - 0.005
 
 
 def _sdpa(**options) -> list:
@@ -543,11 +562,11 @@ def test_the_fp32_rate_is_read_from_the_matmul_rows_beside_the_calibration(tmp_p
     target = tmp_path / "ref/raw/matmul/h200/fp32/n8192.parquet"
     target.parent.mkdir(parents=True)
     shutil.copy(source, target)
-    got = steptime_rows.fp32_products([tmp_path / "ref"], "h200")
+    got = steptime_measured.fp32_products([tmp_path / "ref"], "h200")
     again = tmp_path / "again" / target.relative_to(tmp_path / "ref")  # a second folder's file
     again.parent.mkdir(parents=True)
     shutil.copy(source, again)
-    assert steptime_rows.fp32_products([tmp_path / "ref", tmp_path / "again"], "h200") == {
+    assert steptime_measured.fp32_products([tmp_path / "ref", tmp_path / "again"], "h200") == {
         **got,
         "fp32_from": str(target),
     }
@@ -556,8 +575,8 @@ def test_the_fp32_rate_is_read_from_the_matmul_rows_beside_the_calibration(tmp_p
     assert got["e_fp32_j"] == pytest.approx(row["dynamic_energy_j_per_iter"] / row["flops"])
     peak = max(s.peak_flops("fp32") or 0 for s in datasheet.table().values() if s.label == "h200")
     assert 0 < got["r_fp32"] <= peak
-    assert math.isnan(steptime_rows.fp32_products([tmp_path / "ref"], "h100")["r_fp32"])
-    assert math.isnan(steptime_rows.fp32_products([tmp_path], "h200")["r_fp32"])  # none below
+    assert math.isnan(steptime_measured.fp32_products([tmp_path / "ref"], "h100")["r_fp32"])
+    assert math.isnan(steptime_measured.fp32_products([tmp_path], "h200")["r_fp32"])  # none below
 
 
 def test_a_safe_softmax_is_booked_as_the_four_kernels_a_gpu_runs():

@@ -74,6 +74,7 @@ rule calibrate_steptime:
         code=library(
             "flopmetrics.analysis.steptime",
             "flopmetrics.analysis.steptime_fit",
+            "flopmetrics.analysis.steptime_measured",
             "flopmetrics.analysis.steptime_misses",
             "flopmetrics.analysis.steptime_rows",
             "flopmetrics.flops.opstream",
@@ -81,6 +82,7 @@ rule calibrate_steptime:
     output:
         table=paths.STEPTIME_CALIBRATION,
         csv=paths.STEPTIME_CALIBRATION_TABLE,
+        steps=paths.STEPTIME_HELDOUT_STEPS,
     log:
         "logs/analysis/calibrate_steptime.log",
     localrule: True

@@ -48,16 +48,38 @@ def summary(judged: pd.DataFrame) -> str:
     )
 
 
+# a judged step's columns: what it is, what was measured and predicted, and the miss
+STEP_COLUMNS = (
+    *("model", "precision", "pass", "batch_size", "seq_len", "bound"),
+    *("energy_j_measured", "energy_j_predicted", "time_s_measured", "time_s_predicted"),
+    *("signed_miss", "miss"),
+)
+
+
 def heldout_misses(calibration: dict, rows: list[dict]) -> pd.DataFrame:
-    """Each row the calibration answers for (each with ``ops``, ``energy_j`` and ``row``): its
-    relative energy miss (``miss``), the bound the model predicts (``bound``) and ``model``."""
+    """Each row the calibration answers for (each with ``ops``, ``energy_j``, ``time_s`` and
+    ``row``) in :data:`STEP_COLUMNS`: its relative energy miss (``miss``; ``signed_miss`` is
+    predicted over measured, less 1), the bound the model predicts (``bound``), what it is and
+    what was measured and predicted."""
     out = []
     for r in rows:
         est = predict({**calibration, "heldout_q95": math.nan}, r["ops"])
         if "status" not in est:
-            miss = abs(est["energy_j"] / r["energy_j"] - 1)
-            out.append({"miss": miss, "bound": est["bound"], "model": str(r["row"]["model"])})
-    return pd.DataFrame(out, columns=["miss", "bound", "model"])
+            error = est["energy_j"] / r["energy_j"] - 1
+            out.append(
+                {
+                    **{k: r["row"][k] for k in ("model", "precision", "pass")},
+                    **{k: int(r["row"][k]) for k in ("batch_size", "seq_len")},
+                    "bound": est["bound"],
+                    "energy_j_measured": r["energy_j"],
+                    "energy_j_predicted": est["energy_j"],
+                    "time_s_measured": r["time_s"],
+                    "time_s_predicted": est["time_s"],
+                    "signed_miss": error,
+                    "miss": abs(error),
+                }
+            )
+    return pd.DataFrame(out, columns=list(STEP_COLUMNS)).astype({"model": str})
 
 
 def left_out_misses(

@@ -21,6 +21,13 @@ from . import steptime_misses
 from .merge import read_job_table
 from .steptime import FITTED, PASSES, SLOW, SPEEDS
 from .steptime_fit import fit
+from .steptime_measured import (
+    describe_speeds,
+    fp32_files,
+    fp32_products,
+    memory_files,
+    memory_speeds,
+)
 
 
 def rows_of(table: pd.DataFrame, ops_of) -> list[dict]:
@@ -54,16 +61,6 @@ def row_files(dirs: list) -> list[Path]:
     return [f for d in dirs for f in sorted(Path(d).glob("raw/llm/**/*.parquet"))]
 
 
-def fp32_files(dirs: list) -> list[Path]:
-    """The fp32 matrix products of the matmul experiment below each of ``dirs``, in order."""
-    return [f for d in dirs for f in sorted(Path(d).glob("raw/matmul/**/fp32/*.parquet"))]
-
-
-def memory_files(dirs: list) -> list[Path]:
-    """The memory experiment's kernels below each of ``dirs``, in order."""
-    return [f for d in dirs for f in sorted(Path(d).glob("raw/memory/**/*.parquet"))]
-
-
 def input_files(dirs: list) -> list[Path]:
     """Every file a step-time table fitted on ``dirs`` reads: their rows, fp32 products and
     memory-bound kernels."""
@@ -84,14 +81,19 @@ def calibrate_dirs(
     log=print,
     speeds: dict | None = None,
     pool: bool = False,
+    steps: list | None = None,
 ) -> pd.DataFrame:
     """One calibration row per (GPU label, precision with an operation stream) of the causal-LM
     rows below ``dirs`` (``raw/llm/**/*.parquet``), fitted with the speeds of the memory-bound
-    kernels measured below them held (:func:`memory_speeds`; ``speeds``, where given, in their
-    place: a probe's), each naming the folders it was fitted from; with ``heldout``, folders of
-    rows of other models, each row's misses on those (:func:`heldout_bound`), which its
-    intervals then carry. With ``pool``, the fit takes the held-out folders' rows too, and the
-    misses are those of fits that leave each held-out folder out (:func:`pooled`)."""
+    kernels measured below them held (:func:`.steptime_measured.memory_speeds`; ``speeds``,
+    where given, in their place: a probe's), each naming the folders it was fitted from; with
+    ``heldout``, folders of rows of other models, each row's misses on those
+    (:func:`.steptime_misses.misses_bound`), which its intervals then carry. With ``pool``, the
+    fit takes the held-out folders' rows too, and the misses are those of fits that leave each
+    held-out folder out (:func:`pooled`). Each held-out step judged is appended to ``steps``,
+    where given, as a table of its folder's
+    (:data:`~flopmetrics.analysis.steptime_misses.STEP_COLUMNS`, with ``folder`` and
+    ``gpu_label``)."""
     table = read_rows(dirs)
     table = table[table["model"].notna() & table["precision"].isin(STREAMED)]
     others = {d: read_rows([d]) for d in heldout}
@@ -111,10 +113,14 @@ def calibrate_dirs(
                 d: rows_of(_unseen(t, label, precision, fitted), ops_of) for d, t in others.items()
             }
             if pool:
-                c.update(pooled(c, rows, mine, held, log))
-                c["fitted_from"] = ",".join([*dirs, *heldout])
+                refit, judged = pooled(c, rows, mine, held, log)
+                c.update(refit, fitted_from=",".join([*dirs, *heldout]))
             else:
-                c.update(steptime_misses.heldout_bound(c, [r for rs in mine.values() for r in rs]))
+                judged = {d: steptime_misses.heldout_misses(c, rs) for d, rs in mine.items()}
+            none = steptime_misses.heldout_misses(c, [])  # the columns, where no folder has rows
+            c.update(steptime_misses.misses_bound(pd.concat([none, *judged.values()])))
+            for d, t in judged.items() if steps is not None else ():
+                steps.append(t.assign(folder=d, gpu_label=label))
             c.update(heldout_from=",".join(heldout), heldout_pooled=pool)
             log(f"[steptime] {label} {precision}: {c['heldout_n']} held-out rows judged")
         out.append(c)
@@ -127,12 +133,13 @@ def _unseen(table: pd.DataFrame, label: str, precision: str, models: list[str]) 
     return mine[~mine["model"].isin(models)]  # rows_of drops rows of no model
 
 
-def pooled(c: dict, rows: list[dict], others: dict, held: dict, log=print) -> dict:
+def pooled(
+    c: dict, rows: list[dict], others: dict, held: dict, log=print
+) -> tuple[dict, dict[str, pd.DataFrame]]:
     """The fit of calibration row ``c`` redone on its ``rows`` and every held-out folder's
-    (``others``: folder -> rows), what it was fitted on, and as its intervals' bound the misses
-    of fits that leave one folder out, each on that folder's rows, whose models the fit then
-    never saw (a model a folder shares with another leaves both: :func:`heldout_bound`'s
-    columns)."""
+    (``others``: folder -> rows) and what it was fitted on; and each folder's steps judged by a
+    fit that left that folder out, whose models it then never saw (a model a folder shares
+    with another leaves both; :func:`~flopmetrics.analysis.steptime_misses.heldout_misses`)."""
     label, precision = c["gpu_label"], c["precision"]
     everything = rows + [r for rs in others.values() for r in rs]
     others = {folder: mine for folder, mine in others.items() if mine}  # none: nothing to judge
@@ -157,9 +164,7 @@ def pooled(c: dict, rows: list[dict], others: dict, held: dict, log=print) -> di
     }
     for f, j in judged.items():
         log(f"[steptime] {label} {precision}: {f} left out: {steptime_misses.summary(j)}")
-    none = steptime_misses.heldout_misses(c, [])  # the columns, where no folder has rows
-    judged = steptime_misses.misses_bound(pd.concat([none, *judged.values()], ignore_index=True))
-    return {**_parameters(fits[""]), **_fitted_on(everything), **judged}
+    return {**_parameters(fits[""]), **_fitted_on(everything)}, judged
 
 
 _FOLDS: dict = {}  # fold -> fit's arguments, for the forked workers of :func:`pooled`
@@ -181,74 +186,6 @@ def _parameters(p: dict) -> dict:
     apart (the fp32 products, the memory kernels' speeds), which the fit only holds."""
     keys = [*FITTED, *(f"{k}_rse" for k in FITTED), "resid_sd", "fit_rows"]
     return {k: p[k] for k in keys if k in p}
-
-
-def fp32_products(dirs: list, label: str) -> dict:
-    """The measured rate and dynamic energy per FLOP of GEMMs on fp32 operands of a GPU label
-    (``r_fp32``, ``e_fp32_j``, their relative standard errors and the file): the largest fp32
-    matrix product of the pipeline's matmul experiment below ``dirs``
-    (``raw/matmul/**/fp32/*.parquet``), gated; NaN where there is none."""
-    none = dict.fromkeys(("r_fp32", "e_fp32_j", "r_fp32_rse", "e_fp32_j_rse"), math.nan)
-    t = _gated_rows(fp32_files(dirs), label)
-    if t.empty:
-        return none
-    r = t.loc[t["flops"].idxmax()]
-    dynamic = float(r["dynamic_energy_j_per_iter"])
-    return {
-        "r_fp32": float(r["flops"]) / float(r["time_per_iter_s"]),
-        "e_fp32_j": dynamic / float(r["flops"]),
-        "r_fp32_rse": float(r["time_per_iter_sem_s"]) / float(r["time_per_iter_s"]),
-        "e_fp32_j_rse": float(r["dynamic_energy_j_per_iter_sem"]) / dynamic,
-        "fp32_from": r["file"],
-    }
-
-
-def _gated_rows(files: list[Path], label: str) -> pd.DataFrame:
-    """The rows of job tables ``files`` measured on a GPU label that ran and passed every gate,
-    each with its ``file``; empty where there are none."""
-    tables = [read_job_table(f).assign(file=str(f)) for f in files]
-    if not tables:
-        return pd.DataFrame()
-    t = pd.concat(tables, ignore_index=True)
-    return t[(t["gpu_label"] == label) & (t["status"] == "ok") & t["gates_passed"].astype(bool)]
-
-
-def memory_speeds(dirs: list, label: str, precision: str) -> dict:
-    """Each kind of :data:`~flopmetrics.analysis.steptime.SPEEDS`' bandwidth over the vectorized
-    kernel's, of the largest kernels of the memory experiment below ``dirs``
-    (``raw/memory/**/*.parquet``) on a GPU label, gated, in ``precision`` where it was measured
-    in it (else in the first precision measured, by name); the vectorized kernel's bandwidth
-    (``memory_bandwidth``) and the files. NaN where a kind was not measured."""
-    t = _memory_rows(dirs, label, precision)
-    largest = {} if t.empty else {k: g.loc[g["mib"].idxmax()] for k, g in t.groupby("pattern")}
-    if "vectorized" not in largest:
-        none = dict.fromkeys([*SPEEDS.values(), "memory_bandwidth"], math.nan)
-        return {**none, "memory_from": ""}
-    base = float(largest["vectorized"]["bytes_per_s"])
-    speed = lambda k: float(largest[k]["bytes_per_s"]) / base if k in largest else math.nan  # noqa: E731
-    return {
-        **{name: speed(k) for k, name in SPEEDS.items()},
-        "memory_bandwidth": base,
-        "memory_from": ",".join(r["file"] for r in largest.values()),
-    }
-
-
-def _memory_rows(dirs: list, label: str, precision: str) -> pd.DataFrame:
-    """The memory experiment's gated rows of a GPU label below ``dirs``, of one precision (see
-    :func:`memory_speeds`), each with its ``file``."""
-    t = _gated_rows(memory_files(dirs), label)
-    if t.empty:
-        return t
-    measured = set(t["precision"])
-    return t[t["precision"] == (precision if precision in measured else min(measured))]
-
-
-def describe_speeds(speeds: dict) -> str:
-    """The measured speeds in words, for the log."""
-    if not math.isfinite(speeds["memory_bandwidth"]):
-        return "no memory kernels measured: every kind at the vectorized kernel's bandwidth"
-    said = ", ".join(f"{k} {speeds[v]:.2f}" for k, v in SPEEDS.items())
-    return f"memory kernels' speeds {said} of {speeds['memory_bandwidth'] / 1e12:.2f} TB/s"
 
 
 def versions(rows: list[dict]) -> str:

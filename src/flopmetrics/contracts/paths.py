@@ -42,6 +42,8 @@ NCU_CLASSES = "results/ncu/classes.parquet"
 NCU_CLASSES_TABLE = "results/ncu/classes.csv"
 STEPTIME_CALIBRATION = "results/calibration/steptime.parquet"
 STEPTIME_CALIBRATION_TABLE = "results/calibration/steptime.csv"
+# each held-out step the step-time model was judged on: measured, predicted, missed
+STEPTIME_HELDOUT_STEPS = "results/calibration/steptime_heldout.csv"
 CO2E_TABLE = "results/co2e/co2e.csv"
 CO2E_HTML = "results/co2e/co2e.html"
 THESIS_AUDIT_CSV = "results/thesis/audit.csv"

@@ -1,0 +1,92 @@
+"""What a step-time model (:mod:`flopmetrics.analysis.steptime`) holds rather than fits,
+read from the reference folders beside its rows: the rate and dynamic energy per FLOP of GEMMs on
+fp32 operands (the matmul experiment) and the speeds of the memory-bound kernels PyTorch cannot
+vectorize (the memory experiment), on the same GPU label."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from .merge import read_job_table
+from .steptime import SPEEDS
+
+
+def fp32_files(dirs: list) -> list[Path]:
+    """The fp32 matrix products of the matmul experiment below each of ``dirs``, in order."""
+    return [f for d in dirs for f in sorted(Path(d).glob("raw/matmul/**/fp32/*.parquet"))]
+
+
+def memory_files(dirs: list) -> list[Path]:
+    """The memory experiment's kernels below each of ``dirs``, in order."""
+    return [f for d in dirs for f in sorted(Path(d).glob("raw/memory/**/*.parquet"))]
+
+
+def fp32_products(dirs: list, label: str) -> dict:
+    """The measured rate and dynamic energy per FLOP of GEMMs on fp32 operands of a GPU label
+    (``r_fp32``, ``e_fp32_j``, their relative standard errors and the file): the largest fp32
+    matrix product of the pipeline's matmul experiment below ``dirs``
+    (``raw/matmul/**/fp32/*.parquet``), gated; NaN where there is none."""
+    none = dict.fromkeys(("r_fp32", "e_fp32_j", "r_fp32_rse", "e_fp32_j_rse"), math.nan)
+    t = _gated_rows(fp32_files(dirs), label)
+    if t.empty:
+        return none
+    r = t.loc[t["flops"].idxmax()]
+    dynamic = float(r["dynamic_energy_j_per_iter"])
+    return {
+        "r_fp32": float(r["flops"]) / float(r["time_per_iter_s"]),
+        "e_fp32_j": dynamic / float(r["flops"]),
+        "r_fp32_rse": float(r["time_per_iter_sem_s"]) / float(r["time_per_iter_s"]),
+        "e_fp32_j_rse": float(r["dynamic_energy_j_per_iter_sem"]) / dynamic,
+        "fp32_from": r["file"],
+    }
+
+
+def _gated_rows(files: list[Path], label: str) -> pd.DataFrame:
+    """The rows of job tables ``files`` measured on a GPU label that ran and passed every gate,
+    each with its ``file``; empty where there are none."""
+    tables = [read_job_table(f).assign(file=str(f)) for f in files]
+    if not tables:
+        return pd.DataFrame()
+    t = pd.concat(tables, ignore_index=True)
+    return t[(t["gpu_label"] == label) & (t["status"] == "ok") & t["gates_passed"].astype(bool)]
+
+
+def memory_speeds(dirs: list, label: str, precision: str) -> dict:
+    """Each kind of :data:`~flopmetrics.analysis.steptime.SPEEDS`' bandwidth over the vectorized
+    kernel's, of the largest kernels of the memory experiment below ``dirs``
+    (``raw/memory/**/*.parquet``) on a GPU label, gated, in ``precision`` where it was measured
+    in it (else in the first precision measured, by name); the vectorized kernel's bandwidth
+    (``memory_bandwidth``) and the files. NaN where a kind was not measured."""
+    t = _memory_rows(dirs, label, precision)
+    largest = {} if t.empty else {k: g.loc[g["mib"].idxmax()] for k, g in t.groupby("pattern")}
+    if "vectorized" not in largest:
+        none = dict.fromkeys([*SPEEDS.values(), "memory_bandwidth"], math.nan)
+        return {**none, "memory_from": ""}
+    base = float(largest["vectorized"]["bytes_per_s"])
+    speed = lambda k: float(largest[k]["bytes_per_s"]) / base if k in largest else math.nan  # noqa: E731
+    return {
+        **{name: speed(k) for k, name in SPEEDS.items()},
+        "memory_bandwidth": base,
+        "memory_from": ",".join(r["file"] for r in largest.values()),
+    }
+
+
+def _memory_rows(dirs: list, label: str, precision: str) -> pd.DataFrame:
+    """The memory experiment's gated rows of a GPU label below ``dirs``, of one precision (see
+    :func:`memory_speeds`), each with its ``file``."""
+    t = _gated_rows(memory_files(dirs), label)
+    if t.empty:
+        return t
+    measured = set(t["precision"])
+    return t[t["precision"] == (precision if precision in measured else min(measured))]
+
+
+def describe_speeds(speeds: dict) -> str:
+    """The measured speeds in words, for the log."""
+    if not math.isfinite(speeds["memory_bandwidth"]):
+        return "no memory kernels measured: every kind at the vectorized kernel's bandwidth"
+    said = ", ".join(f"{k} {speeds[v]:.2f}" for k, v in SPEEDS.items())
+    return f"memory kernels' speeds {said} of {speeds['memory_bandwidth'] / 1e12:.2f} TB/s"
