@@ -28,6 +28,7 @@ from flopmetrics.contracts.errors import ModelConfigError
 from flopmetrics.energy import datasheet
 from flopmetrics.flops.models import resolve
 from flopmetrics.flops.opstream import step_ops
+from flopmetrics.jobs.provenance import git_revision
 
 
 @pytest.fixture(autouse=True)
@@ -439,6 +440,7 @@ def test_the_pipeline_fits_the_step_time_model_on_the_folders_named(workflow):
     mixed = table[table["precision"] == "bf16-mixed"].iloc[0]  # the held-out set's precision
     assert mixed["heldout_n"] == 20 and len(mixed["heldout_models"].split(",")) == 4
     assert mixed["heldout_q95"] > 0 and mixed["heldout_pooled"]
+    assert (table["git_revision"] == git_revision()[0]).all()  # the code that fitted it
     assert "pythia-410m" in mixed["models"]
     pooled = pd.read_csv(workflow.workdir / paths.STEPTIME_HELDOUT_STEPS)  # each step judged
     assert len(pooled) == 20 and set(pooled["folder"]) == {str(others)}
@@ -672,3 +674,18 @@ def test_a_table_recorded_with_another_transformers_than_its_rows_is_not_package
     with pytest.raises(SystemExit, match=r"recorded with transformers 0\.0\.1, its rows measured"):
         package_calibration.write_steptime(other, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_packaged_step_time_table_names_the_revision_that_fitted_it(tmp_path):
+    from flopmetrics.pipeline import package_calibration
+
+    table = pd.read_parquet(packaged.steptime_path()).drop(columns="git_revision", errors="ignore")
+    fitted, older = tmp_path / "fitted.parquet", tmp_path / "older.parquet"
+    table.assign(git_revision="f00d").to_parquet(fitted)
+    table.to_parquet(older)  # fitted before tables named their revision: the packaging code's
+    assert (
+        package_calibration.write_steptime(fitted, tmp_path / "a")["steptime_git_revision"]
+        == "f00d"
+    )
+    info = package_calibration.write_steptime(older, tmp_path / "b")
+    assert info["steptime_git_revision"] == git_revision()[0]

@@ -7,6 +7,7 @@ from flopmetrics.analysis import steptime_rows
 from flopmetrics.analysis.steptime_misses import STEP_COLUMNS
 from flopmetrics.jobs.log import logged
 from flopmetrics.jobs.output import write_csv, write_parquet
+from flopmetrics.jobs.provenance import git_revision
 
 with logged(snakemake.log[0]):
     steps = [pd.DataFrame(columns=["folder", "gpu_label", *STEP_COLUMNS])]
@@ -15,7 +16,7 @@ with logged(snakemake.log[0]):
         heldout=list(snakemake.params.heldout),
         pool=bool(snakemake.params.pool),
         steps=steps,
-    )
+    ).assign(git_revision=git_revision()[0])  # the code that fitted it, which packaging names
     print(table.T.to_string())
     write_parquet(table, snakemake.output.table)
     write_csv(table, snakemake.output.csv)

@@ -95,7 +95,8 @@ def write_steptime(table: Path, out: Path) -> dict:
     """Copy the step-time model's ``table`` into ``out`` and add its inputs (the folders the
     table names in ``fitted_from``) and the folders its intervals' misses were measured on
     (``heldout_from``) to the provenance; its input files are their rows and fp32 matrix
-    products."""
+    products. Its revision is the code that fitted it, where the table names it
+    (``git_revision``), else the code packaging it."""
     first = pd.read_parquet(table).iloc[0]
     recorded, measured = first.get("transformers_recorded"), first.get("transformers_measured")
     if recorded and measured and recorded not in str(measured).split(","):
@@ -109,6 +110,9 @@ def write_steptime(table: Path, out: Path) -> dict:
     info = _inputs("steptime_", dirs, steptime_rows.input_files(dirs))
     heldout = first.get("heldout_from")
     info["steptime_heldout_from"] = heldout.split(",") if isinstance(heldout, str) else []
+    fitted_by = first.get("git_revision")
+    if isinstance(fitted_by, str) and fitted_by:
+        info["steptime_git_revision"] = fitted_by
     return _install(table, packaged.STEPTIME, info, out)
 
 
