@@ -28,8 +28,7 @@ from flopmetrics.flops.models import resolve
 from flopmetrics.flops.opstream import step_ops
 
 PROFILES = "benchmarks/results/kernel_time_by_class_*.json"
-# the terms a form may take: forward FLOPs, backward FLOPs, bytes, kernels
-TERMS = ("forward", "backward", "bytes", "kernels")
+# each form: the terms it takes, by column (0 forward FLOPs, 1 backward FLOPs, 2 bytes, 3 kernels)
 FORMS = {
     "F_f/R_f + F_b/R_b": (0, 1),
     "+ B/BW": (0, 1, 2),

@@ -117,7 +117,7 @@ def calibrate_dirs(
                 c.update(refit, fitted_from=",".join([*dirs, *heldout]))
             else:
                 judged = {d: steptime_misses.heldout_misses(c, rs) for d, rs in mine.items()}
-            none = steptime_misses.heldout_misses(c, [])  # the columns, where no folder has rows
+            none = pd.DataFrame(columns=list(steptime_misses.STEP_COLUMNS))  # no folder has rows
             c.update(steptime_misses.misses_bound(pd.concat([none, *judged.values()])))
             for d, t in judged.items() if steps is not None else ():
                 steps.append(t.assign(folder=d, gpu_label=label))
