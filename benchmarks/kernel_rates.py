@@ -43,16 +43,23 @@ def timed(fn, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def attention(batch: int, heads: int, seq: int, dim: int, repeats: int, dropout: float = 0.0):
+def attention(batch: int, heads: int, seq: int, dim: int, repeats: int, **variant):
+    """Forward and forward + backward rows of causal SDPA. ``variant``: ``dropout`` (0 unless
+    given) and ``kv_heads`` (fewer than ``heads`` groups the keys and values with
+    ``enable_gqa``, as transformers runs grouped-query attention)."""
+    dropout = variant.get("dropout", 0.0)
+    kv_heads = variant.get("kv_heads", heads)
     q, k, v = (
-        torch.randn(batch, heads, seq, dim, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-        for _ in range(3)
+        torch.randn(batch, h, seq, dim, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        for h in (heads, kv_heads, kv_heads)
     )
     n = -(-seq // _TILE)
     causal = 4 * batch * heads * seq * seq * dim * (n + 1) / (2 * n)  # QK^T and PV, causal tiles
 
     def sdpa():
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        return F.scaled_dot_product_attention(
+            q, k, v, dropout_p=dropout, is_causal=True, enable_gqa=kv_heads != heads
+        )
 
     fwd = timed(sdpa, repeats)
     grad = torch.randn_like(q)
@@ -61,7 +68,8 @@ def attention(batch: int, heads: int, seq: int, dim: int, repeats: int, dropout:
         sdpa().backward(grad)
 
     fb = timed(both, repeats)
-    shape = {"batch": batch, "heads": heads, "seq": seq, "dim": dim, "dropout": dropout}
+    shape = {"batch": batch, "heads": heads, "kv_heads": kv_heads, "seq": seq, "dim": dim}
+    shape["dropout"] = dropout
     return [
         {"kind": "attention", "pass": "forward", **shape, "flops": causal, "time_s": fwd},
         # backward: 2.5x the forward's matrix products (dQ, dK, dV, and the recomputed scores)
