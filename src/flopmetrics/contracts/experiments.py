@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import ConfigError
 from .vocabulary import DIRECT_PASSES, PRECISIONS, SCALINGS, SERVING_PASSES, STRATEGIES
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"  # a model's name: a safe file name
@@ -151,6 +152,22 @@ MEMORY = Experiment(
     "flopmetrics.workloads.memory:build",
     passes=("forward",),
 )
+ATTENTION = Experiment(
+    "attention",
+    (
+        TARGET,
+        PRECISION,
+        size("head_dim", "head_dims"),
+        size("heads"),
+        size("groups"),
+        size("batch_size"),
+        size("seq_len"),
+    ),
+    "{target}/{precision}/d{head_dim}_h{heads}_g{groups}/b{batch_size}_s{seq_len}",
+    "flopmetrics.workloads.attention:build",
+    passes=("forward", "forward_train", "forward_backward"),
+    check="flopmetrics.contracts.experiments:attention_groups",
+)
 DISTRIBUTED = Experiment(
     "distributed",
     (
@@ -193,7 +210,22 @@ NCU = Experiment(
     gpu_only="Nsight Compute profiles GPU kernels only",
 )
 
-EXPERIMENTS = (MLP, LLM, INFERENCE, MATMUL, MEMORY, DISTRIBUTED, CLASSES, NCU)
+
+def attention_groups(config: dict) -> None:
+    """Parse-time check of the attention experiment: every ``heads`` splits into every
+    ``groups`` (query heads per key/value head)."""
+    section = config["attention"]
+    for i, heads in enumerate(section["heads"]):
+        for j, groups in enumerate(section["groups"]):
+            if heads % groups:
+                raise ConfigError(
+                    f"config error at attention.groups[{j}]: {heads} query heads "
+                    f"(attention.heads[{i}]) do not split into groups of {groups} "
+                    "per key/value head"
+                )
+
+
+EXPERIMENTS = (MLP, LLM, INFERENCE, MATMUL, MEMORY, ATTENTION, DISTRIBUTED, CLASSES, NCU)
 BY_NAME = {e.name: e for e in EXPERIMENTS}
 
 
