@@ -24,6 +24,8 @@ def test_its_flops_are_the_causal_tiles_the_operation_stream_books():
         w.steps()["forward"]()
     booked = sum(op[1] for op in recorder.ops if op[0] == "attention")
     assert booked == pytest.approx(counted["forward"]["flops_analytic"])
+    # the stream names the kernel's head size (heads of 16 run the kernel of 64) on it alone
+    assert [op[-1] for op in recorder.ops] == [0, 0, 64]  # K and V expanded to 4 heads first
     # two tiles of 128 rows: the diagonal's and the one below, 3 of 4; heads of 16 run the
     # kernel of 64
     full = 4 * 1 * 4 * 200 * 200 * 64

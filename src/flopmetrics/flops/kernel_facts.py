@@ -74,12 +74,18 @@ def _query(args, name: str):
     return args[1] if name.endswith("backward") else args[0]
 
 
-def head_padding(args, name: str) -> float:
-    """How much more a fused attention kernel computes than its head size asks: the H200's
+def kernel_head(args, name: str) -> int:
+    """The head size of the fused attention kernel that runs a query's heads: the H200's
     kernels come in head sizes 64, 128 and 256, and a head of 80 runs the kernel of 128
     (``benchmarks/results/kernel_time_by_class_long_h200_2026-12-04.json``)."""
     head = int(_query(args, name).shape[-1])
-    return max(64, 2 ** math.ceil(math.log2(head))) / head if head <= 256 else 1.0
+    return max(64, 2 ** math.ceil(math.log2(head))) if head <= 256 else head
+
+
+def head_padding(args, name: str) -> float:
+    """How much more a fused attention kernel computes than its head size asks
+    (:func:`kernel_head`)."""
+    return kernel_head(args, name) / int(_query(args, name).shape[-1])
 
 
 def causal_share(args, name: str) -> float:

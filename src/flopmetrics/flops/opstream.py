@@ -49,6 +49,7 @@ from .kernel_facts import (
     gemm_dims,
     head_padding,
     is_fp32,
+    kernel_head,
     more_kernels,
     nbytes,
     strided_operands,
@@ -93,9 +94,10 @@ def _recorder():
             dropout = "_attention" in name and dropout_p(func, args, kwargs or {}) > 0
             moved = nbytes(args) + nbytes(out)
             flags = (unaligned, masked, cat, fp32, grouped, strided, dropout, align2)  # FLAGS
-            self.ops.append((cls, flops, moved, self.phase, *flags))
+            head = kernel_head(args, name) if "_attention" in name and flops else 0
+            self.ops.append((cls, flops, moved, self.phase, *flags, head))
             for extra in more_kernels(name, out):
-                self.ops.append((cls, 0, extra, self.phase, *[False] * len(FLAGS)))
+                self.ops.append((cls, 0, extra, self.phase, *[False] * len(FLAGS), 0))
             if unaligned:
                 self.unaligned.append([*dims, flops])
             return out
@@ -240,7 +242,9 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
     (``torch.cat``'s copy kernel), ``fp32`` (a GEMM on fp32 operands), ``grouped`` (a
     grouped GEMM: experts), ``strided`` (an elementwise or copy kernel PyTorch cannot
     vectorize), ``dropout`` (a fused attention kernel given dropout) and ``align2`` (an
-    unaligned GEMM whose dimensions are all even), and ``unaligned_gemms``: each unaligned
+    unaligned GEMM whose dimensions are all even); ``head``: a fused attention kernel's head size
+    (its kernel's: :func:`~flopmetrics.flops.kernel_facts.kernel_head`), else 0; and
+    ``unaligned_gemms``: each unaligned
     GEMM's (M, N, K, FLOPs). Kept on disk per model, size and pass."""
     recorded = "forward" if pass_name == "forward" else "train_step"
     if pass_name not in (*RECORDED, "forward_backward"):
@@ -260,6 +264,7 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
         "bytes": np.array([op[2] for op in ops], float),
         "phase": np.array([op[3] for op in ops]),
         **{flag: np.array([op[4 + i] for op in ops], bool) for i, flag in enumerate(FLAGS)},
+        "head": np.array([op[4 + len(FLAGS)] for op in ops], float),
         "unaligned_gemms": raw["unaligned"],
     }
 
