@@ -3,9 +3,15 @@ heads, grouping and length, so that the step-time model can price attention at i
 
 from __future__ import annotations
 
+import json
+import math
+
+import numpy as np
 import pandas as pd
 import pytest
+from test_steptime import TRUE, ops
 
+from flopmetrics.analysis import steptime, steptime_attention, steptime_measured
 from flopmetrics.contracts.errors import ConfigError
 from flopmetrics.contracts.experiments import attention_groups
 from flopmetrics.flops import opstream
@@ -24,8 +30,10 @@ def test_its_flops_are_the_causal_tiles_the_operation_stream_books():
         w.steps()["forward"]()
     booked = sum(op[1] for op in recorder.ops if op[0] == "attention")
     assert booked == pytest.approx(counted["forward"]["flops_analytic"])
-    # the stream names the kernel's head size (heads of 16 run the kernel of 64) on it alone
-    assert [op[-1] for op in recorder.ops] == [0, 0, 64]  # K and V expanded to 4 heads first
+    # the stream names the kernel's shape on it alone (K and V expanded to 4 heads first): heads
+    # of 16 run the kernel of 64; 200 queries; 1 x 4 rows; 2 query heads per key/value head
+    shapes = [op[-len(opstream.SHAPE) :] for op in recorder.ops]
+    assert shapes == [(0, 0, 0, 0), (0, 0, 0, 0), (64, 200, 4, 2)]
     # two tiles of 128 rows: the diagonal's and the one below, 3 of 4; heads of 16 run the
     # kernel of 64
     full = 4 * 1 * 4 * 200 * 200 * 64
@@ -63,7 +71,60 @@ def test_the_pipeline_measures_each_shape_and_reruns_only_a_new_length(workflow)
     assert (t["status"] == "ok").all() and t.loc["forward", "gates_passed"]
     assert t.loc["forward", "kv_heads"] == 2 and t.loc["forward", "head_dim"] == 32
     assert t.loc["backward", "derived"] and t.loc["backward", "flops"] > t.loc["forward", "flops"]
+    got = steptime_measured.attention_kernels([workflow.workdir / "results"], "cpu", "bf16")
+    entries = json.loads(got[steptime_attention.ATTENTION_TABLE])
+    assert len(entries) == 2 * len(files)  # forward and backward of each configuration
+    for direction, name in (("f", "forward"), ("b", "backward")):
+        mine = [e for e in entries if e[0] == direction and e[1] == 64 and e[2] == 2]
+        assert mine[0][3:5] == [4, 128]  # heads of 32 run the kernel of 64; 1 x 4 rows
+        assert mine[0][5] == pytest.approx(t.loc[name, "time_per_iter_s"] / t.loc[name, "flops"])
     config["attention"]["seq_len"] = [128, 256]
     workflow.write_config(config)
     new = [RAW.format(d, g, 256) for d in (16, 32) for g in (1, 2)]
     assert workflow.scheduled(*files, *new) == {"profile_attention": 4, "total": 4}
+
+
+@pytest.fixture()
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLOPMETRICS_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _table(entries):
+    return json.dumps([list(e) for e in entries])
+
+
+def test_a_shape_between_measured_ones_is_priced_linearly_in_the_logarithms_and_held_beyond():
+    # forward, head 64, groups 1: 1e-15 s/FLOP at 16 rows x 256, 4e-15 at 16 x 4096
+    table = _table(
+        [("f", 64, 1, 16, 256, 4e-15, 1e-12), ("f", 64, 1, 16, 4096, 1e-15, 2e-12)]
+        + [("f", 64, 1, 128, 256, 2e-15, 1e-12), ("f", 64, 1, 128, 4096, 1e-15, 2e-12)]
+    )
+    surface = steptime_attention._surfaces(table)[("f", 64)][1]
+    assert surface(16, 1024) == pytest.approx((2.5e-15, 1.5e-12))  # halfway in log length
+    assert surface(16, 64) == pytest.approx((4e-15, 1e-12))  # held at the shortest measured
+    assert surface(1024, 256) == pytest.approx((2e-15, 1e-12))  # and the most rows
+    assert surface(math.sqrt(16 * 128), 256)[0] == pytest.approx(3e-15)
+
+
+@pytest.mark.usefixtures("_own_cache")
+def test_a_step_prices_its_attention_kernels_of_a_measured_head_size_as_measured():
+    o = ops("tiny-llama", 2, 64, "bf16", "train_step")
+    attention = np.flatnonzero(o["head"] > 0)
+    head = int(o["head"][attention[0]])
+    assert set(o["phase"][attention]) == {"f", "b"}
+    table = _table([(d, head, 1, 1, 1, 1e-9, 1e-6) for d in "fb"])  # one shape: everywhere
+    priced = steptime.kernel_times({**TRUE, steptime_attention.ATTENTION_TABLE: table}, o)
+    base = steptime.kernel_times(TRUE, o)
+    assert priced[attention] == pytest.approx(1e-9 * o["flops"][attention])
+    rest = np.setdiff1d(np.arange(len(base)), attention)
+    assert np.array_equal(priced[rest], base[rest])
+    # their dynamic energy as measured, in place of their FLOPs' and bytes' priced energy
+    p = steptime._filled({**TRUE, "e_attention_j": 0.0})
+    with_table = steptime.dynamic_energy({**p, steptime_attention.ATTENTION_TABLE: table}, o)
+    without = steptime.dynamic_energy(p, o)
+    moved = p["e_byte_j"] * o["bytes"][attention].sum()
+    assert with_table == pytest.approx(without - moved + 1e-6 * o["flops"][attention].sum())
+    other = _table([(d, 2 * head, 1, 1, 1, 1e-9, 1e-6) for d in "fb"])  # another head size
+    assert np.array_equal(
+        steptime.kernel_times({**TRUE, steptime_attention.ATTENTION_TABLE: other}, o), base
+    )

@@ -253,7 +253,7 @@ def steptime_rows(wildcards):
         )
     # and the matmul experiment's rows (the rate of a GEMM on fp32 operands) and the memory
     # experiment's (the speeds of the memory-bound kernels)
-    return steptime_files("steptime_dirs", ("llm", "matmul", "memory"))
+    return steptime_files("steptime_dirs", ("llm", "matmul", "memory", "attention"))
 
 
 def steptime_dirs(key="steptime_dirs"):

@@ -27,6 +27,11 @@ bytes and issuing phase, recorded on the meta device):
 - power: ``P = P_idle + E_dyn / t``, capped: where that would pass the power limit the clocks
   drop until it does not, so ``t = E_dyn / (P_limit - P_idle)``.
 
+Where the calibration holds the attention experiment's measurements
+(:data:`~flopmetrics.analysis.steptime_attention.ATTENTION_TABLE`), each fused causal attention
+kernel of a head size measured takes the time and dynamic energy measured at its shape instead
+(:mod:`flopmetrics.analysis.steptime_attention`).
+
 ``t = max(GPU, host, E_dyn / (P_limit - P_idle))`` and ``E = P_idle t + E_dyn``. The fitted
 parameters are each bounded by physics (the rates <= the datasheet peak, ``BW`` <= the datasheet
 bandwidth, everything else >= 0), fitted by :mod:`flopmetrics.analysis.steptime_fit`. Causal
@@ -43,6 +48,8 @@ import math
 
 import numpy as np
 from scipy import stats
+
+from .steptime_attention import ATTENTION_TABLE, measured
 
 PARAMETERS = (
     "r_flop",  # FLOP/s of matrix products
@@ -151,7 +158,19 @@ def kernel_times(p: dict, ops: dict) -> np.ndarray:
     for flag, speed in SPEEDS.items():  # an older stream has no strided flag
         where = ops.get(flag, np.zeros(len(product), bool)) & ~product
         bandwidth = np.where(where, p["bandwidth"] * p[speed], bandwidth)
-    return np.maximum(ops["flops"] / rate, ops["bytes"] / bandwidth)
+    times = np.maximum(ops["flops"] / rate, ops["bytes"] / bandwidth)
+    seconds, _ = _measured(p, ops)
+    return np.where(np.isfinite(seconds), seconds, times)
+
+
+def _measured(p: dict, ops: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Each attention kernel's (seconds, dynamic joules) as the attention experiment measured
+    its shape (:mod:`flopmetrics.analysis.steptime_attention`), NaN where not measured."""
+    table = p.get(ATTENTION_TABLE)
+    if isinstance(table, str) and table:
+        return measured(table, ops)
+    none = np.full(len(ops["cls"]), math.nan)
+    return none, none
 
 
 def gpu_time(p: dict, ops: dict) -> float:
@@ -167,9 +186,11 @@ def host_time(p: dict, ops: dict) -> float:
 def dynamic_energy(p: dict, ops: dict) -> float:
     """The dynamic energy: per byte moved, and per FLOP of each kind of matrix product."""
     flops = ops["flops"]
-    product = (ops["cls"] == "gemm") | (ops["cls"] == "attention")
+    _, joules = _measured(p, ops)
+    priced = np.isfinite(joules)  # measured whole, its bytes' energy with it
+    product = ((ops["cls"] == "gemm") | (ops["cls"] == "attention")) & ~priced
     fast = product.copy()
-    dynamic = p["e_byte_j"] * ops["bytes"].sum()
+    dynamic = p["e_byte_j"] * ops["bytes"][~priced].sum() + joules[priced].sum()
     for kind, where in _kinds(ops).items():
         dynamic += p[SLOW[kind][1]] * flops[product & where].sum()
         fast &= ~where
@@ -252,6 +273,7 @@ def predict(calibration: dict, ops: dict) -> dict:
                 f"the step-time calibration had {why} to take their rate from"
             }
     p = {k: calibration.get(k, math.nan) for k in PARAMETERS}  # a table older than a parameter
+    p[ATTENTION_TABLE] = calibration.get(ATTENTION_TABLE, "")
     e, t, bound = step(p, ops, calibration["idle_w"], calibration["limit_w"])
     z = float(stats.norm.ppf(0.5 + LEVEL / 2))
     bounds = [calibration["left_out_q95"], calibration.get("heldout_q95", math.nan)]

@@ -1,17 +1,21 @@
 """What a step-time model (:mod:`flopmetrics.analysis.steptime`) holds rather than fits,
 read from the reference folders beside its rows: the rate and dynamic energy per FLOP of GEMMs on
-fp32 operands (the matmul experiment) and the speeds of the memory-bound kernels PyTorch cannot
-vectorize (the memory experiment), on the same GPU label."""
+fp32 operands (the matmul experiment), the speeds of the memory-bound kernels PyTorch cannot
+vectorize (the memory experiment) and the fused causal attention kernel's time and dynamic
+energy per FLOP at each shape measured (the attention experiment), on the same GPU label."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
+from ..flops.kernel_facts import padded_head
 from .merge import read_job_table
 from .steptime import SPEEDS
+from .steptime_attention import ATTENTION_TABLE
 
 
 def fp32_files(dirs: list) -> list[Path]:
@@ -22,6 +26,43 @@ def fp32_files(dirs: list) -> list[Path]:
 def memory_files(dirs: list) -> list[Path]:
     """The memory experiment's kernels below each of ``dirs``, in order."""
     return [f for d in dirs for f in sorted(Path(d).glob("raw/memory/**/*.parquet"))]
+
+
+def attention_files(dirs: list) -> list[Path]:
+    """The attention experiment's kernels below each of ``dirs``, in order."""
+    return [f for d in dirs for f in sorted(Path(d).glob("raw/attention/**/*.parquet"))]
+
+
+# the attention experiment's pass each issuing phase of a step's kernels is priced at
+_DIRECTIONS = {"forward": "f", "backward": "b"}
+
+
+def attention_kernels(dirs: list, label: str, precision: str) -> dict:
+    """The fused causal attention kernel as the attention experiment below ``dirs`` measured it
+    on a GPU label (gated; in ``precision`` where measured in it, else in the first precision
+    measured, by name): :data:`~flopmetrics.analysis.steptime_attention.ATTENTION_TABLE`,
+    one entry per configuration and direction (``f``: its ``forward`` pass, ``b``: its derived
+    ``backward``) of the kernel's head size, query heads per key/value head, batch x heads,
+    length, seconds and dynamic joules per FLOP, as JSON ("" where none was measured), and the
+    files."""
+    t = _precision_rows(_gated_rows(attention_files(dirs), label), precision)
+    t = t[t["pass"].isin(_DIRECTIONS) & (t["flops"] > 0)] if not t.empty else t
+    if t.empty:
+        return {ATTENTION_TABLE: "", "attention_from": ""}
+    entries = [
+        [
+            _DIRECTIONS[r["pass"]],
+            padded_head(int(r["head_dim"])),
+            int(r["groups"]),
+            int(r["batch_size"]) * int(r["heads"]),
+            int(r["seq_len"]),
+            float(r["time_per_iter_s"]) / float(r["flops"]),
+            float(r["dynamic_energy_j_per_iter"]) / float(r["flops"]),
+        ]
+        for _, r in t.iterrows()
+    ]
+    files = ",".join(sorted(set(t["file"])))
+    return {ATTENTION_TABLE: json.dumps(sorted(entries)), "attention_from": files}
 
 
 def fp32_products(dirs: list, label: str) -> dict:
@@ -77,7 +118,11 @@ def memory_speeds(dirs: list, label: str, precision: str) -> dict:
 def _memory_rows(dirs: list, label: str, precision: str) -> pd.DataFrame:
     """The memory experiment's gated rows of a GPU label below ``dirs``, of one precision (see
     :func:`memory_speeds`), each with its ``file``."""
-    t = _gated_rows(memory_files(dirs), label)
+    return _precision_rows(_gated_rows(memory_files(dirs), label), precision)
+
+
+def _precision_rows(t: pd.DataFrame, precision: str) -> pd.DataFrame:
+    """Rows ``t`` of ``precision`` where it was measured, else of the first precision measured."""
     if t.empty:
         return t
     measured = set(t["precision"])

@@ -20,8 +20,11 @@ from ..flops.opstream import STREAMED, step_ops
 from . import steptime_misses
 from .merge import read_job_table
 from .steptime import FITTED, PASSES, SLOW, SPEEDS
+from .steptime_attention import ATTENTION_TABLE
 from .steptime_fit import fit
 from .steptime_measured import (
+    attention_files,
+    attention_kernels,
     describe_speeds,
     fp32_files,
     fp32_products,
@@ -62,9 +65,9 @@ def row_files(dirs: list) -> list[Path]:
 
 
 def input_files(dirs: list) -> list[Path]:
-    """Every file a step-time table fitted on ``dirs`` reads: their rows, fp32 products and
-    memory-bound kernels."""
-    return row_files(dirs) + fp32_files(dirs) + memory_files(dirs)
+    """Every file a step-time table fitted on ``dirs`` reads: their rows, fp32 products,
+    memory-bound kernels and attention kernels."""
+    return row_files(dirs) + fp32_files(dirs) + memory_files(dirs) + attention_files(dirs)
 
 
 def read_rows(dirs: list) -> pd.DataFrame:
@@ -102,6 +105,7 @@ def calibrate_dirs(
     for (label, precision), g in table.groupby(["gpu_label", "precision"]):
         rows = rows_of(g, ops_of)
         held = memory_speeds(dirs, label, precision) if speeds is None else speeds
+        held = {**held, **attention_kernels(dirs, label, precision)}
         said = describe_speeds(held)
         log(f"[steptime] {label} {precision}: fitting on {len(rows)} rows ({said})")
         c = {**calibrate(rows, label, precision, held), "fitted_from": ",".join(dirs)}
@@ -213,8 +217,13 @@ def calibrate(rows: list[dict], label: str, precision: str, held: dict | None = 
 
 
 def _speeds(held: dict | None) -> dict:
-    """The measured speeds a fit holds (:data:`SPEEDS`), of ``held``'s columns."""
-    return {k: v for k, v in (held or {}).items() if k in SPEEDS.values() and math.isfinite(v)}
+    """What a fit holds of ``held``'s columns: the measured speeds (:data:`SPEEDS`) and the
+    attention kernels measured (:data:`ATTENTION_TABLE`)."""
+    held = held or {}
+    out = {k: v for k, v in held.items() if k in SPEEDS.values() and math.isfinite(v)}
+    if held.get(ATTENTION_TABLE):
+        out[ATTENTION_TABLE] = held[ATTENTION_TABLE]
+    return out
 
 
 def _fitted_on(rows: list[dict]) -> dict:

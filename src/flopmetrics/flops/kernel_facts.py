@@ -68,7 +68,7 @@ def is_fp32(args) -> bool:
     return a.dtype == b.dtype == torch.float32
 
 
-def _query(args, name: str):
+def fused_query(args, name: str):
     """A fused attention kernel's query: its first input, its second in the backward (after
     the output's gradient)."""
     return args[1] if name.endswith("backward") else args[0]
@@ -78,20 +78,25 @@ def kernel_head(args, name: str) -> int:
     """The head size of the fused attention kernel that runs a query's heads: the H200's
     kernels come in head sizes 64, 128 and 256, and a head of 80 runs the kernel of 128
     (``benchmarks/results/kernel_time_by_class_long_h200_2026-12-04.json``)."""
-    head = int(_query(args, name).shape[-1])
+    return padded_head(int(fused_query(args, name).shape[-1]))
+
+
+def padded_head(head: int) -> int:
+    """The head size of the fused attention kernel that runs heads of ``head`` (see
+    :func:`kernel_head`)."""
     return max(64, 2 ** math.ceil(math.log2(head))) if head <= 256 else head
 
 
 def head_padding(args, name: str) -> float:
     """How much more a fused attention kernel computes than its head size asks
     (:func:`kernel_head`)."""
-    return kernel_head(args, name) / int(_query(args, name).shape[-1])
+    return kernel_head(args, name) / int(fused_query(args, name).shape[-1])
 
 
 def causal_share(args, name: str) -> float:
     """The share of the full score matrix a causal fused kernel computes: the tiles on and
     below the diagonal, ``(n + 1) / 2n`` of ``n x n`` tiles."""
-    n = -(-int(_query(args, name).shape[-2]) // TILE)
+    n = -(-int(fused_query(args, name).shape[-2]) // TILE)
     return (n + 1) / (2 * n)
 
 

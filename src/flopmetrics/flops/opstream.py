@@ -46,6 +46,7 @@ from .kernel_facts import (
     ALIGN_PAIR,
     causal_share,
     dropout_p,
+    fused_query,
     gemm_dims,
     head_padding,
     is_fp32,
@@ -70,6 +71,7 @@ def _recorder():
             super().__init__()
             self.ops, self.unaligned = [], []
             self.phase, self.in_attention = "f", False
+            self.groups = 1  # query heads per key/value head of the attention being recorded
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
@@ -94,13 +96,19 @@ def _recorder():
             dropout = "_attention" in name and dropout_p(func, args, kwargs or {}) > 0
             moved = nbytes(args) + nbytes(out)
             flags = (unaligned, masked, cat, fp32, grouped, strided, dropout, align2)  # FLAGS
-            head = kernel_head(args, name) if "_attention" in name and flops else 0
-            self.ops.append((cls, flops, moved, self.phase, *flags, head))
+            shape = self.attention_shape(args, name) if "_attention" in name and flops else (0,) * 4
+            self.ops.append((cls, flops, moved, self.phase, *flags, *shape))
             for extra in more_kernels(name, out):
-                self.ops.append((cls, 0, extra, self.phase, *[False] * len(FLAGS), 0))
+                self.ops.append((cls, 0, extra, self.phase, *[False] * len(FLAGS), *(0,) * 4))
             if unaligned:
                 self.unaligned.append([*dims, flops])
             return out
+
+        def attention_shape(self, args, name: str) -> tuple[int, int, int, int]:
+            """A fused attention kernel's :data:`SHAPE`: its kernel's head size, its queries'
+            length, batch x heads, and the query heads per key/value head it was handed."""
+            batch, heads, seq = fused_query(args, name).shape[:3]
+            return kernel_head(args, name), int(seq), int(batch * heads), self.groups
 
     return Recorder()
 
@@ -164,6 +172,7 @@ def _fused_attention(recorder, dtype=None):
                 return fused(q, k, padded, attn_mask, dropout_p, **options)[..., : v.shape[-1]]
             if k.shape[1] != q.shape[1] and not options.get("enable_gqa", False):
                 return _math((q, k, v), attn_mask, dropout_p, options)
+            recorder.groups = q.shape[1] // k.shape[1]
             if k.shape[1] != q.shape[1]:
                 k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], dim=1) for x in (k, v))
             if attn_mask is not None and not is_causal:
@@ -171,7 +180,7 @@ def _fused_attention(recorder, dtype=None):
             flash = torch.ops.aten._scaled_dot_product_flash_attention
             return flash(q, k, v, dropout_p, True, scale=scale)[0]
         finally:
-            recorder.in_attention = False
+            recorder.in_attention, recorder.groups = False, 1
 
     F.scaled_dot_product_attention = fused
     try:
@@ -231,6 +240,8 @@ def _record(fields: dict, batch: int, seq: int, mixed: bool, pass_name: str) -> 
 
 # each kernel's, after its phase
 FLAGS = ("unaligned", "masked", "cat", "fp32", "grouped", "strided", "dropout", "align2")
+# each fused attention kernel's shape, after its flags (0 on every other kernel)
+SHAPE = ("head", "seq", "rows", "groups")
 RECORDED = ("forward", "train_step")  # every direct pass is one of these or a part of one
 STREAMED = ("bf16", "bf16-mixed")  # the precisions recorded
 
@@ -242,9 +253,10 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
     (``torch.cat``'s copy kernel), ``fp32`` (a GEMM on fp32 operands), ``grouped`` (a
     grouped GEMM: experts), ``strided`` (an elementwise or copy kernel PyTorch cannot
     vectorize), ``dropout`` (a fused attention kernel given dropout) and ``align2`` (an
-    unaligned GEMM whose dimensions are all even); ``head``: a fused attention kernel's head size
-    (its kernel's: :func:`~flopmetrics.flops.kernel_facts.kernel_head`), else 0; and
-    ``unaligned_gemms``: each unaligned
+    unaligned GEMM whose dimensions are all even); a fused attention kernel's :data:`SHAPE`
+    (``head``: its kernel's head size, :func:`~flopmetrics.flops.kernel_facts.kernel_head`;
+    ``seq``: its queries' length; ``rows``: batch x heads; ``groups``: query heads per key/value
+    head), 0 on every other kernel; and ``unaligned_gemms``: each unaligned
     GEMM's (M, N, K, FLOPs). Kept on disk per model, size and pass."""
     recorded = "forward" if pass_name == "forward" else "train_step"
     if pass_name not in (*RECORDED, "forward_backward"):
@@ -264,7 +276,7 @@ def step_ops(fields: dict, batch: int, seq: int, precision: str, pass_name: str)
         "bytes": np.array([op[2] for op in ops], float),
         "phase": np.array([op[3] for op in ops]),
         **{flag: np.array([op[4 + i] for op in ops], bool) for i, flag in enumerate(FLAGS)},
-        "head": np.array([op[4 + len(FLAGS)] for op in ops], float),
+        **{k: np.array([op[4 + len(FLAGS) + i] for op in ops], float) for i, k in enumerate(SHAPE)},
         "unaligned_gemms": raw["unaligned"],
     }
 

@@ -1,0 +1,88 @@
+"""Check (issue 32): does the fused causal attention kernel, measured alone by the attention
+experiment, price the attention kernels that ran inside measured steps?
+
+Reads the attention experiment's rows below a reference folder (``--kernels``) as the step-time
+calibration holds them (:func:`flopmetrics.analysis.steptime_measured.attention_kernels`),
+prints each shape's rate and dynamic energy per FLOP, then prices every profiled bf16 step's
+fused attention kernels (``benchmarks/results/kernel_time_by_class_*.json``, each profiled with
+``torch.profiler`` on an H200 naming its card; the steps of ``benchmarks/attention_rate_probe.py``)
+at the measured shapes (:mod:`flopmetrics.analysis.steptime_attention`) and sets that beside the
+attention time profiled in the step: a second, independent path to the same kernels.
+
+    PYTHONPATH=<transformers 5.17.0> python benchmarks/attention_kernel_check.py \\
+        --kernels resources/reference/h200_calibration_attention_kernel
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+
+import numpy as np
+from attention_rate_probe import PROFILES, _models
+
+from flopmetrics.analysis.steptime_attention import ATTENTION_TABLE, measured
+from flopmetrics.analysis.steptime_measured import attention_kernels
+from flopmetrics.flops.models import resolve
+from flopmetrics.flops.opstream import step_ops
+
+
+def shapes(table: str) -> None:
+    print("direction head groups batch x heads length: TFLOP/s, dynamic pJ/FLOP")
+    for d, head, groups, rows, seq, s, j in json.loads(table):
+        print(f"  {d} {head:4d} {groups:2d} {rows:4d} {seq:6d}: {1e-12 / s:6.0f}, {1e12 * j:.3f}")
+
+
+def steps(table: str) -> list[dict]:
+    """Each profiled bf16 step's fused attention kernels, priced and profiled."""
+    out, seen = [], set()
+    for path in sorted(glob.glob(PROFILES)):
+        profile = json.load(open(path))
+        models = _models(profile["config"])
+        for r in profile["rows"]:
+            key = (r["model"], r["batch_size"], r["seq_len"], r["pass"])
+            if key in seen or r["precision"] != "bf16" or not r.get("attention_s"):
+                continue
+            if r["pass"] not in ("forward", "train_step"):
+                continue
+            seen.add(key)
+            _, fields = resolve(models.get(r["model"], r["model"]))
+            ops = step_ops(fields, r["batch_size"], r["seq_len"], "bf16", r["pass"])
+            a = ops["cls"] == "attention"
+            if (ops["masked"][a] | ops["dropout"][a] | ops["fp32"][a]).any():
+                continue
+            seconds, _ = measured(table, ops)
+            fused = a & (ops["head"] > 0)
+            if not np.isfinite(seconds[fused]).all():
+                continue  # a head size not measured
+            out.append({"key": key, "priced": seconds[fused].sum(), "profiled": r["attention_s"]})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--kernels", required=True, help="a reference folder of attention rows")
+    ap.add_argument("--label", default="h200")
+    args = ap.parse_args()
+    table = attention_kernels([args.kernels], args.label, "bf16")[ATTENTION_TABLE]
+    shapes(table)
+    found = steps(table)
+    print(f"\n{len(found)} profiled steps, fused attention priced / profiled:")
+    for s in sorted(found, key=lambda s: (s["key"][3], s["key"][0], s["key"][2], s["key"][1])):
+        m, b, n, p = s["key"]
+        ratio = s["priced"] / s["profiled"]
+        print(f"  {m:24s} {b:3d} x {n:5d} {p:10s} {1e3 * s['profiled']:7.2f} ms {ratio:5.2f}")
+    for p in ("forward", "train_step"):
+        r = np.array([s["priced"] / s["profiled"] for s in found if s["key"][3] == p])
+        if len(r):
+            miss = 100 * np.abs(r - 1)
+            said = f"largest {miss.max():.1f} %, above 10 %: {(miss > 10).sum()}"
+            print(
+                f"{p}: {len(r)} steps, ratio median {np.median(r):.2f}, |miss| median "
+                f"{np.median(miss):.1f} %, {said}"
+            )
+
+
+if __name__ == "__main__":
+    main()
