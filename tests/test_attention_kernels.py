@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from test_steptime import TRUE, ops
+from test_steptime import TRUE, ops, synthetic_table, workload
 
-from flopmetrics.analysis import steptime, steptime_attention, steptime_measured
+from flopmetrics.analysis import steptime, steptime_attention, steptime_estimate, steptime_measured
 from flopmetrics.contracts.errors import ConfigError
 from flopmetrics.contracts.experiments import attention_groups
 from flopmetrics.flops import opstream
@@ -127,4 +127,22 @@ def test_a_step_prices_its_attention_kernels_of_a_measured_head_size_as_measured
     other = _table([(d, 2 * head, 1, 1, 1, 1e-9, 1e-6) for d in "fb"])  # another head size
     assert np.array_equal(
         steptime.kernel_times({**TRUE, steptime_attention.ATTENTION_TABLE: other}, o), base
+    )
+
+
+@pytest.mark.usefixtures("_own_cache")
+def test_an_estimate_says_how_its_attention_was_priced():
+    w = workload("tiny-llama")
+    head = int(max(ops("tiny-llama", 4, 64, "bf16", "train_step")["head"]))
+    said = lambda heads: steptime_estimate.step_energy(  # noqa: E731
+        w, "h200", synthetic_table().assign(attention_kernels=_table(heads))
+    )["basis"]
+    mine = [(d, head, 1, 1, 1, 1e-13, 1e-12) for d in "fb"]
+    assert said(mine).endswith("measured alone at each one's shape")
+    assert "attention kernel priced as" not in said(mine)  # not as the GEMMs: as measured
+    other = [(d, 2 * head, 1, 1, 1, 1e-13, 1e-12) for d in "fb"]
+    assert f"but for heads of {head} (not measured" in said(other)
+    assert "attention kernel priced as the GEMMs" in said(other)  # the fit had no rate of it
+    assert (
+        "measured alone" not in steptime_estimate.step_energy(w, "h200", synthetic_table())["basis"]
     )

@@ -7,11 +7,13 @@ from __future__ import annotations
 import math
 from importlib import metadata
 
+import numpy as np
 import pandas as pd
 
 from ..flops.models import resolve
 from ..flops.opstream import step_ops
 from .steptime import FALLBACK, KIND_WORDS, PASSES, SLOW, predict
+from .steptime_attention import ATTENTION_TABLE, measured
 
 
 def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
@@ -42,7 +44,9 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
     scale = float(ops["flops"].sum()) / c.get("flops_max", math.inf)
     if scale > 1:  # a larger step than any fitted: its left-out misses are of smaller ones
         basis = f"extrapolated: {basis}; the step's FLOPs {scale:.1f}x the largest fitted"
-    basis += _version_note(str(c.get("transformers_measured") or "")) + _unfitted_note(c, est)
+    attention, measured_whole = _attention_note(c, ops)
+    unfitted = _unfitted_note(c, est, ("attention",) if measured_whole else ())
+    basis += _version_note(str(c.get("transformers_measured") or "")) + unfitted + attention
     cards = int(c.get("cards", 1))
     slow = " and ".join(KIND_WORDS[k][1] for k in est["slow"] if _fitted(c, k))
     like = f" (of its steps with {slow}, where larger)" if slow else ""
@@ -86,10 +90,11 @@ def _fitted(c: dict, kind: str) -> bool:
     return math.isfinite(float(c.get(SLOW[kind][0], math.nan)))
 
 
-def _unfitted_note(c: dict, est: dict) -> str:
+def _unfitted_note(c: dict, est: dict, measured_apart: tuple = ()) -> str:
     """What to say of the slower kinds a step spends many FLOPs in that the calibration had no
-    rows of and prices as others (:data:`~flopmetrics.analysis.steptime.PRICED_AS_FAST`)."""
-    unfitted = [k for k in est["slow"] if not _fitted(c, k)]
+    rows of and prices as others (:data:`~flopmetrics.analysis.steptime.PRICED_AS_FAST`), but
+    those ``measured_apart``."""
+    unfitted = [k for k in est["slow"] if not _fitted(c, k) and k not in measured_apart]
     said = [
         f"{KIND_WORDS[k][0]} priced as "
         f"{KIND_WORDS[FALLBACK[k]][1] if k in FALLBACK else 'the GEMMs'}, the calibration "
@@ -97,6 +102,23 @@ def _unfitted_note(c: dict, est: dict) -> str:
         for k in unfitted
     ]
     return "".join(f"; {s}" for s in said)
+
+
+def _attention_note(c: dict, ops: dict) -> tuple[str, bool]:
+    """What to say of how the step's fused attention kernels were priced, where the calibration
+    holds the attention experiment's measurements (at the kernel measured alone at each one's
+    shape, a head size not measured at the fitted rate), and whether all of them were."""
+    table = c.get(ATTENTION_TABLE)
+    fused = ops.get("head", np.zeros(len(ops["cls"]))) > 0
+    if not (isinstance(table, str) and table and fused.any()):
+        return "", False
+    seconds, _ = measured(table, ops)
+    missing = sorted({int(h) for h in ops["head"][fused & ~np.isfinite(seconds)]})
+    said = "; fused attention priced at the attention kernel measured alone at each one's shape"
+    if missing:
+        heads = ", ".join(map(str, missing))
+        return f"{said}, but for heads of {heads} (not measured: at the fitted rate)", False
+    return said, True
 
 
 def _version_note(measured: str) -> str:
