@@ -11,6 +11,10 @@ attention time profiled in the step: a second, independent path to the same kern
 
     PYTHONPATH=<transformers 5.17.0> python benchmarks/attention_kernel_check.py \\
         --kernels resources/reference/h200_calibration_attention_kernel
+
+or, with ``--kernel-rates``, from the timings of ``benchmarks/kernel_rates.py`` (CUDA events, no
+energy; forward and forward + backward, the backward's FLOPs booked as the operation stream
+books them, twice the forward's) in place of the experiment's rows.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import math
 
 import numpy as np
 from attention_rate_probe import PROFILES, _models
@@ -26,6 +31,24 @@ from flopmetrics.analysis.steptime_attention import ATTENTION_TABLE, measured
 from flopmetrics.analysis.steptime_measured import attention_kernels
 from flopmetrics.flops.models import resolve
 from flopmetrics.flops.opstream import step_ops
+
+
+def from_kernel_rates(path: str) -> str:
+    """An :data:`ATTENTION_TABLE` of ``benchmarks/kernel_rates.py``'s causal attention rows
+    without dropout (no energy: NaN)."""
+    rows = [r for r in json.load(open(path))["rows"] if r["kind"] == "attention"]
+    by: dict = {}
+    for r in (r for r in rows if not r.get("dropout")):
+        key = (r["dim"], r.get("kv_heads", r["heads"]), r["batch"] * r["heads"], r["seq"])
+        by.setdefault(key, {})[r["pass"]] = r
+    entries = []
+    for (dim, kv, rows_, seq), v in sorted(by.items()):
+        f, both = v["forward"], v["forward_backward"]
+        groups = rows_ // (kv * f["batch"])
+        backward = (both["time_s"] - f["time_s"]) / (2 * f["flops"])
+        entries.append(["f", dim, groups, rows_, seq, f["time_s"] / f["flops"], math.nan])
+        entries.append(["b", dim, groups, rows_, seq, backward, math.nan])
+    return json.dumps(entries)
 
 
 def shapes(table: str) -> None:
@@ -62,10 +85,15 @@ def steps(table: str) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--kernels", required=True, help="a reference folder of attention rows")
+    source = ap.add_mutually_exclusive_group(required=True)
+    source.add_argument("--kernels", help="a reference folder of attention rows")
+    source.add_argument("--kernel-rates", help="benchmarks/kernel_rates.py's JSON")
     ap.add_argument("--label", default="h200")
     args = ap.parse_args()
-    table = attention_kernels([args.kernels], args.label, "bf16")[ATTENTION_TABLE]
+    if args.kernel_rates:
+        table = from_kernel_rates(args.kernel_rates)
+    else:
+        table = attention_kernels([args.kernels], args.label, "bf16")[ATTENTION_TABLE]
     shapes(table)
     found = steps(table)
     print(f"\n{len(found)} profiled steps, fused attention priced / profiled:")
