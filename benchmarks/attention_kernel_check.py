@@ -20,17 +20,14 @@ books them, twice the forward's) in place of the experiment's rows.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import math
 
 import numpy as np
-from attention_rate_probe import PROFILES, _models
+from attention_rate_probe import profiled_ops
 
 from flopmetrics.analysis.steptime_attention import ATTENTION_TABLE, measured
 from flopmetrics.analysis.steptime_measured import attention_kernels
-from flopmetrics.flops.models import resolve
-from flopmetrics.flops.opstream import step_ops
 
 
 def from_kernel_rates(path: str) -> str:
@@ -58,28 +55,14 @@ def shapes(table: str) -> None:
 
 
 def steps(table: str) -> list[dict]:
-    """Each profiled bf16 step's fused attention kernels, priced and profiled."""
-    out, seen = [], set()
-    for path in sorted(glob.glob(PROFILES)):
-        profile = json.load(open(path))
-        models = _models(profile["config"])
-        for r in profile["rows"]:
-            key = (r["model"], r["batch_size"], r["seq_len"], r["pass"])
-            if key in seen or r["precision"] != "bf16" or not r.get("attention_s"):
-                continue
-            if r["pass"] not in ("forward", "train_step"):
-                continue
-            seen.add(key)
-            _, fields = resolve(models.get(r["model"], r["model"]))
-            ops = step_ops(fields, r["batch_size"], r["seq_len"], "bf16", r["pass"])
-            a = ops["cls"] == "attention"
-            if (ops["masked"][a] | ops["dropout"][a] | ops["fp32"][a]).any():
-                continue
-            seconds, _ = measured(table, ops)
-            fused = a & (ops["head"] > 0)
-            if not np.isfinite(seconds[fused]).all():
-                continue  # a head size not measured
-            out.append({"key": key, "priced": seconds[fused].sum(), "profiled": r["attention_s"]})
+    """Each profiled step's fused attention kernels, priced and profiled (a step with a head
+    size not measured left out)."""
+    out = []
+    for key, ops, seconds, _ in profiled_ops():
+        priced, _ = measured(table, ops)
+        fused = (ops["cls"] == "attention") & (ops["head"] > 0)
+        if np.isfinite(priced[fused]).all():
+            out.append({"key": key, "priced": priced[fused].sum(), "profiled": seconds})
     return out
 
 

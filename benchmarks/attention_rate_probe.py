@@ -46,9 +46,11 @@ def _models(config) -> dict:
         return {}
 
 
-def profiled_steps() -> list[dict]:
-    """Each profiled bf16 forward or train step with fused causal attention, once."""
-    out, seen = [], set()
+def profiled_ops():
+    """Each profiled bf16 forward or train step with fused causal attention (none masked, given
+    dropout or on fp32 operands), once: (model, batch, length, pass), its operation stream, its
+    profiled attention seconds and the card's UUID."""
+    seen = set()
     for path in sorted(glob.glob(PROFILES)):
         profile = json.load(open(path))
         models = _models(profile["config"])
@@ -62,12 +64,20 @@ def profiled_steps() -> list[dict]:
             _, fields = resolve(models.get(r["model"], r["model"]))
             ops = step_ops(fields, r["batch_size"], r["seq_len"], "bf16", r["pass"])
             a = ops["cls"] == "attention"
-            if (ops["masked"][a] | ops["dropout"][a] | ops["fp32"][a]).any():
-                continue
-            forward, backward = a & (ops["phase"] == "f"), a & (ops["phase"] == "b")
-            terms = [ops["flops"][forward].sum(), ops["flops"][backward].sum()]
-            terms += [ops["bytes"][a].sum(), float(a.sum())]
-            out.append({"key": key, "x": terms, "s": r["attention_s"], "card": profile["gpu_uuid"]})
+            if not (ops["masked"][a] | ops["dropout"][a] | ops["fp32"][a]).any():
+                yield key, ops, r["attention_s"], profile["gpu_uuid"]
+
+
+def profiled_steps() -> list[dict]:
+    """Each of :func:`profiled_ops`' steps with its terms: forward and backward attention
+    FLOPs, attention bytes and kernels."""
+    out = []
+    for key, ops, seconds, card in profiled_ops():
+        a = ops["cls"] == "attention"
+        forward, backward = a & (ops["phase"] == "f"), a & (ops["phase"] == "b")
+        terms = [ops["flops"][forward].sum(), ops["flops"][backward].sum()]
+        terms += [ops["bytes"][a].sum(), float(a.sum())]
+        out.append({"key": key, "x": terms, "s": seconds, "card": card})
     return out
 
 
