@@ -9,9 +9,15 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from test_steptime import TRUE, ops, synthetic_table, workload
+from test_steptime import MOE, SIZES, TRUE, ops, synthetic_rows, synthetic_table, workload
 
-from flopmetrics.analysis import steptime, steptime_attention, steptime_estimate, steptime_measured
+from flopmetrics.analysis import (
+    steptime,
+    steptime_attention,
+    steptime_estimate,
+    steptime_fit,
+    steptime_measured,
+)
 from flopmetrics.contracts.errors import ConfigError
 from flopmetrics.contracts.experiments import attention_groups
 from flopmetrics.flops import opstream
@@ -146,3 +152,20 @@ def test_an_estimate_says_how_its_attention_was_priced():
     assert (
         "measured alone" not in steptime_estimate.step_energy(w, "h200", synthetic_table())["basis"]
     )
+
+
+@pytest.mark.usefixtures("_own_cache")
+def test_a_fit_holds_the_measured_attention_and_finds_the_rest_grouped_gemms_last():
+    head = int(max(ops("tiny-llama", 1, 64, "bf16", "train_step")["head"]))
+    table = _table([(d, head, g, 1, 1, 5e-14, 3e-12) for d in "fb" for g in (1, 2)])
+    truth = {**TRUE, steptime_attention.ATTENTION_TABLE: table}
+    wide = {**MOE, "hidden_size": 1024, "intermediate_size": 2048}  # a staged kind's rows too
+    moe = {**truth, "r_grouped": 2e14, "e_grouped_j": 3e-12}
+    rows = synthetic_rows(truth, SIZES) + synthetic_rows(moe, [(wide, 16, 64), (wide, 64, 256)])
+    held = {steptime_attention.ATTENTION_TABLE: table}
+    fitted = steptime_fit.fit(rows, "h200", "bf16", held)
+    assert fitted[steptime_attention.ATTENTION_TABLE] == table
+    assert fitted["resid_sd"] < 1e-3
+    assert fitted["host_forward_s"] == pytest.approx(TRUE["host_forward_s"], rel=0.05)
+    blind = steptime_fit.fit(rows[: -2 * len(steptime.PASSES)], "h200", "bf16")  # at one rate
+    assert blind["resid_sd"] > 10 * fitted["resid_sd"]

@@ -91,7 +91,7 @@ def fit(rows: list[dict], label: str, precision: str, held: dict | None = None) 
     base = _fit([r for r, s in zip(rows, staged, strict=True) if not s], label, precision, held)
     held = {**held, **{k: base[k] for k in FITTED if math.isfinite(base[k])}}
     last = _fit([r for r, s in zip(rows, staged, strict=True) if s], label, precision, held)
-    rse = {f"{k}_rse": base[f"{k}_rse"] for k in held}
+    rse = {f"{k}_rse": base[f"{k}_rse"] for k in held if k in PARAMETERS}  # not a table held
     return {**last, **rse, "resid_sd": base["resid_sd"], "fit_rows": len(rows)}
 
 
