@@ -165,7 +165,10 @@ def test_a_fit_holds_the_measured_attention_and_finds_the_rest_grouped_gemms_las
     held = {steptime_attention.ATTENTION_TABLE: table}
     fitted = steptime_fit.fit(rows, "h200", "bf16", held)
     assert fitted[steptime_attention.ATTENTION_TABLE] == table
+    # every attention kernel priced as measured: no rate of its own to fit
+    assert math.isnan(fitted["r_attention"]) and math.isnan(fitted["e_attention_j"])
     assert fitted["resid_sd"] < 1e-3
     assert fitted["host_forward_s"] == pytest.approx(TRUE["host_forward_s"], rel=0.05)
     blind = steptime_fit.fit(rows[: -2 * len(steptime.PASSES)], "h200", "bf16")  # at one rate
     assert blind["resid_sd"] > 10 * fitted["resid_sd"]
+    assert math.isfinite(blind["r_attention"])  # there, attention has a rate to fit

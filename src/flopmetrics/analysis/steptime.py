@@ -166,8 +166,8 @@ def kernel_times(p: dict, ops: dict) -> np.ndarray:
 def _measured(p: dict, ops: dict) -> tuple[np.ndarray, np.ndarray]:
     """Each attention kernel's (seconds, dynamic joules) as the attention experiment measured
     its shape (:mod:`flopmetrics.analysis.steptime_attention`), NaN where not measured."""
-    table = p.get(ATTENTION_TABLE)
-    if isinstance(table, str) and table:
+    table = table_of(p)
+    if table:
         return measured(table, ops)
     none = np.full(len(ops["cls"]), math.nan)
     return none, none
@@ -206,13 +206,22 @@ def step(p: dict, ops: dict, idle_w: float, limit_w: float) -> tuple[float, floa
     return idle_w * t + dynamic, t, bound
 
 
-def slow_shares(ops: dict) -> dict:
-    """Each slower kind's share of a step's FLOPs of :data:`SLOW`'s classes in its kernels."""
+def slow_shares(ops: dict, table: str = "") -> dict:
+    """Each slower kind's share of a step's FLOPs of :data:`SLOW`'s classes in its kernels, but
+    the attention kernels an attention table ``table`` prices (measured, not fitted)."""
     out = {}
+    seconds, _ = _measured({ATTENTION_TABLE: table}, ops)
     for kind, where in _kinds(ops).items():
         total = float(ops["flops"][np.isin(ops["cls"], SLOW[kind][2])].sum())
-        out[kind] = float(ops["flops"][where].sum()) / total if total > 0 else 0.0
+        mine = where & ~np.isfinite(seconds)
+        out[kind] = float(ops["flops"][mine].sum()) / total if total > 0 else 0.0
     return out
+
+
+def table_of(p: dict) -> str:
+    """The attention table a calibration or fit holds (:data:`ATTENTION_TABLE`), "" if none."""
+    table = p.get(ATTENTION_TABLE)
+    return table if isinstance(table, str) else ""
 
 
 def kind_of(ops: dict) -> str:
@@ -263,7 +272,7 @@ def predict(calibration: dict, ops: dict) -> dict:
     takes the misses of those bound like it, ``heldout_q95_<bound>``, where larger).
     ``{"status": why}`` where a step spends more than its limit (:func:`over_limit`) of its
     FLOPs in a slower kind the calibration has no rate for."""
-    shares = slow_shares(ops)
+    shares = slow_shares(ops, table_of(calibration))
     kinds = over_limit(shares)
     for k in (k for k in kinds if k not in PRICED_AS_FAST):
         if not _has_rate(calibration, k):
@@ -273,7 +282,7 @@ def predict(calibration: dict, ops: dict) -> dict:
                 f"the step-time calibration had {why} to take their rate from"
             }
     p = {k: calibration.get(k, math.nan) for k in PARAMETERS}  # a table older than a parameter
-    p[ATTENTION_TABLE] = calibration.get(ATTENTION_TABLE, "")
+    p[ATTENTION_TABLE] = table_of(calibration)
     e, t, bound = step(p, ops, calibration["idle_w"], calibration["limit_w"])
     z = float(stats.norm.ppf(0.5 + LEVEL / 2))
     bounds = [calibration["left_out_q95"], calibration.get("heldout_q95", math.nan)]

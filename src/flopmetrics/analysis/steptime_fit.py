@@ -18,7 +18,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from ..energy import datasheet
-from .steptime import FITTED, PARAMETERS, SLOW, SLOW_LIMIT, slow_shares, step
+from .steptime import FITTED, PARAMETERS, SLOW, SLOW_LIMIT, slow_shares, step, table_of
 
 STAGED = ("grouped",)
 _START = (0.7, 0.3, 0.3, 0.5, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 2e-12, 2e-12, 1e-12, 1e-10)
@@ -45,11 +45,12 @@ def limits(label: str, precision: str) -> tuple[float, float]:
     return float(peak), float(bandwidth)
 
 
-def free_parameters(rows: list[dict]) -> list[str]:
+def free_parameters(rows: list[dict], held: dict | None = None) -> list[str]:
     """The parameters rows can fix: a slower kind's rate and energy only where some row spends
-    more than :data:`SLOW_LIMIT` of its FLOPs in it."""
+    more than :data:`SLOW_LIMIT` of its FLOPs in it, not counting the attention kernels a held
+    attention table prices."""
     unseen = set()
-    shares = [slow_shares(r["ops"]) for r in rows]
+    shares = [slow_shares(r["ops"], table_of(held or {})) for r in rows]
     for kind, (rate, energy, _) in SLOW.items():
         if max((s[kind] for s in shares), default=0.0) <= SLOW_LIMIT:
             unseen |= {rate, energy}
@@ -97,7 +98,7 @@ def fit(rows: list[dict], label: str, precision: str, held: dict | None = None) 
 
 def _fit(rows: list[dict], label: str, precision: str, held: dict) -> dict:
     """:func:`fit` of the parameters the rows can fix and ``held`` does not give."""
-    free = [k for k in free_parameters(rows) if k not in held]
+    free = [k for k in free_parameters(rows, held) if k not in held]
     if len(rows) < len(free) // 2 + 1:  # two residuals a row
         raise ValueError(f"{len(rows)} rows cannot fix {len(free)} parameters")
     limit = limits(label, precision)
