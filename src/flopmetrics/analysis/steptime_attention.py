@@ -23,7 +23,6 @@ import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 
 ATTENTION_TABLE = "attention_kernels"  # the calibration's column, and the held parameter
-_PHASES = {"f": "f", "b": "b"}  # a step's issuing phase -> the direction measured
 
 
 def measured(table: str, ops: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +40,7 @@ def _priced(surfaces: dict, ops: dict) -> tuple[np.ndarray, np.ndarray]:
     seconds, joules = np.full(n, math.nan), np.full(n, math.nan)
     head = ops.get("head", np.zeros(n))
     for i in np.flatnonzero((head > 0) & (ops["flops"] > 0)):
-        key = (_PHASES.get(str(ops["phase"][i]), ""), int(head[i]))
+        key = (str(ops["phase"][i]), int(head[i]))  # its issuing phase is its direction
         if key not in surfaces:
             continue
         by_groups = surfaces[key]

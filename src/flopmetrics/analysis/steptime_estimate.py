@@ -12,8 +12,8 @@ import pandas as pd
 
 from ..flops.models import resolve
 from ..flops.opstream import step_ops
-from .steptime import FALLBACK, KIND_WORDS, PASSES, SLOW, predict
-from .steptime_attention import ATTENTION_TABLE, measured
+from .steptime import FALLBACK, KIND_WORDS, PASSES, SLOW, predict, table_of
+from .steptime_attention import measured
 
 
 def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
@@ -108,9 +108,9 @@ def _attention_note(c: dict, ops: dict) -> tuple[str, bool]:
     """What to say of how the step's fused attention kernels were priced, where the calibration
     holds the attention experiment's measurements (at the kernel measured alone at each one's
     shape, a head size not measured at the fitted rate), and whether all of them were."""
-    table = c.get(ATTENTION_TABLE)
+    table = table_of(c)
     fused = ops.get("head", np.zeros(len(ops["cls"]))) > 0
-    if not (isinstance(table, str) and table and fused.any()):
+    if not (table and fused.any()):
         return "", False
     seconds, _ = measured(table, ops)
     missing = sorted({int(h) for h in ops["head"][fused & ~np.isfinite(seconds)]})
