@@ -59,7 +59,7 @@ def test_the_pipeline_measures_each_shape_and_reruns_only_a_new_length(workflow)
     config = {**workflow.config}
     config["attention"] = {
         "targets": ["cpu"],
-        "head_dims": [16, 32],
+        "head_dims": [32, 128],  # kernels of 64 and 128: one entry each
         "heads": [4],
         "groups": [1, 2],
         "batch_size": [1],
@@ -70,7 +70,7 @@ def test_the_pipeline_measures_each_shape_and_reruns_only_a_new_length(workflow)
         "warmup_iterations": 1,
     }
     workflow.write_config(config)
-    files = [RAW.format(d, g, 128) for d in (16, 32) for g in (1, 2)]
+    files = [RAW.format(d, g, 128) for d in (32, 128) for g in (1, 2)]
     workflow.run(*files)
     t = pd.read_parquet(workflow.workdir / RAW.format(32, 2, 128)).set_index("pass")
     assert set(t.index) == {"forward", "forward_train", "forward_backward", "backward"}
@@ -82,11 +82,14 @@ def test_the_pipeline_measures_each_shape_and_reruns_only_a_new_length(workflow)
     assert len(entries) == 2 * len(files)  # forward and backward of each configuration
     for direction, name in (("f", "forward"), ("b", "backward")):
         mine = [e for e in entries if e[0] == direction and e[1] == 64 and e[2] == 2]
-        assert mine[0][3:5] == [4, 128]  # heads of 32 run the kernel of 64; 1 x 4 rows
+        assert len(mine) == 1 and mine[0][3:5] == [
+            4,
+            128,
+        ]  # heads of 32 run the kernel of 64; 1 x 4 rows
         assert mine[0][5] == pytest.approx(t.loc[name, "time_per_iter_s"] / t.loc[name, "flops"])
     config["attention"]["seq_len"] = [128, 256]
     workflow.write_config(config)
-    new = [RAW.format(d, g, 256) for d in (16, 32) for g in (1, 2)]
+    new = [RAW.format(d, g, 256) for d in (32, 128) for g in (1, 2)]
     assert workflow.scheduled(*files, *new) == {"profile_attention": 4, "total": 4}
 
 
@@ -110,6 +113,11 @@ def test_a_shape_between_measured_ones_is_priced_linearly_in_the_logarithms_and_
     assert surface(16, 64) == pytest.approx((4e-15, 1e-12))  # held at the shortest measured
     assert surface(1024, 256) == pytest.approx((2e-15, 1e-12))  # and the most rows
     assert surface(math.sqrt(16 * 128), 256)[0] == pytest.approx(3e-15)
+    # two head sizes of one kernel measured at one shape: both kept, in their mean
+    twice = _table([("f", 128, 1, 16, 256, 2e-15, 1e-12), ("f", 128, 1, 16, 256, 4e-15, 3e-12)])
+    assert steptime_attention._surfaces(twice)[("f", 128)][1](16, 256) == pytest.approx(
+        (3e-15, 2e-12)
+    )
 
 
 @pytest.mark.usefixtures("_own_cache")
