@@ -68,6 +68,13 @@ def test_provenance_columns(table):
     assert table["config_hash"].nunique() == 1
 
 
+def test_every_row_carries_the_hosts_probe(table):
+    """The host's speed at issuing a kernel, taken beside the windows, on every row of a
+    configuration: one finite value, above zero and below a millisecond per operation."""
+    probe = table["host_op_us"]
+    assert probe.nunique() == 1 and 0 < probe.iloc[0] < 1000
+
+
 def test_unknown_precision_rejected():
     with pytest.raises(ValueError, match="unknown precision 'fp8'"):
         run(job_spec("mlp", {"n": 2, "d": 2, "m": 2}, precision="fp8"), progress=lambda m: None)

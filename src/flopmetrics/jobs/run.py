@@ -21,6 +21,7 @@ from ..contracts.experiments import BY_NAME
 from ..energy import gates
 from ..flops.models import resolve as resolve_model
 from . import provenance
+from .host_probe import host_op_us
 from .protocol import Protocol, measure_passes, stderr_progress, workload_passes
 from .rows import build_rows, label_trace
 from .session import Session, check_launch
@@ -161,7 +162,11 @@ def configuration_rows(
     session: Session, spec: JobSpec, workload, windows: dict, counts: Counts, base: dict
 ) -> pd.DataFrame:
     """The gated rows of the passes ``windows`` holds, and of those derived from them."""
-    base = {**base, "other_processes": len(session.other_processes())}
+    base = {
+        **base,
+        "other_processes": len(session.other_processes()),
+        "host_op_us": host_op_us(session.device),  # the host's speed, beside the windows
+    }
     rows = build_rows(workload, windows, counts, session.idle, spec.measure, base)
     rows = gates.apply(workload.finish_rows(rows))
     # when the measuring ended (timestamp_utc is when it started), on the same clock
