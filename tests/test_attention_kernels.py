@@ -142,6 +142,10 @@ def test_a_step_prices_its_attention_kernels_of_a_measured_head_size_as_measured
     assert np.array_equal(
         steptime.kernel_times({**TRUE, steptime_attention.ATTENTION_TABLE: other}, o), base
     )
+    # a step whose attention the table prices is not of the slower kind "attention" (whose
+    # left-out misses would otherwise widen its interval)
+    assert steptime.kind_of(o) == "attention" and steptime.kind_of(o, table) == ""
+    assert steptime.kind_of(o, other) == "attention"
 
 
 @pytest.mark.usefixtures("_own_cache")

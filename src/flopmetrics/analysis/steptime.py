@@ -224,10 +224,11 @@ def table_of(p: dict) -> str:
     return table if isinstance(table, str) else ""
 
 
-def kind_of(ops: dict) -> str:
+def kind_of(ops: dict, table: str = "") -> str:
     """The slower kind a step spends more than :data:`SLOW_LIMIT` of its FLOPs in (of the
-    largest share, one not :data:`PRICED_AS_FAST` first: those are the slowest), or ``""``."""
-    shares = slow_shares(ops)
+    largest share, one not :data:`PRICED_AS_FAST` first: those are the slowest), or ``""``;
+    the attention kernels an attention table ``table`` prices are not of a slower kind."""
+    shares = slow_shares(ops, table)
     return max(over_limit(shares), key=lambda k: (k not in PRICED_AS_FAST, shares[k]), default="")
 
 

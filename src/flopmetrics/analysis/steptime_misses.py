@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .steptime import BOUNDS, LEVEL, kind_of, predict, step
+from .steptime import BOUNDS, LEVEL, kind_of, predict, step, table_of
 from .steptime_fit import fit
 
 
@@ -96,7 +96,7 @@ def left_out_misses(
             for r in (r for r in rows if r["row"][key] == value):
                 e = step(p, r["ops"], r["idle_w"], r["limit_w"])[0]
                 misses.append(abs(e / r["energy_j"] - 1))
-                kinds.append(kind_of(r["ops"]))
+                kinds.append(kind_of(r["ops"], table_of(held or {})))
     return np.asarray(misses), np.asarray(kinds, str)
 
 
