@@ -9,7 +9,16 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from test_steptime import MOE, SIZES, TRUE, ops, synthetic_rows, synthetic_table, workload
+from test_steptime import (
+    MOE,
+    SIZES,
+    TRUE,
+    WINDOWED,
+    ops,
+    synthetic_rows,
+    synthetic_table,
+    workload,
+)
 
 from flopmetrics.analysis import (
     steptime,
@@ -21,6 +30,7 @@ from flopmetrics.analysis import (
 from flopmetrics.contracts.errors import ConfigError
 from flopmetrics.contracts.experiments import attention_groups
 from flopmetrics.flops import opstream
+from flopmetrics.flops.opstream import step_ops
 from flopmetrics.workloads import attention
 
 RAW = "results/raw/attention/cpu/bf16/d{}_h4_g{}/b1_s{}.parquet"
@@ -36,10 +46,10 @@ def test_its_flops_are_the_causal_tiles_the_operation_stream_books():
         w.steps()["forward"]()
     booked = sum(op[1] for op in recorder.ops if op[0] == "attention")
     assert booked == pytest.approx(counted["forward"]["flops_analytic"])
-    # the stream names the kernel's shape on it alone (K and V expanded to 4 heads first): heads
-    # of 16 run the kernel of 64; 200 queries; 1 x 4 rows; 2 query heads per key/value head
+    # one kernel (K and V reach flash unexpanded), and its shape: heads of 16 run the kernel of
+    # 64; 200 queries; 1 x 4 rows; 2 query heads per key/value head
     shapes = [op[-len(opstream.SHAPE) :] for op in recorder.ops]
-    assert shapes == [(0, 0, 0, 0), (0, 0, 0, 0), (64, 200, 4, 2)]
+    assert shapes == [(64, 200, 4, 2)]
     # two tiles of 128 rows: the diagonal's and the one below, 3 of 4; heads of 16 run the
     # kernel of 64
     full = 4 * 1 * 4 * 200 * 200 * 64
@@ -146,6 +156,23 @@ def test_a_step_prices_its_attention_kernels_of_a_measured_head_size_as_measured
     # left-out misses would otherwise widen its interval)
     assert steptime.kind_of(o) == "attention" and steptime.kind_of(o, table) == ""
     assert steptime.kind_of(o, other) == "attention"
+
+
+@pytest.mark.usefixtures("_own_cache")
+def test_grouped_heads_reach_flash_unexpanded_and_a_table_prices_no_masked_kernel():
+    """PyTorch hands flash fewer key and value heads than query heads as they are (no copy
+    kernels), forward and backward alike; attention given a mask runs another kernel, which the
+    causal kernels' table does not price."""
+    o = ops("tiny-llama", 2, 64, "bf16", "train_step")  # 4 query heads per 2 key/value heads
+    attention = o["cls"] == "attention"
+    assert (o["head"][attention] > 0).all()  # the fused kernels only: no K/V expansion
+    assert set(o["groups"][attention]) == {2} and set(o["phase"][attention]) == {"f", "b"}
+    masked = step_ops(WINDOWED, 2, 256, "bf16", "train_step")
+    head = int(masked["head"][masked["masked"]][0])
+    table = _table([(d, head, g, 1, 1, 1e-9, 1e-6) for d in "fb" for g in (1, 2)])
+    priced = steptime.kernel_times({**TRUE, steptime_attention.ATTENTION_TABLE: table}, masked)
+    assert np.array_equal(priced, steptime.kernel_times(TRUE, masked))
+    assert steptime.kind_of(masked, table) == "masked"
 
 
 @pytest.mark.usefixtures("_own_cache")

@@ -27,7 +27,8 @@ ATTENTION_TABLE = "attention_kernels"  # the calibration's column, and the held 
 
 def measured(table: str, ops: dict) -> tuple[np.ndarray, np.ndarray]:
     """Each kernel's (seconds, dynamic joules) per :data:`ATTENTION_TABLE` ``table``: NaN but for
-    the fused attention kernels (``ops``' ``head`` > 0) of a head size measured. Kept in ``ops``
+    the fused causal attention kernels (``ops``' ``head`` > 0, neither masked nor given dropout)
+    of a head size measured. Kept in ``ops``
     per table: a fit prices the same steps many times."""
     cache = ops.setdefault("_attention_measured", {})
     if table not in cache:
@@ -39,7 +40,10 @@ def _priced(surfaces: dict, ops: dict) -> tuple[np.ndarray, np.ndarray]:
     n = len(ops["cls"])
     seconds, joules = np.full(n, math.nan), np.full(n, math.nan)
     head = ops.get("head", np.zeros(n))
-    for i in np.flatnonzero((head > 0) & (ops["flops"] > 0)):
+    causal = (head > 0) & (ops["flops"] > 0)  # the kernel the experiment measures: not masked
+    for flag in ("masked", "dropout"):  # (each slower) nor given dropout
+        causal &= ~ops.get(flag, np.zeros(n, bool))
+    for i in np.flatnonzero(causal):
         key = (str(ops["phase"][i]), int(head[i]))  # its issuing phase is its direction
         if key not in surfaces:
             continue

@@ -74,6 +74,11 @@ def fused_query(args, name: str):
     return args[1] if name.endswith("backward") else args[0]
 
 
+def fused_key(args, name: str):
+    """A fused attention kernel's key: the input after its query."""
+    return args[2] if name.endswith("backward") else args[1]
+
+
 def kernel_head(args, name: str) -> int:
     """The head size of the fused attention kernel that runs a query's heads: the H200's
     kernels come in head sizes 64, 128 and 256, and a head of 80 runs the kernel of 128

@@ -46,6 +46,7 @@ from .kernel_facts import (
     ALIGN_PAIR,
     causal_share,
     dropout_p,
+    fused_key,
     fused_query,
     gemm_dims,
     head_padding,
@@ -71,7 +72,6 @@ def _recorder():
             super().__init__()
             self.ops, self.unaligned = [], []
             self.phase, self.in_attention = "f", False
-            self.groups = 1  # query heads per key/value head of the attention being recorded
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
@@ -108,7 +108,8 @@ def _recorder():
             """A fused attention kernel's :data:`SHAPE`: its kernel's head size, its queries'
             length, batch x heads, and the query heads per key/value head it was handed."""
             batch, heads, seq = fused_query(args, name).shape[:3]
-            return kernel_head(args, name), int(seq), int(batch * heads), self.groups
+            groups = heads // fused_key(args, name).shape[1]  # flash takes K and V unexpanded
+            return kernel_head(args, name), int(seq), int(batch * heads), int(groups)
 
     return Recorder()
 
@@ -156,9 +157,10 @@ def _widened(x):
 def _fused_attention(recorder, dtype=None):
     """``F.scaled_dot_product_attention`` as the kernels a GPU runs: flash, :func:`_masked`
     given a mask, or :func:`_math` given fewer key and value heads than query heads without
-    ``enable_gqa`` (with it, K and V expanded to the query's heads); every operation booked to
-    attention; under autocast (``dtype``) its inputs cast to it; a V head smaller than Q's
-    (multi-head latent attention) padded to it, the output cut back."""
+    ``enable_gqa`` (with it, PyTorch hands flash K and V unexpanded, and the masked kernel K and
+    V expanded to the query's heads); every operation booked to attention; under autocast
+    (``dtype``) its inputs cast to it; a V head smaller than Q's (multi-head latent attention)
+    padded to it, the output cut back."""
     original = F.scaled_dot_product_attention
 
     def fused(q, k, v, attn_mask=None, dropout_p=0.0, **options):
@@ -172,15 +174,15 @@ def _fused_attention(recorder, dtype=None):
                 return fused(q, k, padded, attn_mask, dropout_p, **options)[..., : v.shape[-1]]
             if k.shape[1] != q.shape[1] and not options.get("enable_gqa", False):
                 return _math((q, k, v), attn_mask, dropout_p, options)
-            recorder.groups = q.shape[1] // k.shape[1]
-            if k.shape[1] != q.shape[1]:
-                k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], dim=1) for x in (k, v))
             if attn_mask is not None and not is_causal:
+                # the masked kernel takes as many key and value heads as query heads
+                k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], dim=1) for x in (k, v))
                 return _masked(q, k, v, attn_mask, dropout_p, scale)
+            # flash reads each key and value head for its group of query heads: nothing expanded
             flash = torch.ops.aten._scaled_dot_product_flash_attention
             return flash(q, k, v, dropout_p, True, scale=scale)[0]
         finally:
-            recorder.in_attention, recorder.groups = False, 1
+            recorder.in_attention = False
 
     F.scaled_dot_product_attention = fused
     try:
