@@ -101,6 +101,14 @@ def test_the_pipeline_measures_each_shape_and_reruns_only_a_new_length(workflow)
     workflow.write_config(config)
     new = [RAW.format(d, g, 256) for d in (32, 128) for g in (1, 2)]
     assert workflow.scheduled(*files, *new) == {"profile_attention": 4, "total": 4}
+    # on a GPU, a pass that drew little power above idle timed the host, not the kernel: out
+    gpu = workflow.workdir / "gpu" / RAW.format(32, 2, 128)
+    gpu.parent.mkdir(parents=True)
+    power = {"forward": 150.0, "forward_train": 650.0, "forward_backward": 650.0}
+    t = t.reset_index().assign(idle_power_w=100.0, power_limit_w=700.0)
+    t.assign(power_mean_w=t["pass"].map(power)).to_parquet(gpu)
+    got = steptime_measured.attention_kernels([workflow.workdir / "gpu" / "results"], "cpu", "bf16")
+    assert [e[0] for e in json.loads(got[steptime_attention.ATTENTION_TABLE])] == ["b"]
 
 
 @pytest.fixture()

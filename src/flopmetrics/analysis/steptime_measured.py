@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..flops.kernel_facts import padded_head
 from .merge import read_job_table
+from .spread import LOW_DUTY, duty
 from .steptime import SPEEDS
 from .steptime_attention import ATTENTION_TABLE
 
@@ -44,9 +45,11 @@ def attention_kernels(dirs: list, label: str, precision: str) -> dict:
     one entry per configuration and direction (``f``: its ``forward`` pass, ``b``: its derived
     ``backward``) of the kernel's head size, query heads per key/value head, batch x heads,
     length, seconds and dynamic joules per FLOP, as JSON ("" where none was measured), and the
-    files."""
+    files. A pass whose windows drew less than :data:`~flopmetrics.analysis.spread.LOW_DUTY` of
+    the power the cap allows above idle (a backward: either pass it is derived from) timed the
+    host's launching, not the kernel, and is left out."""
     t = _precision_rows(_gated_rows(attention_files(dirs), label), precision)
-    t = t[t["pass"].isin(_DIRECTIONS) & (t["flops"] > 0)] if not t.empty else t
+    t = t[t["pass"].isin(_DIRECTIONS) & (t["flops"] > 0) & _kernel_bound(t)] if not t.empty else t
     if t.empty:
         return {ATTENTION_TABLE: "", "attention_from": ""}
     entries = [
@@ -83,6 +86,24 @@ def fp32_products(dirs: list, label: str) -> dict:
         "e_fp32_j_rse": float(r["dynamic_energy_j_per_iter_sem"]) / dynamic,
         "fp32_from": r["file"],
     }
+
+
+# the measured passes a pass of the attention experiment is timed by (its derived backward: both)
+_MEASURED_BY = {"forward": ("forward",), "backward": ("forward_train", "forward_backward")}
+
+
+def _kernel_bound(t: pd.DataFrame) -> pd.Series:
+    """Whether each row's pass kept the GPU busy: no pass it was measured by drew less than
+    :data:`~flopmetrics.analysis.spread.LOW_DUTY` of the power the cap allows above idle."""
+    duties = t.assign(duty=duty(t)).set_index(["file", "pass"])["duty"]
+    low = {k for k, d in duties.items() if d < LOW_DUTY}  # NaN (no power read: a CPU) is kept
+    return pd.Series(
+        [
+            all((f, m) not in low for m in _MEASURED_BY.get(p, (p,)))
+            for f, p in zip(t["file"], t["pass"], strict=True)
+        ],
+        index=t.index,
+    )
 
 
 def _gated_rows(files: list[Path], label: str) -> pd.DataFrame:
