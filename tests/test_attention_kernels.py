@@ -92,10 +92,8 @@ def test_the_pipeline_measures_each_shape_and_reruns_only_a_new_length(workflow)
     assert len(entries) == 2 * len(files)  # forward and backward of each configuration
     for direction, name in (("f", "forward"), ("b", "backward")):
         mine = [e for e in entries if e[0] == direction and e[1] == 64 and e[2] == 2]
-        assert len(mine) == 1 and mine[0][3:5] == [
-            4,
-            128,
-        ]  # heads of 32 run the kernel of 64; 1 x 4 rows
+        assert len(mine) == 1
+        assert mine[0][3:5] == [4, 128]  # heads of 32 run the kernel of 64; 1 x 4 rows
         assert mine[0][5] == pytest.approx(t.loc[name, "time_per_iter_s"] / t.loc[name, "flops"])
     config["attention"]["seq_len"] = [128, 256]
     workflow.write_config(config)

@@ -28,8 +28,7 @@ ATTENTION_TABLE = "attention_kernels"  # the calibration's column, and the held 
 def measured(table: str, ops: dict) -> tuple[np.ndarray, np.ndarray]:
     """Each kernel's (seconds, dynamic joules) per :data:`ATTENTION_TABLE` ``table``: NaN but for
     the fused causal attention kernels (``ops``' ``head`` > 0, neither masked nor given dropout)
-    of a head size measured. Kept in ``ops``
-    per table: a fit prices the same steps many times."""
+    of a head size measured. Kept in ``ops`` per table: a fit prices the same steps many times."""
     cache = ops.setdefault("_attention_measured", {})
     if table not in cache:
         cache[table] = _priced(_surfaces(table), ops)
@@ -40,8 +39,9 @@ def _priced(surfaces: dict, ops: dict) -> tuple[np.ndarray, np.ndarray]:
     n = len(ops["cls"])
     seconds, joules = np.full(n, math.nan), np.full(n, math.nan)
     head = ops.get("head", np.zeros(n))
-    causal = (head > 0) & (ops["flops"] > 0)  # the kernel the experiment measures: not masked
-    for flag in ("masked", "dropout"):  # (each slower) nor given dropout
+    # the kernel the experiment measures: neither masked nor given dropout (each slower)
+    causal = (head > 0) & (ops["flops"] > 0)
+    for flag in ("masked", "dropout"):
         causal &= ~ops.get(flag, np.zeros(n, bool))
     for i in np.flatnonzero(causal):
         key = (str(ops["phase"][i]), int(head[i]))  # its issuing phase is its direction
