@@ -237,6 +237,23 @@ def test_a_model_that_cannot_be_built_or_run_without_weights_is_named_in_the_err
         model_flops.pass_flops({**unbuildable, "num_hidden_layers": 1, "vocab_size": 64}, 2, 16)
 
 
+def test_a_size_the_config_leaves_unset_is_counted_only_not_a_crash():
+    """GPT-Neo's config holds ``intermediate_size: None`` (its code makes the MLP 4 x hidden):
+    the closed form, reading None as a size, stopped the GPU job with a TypeError. Such a model
+    is counted only, like one whose config lacks the field; its workload has no analytic rows."""
+    from flopmetrics.workloads.causal_lm import CausalLMWorkload, LMConfig
+
+    neo = {"model_type": "gpt_neo", "hidden_size": 64, "num_layers": 2, "num_heads": 4}
+    neo |= {"vocab_size": 128, "max_position_embeddings": 64, "attention_types": [[["global"], 2]]}
+    with pytest.raises(ModelConfigError, match="gpt_neo leaves intermediate unset"):
+        transformer_shape(neo)
+    config = LMConfig.of(
+        {"model": {"name": "neo", **neo}, "batch_size": 2, "seq_len": 16, "passes": ["forward"]}
+        | {"attn_implementation": "eager"}
+    )
+    assert CausalLMWorkload("cpu", "fp32", config).analytic() == {}
+
+
 def test_a_mask_a_model_builds_itself_is_all_ones_on_the_meta_device():
     """BioGPT (and BART's decoder, Pegasus, ...) build an all-ones padding mask where none is
     given; transformers' test of it read its values, which the meta device has none of, so no

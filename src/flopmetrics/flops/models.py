@@ -274,21 +274,25 @@ def build_causal_lm(fields: dict, attn_implementation: str = "sdpa", device: str
 
 def transformer_shape(fields: dict) -> dict:
     """The sizes the analytic (Llama-style) count needs, read from the transformers
-    configuration, so absent fields take transformers' defaults, as the built model does."""
+    configuration, so absent fields take transformers' defaults, as the built model does. A
+    size left None means "derived by the model's code" (GPT-Neo's MLP: 4 x hidden), which the
+    closed form does not know: such a model, like one lacking a field, is counted only."""
     config = hf_config(fields)
-    try:
-        h, heads = config.hidden_size, config.num_attention_heads
-        return {
-            "hidden": h,
-            "intermediate": config.intermediate_size,
-            "layers": config.num_hidden_layers,
-            "heads": heads,
-            "kv_heads": getattr(config, "num_key_value_heads", None) or heads,
-            "head_dim": getattr(config, "head_dim", None) or h // heads,
-            "vocab": config.vocab_size,
-        }
-    except AttributeError as err:
+    get = lambda name: getattr(config, name, None)  # noqa: E731
+    h, heads = get("hidden_size"), get("num_attention_heads")
+    shape = {
+        "hidden": h,
+        "intermediate": get("intermediate_size"),
+        "layers": get("num_hidden_layers"),
+        "heads": heads,
+        "kv_heads": get("num_key_value_heads") or heads,
+        "head_dim": get("head_dim") or (h // heads if h and heads else None),
+        "vocab": get("vocab_size"),
+    }
+    unset = [k for k, v in shape.items() if not isinstance(v, int)]
+    if unset:
         raise ModelConfigError(
-            f"the closed-form FLOP count needs a Llama-style config ({config.model_type} has no "
-            f"{err.name!r})"
-        ) from None
+            f"the closed-form FLOP count needs a Llama-style config ({config.model_type} leaves "
+            f"{', '.join(unset)} unset)"
+        )
+    return shape
