@@ -278,17 +278,12 @@ def transformer_shape(fields: dict) -> dict:
     size left None means "derived by the model's code" (GPT-Neo's MLP: 4 x hidden), which the
     closed form does not know: such a model, like one lacking a field, is counted only."""
     config = hf_config(fields)
-    get = lambda name: getattr(config, name, None)  # noqa: E731
-    h, heads = get("hidden_size"), get("num_attention_heads")
-    shape = {
-        "hidden": h,
-        "intermediate": get("intermediate_size"),
-        "layers": get("num_hidden_layers"),
-        "heads": heads,
-        "kv_heads": get("num_key_value_heads") or heads,
-        "head_dim": get("head_dim") or (h // heads if h and heads else None),
-        "vocab": get("vocab_size"),
-    }
+    names = {"hidden": "hidden_size", "intermediate": "intermediate_size"}
+    names |= {"layers": "num_hidden_layers", "heads": "num_attention_heads", "vocab": "vocab_size"}
+    shape = {key: getattr(config, name, None) for key, name in names.items()}
+    h, heads = shape["hidden"], shape["heads"]
+    shape["kv_heads"] = getattr(config, "num_key_value_heads", None) or heads
+    shape["head_dim"] = getattr(config, "head_dim", None) or (h // heads if h and heads else None)
     unset = [k for k, v in shape.items() if not isinstance(v, int)]
     if unset:
         raise ModelConfigError(
