@@ -30,6 +30,8 @@ import yaml
 from flopmetrics.analysis import co2e
 from flopmetrics.analysis.step_energy import model_name
 from flopmetrics.contracts import packaged
+from flopmetrics.contracts.errors import ConfigError
+from flopmetrics.pipeline import checks
 
 
 def sweep(config: dict) -> list[dict]:
@@ -58,7 +60,15 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--steptime", type=Path, help="a step-time table in place of the packaged")
     args = ap.parse_args()
-    workloads = [w for c in args.config for w in sweep(yaml.safe_load(c.read_text()))]
+    configs = {c: yaml.safe_load(c.read_text()) for c in args.config}
+    for path, config in configs.items():
+        # a set the pipeline would refuse (a model without the attention asked for) must not
+        # be pre-registered: its predictions would be of steps that are never measured
+        try:
+            checks.check_models(config, report=lambda line: None)
+        except ConfigError as err:
+            sys.exit(f"{path}: {err}")
+    workloads = [w for config in configs.values() for w in sweep(config)]
     calibration = pd.read_parquet(packaged.table_path())
     steptime = pd.read_parquet(args.steptime or packaged.steptime_path())
     table = co2e.estimate(workloads, calibration, 1.0, 0.0, steptime_table=steptime)

@@ -670,3 +670,27 @@ def test_a_pass_that_does_not_fit_keeps_the_passes_measured_before_it(monkeypatc
     assert status.drop("forward_backward").to_dict() == {"forward": "ok", "forward_train": "ok"}
     assert "backward" not in status  # derived from the pass that did not fit
     assert len(rows) == rows["pass"].nunique() == 3  # no pass twice
+
+
+def test_preregistering_a_set_the_pipeline_would_refuse_stops_before_predicting(tmp_path):
+    """Set 20's configuration asked for SDPA, which none of its models has: the predictions
+    were of eager steps, and only the GPU run's config check said so. The pre-registration
+    script runs the same check first and writes nothing."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    bloom = {"name": "tiny-bloom", "model_type": "bloom", "hidden_size": 32, "n_layer": 2}
+    bloom |= {"n_head": 2, "vocab_size": 64}
+    llm = {"targets": ["h200"], "models": [bloom], "precisions": ["bf16"], "batch_size": [1]}
+    llm |= {"seq_len": [16], "passes": ["forward"], "attn_implementation": "sdpa"}
+    config = tmp_path / "set.yaml"
+    config.write_text(yaml.safe_dump({"llm": llm}))
+    out = tmp_path / "predictions.csv"
+    script = REPO / "benchmarks" / "preregister.py"
+    args = [sys.executable, str(script), str(config), "--out", str(out)]
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode != 0
+    assert "llm.models[0]" in proc.stderr and "set llm.attn_implementation: eager" in proc.stderr
+    assert not out.exists()
