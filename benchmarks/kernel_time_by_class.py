@@ -49,6 +49,8 @@ def _named(names: dict[str, float], cls: str | None, top: int) -> dict[str, floa
 
 def one_config(llm: dict, model, precision: str, batch: int, seq: int) -> list[dict]:
     workload = {"model": model, "batch_size": batch, "seq_len": seq, "passes": llm["passes"]}
+    # the set's own options (eager attention for models without SDPA); the rest: the schema's
+    workload.update({k: llm[k] for k in ("attn_implementation", "attention_flops") if k in llm})
     w = build("cuda", precision, workload, seed=0)
     rows = []
     with w.precision_scope():

@@ -74,8 +74,29 @@ def test_a_kind_at_half_speed_takes_twice_its_bytes_time_and_unmeasured_is_as_be
     assert np.array_equal(steptime.kernel_times({**TRUE, "strided_speed": math.nan}, o), base)
 
 
+def test_a_kind_at_its_measured_energy_per_byte_costs_only_its_own_bytes_more():
+    o = ops()
+    strided = o["strided"] & ~np.isin(o["cls"], ["gemm", "attention"])
+    base = steptime.dynamic_energy(TRUE, o)
+    dearer = steptime.dynamic_energy({**TRUE, "strided_energy": 2.5, "cat_energy": math.nan}, o)
+    assert dearer - base == pytest.approx(1.5 * TRUE["e_byte_j"] * o["bytes"][strided].sum())
+    assert steptime.dynamic_energy({**TRUE, "strided_energy": math.nan}, o) == base
+    # the time is the speed's alone
+    assert steptime.gpu_time({**TRUE, "strided_energy": 2.5}, o) == steptime.gpu_time(TRUE, o)
+
+
+def test_each_kinds_energy_per_byte_is_over_the_vectorized_kernels():
+    largest = {
+        "vectorized": {"dynamic_energy_j_per_iter": 0.3, "bytes_moved": 3e9, "bytes_per_s": 4e12},
+        "strided": {"dynamic_energy_j_per_iter": 0.5, "bytes_moved": 2e9, "bytes_per_s": 1e12},
+    }
+    per_byte = steptime_measured._joules_per_byte
+    assert steptime_measured._over_vectorized(largest, "strided", per_byte) == pytest.approx(2.5)
+    assert math.isnan(steptime_measured._over_vectorized(largest, "cat", per_byte))
+
+
 def test_the_fit_holds_the_measured_speeds_and_finds_the_rest():
-    speeds = {"strided_speed": 0.6, "cat_speed": 0.2}
+    speeds = {"strided_speed": 0.6, "cat_speed": 0.2, "strided_energy": 2.0, "cat_energy": 3.0}
     rows = synthetic_rows({**TRUE, **speeds}, SIZES)
     fitted = steptime_fit.fit(rows, "h200", "bf16", speeds)
     assert {k: fitted[k] for k in speeds} == speeds
@@ -109,11 +130,16 @@ def test_the_pipeline_measures_each_kind_and_the_calibration_reads_their_speeds(
     base = rows["vectorized"]["bytes_per_s"]
     assert got["strided_speed"] == pytest.approx(rows["strided"]["bytes_per_s"] / base)
     assert got["cat_speed"] == pytest.approx(rows["cat"]["bytes_per_s"] / base)
+    # a CPU without an energy meter has no dynamic energy: NaN, as where none was measured
+    per_byte = {k: r["dynamic_energy_j_per_iter"] / r["bytes_moved"] for k, r in rows.items()}
+    for k in ("strided", "cat"):
+        ratio = per_byte[k] / per_byte["vectorized"]
+        assert got[f"{k}_energy"] == pytest.approx(ratio, nan_ok=True)
     assert got["memory_from"].count("_mib2.parquet") == 3  # the largest of each kind
     # a precision not measured takes one that was, whole: every kind from the same precision
-    assert (
-        steptime_measured.memory_speeds([workflow.workdir / "results"], "cpu", "bf16-mixed") == got
-    )
+    mixed = steptime_measured.memory_speeds([workflow.workdir / "results"], "cpu", "bf16-mixed")
+    assert pd.Series(mixed).equals(pd.Series(got))  # NaN where no energy was metered, alike
     other = steptime_measured.memory_speeds([workflow.workdir / "results"], "h200", "bf16")
-    assert math.isnan(other["strided_speed"]) and other["memory_from"] == ""
+    assert math.isnan(other["strided_speed"]) and math.isnan(other["cat_energy"])
+    assert other["memory_from"] == ""
     assert workflow.scheduled(*files) == {}  # nothing left to redo

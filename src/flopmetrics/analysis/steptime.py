@@ -8,7 +8,8 @@ bytes and issuing phase, recorded on the meta device):
   those its causal tiles execute) ``max(F / R, B / BW)``, every other kernel ``B / BW``, plus
   ``tau`` per kernel. An elementwise kernel PyTorch cannot vectorize (an operand broadcast or
   not contiguous) and ``torch.cat``'s copy move their bytes at ``BW`` times their speed, which
-  the memory experiment measures on the same GPU (:data:`SPEEDS`; 1 where not measured).
+  the memory experiment measures on the same GPU (:data:`SPEEDS`; 1 where not measured), and
+  cost the dynamic energy per byte it measures for them (:data:`ENERGIES`).
   Some kinds of kernel run slower, each at a rate and an energy per FLOP of its own
   (:data:`SLOW`), fitted only where the calibration has them, else a step with many of them is
   refused: a GEMM with a dimension not a multiple of 8 (cuBLAS's slower kernels; the reference
@@ -50,6 +51,7 @@ import numpy as np
 from scipy import stats
 
 from .steptime_attention import ATTENTION_TABLE, measured
+from .steptime_words import KIND_WORDS
 
 PARAMETERS = (
     "r_flop",  # FLOP/s of matrix products
@@ -76,6 +78,8 @@ PARAMETERS = (
     "cat_speed",  # bandwidth of torch.cat's copy / the vectorized elementwise kernel's
     "r_align2",  # FLOP/s of GEMMs with an even dimension not a multiple of 8 (two-element kernels)
     "e_align2_j",  # dynamic J per FLOP of such a GEMM
+    "strided_energy",  # dynamic J per byte of the generic elementwise kernel / the vectorized's
+    "cat_energy",  # dynamic J per byte of torch.cat's copy / the vectorized elementwise kernel's
 )
 # the slower kernels' (rate, energy per FLOP) and the FLOPs their share is of
 SLOW = {
@@ -96,10 +100,12 @@ MEASURED = ("fp32",)
 # elementwise kernel's (the operation stream's flag, the memory experiment's kernel): measured by
 # the memory experiment on the same GPU, never fitted (every step has them in the same share)
 SPEEDS = {"strided": "strided_speed", "cat": "cat_speed"}
+# and the dynamic energy per byte of each, over the vectorized kernel's: measured alike (a
+# slower kernel keeps the GPU busy longer for the same bytes: 2.5x and 2.8x on an H200 in bf16)
+ENERGIES = {"strided": "strided_energy", "cat": "cat_energy"}
+HELD = (*SPEEDS.values(), *ENERGIES.values())  # measured, never fitted
 FITTED = tuple(
-    k
-    for k in PARAMETERS
-    if k not in {p for m in MEASURED for p in SLOW[m][:2]} and k not in SPEEDS.values()
+    k for k in PARAMETERS if k not in {p for m in MEASURED for p in SLOW[m][:2]} and k not in HELD
 )
 PASSES = ("forward", "forward_backward", "train_step")  # measured directly, never derived
 BOUNDS = ("gpu", "host", "power")  # what bounds a step's time
@@ -123,7 +129,7 @@ def _filled(p: dict) -> dict:
         fast = SLOW[FALLBACK[kind]][:2] if kind in FALLBACK else ("r_flop", "e_flop_j")
         for k, f in zip((rate, energy), fast, strict=True):  # one not measured: refused above
             out[k] = out[k] if math.isfinite(out.get(k, math.nan)) else out[f]  # its limit
-    for k in SPEEDS.values():  # not measured: at the vectorized kernel's bandwidth
+    for k in HELD:  # not measured: as the vectorized kernel
         out[k] = out[k] if math.isfinite(out.get(k, math.nan)) else 1.0
     return out
 
@@ -154,13 +160,20 @@ def kernel_times(p: dict, ops: dict) -> np.ndarray:
     for kind, where in _kinds(ops).items():
         rate = np.where(where, p[SLOW[kind][0]], rate)
     rate = np.where(product, rate, np.inf)
-    bandwidth = np.full(len(product), p["bandwidth"])
-    for flag, speed in SPEEDS.items():  # an older stream has no strided flag
-        where = ops.get(flag, np.zeros(len(product), bool)) & ~product
-        bandwidth = np.where(where, p["bandwidth"] * p[speed], bandwidth)
+    bandwidth = p["bandwidth"] * _memory_kinds(p, ops, SPEEDS)
     times = np.maximum(ops["flops"] / rate, ops["bytes"] / bandwidth)
     seconds, _ = _measured(p, ops)
     return np.where(np.isfinite(seconds), seconds, times)
+
+
+def _memory_kinds(p: dict, ops: dict, names: dict) -> np.ndarray:
+    """Each kernel's factor ``p[names[flag]]`` where it is a memory-bound kernel of that kind
+    (:data:`SPEEDS`, :data:`ENERGIES`), 1 elsewhere (an older stream has no strided flag)."""
+    product = (ops["cls"] == "gemm") | (ops["cls"] == "attention")
+    factor = np.ones(len(product))
+    for flag, name in names.items():
+        factor = np.where(ops.get(flag, np.zeros(len(product), bool)) & ~product, p[name], factor)
+    return factor
 
 
 def _measured(p: dict, ops: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -184,13 +197,15 @@ def host_time(p: dict, ops: dict) -> float:
 
 
 def dynamic_energy(p: dict, ops: dict) -> float:
-    """The dynamic energy: per byte moved, and per FLOP of each kind of matrix product."""
-    flops = ops["flops"]
+    """The dynamic energy: per byte moved (a slower kind of memory-bound kernel's at its own,
+    :data:`ENERGIES`), and per FLOP of each kind of matrix product."""
+    p, flops = _filled(p), ops["flops"]
     _, joules = _measured(p, ops)
     priced = np.isfinite(joules)  # measured whole, its bytes' energy with it
     product = ((ops["cls"] == "gemm") | (ops["cls"] == "attention")) & ~priced
     fast = product.copy()
-    dynamic = p["e_byte_j"] * ops["bytes"][~priced].sum() + joules[priced].sum()
+    moved = ops["bytes"] * _memory_kinds(p, ops, ENERGIES)
+    dynamic = p["e_byte_j"] * moved[~priced].sum() + joules[priced].sum()
     for kind, where in _kinds(ops).items():
         dynamic += p[SLOW[kind][1]] * flops[product & where].sum()
         fast &= ~where
@@ -236,27 +251,6 @@ def over_limit(shares: dict) -> list[str]:
     """The slower kinds whose share of a step's FLOPs passes their limit (:data:`LIMITS`, else
     :data:`SLOW_LIMIT`)."""
     return [k for k in SLOW if shares[k] > LIMITS.get(k, SLOW_LIMIT)]
-
-
-# what each slower kind is, in an estimate's words: (in full, in short)
-KIND_WORDS = {
-    "unaligned": (
-        "GEMMs with an odd dimension (cuBLAS's one-element kernels)",
-        "unaligned GEMMs",
-    ),
-    "align2": (
-        "GEMMs with an even dimension not a multiple of 8 (cuBLAS's two-element kernels)",
-        "align2 GEMMs",
-    ),
-    "masked": ("attention given a mask (ALiBi's bias, a sliding window)", "masked attention"),
-    "attention": ("the fused causal attention kernel", "attention"),
-    "fp32": (
-        "GEMMs on fp32 operands (CUDA cores: PyTorch's math attention, fp32 scores)",
-        "fp32 GEMMs",
-    ),
-    "grouped": ("grouped GEMMs (a mixture of experts' experts)", "grouped GEMMs"),
-    "dropout": ("fused attention given dropout (a random number drawn per score)", "dropout"),
-}
 
 
 def _has_rate(calibration: dict, kind: str) -> bool:

@@ -12,8 +12,9 @@ import pandas as pd
 
 from ..flops.models import resolve
 from ..flops.opstream import step_ops
-from .steptime import FALLBACK, KIND_WORDS, PASSES, SLOW, predict, table_of
+from .steptime import FALLBACK, PASSES, SLOW, predict, table_of
 from .steptime_attention import measured
+from .steptime_words import KIND_WORDS
 
 
 def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:

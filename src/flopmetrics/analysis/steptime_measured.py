@@ -15,7 +15,7 @@ import pandas as pd
 from ..flops.kernel_facts import padded_head
 from .merge import read_job_table
 from .spread import LOW_DUTY, duty
-from .steptime import SPEEDS
+from .steptime import ENERGIES, SPEEDS
 from .steptime_attention import ATTENTION_TABLE
 
 
@@ -118,22 +118,36 @@ def _gated_rows(files: list[Path], label: str) -> pd.DataFrame:
 
 def memory_speeds(dirs: list, label: str, precision: str) -> dict:
     """Each kind of :data:`~flopmetrics.analysis.steptime.SPEEDS`' bandwidth over the vectorized
-    kernel's, of the largest kernels of the memory experiment below ``dirs``
-    (``raw/memory/**/*.parquet``) on a GPU label, gated, in ``precision`` where it was measured
-    in it (else in the first precision measured, by name); the vectorized kernel's bandwidth
-    (``memory_bandwidth``) and the files. NaN where a kind was not measured."""
+    kernel's, and its dynamic energy per byte over the vectorized kernel's
+    (:data:`~flopmetrics.analysis.steptime.ENERGIES`), of the largest kernels of the memory
+    experiment below ``dirs`` (``raw/memory/**/*.parquet``) on a GPU label, gated, in
+    ``precision`` where it was measured in it (else in the first precision measured, by name);
+    the vectorized kernel's bandwidth (``memory_bandwidth``) and the files. NaN where a kind was
+    not measured."""
     t = _memory_rows(dirs, label, precision)
     largest = {} if t.empty else {k: g.loc[g["mib"].idxmax()] for k, g in t.groupby("pattern")}
     if "vectorized" not in largest:
-        none = dict.fromkeys([*SPEEDS.values(), "memory_bandwidth"], math.nan)
+        none = dict.fromkeys([*SPEEDS.values(), *ENERGIES.values(), "memory_bandwidth"], math.nan)
         return {**none, "memory_from": ""}
-    base = float(largest["vectorized"]["bytes_per_s"])
-    speed = lambda k: float(largest[k]["bytes_per_s"]) / base if k in largest else math.nan  # noqa: E731
     return {
-        **{name: speed(k) for k, name in SPEEDS.items()},
-        "memory_bandwidth": base,
+        **{name: _over_vectorized(largest, k, _bytes_per_s) for k, name in SPEEDS.items()},
+        **{name: _over_vectorized(largest, k, _joules_per_byte) for k, name in ENERGIES.items()},
+        "memory_bandwidth": _bytes_per_s(largest["vectorized"]),
         "memory_from": ",".join(r["file"] for r in largest.values()),
     }
+
+
+def _bytes_per_s(row) -> float:
+    return float(row["bytes_per_s"])
+
+
+def _joules_per_byte(row) -> float:
+    return float(row["dynamic_energy_j_per_iter"]) / float(row["bytes_moved"])
+
+
+def _over_vectorized(largest: dict, kind: str, of) -> float:
+    """``of`` a kind's largest kernel over the vectorized kernel's, NaN where not measured."""
+    return of(largest[kind]) / of(largest["vectorized"]) if kind in largest else math.nan
 
 
 def _memory_rows(dirs: list, label: str, precision: str) -> pd.DataFrame:
@@ -155,4 +169,8 @@ def describe_speeds(speeds: dict) -> str:
     if not math.isfinite(speeds["memory_bandwidth"]):
         return "no memory kernels measured: every kind at the vectorized kernel's bandwidth"
     said = ", ".join(f"{k} {speeds[v]:.2f}" for k, v in SPEEDS.items())
-    return f"memory kernels' speeds {said} of {speeds['memory_bandwidth'] / 1e12:.2f} TB/s"
+    cost = ", ".join(f"{k} {speeds.get(v, math.nan):.2f}" for k, v in ENERGIES.items())
+    return (
+        f"memory kernels' speeds {said} of {speeds['memory_bandwidth'] / 1e12:.2f} TB/s, "
+        f"their energy per byte {cost} of the vectorized kernel's"
+    )

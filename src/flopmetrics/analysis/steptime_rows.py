@@ -19,7 +19,7 @@ from ..flops.models import resolve
 from ..flops.opstream import STREAMED, step_ops
 from . import steptime_misses
 from .merge import read_job_table
-from .steptime import FITTED, PASSES, SLOW, SPEEDS
+from .steptime import FITTED, HELD, PASSES, SLOW
 from .steptime_attention import ATTENTION_TABLE
 from .steptime_fit import fit
 from .steptime_measured import (
@@ -217,10 +217,11 @@ def calibrate(rows: list[dict], label: str, precision: str, held: dict | None = 
 
 
 def _speeds(held: dict | None) -> dict:
-    """What a fit holds of ``held``'s columns: the measured speeds (:data:`SPEEDS`) and the
-    attention kernels measured (:data:`ATTENTION_TABLE`)."""
+    """What a fit holds of ``held``'s columns: the memory kernels' measured speeds and energies
+    (:data:`~flopmetrics.analysis.steptime.HELD`) and the attention kernels measured
+    (:data:`ATTENTION_TABLE`)."""
     held = held or {}
-    out = {k: v for k, v in held.items() if k in SPEEDS.values() and math.isfinite(v)}
+    out = {k: v for k, v in held.items() if k in HELD and math.isfinite(v)}
     if held.get(ATTENTION_TABLE):
         out[ATTENTION_TABLE] = held[ATTENTION_TABLE]
     return out
