@@ -170,7 +170,12 @@ def test_the_fit_never_passes_the_datasheet():
         for k in steptime.SLOW[kind][:2]
     }
     free = [k for k in steptime.FITTED if k not in unseen and k != "r_flop"]
-    assert all(fitted[k] >= 0 and math.isfinite(fitted[f"{k}_rse"]) for k in free)
+    assert all(fitted[k] >= 0 for k in free)
+    # a parameter the fit drove to its bound of 0 (the per-kernel time, making up for the GEMMs
+    # held at the peak: where it lands depends on the optimizer's path) is bounded, not
+    # estimated, as the GEMM rate below: no finite error; every other has one
+    at_bound = [k for k in free if not math.isfinite(fitted[f"{k}_rse"])]
+    assert len(at_bound) <= 1 and all(fitted[k] < 1e-15 for k in at_bound)
     # held at the datasheet's peak, the GEMM rate is bounded, not estimated: no finite error
     assert fitted["r_flop_rse"] == math.inf
     assert all(math.isnan(fitted[k]) and math.isnan(fitted[f"{k}_rse"]) for k in unseen)
