@@ -604,6 +604,30 @@ def test_a_safe_softmax_is_booked_as_the_four_kernels_a_gpu_runs():
     assert sum(op[2] for op in recorder.ops) == moved
 
 
+def _baddbmm_ops(beta: float) -> list:
+    from flopmetrics.flops import opstream
+
+    bias = torch.zeros(16, 1, 512, device="meta", dtype=torch.bfloat16)  # broadcast over rows
+    q = torch.zeros(16, 512, 64, device="meta", dtype=torch.bfloat16)
+    k = torch.zeros(16, 64, 512, device="meta", dtype=torch.bfloat16)
+    recorder = opstream._recorder()
+    with recorder:
+        torch.baddbmm(bias, q, k, beta=beta, alpha=0.125)
+    return recorder.ops
+
+
+def test_a_baddbmm_given_a_broadcast_bias_books_the_strided_copy_a_gpu_runs_first():
+    """CUDA's ``baddbmm`` copies its input (ALiBi's bias in BLOOM, broadcast over the queries)
+    into its output before the GEMM adds to it; with ``beta=0`` the GEMM alone writes it."""
+    from flopmetrics.flops import opstream
+
+    gemm, copy = _baddbmm_ops(1.0)
+    assert (gemm[0], gemm[1]) == ("gemm", 2 * 16 * 512 * 512 * 64)
+    assert copy[:3] == ("elementwise", 0, 2 * (16 * 512 + 16 * 512 * 512))
+    assert copy[4 + opstream.FLAGS.index("strided")]  # after class, FLOPs, bytes and phase
+    assert len(_baddbmm_ops(0.0)) == 1
+
+
 def test_an_estimate_says_where_its_transformers_differs_from_the_rows():
     import transformers
 

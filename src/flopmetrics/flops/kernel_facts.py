@@ -49,15 +49,30 @@ def strided_operands(args, out) -> bool:
     return any(t.shape != shape or t.dtype != dtype or not t.is_contiguous() for t in tensors)
 
 
-def more_kernels(name: str, out) -> list[int]:
-    """The bytes of each further kernel a GPU runs for an operation the meta device books as
-    one: ``_safe_softmax`` (math attention's) adds a test for ``-inf``, a row-wise ``all`` and a
-    ``where`` (``benchmarks/results/kernel_time_by_class_falcon_h200_2026-12-04.json``)."""
+def more_kernels(name: str, args, kwargs, out) -> list[tuple[int, bool]]:
+    """(bytes, strided) of each further kernel a GPU runs for an operation the meta device books
+    as one: ``_safe_softmax`` (math attention's) adds a test for ``-inf``, a row-wise ``all`` and
+    a ``where`` (``benchmarks/results/kernel_time_by_class_falcon_h200_2026-12-04.json``);
+    ``baddbmm`` given a ``beta`` copies its input into its output before the GEMM adds to it, a
+    strided copy where the input is broadcast (ALiBi's bias in BLOOM:
+    ``benchmarks/results/kernel_time_by_class_eager_h100_2026-12-06.json``)."""
+    if name == "baddbmm":
+        return _baddbmm_copy(args, kwargs, out)
     if name != "_safe_softmax":
         return []
     n, size = out.numel(), out.element_size()
     rows = n // max(int(out.shape[-1]), 1)
-    return [n * size + n, n + rows, rows + 2 * n * size]  # isneginf, all, where
+    return [(n * size + n, False), (n + rows, False), (rows + 2 * n * size, False)]
+
+
+def _baddbmm_copy(args, kwargs, out) -> list[tuple[int, bool]]:
+    """CUDA's ``baddbmm`` copies its input into the output unless ``beta`` is 0 (then the GEMM
+    alone writes it)."""
+    if kwargs.get("beta", 1) == 0:
+        return []
+    bias = args[0]
+    moved = bias.numel() * bias.element_size() + out.numel() * out.element_size()
+    return [(moved, strided_operands((bias,), out))]
 
 
 def is_fp32(args) -> bool:

@@ -98,8 +98,11 @@ def _recorder():
             flags = (unaligned, masked, cat, fp32, grouped, strided, dropout, align2)  # FLAGS
             shape = self.attention_shape(args, name) if "_attention" in name and flops else (0,) * 4
             self.ops.append((cls, flops, moved, self.phase, *flags, *shape))
-            for extra in more_kernels(name, out):
-                self.ops.append((cls, 0, extra, self.phase, *[False] * len(FLAGS), *(0,) * 4))
+            for extra, strided in more_kernels(name, args, kwargs or {}, out):
+                kind = "elementwise" if cls in ("gemm", "attention") else cls  # a copy, no FLOPs
+                flags = [False] * len(FLAGS)
+                flags[FLAGS.index("strided")] = strided
+                self.ops.append((kind, 0, extra, self.phase, *flags, *(0,) * 4))
             if unaligned:
                 self.unaligned.append([*dims, flops])
             return out
