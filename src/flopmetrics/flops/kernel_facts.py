@@ -71,8 +71,7 @@ def _baddbmm_copy(args, kwargs, out) -> list[tuple[int, bool]]:
     if kwargs.get("beta", 1) == 0:
         return []
     bias = args[0]
-    moved = bias.numel() * bias.element_size() + out.numel() * out.element_size()
-    return [(moved, strided_operands((bias,), out))]
+    return [(nbytes((bias, out)), strided_operands((bias,), out))]
 
 
 def is_fp32(args) -> bool:

@@ -99,7 +99,7 @@ def _recorder():
             shape = self.attention_shape(args, name) if "_attention" in name and flops else (0,) * 4
             self.ops.append((cls, flops, moved, self.phase, *flags, *shape))
             for extra, strided in more_kernels(name, args, kwargs or {}, out):
-                kind = "elementwise" if cls in ("gemm", "attention") else cls  # a copy, no FLOPs
+                kind = "elementwise" if cls == "gemm" else cls  # a GEMM's extra is a copy
                 flags = [False] * len(FLAGS)
                 flags[FLAGS.index("strided")] = strided
                 self.ops.append((kind, 0, extra, self.phase, *flags, *(0,) * 4))
