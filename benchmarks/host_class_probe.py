@@ -36,7 +36,7 @@ def counts(r: dict, p: dict) -> dict:
     """One row's measured time, the packaged model's host and GPU times, and its operations
     counted per phase and class."""
     ops = r["ops"]
-    gpu = steptime.gpu_time(steptime._filled(p), ops)
+    gpu = steptime.gpu_time(steptime.filled(p), ops)
     host = steptime.host_time(p, ops)
     out = {"model": r["row"]["model"], "time_s": r["time_s"], "host_s": host, "gpu_s": gpu}
     for ph, _ in steptime.HOSTS:

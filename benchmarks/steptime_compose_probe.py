@@ -35,7 +35,7 @@ def composed(k: float):
     (0: the launch queue, kernel by kernel)."""
 
     def step(p: dict, ops: dict, idle_w: float, limit_w: float):
-        p = steptime._filled(p)
+        p = steptime.filled(p)
         gpu, host = steptime.gpu_time(p, ops), steptime.host_time(p, ops)
         if k == 0:
             issue = np.zeros(len(ops["cls"]))

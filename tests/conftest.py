@@ -26,6 +26,14 @@ def thesis_dir() -> Path:
     return THESIS
 
 
+@pytest.fixture(scope="session")
+def flops_cache(tmp_path_factory) -> Path:
+    """A cache of derived facts (operation streams, FLOP counts) apart from the user's, for the
+    tests that set it: shared by the session, so that a stream many tests price is recorded
+    once, not once per test."""
+    return tmp_path_factory.mktemp("flops_cache")
+
+
 SMALL_CONFIG = {
     "execution": {"check_devices": True},
     "mlp": {

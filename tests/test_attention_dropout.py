@@ -23,8 +23,8 @@ SLOWER = {"r_dropout": 1e14, "e_dropout_j": 3e-12}
 
 
 @pytest.fixture(autouse=True)
-def _own_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FLOPMETRICS_CACHE_DIR", str(tmp_path / "cache"))
+def _own_cache(flops_cache, monkeypatch):
+    monkeypatch.setenv("FLOPMETRICS_CACHE_DIR", str(flops_cache))
 
 
 def test_attention_given_dropout_is_flagged_forward_and_backward_and_only_then():

@@ -110,8 +110,8 @@ def test_the_pipeline_measures_each_shape_and_reruns_only_a_new_length(workflow)
 
 
 @pytest.fixture()
-def _own_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FLOPMETRICS_CACHE_DIR", str(tmp_path / "cache"))
+def _own_cache(flops_cache, monkeypatch):
+    monkeypatch.setenv("FLOPMETRICS_CACHE_DIR", str(flops_cache))
 
 
 def _table(entries):
@@ -149,7 +149,7 @@ def test_a_step_prices_its_attention_kernels_of_a_measured_head_size_as_measured
     rest = np.setdiff1d(np.arange(len(base)), attention)
     assert np.array_equal(priced[rest], base[rest])
     # their dynamic energy as measured, in place of their FLOPs' and bytes' priced energy
-    p = steptime._filled({**TRUE, "e_attention_j": 0.0})
+    p = steptime.filled({**TRUE, "e_attention_j": 0.0})
     with_table = steptime.dynamic_energy({**p, steptime_attention.ATTENTION_TABLE: table}, o)
     without = steptime.dynamic_energy(p, o)
     moved = p["e_byte_j"] * o["bytes"][attention].sum()

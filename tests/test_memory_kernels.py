@@ -18,8 +18,8 @@ RAW = "results/raw/memory/cpu/bf16/{}_mib{}.parquet"
 
 
 @pytest.fixture(autouse=True)
-def _own_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FLOPMETRICS_CACHE_DIR", str(tmp_path / "cache"))
+def _own_cache(flops_cache, monkeypatch):
+    monkeypatch.setenv("FLOPMETRICS_CACHE_DIR", str(flops_cache))
 
 
 @pytest.mark.parametrize("pattern", memory.PATTERNS)

@@ -32,8 +32,8 @@ from flopmetrics.jobs.provenance import git_revision
 
 
 @pytest.fixture(autouse=True)
-def _own_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FLOPMETRICS_CACHE_DIR", str(tmp_path / "cache"))
+def _own_cache(flops_cache, monkeypatch):
+    monkeypatch.setenv("FLOPMETRICS_CACHE_DIR", str(flops_cache))
 
 
 def ops(model="tiny-llama", batch=2, seq=32, precision="bf16", pass_name="train_step"):
@@ -554,7 +554,7 @@ def test_fp32_gemms_take_the_measured_rate_or_the_step_is_refused():
     o["fp32"] = (o["cls"] == "attention") & (o["flops"] > 0)  # as if the math kernels ran
     share = steptime.slow_shares(o)["fp32"]
     assert steptime.LIMITS["fp32"] < share < steptime.SLOW_LIMIT  # refused below SLOW_LIMIT
-    measured = steptime._filled({**TRUE, "r_fp32": 5e13, "e_fp32_j": 1.1e-11})
+    measured = steptime.filled({**TRUE, "r_fp32": 5e13, "e_fp32_j": 1.1e-11})
     times = steptime.kernel_times(measured, o)
     assert times[o["fp32"]] == pytest.approx(o["flops"][o["fp32"]] / 5e13)
     as_fast = steptime.dynamic_energy({**measured, "e_fp32_j": TRUE["e_flop_j"]}, o)

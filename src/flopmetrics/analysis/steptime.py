@@ -50,7 +50,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from .steptime_attention import ATTENTION_TABLE, measured
+from .steptime_attention import ATTENTION_TABLE, measured_by, table_of
 from .steptime_words import KIND_WORDS
 
 PARAMETERS = (
@@ -120,7 +120,7 @@ LIMITS = {"fp32": SLOW_LIMIT / 16}
 PRICED_AS_FAST = ("attention", "dropout")
 
 
-def _filled(p: dict) -> dict:
+def filled(p: dict) -> dict:
     """``p`` with a slower kind priced as the fast kernels where the fit saw none (NaN), and a
     kind of memory-bound kernel at the vectorized kernels' bandwidth where none was measured."""
     out = dict(p)
@@ -134,7 +134,7 @@ def _filled(p: dict) -> dict:
     return out
 
 
-def _kinds(ops: dict) -> dict:
+def kernel_kinds(ops: dict) -> dict:
     """Each slower kind's mask over the kernels (an older stream has no ``masked``, ``fp32``
     or ``align2``): attention is every kernel of the attention class not given a mask; an
     unaligned GEMM is ``align2`` where its dimensions are all even, else ``unaligned``."""
@@ -154,36 +154,45 @@ def kernel_times(p: dict, ops: dict) -> np.ndarray:
     """Each kernel's GPU time at full clock, without the per-kernel ``tau``: matrix products
     ``max(F / R, B / BW)`` (a slower kind at its own rate), every other kernel ``B / BW``, its
     kind's speed times that where it is strided or a ``cat`` (:data:`SPEEDS`)."""
-    p = _filled(p)
-    product = (ops["cls"] == "gemm") | (ops["cls"] == "attention")
-    rate = np.full(len(product), p["r_flop"])
-    for kind, where in _kinds(ops).items():
-        rate = np.where(where, p[SLOW[kind][0]], rate)
-    rate = np.where(product, rate, np.inf)
+    p = filled(p)
+    names, kind = rate_kinds(ops)
+    rate = np.where(products(ops), np.array([p[n] for n in names])[kind], np.inf)
     bandwidth = p["bandwidth"] * _memory_kinds(p, ops, SPEEDS)
     times = np.maximum(ops["flops"] / rate, ops["bytes"] / bandwidth)
-    seconds, _ = _measured(p, ops)
+    seconds, _ = measured_by(p, ops)
     return np.where(np.isfinite(seconds), seconds, times)
 
 
+def products(ops: dict) -> np.ndarray:
+    """Which kernels are matrix products (GEMM or fused attention)."""
+    return (ops["cls"] == "gemm") | (ops["cls"] == "attention")
+
+
+def rate_kinds(ops: dict) -> tuple[list[str], np.ndarray]:
+    """The rates a matrix product may run at (``r_flop`` first, then each slower kind's) and
+    each kernel's index into them: its kind's, the later of :func:`kernel_kinds` where two."""
+    kinds = kernel_kinds(ops)
+    index = np.zeros(len(ops["cls"]), int)
+    for i, where in enumerate(kinds.values(), 1):
+        index = np.where(where, i, index)
+    return ["r_flop", *(SLOW[k][0] for k in kinds)], index
+
+
+def memory_kinds(ops: dict) -> np.ndarray:
+    """Each kernel's kind of memory-bound kernel: 0 the vectorized kernel's (and every matrix
+    product), else 1 + the index of its flag in :data:`SPEEDS` (the later where two; an older
+    stream has no strided flag)."""
+    none, product = np.zeros(len(ops["cls"]), bool), products(ops)
+    index = np.zeros(len(product), int)
+    for i, flag in enumerate(SPEEDS, 1):
+        index = np.where(ops.get(flag, none) & ~product, i, index)
+    return index
+
+
 def _memory_kinds(p: dict, ops: dict, names: dict) -> np.ndarray:
-    """Each kernel's factor ``p[names[flag]]`` where it is a memory-bound kernel of that kind
-    (:data:`SPEEDS`, :data:`ENERGIES`), 1 elsewhere (an older stream has no strided flag)."""
-    product = (ops["cls"] == "gemm") | (ops["cls"] == "attention")
-    factor = np.ones(len(product))
-    for flag, name in names.items():
-        factor = np.where(ops.get(flag, np.zeros(len(product), bool)) & ~product, p[name], factor)
-    return factor
-
-
-def _measured(p: dict, ops: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Each attention kernel's (seconds, dynamic joules) as the attention experiment measured
-    its shape (:mod:`flopmetrics.analysis.steptime_attention`), NaN where not measured."""
-    table = table_of(p)
-    if table:
-        return measured(table, ops)
-    none = np.full(len(ops["cls"]), math.nan)
-    return none, none
+    """Each kernel's factor ``p[names[flag]]`` (:data:`SPEEDS`, :data:`ENERGIES`) per
+    :func:`memory_kinds`, 1 for the vectorized kernel's."""
+    return np.array([1.0, *(p[names[f]] for f in SPEEDS)])[memory_kinds(ops)]
 
 
 def gpu_time(p: dict, ops: dict) -> float:
@@ -199,14 +208,14 @@ def host_time(p: dict, ops: dict) -> float:
 def dynamic_energy(p: dict, ops: dict) -> float:
     """The dynamic energy: per byte moved (a slower kind of memory-bound kernel's at its own,
     :data:`ENERGIES`), and per FLOP of each kind of matrix product."""
-    p, flops = _filled(p), ops["flops"]
-    _, joules = _measured(p, ops)
+    p, flops = filled(p), ops["flops"]
+    _, joules = measured_by(p, ops)
     priced = np.isfinite(joules)  # measured whole, its bytes' energy with it
-    product = ((ops["cls"] == "gemm") | (ops["cls"] == "attention")) & ~priced
+    product = products(ops) & ~priced
     fast = product.copy()
     moved = ops["bytes"] * _memory_kinds(p, ops, ENERGIES)
     dynamic = p["e_byte_j"] * moved[~priced].sum() + joules[priced].sum()
-    for kind, where in _kinds(ops).items():
+    for kind, where in kernel_kinds(ops).items():
         dynamic += p[SLOW[kind][1]] * flops[product & where].sum()
         fast &= ~where
     return dynamic + p["e_flop_j"] * flops[fast].sum()
@@ -214,7 +223,7 @@ def dynamic_energy(p: dict, ops: dict) -> float:
 
 def step(p: dict, ops: dict, idle_w: float, limit_w: float) -> tuple[float, float, str]:
     """(energy J, time s, what bound it: ``gpu``, ``host`` or ``power``) of one iteration."""
-    p = _filled(p)
+    p = filled(p)
     dynamic = dynamic_energy(p, ops)
     capped = dynamic / max(limit_w - idle_w, 1e-9)
     t, bound = max((gpu_time(p, ops), "gpu"), (host_time(p, ops), "host"), (capped, "power"))
@@ -225,18 +234,12 @@ def slow_shares(ops: dict, table: str = "") -> dict:
     """Each slower kind's share of a step's FLOPs of :data:`SLOW`'s classes in its kernels, but
     the attention kernels an attention table ``table`` prices (measured, not fitted)."""
     out = {}
-    seconds, _ = _measured({ATTENTION_TABLE: table}, ops)
-    for kind, where in _kinds(ops).items():
+    seconds, _ = measured_by({ATTENTION_TABLE: table}, ops)
+    for kind, where in kernel_kinds(ops).items():
         total = float(ops["flops"][np.isin(ops["cls"], SLOW[kind][2])].sum())
         mine = where & ~np.isfinite(seconds)
         out[kind] = float(ops["flops"][mine].sum()) / total if total > 0 else 0.0
     return out
-
-
-def table_of(p: dict) -> str:
-    """The attention table a calibration or fit holds (:data:`ATTENTION_TABLE`), "" if none."""
-    table = p.get(ATTENTION_TABLE)
-    return table if isinstance(table, str) else ""
 
 
 def kind_of(ops: dict, table: str = "") -> str:

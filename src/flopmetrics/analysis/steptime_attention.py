@@ -25,6 +25,21 @@ from scipy.interpolate import RegularGridInterpolator
 ATTENTION_TABLE = "attention_kernels"  # the calibration's column, and the held parameter
 
 
+def table_of(p: dict) -> str:
+    """The attention table a calibration or fit holds (:data:`ATTENTION_TABLE`), "" if none."""
+    table = p.get(ATTENTION_TABLE)
+    return table if isinstance(table, str) else ""
+
+
+def measured_by(p: dict, ops: dict) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`measured` per the table ``p`` holds (:func:`table_of`); NaN everywhere if none."""
+    table = table_of(p)
+    if table:
+        return measured(table, ops)
+    none = np.full(len(ops["cls"]), math.nan)
+    return none, none
+
+
 def measured(table: str, ops: dict) -> tuple[np.ndarray, np.ndarray]:
     """Each kernel's (seconds, dynamic joules) per :data:`ATTENTION_TABLE` ``table``: NaN but for
     the fused causal attention kernels (``ops``' ``head`` > 0, neither masked nor given dropout)

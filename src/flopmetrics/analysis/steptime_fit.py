@@ -18,7 +18,8 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from ..energy import datasheet
-from .steptime import FITTED, PARAMETERS, SLOW, SLOW_LIMIT, slow_shares, step, table_of
+from .steptime import FITTED, PARAMETERS, SLOW, SLOW_LIMIT, slow_shares, table_of
+from .steptime_batch import Steps
 
 STAGED = ("grouped",)
 _START = (0.7, 0.3, 0.3, 0.5, 0.7, 3e-6, 2e-5, 1e-5, 1e-5, 1e-12, 2e-12, 2e-12, 1e-12, 1e-10)
@@ -70,13 +71,10 @@ def _values(x: np.ndarray, free: list[str], peak: float, bandwidth: float, held:
     }
 
 
-def _residuals(x, rows: list, free: list[str], limit: tuple, held: dict) -> np.ndarray:
+def _residuals(x, steps: Steps, measured: np.ndarray, free: list, limit: tuple, held: dict):
+    """Each row's log(predicted / measured) energy, then time, row after row."""
     p = _values(x, free, *limit, held)
-    out = []
-    for r in rows:
-        e, t, _ = step(p, r["ops"], r["idle_w"], r["limit_w"])
-        out += [math.log(e / r["energy_j"]), math.log(t / r["time_s"])]
-    return np.asarray(out)
+    return np.log(np.column_stack(steps.evaluate(p)) / measured).ravel()
 
 
 def fit(rows: list[dict], label: str, precision: str, held: dict | None = None) -> dict:
@@ -103,13 +101,15 @@ def _fit(rows: list[dict], label: str, precision: str, held: dict) -> dict:
         raise ValueError(f"{len(rows)} rows cannot fix {len(free)} parameters")
     limit = limits(label, precision)
     upper = np.array([0.0 if k in _DATASHEET else np.inf for k in free])
+    steps = Steps([r["ops"] for r in rows], *_powers(rows), held)
+    measured = np.array([[r["energy_j"], r["time_s"]] for r in rows])
     res = min(
         (
             least_squares(
                 _residuals,
                 np.log([start.get(k, _START[k]) for k in free]),
                 bounds=(-np.inf, upper),
-                args=(rows, free, limit, held),
+                args=(steps, measured, free, limit, held),
                 x_scale="jac",
             )
             for start in _starts(free, held)
@@ -125,6 +125,11 @@ def _fit(rows: list[dict], label: str, precision: str, held: dict) -> dict:
     energy_resid = res.fun[0::2]
     out["resid_sd"] = float(np.sqrt(energy_resid @ energy_resid / max(len(rows) - 1, 1)))
     return {**out, "fit_rows": len(rows), "gpu_label": label, "precision": precision}
+
+
+def _powers(rows: list[dict]) -> tuple[list, list]:
+    """The rows' idle powers and power limits."""
+    return [r["idle_w"] for r in rows], [r["limit_w"] for r in rows]
 
 
 def _starts(free: list[str], held: dict) -> list[dict]:
