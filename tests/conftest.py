@@ -190,3 +190,18 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("skipped groups: these tests did not run here", sep="!")
     for reason, n in sorted(reasons.items(), key=lambda item: -item[1]):
         terminalreporter.line(f"{n:4d} skipped: {reason}")
+
+
+def pytest_collection_modifyitems(items):
+    """The files of the longest tests first (real Slurm, then real Snakemake runs), each file's
+    tests in their own order: the README runs the suite on two workers a file at a time
+    (``-n 2 --dist loadfile``), and a long file started last leaves one worker alone at the end."""
+    files: dict = {}
+    for item in items:
+        files.setdefault(item.path, []).append(item)
+
+    def first(tests):
+        marks = {m.name for t in tests for m in t.iter_markers()}
+        return ("slurm" not in marks, "e2e" not in marks)
+
+    items[:] = [t for tests in sorted(files.values(), key=first) for t in tests]
