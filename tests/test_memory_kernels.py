@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from test_steptime import SIZES, TRUE, ops, synthetic_rows
 
-from flopmetrics.analysis import steptime, steptime_fit, steptime_measured
+from flopmetrics.analysis import steptime, steptime_fit, steptime_measured, steptime_rows
 from flopmetrics.flops import opstream
 from flopmetrics.workloads import memory
 
@@ -136,6 +136,10 @@ def test_the_pipeline_measures_each_kind_and_the_calibration_reads_their_speeds(
         ratio = per_byte[k] / per_byte["vectorized"]
         assert got[f"{k}_energy"] == pytest.approx(ratio, nan_ok=True)
     assert got["memory_from"].count("_mib2.parquet") == 3  # the largest of each kind
+    # the step-time fit holds the speeds, not the energies per byte (worse out of fit, held)
+    held = steptime_rows._speeds_held(got)
+    assert held["strided_speed"] == got["strided_speed"] and "strided_energy" not in held
+    assert "cat_energy" not in held and held["memory_bandwidth"] == got["memory_bandwidth"]
     # a precision not measured takes one that was, whole: every kind from the same precision
     mixed = steptime_measured.memory_speeds([workflow.workdir / "results"], "cpu", "bf16-mixed")
     assert pd.Series(mixed).equals(pd.Series(got))  # NaN where no energy was metered, alike

@@ -169,8 +169,8 @@ def describe_speeds(speeds: dict) -> str:
     if not math.isfinite(speeds["memory_bandwidth"]):
         return "no memory kernels measured: every kind at the vectorized kernel's bandwidth"
     said = ", ".join(f"{k} {speeds[v]:.2f}" for k, v in SPEEDS.items())
+    said = f"memory kernels' speeds {said} of {speeds['memory_bandwidth'] / 1e12:.2f} TB/s"
+    if not any(math.isfinite(speeds.get(v, math.nan)) for v in ENERGIES.values()):
+        return f"{said}; every kind at the one fitted energy per byte"
     cost = ", ".join(f"{k} {speeds.get(v, math.nan):.2f}" for k, v in ENERGIES.items())
-    return (
-        f"memory kernels' speeds {said} of {speeds['memory_bandwidth'] / 1e12:.2f} TB/s, "
-        f"their energy per byte {cost} of the vectorized kernel's"
-    )
+    return f"{said}, their energy per byte {cost} of the vectorized kernel's"
