@@ -26,8 +26,9 @@ from flopmetrics.jobs.provenance import git_revision
 def _timed(what: str, call):
     start = time.perf_counter()
     out = call()
-    print(f"{what}: {time.perf_counter() - start:.2f} s", flush=True)
-    return out, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    print(f"{what}: {seconds:.2f} s", flush=True)
+    return out, seconds
 
 
 def main() -> None:
@@ -58,7 +59,7 @@ def main() -> None:
         "seconds": {"streams": t_ops, "fit": t_fit, "left_out": t_left},
         "left_out_n": len(misses),
         "left_out_q95": steptime_misses.q95(np.asarray(misses)),
-        "parameters": {k: v for k, v in steptime_rows._parameters(p).items()},
+        "parameters": steptime_rows._parameters(p),
     }
     with atomic_path(args.out) as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=float))

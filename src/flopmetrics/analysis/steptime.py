@@ -157,7 +157,7 @@ def kernel_times(p: dict, ops: dict) -> np.ndarray:
     p = filled(p)
     names, kind = rate_kinds(ops)
     rate = np.where(products(ops), np.array([p[n] for n in names])[kind], np.inf)
-    bandwidth = p["bandwidth"] * _memory_kinds(p, ops, SPEEDS)
+    bandwidth = p["bandwidth"] * memory_factors(p, SPEEDS)[memory_kinds(ops)]
     times = np.maximum(ops["flops"] / rate, ops["bytes"] / bandwidth)
     seconds, _ = measured_by(p, ops)
     return np.where(np.isfinite(seconds), seconds, times)
@@ -189,10 +189,10 @@ def memory_kinds(ops: dict) -> np.ndarray:
     return index
 
 
-def _memory_kinds(p: dict, ops: dict, names: dict) -> np.ndarray:
-    """Each kernel's factor ``p[names[flag]]`` (:data:`SPEEDS`, :data:`ENERGIES`) per
-    :func:`memory_kinds`, 1 for the vectorized kernel's."""
-    return np.array([1.0, *(p[names[f]] for f in SPEEDS)])[memory_kinds(ops)]
+def memory_factors(p: dict, names: dict) -> np.ndarray:
+    """Each kind of :func:`memory_kinds`' factor ``p[names[flag]]`` (:data:`SPEEDS`,
+    :data:`ENERGIES`), 1 for the vectorized kernel's."""
+    return np.array([1.0, *(p[names[f]] for f in SPEEDS)])
 
 
 def gpu_time(p: dict, ops: dict) -> float:
@@ -213,7 +213,7 @@ def dynamic_energy(p: dict, ops: dict) -> float:
     priced = np.isfinite(joules)  # measured whole, its bytes' energy with it
     product = products(ops) & ~priced
     fast = product.copy()
-    moved = ops["bytes"] * _memory_kinds(p, ops, ENERGIES)
+    moved = ops["bytes"] * memory_factors(p, ENERGIES)[memory_kinds(ops)]
     dynamic = p["e_byte_j"] * moved[~priced].sum() + joules[priced].sum()
     for kind, where in kernel_kinds(ops).items():
         dynamic += p[SLOW[kind][1]] * flops[product & where].sum()

@@ -20,6 +20,7 @@ from .steptime import (
     SPEEDS,
     filled,
     kernel_kinds,
+    memory_factors,
     memory_kinds,
     products,
     rate_kinds,
@@ -43,8 +44,8 @@ class Steps:
         self.kind_flops = np.array([s["kind_flops"] for s in sums])
         gemms = [s["gemms"] for s in sums]
         self.row = np.concatenate([np.full(len(g), i) for i, g in enumerate(gemms)])
-        self.gemms = np.concatenate(gemms) if gemms else np.zeros((0, 4))
-        self.rates = sums[0]["rates"] if sums else []
+        self.gemms = np.concatenate(gemms)
+        self.rates = sums[0]["rates"]  # the same names for every stream
 
     def evaluate(self, p: dict) -> tuple[np.ndarray, np.ndarray]:
         """Each step's (energy J, time s) per :func:`~flopmetrics.analysis.steptime.step`."""
@@ -52,14 +53,14 @@ class Steps:
         kind, flops, moved, count = self.gemms.T
         rate = np.array([p[n] for n in self.rates])[kind.astype(int)]
         each = np.maximum(flops / rate, moved / p["bandwidth"]) * count
-        speeds = np.array([1.0, *(p[n] for n in SPEEDS.values())])
+        speeds = memory_factors(p, SPEEDS)
         gpu = np.bincount(self.row, each, minlength=len(self.fixed))
         gpu += self.time_bytes @ (1.0 / (p["bandwidth"] * speeds))
         gpu += self.fixed[:, 0] * p["tau_s"] + self.fixed[:, 1]
         host = self.hosts @ np.array([p[f"host_{name}_s"] for _, name in HOSTS])
-        energies = np.array([1.0, *(p[n] for n in _ENERGIES)])
         per_flop = np.array([p["e_flop_j"], *(p[SLOW[k][1]] for k in _KINDS)])
-        dynamic = p["e_byte_j"] * (self.energy_bytes @ energies) + self.fixed[:, 2]
+        dynamic = p["e_byte_j"] * (self.energy_bytes @ memory_factors(p, ENERGIES))
+        dynamic += self.fixed[:, 2]
         dynamic += self.kind_flops @ per_flop
         time = np.maximum(np.maximum(gpu, host), dynamic / self.headroom)
         return self.idle_w * time + dynamic, time
@@ -105,4 +106,3 @@ def _summed(ops: dict, held: dict) -> dict:
 
 
 _KINDS = tuple(SLOW)  # each slower kind's energy per FLOP, in this order
-_ENERGIES = tuple(ENERGIES[flag] for flag in SPEEDS)  # in the order of memory_kinds
