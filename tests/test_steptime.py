@@ -376,7 +376,13 @@ def test_the_co2e_table_answers_for_another_model_from_the_step_time_model():
     small = synthetic_table().assign(flops_max=1e6)  # fitted on steps far smaller than this one
     larger = co2e.estimate([workload("tiny-qwen2")], calibration, 1.0, 400.0, steptime_table=small)
     assert larger.iloc[0]["basis"].startswith("extrapolated: step-time model")
-    assert "x the largest fitted" in larger.iloc[0]["basis"]
+    assert "FLOPs" in larger.iloc[0]["basis"] and "x the largest fitted" in larger.iloc[0]["basis"]
+    # as many FLOPs as fitted, but far more kernels or bytes moved (an unrolled scan's steps)
+    for key, word in (("kernels_max", "kernels"), ("bytes_max", "bytes moved")):
+        few = synthetic_table().assign(**{key: 10.0})
+        basis = co2e.estimate([workload("tiny-qwen2")], calibration, 1.0, 400.0, steptime_table=few)
+        assert basis.iloc[0]["basis"].startswith("extrapolated: step-time model")
+        assert f"{word} " in basis.iloc[0]["basis"] and "FLOPs" not in basis.iloc[0]["basis"]
     ops_step = step_ops(resolve("tiny-qwen2")[1], 4, 64, "bf16", "train_step")
     e, *_ = steptime.step(TRUE, ops_step, 120.0, 700.0)
     assert r["energy_j"] == pytest.approx(e * 1e6 / (4 * 64))

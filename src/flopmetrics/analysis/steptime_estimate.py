@@ -42,9 +42,9 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
         f"step-time model (bound by the {BOUND_WORDS[est['bound']]}), fitted on "
         f"{_models(c['models'])} at batch {c['batch_sizes']}, lengths {c['seq_lens']}"
     )
-    scale = float(ops["flops"].sum()) / c.get("flops_max", math.inf)
-    if scale > 1:  # a larger step than any fitted: its left-out misses are of smaller ones
-        basis = f"extrapolated: {basis}; the step's FLOPs {scale:.1f}x the largest fitted"
+    beyond = _beyond(c, ops)
+    if beyond:  # a larger step than any fitted: its left-out misses are of smaller ones
+        basis = f"extrapolated: {basis}; the step's {beyond} the largest fitted"
     attention, measured_whole = _attention_note(c, ops)
     unfitted = _unfitted_note(c, est, ("attention",) if measured_whole else ())
     basis += _version_note(str(c.get("transformers_measured") or "")) + unfitted + attention
@@ -76,6 +76,24 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
         "hi": est["energy_j_hi"],
         "launch": "eager",
     }
+
+
+def _beyond(c: dict, ops: dict) -> str:
+    """How far a step passes the largest fitted one, in FLOPs, kernels and bytes moved ("" where
+    it does not; a table older than a column holds no limit there)."""
+    sizes = {
+        "FLOPs": float(ops["flops"].sum()),
+        "kernels": float(len(ops["cls"])),
+        "bytes moved": float(ops["bytes"].sum()),
+    }
+    limits = {"FLOPs": "flops_max", "kernels": "kernels_max", "bytes moved": "bytes_max"}
+    scales = {k: v / _limit(c, limits[k]) for k, v in sizes.items()}
+    return ", ".join(f"{k} {s:.1f}x" for k, s in scales.items() if s > 1)
+
+
+def _limit(c: dict, key: str) -> float:
+    value = c.get(key)
+    return float(value) if value is not None and np.isfinite(value) and value > 0 else math.inf
 
 
 def _models(names: str, shown: int = 6) -> str:

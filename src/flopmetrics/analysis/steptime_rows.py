@@ -237,14 +237,17 @@ def _speeds(held: dict | None) -> dict:
 
 
 def _fitted_on(rows: list[dict]) -> dict:
-    """What a fit was fitted on: models, batch sizes and lengths, its largest step, cards,
-    versions, the median idle power and power limit of its rows."""
+    """What a fit was fitted on: models, batch sizes and lengths, its largest step (in FLOPs,
+    kernels and bytes moved), cards, versions, the median idle power and power limit of its
+    rows."""
     column = lambda k: [r["row"][k] for r in rows]  # noqa: E731
     return {
         "models": ",".join(sorted(set(map(str, column("model"))))),
         "batch_sizes": ",".join(map(str, sorted(set(map(int, column("batch_size")))))),
         "seq_lens": ",".join(map(str, sorted(set(map(int, column("seq_len")))))),
         "flops_max": float(max(r["ops"]["flops"].sum() for r in rows)),
+        "kernels_max": float(max(len(r["ops"]["cls"]) for r in rows)),
+        "bytes_max": float(max(r["ops"]["bytes"].sum() for r in rows)),
         "cards": len({r["row"].get("gpu_uuid") for r in rows}),
         # a model's code can differ between versions, and with it the kernels it runs
         "transformers_measured": versions(rows),
