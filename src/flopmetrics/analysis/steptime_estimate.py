@@ -78,16 +78,24 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
     }
 
 
+# a step's size in each term a fit records its largest step in: the words, the column
+SIZES = (("FLOPs", "flops_max"), ("kernels", "kernels_max"), ("bytes moved", "bytes_max"))
+
+
+def sizes(ops: dict) -> dict:
+    """A step's size in each of :data:`SIZES`' terms, by column."""
+    return {
+        "flops_max": float(ops["flops"].sum()),
+        "kernels_max": float(len(ops["cls"])),
+        "bytes_max": float(ops["bytes"].sum()),
+    }
+
+
 def _beyond(c: dict, ops: dict) -> str:
     """How far a step passes the largest fitted one, in FLOPs, kernels and bytes moved ("" where
     it does not; a table older than a column holds no limit there)."""
-    sizes = {
-        "FLOPs": float(ops["flops"].sum()),
-        "kernels": float(len(ops["cls"])),
-        "bytes moved": float(ops["bytes"].sum()),
-    }
-    limits = {"FLOPs": "flops_max", "kernels": "kernels_max", "bytes moved": "bytes_max"}
-    scales = {k: v / _limit(c, limits[k]) for k, v in sizes.items()}
+    size = sizes(ops)
+    scales = {words: size[key] / _limit(c, key) for words, key in SIZES}
     return ", ".join(f"{k} {s:.1f}x" for k, s in scales.items() if s > 1)
 
 

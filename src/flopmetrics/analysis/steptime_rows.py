@@ -21,6 +21,7 @@ from . import steptime_misses
 from .merge import read_job_table
 from .steptime import ENERGIES, FITTED, HELD, PASSES, SLOW
 from .steptime_attention import ATTENTION_TABLE
+from .steptime_estimate import sizes
 from .steptime_fit import fit
 from .steptime_measured import (
     attention_files,
@@ -245,9 +246,7 @@ def _fitted_on(rows: list[dict]) -> dict:
         "models": ",".join(sorted(set(map(str, column("model"))))),
         "batch_sizes": ",".join(map(str, sorted(set(map(int, column("batch_size")))))),
         "seq_lens": ",".join(map(str, sorted(set(map(int, column("seq_len")))))),
-        "flops_max": float(max(r["ops"]["flops"].sum() for r in rows)),
-        "kernels_max": float(max(len(r["ops"]["cls"]) for r in rows)),
-        "bytes_max": float(max(r["ops"]["bytes"].sum() for r in rows)),
+        **pd.DataFrame([sizes(r["ops"]) for r in rows]).max().to_dict(),
         "cards": len({r["row"].get("gpu_uuid") for r in rows}),
         # a model's code can differ between versions, and with it the kernels it runs
         "transformers_measured": versions(rows),
