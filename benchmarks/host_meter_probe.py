@@ -17,6 +17,7 @@ per window, then a summary line per condition.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time
@@ -47,9 +48,14 @@ def cpu_of(pid: str = "self") -> int:
     return int(stat.rsplit(")", 1)[1].split()[36])
 
 
-def siblings(cpu: int) -> str:
+def siblings(cpu: int) -> set[int]:
+    """The CPUs that share ``cpu``'s core (its ``thread_siblings_list``: ``0,8`` or ``0-1``)."""
     path = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")
-    return path.read_text().strip() if path.exists() else ""
+    out = set()
+    for part in path.read_text().strip().split(",") if path.exists() else ():
+        first, _, last = part.partition("-")
+        out.update(range(int(first), int(last or first) + 1))
+    return out
 
 
 def mhz(cpu: int) -> float:
@@ -75,19 +81,15 @@ def model_spec(name: str, config: Path | None):
 
 
 def window(step, condition, gpu, seconds: float) -> dict:
-    sampler = None
-    if CONDITIONS[condition]:
-        hz, poll = CONDITIONS[condition]
-        sampler = PowerSampler(gpu, hz, tick_poll_s=poll).__enter__()
-        time.sleep(0.3)  # the sampler's start-up outside the window
-    try:
+    rate = CONDITIONS[condition]
+    running = PowerSampler(gpu, rate[0], tick_poll_s=rate[1]) if rate else contextlib.nullcontext()
+    with running as sampler:
+        if sampler:
+            time.sleep(0.3)  # the sampler's start-up outside the window
         probe = host_op_us("cuda")
         w = run_window(Monitor("cuda"), condition, step, seconds)
         me = cpu_of()
         other = cpu_of(str(sampler._proc.pid)) if sampler and sampler._proc else None
-    finally:
-        if sampler:
-            sampler.__exit__(None, None, None)
     return {
         "condition": condition,
         "step_ms": 1e3 * w.elapsed_s / w.iterations,
@@ -96,7 +98,7 @@ def window(step, condition, gpu, seconds: float) -> dict:
         "cpu": me,
         "cpu_mhz": mhz(me),
         "sampler_cpu": other,
-        "same_core": other is not None and str(other) in siblings(me).replace("-", ",").split(","),
+        "same_core": other in siblings(me),
         "loadavg": Path("/proc/loadavg").read_text().split()[0],
     }
 
