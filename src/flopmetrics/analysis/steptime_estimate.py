@@ -48,6 +48,7 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
     attention, measured_whole = _attention_note(c, ops)
     unfitted = _unfitted_note(c, est, ("attention",) if measured_whole else ())
     basis += _version_note(str(c.get("transformers_measured") or "")) + unfitted + attention
+    basis += HOST_NOTE if est["bound"] == "host" else ""
     cards = int(c.get("cards", 1))
     slow = " and ".join(KIND_WORDS[k][1] for k in est["slow"] if _fitted(c, k))
     like = f" (of its steps with {slow}, where larger)" if slow else ""
@@ -162,3 +163,10 @@ def _version_note(measured: str) -> str:
 
 
 BOUND_WORDS = {"gpu": "GPU's work", "host": "host's launching", "power": "power limit"}
+# a host-bound step's time is the host CPU's, which no GPU calibration holds: on the GPU machines
+# measured it moved up to 2.4x within a minute (docs/benchmarks.md, "What sets the pace of a
+# host-bound step")
+HOST_NOTE = (
+    "; its time is the pace at which the host's CPU issues kernels, which a GPU's calibration "
+    "does not know: another CPU, or the same one another minute, can run it faster or slower"
+)
