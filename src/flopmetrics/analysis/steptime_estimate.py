@@ -42,13 +42,13 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
         f"step-time model (bound by the {BOUND_WORDS[est['bound']]}), fitted on "
         f"{_models(c['models'])} at batch {c['batch_sizes']}, lengths {c['seq_lens']}"
     )
+    basis += HOST_NOTE if est["bound"] == "host" else ""
     beyond = _beyond(c, ops)
     if beyond:  # a larger step than any fitted: its left-out misses are of smaller ones
         basis = f"extrapolated: {basis}; the step's {beyond} the largest fitted"
     attention, measured_whole = _attention_note(c, ops)
     unfitted = _unfitted_note(c, est, ("attention",) if measured_whole else ())
     basis += _version_note(str(c.get("transformers_measured") or "")) + unfitted + attention
-    basis += HOST_NOTE if est["bound"] == "host" else ""
     cards = int(c.get("cards", 1))
     slow = " and ".join(KIND_WORDS[k][1] for k in est["slow"] if _fitted(c, k))
     like = f" (of its steps with {slow}, where larger)" if slow else ""
