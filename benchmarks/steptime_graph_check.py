@@ -31,7 +31,7 @@ import pandas as pd
 import transformers
 import yaml
 
-from flopmetrics.analysis import steptime
+from flopmetrics.analysis import steptime, steptime_estimate
 from flopmetrics.analysis.step_energy import model_name
 from flopmetrics.contracts import packaged
 from flopmetrics.flops.models import resolve
@@ -52,7 +52,7 @@ def rows(label: str, precision: str, passes=PASSES) -> pd.DataFrame:
 def replayed_params(c: dict, gap: float | None = None) -> dict:
     """The table row ``c`` as ``steptime.predict`` reads it, with its host costs set to zero
     (a replayed step) and, where given, ``gap`` seconds per kernel in place of its ``tau``."""
-    zeroed = c | {f"host_{name}_s": 0.0 for _, name in steptime.HOSTS}
+    zeroed = steptime_estimate.replayed(c)  # as flopmetrics estimate --launch cuda_graph
     return zeroed if gap is None else zeroed | {"tau_s": gap}
 
 

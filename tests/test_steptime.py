@@ -418,6 +418,23 @@ def test_a_step_bound_by_the_host_says_its_time_is_the_host_cpus():
     assert steptime_estimate.HOST_NOTE not in gpu_bound["basis"]
 
 
+def test_a_replayed_step_is_priced_without_the_hosts_costs_and_says_so():
+    eager = steptime_estimate.step_energy(workload("tiny-qwen2"), "h200", synthetic_table())
+    graph = workload("tiny-qwen2", launch="cuda_graph")
+    replayed = steptime_estimate.step_energy(graph, "h200", synthetic_table())
+    assert replayed["launch"] == "cuda_graph" and eager["launch"] == "eager"
+    # the eager step waits on the host; replayed, it is the GPU's work alone, and shorter
+    assert "bound by the host" in eager["basis"] and "bound by the host" not in replayed["basis"]
+    assert replayed["step"] < eager["step"]
+    assert steptime_estimate.REPLAYED_NOTE in replayed["basis"]
+    assert steptime_estimate.REPLAYED_NOTE not in eager["basis"]
+    # nothing else differs: with no host cost in the table, both launches price alike
+    free = synthetic_table().assign(host_forward_s=0.0, host_backward_s=0.0, host_optimizer_s=0.0)
+    same = steptime_estimate.step_energy(workload("tiny-qwen2"), "h200", free)
+    assert same["step"] == pytest.approx(replayed["step"])
+    assert steptime_estimate.step_energy(workload("tiny-qwen2", launch="auto"), "h200", free) == {}
+
+
 def test_a_step_the_meta_device_cannot_record_is_refused_with_its_reason(monkeypatch):
     def fails(*_):
         raise NotImplementedError("no meta kernel for aten.exotic")

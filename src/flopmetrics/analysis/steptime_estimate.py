@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..flops.models import resolve
 from ..flops.opstream import step_ops
-from .steptime import FALLBACK, PASSES, SLOW, predict, table_of
+from .steptime import FALLBACK, HOSTS, PASSES, SLOW, predict, table_of
 from .steptime_attention import measured
 from .steptime_words import KIND_WORDS
 
@@ -23,12 +23,13 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
     :func:`flopmetrics.analysis.step_energy.energy` gives."""
     if table is None or table.empty or w["pass"] not in PASSES:
         return {}
-    if w.get("world_size", 1) != 1 or (w.get("launch") or "eager") != "eager":
+    launch = w.get("launch") or "eager"
+    if w.get("world_size", 1) != 1 or launch not in LAUNCHES:
         return {}
     hit = table[(table["gpu_label"] == label) & (table["precision"] == w["precision"])]
     if hit.empty:
         return {}
-    c = hit.iloc[0].to_dict()
+    c = LAUNCHES[launch](hit.iloc[0].to_dict())
     name, fields = resolve(w["model"])
     try:
         ops = step_ops(fields, w["batch_size"], w["seq_len"], w["precision"], w["pass"])
@@ -43,6 +44,7 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
         f"{_models(c['models'])} at batch {c['batch_sizes']}, lengths {c['seq_lens']}"
     )
     basis += HOST_NOTE if est["bound"] == "host" else ""
+    basis += REPLAYED_NOTE if launch == "cuda_graph" else ""
     beyond = _beyond(c, ops)
     if beyond:  # a larger step than any fitted: its left-out misses are of smaller ones
         basis = f"extrapolated: {basis}; the step's {beyond} the largest fitted"
@@ -75,8 +77,19 @@ def step_energy(w: dict, label: str, table: pd.DataFrame | None) -> dict:
         "step": est["energy_j"],
         "lo": est["energy_j_lo"],
         "hi": est["energy_j_hi"],
-        "launch": "eager",
+        "launch": launch,
     }
+
+
+def replayed(c: dict) -> dict:
+    """A step-time table row ``c`` for steps replayed from a CUDA graph: one launch for the
+    whole step, so no host cost per operation; the GPU's work, each kernel's gap included, as
+    fitted on eager steps."""
+    return c | {f"host_{name}_s": 0.0 for _, name in HOSTS}
+
+
+# how each launch mode reads a table row fitted on eager steps
+LAUNCHES = {"eager": dict, "cuda_graph": replayed}
 
 
 # a step's size in each term a fit records its largest step in: the words, the column
@@ -169,4 +182,10 @@ BOUND_WORDS = {"gpu": "GPU's work", "host": "host's launching", "power": "power 
 HOST_NOTE = (
     "; its time is the pace at which the host's CPU issues kernels, which a GPU's calibration "
     "does not know: another CPU, or the same one another minute, can run it faster or slower"
+)
+# a replayed step is priced by a fit of eager steps: say so, and how far that was checked
+REPLAYED_NOTE = (
+    "; replayed from a CUDA graph: priced with no host cost and each kernel's gap as fitted on "
+    "eager steps, which the reference model's replayed steps bear out within 7 % "
+    "(benchmarks/steptime_graph_check.py); not yet checked on replayed steps of other models"
 )
