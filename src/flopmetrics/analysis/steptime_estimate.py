@@ -186,6 +186,6 @@ HOST_NOTE = (
 # a replayed step is priced by a fit of eager steps: say so, and how far that was checked
 REPLAYED_NOTE = (
     "; replayed from a CUDA graph: priced with no host cost and each kernel's gap as fitted on "
-    "eager steps, which the reference model's replayed steps bear out within 7 % "
+    "eager steps, which the reference model's replayed steps bear out within 7.1 % "
     "(benchmarks/steptime_graph_check.py); not yet checked on replayed steps of other models"
 )
