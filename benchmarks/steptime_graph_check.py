@@ -39,7 +39,6 @@ from flopmetrics.flops.opstream import step_ops
 
 KEYS = ["model", "batch_size", "seq_len", "pass"]
 PASSES = ("forward", "train_step")
-GAP_PASSES = ("forward", "forward_backward", "train_step")  # measured directly, never derived
 
 
 def rows(label: str, precision: str, passes=PASSES) -> pd.DataFrame:
@@ -56,15 +55,16 @@ def replayed_params(c: dict, gap: float | None = None) -> dict:
     return zeroed if gap is None else zeroed | {"tau_s": gap}
 
 
+def params(row: dict) -> dict:
+    """A table row's parameters as ``steptime.predict`` reads them (NaN where an older table
+    lacks one), its attention table with them."""
+    out = {k: row.get(k, math.nan) for k in steptime.PARAMETERS}
+    return out | {steptime.ATTENTION_TABLE: steptime.table_of(row)}
+
+
 def priced(c: dict, gap: float | None = None):
     """Each step's (energy J, time s, bound) by the table row ``c`` as packaged (eager) and with
     its host costs set to zero (replayed)."""
-
-    def params(row: dict) -> dict:
-        # as steptime.predict reads a table row (NaN where an older table lacks a parameter)
-        out = {k: row.get(k, math.nan) for k in steptime.PARAMETERS}
-        return out | {steptime.ATTENTION_TABLE: steptime.table_of(c)}
-
     eager, replayed = params(c), params(replayed_params(c, gap))
 
     def price(ops: dict, graph: bool) -> tuple[float, float, str]:
@@ -77,9 +77,9 @@ def replayed_gap(c: dict, label: str, precision: str) -> tuple[float, int]:
     """The gap per kernel the committed replayed rows leave once their kernels' own times are
     priced: the smallest over their configurations (each bounds it from above, as the power
     limit can only stretch a step), and how many there were."""
-    t = rows(label, precision, GAP_PASSES)
+    t = rows(label, precision, steptime.PASSES)
     t = t[t["launch"] == "cuda_graph"]
-    p = steptime.filled(replayed_params(c, 0.0) | {steptime.ATTENTION_TABLE: steptime.table_of(c)})
+    p = params(c)  # kernel_times leaves out tau and host costs
     gaps = []
     for (model, batch, seq, pass_name), g in t.groupby(KEYS):
         ops = step_ops(resolve(model)[1], int(batch), int(seq), precision, pass_name)
@@ -145,6 +145,7 @@ def preregister_csv(c: dict, config: Path, precision: str, gap: float | None, ou
     basis = f"step-time model, replayed: host costs 0, {1e6 * tau:.2f} us per kernel " + (
         "(the table's, fitted on eager rows)" if gap is None else "(the replayed rows' smallest)"
     )
+    revision = packaged.provenance().get("steptime_git_revision", "")
     table = []
     axes = (llm["models"], llm["batch_size"], llm["seq_len"], llm["passes"])
     for model, batch, seq, pass_name in itertools.product(*axes):
@@ -167,12 +168,14 @@ def preregister_csv(c: dict, config: Path, precision: str, gap: float | None, ou
                 "kernels": len(ops["cls"]),
                 "eager_energy_j": eager["energy_j"],
                 "eager_bound": eager["bound"],
-                "steptime_revision": packaged.provenance().get("steptime_git_revision", ""),
+                "steptime_revision": revision,
                 "transformers": transformers.__version__,
             }
         )
-    pd.DataFrame(table).to_csv(out, index=False)
-    print(pd.DataFrame(table).iloc[:, [0, 2, 3, 4, 7, 10, 11, 12, 13]].to_string(index=False))
+    table = pd.DataFrame(table)
+    table.to_csv(out, index=False)
+    shown = ["model", "batch_size", "seq_len", "pass", "energy_j", "time_ms", "kernels"]
+    print(table[[*shown, "eager_energy_j", "eager_bound"]].to_string(index=False))
 
 
 def main() -> int:
