@@ -255,9 +255,11 @@ def test_windows_of_a_recording_meter_run_back_to_back_and_are_read_later():
         its = [t for e, t in log[begins[k] : begins[k + 1]] if e == "it" and t > w[k].end_s]
         assert its == []
     # after the third window, a guard ran until its edge was covered, then all three were read
+    # (read() asserts the covering; how close the last guard step came to it is the host's pace)
     assert events[-3:] == ["read"] * 3
+    first_read = next(t for e, t in log if e == "read")
     trailing = [t for e, t in log if e == "it" and t > w[2].end_s]
-    assert trailing and trailing[-1] > w[2].end_s + 0.03 - 0.003
+    assert trailing and trailing[-1] < first_read
 
 
 def test_each_pass_stops_once_it_is_precise():
