@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -55,20 +54,13 @@ def replayed_params(c: dict, gap: float | None = None) -> dict:
     return zeroed if gap is None else zeroed | {"tau_s": gap}
 
 
-def params(row: dict) -> dict:
-    """A table row's parameters as ``steptime.predict`` reads them (NaN where an older table
-    lacks one), its attention table with them."""
-    out = {k: row.get(k, math.nan) for k in steptime.PARAMETERS}
-    return out | {steptime.ATTENTION_TABLE: steptime.table_of(row)}
-
-
 def priced(c: dict, gap: float | None = None):
     """Each step's (energy J, time s, bound) by the table row ``c`` as packaged (eager) and with
     its host costs set to zero (replayed)."""
-    eager, replayed = params(c), params(replayed_params(c, gap))
+    replayed = replayed_params(c, gap)
 
     def price(ops: dict, graph: bool) -> tuple[float, float, str]:
-        return steptime.step(replayed if graph else eager, ops, c["idle_w"], c["limit_w"])
+        return steptime.step(replayed if graph else c, ops, c["idle_w"], c["limit_w"])
 
     return price
 
@@ -79,11 +71,11 @@ def replayed_gap(c: dict, label: str, precision: str) -> tuple[float, int]:
     limit can only stretch a step), and how many there were."""
     t = rows(label, precision, steptime.PASSES)
     t = t[t["launch"] == "cuda_graph"]
-    p = params(c)  # kernel_times leaves out tau and host costs
     gaps = []
     for (model, batch, seq, pass_name), g in t.groupby(KEYS):
         ops = step_ops(resolve(model)[1], int(batch), int(seq), precision, pass_name)
-        seconds = g["time_per_iter_s"].median() - steptime.kernel_times(p, ops).sum()
+        # kernel_times leaves out tau and host costs
+        seconds = g["time_per_iter_s"].median() - steptime.kernel_times(c, ops).sum()
         gaps.append(seconds / len(ops["cls"]))
     if not gaps:
         raise SystemExit(f"no replayed {precision} rows of {label}")

@@ -121,9 +121,10 @@ PRICED_AS_FAST = ("attention", "dropout")
 
 
 def filled(p: dict) -> dict:
-    """``p`` with a slower kind priced as the fast kernels where the fit saw none (NaN), and a
-    kind of memory-bound kernel at the vectorized kernels' bandwidth where none was measured."""
-    out = dict(p)
+    """``p`` (a fit, or a table row, NaN where an older table lacks a parameter) with a slower
+    kind priced as the fast kernels where the fit saw none (NaN), and a kind of memory-bound
+    kernel at the vectorized kernels' bandwidth where none was measured."""
+    out = dict.fromkeys(PARAMETERS, math.nan) | p
     for kind in sorted(SLOW, key=lambda k: k in FALLBACK):  # what a fallback is priced at first
         rate, energy, _ = SLOW[kind]
         fast = SLOW[FALLBACK[kind]][:2] if kind in FALLBACK else ("r_flop", "e_flop_j")
@@ -279,9 +280,7 @@ def predict(calibration: dict, ops: dict) -> dict:
                 "status": f"{100 * shares[k]:.1f} % of its FLOPs are in {KIND_WORDS[k][0]}, and "
                 f"the step-time calibration had {why} to take their rate from"
             }
-    p = {k: calibration.get(k, math.nan) for k in PARAMETERS}  # a table older than a parameter
-    p[ATTENTION_TABLE] = table_of(calibration)
-    e, t, bound = step(p, ops, calibration["idle_w"], calibration["limit_w"])
+    e, t, bound = step(calibration, ops, calibration["idle_w"], calibration["limit_w"])
     z = float(stats.norm.ppf(0.5 + LEVEL / 2))
     bounds = [calibration["left_out_q95"], calibration.get("heldout_q95", math.nan)]
     bounds += [calibration.get(f"left_out_q95_{k}", math.nan) for k in kinds]
